@@ -1,0 +1,103 @@
+# licensor -- build, test, demo and benchmark.
+#
+#   make                 build the C module for Lua 5.4 (build/lua5.4/)
+#   make LUA=luajit      build it for OpenResty's LuaJIT 2.1 (build/luajit/)
+#   make path            print LUA_PATH / LUA_CPATH exports for this checkout
+#   make test            install what is missing, lint, run the suite on both
+#                        VMs and under ASan+UBSan; ends with "licensor: N passed, N failed"
+#   make demo            the FAQ questions answered on the bundled catalogue
+#   make bench           speed against a plain-Lua implementation
+
+LUA ?= lua5.4
+CC ?= cc
+
+ifeq ($(LUA),luajit)
+LUA_INC ?= /usr/include/luajit-2.1
+else
+LUA_INC ?= /usr/include/$(LUA)
+endif
+
+BUILD := build/$(LUA)
+CORE := $(BUILD)/licensor/core.so
+ASAN_BUILD := build/asan-lua5.4
+ASAN_CORE := $(ASAN_BUILD)/licensor/core.so
+
+SOURCES := csrc/date.c csrc/catalogue.c csrc/rules.c csrc/pricing.c csrc/renewal.c \
+           csrc/fraud.c csrc/licensor.c
+HEADERS := $(wildcard csrc/*.h)
+
+WARNINGS := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wcast-qual -Wpointer-arith -Wwrite-strings \
+            -Wundef -Wformat=2 -Wvla -Wconversion -Wnull-dereference \
+            -Wdouble-promotion -Wold-style-definition
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c99 -fPIC $(WARNINGS) $(CFLAGS) -isystem $(LUA_INC)
+LDFLAGS_SO := -shared
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+             -fno-sanitize-recover=all
+
+LUA_PATH_HERE := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua
+APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
+                libsqlite3-dev libluajit2-5.1-2 libluajit2-5.1-dev luajit2 cppcheck gcc make
+
+.PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean
+
+all: $(CORE)
+
+$(CORE): $(SOURCES) $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_SO) -o $@ $(SOURCES)
+
+$(ASAN_CORE): $(SOURCES) $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -fPIC $(WARNINGS) $(SAN_FLAGS) -isystem /usr/include/lua5.4 \
+	  $(LDFLAGS_SO) -o $@ $(SOURCES)
+
+path:
+	@echo "export LUA_PATH='$(LUA_PATH_HERE);;'"
+	@echo "export LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;'"
+
+# Installs only what is missing, so a provisioned machine never calls apt.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lint:
+	luacheck -q lua spec
+
+cppcheck:
+	cppcheck --quiet --error-exitcode=1 --std=c99 --enable=warning,style,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -I csrc $(SOURCES)
+
+test: deps
+	@$(MAKE) --no-print-directory LUA=lua5.4 all
+	@$(MAKE) --no-print-directory LUA=luajit all
+	@$(MAKE) --no-print-directory $(ASAN_CORE)
+	@$(MAKE) --no-print-directory lint cppcheck
+	@sh spec/support/run-suites.sh
+
+demo: deps all
+	@LUA_PATH='$(LUA_PATH_HERE);;' LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;' \
+	  $(LUA) -e 'require("licensor.demo").run()'
+
+bench: deps
+	@$(MAKE) --no-print-directory LUA=lua5.4 all
+	@$(MAKE) --no-print-directory LUA=luajit all
+	@for vm in lua5.4 luajit; do \
+	  LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" \
+	    $$vm spec/bench/eligible.lua || exit 1; \
+	done
+
+rockcheck: deps
+	@sh spec/support/rockcheck.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,292 @@
+/*
+ * catalogue.c -- validation and indexes of the compiled catalogue, and the
+ * binary searches every query is made of.
+ */
+#include "catalogue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lsr_policy_defaults(lsr_policy *policy)
+{
+  policy->ms_months = 12;
+  policy->trial_days = 30;
+  policy->migration_days = 30;
+  policy->migration_extra = 1;
+  policy->checkin_grace_days = 7;
+  policy->renewal_basis = LSR_BASIS_FROM_EXPIRY;
+  policy->phone_after_days = 7;
+  policy->disable_after_days = 14;
+}
+
+lsr_catalogue *lsr_catalogue_new(int n_products)
+{
+  lsr_catalogue *cat = calloc(1, sizeof *cat);
+  if (cat == NULL) return NULL;
+  lsr_policy_defaults(&cat->policy);
+  if (n_products > 0) {
+    cat->products = calloc((size_t)n_products, sizeof *cat->products);
+    if (cat->products == NULL) {
+      free(cat);
+      return NULL;
+    }
+  }
+  cat->n_products = n_products;
+  return cat;
+}
+
+static void free_strings(char **list, int n)
+{
+  if (list == NULL) return;
+  for (int i = 0; i < n; i++) free(list[i]);
+  free(list);
+}
+
+static void free_product(lsr_product *p)
+{
+  free(p->id);
+  free(p->name);
+  free(p->unit);
+  free_strings(p->editions, p->n_editions);
+  free_strings(p->addons, p->n_addons);
+  if (p->builds != NULL)
+    for (int i = 0; i < p->n_builds; i++) free(p->builds[i].version);
+  free(p->builds);
+  free(p->barriers_before);
+  free(p->majors);
+  free(p->prices);
+}
+
+void lsr_catalogue_free(lsr_catalogue *cat)
+{
+  if (cat == NULL) return;
+  for (int i = 0; i < cat->n_products; i++) free_product(&cat->products[i]);
+  free(cat->products);
+  free(cat);
+}
+
+static int compare_products(const void *a, const void *b)
+{
+  const lsr_product *x = a, *y = b;
+  return strcmp(x->id, y->id);
+}
+
+static int compare_builds(const void *a, const void *b)
+{
+  const lsr_build *x = a, *y = b;
+  return (x->number > y->number) - (x->number < y->number);
+}
+
+static int compare_prices(const void *a, const void *b)
+{
+  const lsr_price *x = a, *y = b;
+  if (x->major != y->major) return (x->major > y->major) - (x->major < y->major);
+  if (x->edition != y->edition) return (x->edition > y->edition) - (x->edition < y->edition);
+  return (x->level > y->level) - (x->level < y->level);
+}
+
+/* Names must be unique within a list (editions, add-ons). */
+static const char *first_duplicate(char **names, int n)
+{
+  for (int i = 1; i < n; i++)
+    for (int j = 0; j < i; j++)
+      if (strcmp(names[i], names[j]) == 0) return names[i];
+  return NULL;
+}
+
+static bool check_build_order(const lsr_product *p, char *err, size_t errlen, int64_t *bad_build)
+{
+  char a[LSR_DATE_LEN + 1], b[LSR_DATE_LEN + 1];
+  for (int i = 1; i < p->n_builds; i++) {
+    const lsr_build *prev = &p->builds[i - 1], *cur = &p->builds[i];
+    *bad_build = cur->number;
+    if (cur->number == prev->number) {
+      snprintf(err, errlen, "product '%s': build %lld appears twice", p->id,
+               (long long)cur->number);
+      return false;
+    }
+    if (cur->released < prev->released) {
+      lsr_date_format(cur->released, a);
+      lsr_date_format(prev->released, b);
+      snprintf(err, errlen,
+               "product '%s': build %lld released %s is older than build %lld released %s",
+               p->id, (long long)cur->number, a, (long long)prev->number, b);
+      return false;
+    }
+    if (cur->major < prev->major) {
+      snprintf(err, errlen,
+               "product '%s': build %lld has major %lld, lower than build %lld's major %lld",
+               p->id, (long long)cur->number, (long long)cur->major,
+               (long long)prev->number, (long long)prev->major);
+      return false;
+    }
+  }
+  *bad_build = -1;
+  return true;
+}
+
+/* Builds are sorted, so each major version is one contiguous run. */
+static bool index_builds(lsr_product *p)
+{
+  int n = p->n_builds;
+  p->barriers_before = malloc(((size_t)n + 1) * sizeof *p->barriers_before);
+  p->majors = malloc(((size_t)n + 1) * sizeof *p->majors);
+  if (p->barriers_before == NULL || p->majors == NULL) return false;
+  p->barriers_before[0] = 0;
+  p->n_majors = 0;
+  for (int i = 0; i < n; i++) {
+    const lsr_build *b = &p->builds[i];
+    p->barriers_before[i + 1] = p->barriers_before[i] + (b->no_rollback ? 1 : 0);
+    if (p->n_majors == 0 || p->majors[p->n_majors - 1].major != b->major) {
+      lsr_major *m = &p->majors[p->n_majors++];
+      m->major = b->major;
+      m->first = i;
+      m->count = 0;
+    }
+    p->majors[p->n_majors - 1].count++;
+  }
+  return true;
+}
+
+static bool compile_product(lsr_product *p, char *err, size_t errlen, int64_t *bad_build)
+{
+  const char *dup;
+  if (p->n_editions < 1) {
+    snprintf(err, errlen, "product '%s': editions must list at least one edition", p->id);
+    return false;
+  }
+  if ((dup = first_duplicate(p->editions, p->n_editions)) != NULL) {
+    snprintf(err, errlen, "product '%s': edition '%s' is listed twice", p->id, dup);
+    return false;
+  }
+  if ((dup = first_duplicate(p->addons, p->n_addons)) != NULL) {
+    snprintf(err, errlen, "product '%s': add-on '%s' is listed twice", p->id, dup);
+    return false;
+  }
+  if (p->n_builds > 0) qsort(p->builds, (size_t)p->n_builds, sizeof *p->builds, compare_builds);
+  if (!check_build_order(p, err, errlen, bad_build)) return false;
+  if (!index_builds(p)) {
+    snprintf(err, errlen, "out of memory");
+    return false;
+  }
+  if (p->n_prices > 0) qsort(p->prices, (size_t)p->n_prices, sizeof *p->prices, compare_prices);
+  return true;
+}
+
+bool lsr_catalogue_compile(lsr_catalogue *cat, char *err, size_t errlen,
+                           int *bad_product, int64_t *bad_build)
+{
+  *bad_product = -1;
+  *bad_build = -1;
+  if (cat->n_products < 1) {
+    snprintf(err, errlen, "products: the catalogue lists no product");
+    return false;
+  }
+  qsort(cat->products, (size_t)cat->n_products, sizeof *cat->products, compare_products);
+  cat->n_builds = 0;
+  for (int i = 0; i < cat->n_products; i++) {
+    lsr_product *p = &cat->products[i];
+    if (i > 0 && strcmp(p->id, cat->products[i - 1].id) == 0) {
+      *bad_product = i;
+      snprintf(err, errlen, "product '%s' is listed twice", p->id);
+      return false;
+    }
+    if (!compile_product(p, err, errlen, bad_build)) {
+      *bad_product = i;
+      return false;
+    }
+    p->record_base = cat->n_builds;
+    cat->n_builds += p->n_builds;
+  }
+  return true;
+}
+
+const lsr_product *lsr_find_product(const lsr_catalogue *cat, const char *id, size_t len)
+{
+  int lo = 0, hi = cat->n_products - 1;
+  while (lo <= hi) {
+    int mid = lo + (hi - lo) / 2;
+    const char *name = cat->products[mid].id;
+    int c = strncmp(name, id, len);
+    if (c == 0) c = name[len] == '\0' ? 0 : 1;
+    if (c == 0) return &cat->products[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return NULL;
+}
+
+static int find_name(char **names, int n, const char *name, size_t len)
+{
+  for (int i = 0; i < n; i++)
+    if (strncmp(names[i], name, len) == 0 && names[i][len] == '\0') return i;
+  return -1;
+}
+
+int lsr_find_edition(const lsr_product *p, const char *name, size_t len)
+{
+  return find_name(p->editions, p->n_editions, name, len);
+}
+
+int lsr_find_addon(const lsr_product *p, const char *name, size_t len)
+{
+  return find_name(p->addons, p->n_addons, name, len);
+}
+
+int lsr_find_build(const lsr_product *p, int64_t number)
+{
+  int lo = 0, hi = p->n_builds - 1;
+  while (lo <= hi) {
+    int mid = lo + (hi - lo) / 2;
+    int64_t n = p->builds[mid].number;
+    if (n == number) return mid;
+    if (n < number) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/* Last index in [first, first+count) released on or before day, or -1:
+ * release dates are non-decreasing along build numbers. */
+static int last_released_by(const lsr_build *builds, int first, int count, lsr_day day)
+{
+  int lo = first, hi = first + count;   /* answer is lo - 1 */
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (builds[mid].released <= day) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1 >= first ? lo - 1 : -1;
+}
+
+int lsr_newest_released_by(const lsr_product *p, lsr_day day)
+{
+  return last_released_by(p->builds, 0, p->n_builds, day);
+}
+
+int lsr_newest_of_major_by(const lsr_product *p, int64_t major, lsr_day day)
+{
+  int lo = 0, hi = p->n_majors - 1;
+  while (lo <= hi) {
+    int mid = lo + (hi - lo) / 2;
+    const lsr_major *m = &p->majors[mid];
+    if (m->major == major) return last_released_by(p->builds, m->first, m->count, day);
+    if (m->major < major) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+int64_t lsr_find_price(const lsr_product *p, int64_t major, int edition, lsr_level level)
+{
+  lsr_price key;
+  const lsr_price *hit;
+  key.major = major;
+  key.edition = edition;
+  key.level = level;
+  key.price = 0;
+  if (p->n_prices == 0) return -1;
+  hit = bsearch(&key, p->prices, (size_t)p->n_prices, sizeof *p->prices, compare_prices);
+  return hit != NULL ? hit->price : -1;
+}

@@ -1,0 +1,116 @@
+/*
+ * catalogue.h -- the compiled, immutable product catalogue.
+ *
+ * The binding fills the structures from a Lua table, then
+ * lsr_catalogue_compile() validates them (SPEC section 2) and builds the
+ * indexes every query uses: builds sorted by number, a contiguous range of
+ * builds per major version, a prefix count of rollback barriers and a sorted
+ * price table.  After compile nothing is written again.
+ */
+#ifndef LICENSOR_CATALOGUE_H
+#define LICENSOR_CATALOGUE_H
+
+#include "date.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A license level: a positive integer, or "unlimited" above every integer. */
+typedef int64_t lsr_level;
+#define LSR_LEVEL_UNLIMITED INT64_MAX
+#define LSR_LEVEL_NONE 0
+
+/* Largest integer accepted for build numbers, levels and prices (2^53 - 1):
+ * beyond it a Lua 5.1 number is no longer exact. */
+#define LSR_INT_MAX 9007199254740991LL
+
+typedef struct {
+  int64_t number;
+  int64_t major;
+  lsr_day released;
+  bool no_rollback;
+  char *version;
+  int source_index;  /* position in the catalogue's Lua array, for messages */
+} lsr_build;
+
+typedef struct {
+  int64_t major;
+  int first;         /* index of the first build of this major */
+  int count;
+} lsr_major;
+
+typedef struct {
+  int64_t major;
+  int edition;       /* index into the product's editions */
+  lsr_level level;
+  int64_t price;     /* minor units */
+} lsr_price;
+
+typedef struct {
+  char *id;
+  char *name;
+  char *unit;
+  char **editions;   /* lowest rank first */
+  int n_editions;
+  char **addons;
+  int n_addons;
+  lsr_build *builds; /* ascending by number once compiled */
+  int n_builds;
+  int *barriers_before; /* barriers_before[i]: no_rollback builds in [0, i) */
+  lsr_major *majors;
+  int n_majors;
+  lsr_price *prices;
+  int n_prices;
+  int record_base;   /* index of builds[0] in the Lua array of build records */
+} lsr_product;
+
+enum { LSR_BASIS_FROM_EXPIRY, LSR_BASIS_FROM_RENEWAL };
+
+typedef struct {
+  int ms_months;
+  int trial_days;
+  int migration_days;
+  int migration_extra;
+  int checkin_grace_days;
+  int renewal_basis;
+  int phone_after_days;    /* ladder: days after the first step */
+  int disable_after_days;
+} lsr_policy;
+
+typedef struct {
+  lsr_product *products;   /* sorted by id once compiled */
+  int n_products;
+  int n_builds;            /* all products together */
+  lsr_policy policy;
+} lsr_catalogue;
+
+void lsr_policy_defaults(lsr_policy *policy);
+
+/* Allocates a catalogue with n zeroed products; NULL when out of memory. */
+lsr_catalogue *lsr_catalogue_new(int n_products);
+void lsr_catalogue_free(lsr_catalogue *cat);
+
+/* Validates and indexes.  On failure writes a message naming the product,
+ * build or price at fault into err and returns false; *bad_product and
+ * *bad_build (-1 when not applicable) locate it. */
+bool lsr_catalogue_compile(lsr_catalogue *cat, char *err, size_t errlen,
+                           int *bad_product, int64_t *bad_build);
+
+const lsr_product *lsr_find_product(const lsr_catalogue *cat, const char *id, size_t len);
+int lsr_find_edition(const lsr_product *p, const char *name, size_t len);
+int lsr_find_addon(const lsr_product *p, const char *name, size_t len);
+
+/* Index of the build with that number, or -1. */
+int lsr_find_build(const lsr_product *p, int64_t number);
+
+/* Index of the newest build released on or before `day`, or -1. */
+int lsr_newest_released_by(const lsr_product *p, lsr_day day);
+
+/* Same, restricted to one major version; -1 if none. */
+int lsr_newest_of_major_by(const lsr_product *p, int64_t major, lsr_day day);
+
+/* Price of (major, edition, level), or -1 when the table has none. */
+int64_t lsr_find_price(const lsr_product *p, int64_t major, int edition, lsr_level level);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * fraud.c -- R9 active installations and the R10 migration window.
+ *
+ * Each installation is active on the half-open interval
+ * [first_seen, min(deactivated, last_seen + grace + 1)).  A sweep over the
+ * interval ends, oldest first, finds where the current run of excess began.
+ */
+#include "fraud.h"
+
+#include <stdlib.h>
+
+int lsr_allowed_installations(bool failover)
+{
+  return failover ? 2 : 1;
+}
+
+/* First day the installation is no longer active. */
+static lsr_day active_until(const lsr_installation *inst, int grace_days)
+{
+  lsr_day seen = inst->last_seen != LSR_NO_DAY ? inst->last_seen : inst->first_seen;
+  lsr_day end = seen + grace_days + 1;
+  if (inst->deactivated != LSR_NO_DAY && inst->deactivated < end) end = inst->deactivated;
+  return end;
+}
+
+bool lsr_installation_active(const lsr_installation *inst, int grace_days, lsr_day day)
+{
+  return inst->first_seen <= day && day < active_until(inst, grace_days);
+}
+
+static int compare_edges(const void *a, const void *b)
+{
+  const lsr_edge *x = a, *y = b;
+  return (x->day > y->day) - (x->day < y->day);
+}
+
+void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
+                          const lsr_policy *policy, lsr_day on, lsr_edge *scratch,
+                          lsr_migration *out)
+{
+  int n_edges = 0, count = 0;
+  lsr_day run_start = LSR_NO_DAY;
+  out->allowed = allowed;
+  out->active = 0;
+  for (int i = 0; i < n; i++) {
+    lsr_day begin = inst[i].first_seen, end = active_until(&inst[i], policy->checkin_grace_days);
+    if (begin > on || end <= begin) continue;
+    if (on < end) out->active++;
+    scratch[n_edges].day = begin;
+    scratch[n_edges++].delta = 1;
+    if (end <= on) {
+      scratch[n_edges].day = end;
+      scratch[n_edges++].delta = -1;
+    }
+  }
+  out->state = LSR_MIGRATION_OK;
+  out->since = out->deadline = LSR_NO_DAY;
+  if (out->active <= allowed) return;
+  qsort(scratch, (size_t)n_edges, sizeof *scratch, compare_edges);
+  for (int i = 0; i < n_edges;) {
+    lsr_day day = scratch[i].day;
+    for (; i < n_edges && scratch[i].day == day; i++) count += scratch[i].delta;
+    if (count <= allowed) run_start = LSR_NO_DAY;
+    else if (run_start == LSR_NO_DAY) run_start = day;
+  }
+  out->since = run_start;
+  out->deadline = run_start + policy->migration_days - 1;
+  out->state = on <= out->deadline ? LSR_MIGRATION_MIGRATING : LSR_MIGRATION_FRAUD;
+}
