@@ -54,6 +54,7 @@ static void free_product(lsr_product *p)
     for (int i = 0; i < p->n_builds; i++) free(p->builds[i].version);
   free(p->builds);
   free(p->barriers_before);
+  free(p->released);
   free(p->majors);
   free(p->prices);
 }
@@ -132,11 +133,13 @@ static bool index_builds(lsr_product *p)
   int n = p->n_builds;
   p->barriers_before = malloc(((size_t)n + 1) * sizeof *p->barriers_before);
   p->majors = malloc(((size_t)n + 1) * sizeof *p->majors);
-  if (p->barriers_before == NULL || p->majors == NULL) return false;
+  p->released = malloc(((size_t)n + 1) * sizeof *p->released);
+  if (p->barriers_before == NULL || p->majors == NULL || p->released == NULL) return false;
   p->barriers_before[0] = 0;
   p->n_majors = 0;
   for (int i = 0; i < n; i++) {
     const lsr_build *b = &p->builds[i];
+    p->released[i] = b->released;
     p->barriers_before[i + 1] = p->barriers_before[i] + (b->no_rollback ? 1 : 0);
     if (p->n_majors == 0 || p->majors[p->n_majors - 1].major != b->major) {
       lsr_major *m = &p->majors[p->n_majors++];
@@ -187,6 +190,7 @@ bool lsr_catalogue_compile(lsr_catalogue *cat, char *err, size_t errlen,
   cat->n_builds = 0;
   for (int i = 0; i < cat->n_products; i++) {
     lsr_product *p = &cat->products[i];
+    p->id_len = strlen(p->id);
     if (i > 0 && strcmp(p->id, cat->products[i - 1].id) == 0) {
       *bad_product = i;
       snprintf(err, errlen, "product '%s' is listed twice", p->id);
@@ -207,10 +211,11 @@ const lsr_product *lsr_find_product(const lsr_catalogue *cat, const char *id, si
   int lo = 0, hi = cat->n_products - 1;
   while (lo <= hi) {
     int mid = lo + (hi - lo) / 2;
-    const char *name = cat->products[mid].id;
-    int c = strncmp(name, id, len);
-    if (c == 0) c = name[len] == '\0' ? 0 : 1;
-    if (c == 0) return &cat->products[mid];
+    const lsr_product *p = &cat->products[mid];
+    size_t common = p->id_len < len ? p->id_len : len;
+    int c = memcmp(p->id, id, common);
+    if (c == 0) c = (p->id_len > len) - (p->id_len < len);
+    if (c == 0) return p;
     if (c < 0) lo = mid + 1;
     else hi = mid - 1;
   }
@@ -249,12 +254,12 @@ int lsr_find_build(const lsr_product *p, int64_t number)
 
 /* Last index in [first, first+count) released on or before day, or -1:
  * release dates are non-decreasing along build numbers. */
-static int last_released_by(const lsr_build *builds, int first, int count, lsr_day day)
+static int last_released_by(const lsr_day *released, int first, int count, lsr_day day)
 {
   int lo = first, hi = first + count;   /* answer is lo - 1 */
   while (lo < hi) {
     int mid = lo + (hi - lo) / 2;
-    if (builds[mid].released <= day) lo = mid + 1;
+    if (released[mid] <= day) lo = mid + 1;
     else hi = mid;
   }
   return lo - 1 >= first ? lo - 1 : -1;
@@ -262,7 +267,7 @@ static int last_released_by(const lsr_build *builds, int first, int count, lsr_d
 
 int lsr_newest_released_by(const lsr_product *p, lsr_day day)
 {
-  return last_released_by(p->builds, 0, p->n_builds, day);
+  return last_released_by(p->released, 0, p->n_builds, day);
 }
 
 int lsr_newest_of_major_by(const lsr_product *p, int64_t major, lsr_day day)
@@ -271,7 +276,7 @@ int lsr_newest_of_major_by(const lsr_product *p, int64_t major, lsr_day day)
   while (lo <= hi) {
     int mid = lo + (hi - lo) / 2;
     const lsr_major *m = &p->majors[mid];
-    if (m->major == major) return last_released_by(p->builds, m->first, m->count, day);
+    if (m->major == major) return last_released_by(p->released, m->first, m->count, day);
     if (m->major < major) lo = mid + 1;
     else hi = mid - 1;
   }

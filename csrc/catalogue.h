@@ -49,6 +49,7 @@ typedef struct {
 
 typedef struct {
   char *id;
+  size_t id_len;
   char *name;
   char *unit;
   char **editions;   /* lowest rank first */
@@ -57,6 +58,7 @@ typedef struct {
   int n_addons;
   lsr_build *builds; /* ascending by number once compiled */
   int n_builds;
+  lsr_day *released; /* released[i] == builds[i].released, packed for searching */
   int *barriers_before; /* barriers_before[i]: no_rollback builds in [0, i) */
   lsr_major *majors;
   int n_majors;

@@ -32,6 +32,10 @@
 #endif
 
 /* rawget/rawgeti that return the type of the pushed value on every VM. */
+#if LUA_VERSION_NUM >= 503
+#define lsr_rawget(L, idx) lua_rawget((L), (idx))
+#define lsr_rawgeti(L, idx, n) lua_rawgeti((L), (idx), (n))
+#else
 static inline int lsr_rawget(lua_State *L, int idx)
 {
   lua_rawget(L, idx);
@@ -43,27 +47,30 @@ static inline int lsr_rawgeti(lua_State *L, int idx, int n)
   lua_rawgeti(L, idx, n);
   return lua_type(L, -1);
 }
+#endif
 
 /* True if the value at idx is a number holding an exact integer in the
  * range every VM represents exactly (|n| < 2^53); stores it in *out. */
 static inline int lsr_tointeger_exact(lua_State *L, int idx, long long *out)
 {
-  lua_Number n;
   if (lua_type(L, idx) != LUA_TNUMBER) return 0;
 #if LUA_VERSION_NUM >= 503
-  if (lua_isinteger(L, idx)) {
-    lua_Integer i = lua_tointeger(L, idx);
-    if (i <= -9007199254740992LL || i >= 9007199254740992LL) return 0;
+  {
+    /* One call: integers, and floats with an integral value, convert. */
+    int ok;
+    lua_Integer i = lua_tointegerx(L, idx, &ok);
+    if (!ok || i <= -9007199254740992LL || i >= 9007199254740992LL) return 0;
     *out = (long long)i;
     return 1;
   }
-#endif
-  n = lua_tonumber(L, idx);
+#else
+  lua_Number n = lua_tonumber(L, idx);
   /* NaN fails both comparisons; infinities fail the range check. */
   if (!(n > -9007199254740992.0 && n < 9007199254740992.0)) return 0;
   if ((lua_Number)(long long)n != n) return 0;
   *out = (long long)n;
   return 1;
+#endif
 }
 
 #endif

@@ -24,6 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define PRINTF_LIKE(fmt, args)
+#endif
+
 #define CATALOGUE_MT "licensor.catalogue"
 #define ERRLEN 512
 
@@ -72,12 +78,16 @@ static int push_failure(lua_State *L, int first, const char *code)
   return 3;
 }
 
+static int fail(lua_State *L, const char *code, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
 static int fail(lua_State *L, const char *code, const char *fmt, ...)
 {
+  char msg[ERRLEN];
   va_list ap;
   va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  lua_pushstring(L, msg);
   return push_failure(L, 0, code);
 }
 
@@ -102,12 +112,12 @@ static void check_table(lua_State *L, int arg, const char *what)
                                           luaL_typename(L, arg)));
 }
 
+/* The metatable it leaves on the stack is harmless and saves a pop. */
 static lsr_catalogue *check_catalogue(lua_State *L)
 {
   catalogue_box *box = lua_touserdata(L, 1);
   if (box == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, UV(UV_MT)))
     luaL_argerror(L, 1, "catalogue expected (use cat:method(...))");
-  lua_pop(L, 1);
   if (box->cat == NULL) luaL_argerror(L, 1, "catalogue is closed");
   return box->cat;
 }
@@ -153,26 +163,34 @@ static int read_on(lua_State *L, int arg, lsr_day *on)
 /* Licenses                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Pushes a short label for messages: "license 'KEY'" or "license of 'product'". */
-static void license_label(lua_State *L, int lic_idx)
+/* Writes "license 'KEY'" (or "license") into buf; returns its length.
+ * Messages are formatted in C buffers: one Lua string per failure. */
+static size_t license_label(lua_State *L, int lic_idx, char *buf, size_t size)
 {
+  int n;
   lua_pushvalue(L, UV(UV_KEY));
   if (lsr_rawget(L, lic_idx) == LUA_TSTRING)
-    lua_pushfstring(L, "license '%s'", lua_tostring(L, -1));
+    n = snprintf(buf, size, "license '%.64s'", lua_tostring(L, -1));
   else
-    lua_pushliteral(L, "license");
-  lua_replace(L, -2);
+    n = snprintf(buf, size, "license");
+  lua_pop(L, 1);
+  return n < 0 ? 0 : (size_t)n;
 }
 
 static int license_fail(lua_State *L, int lic_idx, const char *code, const char *fmt, ...)
+  PRINTF_LIKE(4, 5);
+
+static int license_fail(lua_State *L, int lic_idx, const char *code, const char *fmt, ...)
 {
+  char msg[ERRLEN];
   va_list ap;
-  license_label(L, lic_idx);
-  lua_pushliteral(L, ": ");
+  size_t used = license_label(L, lic_idx, msg, sizeof msg - 2);
+  msg[used++] = ':';
+  msg[used++] = ' ';
   va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
+  vsnprintf(msg + used, sizeof msg - used, fmt, ap);
   va_end(ap);
-  lua_concat(L, 3);
+  lua_pushstring(L, msg);
   return push_failure(L, 0, code);
 }
 
@@ -183,43 +201,46 @@ static int get_field(lua_State *L, int lic_idx, int uv)
   return lsr_rawget(L, lic_idx);
 }
 
-/* A date field of the license at the top of the stack, popped afterwards. */
-static int take_date_field(lua_State *L, int lic_idx, int uv, bool required, lsr_day *out)
+/* Validates the date at stack index v, the value of field uv. */
+static int date_field(lua_State *L, int lic_idx, int uv, int v, bool required, lsr_day *out)
 {
-  int r;
-  get_field(L, lic_idx, uv);
-  r = read_date(L, -1, out);
-  if (r == DATE_OK || (r == DATE_ABSENT && !required)) {
-    if (r == DATE_ABSENT) *out = LSR_NO_DAY;
-    lua_pop(L, 1);
-    return 0;
+  int r = read_date(L, v, out);
+  const char *field = upvalue_strings[uv - UV_PRODUCT];
+  if (r == DATE_OK) return 0;
+  if (r == DATE_ABSENT) {
+    *out = LSR_NO_DAY;
+    if (!required) return 0;
+    return license_fail(L, lic_idx, "invalid_date", "field '%s' is required (YYYY-MM-DD)", field);
   }
-  if (r == DATE_ABSENT)
-    return license_fail(L, lic_idx, "invalid_date", "field '%s' is required (YYYY-MM-DD)",
-                        upvalue_strings[uv - UV_PRODUCT]);
-  if (lua_type(L, -1) == LUA_TSTRING)
+  if (lua_type(L, v) == LUA_TSTRING)
     return license_fail(L, lic_idx, "invalid_date", "field '%s': '%s' is not a date (YYYY-MM-DD)",
-                        upvalue_strings[uv - UV_PRODUCT], lua_tostring(L, -1));
+                        field, lua_tostring(L, v));
   return license_fail(L, lic_idx, "invalid_date", "field '%s': date string expected, got %s",
-                      upvalue_strings[uv - UV_PRODUCT], luaL_typename(L, -1));
+                      field, luaL_typename(L, v));
 }
 
-/* A positive integer field (absent: *out = 0). */
-static int take_count_field(lua_State *L, int lic_idx, int uv, long long max, int64_t *out)
+/* Pushes lic[field] and validates it as a date (for callers outside the
+ * hot path). */
+static int take_date_field(lua_State *L, int lic_idx, int uv, bool required, lsr_day *out)
 {
-  long long v;
-  int t = get_field(L, lic_idx, uv);
-  if (t == LUA_TNIL) {
+  get_field(L, lic_idx, uv);
+  return date_field(L, lic_idx, uv, lua_gettop(L), required, out);
+}
+
+/* A positive integer at stack index v (nil: *out = 0). */
+static int count_field(lua_State *L, int lic_idx, int uv, int v, long long max, int64_t *out)
+{
+  long long n;
+  if (lua_type(L, v) == LUA_TNIL) {
     *out = 0;
-  } else if (lsr_tointeger_exact(L, -1, &v) && v >= 1 && v <= max) {
-    *out = v;
-  } else {
-    return license_fail(L, lic_idx, "invalid_license",
-                        "field '%s' must be a whole number from 1 to %d",
-                        upvalue_strings[uv - UV_PRODUCT], (int)(max > 1000000 ? 1000000 : max));
+    return 0;
   }
-  lua_pop(L, 1);
-  return 0;
+  if (lsr_tointeger_exact(L, v, &n) && n >= 1 && n <= max) {
+    *out = n;
+    return 0;
+  }
+  return license_fail(L, lic_idx, "invalid_license", "field '%s' must be a whole number from 1 to %s",
+                      upvalue_strings[uv - UV_PRODUCT], max == LSR_INT_MAX ? "2^53-1" : "36500");
 }
 
 /* A level: positive integer or "unlimited", at stack index idx. */
@@ -237,80 +258,111 @@ static bool read_level(lua_State *L, int idx, lsr_level *out)
   return false;
 }
 
-static int read_product(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic)
+/* The product named by lic.product (value at stack index v). */
+static int product_field(lua_State *L, const lsr_catalogue *cat, int lic_idx, int v, lsr_license *lic)
 {
   size_t len;
   const char *id;
-  if (get_field(L, lic_idx, UV_PRODUCT) != LUA_TSTRING)
+  if (lua_type(L, v) != LUA_TSTRING)
     return license_fail(L, lic_idx, "invalid_license", "field 'product' must be a product id string");
-  id = lua_tolstring(L, -1, &len);
+  id = lua_tolstring(L, v, &len);
   lic->product = lsr_find_product(cat, id, len);
   if (lic->product == NULL)
     return license_fail(L, lic_idx, "unknown_product", "unknown product '%s'", id);
-  lua_pop(L, 1);
   return 0;
 }
 
-static int read_kind(lua_State *L, int lic_idx, lsr_license *lic)
+static int read_product(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic)
 {
-  int t = get_field(L, lic_idx, UV_KIND);
-  if (t == LUA_TNIL || lua_rawequal(L, -1, UV(UV_PERPETUAL))) lic->kind = LSR_PERPETUAL;
-  else if (lua_rawequal(L, -1, UV(UV_LEASE))) lic->kind = LSR_LEASE;
-  else if (lua_rawequal(L, -1, UV(UV_TRIAL))) lic->kind = LSR_TRIAL;
+  get_field(L, lic_idx, UV_PRODUCT);
+  return product_field(L, cat, lic_idx, lua_gettop(L), lic);
+}
+
+static int kind_field(lua_State *L, int lic_idx, int v, lsr_license *lic)
+{
+  int t = lua_type(L, v);
+  if (t == LUA_TNIL || lua_rawequal(L, v, UV(UV_PERPETUAL))) lic->kind = LSR_PERPETUAL;
+  else if (lua_rawequal(L, v, UV(UV_LEASE))) lic->kind = LSR_LEASE;
+  else if (lua_rawequal(L, v, UV(UV_TRIAL))) lic->kind = LSR_TRIAL;
   else if (t == LUA_TSTRING)
     return license_fail(L, lic_idx, "invalid_license",
-                        "kind '%s' is not perpetual, lease or trial", lua_tostring(L, -1));
+                        "kind '%s' is not perpetual, lease or trial", lua_tostring(L, v));
   else
     return license_fail(L, lic_idx, "invalid_license", "field 'kind' must be a string, got %s",
-                        luaL_typename(L, -1));
-  lua_pop(L, 1);
+                        luaL_typename(L, v));
   return 0;
 }
 
-static int read_edition_level(lua_State *L, int lic_idx, lsr_license *lic)
+static int edition_field(lua_State *L, int lic_idx, int v, lsr_license *lic)
 {
   size_t len;
   const char *name;
-  int t = get_field(L, lic_idx, UV_EDITION);
+  int t = lua_type(L, v);
   lic->edition = -1;
-  if (t == LUA_TSTRING) {
-    name = lua_tolstring(L, -1, &len);
-    lic->edition = lsr_find_edition(lic->product, name, len);
-    if (lic->edition < 0)
-      return license_fail(L, lic_idx, "invalid_license", "product '%s' has no edition '%s'",
-                          lic->product->id, name);
-  } else if (t != LUA_TNIL) {
+  if (t == LUA_TNIL) return 0;
+  if (t != LUA_TSTRING)
     return license_fail(L, lic_idx, "invalid_license", "field 'edition' must be a string, got %s",
-                        luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-  t = get_field(L, lic_idx, UV_LEVEL);
-  lic->level = LSR_LEVEL_NONE;
-  if (t != LUA_TNIL && !read_level(L, -1, &lic->level))
-    return license_fail(L, lic_idx, "invalid_license",
-                        "field 'level' must be a positive whole number or \"unlimited\"");
-  lua_pop(L, 1);
+                        luaL_typename(L, v));
+  name = lua_tolstring(L, v, &len);
+  lic->edition = lsr_find_edition(lic->product, name, len);
+  if (lic->edition < 0)
+    return license_fail(L, lic_idx, "invalid_license", "product '%s' has no edition '%s'",
+                        lic->product->id, name);
   return 0;
 }
+
+static int level_field(lua_State *L, int lic_idx, int v, lsr_license *lic)
+{
+  lic->level = LSR_LEVEL_NONE;
+  if (lua_type(L, v) == LUA_TNIL || read_level(L, v, &lic->level)) return 0;
+  return license_fail(L, lic_idx, "invalid_license",
+                      "field 'level' must be a positive whole number or \"unlimited\"");
+}
+
+/* The fields the rules read, in validation order. */
+enum {
+  F_PRODUCT, F_KIND, F_EDITION, F_LEVEL, F_START, F_MS_EXPIRES, F_DISABLED, F_VERSION_LOCK
+};
+
+static const int field_upvalue[] = {
+  UV_PRODUCT, UV_KIND, UV_EDITION, UV_LEVEL, UV_START, UV_MS_EXPIRES, UV_DISABLED,
+  UV_VERSION_LOCK
+};
 
 /*
  * Reads and validates every field the rules use.  Returns 0, or the number
  * of results (nil, message, code) it pushed.  Order follows SPEC section 5:
  * unknown_product, then invalid_license / invalid_date field by field.
+ * All fields are fetched onto the stack first and left there: one rawget
+ * each and no pops keeps the hot path short.
  */
 static int read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic)
 {
-  int n;
-  if ((n = read_product(L, cat, lic_idx, lic))) return n;
-  if ((n = read_kind(L, lic_idx, lic))) return n;
-  if ((n = read_edition_level(L, lic_idx, lic))) return n;
-  if ((n = take_date_field(L, lic_idx, UV_START, true, &lic->start))) return n;
-  if ((n = take_date_field(L, lic_idx, UV_MS_EXPIRES, false, &lic->ms_expires))) return n;
-  if ((n = take_date_field(L, lic_idx, UV_DISABLED, false, &lic->disabled))) return n;
-  if ((n = take_date_field(L, lic_idx, UV_LEASE_ENDED, false, &lic->lease_ended))) return n;
-  if ((n = take_count_field(L, lic_idx, UV_TRIAL_DAYS, 36500, &lic->trial_days))) return n;
-  if (lic->trial_days == 0) lic->trial_days = cat->policy.trial_days;
-  if ((n = take_count_field(L, lic_idx, UV_VERSION_LOCK, LSR_INT_MAX, &lic->version_lock))) return n;
+  int n, base = lua_gettop(L) + 1;
+  for (int f = 0; f <= F_VERSION_LOCK; f++) get_field(L, lic_idx, field_upvalue[f]);
+  if ((n = product_field(L, cat, lic_idx, base + F_PRODUCT, lic))) return n;
+  if ((n = kind_field(L, lic_idx, base + F_KIND, lic))) return n;
+  if ((n = edition_field(L, lic_idx, base + F_EDITION, lic))) return n;
+  if ((n = level_field(L, lic_idx, base + F_LEVEL, lic))) return n;
+  if ((n = date_field(L, lic_idx, UV_START, base + F_START, true, &lic->start))) return n;
+  if ((n = date_field(L, lic_idx, UV_MS_EXPIRES, base + F_MS_EXPIRES, false, &lic->ms_expires))) return n;
+  if ((n = date_field(L, lic_idx, UV_DISABLED, base + F_DISABLED, false, &lic->disabled))) return n;
+  if ((n = count_field(L, lic_idx, UV_VERSION_LOCK, base + F_VERSION_LOCK, LSR_INT_MAX,
+                       &lic->version_lock)))
+    return n;
+  /* Fields of other kinds are not read: a perpetual license's rules never
+   * look at lease_ended or trial_days. */
+  lic->lease_ended = LSR_NO_DAY;
+  lic->trial_days = cat->policy.trial_days;
+  if (lic->kind == LSR_LEASE) {
+    get_field(L, lic_idx, UV_LEASE_ENDED);
+    return date_field(L, lic_idx, UV_LEASE_ENDED, lua_gettop(L), false, &lic->lease_ended);
+  }
+  if (lic->kind == LSR_TRIAL) {
+    get_field(L, lic_idx, UV_TRIAL_DAYS);
+    if ((n = count_field(L, lic_idx, UV_TRIAL_DAYS, lua_gettop(L), 36500, &lic->trial_days))) return n;
+    if (lic->trial_days == 0) lic->trial_days = cat->policy.trial_days;
+  }
   return 0;
 }
 
@@ -327,11 +379,11 @@ static int read_query(lua_State *L, const lsr_catalogue *cat, lsr_license *lic, 
 /* Answers                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Pushes the shared record (the user value stays below it on the stack). */
 static void push_build(lua_State *L, const lsr_product *p, int build)
 {
   lsr_getuservalue(L, 1);
   lsr_rawgeti(L, -1, p->record_base + build + 1);
-  lua_replace(L, -2);
 }
 
 static const char *code_name(lsr_code code)
@@ -344,35 +396,37 @@ static const char *code_name(lsr_code code)
   return names[code];
 }
 
-/* Pushes the message explaining why a valid-looking license has no build. */
+/* Pushes the message explaining why a well-formed license has no build. */
 static void push_refusal_message(lua_State *L, int lic_idx, const lsr_license *lic, lsr_day on,
                                  lsr_code code)
 {
-  char a[LSR_DATE_LEN + 1], b[LSR_DATE_LEN + 1];
-  license_label(L, lic_idx);
+  char msg[ERRLEN], a[LSR_DATE_LEN + 1], b[LSR_DATE_LEN + 1];
+  size_t used = license_label(L, lic_idx, msg, sizeof msg);
+  char *rest = msg + used;
+  size_t room = sizeof msg - used;
   switch (code) {
   case LSR_DISABLED:
-    lua_pushfstring(L, " is disabled since %s", date_text(lic->disabled, a));
+    snprintf(rest, room, " is disabled since %s", date_text(lic->disabled, a));
     break;
   case LSR_NOT_STARTED:
-    lua_pushfstring(L, " starts on %s, after %s", date_text(lic->start, a), date_text(on, b));
+    snprintf(rest, room, " starts on %s, after %s", date_text(lic->start, a), date_text(on, b));
     break;
   case LSR_EXPIRED:
     if (lic->kind == LSR_LEASE)
-      lua_pushfstring(L, " expired: the lease ended on %s", date_text(lic->lease_ended, a));
+      snprintf(rest, room, " expired: the lease ended on %s", date_text(lic->lease_ended, a));
     else
-      lua_pushfstring(L, " expired: the trial ended on %s", date_text(lsr_trial_end(lic), a));
+      snprintf(rest, room, " expired: the trial ended on %s", date_text(lsr_trial_end(lic), a));
     break;
   default:
     if (lic->version_lock != 0)
-      lua_pushfstring(L, ": product '%s' has no %d.x build released by %s", lic->product->id,
-                      (int)lic->version_lock, date_text(on, a));
+      snprintf(rest, room, ": product '%s' has no %lld.x build released by %s", lic->product->id,
+               (long long)lic->version_lock, date_text(on, a));
     else
-      lua_pushfstring(L, ": product '%s' has no build old enough for this license on %s",
-                      lic->product->id, date_text(on, a));
+      snprintf(rest, room, ": product '%s' has no build old enough for this license on %s",
+               lic->product->id, date_text(on, a));
     break;
   }
-  lua_concat(L, 2);
+  lua_pushstring(L, msg);
 }
 
 static int push_refusal(lua_State *L, int first, int lic_idx, const lsr_license *lic, lsr_day on,
