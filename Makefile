@@ -23,7 +23,7 @@ ASAN_BUILD := build/asan-lua5.4
 ASAN_CORE := $(ASAN_BUILD)/licensor/core.so
 
 SOURCES := csrc/date.c csrc/catalogue.c csrc/rules.c csrc/pricing.c csrc/renewal.c \
-           csrc/fraud.c csrc/licensor.c
+           csrc/fraud.c csrc/ffi.c csrc/licensor.c
 HEADERS := $(wildcard csrc/*.h)
 
 WARNINGS := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \

@@ -1344,6 +1344,17 @@ static int cat_tostring(lua_State *L)
 /* Module functions                                                    */
 /* ------------------------------------------------------------------ */
 
+/* core._internals(cat) -> compiled catalogue pointer, build records: what
+ * the LuaJIT FFI path (lua/licensor/ffi.lua) needs to answer by itself. */
+static int l_internals(lua_State *L)
+{
+  catalogue_box *box = luaL_checkudata(L, 1, CATALOGUE_MT);
+  if (box->cat == NULL) return 0;
+  lua_pushlightuserdata(L, box->cat);
+  lsr_getuservalue(L, 1);
+  return 2;
+}
+
 /* licensor.day("YYYY-MM-DD") -> day number (days since 1970-01-01). */
 static int l_day(lua_State *L)
 {
@@ -1514,6 +1525,7 @@ static const luaL_Reg module_functions[] = {
   { "day", l_day },
   { "date", l_date },
   { "today", l_today },
+  { "_internals", l_internals },
   { NULL, NULL }
 };
 
