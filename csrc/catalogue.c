@@ -50,6 +50,7 @@ static void free_product(lsr_product *p)
   free(p->unit);
   free_strings(p->editions, p->n_editions);
   free_strings(p->addons, p->n_addons);
+  free(p->addon_prices);
   if (p->builds != NULL)
     for (int i = 0; i < p->n_builds; i++) free(p->builds[i].version);
   free(p->builds);

@@ -56,6 +56,7 @@ typedef struct {
   int n_editions;
   char **addons;
   int n_addons;
+  int64_t *addon_prices; /* yearly price per add-on, -1 when not priced */
   lsr_build *builds; /* ascending by number once compiled */
   int n_builds;
   lsr_day *released; /* released[i] == builds[i].released, packed for searching */

@@ -1088,6 +1088,42 @@ static bool read_prices(lua_State *L, int idx, lsr_product *p, build_error *e)
   return true;
 }
 
+/* addon_prices = { eas = 9900, ... }: yearly prices of the listed add-ons. */
+static bool read_addon_prices(lua_State *L, int idx, lsr_product *p, build_error *e)
+{
+  int table;
+  p->addon_prices = malloc(((size_t)p->n_addons + 1) * sizeof *p->addon_prices);
+  if (p->addon_prices == NULL) luaL_error(L, "not enough memory");
+  for (int i = 0; i < p->n_addons; i++) p->addon_prices[i] = -1;
+  lua_getfield(L, idx, "addon_prices");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return true;
+  }
+  if (lua_type(L, -1) != LUA_TTABLE) return refuse(e, "product '%s': addon_prices must be a table", p->id);
+  table = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, table) != 0) {
+    size_t len;
+    long long price;
+    int addon = -1;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *name = lua_tolstring(L, -2, &len);
+      addon = lsr_find_addon(p, name, len);
+    }
+    if (addon < 0)
+      return refuse(e, "product '%s': addon_prices names %s, which is not in addons", p->id,
+                    key_text(L, -2));
+    if (!lsr_tointeger_exact(L, -1, &price) || price < 0)
+      return refuse(e, "product '%s': addon_prices.%s must be a whole number of minor units", p->id,
+                    p->addons[addon]);
+    p->addon_prices[addon] = price;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return true;
+}
+
 static bool read_product_entry(lua_State *L, int idx, int i, lsr_product *p, build_error *e)
 {
   lua_getfield(L, idx, "id");
@@ -1101,7 +1137,7 @@ static bool read_product_entry(lua_State *L, int idx, int i, lsr_product *p, bui
     return refuse(e, "product '%s': unit must be a non-empty string", p->id);
   return read_names(L, idx, "editions", true, &p->editions, &p->n_editions, e) &&
          read_names(L, idx, "addons", false, &p->addons, &p->n_addons, e) &&
-         read_builds(L, idx, p, e) && read_prices(L, idx, p, e);
+         read_addon_prices(L, idx, p, e) && read_builds(L, idx, p, e) && read_prices(L, idx, p, e);
 }
 
 typedef struct {
@@ -1271,6 +1307,13 @@ static int cat_products(lua_State *L)
     lua_setfield(L, -2, "editions");
     push_name_list(L, p->addons, p->n_addons);
     lua_setfield(L, -2, "addons");
+    lua_createtable(L, 0, p->n_addons);
+    for (int a = 0; a < p->n_addons; a++)
+      if (p->addon_prices[a] >= 0) {
+        lua_pushinteger(L, (lua_Integer)p->addon_prices[a]);
+        lua_setfield(L, -2, p->addons[a]);
+      }
+    lua_setfield(L, -2, "addon_prices");
     lua_pushinteger(L, p->n_builds);
     lua_setfield(L, -2, "build_count");
     lua_rawseti(L, -2, i + 1);

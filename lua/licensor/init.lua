@@ -1,6 +1,7 @@
 -- licensor -- the public module: the C core plus what is better said in Lua.
 local core = require "licensor.core"
 local fast = require "licensor.ffi"
+local loader = require "licensor.loader"
 
 local _M = {}
 for name, fn in pairs(core) do
@@ -13,5 +14,10 @@ if fast.enabled then
   core.catalogue_methods.close = fast.close
 end
 _M.ffi = fast.enabled
+
+-- licensor.load_catalogue(path) -> catalogue, table | nil, "file:line: msg", code
+_M.load_catalogue = loader.load
+-- licensor.read_catalogue(path) -> table (unvalidated) | nil, msg, code
+_M.read_catalogue = loader.read
 
 return _M
