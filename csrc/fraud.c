@@ -67,3 +67,16 @@ void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
   out->deadline = run_start + policy->migration_days - 1;
   out->state = on <= out->deadline ? LSR_MIGRATION_MIGRATING : LSR_MIGRATION_FRAUD;
 }
+
+unsigned lsr_ladder_due(const lsr_policy *policy, const lsr_ladder_case *c, lsr_day fraud_day,
+                        lsr_day on)
+{
+  unsigned due = 0;
+  if (c->first_step == LSR_NO_DAY)
+    return on >= fraud_day ? LSR_STEP_EMAIL_CUSTOMER | LSR_STEP_NOTIFY_FRAUD_TEAM : 0;
+  if (c->phoned == LSR_NO_DAY && on >= c->first_step + policy->phone_after_days)
+    due |= LSR_STEP_PHONE_CUSTOMER;
+  if (c->disabled == LSR_NO_DAY && on >= c->first_step + policy->disable_after_days)
+    due |= LSR_STEP_DISABLE_KEY;
+  return due;
+}

@@ -40,4 +40,25 @@ void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
                           const lsr_policy *policy, lsr_day on, lsr_edge *scratch,
                           lsr_migration *out);
 
+/* R11: a fraud case's ladder.  Days a step was taken, LSR_NO_DAY if not. */
+typedef struct {
+  lsr_day first_step;      /* email the customer + notify the fraud team */
+  lsr_day phoned;
+  lsr_day disabled;
+} lsr_ladder_case;
+
+enum {
+  LSR_STEP_EMAIL_CUSTOMER = 1,
+  LSR_STEP_NOTIFY_FRAUD_TEAM = 2,
+  LSR_STEP_PHONE_CUSTOMER = 4,
+  LSR_STEP_DISABLE_KEY = 8
+};
+
+/* The steps due on `on` for a case that turned fraud on fraud_day, as a
+ * set of LSR_STEP_ bits.  Later steps are timed from the day the first step
+ * was actually taken, so a late sweep never shortens the warning period;
+ * a step already taken is never due again. */
+unsigned lsr_ladder_due(const lsr_policy *policy, const lsr_ladder_case *c, lsr_day fraud_day,
+                        lsr_day on);
+
 #endif

@@ -112,10 +112,14 @@ static void check_table(lua_State *L, int arg, const char *what)
                                           luaL_typename(L, arg)));
 }
 
-/* The metatable it leaves on the stack is harmless and saves a pop. */
-static lsr_catalogue *check_catalogue(lua_State *L)
+/* Checks self (argument 1) and fixes the stack at nargs arguments, so that
+ * absent optional arguments read as nil however much is pushed later.  The
+ * metatable it leaves above them is harmless and saves a pop. */
+static lsr_catalogue *check_catalogue(lua_State *L, int nargs)
 {
-  catalogue_box *box = lua_touserdata(L, 1);
+  catalogue_box *box;
+  lua_settop(L, nargs);
+  box = lua_touserdata(L, 1);
   if (box == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, UV(UV_MT)))
     luaL_argerror(L, 1, "catalogue expected (use cat:method(...))");
   if (box->cat == NULL) luaL_argerror(L, 1, "catalogue is closed");
@@ -462,7 +466,7 @@ static int unknown_build(lua_State *L, int first, const lsr_product *p, int arg)
 /* cat:build(product, number) */
 static int cat_build(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 3);
   size_t len;
   long long number;
   const char *id = luaL_checklstring(L, 2, &len);
@@ -478,7 +482,7 @@ static int cat_build(lua_State *L)
 /* cat:eligible(lic, on) -- the hot path. */
 static int cat_eligible(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 3);
   lsr_license lic;
   lsr_day on;
   lsr_code code;
@@ -493,7 +497,7 @@ static int cat_eligible(lua_State *L)
 /* cat:can_install(lic, number, on) */
 static int cat_can_install(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 4);
   lsr_license lic;
   lsr_day on;
   lsr_code code;
@@ -567,7 +571,7 @@ static int push_addons(lua_State *L, int lic_idx, int *n)
 /* cat:addon_status(lic, addon, on, installed_number) */
 static int cat_addon_status(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 5);
   lsr_license lic;
   lsr_day on, paid;
   long long number;
@@ -627,7 +631,7 @@ static const char *kind_name(lsr_kind kind)
 /* cat:status(lic, on) */
 static int cat_status(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 3);
   lsr_license lic;
   lsr_day on;
   lsr_code code, validity;
@@ -659,6 +663,7 @@ static int cat_status(lua_State *L)
                           lsr_ms_active(&lic, on)));
   if (code == LSR_OK) {
     push_build(L, lic.product, build);
+    lua_remove(L, -2);   /* the user value push_build leaves below */
     lua_setfield(L, -2, "eligible");
   }
   if ((n = push_addon_states(L, &lic, on))) return n;
@@ -721,7 +726,7 @@ static int quote_refusal(lua_State *L, const lsr_license *lic, const lsr_upgrade
 /* cat:quote_upgrade(lic, {edition=, level=, major=}, on) */
 static int cat_quote_upgrade(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 4);
   lsr_license lic;
   lsr_upgrade_target target;
   lsr_day on;
@@ -744,7 +749,7 @@ static int cat_quote_upgrade(lua_State *L)
 /* cat:can_rollback(lic, from_number, to_number) */
 static int cat_can_rollback(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 4);
   lsr_license lic;
   long long from_number, to_number;
   int n, from, to;
@@ -824,7 +829,7 @@ static void push_migration(lua_State *L, const lsr_migration *m)
 /* cat:migration(lic, installations, on) */
 static int cat_migration(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 4);
   lsr_license lic;
   lsr_installation *inst;
   lsr_migration result;
@@ -848,6 +853,40 @@ static int cat_migration(lua_State *L)
   lsr_migration_window(inst, (int)count, lsr_allowed_installations(failover != 0), &cat->policy, on,
                        (lsr_edge *)(void *)(inst + count + 1), &result);
   push_migration(L, &result);
+  return 1;
+}
+
+/* cat:ladder({since=, first_step=, phoned=, disabled=}, on) -- R11: the
+ * list of actions due on `on` for a fraud case whose excess began on
+ * `since` (the migration's since). */
+static int cat_ladder(lua_State *L)
+{
+  static const char *const fields[] = { "since", "first_step", "phoned", "disabled" };
+  static const char *const steps[] = { "email_customer", "notify_fraud_team", "phone_customer",
+                                       "disable_key" };
+  const lsr_catalogue *cat = check_catalogue(L, 3);
+  lsr_day days[4], on;
+  lsr_ladder_case c;
+  unsigned due;
+  int n, count = 0;
+  check_table(L, 2, "case");
+  for (int f = 0; f < 4; f++) {
+    lua_getfield(L, 2, fields[f]);
+    n = read_date(L, -1, &days[f]);
+    if (n == DATE_BAD || (n == DATE_ABSENT && f == 0)) return bad_date(L, lua_gettop(L), fields[f]);
+    if (n == DATE_ABSENT) days[f] = LSR_NO_DAY;
+  }
+  if ((n = read_on(L, 3, &on))) return n;
+  c.first_step = days[1];
+  c.phoned = days[2];
+  c.disabled = days[3];
+  due = lsr_ladder_due(&cat->policy, &c, days[0] + cat->policy.migration_days, on);
+  lua_createtable(L, 4, 0);
+  for (int step = 0; step < 4; step++)
+    if (due & (1u << step)) {
+      lua_pushstring(L, steps[step]);
+      lua_rawseti(L, -2, ++count);
+    }
   return 1;
 }
 
@@ -1295,7 +1334,7 @@ static void push_name_list(lua_State *L, char **names, int n)
 /* cat:products() -- ids, names, editions and add-ons, sorted by id. */
 static int cat_products(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 1);
   lua_createtable(L, cat->n_products, 0);
   for (int i = 0; i < cat->n_products; i++) {
     const lsr_product *p = &cat->products[i];
@@ -1324,7 +1363,7 @@ static int cat_products(lua_State *L)
 /* cat:builds(product) -- the build records, oldest first. */
 static int cat_builds(lua_State *L)
 {
-  const lsr_catalogue *cat = check_catalogue(L);
+  const lsr_catalogue *cat = check_catalogue(L, 2);
   size_t len;
   const char *id = luaL_checklstring(L, 2, &len);
   const lsr_product *p = lsr_find_product(cat, id, len);
@@ -1341,7 +1380,7 @@ static int cat_builds(lua_State *L)
 /* cat:policy() -- a copy of the policy in force. */
 static int cat_policy(lua_State *L)
 {
-  const lsr_policy *pol = &check_catalogue(L)->policy;
+  const lsr_policy *pol = &check_catalogue(L, 1)->policy;
   lua_createtable(L, 0, 8);
   lua_pushinteger(L, pol->ms_months);
   lua_setfield(L, -2, "ms_months");
@@ -1547,6 +1586,7 @@ static const luaL_Reg catalogue_methods[] = {
   { "quote_upgrade", cat_quote_upgrade },
   { "can_rollback", cat_can_rollback },
   { "migration", cat_migration },
+  { "ladder", cat_ladder },
   { "products", cat_products },
   { "builds", cat_builds },
   { "policy", cat_policy },

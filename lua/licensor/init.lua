@@ -3,6 +3,8 @@ local core = require "licensor.core"
 local fast = require "licensor.ffi"
 local loader = require "licensor.loader"
 
+local pairs, type, error = pairs, type, error
+
 local _M = {}
 for name, fn in pairs(core) do
   if name:sub(1, 1) ~= "_" then _M[name] = fn end
@@ -19,5 +21,28 @@ _M.ffi = fast.enabled
 _M.load_catalogue = loader.load
 -- licensor.read_catalogue(path) -> table (unvalidated) | nil, msg, code
 _M.read_catalogue = loader.read
+
+-- R14: licensor.transfer(lic, owner, {consent=REF}) -> a copy owned by
+-- `owner`, or nil, message, "transfer_requires_consent".  The consent
+-- reference is kept on the copy as `transfer_consent`.
+function _M.transfer(lic, owner, opts)
+  if type(lic) ~= "table" then error("bad argument #1 to 'transfer' (license table expected)", 2) end
+  if type(owner) ~= "string" or owner == "" then
+    error("bad argument #2 to 'transfer' (owner string expected)", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'transfer' (options table expected)", 2)
+  end
+  local consent = opts and opts.consent
+  if type(consent) ~= "string" or not consent:find("%S") then
+    return nil, "a license changes owner only with a written-consent reference (consent=)",
+      "transfer_requires_consent"
+  end
+  local copy = {}
+  for k, v in pairs(lic) do copy[k] = v end
+  copy.owner = owner
+  copy.transfer_consent = consent
+  return copy
+end
 
 return _M

@@ -1,0 +1,34 @@
+#!/bin/sh
+# run-suites.sh -- the busted suite on Lua 5.4, on LuaJIT 2.1 (OpenResty's)
+# and on Lua 5.4 with the module built with ASan + UBSan, then one line:
+#   licensor: N passed, N failed[, N skipped]
+# A suite that crashes before reporting counts as one failure.
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+tally=$(mktemp)
+trap 'rm -f "$tally"' EXIT
+status=0
+
+run_suite() {  # label vm cpath [env...]
+  label=$1 vm=$2 cpath=$3
+  shift 3
+  echo "== $label"
+  before=$(wc -l < "$tally")
+  env "$@" LICENSOR_TALLY="$tally" LUA_CPATH="$cpath;;" "$vm" /usr/bin/busted || status=1
+  if [ "$(wc -l < "$tally")" -eq "$before" ]; then
+    echo "$label: the suite stopped before reporting"
+    echo "0 1 0" >> "$tally"
+    status=1
+  fi
+}
+
+run_suite "Lua 5.4" lua5.4 "$PWD/build/lua5.4/?.so"
+run_suite "LuaJIT 2.1" luajit "$PWD/build/luajit/?.so"
+asan=$(gcc -print-file-name=libasan.so)
+run_suite "Lua 5.4 + ASan/UBSan" lua5.4 "$PWD/build/asan-lua5.4/?.so" \
+  LD_PRELOAD="$asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LICENSOR_SANITIZED=1
+
+awk '{ p += $1; f += $2; s += $3 }
+     END { line = "licensor: " p " passed, " f " failed"; if (s > 0) line = line ", " s " skipped"; print line }' "$tally"
+exit $status
