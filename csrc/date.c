@@ -4,6 +4,8 @@
  * The civil <-> day conversions are the era-based algorithms described by
  * Howard Hinnant ("chrono-compatible low-level date algorithms"); they are
  * exact over the whole proleptic Gregorian calendar with integer maths only.
+ * licensor's years are 1..9999, so the shifted year and day counts below
+ * are never negative and plain division is floor division.
  */
 #include "date.h"
 
@@ -12,7 +14,7 @@
 lsr_day lsr_day_from_civil(int year, int month, int mday)
 {
   long y = (long)year - (month <= 2);
-  long era = (y >= 0 ? y : y - 399) / 400;
+  long era = y / 400;
   long yoe = y - era * 400;
   long mp = (month + 9) % 12;
   long doy = (153 * mp + 2) / 5 + mday - 1;
@@ -23,7 +25,7 @@ lsr_day lsr_day_from_civil(int year, int month, int mday)
 void lsr_civil_from_day(lsr_day day, int *year, int *month, int *mday)
 {
   long z = (long)day + 719468;
-  long era = (z >= 0 ? z : z - 146096) / 146097;
+  long era = z / 146097;
   long doe = z - era * 146097;
   long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
   long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);

@@ -671,18 +671,18 @@ static int cat_status(lua_State *L)
   return 1;
 }
 
-/* Reads target.field as an edition name; -1 when absent. */
+/* Reads the upgrade target {edition=, level=, major=} at argument 3;
+ * absent fields keep the license's own (see lsr_upgrade_target). */
 static int read_target(lua_State *L, const lsr_license *lic, lsr_upgrade_target *target)
 {
   long long v;
   size_t len;
-  const char *name;
   target->edition = -1;
   target->level = LSR_LEVEL_NONE;
   target->major = 0;
   lua_getfield(L, 3, "edition");
   if (lua_type(L, -1) == LUA_TSTRING) {
-    name = lua_tolstring(L, -1, &len);
+    const char *name = lua_tolstring(L, -1, &len);
     target->edition = lsr_find_edition(lic->product, name, len);
     if (target->edition < 0)
       return fail(L, "invalid_request", "upgrade target: product '%s' has no edition '%s'",

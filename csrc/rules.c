@@ -66,14 +66,13 @@ lsr_code lsr_can_install(const lsr_license *lic, int build, lsr_day on)
 lsr_addon_state lsr_addon_state_of(const lsr_license *lic, lsr_day paid_through,
                                    int installed, lsr_day on)
 {
-  int newest;
   if (paid_through == LSR_NO_DAY) return LSR_ADDON_NOT_OWNED;
   if (lsr_validity(lic, on) != LSR_OK) return LSR_ADDON_LICENSE_INVALID;
   if (on > paid_through) return LSR_ADDON_EXPIRED;
   /* Leases and trials have no M&S: a valid one is an active one. */
   if (lic->kind == LSR_PERPETUAL && !lsr_ms_active(lic, on)) return LSR_ADDON_MS_EXPIRED;
   if (installed >= 0) {
-    newest = lsr_newest_released_by(lic->product, on);
+    int newest = lsr_newest_released_by(lic->product, on);
     if (newest >= 0 && lic->product->builds[installed].major != lic->product->builds[newest].major)
       return LSR_ADDON_REQUIRES_UPGRADE;
   }

@@ -54,6 +54,9 @@ local function load_library()
   return ok and lib or nil
 end
 
+-- The binding's own eligible, which answers whatever the fast path passes on.
+_M.classic_eligible = classic_eligible
+
 local lib = load_library()
 _M.enabled = lib ~= nil
 if not lib then return _M end
