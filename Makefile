@@ -31,7 +31,7 @@ WARNINGS := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wundef -Wformat=2 -Wvla -Wconversion -Wnull-dereference \
             -Wdouble-promotion -Wold-style-definition
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c99 -fPIC $(WARNINGS) $(CFLAGS) -isystem $(LUA_INC)
+ALL_CFLAGS := -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) -isystem $(LUA_INC)
 LDFLAGS_SO := -shared
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -51,7 +51,7 @@ $(CORE): $(SOURCES) $(HEADERS) Makefile
 
 $(ASAN_CORE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) -std=c99 -fPIC $(WARNINGS) $(SAN_FLAGS) -isystem /usr/include/lua5.4 \
+	$(CC) -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(SAN_FLAGS) -isystem /usr/include/lua5.4 \
 	  $(LDFLAGS_SO) -o $@ $(SOURCES)
 
 path:
@@ -81,7 +81,7 @@ test: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all
 	@$(MAKE) --no-print-directory LUA=luajit all
 	@$(MAKE) --no-print-directory $(ASAN_CORE)
-	@$(MAKE) --no-print-directory lint cppcheck
+	@$(MAKE) --no-print-directory lint cppcheck rockcheck
 	@sh spec/support/run-suites.sh
 
 demo: deps all
@@ -96,7 +96,7 @@ bench: deps
 	    $$vm spec/bench/eligible.lua || exit 1; \
 	done
 
-rockcheck: deps
+rockcheck:
 	@sh spec/support/rockcheck.sh
 
 clean:

@@ -12,6 +12,7 @@
 #define LICENSOR_FFI_H
 
 #include "catalogue.h"
+#include "export.h"
 
 typedef struct {
   const char *product;
@@ -37,6 +38,6 @@ typedef struct {
 /* Index (0-based) of the eligible build's record among all records, or -1
  * when the license is refused or malformed: the caller then asks the
  * classic binding for the message and code. */
-int lsr_ffi_eligible(const lsr_catalogue *cat, const lsr_ffi_query *q);
+LSR_EXPORT int lsr_ffi_eligible(const lsr_catalogue *cat, const lsr_ffi_query *q);
 
 #endif

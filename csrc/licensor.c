@@ -15,6 +15,7 @@
 #include "compat.h"
 
 #include "catalogue.h"
+#include "export.h"
 #include "fraud.h"
 #include "rules.h"
 
@@ -1619,9 +1620,9 @@ static void push_upvalues(lua_State *L, int mt_idx)
   for (int i = 0; i < UV_COUNT - 1; i++) lua_pushstring(L, upvalue_strings[i]);
 }
 
-int luaopen_licensor_core(lua_State *L);
+LSR_EXPORT int luaopen_licensor_core(lua_State *L);
 
-int luaopen_licensor_core(lua_State *L)
+LSR_EXPORT int luaopen_licensor_core(lua_State *L)
 {
   int mt;
   luaL_newmetatable(L, CATALOGUE_MT);

@@ -22,6 +22,15 @@ _M.load_catalogue = loader.load
 -- licensor.read_catalogue(path) -> table (unvalidated) | nil, msg, code
 _M.read_catalogue = loader.read
 
+-- licensor.catalogue_path(name) -> the path of a bundled catalogue file
+-- (lua/licensor/catalogues/NAME.lua), found on package.path.
+function _M.catalogue_path(name)
+  if type(name) ~= "string" then error("bad argument #1 to 'catalogue_path' (name expected)", 2) end
+  local path, err = package.searchpath("licensor.catalogues." .. name, package.path)
+  if not path then return nil, err, "not_found" end
+  return path
+end
+
 -- R14: licensor.transfer(lic, owner, {consent=REF}) -> a copy owned by
 -- `owner`, or nil, message, "transfer_requires_consent".  The consent
 -- reference is kept on the copy as `transfer_consent`.

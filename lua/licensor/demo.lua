@@ -1,0 +1,152 @@
+-- licensor.demo -- `make demo`: the vendor FAQ's own questions answered on
+-- the bundled SmarterTools catalogue, for a handful of sample licenses.
+local licensor = require "licensor"
+local tabulate = require "licensor.tabulate"
+
+local _M = {}
+
+local format, print = string.format, print
+
+local function shift(date, days)
+  return licensor.date(licensor.day(date) + days)
+end
+
+local function money(cents)
+  return format("$%d.%02d", math.floor(cents / 100), cents % 100)
+end
+
+-- Why a license gets the build it gets, in the FAQ's words.
+local function reason(cat, lic, on)
+  local status, msg = cat:status(lic, on)
+  if not status then return msg end
+  if not status.valid then return status.message end
+  if lic.version_lock then
+    return format("tied to %d.x: the last %d.x build", lic.version_lock, lic.version_lock)
+  end
+  if status.kind == "lease" then return "active lease: every new build" end
+  if status.kind == "trial" then return "trial day " .. (licensor.day(on) - licensor.day(lic.start) + 1) end
+  if status.ms == "active" then return "M&S active to " .. status.ms_expires .. ": every new build" end
+  if status.ms == "expired" then
+    return "M&S expired " .. status.ms_expires .. ": newest build released by then"
+  end
+  return "no M&S: newest build released by the purchase day"
+end
+
+local function sample_licenses(today)
+  return {
+    { key = "ST-ENT5-LAPSED", product = "smartertrack", edition = "enterprise", level = 5,
+      start = "2017-12-07", ms_expires = "2018-12-06" },
+    { key = "SM-PRO250-14X", product = "smartermail", edition = "professional", level = 250,
+      start = "2016-10-03", version_lock = 14 },
+    { key = "SM-ENT1000-MS", product = "smartermail", edition = "enterprise", level = 1000,
+      start = shift(today, -200), ms_expires = licensor.term(shift(today, -200), 12),
+      addons = { eas = licensor.term(shift(today, -200), 12) } },
+    { key = "SS-LEASE", product = "smarterstats", kind = "lease", edition = "enterprise", level = 100,
+      start = "2021-03-01" },
+    { key = "SS-LEASE-ENDED", product = "smarterstats", kind = "lease", edition = "professional",
+      level = 25, start = "2020-01-15", lease_ended = "2022-01-15" },
+    { key = "ST-TRIAL-NEW", product = "smartertrack", kind = "trial", start = shift(today, -9) },
+    { key = "ST-TRIAL-OLD", product = "smartertrack", kind = "trial", start = shift(today, -39) },
+    { key = "SM-DISABLED", product = "smartermail", edition = "enterprise", level = 250,
+      start = "2019-05-01", ms_expires = "2021-04-30", disabled = "2021-08-02" },
+  }
+end
+
+local function section(title)
+  print("")
+  print(title)
+  print(string.rep("=", #title))
+end
+
+local function builds_today(cat, today)
+  section("Which build may each license install today (" .. today .. ")?")
+  local rows = {}
+  for _, lic in ipairs(sample_licenses(today)) do
+    local build, _, code = cat:eligible(lic, today)
+    rows[#rows + 1] = { key = lic.key, build = build and build.number or code,
+                        version = build and build.version, released = build and build.released,
+                        why = reason(cat, lic, today) }
+  end
+  print(tabulate.render({ { "license", "key" }, { "build", "build" }, { "version", "version" },
+                          { "released", "released" }, { "why", "why" } }, rows))
+end
+
+local function addons_after_lapse(cat, today)
+  section("What happens to paid add-ons when M&S is not renewed?")
+  local lic = sample_licenses(today)[3]
+  local renewed = licensor.renew(lic, lic.ms_expires)
+  local after = shift(lic.ms_expires, 1)
+  local rows = {
+    { when = lic.ms_expires .. " (last M&S day)", eas = cat:addon_status(lic, "eas", lic.ms_expires),
+      build = cat:eligible(lic, lic.ms_expires).number },
+    { when = after .. " (not renewed)", eas = cat:addon_status(lic, "eas", after),
+      build = cat:eligible(lic, shift(after, 400)).number .. " forever" },
+    { when = after .. " (renewed)", eas = cat:addon_status(renewed, "eas", after),
+      build = "every new build to " .. renewed.ms_expires },
+  }
+  print(tabulate.render({ { "SM-ENT1000-MS on", "when" }, { "EAS add-on", "eas" },
+                          { "builds", "build" } }, rows))
+end
+
+local function upgrade_quotes(cat, today)
+  section("What does an edition or level upgrade cost (same major version)?")
+  local lic = { key = "ST-PRO5", product = "smartertrack", edition = "professional", level = 5,
+                start = shift(today, -100), ms_expires = licensor.term(shift(today, -100), 12) }
+  local rows = {}
+  local targets = { { level = 10 }, { edition = "enterprise" }, { edition = "enterprise", level = 20 },
+                    { edition = "enterprise", level = "unlimited" }, { level = 3 } }
+  for _, target in ipairs(targets) do
+    local price, msg = cat:quote_upgrade(lic, target, today)
+    rows[#rows + 1] = { to = (target.edition or lic.edition) .. " " .. tostring(target.level or lic.level),
+                        answer = price and money(price) or msg }
+  end
+  print("SmarterTrack professional, 5 agents, M&S active:")
+  print(tabulate.render({ { "upgrade to", "to" }, { "pay", "answer" } }, rows))
+end
+
+local function rollbacks(cat)
+  section("May an installation roll back to an earlier build?")
+  local lic = { product = "smartermail", start = "2018-01-01", ms_expires = "2030-01-01" }
+  local newest = cat:builds("smartermail")
+  newest = newest[#newest].number
+  local rows = {}
+  for _, pair in ipairs({ { newest, 9654 }, { 9654, 6837 }, { 6875, 6798 }, { 6347, 6100 } }) do
+    local ok, msg = cat:can_rollback(lic, pair[1], pair[2])
+    rows[#rows + 1] = { from = pair[1], to = pair[2], answer = ok and "yes" or ("no: " .. msg) }
+  end
+  print(tabulate.render({ { "from", "from" }, { "to", "to" }, { "allowed", "answer" } }, rows))
+end
+
+local function two_servers(cat, today)
+  section("A key seen on two servers: migration or fraud?")
+  local lic = { key = "SM-PRO250-14X", product = "smartermail", start = "2016-10-03", version_lock = 14 }
+  local rows = {}
+  for _, days in ipairs({ 10, 40, 50 }) do
+    local since = shift(today, -(days - 1))
+    local installs = { { server = "mail-old", first_seen = "2019-01-01", last_seen = today },
+                       { server = "mail-new", first_seen = since, last_seen = today } }
+    local m = cat:migration(lic, installs, today)
+    local first_step = m.state == "fraud" and shift(m.deadline, 1) or nil
+    local due = m.state == "fraud" and cat:ladder({ since = m.since, first_step = first_step }, today) or {}
+    rows[#rows + 1] = { days = days, state = m.state, active = m.active .. " (" .. m.allowed .. " allowed)",
+                        window = m.since and (m.since .. " .. " .. m.deadline),
+                        next = #due > 0 and table.concat(due, ", ") or "-" }
+  end
+  print(tabulate.render({ { "days on 2 servers", "days" }, { "state", "state" }, { "active", "active" },
+                          { "30-day window", "window" },
+                          { "due today (first step on day 31)", "next" } }, rows))
+end
+
+function _M.run(today)
+  today = today or licensor.today()
+  local cat = assert(licensor.load_catalogue(assert(licensor.catalogue_path("smartertools"))))
+  print("licensor demo: " .. tostring(cat) .. (licensor.ffi and ", LuaJIT FFI path" or ""))
+  builds_today(cat, today)
+  addons_after_lapse(cat, today)
+  upgrade_quotes(cat, today)
+  rollbacks(cat)
+  two_servers(cat, today)
+  print("")
+end
+
+return _M

@@ -1,0 +1,49 @@
+rockspec_format = "3.0"
+package = "licensor"
+version = "scm-1"
+
+source = {
+  url = "git+https://example.invalid/licensor.git",
+}
+
+description = {
+  summary = "License policy engine for on-premises software vendors",
+  detailed = [[
+A C core for Lua 5.4 and LuaJIT 2.1 (OpenResty) that answers which build a
+license may install, what its add-ons do when M&S lapses, what an upgrade
+costs, whether a rollback is allowed and whether a key on several servers is
+migrating or fraud.  Catalogues and policies are plain Lua.
+]],
+  license = "MIT",
+  labels = { "licensing", "openresty" },
+}
+
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+
+-- The store links the system SQLite; declared here so that the module's
+-- build line stays the same when it lands.
+external_dependencies = {
+  SQLITE = { header = "sqlite3.h", library = "sqlite3" },
+}
+
+build = {
+  type = "builtin",
+  modules = {
+    ["licensor"] = "lua/licensor/init.lua",
+    ["licensor.ffi"] = "lua/licensor/ffi.lua",
+    ["licensor.loader"] = "lua/licensor/loader.lua",
+    ["licensor.demo"] = "lua/licensor/demo.lua",
+    ["licensor.catalogues.smartertools"] = "lua/licensor/catalogues/smartertools.lua",
+    ["licensor.core"] = {
+      sources = {
+        "csrc/date.c", "csrc/catalogue.c", "csrc/rules.c", "csrc/pricing.c",
+        "csrc/renewal.c", "csrc/fraud.c", "csrc/ffi.c", "csrc/licensor.c",
+      },
+      incdirs = { "csrc", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(SQLITE_LIBDIR)" },
+      libraries = { "sqlite3" },
+    },
+  },
+}
