@@ -5,7 +5,7 @@ local tabulate = require "licensor.tabulate"
 
 local _M = {}
 
-local format, print = string.format, print
+local format = string.format
 
 local function shift(date, days)
   return licensor.date(licensor.day(date) + days)
@@ -52,14 +52,14 @@ local function sample_licenses(today)
   }
 end
 
-local function section(title)
-  print("")
-  print(title)
-  print(string.rep("=", #title))
+local function section(say, title)
+  say("")
+  say(title)
+  say(string.rep("=", #title))
 end
 
-local function builds_today(cat, today)
-  section("Which build may each license install today (" .. today .. ")?")
+local function builds_today(say, cat, today)
+  section(say, "Which build may each license install today (" .. today .. ")?")
   local rows = {}
   for _, lic in ipairs(sample_licenses(today)) do
     local build, _, code = cat:eligible(lic, today)
@@ -67,12 +67,12 @@ local function builds_today(cat, today)
                         version = build and build.version, released = build and build.released,
                         why = reason(cat, lic, today) }
   end
-  print(tabulate.render({ { "license", "key" }, { "build", "build" }, { "version", "version" },
+  say(tabulate.render({ { "license", "key" }, { "build", "build" }, { "version", "version" },
                           { "released", "released" }, { "why", "why" } }, rows))
 end
 
-local function addons_after_lapse(cat, today)
-  section("What happens to paid add-ons when M&S is not renewed?")
+local function addons_after_lapse(say, cat, today)
+  section(say, "What happens to paid add-ons when M&S is not renewed?")
   local lic = sample_licenses(today)[3]
   local renewed = licensor.renew(lic, lic.ms_expires)
   local after = shift(lic.ms_expires, 1)
@@ -84,12 +84,12 @@ local function addons_after_lapse(cat, today)
     { when = after .. " (renewed)", eas = cat:addon_status(renewed, "eas", after),
       build = "every new build to " .. renewed.ms_expires },
   }
-  print(tabulate.render({ { "SM-ENT1000-MS on", "when" }, { "EAS add-on", "eas" },
+  say(tabulate.render({ { "SM-ENT1000-MS on", "when" }, { "EAS add-on", "eas" },
                           { "builds", "build" } }, rows))
 end
 
-local function upgrade_quotes(cat, today)
-  section("What does an edition or level upgrade cost (same major version)?")
+local function upgrade_quotes(say, cat, today)
+  section(say, "What does an edition or level upgrade cost (same major version)?")
   local lic = { key = "ST-PRO5", product = "smartertrack", edition = "professional", level = 5,
                 start = shift(today, -100), ms_expires = licensor.term(shift(today, -100), 12) }
   local rows = {}
@@ -100,12 +100,12 @@ local function upgrade_quotes(cat, today)
     rows[#rows + 1] = { to = (target.edition or lic.edition) .. " " .. tostring(target.level or lic.level),
                         answer = price and money(price) or msg }
   end
-  print("SmarterTrack professional, 5 agents, M&S active:")
-  print(tabulate.render({ { "upgrade to", "to" }, { "pay", "answer" } }, rows))
+  say("SmarterTrack professional, 5 agents, M&S active:")
+  say(tabulate.render({ { "upgrade to", "to" }, { "pay", "answer" } }, rows))
 end
 
-local function rollbacks(cat)
-  section("May an installation roll back to an earlier build?")
+local function rollbacks(say, cat)
+  section(say, "May an installation roll back to an earlier build?")
   local lic = { product = "smartermail", start = "2018-01-01", ms_expires = "2030-01-01" }
   local newest = cat:builds("smartermail")
   newest = newest[#newest].number
@@ -114,11 +114,11 @@ local function rollbacks(cat)
     local ok, msg = cat:can_rollback(lic, pair[1], pair[2])
     rows[#rows + 1] = { from = pair[1], to = pair[2], answer = ok and "yes" or ("no: " .. msg) }
   end
-  print(tabulate.render({ { "from", "from" }, { "to", "to" }, { "allowed", "answer" } }, rows))
+  say(tabulate.render({ { "from", "from" }, { "to", "to" }, { "allowed", "answer" } }, rows))
 end
 
-local function two_servers(cat, today)
-  section("A key seen on two servers: migration or fraud?")
+local function two_servers(say, cat, today)
+  section(say, "A key seen on two servers: migration or fraud?")
   local lic = { key = "SM-PRO250-14X", product = "smartermail", start = "2016-10-03", version_lock = 14 }
   local rows = {}
   for _, days in ipairs({ 10, 40, 50 }) do
@@ -132,21 +132,23 @@ local function two_servers(cat, today)
                         window = m.since and (m.since .. " .. " .. m.deadline),
                         next = #due > 0 and table.concat(due, ", ") or "-" }
   end
-  print(tabulate.render({ { "days on 2 servers", "days" }, { "state", "state" }, { "active", "active" },
+  say(tabulate.render({ { "days on 2 servers", "days" }, { "state", "state" }, { "active", "active" },
                           { "30-day window", "window" },
                           { "due today (first step on day 31)", "next" } }, rows))
 end
 
-function _M.run(today)
+-- run([today [, say]]): today defaults to the real day, say to print.
+function _M.run(today, say)
   today = today or licensor.today()
+  say = say or print
   local cat = assert(licensor.load_catalogue(assert(licensor.catalogue_path("smartertools"))))
-  print("licensor demo: " .. tostring(cat) .. (licensor.ffi and ", LuaJIT FFI path" or ""))
-  builds_today(cat, today)
-  addons_after_lapse(cat, today)
-  upgrade_quotes(cat, today)
-  rollbacks(cat)
-  two_servers(cat, today)
-  print("")
+  say("licensor demo: " .. tostring(cat) .. (licensor.ffi and ", LuaJIT FFI path" or ""))
+  builds_today(say, cat, today)
+  addons_after_lapse(say, cat, today)
+  upgrade_quotes(say, cat, today)
+  rollbacks(say, cat)
+  two_servers(say, cat, today)
+  say("")
 end
 
 return _M

@@ -1,0 +1,36 @@
+-- make demo (licensor.demo) and licensor.tabulate: the FAQ's answers as the
+-- demo prints them.
+local demo = require "licensor.demo"
+local tabulate = require "licensor.tabulate"
+
+describe("the demo", function()
+  local lines = {}
+  demo.run("2026-11-26", function(line) lines[#lines + 1] = line end)
+  local output = table.concat(lines, "\n")
+
+  it("answers the FAQ's SmarterTrack example with build 6911", function()
+    assert.matches("ST%-ENT5%-LAPSED%s+6911%s+100%.0%.6911%s+2018%-12%-03%s+M&S expired 2018%-12%-06", output)
+  end)
+
+  it("answers the FAQ's SmarterMail 14.x example with 14.7.6347", function()
+    assert.matches("SM%-PRO250%-14X%s+6347%s+14%.7%.6347", output)
+  end)
+
+  it("shows add-ons stopping when M&S is not renewed", function()
+    assert.matches("%(not renewed%)%s+expired", output)
+    assert.matches("%(renewed%)%s+active", output)
+  end)
+
+  it("shows a key on two servers migrating at 10 days and fraud at 40", function()
+    assert.matches("\n10%s+migrating", output)
+    assert.matches("\n40%s+fraud", output)
+  end)
+end)
+
+describe("tabulate", function()
+  it("aligns columns under a header and a rule, with - for missing values", function()
+    local text = tabulate.render({ { "name", "name" }, { "n", function(r) return r.n and r.n * 2 end } },
+      { { name = "a", n = 5 }, { name = "longer" } })
+    assert.are.equal("name    n\n------  --\na       10\nlonger  -", text)
+  end)
+end)
