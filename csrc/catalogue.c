@@ -254,16 +254,21 @@ int lsr_find_build(const lsr_product *p, int64_t number)
 }
 
 /* Last index in [first, first+count) released on or before day, or -1:
- * release dates are non-decreasing along build numbers. */
+ * release dates are non-decreasing along build numbers.  Branch-free
+ * halving (the comparison becomes a conditional move), so the search does
+ * not pay a mispredicted branch per step. */
 static int last_released_by(const lsr_day *released, int first, int count, lsr_day day)
 {
-  int lo = first, hi = first + count;   /* answer is lo - 1 */
-  while (lo < hi) {
-    int mid = lo + (hi - lo) / 2;
-    if (released[mid] <= day) lo = mid + 1;
-    else hi = mid;
+  const lsr_day *base = released + first;
+  int n = count;
+  if (n == 0) return -1;
+  while (n > 1) {
+    int half = n / 2;
+    base = base[half] <= day ? base + half : base;
+    n -= half;
   }
-  return lo - 1 >= first ? lo - 1 : -1;
+  /* base is the last element <= day, or the first element if none is. */
+  return *base <= day ? (int)(base - released) : -1;
 }
 
 int lsr_newest_released_by(const lsr_product *p, lsr_day day)

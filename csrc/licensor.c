@@ -138,10 +138,10 @@ static int read_date(lua_State *L, int idx, lsr_day *out)
 {
   size_t len;
   const char *s;
-  int t = lua_type(L, idx);
-  if (t == LUA_TNIL || t == LUA_TNONE) return DATE_ABSENT;
-  if (t != LUA_TSTRING) return DATE_BAD;
+  /* One call on the usual path.  lua_tolstring turns a number into a string
+   * in place (on our stack copy), and no number's text parses as a date. */
   s = lua_tolstring(L, idx, &len);
+  if (s == NULL) return lua_isnoneornil(L, idx) ? DATE_ABSENT : DATE_BAD;
   return lsr_date_parse(s, len, out) ? DATE_OK : DATE_BAD;
 }
 
@@ -233,10 +233,10 @@ static int take_date_field(lua_State *L, int lic_idx, int uv, bool required, lsr
 }
 
 /* A positive integer at stack index v (nil: *out = 0). */
-static int count_field(lua_State *L, int lic_idx, int uv, int v, long long max, int64_t *out)
+static int count_field(lua_State *L, int lic_idx, int uv, int v, int t, long long max, int64_t *out)
 {
   long long n;
-  if (lua_type(L, v) == LUA_TNIL) {
+  if (t == LUA_TNIL) {
     *out = 0;
     return 0;
   }
@@ -264,11 +264,12 @@ static bool read_level(lua_State *L, int idx, lsr_level *out)
 }
 
 /* The product named by lic.product (value at stack index v). */
-static int product_field(lua_State *L, const lsr_catalogue *cat, int lic_idx, int v, lsr_license *lic)
+static int product_field(lua_State *L, const lsr_catalogue *cat, int lic_idx, int v, int t,
+                         lsr_license *lic)
 {
   size_t len;
   const char *id;
-  if (lua_type(L, v) != LUA_TSTRING)
+  if (t != LUA_TSTRING)
     return license_fail(L, lic_idx, "invalid_license", "field 'product' must be a product id string");
   id = lua_tolstring(L, v, &len);
   lic->product = lsr_find_product(cat, id, len);
@@ -279,13 +280,12 @@ static int product_field(lua_State *L, const lsr_catalogue *cat, int lic_idx, in
 
 static int read_product(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic)
 {
-  get_field(L, lic_idx, UV_PRODUCT);
-  return product_field(L, cat, lic_idx, lua_gettop(L), lic);
+  int t = get_field(L, lic_idx, UV_PRODUCT);
+  return product_field(L, cat, lic_idx, lua_gettop(L), t, lic);
 }
 
-static int kind_field(lua_State *L, int lic_idx, int v, lsr_license *lic)
+static int kind_field(lua_State *L, int lic_idx, int v, int t, lsr_license *lic)
 {
-  int t = lua_type(L, v);
   if (t == LUA_TNIL || lua_rawequal(L, v, UV(UV_PERPETUAL))) lic->kind = LSR_PERPETUAL;
   else if (lua_rawequal(L, v, UV(UV_LEASE))) lic->kind = LSR_LEASE;
   else if (lua_rawequal(L, v, UV(UV_TRIAL))) lic->kind = LSR_TRIAL;
@@ -298,11 +298,10 @@ static int kind_field(lua_State *L, int lic_idx, int v, lsr_license *lic)
   return 0;
 }
 
-static int edition_field(lua_State *L, int lic_idx, int v, lsr_license *lic)
+static int edition_field(lua_State *L, int lic_idx, int v, int t, lsr_license *lic)
 {
   size_t len;
   const char *name;
-  int t = lua_type(L, v);
   lic->edition = -1;
   if (t == LUA_TNIL) return 0;
   if (t != LUA_TSTRING)
@@ -316,10 +315,10 @@ static int edition_field(lua_State *L, int lic_idx, int v, lsr_license *lic)
   return 0;
 }
 
-static int level_field(lua_State *L, int lic_idx, int v, lsr_license *lic)
+static int level_field(lua_State *L, int lic_idx, int v, int t, lsr_license *lic)
 {
   lic->level = LSR_LEVEL_NONE;
-  if (lua_type(L, v) == LUA_TNIL || read_level(L, v, &lic->level)) return 0;
+  if (t == LUA_TNIL || read_level(L, v, &lic->level)) return 0;
   return license_fail(L, lic_idx, "invalid_license",
                       "field 'level' must be a positive whole number or \"unlimited\"");
 }
@@ -343,17 +342,17 @@ static const int field_upvalue[] = {
  */
 static int read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic)
 {
-  int n, base = lua_gettop(L) + 1;
-  for (int f = 0; f <= F_VERSION_LOCK; f++) get_field(L, lic_idx, field_upvalue[f]);
-  if ((n = product_field(L, cat, lic_idx, base + F_PRODUCT, lic))) return n;
-  if ((n = kind_field(L, lic_idx, base + F_KIND, lic))) return n;
-  if ((n = edition_field(L, lic_idx, base + F_EDITION, lic))) return n;
-  if ((n = level_field(L, lic_idx, base + F_LEVEL, lic))) return n;
+  int n, t[F_VERSION_LOCK + 1], base = lua_gettop(L) + 1;
+  for (int f = 0; f <= F_VERSION_LOCK; f++) t[f] = get_field(L, lic_idx, field_upvalue[f]);
+  if ((n = product_field(L, cat, lic_idx, base + F_PRODUCT, t[F_PRODUCT], lic))) return n;
+  if ((n = kind_field(L, lic_idx, base + F_KIND, t[F_KIND], lic))) return n;
+  if ((n = edition_field(L, lic_idx, base + F_EDITION, t[F_EDITION], lic))) return n;
+  if ((n = level_field(L, lic_idx, base + F_LEVEL, t[F_LEVEL], lic))) return n;
   if ((n = date_field(L, lic_idx, UV_START, base + F_START, true, &lic->start))) return n;
   if ((n = date_field(L, lic_idx, UV_MS_EXPIRES, base + F_MS_EXPIRES, false, &lic->ms_expires))) return n;
   if ((n = date_field(L, lic_idx, UV_DISABLED, base + F_DISABLED, false, &lic->disabled))) return n;
-  if ((n = count_field(L, lic_idx, UV_VERSION_LOCK, base + F_VERSION_LOCK, LSR_INT_MAX,
-                       &lic->version_lock)))
+  if ((n = count_field(L, lic_idx, UV_VERSION_LOCK, base + F_VERSION_LOCK, t[F_VERSION_LOCK],
+                       LSR_INT_MAX, &lic->version_lock)))
     return n;
   /* Fields of other kinds are not read: a perpetual license's rules never
    * look at lease_ended or trial_days. */
@@ -364,8 +363,9 @@ static int read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr
     return date_field(L, lic_idx, UV_LEASE_ENDED, lua_gettop(L), false, &lic->lease_ended);
   }
   if (lic->kind == LSR_TRIAL) {
-    get_field(L, lic_idx, UV_TRIAL_DAYS);
-    if ((n = count_field(L, lic_idx, UV_TRIAL_DAYS, lua_gettop(L), 36500, &lic->trial_days))) return n;
+    int days = get_field(L, lic_idx, UV_TRIAL_DAYS);
+    if ((n = count_field(L, lic_idx, UV_TRIAL_DAYS, lua_gettop(L), days, 36500, &lic->trial_days)))
+      return n;
     if (lic->trial_days == 0) lic->trial_days = cat->policy.trial_days;
   }
   return 0;
@@ -1101,18 +1101,26 @@ static bool read_edition_prices(lua_State *L, lsr_product *p, int64_t major, siz
   return true;
 }
 
+/* Pushes t[field] for an optional table field of the table at idx.
+ * Returns its stack index, 0 when absent (nothing left pushed), or -1 when
+ * it is there but not a table. */
+static int optional_table(lua_State *L, int idx, const char *field)
+{
+  lua_getfield(L, idx, field);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return lua_type(L, -1) == LUA_TTABLE ? lua_gettop(L) : -1;
+}
+
 static bool read_prices(lua_State *L, int idx, lsr_product *p, build_error *e)
 {
   size_t cap = 0;
   long long major;
-  int table;
-  lua_getfield(L, idx, "prices");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return true;
-  }
-  if (lua_type(L, -1) != LUA_TTABLE) return refuse(e, "product '%s': prices must be a table", p->id);
-  table = lua_gettop(L);
+  int table = optional_table(L, idx, "prices");
+  if (table == 0) return true;
+  if (table < 0) return refuse(e, "product '%s': prices must be a table", p->id);
   lua_pushnil(L);
   while (lua_next(L, table) != 0) {
     if (!lsr_tointeger_exact(L, -2, &major) || major < 1 || lua_type(L, -1) != LUA_TTABLE)
@@ -1135,13 +1143,9 @@ static bool read_addon_prices(lua_State *L, int idx, lsr_product *p, build_error
   p->addon_prices = malloc(((size_t)p->n_addons + 1) * sizeof *p->addon_prices);
   if (p->addon_prices == NULL) luaL_error(L, "not enough memory");
   for (int i = 0; i < p->n_addons; i++) p->addon_prices[i] = -1;
-  lua_getfield(L, idx, "addon_prices");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return true;
-  }
-  if (lua_type(L, -1) != LUA_TTABLE) return refuse(e, "product '%s': addon_prices must be a table", p->id);
-  table = lua_gettop(L);
+  table = optional_table(L, idx, "addon_prices");
+  if (table == 0) return true;
+  if (table < 0) return refuse(e, "product '%s': addon_prices must be a table", p->id);
   lua_pushnil(L);
   while (lua_next(L, table) != 0) {
     size_t len;
@@ -1197,12 +1201,9 @@ static bool read_policy(lua_State *L, int idx, lsr_policy *policy, build_error *
     { "phone_after_days", offsetof(lsr_policy, phone_after_days), 0, 36500 },
     { "disable_after_days", offsetof(lsr_policy, disable_after_days), 0, 36500 },
   };
-  lua_getfield(L, idx, "policy");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return true;
-  }
-  if (lua_type(L, -1) != LUA_TTABLE) return refuse(e, "policy must be a table");
+  int table = optional_table(L, idx, "policy");
+  if (table == 0) return true;
+  if (table < 0) return refuse(e, "policy must be a table");
   for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
     long long v;
     lua_getfield(L, -1, fields[i].name);

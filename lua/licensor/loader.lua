@@ -2,7 +2,8 @@
 -- returns the catalogue table (or declares `products` and `policy`, or a
 -- `catalogue` table, as globals).
 --
--- The sandbox has no os, io, require, load, dofile or debug; it runs with an
+-- The sandbox has no os, io, require, load, dofile or debug (it does have
+-- `day` and `date`, licensor's calendar helpers); it runs with an
 -- instruction budget and a memory budget, so a runaway or hostile file ends
 -- with an error instead of hanging the caller.  Every failure reads
 -- "file:line: message".
@@ -47,6 +48,8 @@ local function sandbox()
     pcall = pcall, unpack = table.unpack or unpack, -- luacheck: ignore unpack
     setmetatable = setmetatable, getmetatable = getmetatable, rawget = rawget,
     rawset = rawset, rawequal = rawequal, rawlen = rawlen,
+    -- Calendar helpers: day("YYYY-MM-DD") -> day number, date(n) -> string.
+    day = core.day, date = core.date,
   }
 end
 

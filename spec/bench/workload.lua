@@ -5,19 +5,10 @@ local _M = {}
 
 local floor = math.floor
 
-local function date_of(day)
-  -- day numbers since 1970-01-01 to YYYY-MM-DD (civil_from_days)
-  local z = day + 719468
-  local era = floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local d = doy - floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
-  return string.format("%04d-%02d-%02d", y, m, d)
-end
+local licensor = require "licensor"
+
+-- Day numbers since 1970-01-01 to YYYY-MM-DD.
+local date_of = licensor.date
 _M.date_of = date_of
 
 local FIRST_DAY = 10957   -- 2000-01-01

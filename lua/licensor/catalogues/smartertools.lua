@@ -8,22 +8,15 @@
 -- the build-number era on the version is 100.0.NNNN.  Prices are in US
 -- cents, per major version, edition and level (mailboxes, agents, sites).
 --
--- This file runs in licensor's catalogue sandbox: plain Lua, no os or io.
+-- This file runs in licensor's catalogue sandbox: plain Lua, no os or io;
+-- day() and date() are the sandbox's calendar helpers.
 
 local floor = math.floor
+local BUILD_EPOCH = day("2000-01-01")
 
 -- The calendar date of a build number (days since 2000-01-01).
 local function released(number)
-  local z = number + 10957 + 719468          -- days since 0000-03-01
-  local era = floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local day = doy - floor((153 * mp + 2) / 5) + 1
-  local month = mp < 10 and mp + 3 or mp - 9
-  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
-  return string.format("%04d-%02d-%02d", year, month, day)
+  return date(BUILD_EPOCH + number)
 end
 
 -- Versioned builds: { "14.7", 6347 } -> 14.7.6347.
