@@ -23,7 +23,7 @@ ASAN_BUILD := build/asan-lua5.4
 ASAN_CORE := $(ASAN_BUILD)/licensor/core.so
 
 SOURCES := csrc/date.c csrc/catalogue.c csrc/rules.c csrc/pricing.c csrc/renewal.c \
-           csrc/fraud.c csrc/ffi.c csrc/licensor.c
+           csrc/fraud.c csrc/keys.c csrc/store.c csrc/ffi.c csrc/licensor.c
 HEADERS := $(wildcard csrc/*.h)
 
 WARNINGS := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
@@ -33,6 +33,7 @@ WARNINGS := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) -isystem $(LUA_INC)
 LDFLAGS_SO := -shared
+LIBS := -lsqlite3
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
@@ -47,12 +48,12 @@ all: $(CORE)
 
 $(CORE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS_SO) -o $@ $(SOURCES)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_SO) -o $@ $(SOURCES) $(LIBS)
 
 $(ASAN_CORE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(SAN_FLAGS) -isystem /usr/include/lua5.4 \
-	  $(LDFLAGS_SO) -o $@ $(SOURCES)
+	  $(LDFLAGS_SO) -o $@ $(SOURCES) $(LIBS)
 
 path:
 	@echo "export LUA_PATH='$(LUA_PATH_HERE);;'"

@@ -80,3 +80,13 @@ unsigned lsr_ladder_due(const lsr_policy *policy, const lsr_ladder_case *c, lsr_
     due |= LSR_STEP_DISABLE_KEY;
   return due;
 }
+
+lsr_admission lsr_admit_new_server(const lsr_migration *before, const lsr_migration *after,
+                                   const lsr_policy *policy)
+{
+  if (after->active <= after->allowed) return LSR_ADMIT_OK;
+  if (before->state == LSR_MIGRATION_FRAUD || after->state == LSR_MIGRATION_FRAUD)
+    return LSR_ADMIT_WINDOW_OVER;
+  if (after->active > after->allowed + policy->migration_extra) return LSR_ADMIT_TOO_MANY;
+  return LSR_ADMIT_OK;
+}

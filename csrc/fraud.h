@@ -40,6 +40,17 @@ void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
                           const lsr_policy *policy, lsr_day on, lsr_edge *scratch,
                           lsr_migration *out);
 
+typedef enum {
+  LSR_ADMIT_OK,
+  LSR_ADMIT_TOO_MANY,          /* beyond allowance + migration_extra */
+  LSR_ADMIT_WINDOW_OVER        /* the key's excess is already fraud */
+} lsr_admission;
+
+/* R10: may one more server be activated?  before is the window without
+ * it, after the window with it counted from `on`. */
+lsr_admission lsr_admit_new_server(const lsr_migration *before, const lsr_migration *after,
+                                   const lsr_policy *policy);
+
 /* R11: a fraud case's ladder.  Days a step was taken, LSR_NO_DAY if not. */
 typedef struct {
   lsr_day first_step;      /* email the customer + notify the fraud team */

@@ -17,7 +17,9 @@
 #include "catalogue.h"
 #include "export.h"
 #include "fraud.h"
+#include "keys.h"
 #include "rules.h"
+#include "store.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +34,7 @@
 #endif
 
 #define CATALOGUE_MT "licensor.catalogue"
+#define STORE_MT "licensor.db"
 #define ERRLEN 512
 
 /* Limits that keep a hostile catalogue from exhausting memory. */
@@ -827,6 +830,38 @@ static void push_migration(lua_State *L, const lsr_migration *m)
   }
 }
 
+/* Reads the license (arg 2), its failover flag, `on` (arg on_arg) and
+ * the installations list (arg 3) into a scratch userdata with room for
+ * `spare` more.  Returns 0 or a failure count. */
+static int read_window_query(lua_State *L, const lsr_catalogue *cat, int on_arg, int spare,
+                             lsr_license *lic, lsr_day *on, bool *failover,
+                             lsr_installation **inst, int *count)
+{
+  size_t n_list;
+  int n, t;
+  check_table(L, 3, "installations");
+  if ((n = read_query(L, cat, lic, on_arg, on))) return n;
+  t = get_field(L, 2, UV_FAILOVER);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+    return license_fail(L, 2, "invalid_license", "field 'failover' must be a boolean");
+  *failover = lua_toboolean(L, -1) != 0;
+  n_list = lsr_rawlen(L, 3);
+  if (n_list > MAX_INSTALLATIONS)
+    return fail(L, "invalid_request", "installations: more than %d entries", MAX_INSTALLATIONS);
+  /* Scratch in a userdata: the collector frees it even if a read fails. */
+  *inst = lua_newuserdata(L, (n_list + (size_t)spare + 1) * (sizeof **inst + 2 * sizeof(lsr_edge)));
+  for (int i = 1; i <= (int)n_list; i++)
+    if ((n = read_installation(L, 3, i, &(*inst)[i - 1]))) return n;
+  *count = (int)n_list;
+  return 0;
+}
+
+/* The sweep scratch after the installations in the same block. */
+static lsr_edge *edges_after(lsr_installation *inst, int capacity)
+{
+  return (lsr_edge *)(void *)(inst + capacity);
+}
+
 /* cat:migration(lic, installations, on) */
 static int cat_migration(lua_State *L)
 {
@@ -835,26 +870,51 @@ static int cat_migration(lua_State *L)
   lsr_installation *inst;
   lsr_migration result;
   lsr_day on;
-  size_t count;
-  int n, failover;
-  check_table(L, 3, "installations");
-  if ((n = read_query(L, cat, &lic, 4, &on))) return n;
-  failover = get_field(L, 2, UV_FAILOVER);
-  if (failover != LUA_TNIL && failover != LUA_TBOOLEAN)
-    return license_fail(L, 2, "invalid_license", "field 'failover' must be a boolean");
-  failover = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  count = lsr_rawlen(L, 3);
-  if (count > MAX_INSTALLATIONS)
-    return fail(L, "invalid_request", "installations: more than %d entries", MAX_INSTALLATIONS);
-  /* Scratch in a userdata: the collector frees it even if a read fails. */
-  inst = lua_newuserdata(L, (count + 1) * (sizeof *inst + 2 * sizeof(lsr_edge)));
-  for (int i = 1; i <= (int)count; i++)
-    if ((n = read_installation(L, 3, i, &inst[i - 1]))) return n;
-  lsr_migration_window(inst, (int)count, lsr_allowed_installations(failover != 0), &cat->policy, on,
-                       (lsr_edge *)(void *)(inst + count + 1), &result);
+  bool failover;
+  int n, count;
+  if ((n = read_window_query(L, cat, 4, 0, &lic, &on, &failover, &inst, &count))) return n;
+  lsr_migration_window(inst, count, lsr_allowed_installations(failover), &cat->policy, on,
+                       edges_after(inst, count + 1), &result);
   push_migration(L, &result);
   return 1;
+}
+
+/* cat:admission(lic, installations, on) -- R10 for one more new server:
+ * true, window-with-it; or false, message, code, window-without-it. */
+static int cat_admission(lua_State *L)
+{
+  const lsr_catalogue *cat = check_catalogue(L, 4);
+  lsr_license lic;
+  lsr_installation *inst;
+  lsr_migration before, after;
+  lsr_day on;
+  bool failover;
+  int n, count, allowed;
+  if ((n = read_window_query(L, cat, 4, 1, &lic, &on, &failover, &inst, &count))) return n;
+  allowed = lsr_allowed_installations(failover);
+  lsr_migration_window(inst, count, allowed, &cat->policy, on, edges_after(inst, count + 2), &before);
+  inst[count].first_seen = inst[count].last_seen = on;
+  inst[count].deactivated = LSR_NO_DAY;
+  lsr_migration_window(inst, count + 1, allowed, &cat->policy, on, edges_after(inst, count + 2), &after);
+  switch (lsr_admit_new_server(&before, &after, &cat->policy)) {
+  case LSR_ADMIT_OK:
+    lua_pushboolean(L, 1);
+    push_migration(L, &after);
+    return 2;
+  case LSR_ADMIT_TOO_MANY:
+    lua_pushboolean(L, 0);
+    lua_pushfstring(L, "%d installations are active, %d allowed, and a migration may add only %d more",
+                    before.active, allowed, cat->policy.migration_extra);
+    lua_pushliteral(L, "too_many_installations");
+    break;
+  default:
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "the migration window is over: this key is in a fraud case");
+    lua_pushliteral(L, "migration_window_over");
+    break;
+  }
+  push_migration(L, &before);
+  return 4;
 }
 
 /* cat:ladder({since=, first_step=, phoned=, disabled=}, on) -- R11: the
@@ -1333,32 +1393,49 @@ static void push_name_list(lua_State *L, char **names, int n)
   }
 }
 
-/* cat:products() -- ids, names, editions and add-ons, sorted by id. */
+/* Pushes one product's description: id, name, unit, editions, add-ons. */
+static void push_product(lua_State *L, const lsr_product *p)
+{
+  lua_createtable(L, 0, 7);
+  set_string(L, "id", p->id);
+  set_string(L, "name", p->name != NULL ? p->name : p->id);
+  if (p->unit != NULL) set_string(L, "unit", p->unit);
+  push_name_list(L, p->editions, p->n_editions);
+  lua_setfield(L, -2, "editions");
+  push_name_list(L, p->addons, p->n_addons);
+  lua_setfield(L, -2, "addons");
+  lua_createtable(L, 0, p->n_addons);
+  for (int a = 0; a < p->n_addons; a++)
+    if (p->addon_prices[a] >= 0) {
+      lua_pushinteger(L, (lua_Integer)p->addon_prices[a]);
+      lua_setfield(L, -2, p->addons[a]);
+    }
+  lua_setfield(L, -2, "addon_prices");
+  lua_pushinteger(L, p->n_builds);
+  lua_setfield(L, -2, "build_count");
+}
+
+/* cat:products() -- every product's description, sorted by id. */
 static int cat_products(lua_State *L)
 {
   const lsr_catalogue *cat = check_catalogue(L, 1);
   lua_createtable(L, cat->n_products, 0);
   for (int i = 0; i < cat->n_products; i++) {
-    const lsr_product *p = &cat->products[i];
-    lua_createtable(L, 0, 6);
-    set_string(L, "id", p->id);
-    set_string(L, "name", p->name != NULL ? p->name : p->id);
-    if (p->unit != NULL) set_string(L, "unit", p->unit);
-    push_name_list(L, p->editions, p->n_editions);
-    lua_setfield(L, -2, "editions");
-    push_name_list(L, p->addons, p->n_addons);
-    lua_setfield(L, -2, "addons");
-    lua_createtable(L, 0, p->n_addons);
-    for (int a = 0; a < p->n_addons; a++)
-      if (p->addon_prices[a] >= 0) {
-        lua_pushinteger(L, (lua_Integer)p->addon_prices[a]);
-        lua_setfield(L, -2, p->addons[a]);
-      }
-    lua_setfield(L, -2, "addon_prices");
-    lua_pushinteger(L, p->n_builds);
-    lua_setfield(L, -2, "build_count");
+    push_product(L, &cat->products[i]);
     lua_rawseti(L, -2, i + 1);
   }
+  return 1;
+}
+
+/* cat:product(id) -- one product's description, or nil, msg, "unknown_product". */
+static int cat_product(lua_State *L)
+{
+  const lsr_catalogue *cat = check_catalogue(L, 2);
+  size_t len;
+  const char *id = luaL_checklstring(L, 2, &len);
+  const lsr_product *p = lsr_find_product(cat, id, len);
+  if (p == NULL) return fail(L, "unknown_product", "unknown product '%s'", id);
+  push_product(L, p);
   return 1;
 }
 
@@ -1575,6 +1652,352 @@ static int l_renew(lua_State *L)
   return 1;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Store connection (licensor.core.open -> db)                          */
+/* ------------------------------------------------------------------ */
+
+/* Raises {code=, message=}: the store's Lua layer catches it, rolls the
+ * transaction back and answers nil, message, code. */
+static int raise_store(lua_State *L, const char *code, const char *message)
+{
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, code);
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, message);
+  lua_setfield(L, -2, "message");
+  return lua_error(L);
+}
+
+static const char *sqlite_code(int rc)
+{
+  switch (rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED: return "busy";
+  case SQLITE_CONSTRAINT: return "constraint";
+  case SQLITE_FULL:
+  case SQLITE_IOERR: return "io_error";
+  default: return "store_error";
+  }
+}
+
+static int raise_sqlite(lua_State *L, const lsr_store *store, int rc)
+{
+  return raise_store(L, sqlite_code(rc), store->db ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
+}
+
+static lsr_store *check_store(lua_State *L)
+{
+  lsr_store *store = luaL_checkudata(L, 1, STORE_MT);
+  if (store->db == NULL) luaL_argerror(L, 1, "store is closed");
+  if (!lsr_store_is_owner(store))
+    raise_store(L, "wrong_process",
+                "this store was opened by another process (before fork); open it again here");
+  return store;
+}
+
+/* core.open(path, full_sync, busy_ms) */
+static int l_open(lua_State *L)
+{
+  char err[ERRLEN];
+  const char *path = luaL_checkstring(L, 1);
+  bool full = lua_toboolean(L, 2) != 0;
+  long long busy = 5000;
+  lsr_store *store;
+  if (!lua_isnoneornil(L, 3) && (!lsr_tointeger_exact(L, 3, &busy) || busy < 0 || busy > 3600000))
+    luaL_argerror(L, 3, "busy_ms must be a whole number of milliseconds");
+  store = lua_newuserdata(L, sizeof *store);
+  memset(store, 0, sizeof *store);
+  luaL_getmetatable(L, STORE_MT);
+  lua_setmetatable(L, -2);
+  if (!lsr_store_open(store, path, full, (int)busy, err, sizeof err))
+    return fail(L, "store_error", "%s", err);
+  return 1;
+}
+
+/* db:prepare(sql) -> statement id; bad SQL is a programming error. */
+static int db_prepare(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  int id = lsr_store_prepare(store, sql, len);
+  if (id < 0) return luaL_error(L, "cannot prepare %s: %s", sql, sqlite3_errmsg(store->db));
+  lua_pushinteger(L, id);
+  return 1;
+}
+
+/* db:exec(script) */
+static int db_exec(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  int rc = lsr_store_exec(store, luaL_checkstring(L, 2));
+  if (rc != SQLITE_OK) return raise_sqlite(L, store, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void bind_value(lua_State *L, sqlite3_stmt *stmt, int param, int idx)
+{
+  long long v;
+  size_t len;
+  const char *s;
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    sqlite3_bind_null(stmt, param);
+    break;
+  case LUA_TBOOLEAN:
+    sqlite3_bind_int(stmt, param, lua_toboolean(L, idx));
+    break;
+  case LUA_TNUMBER:
+    if (lsr_tointeger_exact(L, idx, &v)) sqlite3_bind_int64(stmt, param, v);
+    else sqlite3_bind_double(stmt, param, (double)lua_tonumber(L, idx));
+    break;
+  case LUA_TSTRING:
+    /* The string stays on the stack until the statement is reset. */
+    s = lua_tolstring(L, idx, &len);
+    sqlite3_bind_text(stmt, param, s, (int)len, SQLITE_STATIC);
+    break;
+  default:
+    luaL_argerror(L, idx, lua_pushfstring(L, "cannot store a %s", luaL_typename(L, idx)));
+  }
+}
+
+/* The statement with id at argument 2, reset and bound to arguments 3.. */
+static sqlite3_stmt *bound_statement(lua_State *L, lsr_store *store)
+{
+  int top = lua_gettop(L);
+  sqlite3_stmt *stmt = lsr_store_statement(store, (int)luaL_checkinteger(L, 2));
+  if (stmt == NULL) luaL_argerror(L, 2, "no such statement");
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  if (top - 2 > sqlite3_bind_parameter_count(stmt))
+    luaL_error(L, "too many values for: %s", sqlite3_sql(stmt));
+  for (int i = 3; i <= top; i++) bind_value(L, stmt, i - 2, i);
+  return stmt;
+}
+
+static void push_column(lua_State *L, sqlite3_stmt *stmt, int col)
+{
+  switch (sqlite3_column_type(stmt, col)) {
+  case SQLITE_INTEGER:
+    lua_pushinteger(L, (lua_Integer)sqlite3_column_int64(stmt, col));
+    break;
+  case SQLITE_FLOAT:
+    lua_pushnumber(L, (lua_Number)sqlite3_column_double(stmt, col));
+    break;
+  case SQLITE_NULL:
+    lua_pushnil(L);
+    break;
+  default:
+    lua_pushlstring(L, (const char *)sqlite3_column_text(stmt, col),
+                    (size_t)sqlite3_column_bytes(stmt, col));
+  }
+}
+
+/* Pushes the current row as { column = value } (NULL columns left out). */
+static void push_row(lua_State *L, sqlite3_stmt *stmt)
+{
+  int n = sqlite3_column_count(stmt);
+  lua_createtable(L, 0, n);
+  for (int col = 0; col < n; col++) {
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL) continue;
+    push_column(L, stmt, col);
+    lua_setfield(L, -2, sqlite3_column_name(stmt, col));
+  }
+}
+
+static int step(lua_State *L, lsr_store *store, sqlite3_stmt *stmt)
+{
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    sqlite3_reset(stmt);
+    raise_sqlite(L, store, rc);
+  }
+  return rc;
+}
+
+/* db:run(id, ...) -> changes, last insert rowid */
+static int db_run(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  sqlite3_stmt *stmt = bound_statement(L, store);
+  while (step(L, store, stmt) == SQLITE_ROW) {}
+  sqlite3_reset(stmt);
+  lua_pushinteger(L, sqlite3_changes(store->db));
+  lua_pushinteger(L, (lua_Integer)sqlite3_last_insert_rowid(store->db));
+  return 2;
+}
+
+/* db:first(id, ...) -> the first row, or nil */
+static int db_first(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  sqlite3_stmt *stmt = bound_statement(L, store);
+  if (step(L, store, stmt) == SQLITE_ROW) push_row(L, stmt);
+  else lua_pushnil(L);
+  sqlite3_reset(stmt);
+  return 1;
+}
+
+/* db:value(id, ...) -> the first column of the first row, or nil */
+static int db_value(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  sqlite3_stmt *stmt = bound_statement(L, store);
+  if (step(L, store, stmt) == SQLITE_ROW && sqlite3_column_count(stmt) > 0) push_column(L, stmt, 0);
+  else lua_pushnil(L);
+  sqlite3_reset(stmt);
+  return 1;
+}
+
+/* db:all(id, ...) -> list of rows */
+static int db_all(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  sqlite3_stmt *stmt = bound_statement(L, store);
+  int n = 0;
+  lua_newtable(L);
+  while (step(L, store, stmt) == SQLITE_ROW) {
+    push_row(L, stmt);
+    lua_rawseti(L, -2, ++n);
+  }
+  sqlite3_reset(stmt);
+  return 1;
+}
+
+/* db:query(sql, ...) -> rows of a read-only statement prepared for this
+ * call (for people at the REPL; workflows use prepared ids). */
+static int db_query(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  sqlite3_stmt *stmt = NULL;
+  int n = 0, rc, top = lua_gettop(L);
+  if (sqlite3_prepare_v2(store->db, sql, (int)len, &stmt, NULL) != SQLITE_OK || stmt == NULL)
+    return fail(L, "invalid_request", "%s", sqlite3_errmsg(store->db));
+  if (!sqlite3_stmt_readonly(stmt)) {
+    sqlite3_finalize(stmt);
+    return fail(L, "invalid_request", "db:query runs read-only statements only");
+  }
+  for (int i = 3; i <= top && i - 2 <= sqlite3_bind_parameter_count(stmt); i++) {
+    int t = lua_type(L, i);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING) {
+      sqlite3_finalize(stmt);
+      return luaL_argerror(L, i, "cannot bind this value");
+    }
+    bind_value(L, stmt, i - 2, i);
+  }
+  lua_newtable(L);
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    push_row(L, stmt);
+    lua_rawseti(L, -2, ++n);
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return fail(L, sqlite_code(rc), "%s", sqlite3_errstr(rc));
+  return 1;
+}
+
+static int db_begin(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  int rc = lsr_store_begin(store);
+  if (rc != SQLITE_OK) return raise_sqlite(L, store, rc);
+  return 0;
+}
+
+static int db_commit(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  int rc = lsr_store_commit(store);
+  if (rc != SQLITE_OK) return raise_sqlite(L, store, rc);
+  return 0;
+}
+
+/* Never raises: it runs on error paths. */
+static int db_rollback(lua_State *L)
+{
+  lsr_store *store = luaL_checkudata(L, 1, STORE_MT);
+  if (store->db != NULL && lsr_store_is_owner(store)) lsr_store_rollback(store);
+  return 0;
+}
+
+/* db:in_transaction() */
+static int db_in_transaction(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  lua_pushboolean(L, sqlite3_get_autocommit(store->db) == 0);
+  return 1;
+}
+
+/* __gc, __close and close: safe twice, and never touches the file from a
+ * forked child (see lsr_store_forget). */
+static int db_close(lua_State *L)
+{
+  lsr_store *store = luaL_checkudata(L, 1, STORE_MT);
+  if (store->db != NULL) {
+    if (lsr_store_is_owner(store)) lsr_store_close(store);
+    else lsr_store_forget(store);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int db_tostring(lua_State *L)
+{
+  lsr_store *store = luaL_checkudata(L, 1, STORE_MT);
+  if (store->db == NULL) lua_pushliteral(L, "licensor.db (closed)");
+  else lua_pushfstring(L, "licensor.db (%s)", sqlite3_db_filename(store->db, "main"));
+  return 1;
+}
+
+/* core.new_key() -> a fresh license key */
+static int l_new_key(lua_State *L)
+{
+  char key[LSR_KEY_LEN + 1];
+  if (!lsr_key_generate(key)) return luaL_error(L, "the operating system gave no random bytes");
+  lua_pushstring(L, key);
+  return 1;
+}
+
+/* core.normalise_key(text) -> canonical key, or nil, message, "invalid_key" */
+static int l_normalise_key(lua_State *L)
+{
+  char key[LSR_KEY_LEN + 1];
+  size_t len;
+  const char *text;
+  if (lua_type(L, 1) != LUA_TSTRING) return fail(L, "invalid_key", "a license key is a string");
+  text = lua_tolstring(L, 1, &len);
+  if (len > 64 || !lsr_key_normalise(text, len, key))
+    return fail(L, "invalid_key", "not a license key (25 symbols, the last a check symbol)");
+  lua_pushstring(L, key);
+  return 1;
+}
+
+static const luaL_Reg store_methods[] = {
+  { "prepare", db_prepare },
+  { "exec", db_exec },
+  { "run", db_run },
+  { "first", db_first },
+  { "value", db_value },
+  { "all", db_all },
+  { "query", db_query },
+  { "begin", db_begin },
+  { "commit", db_commit },
+  { "rollback", db_rollback },
+  { "in_transaction", db_in_transaction },
+  { "close", db_close },
+  { NULL, NULL }
+};
+
+static const luaL_Reg store_meta[] = {
+  { "__gc", db_close },
+  { "__close", db_close },
+  { "__tostring", db_tostring },
+  { NULL, NULL }
+};
+
 /* ------------------------------------------------------------------ */
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
@@ -1589,7 +2012,9 @@ static const luaL_Reg catalogue_methods[] = {
   { "can_rollback", cat_can_rollback },
   { "migration", cat_migration },
   { "ladder", cat_ladder },
+  { "admission", cat_admission },
   { "products", cat_products },
+  { "product", cat_product },
   { "builds", cat_builds },
   { "policy", cat_policy },
   { "close", cat_release },
@@ -1611,6 +2036,9 @@ static const luaL_Reg module_functions[] = {
   { "date", l_date },
   { "today", l_today },
   { "_internals", l_internals },
+  { "open", l_open },
+  { "new_key", l_new_key },
+  { "normalise_key", l_normalise_key },
   { NULL, NULL }
 };
 
@@ -1636,6 +2064,11 @@ LSR_EXPORT int luaopen_licensor_core(lua_State *L)
   luaL_setfuncs(L, catalogue_methods, UV_COUNT);
   lua_pushvalue(L, -1);
   lua_setfield(L, mt, "__index");
+  luaL_newmetatable(L, STORE_MT);
+  luaL_setfuncs(L, store_meta, 0);
+  luaL_newlib(L, store_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   lua_newtable(L);   /* the module */
   push_upvalues(L, mt);
   luaL_setfuncs(L, module_functions, UV_COUNT);

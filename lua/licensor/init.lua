@@ -2,8 +2,10 @@
 local core = require "licensor.core"
 local fast = require "licensor.ffi"
 local loader = require "licensor.loader"
+local store = require "licensor.store"
 
 local pairs, type, error = pairs, type, error
+local package = package
 
 local _M = {}
 for name, fn in pairs(core) do
@@ -42,16 +44,10 @@ function _M.transfer(lic, owner, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #3 to 'transfer' (options table expected)", 2)
   end
-  local consent = opts and opts.consent
-  if type(consent) ~= "string" or not consent:find("%S") then
-    return nil, "a license changes owner only with a written-consent reference (consent=)",
-      "transfer_requires_consent"
-  end
-  local copy = {}
-  for k, v in pairs(lic) do copy[k] = v end
-  copy.owner = owner
-  copy.transfer_consent = consent
-  return copy
+  return store.transfer_rule(lic, owner, opts)
 end
+
+-- licensor.open(path, {synchronous="full"|"normal", busy_ms=}) -> store
+_M.open = store.open
 
 return _M

@@ -113,13 +113,11 @@ local function locate(source, where)
   return build_line or product_line or 1
 end
 
--- Reads a catalogue file into a plain table (not yet validated).
-function _M.read(path)
-  if type(path) ~= "string" then error("bad argument #1 to 'read' (path expected)", 2) end
-  local source, err = read_file(path)
-  if not source then return nil, err, "io_error" end
+-- Runs catalogue source text (named `name` in messages) in the sandbox
+-- and returns its table (not yet validated).
+function _M.read_source(source, name)
   local env = sandbox()
-  local chunk, syntax_err = compile(source, path, env)
+  local chunk, syntax_err = compile(source, name, env)
   if not chunk then return nil, syntax_err, "invalid_catalogue" end
   local ok, result = run_bounded(chunk)
   if not ok then return nil, tostring(result), "invalid_catalogue" end
@@ -128,10 +126,21 @@ function _M.read(path)
       or (env.products ~= nil and { products = env.products, policy = env.policy })
   end
   if type(result) ~= "table" then
-    return nil, path .. ":1: the file neither returns a catalogue table nor declares products",
+    return nil, name .. ":1: the file neither returns a catalogue table nor declares products",
       "invalid_catalogue"
   end
-  return result, source
+  return result
+end
+
+-- Reads a catalogue file into a plain table (not yet validated); the
+-- second result is the file's text.
+function _M.read(path)
+  if type(path) ~= "string" then error("bad argument #1 to 'read' (path expected)", 2) end
+  local source, err = read_file(path)
+  if not source then return nil, err, "io_error" end
+  local t, msg, code = _M.read_source(source, path)
+  if not t then return nil, msg, code end
+  return t, source
 end
 
 -- Reads, validates and compiles a catalogue file.

@@ -1,0 +1,98 @@
+/*
+ * keys.c -- generating and checking license keys (see keys.h).
+ */
+#define _DEFAULT_SOURCE   /* getrandom */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+static const char ALPHABET[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/* Value of a symbol, folding Crockford's look-alikes; -1 if not one. */
+static int symbol_value(char c)
+{
+  if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
+  if (c == 'O') return 0;
+  if (c == 'I' || c == 'L') return 1;
+  for (int i = 0; i < 32; i++)
+    if (ALPHABET[i] == c) return i;
+  return -1;
+}
+
+/* Luhn mod 32 over the symbol values: catches every single wrong symbol and
+ * every swap of two adjacent different symbols. */
+static int check_value(const int *values, int n)
+{
+  int factor = 2, sum = 0;
+  for (int i = n - 1; i >= 0; i--) {
+    int addend = factor * values[i];
+    factor = factor == 2 ? 1 : 2;
+    sum += addend / 32 + addend % 32;
+  }
+  return (32 - sum % 32) % 32;
+}
+
+static bool random_bytes(unsigned char *out, size_t n)
+{
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = getrandom(out + got, n - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  if (got == n) return true;
+  {
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t r;
+    if (fd < 0) return false;
+    r = read(fd, out, n);
+    close(fd);
+    return r == (ssize_t)n;
+  }
+}
+
+static void write_grouped(const int *values, char *buf)
+{
+  int out = 0;
+  for (int i = 0; i < LSR_KEY_SYMBOLS; i++) {
+    if (i > 0 && i % 5 == 0) buf[out++] = '-';
+    buf[out++] = ALPHABET[values[i]];
+  }
+  buf[out] = '\0';
+}
+
+bool lsr_key_generate(char *buf)
+{
+  unsigned char bytes[15];   /* 120 bits = 24 symbols of 5 bits */
+  int values[LSR_KEY_SYMBOLS];
+  if (!random_bytes(bytes, sizeof bytes)) return false;
+  for (int i = 0; i < 24; i++) {
+    int bit = i * 5, value = 0;
+    for (int b = 0; b < 5; b++, bit++)
+      value = (value << 1) | ((bytes[bit / 8] >> (7 - bit % 8)) & 1);
+    values[i] = value;
+  }
+  values[24] = check_value(values, 24);
+  write_grouped(values, buf);
+  return true;
+}
+
+bool lsr_key_normalise(const char *text, size_t len, char *buf)
+{
+  int values[LSR_KEY_SYMBOLS], n = 0;
+  for (size_t i = 0; i < len; i++) {
+    int v;
+    if (text[i] == '-' || text[i] == ' ') continue;
+    v = symbol_value(text[i]);
+    if (v < 0 || n == LSR_KEY_SYMBOLS) return false;
+    values[n++] = v;
+  }
+  if (n != LSR_KEY_SYMBOLS || check_value(values, 24) != values[24]) return false;
+  write_grouped(values, buf);
+  return true;
+}

@@ -1,0 +1,26 @@
+/*
+ * keys.h -- license keys: 120 random bits from the operating system in
+ * Crockford base32, grouped for reading aloud, with a Luhn mod 32 check
+ * character so that a mistyped key is caught before any lookup.
+ *
+ *   7KQ2M-XW4RT-9HB3N-C8DPF-G1YZ5   (24 random symbols + 1 check symbol)
+ */
+#ifndef LICENSOR_KEYS_H
+#define LICENSOR_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LSR_KEY_SYMBOLS 25             /* 24 random + 1 check */
+#define LSR_KEY_LEN 29                 /* with four dashes */
+
+/* Writes a new key and a NUL into buf (at least LSR_KEY_LEN + 1 bytes).
+ * False if the operating system gave no randomness. */
+bool lsr_key_generate(char *buf);
+
+/* Normalises a typed key (any case, dashes or spaces anywhere, O for 0 and
+ * I or L for 1) into canonical form in buf; false unless it has exactly 25
+ * symbols and a correct check symbol. */
+bool lsr_key_normalise(const char *text, size_t len, char *buf);
+
+#endif

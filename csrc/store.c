@@ -1,0 +1,140 @@
+/*
+ * store.c -- the SQLite connection (see store.h).
+ */
+#define _DEFAULT_SOURCE   /* usleep */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static bool fail(lsr_store *store, char *err, size_t errlen, const char *what)
+{
+  snprintf(err, errlen, "%s: %s", what, store->db ? sqlite3_errmsg(store->db) : "out of memory");
+  lsr_store_close(store);
+  return false;
+}
+
+bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy_ms,
+                    char *err, size_t errlen)
+{
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  char pragmas[256];
+  memset(store, 0, sizeof *store);
+  store->owner = getpid();
+  store->busy_ms = busy_ms;
+  if (sqlite3_open_v2(path, &store->db, flags, NULL) != SQLITE_OK) return fail(store, err, errlen, path);
+  sqlite3_extended_result_codes(store->db, 1);
+  sqlite3_busy_timeout(store->db, busy_ms);
+  /* WAL: readers never block the writer; synchronous FULL also survives
+   * power loss, NORMAL survives a killed process. */
+  snprintf(pragmas, sizeof pragmas,
+           "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;"
+           " PRAGMA trusted_schema = OFF;",
+           full_sync ? "FULL" : "NORMAL");
+  if (sqlite3_exec(store->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
+    return fail(store, err, errlen, path);
+  return true;
+}
+
+static void finalize_all(lsr_store *store)
+{
+  for (int i = 0; i < store->n_stmts; i++) sqlite3_finalize(store->stmts[i]);
+  free(store->stmts);
+  store->stmts = NULL;
+  store->n_stmts = store->cap_stmts = 0;
+}
+
+void lsr_store_close(lsr_store *store)
+{
+  if (store->db == NULL) return;
+  finalize_all(store);
+  sqlite3_close_v2(store->db);
+  store->db = NULL;
+}
+
+void lsr_store_forget(lsr_store *store)
+{
+  free(store->stmts);
+  store->stmts = NULL;
+  store->n_stmts = store->cap_stmts = 0;
+  store->db = NULL;
+}
+
+bool lsr_store_is_owner(const lsr_store *store)
+{
+  return store->owner == getpid();
+}
+
+int lsr_store_prepare(lsr_store *store, const char *sql, size_t len)
+{
+  sqlite3_stmt *stmt = NULL;
+  if (store->n_stmts == store->cap_stmts) {
+    int grown = store->cap_stmts ? store->cap_stmts * 2 : 32;
+    sqlite3_stmt **bigger = realloc(store->stmts, (size_t)grown * sizeof *bigger);
+    if (bigger == NULL) return -1;
+    store->stmts = bigger;
+    store->cap_stmts = grown;
+  }
+  if (sqlite3_prepare_v3(store->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK ||
+      stmt == NULL) {
+    sqlite3_finalize(stmt);
+    return -1;
+  }
+  store->stmts[store->n_stmts] = stmt;
+  return store->n_stmts++;
+}
+
+sqlite3_stmt *lsr_store_statement(const lsr_store *store, int id)
+{
+  return id >= 0 && id < store->n_stmts ? store->stmts[id] : NULL;
+}
+
+static long long now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int lsr_store_begin(lsr_store *store)
+{
+  /* The busy handler already waits inside one attempt; this loop covers
+   * the cases where SQLite returns BUSY at once (e.g. a WAL restart). */
+  long long deadline = now_ms() + store->busy_ms;
+  int rc;
+  for (;;) {
+    rc = sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if ((rc & 0xff) != SQLITE_BUSY || now_ms() >= deadline) break;
+    usleep(1000);
+  }
+  store->in_transaction = rc == SQLITE_OK;
+  return rc;
+}
+
+int lsr_store_commit(lsr_store *store)
+{
+  long long deadline = now_ms() + store->busy_ms;
+  int rc;
+  for (;;) {
+    rc = sqlite3_exec(store->db, "COMMIT", NULL, NULL, NULL);
+    if ((rc & 0xff) != SQLITE_BUSY || now_ms() >= deadline) break;
+    usleep(1000);
+  }
+  if (rc != SQLITE_OK) lsr_store_rollback(store);
+  store->in_transaction = false;
+  return rc;
+}
+
+void lsr_store_rollback(lsr_store *store)
+{
+  if (sqlite3_get_autocommit(store->db) == 0) sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+  store->in_transaction = false;
+}
+
+int lsr_store_exec(lsr_store *store, const char *sql)
+{
+  return sqlite3_exec(store->db, sql, NULL, NULL, NULL);
+}

@@ -1,0 +1,57 @@
+/*
+ * store.h -- the SQLite connection under licensor.open: pragmas, prepared
+ * statements kept for the life of the connection, BEGIN IMMEDIATE
+ * transactions that wait out other writers, and the process that owns it.
+ *
+ * It knows nothing of licenses: lua/licensor/store.lua holds the schema and
+ * the workflows and drives this layer through the binding.
+ */
+#ifndef LICENSOR_STORE_H
+#define LICENSOR_STORE_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct {
+  sqlite3 *db;
+  pid_t owner;              /* the process that opened it */
+  sqlite3_stmt **stmts;     /* prepared once, reset after each use */
+  int n_stmts;
+  int cap_stmts;
+  int busy_ms;
+  bool in_transaction;
+} lsr_store;
+
+/* Opens (or creates) path with WAL, foreign keys, the busy timeout and
+ * synchronous=FULL (full) or NORMAL.  On failure returns false with a
+ * message in err; *store is then closed. */
+bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy_ms,
+                    char *err, size_t errlen);
+
+/* Finalises the statements and closes the connection (not in a forked
+ * child: see lsr_store_forget). */
+void lsr_store_close(lsr_store *store);
+
+/* In a child of the owner: drops the handle without touching the file,
+ * since closing would run the parent's WAL logic from the wrong process. */
+void lsr_store_forget(lsr_store *store);
+
+bool lsr_store_is_owner(const lsr_store *store);
+
+/* Prepares sql and keeps it; returns its id (>= 0) or -1 (see errmsg). */
+int lsr_store_prepare(lsr_store *store, const char *sql, size_t len);
+
+sqlite3_stmt *lsr_store_statement(const lsr_store *store, int id);
+
+/* BEGIN IMMEDIATE, retried while another writer holds the lock, up to
+ * busy_ms in all.  Returns the SQLite result code. */
+int lsr_store_begin(lsr_store *store);
+int lsr_store_commit(lsr_store *store);
+void lsr_store_rollback(lsr_store *store);
+
+/* Runs a script of statements without results (schema, pragmas). */
+int lsr_store_exec(lsr_store *store, const char *sql);
+
+#endif

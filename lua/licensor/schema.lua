@@ -1,0 +1,106 @@
+-- licensor.schema -- the store's SQLite schema as forward migrations.
+-- PRAGMA user_version is the number of migrations applied; opening a store
+-- applies the missing ones in one transaction.  Never edit a published
+-- migration: append a new one.
+local _M = {}
+
+_M.migrations = {
+  -- 1: the first schema.
+  [[
+CREATE TABLE catalogues (
+  version  INTEGER PRIMARY KEY,
+  imported TEXT NOT NULL,            -- day of the import
+  source   TEXT NOT NULL,            -- the catalogue table as "return {...}"
+  policy   TEXT NOT NULL             -- the policy in force, JSON
+);
+
+CREATE TABLE licenses (
+  key              TEXT PRIMARY KEY,
+  product          TEXT NOT NULL,
+  edition          TEXT,
+  level,                             -- a whole number or 'unlimited'
+  kind             TEXT NOT NULL CHECK (kind IN ('perpetual', 'lease', 'trial')),
+  start            TEXT NOT NULL,
+  ms_expires       TEXT,
+  ms_start         TEXT,
+  lease_ended      TEXT,
+  trial_days       INTEGER,
+  version_lock     INTEGER,
+  failover         INTEGER NOT NULL DEFAULT 0,
+  disabled         TEXT,
+  disabled_reason  TEXT,
+  owner            TEXT,
+  transfer_consent TEXT,
+  catalogue        INTEGER REFERENCES catalogues (version)
+);
+
+-- Add-ons owned, with the last day paid.
+CREATE TABLE addons (
+  key          TEXT NOT NULL REFERENCES licenses (key),
+  addon        TEXT NOT NULL,
+  paid_through TEXT NOT NULL,
+  PRIMARY KEY (key, addon)
+) WITHOUT ROWID;
+
+-- Every M&S and add-on term bought: issue, renewals, add-on purchases.
+CREATE TABLE terms (
+  id     INTEGER PRIMARY KEY,
+  key    TEXT NOT NULL REFERENCES licenses (key),
+  item   TEXT NOT NULL,              -- 'ms' or an add-on id
+  starts TEXT NOT NULL,
+  ends   TEXT NOT NULL,
+  bought TEXT NOT NULL
+);
+CREATE INDEX terms_by_key ON terms (key);
+
+CREATE TABLE installations (
+  id          INTEGER PRIMARY KEY,
+  key         TEXT NOT NULL REFERENCES licenses (key),
+  server      TEXT NOT NULL,
+  build       INTEGER NOT NULL,
+  first_seen  TEXT NOT NULL,
+  last_seen   TEXT NOT NULL,
+  deactivated TEXT
+);
+CREATE INDEX installations_by_key ON installations (key, server);
+
+CREATE TABLE fraud_cases (
+  id         INTEGER PRIMARY KEY,
+  key        TEXT NOT NULL REFERENCES licenses (key),
+  since      TEXT NOT NULL,          -- first day of the excess run (R10's T)
+  opened     TEXT NOT NULL,
+  first_step TEXT,                   -- R11 steps, the day each was taken
+  phoned     TEXT,
+  disabled   TEXT,
+  closed     TEXT
+);
+CREATE INDEX fraud_cases_open ON fraud_cases (key) WHERE closed IS NULL;
+
+CREATE TABLE outbox (
+  id         INTEGER PRIMARY KEY,
+  key        TEXT NOT NULL,
+  case_id    INTEGER REFERENCES fraud_cases (id),
+  action     TEXT NOT NULL,
+  on_day     TEXT NOT NULL,
+  attempts   INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  delivered  TEXT                    -- UTC time the handler confirmed it
+);
+CREATE INDEX outbox_pending ON outbox (id) WHERE delivered IS NULL;
+
+CREATE TABLE events (
+  id     INTEGER PRIMARY KEY,
+  key    TEXT NOT NULL,
+  at     TEXT NOT NULL,
+  kind   TEXT NOT NULL,
+  detail TEXT NOT NULL               -- JSON
+);
+CREATE INDEX events_by_key ON events (key, id);
+CREATE TRIGGER events_are_not_updated BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER events_are_not_deleted BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+]],
+}
+
+return _M
