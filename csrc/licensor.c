@@ -971,8 +971,16 @@ static bool refuse(build_error *e, const char *fmt, ...)
   return false;
 }
 
+/* True if s holds no control characters (the store folds lists with them). */
+static bool printable(const char *s, size_t len)
+{
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return false;
+  return true;
+}
+
 /* A copy of the string at idx, or NULL if it is not a plain non-empty string
- * of at most MAX_NAME_LEN bytes without NULs. */
+ * of at most MAX_NAME_LEN bytes without control characters. */
 static char *copy_name(lua_State *L, int idx, bool allow_long)
 {
   size_t len;
@@ -980,7 +988,7 @@ static char *copy_name(lua_State *L, int idx, bool allow_long)
   char *copy;
   if (lua_type(L, idx) != LUA_TSTRING) return NULL;
   s = lua_tolstring(L, idx, &len);
-  if (len == 0 || (!allow_long && len > MAX_NAME_LEN) || strlen(s) != len) return NULL;
+  if (len == 0 || (!allow_long && len > MAX_NAME_LEN) || !printable(s, len)) return NULL;
   copy = malloc(len + 1);
   if (copy == NULL) luaL_error(L, "not enough memory");
   memcpy(copy, s, len + 1);

@@ -15,7 +15,7 @@ local cjson = require("cjson").new()
 local type, pairs, ipairs, pcall, error, select = type, pairs, ipairs, pcall, error, select
 local setmetatable, tostring, next = setmetatable, tostring, next
 local unpack = table.unpack or unpack   -- luacheck: ignore unpack
-local sort = table.sort
+local sort, gmatch = table.sort, string.gmatch
 local os_date = os.date
 
 cjson.encode_sparse_array(true)
@@ -32,8 +32,11 @@ local SQL = {
   catalogue_version = "SELECT max(version) FROM catalogues",
   catalogue_source = "SELECT source FROM catalogues WHERE version = ?",
   insert_catalogue = "INSERT INTO catalogues (imported, source, policy) VALUES (?, ?, ?)",
-  license = "SELECT * FROM licenses WHERE key = ?",
-  addons = "SELECT addon, paid_through FROM addons WHERE key = ?",
+  -- One statement per license read: the add-ons come folded into one
+  -- column, "eas<US>2019-12-06<RS>ews<US>..." (names never hold control
+  -- characters: the catalogue refuses them).
+  license = [[SELECT l.*, (SELECT group_concat(addon || char(31) || paid_through, char(30))
+    FROM addons a WHERE a.key = l.key) AS addon_list FROM licenses l WHERE l.key = ?]],
   insert_license = [[INSERT INTO licenses (key, product, edition, level, kind, start, ms_expires,
     ms_start, lease_ended, trial_days, version_lock, failover, owner, catalogue)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
@@ -255,16 +258,15 @@ end
 
 -- The license row and its add-ons as a SPEC section 3 table.
 local function load_license(self, key)
-  local db, sql = self.db, self.sql
-  local lic = db:first(sql.license, key)
+  local lic = self.db:first(self.sql.license, key)
   if lic == nil then refuse("unknown_key", "no license with key " .. key) end
   lic.failover = lic.failover == 1
   lic.catalogue = nil
-  local addons = db:all(sql.addons, key)
-  if #addons > 0 then
+  local list = lic.addon_list
+  if list then
     local map = {}
-    for _, a in ipairs(addons) do map[a.addon] = a.paid_through end
-    lic.addons = map
+    for addon, through in gmatch(list, "([^\30\31]+)\31([^\30]+)") do map[addon] = through end
+    lic.addons, lic.addon_list = map, nil
   end
   return lic
 end
