@@ -40,7 +40,8 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 
 LUA_PATH_HERE := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
-                libsqlite3-dev libluajit2-5.1-2 libluajit2-5.1-dev luajit2 cppcheck gcc make
+                libsqlite3-dev sqlite3 libluajit2-5.1-2 libluajit2-5.1-dev luajit2 lua-socket \
+                lua-sql-sqlite3 cppcheck gcc make coreutils
 
 .PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean
 
@@ -49,6 +50,16 @@ all: $(CORE)
 $(CORE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_SO) -o $@ $(SOURCES) $(LIBS)
+
+# A test-only helper module (fork/wait/_exit) next to each core build.
+$(BUILD)/forkhelper.so: spec/support/forkhelper.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -fPIC -Wall -Wextra -Werror $(CFLAGS) -isystem $(LUA_INC) $(LDFLAGS_SO) -o $@ $<
+
+$(ASAN_BUILD)/forkhelper.so: spec/support/forkhelper.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -fPIC -Wall -Wextra -Werror $(SAN_FLAGS) -isystem /usr/include/lua5.4 \
+	  $(LDFLAGS_SO) -o $@ $<
 
 $(ASAN_CORE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
@@ -79,9 +90,9 @@ cppcheck:
 	  --inline-suppr --suppress=missingIncludeSystem -I csrc $(SOURCES)
 
 test: deps
-	@$(MAKE) --no-print-directory LUA=lua5.4 all
-	@$(MAKE) --no-print-directory LUA=luajit all
-	@$(MAKE) --no-print-directory $(ASAN_CORE)
+	@$(MAKE) --no-print-directory LUA=lua5.4 all build/lua5.4/forkhelper.so
+	@$(MAKE) --no-print-directory LUA=luajit all build/luajit/forkhelper.so
+	@$(MAKE) --no-print-directory $(ASAN_CORE) $(ASAN_BUILD)/forkhelper.so
 	@$(MAKE) --no-print-directory lint cppcheck rockcheck
 	@sh spec/support/run-suites.sh
 

@@ -23,17 +23,12 @@ static int symbol_value(char c)
   return -1;
 }
 
-/* Luhn mod 32 over the symbol values: catches every single wrong symbol and
- * every swap of two adjacent different symbols. */
-static int check_value(const int *values, int n)
+/* The weighted sum modulo 37 of the payload (see keys.h). */
+static int check_value(const int *values)
 {
-  int factor = 2, sum = 0;
-  for (int i = n - 1; i >= 0; i--) {
-    int addend = factor * values[i];
-    factor = factor == 2 ? 1 : 2;
-    sum += addend / 32 + addend % 32;
-  }
-  return (32 - sum % 32) % 32;
+  int sum = 0;
+  for (int i = 0; i < LSR_KEY_PAYLOAD; i++) sum += (i + 1) * values[i];
+  return sum % 37;
 }
 
 static bool random_bytes(unsigned char *out, size_t n)
@@ -60,7 +55,7 @@ static void write_grouped(const int *values, char *buf)
 {
   int out = 0;
   for (int i = 0; i < LSR_KEY_SYMBOLS; i++) {
-    if (i > 0 && i % 5 == 0) buf[out++] = '-';
+    if (i > 0 && i % LSR_KEY_GROUP == 0) buf[out++] = '-';
     buf[out++] = ALPHABET[values[i]];
   }
   buf[out] = '\0';
@@ -68,16 +63,18 @@ static void write_grouped(const int *values, char *buf)
 
 bool lsr_key_generate(char *buf)
 {
-  unsigned char bytes[15];   /* 120 bits = 24 symbols of 5 bits */
+  unsigned char bytes[17];   /* 136 bits for 27 symbols of 5 bits */
   int values[LSR_KEY_SYMBOLS];
-  if (!random_bytes(bytes, sizeof bytes)) return false;
-  for (int i = 0; i < 24; i++) {
-    int bit = i * 5, value = 0;
-    for (int b = 0; b < 5; b++, bit++)
-      value = (value << 1) | ((bytes[bit / 8] >> (7 - bit % 8)) & 1);
-    values[i] = value;
-  }
-  values[24] = check_value(values, 24);
+  do {
+    if (!random_bytes(bytes, sizeof bytes)) return false;
+    for (int i = 0; i < LSR_KEY_PAYLOAD; i++) {
+      int bit = i * 5, value = 0;
+      for (int b = 0; b < 5; b++, bit++)
+        value = (value << 1) | ((bytes[bit / 8] >> (7 - bit % 8)) & 1);
+      values[i] = value;
+    }
+    values[LSR_KEY_PAYLOAD] = check_value(values);
+  } while (values[LSR_KEY_PAYLOAD] >= 32);
   write_grouped(values, buf);
   return true;
 }
@@ -92,7 +89,7 @@ bool lsr_key_normalise(const char *text, size_t len, char *buf)
     if (v < 0 || n == LSR_KEY_SYMBOLS) return false;
     values[n++] = v;
   }
-  if (n != LSR_KEY_SYMBOLS || check_value(values, 24) != values[24]) return false;
+  if (n != LSR_KEY_SYMBOLS || check_value(values) != values[LSR_KEY_PAYLOAD]) return false;
   write_grouped(values, buf);
   return true;
 }

@@ -11,15 +11,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LSR_KEY_SYMBOLS 25             /* 24 random + 1 check */
-#define LSR_KEY_LEN 29                 /* with four dashes */
+#define LSR_KEY_PAYLOAD 27
+#define LSR_KEY_SYMBOLS 28             /* 27 random + 1 check */
+#define LSR_KEY_GROUP 7
+#define LSR_KEY_LEN 31                 /* with three dashes */
 
 /* Writes a new key and a NUL into buf (at least LSR_KEY_LEN + 1 bytes).
  * False if the operating system gave no randomness. */
 bool lsr_key_generate(char *buf);
 
 /* Normalises a typed key (any case, dashes or spaces anywhere, O for 0 and
- * I or L for 1) into canonical form in buf; false unless it has exactly 25
+ * I or L for 1) into canonical form in buf; false unless it has exactly 28
  * symbols and a correct check symbol. */
 bool lsr_key_normalise(const char *text, size_t len, char *buf);
 

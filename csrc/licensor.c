@@ -1978,7 +1978,7 @@ static int l_normalise_key(lua_State *L)
   if (lua_type(L, 1) != LUA_TSTRING) return fail(L, "invalid_key", "a license key is a string");
   text = lua_tolstring(L, 1, &len);
   if (len > 64 || !lsr_key_normalise(text, len, key))
-    return fail(L, "invalid_key", "not a license key (25 symbols, the last a check symbol)");
+    return fail(L, "invalid_key", "not a license key (28 symbols in groups of 7, the last a check symbol)");
   lua_pushstring(L, key);
   return 1;
 }

@@ -82,8 +82,6 @@ CREATE TABLE outbox (
   case_id    INTEGER REFERENCES fraud_cases (id),
   action     TEXT NOT NULL,
   on_day     TEXT NOT NULL,
-  attempts   INTEGER NOT NULL DEFAULT 0,
-  last_error TEXT,
   delivered  TEXT                    -- UTC time the handler confirmed it
 );
 CREATE INDEX outbox_pending ON outbox (id) WHERE delivered IS NULL;

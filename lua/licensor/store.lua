@@ -74,8 +74,7 @@ local SQL = {
   pending_outbox = [[SELECT id, key, case_id, action, on_day FROM outbox
     WHERE delivered IS NULL AND id > ? ORDER BY id LIMIT 500]],
   count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL",
-  outbox_done = "UPDATE outbox SET delivered = ?, attempts = attempts + 1 WHERE id = ?",
-  outbox_failed = "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+  outbox_done = "UPDATE outbox SET delivered = ? WHERE id = ?",
 }
 
 -- Raising a refusal inside a workflow.
@@ -702,24 +701,21 @@ local function now_utc()
   return os_date("!%Y-%m-%dT%H:%M:%SZ")
 end
 
--- Marks one outbox row in its own small transaction.
-local function record_delivery(self, row, done, err)
+-- Marks one outbox row delivered, in its own small transaction.
+local function record_delivery(self, row)
   return transaction(self, function()
-    if done then
-      self.db:run(self.sql.outbox_done, now_utc(), row.id)
-    else
-      self.db:run(self.sql.outbox_failed, err, row.id)
-    end
+    self.db:run(self.sql.outbox_done, now_utc(), row.id)
     return true
   end)
 end
 
--- store:deliver() -> delivered, pending.  Calls the handler of every
--- pending row, oldest first, outside any transaction; a handler that
--- returns true marks its row delivered, anything else (false, an error, no
--- handler) leaves it pending for the next call: at least once, never lost.
+-- store:deliver() -> delivered, pending, failures.  Calls the handler of
+-- every pending row, oldest first, outside any transaction.  A handler that
+-- returns true marks its row delivered; anything else (false, an error, no
+-- handler) leaves the row pending, untouched, for the next call: at least
+-- once, never lost.  failures lists {id=, action=, error=} of this call.
 function Store:deliver()
-  local delivered, last_id = 0, 0
+  local delivered, last_id, failures = 0, 0, {}
   while true do
     local rows = guarded(self, function() return self.db:all(self.sql.pending_outbox, last_id) end)
     if not rows or #rows == 0 then break end
@@ -729,16 +725,17 @@ function Store:deliver()
       if handler then
         local action = { key = row.key, case = row.case_id, action = row.action, on = row.on_day }
         local ok, result = pcall(handler, action)
-        local done = ok and result == true
-        local why = nil
-        if not done then why = ok and ("the handler returned " .. tostring(result)) or tostring(result) end
-        record_delivery(self, row, done, why)
-        if done then delivered = delivered + 1 end
+        if ok and result == true and record_delivery(self, row) then
+          delivered = delivered + 1
+        else
+          failures[#failures + 1] = { id = row.id, action = row.action,
+            error = ok and ("the handler returned " .. tostring(result)) or tostring(result) }
+        end
       end
     end
   end
   local pending = guarded(self, function() return self.db:value(self.sql.count_pending) end)
-  return delivered, pending
+  return delivered, pending, failures
 end
 
 -- store:events(key) -> list of {at=, kind=, detail=} oldest first
