@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -1874,6 +1875,27 @@ static int db_all(lua_State *L)
   return 1;
 }
 
+/* PRAGMAs that only report (sqlite3_stmt_readonly says no to every PRAGMA). */
+static bool is_reading_pragma(const char *sql)
+{
+  static const char *const names[] = {
+    "user_version", "journal_mode", "integrity_check", "quick_check", "foreign_key_check",
+    "page_count", "page_size", "freelist_count", "synchronous", "table_info", "index_list",
+    "data_version", NULL
+  };
+  const char *p = sql;
+  while (*p == ' ' || *p == '\n' || *p == '\t') p++;
+  if (strncasecmp(p, "PRAGMA", 6) != 0 || strchr(p, '=') != NULL) return false;
+  p += 6;
+  while (*p == ' ') p++;
+  for (int i = 0; names[i] != NULL; i++) {
+    size_t n = strlen(names[i]);
+    if (strncasecmp(p, names[i], n) == 0 && (p[n] == '\0' || p[n] == '(' || p[n] == ' ' || p[n] == ';'))
+      return true;
+  }
+  return false;
+}
+
 /* db:query(sql, ...) -> rows of a read-only statement prepared for this
  * call (for people at the REPL; workflows use prepared ids). */
 static int db_query(lua_State *L)
@@ -1885,7 +1907,7 @@ static int db_query(lua_State *L)
   int n = 0, rc, top = lua_gettop(L);
   if (sqlite3_prepare_v2(store->db, sql, (int)len, &stmt, NULL) != SQLITE_OK || stmt == NULL)
     return fail(L, "invalid_request", "%s", sqlite3_errmsg(store->db));
-  if (!sqlite3_stmt_readonly(stmt)) {
+  if (!sqlite3_stmt_readonly(stmt) && !is_reading_pragma(sql)) {
     sqlite3_finalize(stmt);
     return fail(L, "invalid_request", "db:query runs read-only statements only");
   }

@@ -1,0 +1,176 @@
+-- The store's sweep (R10, R11), its outbox (store:on, store:deliver) and
+-- the append-only event log.
+local core = require "licensor.core"
+local stores = require "support.stores"
+
+-- A key on two servers from 2018-12-05 (excess; fraud from 2019-01-04),
+-- both checking in daily through `through`.
+local function two_servers(store, through)
+  local lic = stores.issue(store, { start = "2018-06-01" })
+  store:activate(lic.key, "old", 6855, "2018-11-01")
+  store:activate(lic.key, "new", 6911, "2018-12-05")
+  for day = core.day("2018-11-02"), core.day(through) do
+    store:checkin(lic.key, "old", core.date(day))
+    if day >= core.day("2018-12-05") then store:checkin(lic.key, "new", core.date(day)) end
+  end
+  return lic
+end
+
+local function actions(taken)
+  local list = {}
+  for _, t in ipairs(taken) do list[#list + 1] = t.action end
+  return list
+end
+
+describe("R11 store:sweep", function()
+  it("takes no step while the key is migrating", function()
+    local store = stores.new(":memory:")
+    two_servers(store, "2019-01-03")
+    assert.are.same({}, store:sweep("2019-01-03"))
+  end)
+
+  it("emails the customer and notifies the fraud team on the first sweep on or after the fraud day", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-01-04")
+    local taken = store:sweep("2019-01-04")
+    assert.are.same({ "email_customer", "notify_fraud_team" }, actions(taken))
+    assert.are.same({ key = lic.key, case = taken[1].case, action = "email_customer", on = "2019-01-04" }, taken[1])
+    assert.are.same({}, store:sweep("2019-01-04"))   -- once per case
+  end)
+
+  it("phones 7 and disables 14 days after the first step was actually taken", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-02-20")
+    -- The first sweep comes late, on 2019-02-01: the warning still gets its 14 days.
+    assert.are.same({ "email_customer", "notify_fraud_team" }, actions(store:sweep("2019-02-01")))
+    assert.are.same({}, store:sweep("2019-02-07"))
+    assert.are.same({ "phone_customer" }, actions(store:sweep("2019-02-08")))
+    assert.are.same({}, store:sweep("2019-02-14"))
+    assert.is_nil(store:get(lic.key).disabled)
+    assert.are.same({ "disable_key" }, actions(store:sweep("2019-02-15")))
+    local disabled = store:get(lic.key)
+    assert.are.same({ "2019-02-15", "fraud" }, { disabled.disabled, disabled.disabled_reason })
+    assert.are.same({}, store:sweep("2019-02-20"))
+  end)
+
+  it("takes every overdue step of a case in one sweep, each once", function()
+    local store = stores.new(":memory:")
+    two_servers(store, "2019-03-01")
+    store:sweep("2019-01-10")
+    assert.are.same({ "phone_customer", "disable_key" }, actions(store:sweep("2019-03-01")))
+  end)
+
+  it("closes the case when the excess ends before the key is disabled", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-01-10")
+    store:sweep("2019-01-10")
+    store:deactivate(lic.key, "new", "2019-01-12")
+    assert.are.same({}, store:sweep("2019-01-20"))
+    assert.is_nil(store:get(lic.key).disabled)
+    local cases = store:query("SELECT closed FROM fraud_cases WHERE key = ?", lic.key)
+    assert.are.same({ { closed = "2019-01-20" } }, cases)
+  end)
+
+  it("keeps a disabled key disabled until an admin re-enables it, which closes the case", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-01-18")
+    store:sweep("2019-01-04")
+    store:sweep("2019-01-18")
+    assert.are.equal("2019-01-18", store:get(lic.key).disabled)
+    store:deactivate(lic.key, "new", "2019-01-19")
+    store:sweep("2019-01-25")
+    assert.are.equal("2019-01-18", store:get(lic.key).disabled)
+    store:enable(lic.key, "2019-01-26")
+    assert.is_nil(store:get(lic.key).disabled)
+    assert.are.same({}, store:query("SELECT id FROM fraud_cases WHERE closed IS NULL"))
+  end)
+
+  it("opens a new case for a new run of excess", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-01-04")
+    store:sweep("2019-01-04")
+    store:deactivate(lic.key, "new", "2019-01-05")
+    store:sweep("2019-01-06")
+    store:activate(lic.key, "newer", 6947, "2019-01-20")
+    for day = core.day("2019-01-21"), core.day("2019-02-20") do
+      store:checkin(lic.key, "old", core.date(day))
+      store:checkin(lic.key, "newer", core.date(day))
+    end
+    assert.are.same({}, store:sweep("2019-02-18"))
+    assert.are.same({ "email_customer", "notify_fraud_team" }, actions(store:sweep("2019-02-19")))
+    assert.are.equal(2, #store:query("SELECT id FROM fraud_cases WHERE key = ?", lic.key))
+  end)
+
+  it("logs each step in the key's events", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-01-04")
+    store:sweep("2019-01-04")
+    local kinds = {}
+    for _, e in ipairs(store:events(lic.key)) do kinds[#kinds + 1] = e.kind end
+    assert.are.same({ "issue", "activate", "activate", "case_opened", "email_customer", "notify_fraud_team" }, kinds)
+  end)
+end)
+
+describe("the outbox", function()
+  local store
+  before_each(function()
+    store = stores.new(":memory:")
+    two_servers(store, "2019-01-04")
+    store:sweep("2019-01-04")
+  end)
+
+  it("delivers each pending action to its handler, oldest first, and marks it done", function()
+    local seen = {}
+    store:on("email_customer", function(a) seen[#seen + 1] = a.action .. " " .. a.on; return true end)
+    store:on("notify_fraud_team", function(a) seen[#seen + 1] = a.action; return true end)
+    local delivered, pending = store:deliver()
+    assert.are.same({ 2, 0 }, { delivered, pending })
+    assert.are.same({ "email_customer 2019-01-04", "notify_fraud_team" }, seen)
+    delivered, pending = store:deliver()
+    assert.are.same({ 0, 0 }, { delivered, pending })
+  end)
+
+  it("leaves rows whose handler fails, errors or is missing pending for the next call", function()
+    local calls = 0
+    store:on("email_customer", function() calls = calls + 1; error("smtp down") end)
+    store:on("notify_fraud_team", function() calls = calls + 1; return false end)
+    local delivered, pending, failures = store:deliver()
+    assert.are.same({ 0, 2, 2 }, { delivered, pending, #failures })
+    assert.matches("smtp down", failures[1].error)
+    store:on("email_customer", function() return true end)
+    delivered, pending = store:deliver()
+    assert.are.same({ 1, 1 }, { delivered, pending })
+    assert.are.equal(3, calls)
+  end)
+
+  it("accepts only the SPEC actions and functions", function()
+    assert.has_error(function() store:on("sms_customer", function() end) end)
+    assert.has_error(function() store:on("email_customer", "mail") end)
+  end)
+end)
+
+describe("the event log", function()
+  it("returns events oldest first with their detail tables", function()
+    local store = stores.new(":memory:")
+    local lic = stores.issue(store)
+    store:disable(lic.key, "2019-01-01", "chargeback")
+    local events = store:events(lic.key)
+    assert.are.same({ "issue", "disable" }, { events[1].kind, events[2].kind })
+    assert.are.same({ at = "2019-01-01", kind = "disable", detail = { reason = "chargeback" } }, events[2])
+    assert.are.equal("unknown_key", select(3, store:events(core.new_key())))
+  end)
+
+  it("cannot be updated or deleted, even with SQL", function()
+    local store, path = stores.new()
+    stores.issue(store)
+    local db = assert(core.open(path, false))
+    local ok, err = pcall(db.exec, db, "UPDATE events SET kind = 'forged'")
+    assert.is_false(ok)
+    assert.matches("append%-only", err.message)
+    ok = pcall(db.exec, db, "DELETE FROM events")
+    assert.is_false(ok)
+    db:close()
+    store:close()
+    stores.remove(path)
+  end)
+end)
