@@ -944,9 +944,9 @@ static int cat_ladder(lua_State *L)
   c.disabled = days[3];
   due = lsr_ladder_due(&cat->policy, &c, days[0] + cat->policy.migration_days, on);
   lua_createtable(L, 4, 0);
-  for (int step = 0; step < 4; step++)
-    if (due & (1u << step)) {
-      lua_pushstring(L, steps[step]);
+  for (int s = 0; s < 4; s++)
+    if (due & (1u << s)) {
+      lua_pushstring(L, steps[s]);
       lua_rawseti(L, -2, ++count);
     }
   return 1;

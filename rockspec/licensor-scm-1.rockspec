@@ -18,6 +18,10 @@ migrating or fraud.  Catalogues and policies are plain Lua.
   labels = { "licensing", "openresty" },
 }
 
+-- The store and the gateway also need lua-cjson at run time.  It is not
+-- listed here so that `luarocks make` installs offline on systems where the
+-- distribution provides it (Debian: lua-cjson, OpenResty: bundled); elsewhere
+-- run `luarocks install lua-cjson`.  licensor.store says so if it is missing.
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
@@ -34,12 +38,17 @@ build = {
     ["licensor"] = "lua/licensor/init.lua",
     ["licensor.ffi"] = "lua/licensor/ffi.lua",
     ["licensor.loader"] = "lua/licensor/loader.lua",
+    ["licensor.store"] = "lua/licensor/store.lua",
+    ["licensor.schema"] = "lua/licensor/schema.lua",
+    ["licensor.serialize"] = "lua/licensor/serialize.lua",
+    ["licensor.tabulate"] = "lua/licensor/tabulate.lua",
     ["licensor.demo"] = "lua/licensor/demo.lua",
     ["licensor.catalogues.smartertools"] = "lua/licensor/catalogues/smartertools.lua",
     ["licensor.core"] = {
       sources = {
         "csrc/date.c", "csrc/catalogue.c", "csrc/rules.c", "csrc/pricing.c",
-        "csrc/renewal.c", "csrc/fraud.c", "csrc/ffi.c", "csrc/licensor.c",
+        "csrc/renewal.c", "csrc/fraud.c", "csrc/keys.c", "csrc/store.c", "csrc/ffi.c",
+        "csrc/licensor.c",
       },
       incdirs = { "csrc", "$(SQLITE_INCDIR)" },
       libdirs = { "$(SQLITE_LIBDIR)" },

@@ -2,7 +2,6 @@
 local core = require "licensor.core"
 local fast = require "licensor.ffi"
 local loader = require "licensor.loader"
-local store = require "licensor.store"
 
 local pairs, type, error = pairs, type, error
 local package = package
@@ -44,10 +43,23 @@ function _M.transfer(lic, owner, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #3 to 'transfer' (options table expected)", 2)
   end
-  return store.transfer_rule(lic, owner, opts)
+  local consent = opts and opts.consent
+  if type(consent) ~= "string" or not consent:find("%S") then
+    return nil, "a license changes owner only with a written-consent reference (consent=)",
+      "transfer_requires_consent"
+  end
+  local copy = {}
+  for k, v in pairs(lic) do copy[k] = v end
+  copy.owner = owner
+  copy.transfer_consent = consent
+  return copy
 end
 
--- licensor.open(path, {synchronous="full"|"normal", busy_ms=}) -> store
-_M.open = store.open
+-- licensor.open(path, {synchronous="full"|"normal", busy_ms=}) -> store.
+-- The store (and its lua-cjson) loads on first use, so the engine alone
+-- needs nothing but the C module.
+function _M.open(...)
+  return require("licensor.store").open(...)
+end
 
 return _M

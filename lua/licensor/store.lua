@@ -10,7 +10,12 @@ local core = require "licensor.core"
 local loader = require "licensor.loader"
 local schema = require "licensor.schema"
 local serialize = require "licensor.serialize"
-local cjson = require("cjson").new()
+local has_cjson, cjson_module = pcall(require, "cjson")
+if not has_cjson then
+  error("licensor.store needs lua-cjson (Debian: apt-get install lua-cjson; " ..
+        "elsewhere: luarocks install lua-cjson)", 0)
+end
+local cjson = cjson_module.new()
 
 local type, pairs, ipairs, pcall, error, select = type, pairs, ipairs, pcall, error, select
 local setmetatable, tostring, next = setmetatable, tostring, next
@@ -490,7 +495,7 @@ end
 
 local function transfer(self, key, owner, opts, today)
   local lic = load_license(self, key)
-  local copy, msg, code = _M.transfer_rule(lic, owner, opts)
+  local copy, msg, code = require("licensor").transfer(lic, owner, opts)
   if not copy then refuse(code, msg) end
   self.db:run(self.sql.set_owner, owner, copy.transfer_consent, key)
   log(self, key, today, "transfer", { from = lic.owner, to = owner, consent = copy.transfer_consent })
@@ -754,20 +759,6 @@ end
 function Store:query(sql, ...)
   if type(sql) ~= "string" then bad_argument(1, "query", "SQL string expected") end
   return self.db:query(sql, ...)
-end
-
--- Kept here so the store does not depend on the facade module.
-function _M.transfer_rule(lic, owner, opts)
-  local consent = type(opts) == "table" and opts.consent
-  if type(consent) ~= "string" or not consent:find("%S") then
-    return nil, "a license changes owner only with a written-consent reference (consent=)",
-      "transfer_requires_consent"
-  end
-  local copy = {}
-  for k, v in pairs(lic) do copy[k] = v end
-  copy.owner = owner
-  copy.transfer_consent = consent
-  return copy
 end
 
 _M.Store = Store
