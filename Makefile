@@ -19,6 +19,7 @@ endif
 
 BUILD := build/$(LUA)
 CORE := $(BUILD)/licensor/core.so
+BIN := $(BUILD)/bin/licensor
 ASAN_BUILD := build/asan-lua5.4
 ASAN_CORE := $(ASAN_BUILD)/licensor/core.so
 
@@ -43,9 +44,22 @@ APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
                 libsqlite3-dev sqlite3 libluajit2-5.1-2 libluajit2-5.1-dev luajit2 lua-socket \
                 lua-sql-sqlite3 cppcheck gcc make coreutils
 
-.PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean
+PREFIX ?= /usr/local
+ifeq ($(LUA),luajit)
+LUA_ABI := 5.1
+else
+LUA_ABI := $(subst lua,,$(LUA))
+endif
 
-all: $(CORE)
+.PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install
+
+all: $(CORE) $(BIN)
+
+# The command, with this VM in its #! line.
+$(BIN): lua/bin/licensor
+	@mkdir -p $(dir $@)
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' $< > $@
+	chmod +x $@
 
 $(CORE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
@@ -69,6 +83,7 @@ $(ASAN_CORE): $(SOURCES) $(HEADERS) Makefile
 path:
 	@echo "export LUA_PATH='$(LUA_PATH_HERE);;'"
 	@echo "export LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;'"
+	@echo "export PATH='$(CURDIR)/$(BUILD)/bin':\"\$$PATH\""
 
 # Installs only what is missing, so a provisioned machine never calls apt.
 deps:
@@ -98,7 +113,7 @@ test: deps
 
 demo: deps all
 	@LUA_PATH='$(LUA_PATH_HERE);;' LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;' \
-	  $(LUA) -e 'require("licensor.demo").run()'
+	  $(LUA) -e 'require("licensor.demo").run(nil, nil, "$(CURDIR)/build/demo.db")'
 
 bench: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all
@@ -110,6 +125,17 @@ bench: deps
 
 rockcheck:
 	@sh spec/support/rockcheck.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/catalogues \
+	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway
+	install -m 755 $(CORE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor/core.so
+	install -m 644 lua/licensor/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/
+	install -m 644 lua/licensor/catalogues/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/catalogues/
+	if ls lua/licensor/gateway/*.lua >/dev/null 2>&1; then \
+	  install -m 644 lua/licensor/gateway/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway/; fi
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/licensor
 
 clean:
 	rm -rf build

@@ -34,6 +34,9 @@ external_dependencies = {
 
 build = {
   type = "builtin",
+  install = {
+    bin = { licensor = "lua/bin/licensor" },
+  },
   modules = {
     ["licensor"] = "lua/licensor/init.lua",
     ["licensor.ffi"] = "lua/licensor/ffi.lua",
@@ -42,6 +45,8 @@ build = {
     ["licensor.schema"] = "lua/licensor/schema.lua",
     ["licensor.serialize"] = "lua/licensor/serialize.lua",
     ["licensor.tabulate"] = "lua/licensor/tabulate.lua",
+    ["licensor.pretty"] = "lua/licensor/pretty.lua",
+    ["licensor.cli"] = "lua/licensor/cli.lua",
     ["licensor.demo"] = "lua/licensor/demo.lua",
     ["licensor.catalogues.smartertools"] = "lua/licensor/catalogues/smartertools.lua",
     ["licensor.core"] = {

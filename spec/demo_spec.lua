@@ -27,6 +27,31 @@ describe("the demo", function()
   end)
 end)
 
+describe("the demo database", function()
+  local stores = require "support.stores"
+  local path = stores.path()
+  local lines = {}
+  local key = demo.store_demo("2026-11-26", function(line) lines[#lines + 1] = line end, path)
+  local output = table.concat(lines, "\n")
+
+  it("holds a few hundred licenses of every kind", function()
+    assert.matches("lease%s+%d+", output)
+    assert.matches("perpetual%s+%d+", output)
+    assert.matches("trial%s+%d+", output)
+    assert.matches("300 licenses issued", output)
+  end)
+
+  it("shows a sweep escalating a migration to a disabled key, step by step", function()
+    assert.matches("fraud%s+email_customer, notify_fraud_team", output)
+    assert.matches("fraud%s+phone_customer", output)
+    assert.matches("fraud%s+disable_key", output)
+    local store = assert(require("licensor").open(path))
+    assert.are.equal("fraud", store:get(key).disabled_reason)
+    store:close()
+    stores.remove(path)
+  end)
+end)
+
 describe("tabulate", function()
   it("aligns columns under a header and a rule, with - for missing values", function()
     local text = tabulate.render({ { "name", "name" }, { "n", function(r) return r.n and r.n * 2 end } },

@@ -137,8 +137,127 @@ local function two_servers(say, cat, today)
                           { "due today (first step on day 31)", "next" } }, rows))
 end
 
--- run([today [, say]]): today defaults to the real day, say to print.
-function _M.run(today, say)
+------------------------------------------------------------------------
+-- The store: a demo database and a sweep escalating a fraud case
+------------------------------------------------------------------------
+
+-- A small deterministic generator (Park-Miller: products stay below 2^53,
+-- so Lua 5.4 and LuaJIT draw the same numbers and build the same database).
+local function generator(seed)
+  local state = seed
+  return function(n)
+    state = state * 48271 % 2147483647
+    return state % n + 1
+  end
+end
+
+local PRODUCTS = {
+  { id = "smartermail", levels = { 100, 250, 500, 1000 }, addons = { "eas", "ews", "message_sniffer" } },
+  { id = "smartertrack", levels = { 5, 10, 20 }, addons = { "live_chat_translation" } },
+  { id = "smarterstats", levels = { 10, 25, 100 }, addons = { "seo_reports" } },
+}
+
+-- Issues `count` licenses of every kind and activates most of them.
+local function populate(store, today, count)
+  local rand = generator(2026)
+  local cat = store:catalogue()
+  local issued, active = 0, 0
+  for i = 1, count do
+    local p = PRODUCTS[rand(#PRODUCTS)]
+    local roll = rand(20)
+    local kind = roll <= 14 and "perpetual" or roll <= 18 and "lease" or "trial"
+    local start = shift(today, -(kind == "trial" and rand(60) or rand(2500)))
+    local spec = { product = p.id, edition = rand(3) == 1 and "enterprise" or "professional",
+                   level = p.levels[rand(#p.levels)], kind = kind, start = start,
+                   owner = "customer-" .. i, failover = rand(8) == 1 or nil,
+                   addons = rand(3) == 1 and { p.addons[rand(#p.addons)] } or nil }
+    if p.id == "smartermail" and kind == "perpetual" and rand(10) == 1 then spec.version_lock = 16 end
+    local lic = assert(store:issue(spec))
+    issued = issued + 1
+    if kind == "perpetual" and rand(3) ~= 1 then
+      for year = 1, rand(4) do
+        local renewal_day = shift(lic.ms_expires, -rand(20))
+        if renewal_day < today then lic = assert(store:renew(lic.key, renewal_day)) end
+        if year > 10 then break end
+      end
+    end
+    if kind == "lease" and rand(4) == 1 then store:end_lease(lic.key, shift(start, rand(700))) end
+    local build = cat:eligible(lic, today)
+    if build and rand(10) > 1 then
+      local verdict = store:activate(lic.key, "server-" .. i .. ".example.net", build.number, today)
+      if verdict.ok then active = active + 1 end
+    end
+  end
+  return issued, active
+end
+
+-- One key moves to a new server and keeps the old one: sweep it daily.
+local function fraud_story(say, store, today)
+  local start = shift(today, -400)
+  local lic = assert(store:issue{ product = "smartermail", edition = "enterprise", level = 1000,
+                                  start = start, owner = "two-servers-inc", addons = { "eas" } })
+  local first = shift(today, -60)
+  local build = store:catalogue():eligible(lic, first).number
+  store:activate(lic.key, "mail-old.example.net", build, first)
+  local second = shift(today, -50)
+  store:activate(lic.key, "mail-new.example.net", build, second)
+  local rows = {}
+  for offset = -50, 0 do
+    local day = shift(today, offset)
+    store:checkin(lic.key, "mail-old.example.net", day)
+    store:checkin(lic.key, "mail-new.example.net", day)
+    local state = store:catalogue():migration(lic, store:installations(lic.key), day).state
+    local taken = store:sweep(day)
+    local names = {}
+    for _, t in ipairs(taken) do if t.key == lic.key then names[#names + 1] = t.action end end
+    if #names > 0 or offset == -50 then
+      rows[#rows + 1] = { day = day, state = state, actions = #names > 0 and table.concat(names, ", ") or "-" }
+    end
+  end
+  section(say, "A key on two servers since " .. second .. ", swept every day")
+  say(tabulate.render({ { "day", "day" }, { "window", "state" }, { "sweep took", "actions" } }, rows))
+  local final = store:get(lic.key)
+  say("key " .. lic.key .. ": disabled " .. tostring(final.disabled) .. " (" .. tostring(final.disabled_reason) .. ")")
+  local activation = store:activate(lic.key, "mail-third.example.net", build, today)
+  say("a further activation today: " .. (activation.ok and "accepted" or activation.code))
+  return lic
+end
+
+-- Builds the demo database at path (replacing it) and tells its story.
+function _M.store_demo(today, say, path)
+  today = today or licensor.today()
+  say = say or print
+  for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(path .. suffix) end
+  local store = assert(licensor.open(path, { synchronous = "normal" }))
+  store:import(assert(licensor.catalogue_path("smartertools")))
+  local issued, active = populate(store, today, 300)
+  section(say, "Demo database " .. path)
+  local counts = store:query([[SELECT kind, count(*) AS licenses, sum(disabled IS NOT NULL) AS disabled
+    FROM licenses GROUP BY kind ORDER BY kind]])
+  say(tabulate.render({ { "kind", "kind" }, { "licenses", "licenses" }, { "disabled", "disabled" } }, counts))
+  say(issued .. " licenses issued, " .. active .. " installations activated")
+  local lic = fraud_story(say, store, today)
+  local events = store:events(lic.key)
+  section(say, "Its event log")
+  local rows = {}
+  for _, e in ipairs(events) do
+    if e.kind ~= "checkin" then rows[#rows + 1] = { at = e.at, kind = e.kind } end
+  end
+  say(tabulate.render({ { "at", "at" }, { "event", "kind" } }, rows))
+  store:on("email_customer", function() return true end)
+  store:on("notify_fraud_team", function() return true end)
+  store:on("phone_customer", function() return true end)
+  store:on("disable_key", function() return true end)
+  local delivered, pending = store:deliver()
+  say("")
+  say("outbox: " .. delivered .. " actions delivered, " .. pending .. " pending")
+  store:close()
+  return lic.key
+end
+
+-- run([today [, say [, db_path]]]): today defaults to the real day, say to
+-- print; with db_path it also builds the demo database there.
+function _M.run(today, say, db_path)
   today = today or licensor.today()
   say = say or print
   local cat = assert(licensor.load_catalogue(assert(licensor.catalogue_path("smartertools"))))
@@ -148,6 +267,7 @@ function _M.run(today, say)
   upgrade_quotes(say, cat, today)
   rollbacks(say, cat)
   two_servers(say, cat, today)
+  if db_path then _M.store_demo(today, say, db_path) end
   say("")
 end
 

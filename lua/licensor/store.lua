@@ -743,13 +743,25 @@ function Store:deliver()
   return delivered, pending, failures
 end
 
+-- cjson decodes every number as a float; whole numbers come back as the
+-- integers they were (Lua 5.4; LuaJIT has one number type).
+local tointeger = math.tointeger
+local function whole_numbers(t)
+  if not tointeger then return t end
+  for k, v in pairs(t) do
+    if type(v) == "number" then t[k] = tointeger(v) or v
+    elseif type(v) == "table" then whole_numbers(v) end
+  end
+  return t
+end
+
 -- store:events(key) -> list of {at=, kind=, detail=} oldest first
 function Store:events(key)
   return guarded(self, function()
     key = normalise_key(key)
     local rows = self.db:all(self.sql.events, key)
     if #rows == 0 then load_license(self, key) end
-    for _, row in ipairs(rows) do row.detail = cjson.decode(row.detail) end
+    for _, row in ipairs(rows) do row.detail = whole_numbers(cjson.decode(row.detail)) end
     return rows
   end)
 end

@@ -29,11 +29,12 @@ function _M.catalogue(builds_per_product)
   return { products = products }
 end
 
--- A tiny deterministic generator (LCG), the same on Lua 5.4 and LuaJIT.
+-- A tiny deterministic generator (Park-Miller), the same on Lua 5.4 and
+-- LuaJIT: every product stays below 2^53, so doubles compute it exactly.
 local function generator(seed)
   local state = seed
   return function(n)
-    state = (state * 1103515245 + 12345) % 2147483648
+    state = state * 48271 % 2147483647
     return state % n
   end
 end

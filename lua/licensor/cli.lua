@@ -1,0 +1,360 @@
+-- licensor.cli -- the `licensor` command for admins and support staff.
+--
+--   licensor [--db PATH] [--json] COMMAND [ARGS] [--on DATE]
+--
+-- Readable aligned tables by default, --json for scripts.  Exit status 0
+-- when the command did what was asked, 1 when it was refused (the code is
+-- on stderr), 2 for bad usage.
+local licensor = require "licensor"
+local tabulate = require "licensor.tabulate"
+local pretty = require "licensor.pretty"
+
+local _M = {}
+
+local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
+local concat, sort = table.concat, table.sort
+
+local USAGE = [[
+usage: licensor [--db PATH] [--json] COMMAND [ARGS]
+
+  init                               create the database (--db, default $LICENSOR_DB or ./licensor.db)
+  import CATALOGUE                   import a catalogue file as the new active version
+  issue --product P --edition E --level N [--kind perpetual|lease|trial] [--start DATE]
+        [--owner O] [--failover] [--version-lock N] [--trial-days N] [--addon A]...
+  show KEY                           the license and its status
+  eligible KEY [--on DATE]           the newest build the license may install
+  activate KEY SERVER BUILD [--on DATE]
+  checkin KEY SERVER [--build N] [--on DATE]
+  deactivate KEY SERVER [--on DATE]
+  installations KEY
+  renew KEY [--on DATE]
+  upgrade KEY [--edition E] [--level N] [--on DATE] (--quote | --pay AMOUNT)
+  add-addon KEY ADDON [--on DATE]
+  end-lease KEY [--on DATE]
+  disable KEY [--reason R] [--on DATE]
+  enable KEY [--on DATE]
+  transfer KEY OWNER --consent REF
+  sweep [--on DATE]
+  events KEY
+  repl                               a Lua REPL with `store`, `cat`, `licensor` and `pp` loaded
+  gateway [--listen ADDR:PORT] [--workers N] [--admin-token-file F] [--today DATE]
+
+Amounts are in minor units (cents).  Exit status: 0 ok, 1 refused, 2 bad usage.
+]]
+
+-- Flags that take no value.
+local SWITCHES = { json = true, failover = true, quote = true, help = true }
+
+-- Splits argv into positional arguments and --flags (repeatable ones are
+-- kept as lists in `many`).
+local function parse(argv)
+  local positional, flags, many = {}, {}, {}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    if name then
+      name = name:gsub("%-", "_")
+      local value = inline
+      if value == nil and not SWITCHES[name] then
+        i = i + 1
+        value = argv[i]
+        if value == nil then return nil, "--" .. name .. " needs a value" end
+      end
+      if value == nil then value = true end
+      flags[name] = value
+      many[name] = many[name] or {}
+      many[name][#many[name] + 1] = value
+    else
+      positional[#positional + 1] = a
+    end
+    i = i + 1
+  end
+  return positional, flags, many
+end
+
+-- A usage error: exit 2.
+local function usage_error(message)
+  error({ usage = true, message = message }, 0)
+end
+
+-- A refusal from the store: exit 1.
+local function refused(message, code)
+  error({ message = message, code = code or "refused" }, 0)
+end
+
+local function need(positional, n, what)
+  local v = positional[n]
+  if v == nil then usage_error("missing " .. what) end
+  return v
+end
+
+local function number_flag(flags, name)
+  local v = flags[name]
+  if v == nil then return nil end
+  local n = tonumber(v)
+  if not n or n % 1 ~= 0 then usage_error("--" .. name:gsub("_", "-") .. " takes a whole number") end
+  return n
+end
+
+local function level_flag(flags)
+  if flags.level == "unlimited" then return "unlimited" end
+  return number_flag(flags, "level")
+end
+
+-- Unwraps `value, message, code` answers: refusals leave with exit 1.
+local function check(value, message, code)
+  if value == nil then refused(message, code) end
+  return value
+end
+
+------------------------------------------------------------------------
+-- Output
+------------------------------------------------------------------------
+
+local function json_encode(value)
+  local cjson = require("cjson").new()
+  cjson.encode_sparse_array(true)
+  return cjson.encode(value)
+end
+
+local function field_rows(t)
+  local keys, rows = {}, {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  sort(keys)
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    if type(v) == "table" then
+      local parts = {}
+      local names = {}
+      for name in pairs(v) do names[#names + 1] = name end
+      sort(names, function(a, b) return tostring(a) < tostring(b) end)
+      for _, name in ipairs(names) do
+        local item = v[name]
+        if type(item) == "table" then item = item.number or item.version or pretty.format(item) end
+        parts[#parts + 1] = type(name) == "number" and tostring(item) or (name .. "=" .. tostring(item))
+      end
+      v = concat(parts, ", ")
+    end
+    rows[#rows + 1] = { field = k, value = tostring(v) }
+  end
+  return rows
+end
+
+-- Prints a record as two aligned columns (or JSON).
+local function show_record(out, opts, t)
+  if opts.json then return out(json_encode(t)) end
+  out(tabulate.render({ { "field", "field" }, { "value", "value" } }, field_rows(t)))
+end
+
+-- Prints a list of records as a table with the given columns (or JSON).
+local function show_list(out, opts, list, columns)
+  if opts.json then return out(json_encode(list)) end
+  local spec = {}
+  for _, c in ipairs(columns) do spec[#spec + 1] = { c, c } end
+  out(tabulate.render(spec, list))
+end
+
+local function show_verdict(out, opts, v)
+  local view = { ok = v.ok, code = v.code, message = v.message,
+                 eligible = v.eligible and v.eligible.number,
+                 migration = v.migration and v.migration.state,
+                 active = v.migration and (v.migration.active .. " of " .. v.migration.allowed),
+                 since = v.migration and v.migration.since, deadline = v.migration and v.migration.deadline }
+  if opts.json then return out(json_encode(v)) end
+  show_record(out, opts, view)
+  if not v.ok then refused(v.message, v.code) end
+end
+
+------------------------------------------------------------------------
+-- Commands
+------------------------------------------------------------------------
+
+local commands = {}
+
+function commands.init(ctx)
+  local store = ctx.open()
+  local version = store:query("PRAGMA user_version")[1].user_version
+  ctx.out("database " .. ctx.db .. " ready (schema " .. version .. ")")
+end
+
+function commands.import(ctx, pos)
+  local version = check(ctx.open():import(need(pos, 1, "CATALOGUE (a catalogue file)")))
+  if ctx.opts.json then return ctx.out(json_encode({ version = version })) end
+  ctx.out("imported catalogue version " .. version)
+end
+
+function commands.issue(ctx, _, flags, many)
+  local spec = { product = flags.product, edition = flags.edition, level = level_flag(flags),
+                 kind = flags.kind, start = flags.start, owner = flags.owner,
+                 failover = flags.failover and true or nil,
+                 version_lock = number_flag(flags, "version_lock"),
+                 trial_days = number_flag(flags, "trial_days"), addons = many.addon }
+  if not spec.product then usage_error("issue needs --product") end
+  show_record(ctx.out, ctx.opts, check(ctx.open():issue(spec)))
+end
+
+function commands.show(ctx, pos, flags)
+  local store = ctx.open()
+  local lic = check(store:get(need(pos, 1, "KEY")))
+  local cat = check(store:catalogue())
+  local status = check(cat:status(lic, flags.on))
+  if ctx.opts.json then return ctx.out(json_encode({ license = lic, status = status })) end
+  show_record(ctx.out, ctx.opts, lic)
+  ctx.out("")
+  show_record(ctx.out, ctx.opts, status)
+end
+
+function commands.eligible(ctx, pos, flags)
+  local store = ctx.open()
+  local lic = check(store:get(need(pos, 1, "KEY")))
+  local build = check(check(store:catalogue()):eligible(lic, flags.on))
+  show_record(ctx.out, ctx.opts, build)
+end
+
+function commands.activate(ctx, pos, flags)
+  local build = tonumber(need(pos, 3, "BUILD"))
+  if not build then usage_error("BUILD is a build number") end
+  show_verdict(ctx.out, ctx.opts, check(ctx.open():activate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
+    build, flags.on)))
+end
+
+function commands.checkin(ctx, pos, flags)
+  show_verdict(ctx.out, ctx.opts, check(ctx.open():checkin(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
+    flags.on, number_flag(flags, "build"))))
+end
+
+function commands.deactivate(ctx, pos, flags)
+  show_verdict(ctx.out, ctx.opts, check(ctx.open():deactivate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
+    flags.on)))
+end
+
+function commands.installations(ctx, pos)
+  local list = check(ctx.open():installations(need(pos, 1, "KEY")))
+  show_list(ctx.out, ctx.opts, list, { "server", "build", "first_seen", "last_seen", "deactivated" })
+end
+
+function commands.renew(ctx, pos, flags)
+  show_record(ctx.out, ctx.opts, check(ctx.open():renew(need(pos, 1, "KEY"), flags.on)))
+end
+
+function commands.upgrade(ctx, pos, flags)
+  local store = ctx.open()
+  local key = need(pos, 1, "KEY")
+  local target = { edition = flags.edition, level = level_flag(flags) }
+  if flags.quote then
+    local lic = check(store:get(key))
+    local price = check(check(store:catalogue()):quote_upgrade(lic, target, flags.on))
+    if ctx.opts.json then return ctx.out(json_encode({ quote = price })) end
+    return ctx.out("upgrade costs " .. price)
+  end
+  local paid = number_flag(flags, "pay")
+  if not paid then usage_error("upgrade needs --quote or --pay AMOUNT") end
+  show_record(ctx.out, ctx.opts, check(store:upgrade(key, target, flags.on, { paid = paid })))
+end
+
+commands["add-addon"] = function(ctx, pos, flags)
+  show_record(ctx.out, ctx.opts, check(ctx.open():add_addon(need(pos, 1, "KEY"), need(pos, 2, "ADDON"), flags.on)))
+end
+
+commands["end-lease"] = function(ctx, pos, flags)
+  show_record(ctx.out, ctx.opts, check(ctx.open():end_lease(need(pos, 1, "KEY"), flags.on)))
+end
+
+function commands.disable(ctx, pos, flags)
+  show_record(ctx.out, ctx.opts, check(ctx.open():disable(need(pos, 1, "KEY"), flags.on, flags.reason)))
+end
+
+function commands.enable(ctx, pos, flags)
+  show_record(ctx.out, ctx.opts, check(ctx.open():enable(need(pos, 1, "KEY"), flags.on)))
+end
+
+function commands.transfer(ctx, pos, flags)
+  show_record(ctx.out, ctx.opts, check(ctx.open():transfer(need(pos, 1, "KEY"), need(pos, 2, "OWNER"),
+    { consent = flags.consent })))
+end
+
+function commands.sweep(ctx, _, flags)
+  local taken = check(ctx.open():sweep(flags.on))
+  show_list(ctx.out, ctx.opts, taken, { "key", "case", "action", "on" })
+end
+
+function commands.events(ctx, pos)
+  local list = check(ctx.open():events(need(pos, 1, "KEY")))
+  if ctx.opts.json then return ctx.out(json_encode(list)) end
+  local rows = {}
+  for _, e in ipairs(list) do
+    local parts = {}
+    for _, r in ipairs(field_rows(e.detail)) do parts[#parts + 1] = r.field .. "=" .. r.value end
+    rows[#rows + 1] = { at = e.at, kind = e.kind, detail = concat(parts, " ") }
+  end
+  show_list(ctx.out, ctx.opts, rows, { "at", "kind", "detail" })
+end
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function commands.repl(ctx)
+  ctx.open()   -- create it and check it opens before handing over
+  local setup = "licensor = require 'licensor'; pp = require('licensor.pretty').print; " ..
+    "store = assert(licensor.open(" .. string.format("%q", ctx.db) .. ")); cat = store:catalogue(); " ..
+    "print('licensor REPL: store, cat, licensor, pp(value)')"
+  local interpreter = ctx.interpreter or "lua5.4"
+  local ok = os.execute(shell_quote(interpreter) .. " -i -e " .. shell_quote(setup))
+  if ok ~= true and ok ~= 0 then refused("the REPL exited with an error", "repl_failed") end
+end
+
+function commands.gateway(ctx, _, flags)
+  local gateway = require "licensor.gateway.runner"
+  local ok, msg, code = gateway.run({ db = ctx.db, listen = flags.listen, workers = number_flag(flags, "workers"),
+                                      admin_token_file = flags.admin_token_file, today = flags.today,
+                                      prefix = flags.prefix, out = ctx.out })
+  if not ok then refused(msg, code) end
+end
+
+------------------------------------------------------------------------
+-- Entry point
+------------------------------------------------------------------------
+
+-- main(argv, {out=, err=, interpreter=}) -> exit status
+function _M.main(argv, io_opts)
+  io_opts = io_opts or {}
+  local out = io_opts.out or print
+  local err = io_opts.err or function(line) io.stderr:write(line, "\n") end
+  local positional, flags, many = parse(argv or {})
+  if not positional then
+    err("licensor: " .. flags)
+    return 2
+  end
+  local name = table.remove(positional, 1)
+  if name == nil or flags.help or name == "help" then
+    out(USAGE)
+    return name == nil and not flags.help and 2 or 0
+  end
+  local command = commands[name]
+  if not command then
+    err("licensor: unknown command '" .. name .. "' (licensor help lists them)")
+    return 2
+  end
+  local db = flags.db or os.getenv("LICENSOR_DB") or "licensor.db"
+  local store
+  local ctx = { db = db, opts = { json = flags.json }, out = out, interpreter = io_opts.interpreter }
+  function ctx.open()
+    if not store then store = check(licensor.open(db)) end
+    return store
+  end
+  local ok, failure = pcall(command, ctx, positional, flags, many)
+  if store then store:close() end
+  if ok then return 0 end
+  if type(failure) ~= "table" then error(failure, 0) end
+  if failure.usage then
+    err("licensor: " .. failure.message)
+    return 2
+  end
+  err("licensor: " .. tostring(failure.code) .. ": " .. tostring(failure.message))
+  return 1
+end
+
+return _M

@@ -1,0 +1,75 @@
+-- licensor.pretty -- tables as readable Lua-like text, keys sorted, for the
+-- REPL (`pp(x)`) and the command line.
+local _M = {}
+
+local type, pairs, tostring, format, concat, sort, rep =
+  type, pairs, tostring, string.format, table.concat, table.sort, string.rep
+
+local function key_order(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+local function is_list(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+local function scalar(v)
+  if type(v) == "string" then return format("%q", v) end
+  return tostring(v)
+end
+
+local function write(v, out, indent, seen)
+  if type(v) ~= "table" then
+    out[#out + 1] = scalar(v)
+    return
+  end
+  if seen[v] then
+    out[#out + 1] = "<cycle>"
+    return
+  end
+  if next(v) == nil then
+    out[#out + 1] = "{}"
+    return
+  end
+  seen[v] = true
+  local pad = rep("  ", indent + 1)
+  out[#out + 1] = "{\n"
+  if is_list(v) then
+    for _, item in ipairs(v) do
+      out[#out + 1] = pad
+      write(item, out, indent + 1, seen)
+      out[#out + 1] = ",\n"
+    end
+  else
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    sort(keys, key_order)
+    for _, k in ipairs(keys) do
+      local name = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or ("[" .. scalar(k) .. "]")
+      out[#out + 1] = pad .. name .. " = "
+      write(v[k], out, indent + 1, seen)
+      out[#out + 1] = ",\n"
+    end
+  end
+  out[#out + 1] = rep("  ", indent) .. "}"
+  seen[v] = nil
+end
+
+-- pretty.format(value) -> text
+function _M.format(value)
+  local out = {}
+  write(value, out, 0, {})
+  return concat(out)
+end
+
+-- pretty.print(...) prints each value formatted.
+function _M.print(...)
+  for i = 1, select("#", ...) do print(_M.format((select(i, ...)))) end
+end
+
+return _M

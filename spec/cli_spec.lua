@@ -1,0 +1,86 @@
+-- The `licensor` command line: commands, tables and --json, exit status
+-- 0 / 1 / 2 and errors on stderr with their code.
+local cli = require "licensor.cli"
+local stores = require "support.stores"
+
+local function run(...)
+  local out, err = {}, {}
+  local status = cli.main({ ... }, { out = function(line) out[#out + 1] = line end,
+                                     err = function(line) err[#err + 1] = line end })
+  return status, table.concat(out, "\n"), table.concat(err, "\n")
+end
+
+describe("licensor command", function()
+  local db = stores.path()
+  local key
+
+  setup(function()
+    assert.are.equal(0, (run("--db", db, "init")))
+    assert.are.equal(0, (run("--db", db, "import", "lua/licensor/catalogues/smartertools.lua")))
+    local status, out = run("--db", db, "--json", "issue", "--product", "smartertrack", "--edition", "enterprise",
+      "--level", "5", "--start", "2017-12-07", "--owner", "acme", "--addon", "live_chat_translation")
+    assert.are.equal(0, status)
+    key = out:match('"key":"([^"]+)"')
+  end)
+
+  teardown(function() stores.remove(db) end)
+
+  it("issues licenses and shows them as aligned tables", function()
+    local status, out = run("--db", db, "show", key, "--on", "2019-06-01")
+    assert.are.equal(0, status)
+    assert.matches("ms_expires%s+2018%-12%-06", out)
+    assert.matches("ms%s+expired", out)
+  end)
+
+  it("answers which build a license may install", function()
+    local status, out = run("--db", db, "eligible", key, "--on", "2019-06-01")
+    assert.are.equal(0, status)
+    assert.matches("number%s+6911", out)
+    local _, json = run("--db", db, "--json", "eligible", key, "--on", "2019-06-01")
+    assert.matches('"number":6911', json)
+  end)
+
+  it("exits 1 with the code on stderr when a workflow is refused", function()
+    local status, out, err = run("--db", db, "activate", key, "srv1", "6947", "--on", "2019-06-01")
+    assert.are.equal(1, status)
+    assert.matches("ok%s+false", out)
+    assert.matches("^licensor: newer_than_eligible: ", err)
+    status, _, err = run("--db", db, "upgrade", key, "--level", "10", "--pay", "1", "--on", "2018-06-01")
+    assert.are.equal(1, status)
+    assert.matches("wrong_amount", err)
+    status, _, err = run("--db", db, "show", "NOT-A-KEY")
+    assert.are.same({ 1, "licensor: invalid_key" }, { status, err:match("^licensor: [%w_]+") })
+  end)
+
+  it("activates, sweeps, quotes and lists events", function()
+    assert.are.equal(0, (run("--db", db, "activate", key, "srv1", "6911", "--on", "2018-12-05")))
+    local status, out = run("--db", db, "upgrade", key, "--level", "10", "--quote", "--on", "2018-12-05")
+    assert.are.same({ 0, "upgrade costs 33000" }, { status, out })
+    status, out = run("--db", db, "sweep", "--on", "2018-12-06")
+    assert.are.equal(0, status)
+    assert.matches("key%s+case%s+action%s+on", out)
+    status, out = run("--db", db, "events", key)
+    assert.are.equal(0, status)
+    assert.matches("activate%s+build=6911 server=srv1", out)
+  end)
+
+  it("exits 2 for bad usage", function()
+    assert.are.equal(2, (run("--db", db, "frobnicate")))
+    assert.are.equal(2, (run("--db", db, "show")))
+    assert.are.equal(2, (run("--db", db, "activate", key, "srv1", "latest")))
+    assert.are.equal(2, (run("--db", db, "upgrade", key, "--level", "10")))
+    assert.are.equal(2, (run("--db", db, "issue", "--product")))
+    assert.are.equal(2, (run()))
+    assert.are.equal(0, (run("help")))
+  end)
+
+  it("runs as a script with the interpreter of this suite", function()
+    local cmd = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' " .. stores.interpreter() ..
+      " lua/bin/licensor --db " .. db .. " eligible " .. key .. " --on 2019-06-01"
+    local pipe = io.popen(cmd .. "; echo status=$?")
+    local out = pipe:read("*a")
+    pipe:close()
+    assert.matches("number%s+6911", out)
+    assert.matches("status=0", out)
+  end)
+end)
