@@ -118,10 +118,10 @@ demo: deps all
 bench: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all
 	@$(MAKE) --no-print-directory LUA=luajit all
-	@for vm in lua5.4 luajit; do \
+	@for bench in eligible store; do for vm in lua5.4 luajit; do \
 	  LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" \
-	    $$vm spec/bench/eligible.lua || exit 1; \
-	done
+	    $$vm spec/bench/$$bench.lua || exit 1; \
+	done; done
 
 rockcheck:
 	@sh spec/support/rockcheck.sh

@@ -18,6 +18,9 @@ typedef struct {
   sqlite3 *db;
   pid_t owner;              /* the process that opened it */
   sqlite3_stmt **stmts;     /* prepared once, reset after each use */
+  sqlite3_stmt *begin_stmt; /* BEGIN IMMEDIATE, COMMIT, ROLLBACK, prepared */
+  sqlite3_stmt *commit_stmt;
+  sqlite3_stmt *rollback_stmt;
   int n_stmts;
   int cap_stmts;
   int busy_ms;

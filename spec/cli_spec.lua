@@ -41,7 +41,7 @@ describe("licensor command", function()
   end)
 
   it("exits 1 with the code on stderr when a workflow is refused", function()
-    local status, out, err = run("--db", db, "activate", key, "srv1", "6947", "--on", "2019-06-01")
+    local status, out, err, _ = run("--db", db, "activate", key, "srv1", "6947", "--on", "2019-06-01")
     assert.are.equal(1, status)
     assert.matches("ok%s+false", out)
     assert.matches("^licensor: newer_than_eligible: ", err)

@@ -73,7 +73,7 @@ describe("processes activating the same key at once", function()
         failed = failed + (tonumber(bad) or 1)
         os.remove(outs[id])
       end
-      local active = #store:query("SELECT id FROM installations WHERE key = ? AND deactivated IS NULL", key)
+      local active = #store:query("SELECT seq FROM installations WHERE key = ? AND deactivated IS NULL", key)
       if active > 2 then over = over + 1 end
     end
     store:close()

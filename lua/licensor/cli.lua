@@ -255,7 +255,8 @@ function commands.upgrade(ctx, pos, flags)
 end
 
 commands["add-addon"] = function(ctx, pos, flags)
-  show_record(ctx.out, ctx.opts, check(ctx.open():add_addon(need(pos, 1, "KEY"), need(pos, 2, "ADDON"), flags.on)))
+  local lic = ctx.open():add_addon(need(pos, 1, "KEY"), need(pos, 2, "ADDON"), flags.on)
+  show_record(ctx.out, ctx.opts, check(lic))
 end
 
 commands["end-lease"] = function(ctx, pos, flags)
@@ -308,7 +309,8 @@ end
 
 function commands.gateway(ctx, _, flags)
   local gateway = require "licensor.gateway.runner"
-  local ok, msg, code = gateway.run({ db = ctx.db, listen = flags.listen, workers = number_flag(flags, "workers"),
+  local ok, msg, code = gateway.run({ db = ctx.db, listen = flags.listen,
+                                      workers = number_flag(flags, "workers"),
                                       admin_token_file = flags.admin_token_file, today = flags.today,
                                       prefix = flags.prefix, out = ctx.out })
   if not ok then refused(msg, code) end

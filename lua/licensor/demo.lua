@@ -211,13 +211,15 @@ local function fraud_story(say, store, today)
     local names = {}
     for _, t in ipairs(taken) do if t.key == lic.key then names[#names + 1] = t.action end end
     if #names > 0 or offset == -50 then
-      rows[#rows + 1] = { day = day, state = state, actions = #names > 0 and table.concat(names, ", ") or "-" }
+      local took = #names > 0 and table.concat(names, ", ") or "-"
+      rows[#rows + 1] = { day = day, state = state, actions = took }
     end
   end
   section(say, "A key on two servers since " .. second .. ", swept every day")
   say(tabulate.render({ { "day", "day" }, { "window", "state" }, { "sweep took", "actions" } }, rows))
   local final = store:get(lic.key)
-  say("key " .. lic.key .. ": disabled " .. tostring(final.disabled) .. " (" .. tostring(final.disabled_reason) .. ")")
+  say("key " .. lic.key .. ": disabled " .. tostring(final.disabled) ..
+      " (" .. tostring(final.disabled_reason) .. ")")
   local activation = store:activate(lic.key, "mail-third.example.net", build, today)
   say("a further activation today: " .. (activation.ok and "accepted" or activation.code))
   return lic

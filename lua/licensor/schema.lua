@@ -4,6 +4,9 @@
 -- migration: append a new one.
 local _M = {}
 
+-- Tables read by key are WITHOUT ROWID and clustered on the key, so a
+-- workflow touches one B-tree page per row it writes (activations are
+-- bound by the pages a commit appends to the WAL).
 _M.migrations = {
   -- 1: the first schema.
   [[
@@ -32,7 +35,7 @@ CREATE TABLE licenses (
   owner            TEXT,
   transfer_consent TEXT,
   catalogue        INTEGER REFERENCES catalogues (version)
-);
+) WITHOUT ROWID;
 
 -- Add-ons owned, with the last day paid.
 CREATE TABLE addons (
@@ -54,15 +57,15 @@ CREATE TABLE terms (
 CREATE INDEX terms_by_key ON terms (key);
 
 CREATE TABLE installations (
-  id          INTEGER PRIMARY KEY,
   key         TEXT NOT NULL REFERENCES licenses (key),
+  seq         INTEGER NOT NULL,      -- 1, 2, ... per key, in activation order
   server      TEXT NOT NULL,
   build       INTEGER NOT NULL,
   first_seen  TEXT NOT NULL,
   last_seen   TEXT NOT NULL,
-  deactivated TEXT
-);
-CREATE INDEX installations_by_key ON installations (key, server);
+  deactivated TEXT,
+  PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
 
 CREATE TABLE fraud_cases (
   id         INTEGER PRIMARY KEY,
@@ -87,13 +90,13 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox (id) WHERE delivered IS NULL;
 
 CREATE TABLE events (
-  id     INTEGER PRIMARY KEY,
   key    TEXT NOT NULL,
+  seq    INTEGER NOT NULL,           -- 1, 2, ... per key, oldest first
   at     TEXT NOT NULL,
   kind   TEXT NOT NULL,
-  detail TEXT NOT NULL               -- JSON
-);
-CREATE INDEX events_by_key ON events (key, id);
+  detail TEXT NOT NULL,              -- JSON
+  PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
 CREATE TRIGGER events_are_not_updated BEFORE UPDATE ON events
   BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER events_are_not_deleted BEFORE DELETE ON events

@@ -17,7 +17,7 @@ if not has_cjson then
 end
 local cjson = cjson_module.new()
 
-local type, pairs, ipairs, pcall, error, select = type, pairs, ipairs, pcall, error, select
+local type, pairs, ipairs, pcall, error = type, pairs, ipairs, pcall, error
 local setmetatable, tostring, next = setmetatable, tostring, next
 local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 local sort, gmatch = table.sort, string.gmatch
@@ -41,7 +41,8 @@ local SQL = {
   -- column, "eas<US>2019-12-06<RS>ews<US>..." (names never hold control
   -- characters: the catalogue refuses them).
   license = [[SELECT l.*, (SELECT group_concat(addon || char(31) || paid_through, char(30))
-    FROM addons a WHERE a.key = l.key) AS addon_list FROM licenses l WHERE l.key = ?]],
+    FROM addons a WHERE a.key = l.key) AS addon_list,
+    (SELECT max(version) FROM catalogues) AS active_catalogue FROM licenses l WHERE l.key = ?]],
   insert_license = [[INSERT INTO licenses (key, product, edition, level, kind, start, ms_expires,
     ms_start, lease_ended, trial_days, version_lock, failover, owner, catalogue)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
@@ -53,16 +54,16 @@ local SQL = {
   set_lease_ended = "UPDATE licenses SET lease_ended = ? WHERE key = ?",
   set_disabled = "UPDATE licenses SET disabled = ?, disabled_reason = ? WHERE key = ?",
   set_owner = "UPDATE licenses SET owner = ?, transfer_consent = ? WHERE key = ?",
-  installations = [[SELECT id, server, build, first_seen, last_seen, deactivated
-    FROM installations WHERE key = ? ORDER BY id]],
-  current_installation = [[SELECT id, server, build, first_seen, last_seen FROM installations
-    WHERE key = ? AND server = ? AND deactivated IS NULL ORDER BY id DESC LIMIT 1]],
-  insert_installation = [[INSERT INTO installations (key, server, build, first_seen, last_seen)
-    VALUES (?, ?, ?, ?, ?)]],
-  touch_installation = "UPDATE installations SET last_seen = max(last_seen, ?), build = ? WHERE id = ?",
-  deactivate_installation = "UPDATE installations SET deactivated = ? WHERE id = ?",
-  insert_event = "INSERT INTO events (key, at, kind, detail) VALUES (?, ?, ?, ?)",
-  events = "SELECT at, kind, detail FROM events WHERE key = ? ORDER BY id",
+  installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated
+    FROM installations WHERE key = ? ORDER BY seq]],
+  insert_installation = [[INSERT INTO installations (key, seq, server, build, first_seen, last_seen)
+    VALUES (?, ?, ?, ?, ?, ?)]],
+  touch_installation = [[UPDATE installations SET last_seen = max(last_seen, ?3), build = ?4
+    WHERE key = ?1 AND seq = ?2]],
+  deactivate_installation = "UPDATE installations SET deactivated = ?3 WHERE key = ?1 AND seq = ?2",
+  insert_event = [[INSERT INTO events (key, seq, at, kind, detail)
+    VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE key = ?1), ?2, ?3, ?4)]],
+  events = "SELECT at, kind, detail FROM events WHERE key = ? ORDER BY seq",
   -- R9/R10 candidates: keys with more installations active on ?1 than
   -- their allowance (last seen on or after ?2 = ?1 - grace).
   excess_keys = [[SELECT i.key FROM installations i JOIN licenses l ON l.key = i.key
@@ -113,11 +114,9 @@ local function add_days(date, days)
   return core.date(core.day(date) + days)
 end
 
-local function pack(...) return { n = select("#", ...), ... } end
-
--- Runs fn(self, ...) in one BEGIN IMMEDIATE transaction.  A refusal
--- ({code=, message=}) rolls back and answers nil, message, code; any other
--- error rolls back and is raised again.
+-- Runs fn(self, ...) in one BEGIN IMMEDIATE transaction and returns its
+-- one result.  A refusal ({code=, message=}) rolls back and answers nil,
+-- message, code; any other error rolls back and is raised again.
 local function transaction(self, fn, ...)
   local db = self.db
   local ok, err = pcall(db.begin, db)
@@ -125,12 +124,12 @@ local function transaction(self, fn, ...)
     if type(err) == "table" then return nil, err.message, err.code end
     error(err, 0)
   end
-  local results = pack(pcall(fn, self, ...))
-  if results[1] then
+  local done, result = pcall(fn, self, ...)
+  if done then
     ok, err = pcall(db.commit, db)
-    if ok then return unpack(results, 2, results.n) end
+    if ok then return result end
   else
-    err = results[2]
+    err = result
   end
   db:rollback()
   if type(err) == "table" and err.code then return nil, err.message, err.code end
@@ -139,11 +138,10 @@ end
 
 -- The same for reads: no transaction, refusals answered the same way.
 local function guarded(self, fn, ...)
-  local results = pack(pcall(fn, self, ...))
-  if results[1] then return unpack(results, 2, results.n) end
-  local err = results[2]
-  if type(err) == "table" and err.code then return nil, err.message, err.code end
-  error(err, 0)
+  local ok, result = pcall(fn, self, ...)
+  if ok then return result end
+  if type(result) == "table" and result.code then return nil, result.message, result.code end
+  error(result, 0)
 end
 
 ------------------------------------------------------------------------
@@ -209,12 +207,11 @@ end
 -- Catalogues
 ------------------------------------------------------------------------
 
-local function active_catalogue(self)
-  local db, sql = self.db, self.sql
-  local version = db:value(sql.catalogue_version)
+-- The catalogue of `version`, compiled once and kept until a newer one.
+local function catalogue_at(self, version)
   if version == nil then refuse("no_catalogue", "no catalogue has been imported into this store") end
   if self.cat_version ~= version then
-    local source = db:value(sql.catalogue_source, version)
+    local source = self.db:value(self.sql.catalogue_source, version)
     local t, msg, code = loader.read_source(source, "catalogue version " .. version)
     if not t then refuse(code, msg) end
     local cat, err = core.catalogue(t)
@@ -222,6 +219,11 @@ local function active_catalogue(self)
     self.cat, self.cat_version, self.policy = cat, version, cat:policy()
   end
   return self.cat, version
+end
+
+-- The active catalogue: the newest version, imported by any process.
+local function active_catalogue(self)
+  return catalogue_at(self, self.db:value(self.sql.catalogue_version))
 end
 
 -- store:catalogue() -> the active catalogue (reloaded when a newer version
@@ -232,7 +234,7 @@ end
 
 -- store:catalogue_version() -> the active version number.
 function Store:catalogue_version()
-  return guarded(self, function() return select(2, active_catalogue(self)) end)
+  return guarded(self, function() local _, version = active_catalogue(self); return version end)
 end
 
 local function import(self, t, today)
@@ -266,6 +268,7 @@ local function load_license(self, key)
   if lic == nil then refuse("unknown_key", "no license with key " .. key) end
   lic.failover = lic.failover == 1
   lic.catalogue = nil
+  self.seen_catalogue, lic.active_catalogue = lic.active_catalogue, nil
   local list = lic.addon_list
   if list then
     local map = {}
@@ -275,13 +278,23 @@ local function load_license(self, key)
   return lic
 end
 
+-- The license and the active catalogue, read with one statement.
+local function license_and_catalogue(self, key)
+  local lic = load_license(self, key)
+  return lic, (catalogue_at(self, self.seen_catalogue))
+end
+
 local function log(self, key, at, kind, detail)
   self.db:run(self.sql.insert_event, key, at, kind, cjson.encode(detail or {}))
 end
 
+local function get(self, key)
+  return load_license(self, normalise_key(key))
+end
+
 -- store:get(key) -> license table
 function Store:get(key)
-  return guarded(self, function() return load_license(self, normalise_key(key)) end)
+  return guarded(self, get, key)
 end
 
 local ISSUE_FIELDS = { product = "string", edition = "string", kind = "string", start = "string",
@@ -354,8 +367,8 @@ function Store:issue(spec)
 end
 
 local function renew(self, key, on)
-  active_catalogue(self)   -- the policy in force
-  local lic = load_license(self, key)
+  key, on = normalise_key(key), check_on(on)
+  local lic = license_and_catalogue(self, key)   -- and the policy in force
   local renewed, msg, code = core.renew(lic, on, { months = self.policy.ms_months,
                                                    basis = self.policy.renewal_basis })
   if not renewed then refuse(code, msg) end
@@ -375,12 +388,12 @@ end
 
 -- store:renew(key, on) -> license table (R15, add-ons included)
 function Store:renew(key, on)
-  return transaction(self, function() return renew(self, normalise_key(key), check_on(on)) end)
+  return transaction(self, renew, key, on)
 end
 
 local function add_addon(self, key, addon, on)
-  local cat = active_catalogue(self)
-  local lic = load_license(self, key)
+  key, on = normalise_key(key), check_on(on)
+  local lic, cat = license_and_catalogue(self, key)
   local status, msg, code = cat:status(lic, on)
   if not status then refuse(code, msg) end
   local known = false
@@ -410,12 +423,12 @@ end
 -- store:add_addon(key, addon, on) -> license table
 function Store:add_addon(key, addon, on)
   if type(addon) ~= "string" then bad_argument(2, "add_addon", "add-on id expected") end
-  return transaction(self, function() return add_addon(self, normalise_key(key), addon, check_on(on)) end)
+  return transaction(self, add_addon, key, addon, on)
 end
 
 local function upgrade(self, key, target, on, paid)
-  local cat = active_catalogue(self)
-  local lic = load_license(self, key)
+  key, on = normalise_key(key), check_on(on)
+  local lic, cat = license_and_catalogue(self, key)
   local quote, msg, code = cat:quote_upgrade(lic, target, on)
   if not quote then refuse(code, msg) end
   if paid ~= quote then
@@ -432,12 +445,11 @@ end
 function Store:upgrade(key, target, on, opts)
   if type(target) ~= "table" then bad_argument(2, "upgrade", "target table expected") end
   if type(opts) ~= "table" then bad_argument(4, "upgrade", "{paid=amount} expected") end
-  return transaction(self, function()
-    return upgrade(self, normalise_key(key), target, check_on(on), opts.paid)
-  end)
+  return transaction(self, upgrade, key, target, on, opts.paid)
 end
 
 local function end_lease(self, key, on)
+  key, on = normalise_key(key), check_on(on)
   local lic = load_license(self, key)
   if lic.kind ~= "lease" then refuse("invalid_license", "license " .. key .. " is not a lease") end
   if lic.lease_ended then refuse("expired", "the lease already ended on " .. lic.lease_ended) end
@@ -449,7 +461,7 @@ end
 
 -- store:end_lease(key, on) -> license table (R6)
 function Store:end_lease(key, on)
-  return transaction(self, function() return end_lease(self, normalise_key(key), check_on(on)) end)
+  return transaction(self, end_lease, key, on)
 end
 
 local function close_open_case(self, key, on, why)
@@ -461,6 +473,7 @@ local function close_open_case(self, key, on, why)
 end
 
 local function disable(self, key, on, reason)
+  key, on = normalise_key(key), check_on(on)
   local lic = load_license(self, key)
   if lic.disabled then return lic end
   self.db:run(self.sql.set_disabled, on, reason, key)
@@ -474,12 +487,11 @@ function Store:disable(key, on, reason)
   if reason ~= nil and type(reason) ~= "string" then
     bad_argument(3, "disable", "reason string expected")
   end
-  return transaction(self, function()
-    return disable(self, normalise_key(key), check_on(on), reason or "admin")
-  end)
+  return transaction(self, disable, key, on, reason or "admin")
 end
 
 local function enable(self, key, on)
+  key, on = normalise_key(key), check_on(on)
   local lic = load_license(self, key)
   if not lic.disabled then return lic end
   self.db:run(self.sql.set_disabled, nil, nil, key)
@@ -490,10 +502,12 @@ end
 
 -- store:enable(key, on) -> license table; also closes an open fraud case.
 function Store:enable(key, on)
-  return transaction(self, function() return enable(self, normalise_key(key), check_on(on)) end)
+  return transaction(self, enable, key, on)
 end
 
-local function transfer(self, key, owner, opts, today)
+local function transfer(self, key, owner, opts)
+  key = normalise_key(key)
+  local today = core.today()
   local lic = load_license(self, key)
   local copy, msg, code = require("licensor").transfer(lic, owner, opts)
   if not copy then refuse(code, msg) end
@@ -506,9 +520,7 @@ end
 function Store:transfer(key, owner, opts)
   if type(owner) ~= "string" or owner == "" then bad_argument(2, "transfer", "owner expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(3, "transfer", "options expected") end
-  return transaction(self, function()
-    return transfer(self, normalise_key(key), owner, opts, core.today())
-  end)
+  return transaction(self, transfer, key, owner, opts)
 end
 
 ------------------------------------------------------------------------
@@ -531,27 +543,38 @@ local function check_build(build, fn, n)
   end
 end
 
+-- The newest installation of server that was never deactivated.
+local function current_of(installs, server)
+  for i = #installs, 1, -1 do
+    local inst = installs[i]
+    if inst.server == server and inst.deactivated == nil then return inst end
+  end
+end
+
 local function activate(self, key, server, build, on)
-  local cat = active_catalogue(self)
-  local lic = load_license(self, key)
+  key, on = normalise_key(key), check_on(on)
+  local lic, cat = license_and_catalogue(self, key)
   local db, sql = self.db, self.sql
   local eligible = cat:eligible(lic, on)
   local installs = db:all(sql.installations, key)
   local ok, msg, code = cat:can_install(lic, build, on)
   if not ok then return verdict(false, code, msg, eligible, cat:migration(lic, installs, on)) end
-  local current = db:first(sql.current_installation, key, server)
+  local current = current_of(installs, server)
   if current and core.day(current.last_seen) + self.policy.checkin_grace_days >= core.day(on) then
     -- Already installed and active: a re-activation is a check-in.
-    db:run(sql.touch_installation, on, build, current.id)
+    db:run(sql.touch_installation, key, current.seq, on, build)
     if current.build ~= build then
       log(self, key, on, "activate", { server = server, build = build, from_build = current.build })
     end
-    return verdict(true, nil, nil, eligible, cat:migration(lic, db:all(sql.installations, key), on))
+    if on > current.last_seen then current.last_seen = on end
+    return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
   end
   local admitted, window, refusal, before = cat:admission(lic, installs, on)
   if not admitted then return verdict(false, refusal, window, eligible, before) end
-  if current then db:run(sql.deactivate_installation, on, current.id) end
-  db:run(sql.insert_installation, key, server, build, on, on)
+  if current then db:run(sql.deactivate_installation, key, current.seq, on) end
+  -- Sequence numbers are 1, 2, ... per key: the list read above has them.
+  local last = installs[#installs]
+  db:run(sql.insert_installation, key, last and last.seq + 1 or 1, server, build, on, on)
   log(self, key, on, "activate", { server = server, build = build })
   return verdict(true, nil, nil, eligible, window)
 end
@@ -560,32 +583,34 @@ end
 function Store:activate(key, server, build, on)
   check_server(server, "activate")
   check_build(build, "activate", 3)
-  return transaction(self, function()
-    return activate(self, normalise_key(key), server, build, check_on(on))
-  end)
+  return transaction(self, activate, key, server, build, on)
+end
+
+local function not_activated(server)
+  return "server '" .. server .. "' has no active installation of this key"
 end
 
 local function checkin(self, key, server, on, build)
-  local cat = active_catalogue(self)
-  local lic = load_license(self, key)
+  key, on = normalise_key(key), check_on(on)
+  local lic, cat = license_and_catalogue(self, key)
   local db, sql = self.db, self.sql
-  local current = db:first(sql.current_installation, key, server)
+  local installs = db:all(sql.installations, key)
+  local current = current_of(installs, server)
   local eligible = cat:eligible(lic, on)
   if not current then
-    return verdict(false, "not_activated", "server '" .. server .. "' has no active installation of this key",
-      eligible, cat:migration(lic, db:all(sql.installations, key), on))
+    return verdict(false, "not_activated", not_activated(server), eligible, cat:migration(lic, installs, on))
   end
   build = build or current.build
   local ok, msg, code = cat:can_install(lic, build, on)
   if ok and build < current.build then ok, msg, code = cat:can_rollback(lic, current.build, build) end
-  if not ok then
-    return verdict(false, code, msg, eligible, cat:migration(lic, db:all(sql.installations, key), on))
-  end
-  db:run(sql.touch_installation, on, build, current.id)
+  if not ok then return verdict(false, code, msg, eligible, cat:migration(lic, installs, on)) end
+  db:run(sql.touch_installation, key, current.seq, on, build)
+  if on > current.last_seen then current.last_seen = on end
   if build ~= current.build then
     log(self, key, on, "checkin", { server = server, build = build, from_build = current.build })
+    current.build = build
   end
-  return verdict(true, nil, nil, eligible, cat:migration(lic, db:all(sql.installations, key), on))
+  return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
 end
 
 -- store:checkin(key, server, on, build) -> verdict; moves last_seen, may
@@ -593,31 +618,30 @@ end
 function Store:checkin(key, server, on, build)
   check_server(server, "checkin")
   if build ~= nil then check_build(build, "checkin", 4) end
-  return transaction(self, function()
-    return checkin(self, normalise_key(key), server, check_on(on), build)
-  end)
+  return transaction(self, checkin, key, server, on, build)
 end
 
 local function deactivate(self, key, server, on)
-  local cat = active_catalogue(self)
-  local lic = load_license(self, key)
+  key, on = normalise_key(key), check_on(on)
+  local lic, cat = license_and_catalogue(self, key)
   local db, sql = self.db, self.sql
-  local current = db:first(sql.current_installation, key, server)
+  local installs = db:all(sql.installations, key)
+  local current = current_of(installs, server)
   local eligible = cat:eligible(lic, on)
   if not current then
-    return verdict(false, "not_activated", "server '" .. server .. "' has no active installation of this key",
-      eligible, cat:migration(lic, db:all(sql.installations, key), on))
+    return verdict(false, "not_activated", not_activated(server), eligible, cat:migration(lic, installs, on))
   end
   if on < current.first_seen then refuse("invalid_date", "on: before the installation's first day") end
-  db:run(sql.deactivate_installation, on, current.id)
+  db:run(sql.deactivate_installation, key, current.seq, on)
+  current.deactivated = on
   log(self, key, on, "deactivate", { server = server })
-  return verdict(true, nil, nil, eligible, cat:migration(lic, db:all(sql.installations, key), on))
+  return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
 end
 
 -- store:deactivate(key, server, on) -> verdict
 function Store:deactivate(key, server, on)
   check_server(server, "deactivate")
-  return transaction(self, function() return deactivate(self, normalise_key(key), server, check_on(on)) end)
+  return transaction(self, deactivate, key, server, on)
 end
 
 -- store:installations(key) -> list of {server=, build=, first_seen=, last_seen=, deactivated=}
@@ -626,7 +650,7 @@ function Store:installations(key)
     key = normalise_key(key)
     load_license(self, key)
     local list = self.db:all(self.sql.installations, key)
-    for _, i in ipairs(list) do i.id = nil end
+    for _, i in ipairs(list) do i.seq = nil end
     return list
   end)
 end
@@ -672,6 +696,7 @@ local function sweep_key(self, cat, key, on, taken)
 end
 
 local function sweep(self, on)
+  on = check_on(on)
   local cat = active_catalogue(self)
   local db, sql = self.db, self.sql
   local candidates, seen = {}, {}
@@ -690,7 +715,7 @@ end
 
 -- store:sweep(on) -> list of {key=, case=, action=, on=} taken in this sweep
 function Store:sweep(on)
-  return transaction(self, function() return sweep(self, check_on(on)) end)
+  return transaction(self, sweep, on)
 end
 
 -- store:on(action, fn): the handler for an outbox action.
