@@ -5,5 +5,6 @@ exclude_files = { "build/**" }
 
 -- Specs keep a call and its expected answer on one line.
 files["spec/**/*_spec.lua"] = { std = "+busted", max_line_length = 130 }
+files["spec/bench/*.lua"] = { max_line_length = 130 }
 files["spec/support/tally.lua"] = { std = "+busted" }
 files["lua/licensor/catalogues/*.lua"] = { std = "lua51", read_globals = { "day", "date" } }
