@@ -8,3 +8,6 @@ files["spec/**/*_spec.lua"] = { std = "+busted", max_line_length = 130 }
 files["spec/bench/*.lua"] = { max_line_length = 130 }
 files["spec/support/tally.lua"] = { std = "+busted" }
 files["lua/licensor/catalogues/*.lua"] = { std = "lua51", read_globals = { "day", "date" } }
+
+-- The gateway runs inside nginx with lua-nginx-module (LuaJIT).
+files["lua/licensor/gateway/*.lua"] = { std = "luajit+ngx_lua" }

@@ -40,9 +40,12 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 
 LUA_PATH_HERE := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua
+# OpenResty's LuaJIT (luajit2) goes in first, so that nginx's Lua module
+# links against it; Debian's `luajit` package would conflict with it.
+APT_FIRST := libluajit2-5.1-2 libluajit2-5.1-dev luajit2
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
-                libsqlite3-dev sqlite3 libluajit2-5.1-2 libluajit2-5.1-dev luajit2 lua-socket \
-                lua-sql-sqlite3 cppcheck gcc make coreutils
+                libsqlite3-dev sqlite3 lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
+                procps curl nginx libnginx-mod-http-lua wrk
 
 PREFIX ?= /usr/local
 ifeq ($(LUA),luajit)
@@ -87,15 +90,18 @@ path:
 
 # Installs only what is missing, so a provisioned machine never calls apt.
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	@SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; updated=""; \
+	for group in "$(APT_FIRST)" "$(APT_PACKAGES)"; do \
+	  missing=""; for p in $$group; do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    [ -n "$$updated" ] || { $$SUDO apt-get update -qq && updated=1; } || exit 1; \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	      >/dev/null || exit 1; \
+	  fi; \
+	done
 
 lint:
 	luacheck -q lua spec

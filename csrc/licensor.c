@@ -12,6 +12,7 @@
  * so a query allocates nothing.  Build records are shared: treat them as
  * read-only.
  */
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime, strncasecmp */
 #include "compat.h"
 
 #include "catalogue.h"
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -1546,6 +1548,16 @@ static int l_date(lua_State *L)
   return 1;
 }
 
+/* core.monotonic_us() -> microseconds on a clock that never goes back
+ * (for measuring how long a worker is held by a write). */
+static int l_monotonic_us(lua_State *L)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec * 1e6 + (lua_Number)(ts.tv_nsec / 1000));
+  return 1;
+}
+
 /* licensor.today() -> today's date (UTC). */
 static int l_today(lua_State *L)
 {
@@ -2066,6 +2078,7 @@ static const luaL_Reg module_functions[] = {
   { "date", l_date },
   { "today", l_today },
   { "_internals", l_internals },
+  { "monotonic_us", l_monotonic_us },
   { "open", l_open },
   { "new_key", l_new_key },
   { "normalise_key", l_normalise_key },

@@ -1,0 +1,381 @@
+-- licensor.gateway -- the HTTP/JSON face of the store inside nginx with
+-- lua-nginx-module (SPEC section 7).
+--
+--   init_worker_by_lua_block { require("licensor.gateway").init_worker{ db = "/var/lib/licensor.db" } }
+--   location / { content_by_lua_block { require("licensor.gateway").handle() } }
+--
+-- Each worker opens its own store connection in init_worker (never in
+-- init_by_lua, whose state the workers would share across fork); the
+-- store reloads the catalogue when a newer version is imported.  Answers
+-- are JSON only; bad input is a 4xx answer and never reaches the store;
+-- writes are recorded on the server's own UTC day.
+local licensor = require "licensor"
+local core = require "licensor.core"
+local request = require "licensor.gateway.request"
+local limit = require "licensor.gateway.limit"
+local cjson = require("cjson.safe").new()
+local bit = require "bit"
+
+local ngx = ngx
+local type, pairs, pcall, tostring, tonumber, error = type, pairs, pcall, tostring, tonumber, error
+local match, format = string.match, string.format
+local refuse = request.refuse
+
+cjson.encode_sparse_array(true)
+cjson.decode_max_depth(20)
+
+local _M = {}
+
+-- This worker's state, set by init_worker.
+local worker = { store = nil, open_error = nil, today = nil, admin_digest = nil, limits = nil }
+
+------------------------------------------------------------------------
+-- Worker start
+------------------------------------------------------------------------
+
+local function read_token(path)
+  if not path then return nil end
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local token = (f:read("*a") or ""):match("^%s*(.-)%s*$")
+  f:close()
+  if token == "" then return nil end
+  return ngx.sha1_bin(token)
+end
+
+-- init_worker{db=, synchronous=, today=, admin_token_file=, rate_per_ip=,
+-- rate_per_key=, limits_dict=}
+function _M.init_worker(opts)
+  if type(opts) ~= "table" or type(opts.db) ~= "string" then
+    error("licensor.gateway.init_worker needs { db = path }", 2)
+  end
+  local store, msg = licensor.open(opts.db, { synchronous = opts.synchronous or "full" })
+  worker.store, worker.open_error = store, msg
+  if not store then ngx.log(ngx.ERR, "licensor: cannot open the store: ", msg) end
+  if opts.today ~= nil and not core.day(opts.today) then
+    error("licensor.gateway: today must be a date YYYY-MM-DD", 2)
+  end
+  worker.today = opts.today
+  worker.admin_digest = read_token(opts.admin_token_file)
+  worker.limits = limit.new(opts.limits_dict or "licensor_limits", opts.rate_per_ip or 100,
+                            opts.rate_per_key or 20)
+end
+
+------------------------------------------------------------------------
+-- Answers
+------------------------------------------------------------------------
+
+local function send(status, json, headers)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Cache-Control"] = "no-store"
+  if headers then
+    for name, value in pairs(headers) do ngx.header[name] = value end
+  end
+  ngx.print(json)
+end
+
+local function answer(status, value, headers)
+  local json = cjson.encode(value)
+  if not json then
+    ngx.log(ngx.ERR, "licensor: cannot encode an answer")
+    status, json = 500, '{"ok":false,"code":"internal_error","message":"internal error"}'
+  end
+  send(status, json, headers)
+end
+
+-- The status for a `nil, message, code` answer of the store.
+local STATUS = {
+  unknown_key = 404, invalid_key = 400, invalid_date = 400, invalid_request = 400,
+  no_catalogue = 503, busy = 503, io_error = 503, store_error = 503, wrong_process = 503,
+}
+
+local function refusal(message, code)
+  refuse(STATUS[code] or 403, code, message)
+end
+
+-- Unwraps value, message, code.
+local function check(value, message, code)
+  if value == nil then refusal(message, code) end
+  return value
+end
+
+local function today()
+  return worker.today or os.date("!%Y-%m-%d", ngx.time())
+end
+
+local function store()
+  if not worker.store then refuse(503, "store_unavailable", "the license store is not open") end
+  return worker.store
+end
+
+------------------------------------------------------------------------
+-- Requests
+------------------------------------------------------------------------
+
+-- The JSON object in the request body.
+local function body()
+  ngx.req.read_body()
+  local data = ngx.req.get_body_data()
+  if data == nil then
+    if ngx.req.get_body_file() then refuse(413, "too_large", "the body is larger than 16 KiB") end
+    refuse(400, "invalid_json", "the body must be a JSON object")
+  end
+  local value = cjson.decode(data)
+  if type(value) ~= "table" then refuse(400, "invalid_json", "the body must be a JSON object") end
+  for k in pairs(value) do
+    if type(k) ~= "string" then refuse(400, "invalid_json", "the body must be a JSON object") end
+  end
+  return value
+end
+
+local function client_limit()
+  local wait = worker.limits:client(ngx.var.binary_remote_addr or "?")
+  if wait then
+    refuse(429, "rate_limited", "too many requests from this address", { ["Retry-After"] = wait })
+  end
+end
+
+local function key_limit(key)
+  local wait = worker.limits:key(key)
+  if wait then refuse(429, "rate_limited", "too many requests for this key", { ["Retry-After"] = wait }) end
+end
+
+-- A request naming a key: validated by its check symbol, then limited.
+local function keyed(text)
+  local key = request.key(text)
+  key_limit(key)
+  return key
+end
+
+-- Build records as JSON objects (they already hold only plain fields).
+local function verdict_answer(v)
+  answer(v.ok and 200 or 403, { ok = v.ok, code = v.code, message = v.message, eligible = v.eligible,
+                                migration = v.migration })
+end
+
+------------------------------------------------------------------------
+-- Routes
+------------------------------------------------------------------------
+
+local INSTALL_FIELDS = { key = true, server = true, build = true }
+local DEACTIVATE_FIELDS = { key = true, server = true }
+
+local function installation_request(name)
+  local b = body()
+  request.only(b, name == "deactivate" and DEACTIVATE_FIELDS or INSTALL_FIELDS)
+  local key = keyed(b.key)
+  local server = request.string(b, "server")
+  local on = today()
+  local s = store()
+  local t0 = core.monotonic_us()
+  local v
+  if name == "activate" then
+    v = check(s:activate(key, server, request.count(b, "build"), on))
+  elseif name == "checkin" then
+    v = check(s:checkin(key, server, on, request.count(b, "build", true)))
+  else
+    v = check(s:deactivate(key, server, on))
+  end
+  ngx.header["X-Licensor-Write-Us"] = format("%d", core.monotonic_us() - t0)
+  verdict_answer(v)
+end
+
+local function license_of(key)
+  return check(store():get(key))
+end
+
+local function license_status(key)
+  local lic = license_of(key)
+  answer(200, check(check(store():catalogue()):status(lic, today())))
+end
+
+local function license_eligible(key)
+  local on = ngx.var.arg_on
+  if on ~= nil then on = request.date(ngx.unescape_uri(on), "on") end
+  local lic = license_of(key)
+  local build, msg, code = check(store():catalogue()):eligible(lic, on or today())
+  if not build then refuse(403, code, msg) end
+  answer(200, build)
+end
+
+local function license_build(key, number_text)
+  local number = tonumber(number_text)
+  if not number or not match(number_text, "^%d+$") or #number_text > 15 then
+    refuse(400, "invalid_request", "a build number is a whole number")
+  end
+  local lic = license_of(key)
+  local ok, msg, code = check(store():catalogue()):can_install(lic, number, today())
+  if ok then return answer(200, { ok = true }) end
+  if code == "unknown_product" or code == "invalid_license" then refusal(msg, code) end
+  answer(403, { ok = false, code = code, message = msg })
+end
+
+------------------------------------------------------------------------
+-- Admin workflows
+------------------------------------------------------------------------
+
+-- Constant time: both sides are hashed first, so neither the length nor
+-- the first differing byte of the token shows in the timing.
+local function same_digest(a, b)
+  local diff = 0
+  for i = 1, #a do diff = bit.bor(diff, bit.bxor(a:byte(i), b:byte(i))) end
+  return diff == 0
+end
+
+local function check_admin()
+  if not worker.admin_digest then
+    refuse(404, "admin_disabled", "admin routes are off: no admin token file")
+  end
+  local header = ngx.var.http_authorization
+  local token = type(header) == "string" and match(header, "^%s*[Bb]earer%s+(%S+)%s*$")
+  if not token or not same_digest(ngx.sha1_bin(token), worker.admin_digest) then
+    refuse(401, "unauthorized", "a valid admin bearer token is required", { ["WWW-Authenticate"] = "Bearer" })
+  end
+end
+
+local ADMIN = {}
+
+local ISSUE_FIELDS = { product = true, edition = true, level = true, kind = true, owner = true,
+                       failover = true, version_lock = true, trial_days = true, addons = true }
+
+function ADMIN.issue(b)
+  request.only(b, ISSUE_FIELDS)
+  local kind = request.string(b, "kind", true)
+  if kind and kind ~= "perpetual" and kind ~= "lease" and kind ~= "trial" then
+    refuse(400, "invalid_request", "kind: perpetual, lease or trial")
+  end
+  -- The license starts on the server's day: a request never picks a date.
+  return { license = check(store():issue{
+    product = request.string(b, "product"), edition = request.string(b, "edition"),
+    level = request.level(b, "level"), kind = kind, start = today(),
+    owner = request.string(b, "owner", true), failover = request.boolean(b, "failover"),
+    version_lock = request.count(b, "version_lock", true),
+    trial_days = request.count(b, "trial_days", true), addons = request.names(b, "addons") }) }
+end
+
+local function key_only(workflow)
+  return function(b)
+    request.only(b, { key = true })
+    return { license = check(store()[workflow](store(), keyed(b.key), today())) }
+  end
+end
+
+ADMIN.renew = key_only("renew")
+ADMIN.end_lease = key_only("end_lease")
+ADMIN.enable = key_only("enable")
+
+function ADMIN.add_addon(b)
+  request.only(b, { key = true, addon = true })
+  return { license = check(store():add_addon(keyed(b.key), request.string(b, "addon"), today())) }
+end
+
+function ADMIN.upgrade(b)
+  request.only(b, { key = true, edition = true, level = true, paid = true })
+  local paid = b.paid
+  if type(paid) ~= "number" or paid ~= paid or paid < 0 or paid > 9007199254740991 or paid % 1 ~= 0 then
+    refuse(400, "invalid_request", "paid: the amount paid, a whole number of minor units")
+  end
+  local target = { edition = request.string(b, "edition", true), level = request.level(b, "level", true) }
+  return { license = check(store():upgrade(keyed(b.key), target, today(), { paid = paid })) }
+end
+
+function ADMIN.disable(b)
+  request.only(b, { key = true, reason = true })
+  return { license = check(store():disable(keyed(b.key), today(), request.string(b, "reason", true))) }
+end
+
+function ADMIN.transfer(b)
+  request.only(b, { key = true, owner = true, consent = true })
+  return { license = check(store():transfer(keyed(b.key), request.string(b, "owner"),
+                                            { consent = request.string(b, "consent", true) })) }
+end
+
+function ADMIN.sweep(b)
+  request.only(b, {})
+  return { taken = check(store():sweep(today())) }
+end
+
+local function admin(workflow)
+  local handler = ADMIN[workflow]
+  if not handler then refuse(404, "not_found", "no admin workflow '" .. workflow .. "'") end
+  check_admin()
+  local result = handler(body())
+  result.ok = true
+  if result.taken and #result.taken == 0 then
+    -- lua-cjson writes an empty table as {}; a list must read as [].
+    return send(200, '{"ok":true,"taken":[]}')
+  end
+  answer(200, result)
+end
+
+------------------------------------------------------------------------
+-- Dispatch
+------------------------------------------------------------------------
+
+local function method_not_allowed(allowed)
+  refuse(405, "method_not_allowed", "use " .. allowed, { Allow = allowed })
+end
+
+local function route()
+  local method, uri = ngx.req.get_method(), ngx.var.uri
+  if method == "HEAD" then method = "GET" end
+  if uri == "/healthz" then
+    if method ~= "GET" then method_not_allowed("GET") end
+    if not worker.store then return answer(503, { ok = false, code = "store_unavailable" }) end
+    return answer(200, { ok = true })
+  end
+  local install = match(uri, "^/v1/(%a+)$")
+  if install == "activate" or install == "checkin" or install == "deactivate" then
+    if method ~= "POST" then method_not_allowed("POST") end
+    client_limit()
+    return installation_request(install)
+  end
+  local workflow = match(uri, "^/v1/admin/([%w_]+)$")
+  if workflow then
+    if method ~= "POST" then method_not_allowed("POST") end
+    client_limit()
+    return admin(workflow)
+  end
+  local key, rest = match(uri, "^/v1/licenses/([^/]+)(.*)$")
+  if key then
+    local number = match(rest, "^/builds/([^/]+)$")
+    if rest ~= "" and rest ~= "/eligible" and not number then
+      refuse(404, "not_found", "no such resource")
+    end
+    if method ~= "GET" then method_not_allowed("GET") end
+    client_limit()
+    key = keyed(key)
+    if rest == "" then return license_status(key) end
+    if rest == "/eligible" then return license_eligible(key) end
+    return license_build(key, number)
+  end
+  refuse(404, "not_found", "no such resource")
+end
+
+-- The content handler: every answer is JSON, and no error text from Lua
+-- or SQL ever reaches the client.
+function _M.handle()
+  local ok, err = pcall(route)
+  if ok then return end
+  if type(err) == "table" and err.status then
+    return answer(err.status, { ok = false, code = err.code, message = err.message }, err.headers)
+  end
+  ngx.log(ngx.ERR, "licensor: ", tostring(err))
+  send(500, '{"ok":false,"code":"internal_error","message":"internal error"}')
+end
+
+-- The error_page location /.licensor-error/STATUS: nginx's own refusals
+-- (413, 400, ...) answered as JSON too.
+function _M.error_page()
+  local status = tonumber(match(ngx.var.uri, "/(%d+)$")) or 500
+  local codes = { [400] = "invalid_request", [404] = "not_found", [405] = "method_not_allowed",
+                  [408] = "timeout", [413] = "too_large", [414] = "invalid_request",
+                  [431] = "invalid_request", [494] = "invalid_request" }
+  local code = codes[status] or "internal_error"
+  if status == 494 then status = 431 end
+  send(status, format('{"ok":false,"code":"%s","message":"%s"}', code,
+    status == 413 and "the body is larger than 16 KiB" or "the request was refused"))
+end
+
+return _M

@@ -1,0 +1,43 @@
+-- licensor.gateway.limit -- request rates per client address and per key,
+-- counted in one-second windows in a lua_shared_dict so that every worker
+-- sees the same counts.
+local _M = {}
+local Limit = {}
+Limit.__index = Limit
+
+local ngx = ngx
+local floor, tostring = math.floor, tostring
+
+-- new(dict_name, per_ip, per_key): limits in requests per second; 0 turns
+-- one off.
+function _M.new(dict_name, per_ip, per_key)
+  local dict = ngx.shared[dict_name]
+  if not dict then error("licensor.gateway: lua_shared_dict " .. dict_name .. " is not declared", 2) end
+  return setmetatable({ dict = dict, per_ip = per_ip, per_key = per_key }, Limit)
+end
+
+-- Counts one request for `name` in the current second; returns the
+-- seconds to wait (for Retry-After) when over `rate`, else nil.
+local function count(self, prefix, name, rate)
+  if rate <= 0 then return nil end
+  local now = ngx.now()
+  local window = floor(now)
+  local n, err = self.dict:incr(prefix .. window .. ":" .. name, 1, 0, 2)
+  if not n then
+    -- A full dictionary must not lock everyone out: count nothing.
+    ngx.log(ngx.WARN, "licensor: rate limit dictionary: ", tostring(err))
+    return nil
+  end
+  if n > rate then return 1 end
+  return nil
+end
+
+function Limit:client(address)
+  return count(self, "ip:", address, self.per_ip)
+end
+
+function Limit:key(key)
+  return count(self, "key:", key, self.per_key)
+end
+
+return _M

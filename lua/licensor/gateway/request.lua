@@ -1,0 +1,100 @@
+-- licensor.gateway.request -- checking what a request body says before
+-- anything reaches the store: JSON objects only, fields of the right type
+-- and size, keys validated by their check symbol.  Each check answers the
+-- value or raises a {status=, code=, message=} refusal that the handler
+-- turns into a JSON answer.
+local core = require "licensor.core"
+
+local _M = {}
+
+local type, error, tostring, floor = type, error, tostring, math.floor
+
+local MAX_STRING = 256
+local MAX_NUMBER = 9007199254740991   -- 2^53 - 1
+
+-- Raises an answer with this status, code, message (and extra headers).
+function _M.refuse(status, code, message, headers)
+  error({ status = status, code = code, message = message, headers = headers }, 0)
+end
+local refuse = _M.refuse
+
+local function printable(s)
+  return not s:find("[%z\1-\31\127]")
+end
+
+-- A non-empty printable string field of at most 256 bytes.
+function _M.string(body, field, optional)
+  local v = body[field]
+  if v == nil and optional then return nil end
+  if type(v) ~= "string" or v == "" or #v > MAX_STRING or not printable(v) then
+    refuse(400, "invalid_request",
+      field .. ": a non-empty string of at most " .. MAX_STRING .. " printable bytes")
+  end
+  return v
+end
+
+-- A whole number field in 1 .. 2^53-1.
+function _M.count(body, field, optional)
+  local v = body[field]
+  if v == nil and optional then return nil end
+  if type(v) ~= "number" or v ~= v or v < 1 or v > MAX_NUMBER or floor(v) ~= v then
+    refuse(400, "invalid_request", field .. ": a whole number from 1 to 2^53-1")
+  end
+  return v
+end
+
+-- A level: a whole number or "unlimited".
+function _M.level(body, field, optional)
+  if body[field] == "unlimited" then return "unlimited" end
+  return _M.count(body, field, optional)
+end
+
+function _M.boolean(body, field)
+  local v = body[field]
+  if v ~= nil and type(v) ~= "boolean" then refuse(400, "invalid_request", field .. ": true or false") end
+  return v
+end
+
+-- A list of add-on ids.
+function _M.names(body, field)
+  local v = body[field]
+  if v == nil then return nil end
+  if type(v) ~= "table" or #v > 64 then refuse(400, "invalid_request", field .. ": a list of names") end
+  for i = 1, #v do
+    if type(v[i]) ~= "string" or v[i] == "" or #v[i] > MAX_STRING or not printable(v[i]) then
+      refuse(400, "invalid_request", field .. ": a list of names")
+    end
+  end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  if n ~= #v then refuse(400, "invalid_request", field .. ": a list of names") end
+  return v
+end
+
+-- A license key: the string must pass its check symbol.
+function _M.key(text)
+  if type(text) ~= "string" then refuse(400, "invalid_request", "key: a license key string") end
+  local key, msg = core.normalise_key(text)
+  if not key then refuse(400, "invalid_key", msg) end
+  return key
+end
+
+-- A date given in a query string (reads only: writes use the server's day).
+function _M.date(text, field)
+  if type(text) ~= "string" or not core.day(text) then
+    refuse(400, "invalid_date", field .. ": a date YYYY-MM-DD")
+  end
+  return text
+end
+
+-- The fields a body may hold; anything else is refused, so a typo never
+-- passes silently and no request names the day it is recorded on.
+function _M.only(body, allowed)
+  for field in pairs(body) do
+    if type(field) ~= "string" or not allowed[field] then
+      refuse(400, "invalid_request", "unexpected field " .. tostring(field))
+    end
+  end
+end
+
+return _M

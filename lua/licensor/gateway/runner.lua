@@ -1,0 +1,204 @@
+-- licensor.gateway.runner -- `licensor gateway`: renders an nginx
+-- configuration into a private prefix directory and runs nginx in the
+-- foreground with licensor answering on --listen.  No system service, no
+-- root-owned paths: the prefix holds the configuration, logs and temp files.
+local serialize = require "licensor.serialize"
+
+local _M = {}
+
+local format, concat, type, tostring = string.format, table.concat, type, tostring
+
+local MODULE_DIRS = { "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local pwd = os.getenv("PWD") or "."
+  return pwd .. "/" .. path
+end
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+-- The directory holding licensor/init.lua, for lua_package_path.
+local function lua_root()
+  local init = package.searchpath("licensor", package.path)
+  if not init then return nil end
+  return dirname(dirname(absolute(init)))
+end
+
+-- The directory holding a LuaJIT build of licensor/core.so: nginx runs
+-- LuaJIT whatever VM runs this command.
+local function luajit_cpath_root()
+  local env = os.getenv("LICENSOR_GATEWAY_CPATH")
+  if env and exists(env .. "/licensor/core.so") then return env end
+  for template in package.cpath:gmatch("[^;]+") do
+    local dir = template:match("^(.*)/%?%.so$")
+    if dir then
+      for _, candidate in ipairs({ dir:gsub("lua5%.4$", "luajit"), (dir:gsub("/5%.4$", "/5.1")), dir }) do
+        if type(candidate) == "string" and exists(candidate .. "/licensor/core.so") and
+           (candidate:find("luajit") or candidate:find("/5%.1$")) then
+          return absolute(candidate)
+        end
+      end
+    end
+  end
+  return nil
+end
+
+local function module_lines()
+  for _, dir in ipairs(MODULE_DIRS) do
+    if exists(dir .. "/ngx_http_lua_module.so") then
+      local lines = {}
+      if exists(dir .. "/ndk_http_module.so") then
+        lines[#lines + 1] = "load_module " .. dir .. "/ndk_http_module.so;"
+      end
+      lines[#lines + 1] = "load_module " .. dir .. "/ngx_http_lua_module.so;"
+      return concat(lines, "\n")
+    end
+  end
+  return "# lua-nginx-module is built in"
+end
+
+local TEMPLATE = [[
+# Rendered by `licensor gateway`; edit the options, not this file.
+%s
+%s
+worker_processes %d;
+pid %s/nginx.pid;
+error_log %s warn;
+events { worker_connections 4096; }
+
+http {
+  access_log off;
+  client_body_temp_path %s/tmp/body;
+  proxy_temp_path %s/tmp/proxy;
+  fastcgi_temp_path %s/tmp/fastcgi;
+  uwsgi_temp_path %s/tmp/uwsgi;
+  scgi_temp_path %s/tmp/scgi;
+  server_tokens off;
+
+  lua_package_path "%s/?.lua;%s/?/init.lua;;";
+  lua_package_cpath "%s/?.so;;";
+  lua_shared_dict licensor_limits 16m;
+  init_worker_by_lua_block {
+    require("licensor.gateway").init_worker(%s)
+  }
+
+  server {
+    listen %s reuseport;
+    client_max_body_size 16k;
+    client_body_buffer_size 16k;
+    large_client_header_buffers 4 8k;
+    default_type application/json;
+%s
+    location / {
+      content_by_lua_block { require("licensor.gateway").handle() }
+    }
+    location ^~ /.licensor-error/ {
+      internal;
+      content_by_lua_block { require("licensor.gateway").error_page() }
+    }
+  }
+}
+]]
+
+-- nginx's own refusals (oversized body, bad request line...) answered as
+-- JSON by the gateway's error page.
+local NGINX_ERRORS = { 400, 404, 405, 408, 413, 414, 494, 500, 502, 503, 504 }
+
+local function error_pages()
+  local lines = {}
+  for _, status in ipairs(NGINX_ERRORS) do
+    lines[#lines + 1] = format("    error_page %d /.licensor-error/%d;", status, status)
+  end
+  return concat(lines, "\n")
+end
+
+-- Workers of a root master run as `nobody` unless told otherwise: run them
+-- as the owner of the database's directory, who can write the database.
+local function user_line(db)
+  local pipe = io.popen("id -u 2>/dev/null")
+  local uid = pipe and pipe:read("*l")
+  if pipe then pipe:close() end
+  if uid ~= "0" then return "# not started as root: workers keep this user" end
+  pipe = io.popen("stat -c '%U %G' '" .. dirname(db):gsub("'", "'\\''") .. "' 2>/dev/null")
+  local owner = pipe and pipe:read("*l")
+  if pipe then pipe:close() end
+  if not owner or not owner:match("^[%w_%-%.]+ [%w_%-%.]+$") then owner = "root root" end
+  return "user " .. owner .. ";"
+end
+
+-- render{db=, listen=, workers=, admin_token_file=, today=, prefix=,
+-- rate_per_ip=, rate_per_key=, synchronous=, error_log=} -> prefix, conf path
+function _M.render(opts)
+  if type(opts.db) ~= "string" then return nil, "gateway: --db is required", "invalid_request" end
+  local db = absolute(opts.db)
+  local prefix = absolute(opts.prefix or (db .. ".gateway"))
+  local lua_dir = lua_root()
+  local cpath = opts.cpath or luajit_cpath_root()
+  if not lua_dir then return nil, "gateway: cannot find the licensor Lua modules", "not_found" end
+  if not cpath then
+    return nil, "gateway: no LuaJIT build of licensor.core (make LUA=luajit, or set LICENSOR_GATEWAY_CPATH)",
+      "not_found"
+  end
+  local listen = opts.listen or "127.0.0.1:8080"
+  if not listen:match("^[%w%.%-%[%]:]+$") then
+    return nil, "gateway: bad --listen " .. listen, "invalid_request"
+  end
+  local workers = opts.workers or 2
+  if type(workers) ~= "number" or workers < 1 or workers > 64 then
+    return nil, "gateway: --workers must be 1 to 64", "invalid_request"
+  end
+  local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
+    admin_token_file = opts.admin_token_file and absolute(opts.admin_token_file),
+    rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key }
+  local ok, chunk = pcall(serialize.chunk, worker_opts)
+  if not ok then return nil, "gateway: " .. chunk, "invalid_request" end
+  for _, dir in ipairs({ "", "/conf", "/logs", "/tmp" }) do
+    os.execute("mkdir -p '" .. (prefix .. dir):gsub("'", "'\\''") .. "'")
+  end
+  local conf = prefix .. "/conf/nginx.conf"
+  local f, err = io.open(conf, "w")
+  if not f then return nil, "gateway: " .. tostring(err), "io_error" end
+  f:write(format(TEMPLATE, module_lines(), user_line(db), workers, prefix,
+    opts.error_log or (prefix .. "/logs/error.log"), prefix, prefix, prefix, prefix, prefix,
+    lua_dir, lua_dir, cpath, (chunk:gsub("^return ", "")), listen, error_pages()))
+  f:close()
+  return prefix, conf
+end
+
+local function nginx_binary()
+  for _, path in ipairs({ "/usr/sbin/nginx", "/usr/local/openresty/nginx/sbin/nginx", "/usr/bin/nginx" }) do
+    if exists(path) then return path end
+  end
+  return "nginx"
+end
+_M.nginx_binary = nginx_binary
+
+-- The shell command that runs nginx on a rendered prefix, in the foreground.
+function _M.command(prefix, conf)
+  return format("%s -p '%s' -c '%s' -g 'daemon off;'", nginx_binary(), prefix, conf)
+end
+
+-- run(opts) renders and runs nginx in the foreground until it stops.
+function _M.run(opts)
+  local prefix, conf, code = _M.render(opts)
+  if not prefix then return nil, conf, code end
+  local out = opts.out or print
+  out(format("licensor gateway: http://%s  (store %s, nginx prefix %s%s)", opts.listen or "127.0.0.1:8080",
+    opts.db, prefix, opts.today and (", day pinned to " .. opts.today) or ""))
+  local ok = os.execute(_M.command(prefix, conf))
+  if ok ~= true and ok ~= 0 then
+    return nil, "nginx exited with an error (see " .. prefix .. "/logs)", "nginx_failed"
+  end
+  return true
+end
+
+return _M

@@ -1,0 +1,409 @@
+-- The gateway (SPEC section 7) on a real nginx with lua-nginx-module:
+-- every route and status code, the fraud story over HTTP with the server's
+-- day pinned by configuration, racing workers, a restart under load, and a
+-- malformed-request corpus that never yields a 500 or changes the store.
+local licensor = require "licensor"
+local cjson = require "cjson.safe"
+local gateway = require "support.gateway"
+local stores = require "support.stores"
+local socket = require "socket"
+
+local TOKEN = "test-admin-token-1234567890"
+
+-- A store with the bundled catalogue, closed so nginx owns the writing.
+local function fresh_db()
+  local path = stores.path()
+  local store = assert(licensor.open(path))
+  assert(store:import("lua/licensor/catalogues/smartertools.lua"))
+  store:close()
+  return path
+end
+
+local function issue(server, fields)
+  local body = { product = "smartertrack", edition = "enterprise", level = 5, owner = "acme" }
+  for k, v in pairs(fields or {}) do body[k] = v end
+  local status, answer = server:admin("issue", body)
+  assert.are.equal(200, status, cjson.encode(answer))
+  return answer.license
+end
+
+local function activate(server, key, name, build)
+  return server:request("POST", "/v1/activate", { key = key, server = name, build = build or 6911 })
+end
+
+describe("the gateway", function()
+  local db, server
+
+  setup(function()
+    db = fresh_db()
+    server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN }
+  end)
+
+  teardown(function()
+    server:stop()
+    stores.remove(db)
+  end)
+
+  it("answers /healthz with 200 {ok=true} as JSON", function()
+    local status, answer, headers = server:request("GET", "/healthz")
+    assert.are.same({ 200, { ok = true } }, { status, answer })
+    assert.are.equal("application/json", headers["content-type"])
+  end)
+
+  it("issues a license through an admin workflow starting on the server's day", function()
+    local lic = issue(server)
+    assert.are.same({ "2019-06-01", "2020-05-31", "acme" }, { lic.start, lic.ms_expires, lic.owner })
+  end)
+
+  it("needs the admin bearer token (401 without it or with a wrong one)", function()
+    local status, answer, headers = server:request("POST", "/v1/admin/issue", { product = "smartertrack" })
+    assert.are.same({ 401, "unauthorized" }, { status, answer.code })
+    assert.are.equal("Bearer", headers["www-authenticate"])
+    status = server:request("POST", "/v1/admin/issue", { product = "smartertrack" },
+      { Authorization = "Bearer " .. TOKEN .. "x" })
+    assert.are.equal(401, status)
+    status = server:request("POST", "/v1/admin/nope", {}, { Authorization = "Bearer " .. TOKEN })
+    assert.are.equal(404, status)
+  end)
+
+  it("activates: 200 with the eligible build and the migration, 403 for refusals", function()
+    local lic = issue(server)
+    local status, answer = activate(server, lic.key, "mail1")
+    assert.are.equal(200, status)
+    assert.are.same({ true, 7077, "ok" }, { answer.ok, answer.eligible.number, answer.migration.state })
+    status, answer = activate(server, lic.key, "mail2")
+    assert.are.same({ 200, "migrating" }, { status, answer.migration.state })
+    status, answer = activate(server, lic.key, "mail3")
+    assert.are.same({ 403, false, "too_many_installations" }, { status, answer.ok, answer.code })
+    assert.is_string(answer.message)
+    status, answer = activate(server, lic.key, "mail4", 9999)
+    assert.are.same({ 403, "unknown_build" }, { status, answer.code })
+  end)
+
+  it("checks in and deactivates with the same answer shape", function()
+    local lic = issue(server)
+    activate(server, lic.key, "a", 6911)
+    local status, answer = server:request("POST", "/v1/checkin", { key = lic.key, server = "a", build = 7077 })
+    assert.are.same({ 200, true }, { status, answer.ok })
+    status, answer = server:request("POST", "/v1/checkin", { key = lic.key, server = "b" })
+    assert.are.same({ 403, "not_activated" }, { status, answer.code })
+    status, answer = server:request("POST", "/v1/deactivate", { key = lic.key, server = "a" })
+    assert.are.same({ 200, 0 }, { status, answer.migration.active })
+  end)
+
+  it("reads a license's status, eligible build and whether a build may be installed", function()
+    local lic = issue(server)
+    local status, answer = server:request("GET", "/v1/licenses/" .. lic.key)
+    assert.are.same({ 200, true, "active", "2020-05-31" }, { status, answer.valid, answer.ms, answer.ms_expires })
+    assert.are.equal(7077, answer.eligible.number)
+    status, answer = server:request("GET", "/v1/licenses/" .. lic.key .. "/eligible")
+    assert.are.same({ 200, 7077, "2019-05-18" }, { status, answer.number, answer.released })
+    status, answer = server:request("GET", "/v1/licenses/" .. lic.key .. "/eligible?on=2019-01-01")
+    assert.are.same({ 403, "not_started" }, { status, answer.code })
+    status, answer = server:request("GET", "/v1/licenses/" .. lic.key .. "/eligible?on=2019-02-30")
+    assert.are.same({ 400, "invalid_date" }, { status, answer.code })
+    status, answer = server:request("GET", "/v1/licenses/" .. lic.key .. "/builds/6911")
+    assert.are.same({ 200, { ok = true } }, { status, answer })
+    status, answer = server:request("GET", "/v1/licenses/" .. lic.key .. "/builds/9787")
+    assert.are.same({ 403, false, "newer_than_eligible" }, { status, answer.ok, answer.code })
+    status, answer = server:request("GET", "/v1/licenses/" .. lic.key .. "/builds/latest")
+    assert.are.same({ 400, "invalid_request" }, { status, answer.code })
+  end)
+
+  it("tells malformed keys (400 invalid_key) from unknown ones (404 unknown_key)", function()
+    local status, answer = server:request("GET", "/v1/licenses/NOT-A-KEY")
+    assert.are.same({ 400, "invalid_key" }, { status, answer.code })
+    local unknown = require("licensor.core").new_key()
+    status, answer = server:request("GET", "/v1/licenses/" .. unknown)
+    assert.are.same({ 404, "unknown_key" }, { status, answer.code })
+    status, answer = activate(server, unknown, "x")
+    assert.are.same({ 404, "unknown_key" }, { status, answer.code })
+  end)
+
+  it("answers wrong methods with 405 and Allow, unknown routes with 404", function()
+    local status, answer, headers = server:request("GET", "/v1/activate")
+    assert.are.same({ 405, "method_not_allowed", "POST" }, { status, answer.code, headers.allow })
+    status, answer = server:request("DELETE", "/healthz")
+    assert.are.same({ 405, "method_not_allowed" }, { status, answer.code })
+    status, answer = server:request("GET", "/v2/anything")
+    assert.are.same({ 404, "not_found" }, { status, answer.code })
+  end)
+
+  it("refuses bodies over 16 KiB with 413 JSON", function()
+    local status, answer = server:request("POST", "/v1/activate", string.rep("x", 16 * 1024 + 1))
+    assert.are.same({ 413, "too_large" }, { status, answer.code })
+    status, answer = server:request("POST", "/v1/admin/issue", string.rep("{", 1024 * 1024),
+      { Authorization = "Bearer " .. TOKEN })
+    assert.are.same({ 413, "too_large" }, { status, answer.code })
+  end)
+
+  it("runs the admin workflows", function()
+    local lic = issue(server)
+    local function ok(workflow, body)
+      local status, answer = server:admin(workflow, body)
+      assert.are.equal(200, status, workflow .. ": " .. cjson.encode(answer))
+      return answer
+    end
+    assert.are.equal("2021-05-31", ok("renew", { key = lic.key }).license.ms_expires)
+    local status, answer = server:admin("upgrade", { key = lic.key, level = 10, paid = 1 })
+    assert.are.same({ 403, "wrong_amount" }, { status, answer.code })
+    local price = tonumber(answer.message:match("costs (%d+)"))
+    assert.are.equal(10, ok("upgrade", { key = lic.key, level = 10, paid = price }).license.level)
+    assert.are.equal("live_chat_translation",
+      next(ok("add_addon", { key = lic.key, addon = "live_chat_translation" }).license.addons))
+    assert.are.equal("chargeback", ok("disable", { key = lic.key, reason = "chargeback" }).license.disabled_reason)
+    assert.is_nil(ok("enable", { key = lic.key }).license.disabled)
+    status, answer = server:admin("transfer", { key = lic.key, owner = "globex" })
+    assert.are.same({ 403, "transfer_requires_consent" }, { status, answer.code })
+    assert.are.equal("globex", ok("transfer", { key = lic.key, owner = "globex", consent = "EULA-9" }).license.owner)
+    local lease = issue(server, { kind = "lease" })
+    assert.are.equal("2019-06-01", ok("end_lease", { key = lease.key }).license.lease_ended)
+    local swept = ok("sweep", {})
+    assert.are.same({}, swept.taken)
+  end)
+
+  it("refuses a request that tries to choose its own date", function()
+    local status, answer = server:admin("issue", { product = "smartertrack", edition = "enterprise", level = 5,
+                                                   start = "2017-01-01" })
+    assert.are.same({ 400, "invalid_request" }, { status, answer.code })
+    local lic = issue(server)
+    status, answer = server:request("POST", "/v1/activate", { key = lic.key, server = "a", build = 6911, on = "2018-01-01" })
+    assert.are.same({ 400, "invalid_request" }, { status, answer.code })
+  end)
+end)
+
+describe("the gateway's malformed-request corpus", function()
+  local db, server, key
+
+  setup(function()
+    db = fresh_db()
+    server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN }
+    key = issue(server).key
+    activate(server, key, "mail1")
+  end)
+
+  teardown(function()
+    server:stop()
+    stores.remove(db)
+  end)
+
+  local BODIES = {
+    "", "{", "}", "[]", "[1,2,3]", "null", "true", "42", '"text"', "{'key': 1}", '{"key":}',
+    '{"key": "' .. string.rep("A", 5000) .. '"}', '{"key": 1e400}', '{"build": 18446744073709551616}',
+    '{"key": "ÅÄÖ-日本語-🎉", "server": "ü", "build": 6911}', '{"key": "\\u0000", "server": "a", "build": 1}',
+    '{"key": null, "server": null, "build": null}', '{"key": [], "server": {}, "build": "6911"}',
+    '{"key": "KEY", "server": "", "build": 6911}', '{"key": "KEY", "server": "a\\u0001b", "build": 6911}',
+    '{"key": "KEY", "server": "a", "build": 0}', '{"key": "KEY", "server": "a", "build": 6911.5}',
+    '{"key": "KEY", "server": "a", "build": 1e300}', '{"key": "KEY", "server": "' .. string.rep("s", 300) .. '"}',
+    '{"key": "KEY", "server": "a", "build": 6911, "on": "2001-01-01"}', '{"key": "KEY", "extra": 1}',
+    '{"key": "KEY", "level": "ten", "paid": -5}', '{"key": "KEY", "level": 10, "paid": 1.5}',
+    '{"key": true, "server": false, "build": -1}', '{"build": 1.5}', '{"build": -0}', '{"build": 1e15}',
+    string.rep("[", 5000) .. string.rep("]", 5000), '{"a":' .. string.rep('{"a":', 100) .. "1" .. string.rep("}", 101),
+    "\0\0\0\0", "\255\254\253", '{"key":"' .. "x\0y" .. '"}',
+  }
+
+  local function store_dump()
+    local store = assert(licensor.open(db))
+    local dump = stores.dump(store)
+    store:close()
+    return dump
+  end
+
+  it("never answers 500, always answers JSON, and never changes the store", function()
+    local before = store_dump()
+    local bad = {}
+    local paths = { "/v1/activate", "/v1/checkin", "/v1/deactivate", "/v1/admin/issue", "/v1/admin/renew",
+                    "/v1/admin/upgrade", "/v1/admin/sweep2" }
+    for _, path in ipairs(paths) do
+      for i, body in ipairs(BODIES) do
+        -- "KEY" stands for a real key, so that validation goes past the key.
+        local b = body:gsub('"KEY"', '"' .. key .. '"')
+        local status, answer = server:request("POST", path, b, { Authorization = "Bearer " .. TOKEN })
+        if status == nil or status >= 500 or type(answer) ~= "table" or answer.ok ~= false then
+          bad[#bad + 1] = path .. " body " .. i .. ": " .. tostring(status) .. " " .. cjson.encode(answer)
+        end
+      end
+    end
+    assert.are.same({}, bad)
+    assert.are.equal(before, store_dump())
+  end)
+
+  it("answers odd paths, methods and raw requests with JSON 4xx", function()
+    local before = store_dump()
+    local checks = {
+      { "GET", "/v1/licenses/" .. string.rep("A", 3000) }, { "GET", "/v1/licenses/%00%ff" },
+      { "GET", "/v1/licenses/" .. key .. "/builds/99999999999999999999" },
+      { "GET", "/v1/licenses/" .. key .. "/eligible?on=" .. string.rep("9", 500) },
+      { "GET", "/v1/licenses/" .. key .. "/other" }, { "PUT", "/v1/licenses/" .. key },
+      { "GET", "/../../etc/passwd" }, { "POST", "/healthz" }, { "GET", "/v1/admin/issue" },
+    }
+    for _, c in ipairs(checks) do
+      local status, answer = server:request(c[1], c[2], c[1] ~= "GET" and "{}" or nil)
+      assert.is_true(status >= 400 and status < 500, c[1] .. " " .. c[2] .. " -> " .. tostring(status))
+      assert.are.equal(false, type(answer) == "table" and answer.ok, c[2])
+    end
+    local status = server:raw("GARBAGE\r\n\r\n")
+    assert.are.equal(400, status)
+    status = server:raw("GET /" .. string.rep("a", 20000) .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.is_true(status == 414 or status == 400)
+    status = server:raw("POST /v1/activate HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{\"ke")
+    assert.is_true(status == nil or (status >= 400 and status < 500))
+    assert.are.equal(before, store_dump())
+    assert.is_nil(server:error_log():find("stack traceback"))
+  end)
+end)
+
+describe("the gateway under pressure", function()
+  it("limits requests per client address and per key with 429 and Retry-After", function()
+    local db = fresh_db()
+    local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN, rate_per_ip = 1000, rate_per_key = 5 }
+    local key = issue(server).key
+    local limited, retry = 0, nil
+    for _ = 1, 20 do
+      local status, answer, headers = server:request("GET", "/v1/licenses/" .. key)
+      if status == 429 then
+        limited = limited + 1
+        retry = headers["retry-after"]
+        assert.are.equal("rate_limited", answer.code)
+      end
+    end
+    server:stop()
+    assert.is_true(limited >= 10)
+    assert.are.equal("1", retry)
+    server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN, rate_per_ip = 5 }
+    limited = 0
+    for _ = 1, 20 do
+      if server:request("GET", "/v1/licenses/" .. key) == 429 then limited = limited + 1 end
+    end
+    server:stop()
+    stores.remove(db)
+    assert.is_true(limited >= 10)
+  end)
+
+  it("keeps two workers activating one key at once within the allowance plus migration_extra", function()
+    local db = fresh_db()
+    local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN, workers = 2 }
+    local rounds, over = 4, 0
+    for round = 1, rounds do
+      local key = issue(server).key
+      local outs, cmds = {}, {}
+      for i = 1, 12 do
+        outs[i] = os.tmpname()
+        cmds[i] = string.format("curl -s -o /dev/null -w '%%{http_code}' -X POST %s/v1/activate -d '%s' > %s &",
+          server.url, cjson.encode({ key = key, server = "r" .. round .. "-" .. i, build = 6911 }), outs[i])
+      end
+      gateway.run("{ " .. table.concat(cmds, " ") .. " wait; }")
+      local accepted = 0
+      for i = 1, 12 do
+        local f = io.open(outs[i])
+        if f:read("*a") == "200" then accepted = accepted + 1 end
+        f:close()
+        os.remove(outs[i])
+      end
+      local _, answer = server:request("GET", "/v1/licenses/" .. key)
+      local store = assert(licensor.open(db))
+      local active = #store:query("SELECT seq FROM installations WHERE key = ? AND deactivated IS NULL", key)
+      store:close()
+      if accepted > 2 or active > 2 then over = over + 1 end
+      assert.is_true(answer.valid)
+    end
+    server:stop()
+    stores.remove(db)
+    assert.are.equal(0, over)
+  end)
+
+  it("loses no acknowledged activation when nginx is killed and restarted mid-load", function()
+    local db = fresh_db()
+    local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN }
+    local keys = {}
+    for i = 1, 40 do keys[i] = issue(server, { failover = true }).key end
+    local acknowledged, attempts = {}, 0
+    local started = socket.gettime()
+    local restarted = false
+    while socket.gettime() - started < 3 do
+      attempts = attempts + 1
+      local key = keys[attempts % #keys + 1]
+      local name = "load-" .. attempts
+      local status = activate(server, key, name)
+      if status == 200 then
+        acknowledged[#acknowledged + 1] = { key, name }
+        server:request("POST", "/v1/deactivate", { key = key, server = name })
+      end
+      if not restarted and socket.gettime() - started > 1 then
+        server:stop()
+        server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN, port = server.port, prefix = server.prefix }
+        restarted = true
+      end
+    end
+    server:stop()
+    local store = assert(licensor.open(db))
+    local missing = 0
+    for _, a in ipairs(acknowledged) do
+      if #store:query("SELECT seq FROM installations WHERE key = ? AND server = ?", a[1], a[2]) ~= 1 then
+        missing = missing + 1
+      end
+    end
+    assert.are.equal("ok", store:query("PRAGMA integrity_check")[1].integrity_check)
+    store:close()
+    stores.remove(db)
+    assert.is_true(#acknowledged > 20)
+    assert.are.equal(0, missing)
+  end)
+end)
+
+describe("the fraud story over the API", function()
+  it("escalates a key on two servers to a disabled key, day by pinned day", function()
+    local db = fresh_db()
+    local server
+    local function on_day(day)
+      if server then server:stop() end
+      server = gateway.start{ db = db, today = day, token = TOKEN }
+    end
+    local function both_check_in(key)
+      for _, name in ipairs({ "mail-old", "mail-new" }) do
+        local status = server:request("POST", "/v1/checkin", { key = key, server = name })
+        assert.are.equal(200, status)
+      end
+    end
+    on_day("2019-06-01")
+    local key = issue(server).key
+    assert.are.equal(200, (activate(server, key, "mail-old")))
+    on_day("2019-06-05")
+    local status, answer = activate(server, key, "mail-new")
+    assert.are.same({ 200, "migrating", "2019-06-05", "2019-07-04" },
+      { status, answer.migration.state, answer.migration.since, answer.migration.deadline })
+    local steps = {}
+    for _, day in ipairs({ "2019-06-12", "2019-06-19", "2019-06-26", "2019-07-03", "2019-07-05",
+                           "2019-07-10", "2019-07-12", "2019-07-17", "2019-07-19" }) do
+      on_day(day)
+      both_check_in(key)
+      local _, swept = server:admin("sweep")
+      for _, t in ipairs(swept.taken) do steps[#steps + 1] = day .. " " .. t.action end
+    end
+    assert.are.same({ "2019-07-05 email_customer", "2019-07-05 notify_fraud_team",
+                      "2019-07-12 phone_customer", "2019-07-19 disable_key" }, steps)
+    status, answer = server:request("GET", "/v1/licenses/" .. key)
+    assert.are.same({ 200, false, "disabled" }, { status, answer.valid, answer.state })
+    status, answer = activate(server, key, "mail-third")
+    assert.are.same({ 403, "disabled" }, { status, answer.code })
+    server:stop()
+    stores.remove(db)
+  end)
+end)
+
+describe("a gateway without an admin token file or a store", function()
+  it("turns admin routes off and reports an unusable store on /healthz", function()
+    local db = fresh_db()
+    local server = gateway.start{ db = db, today = "2019-06-01" }
+    local status, answer = server:request("POST", "/v1/admin/issue", {}, { Authorization = "Bearer x" })
+    assert.are.same({ 404, "admin_disabled" }, { status, answer.code })
+    server:stop()
+    stores.remove(db)
+    local missing = gateway.start{ db = "/nonexistent/dir/licenses.db", today = "2019-06-01" }
+    status, answer = missing:request("GET", "/healthz")
+    assert.are.same({ 503, false }, { status, answer.ok })
+    status, answer = missing:request("GET", "/v1/licenses/" .. require("licensor.core").new_key())
+    assert.are.same({ 503, "store_unavailable" }, { status, answer.code })
+    missing:stop()
+  end)
+end)
