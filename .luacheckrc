@@ -11,3 +11,11 @@ files["lua/licensor/catalogues/*.lua"] = { std = "lua51", read_globals = { "day"
 
 -- The gateway runs inside nginx with lua-nginx-module (LuaJIT).
 files["lua/licensor/gateway/*.lua"] = { std = "luajit+ngx_lua" }
+
+-- wrk scripts define wrk's callbacks and share per-thread globals.
+files["spec/bench/wrk/*.lua"] = {
+  std = "luajit",
+  globals = { "setup", "init", "request", "response", "done", "id", "refused_count", "histogram_text" },
+  read_globals = { "wrk" },
+  max_line_length = 130,
+}

@@ -54,7 +54,7 @@ else
 LUA_ABI := $(subst lua,,$(LUA))
 endif
 
-.PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install
+.PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install gateway
 
 all: $(CORE) $(BIN)
 
@@ -128,9 +128,24 @@ bench: deps
 	  LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" \
 	    $$vm spec/bench/$$bench.lua || exit 1; \
 	done; done
+	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
+	  lua5.4 spec/bench/gateway.lua
 
 rockcheck:
 	@sh spec/support/rockcheck.sh
+
+# The gateway on the demo database (built by `make demo` if missing), with
+# an admin token in build/gateway-token.  Ctrl-C stops it.
+GATEWAY_LISTEN ?= 127.0.0.1:8080
+gateway: deps
+	@$(MAKE) --no-print-directory LUA=lua5.4 all
+	@$(MAKE) --no-print-directory LUA=luajit all
+	@[ -f build/demo.db ] || $(MAKE) --no-print-directory demo >/dev/null
+	@[ -s build/gateway-token ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > build/gateway-token
+	@echo "admin token: $$(cat build/gateway-token)  (Authorization: Bearer ...)"
+	@LUA_PATH='$(LUA_PATH_HERE);;' LUA_CPATH='$(CURDIR)/build/lua5.4/?.so;;' \
+	  lua5.4 lua/bin/licensor --db build/demo.db gateway --listen $(GATEWAY_LISTEN) \
+	  --admin-token-file build/gateway-token
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor $(DESTDIR)$(PREFIX)/bin \

@@ -12,14 +12,17 @@
 
 static const char ALPHABET[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/* Value of a symbol, folding Crockford's look-alikes; -1 if not one. */
+/* Value of a symbol, folding case and Crockford's look-alikes (O is 0,
+ * I and L are 1); -1 if not one. */
 static int symbol_value(char c)
 {
-  if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
-  if (c == 'O') return 0;
-  if (c == 'I' || c == 'L') return 1;
-  for (int i = 0; i < 32; i++)
-    if (ALPHABET[i] == c) return i;
+  static const signed char VALUES[26] = {
+    /* A  B  C  D  E  F  G  H  I  J  K  L  M  N  O  P  Q  R  S   T   U   V   W   X   Y   Z */
+      10, 11, 12, 13, 14, 15, 16, 17, 1, 18, 19, 1, 20, 21, 0, 22, 23, 24, 25, 26, -1, 27, 28, 29, 30, 31
+  };
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'z') return VALUES[c - 'a'];
+  if (c >= 'A' && c <= 'Z') return VALUES[c - 'A'];
   return -1;
 }
 

@@ -1965,6 +1965,25 @@ static int db_rollback(lua_State *L)
   return 0;
 }
 
+/* db:change_stamp() -> a string that changes with every commit to the
+ * database by any process, or nil when none can be read (see store.h). */
+static int db_change_stamp(lua_State *L)
+{
+  lsr_store *store = check_store(L);
+  unsigned char stamp[LSR_STAMP_LEN];
+  if (!lsr_store_change_stamp(store, stamp)) return 0;
+  lua_pushlstring(L, (const char *)stamp, sizeof stamp);
+  return 1;
+}
+
+/* db:generation() -> a number that changes whenever anyone may have
+ * committed since the previous call (see store.h). */
+static int db_generation(lua_State *L)
+{
+  lua_pushnumber(L, (lua_Number)lsr_store_generation(check_store(L)));
+  return 1;
+}
+
 /* db:in_transaction() */
 static int db_in_transaction(lua_State *L)
 {
@@ -2029,6 +2048,8 @@ static const luaL_Reg store_methods[] = {
   { "commit", db_commit },
   { "rollback", db_rollback },
   { "in_transaction", db_in_transaction },
+  { "change_stamp", db_change_stamp },
+  { "generation", db_generation },
   { "close", db_close },
   { NULL, NULL }
 };

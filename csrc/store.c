@@ -4,17 +4,93 @@
 #define _DEFAULT_SOURCE   /* usleep */
 #include "store.h"
 
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define WALINDEX_VERSION 3007000u
+
+/* Maps the first bytes of "<db>-shm" read-only, if there is one. */
+static void map_shm(lsr_store *store)
+{
+  const char *db = sqlite3_db_filename(store->db, "main");
+  char path[4096];
+  struct stat st;
+  int fd;
+  void *map;
+  if (db == NULL || db[0] == '\0' || snprintf(path, sizeof path, "%s-shm", db) >= (int)sizeof path) return;
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (fstat(fd, &st) == 0 && st.st_size >= 2 * LSR_STAMP_LEN) {
+    map = mmap(NULL, 2 * LSR_STAMP_LEN, PROT_READ, MAP_SHARED, fd, 0);
+    if (map != MAP_FAILED) {
+      store->shm = map;
+      store->shm_len = 2 * LSR_STAMP_LEN;
+    }
+  }
+  close(fd);
+}
+
+static void unmap_shm(lsr_store *store)
+{
+  if (store->shm != NULL) munmap((void *)(uintptr_t)store->shm, store->shm_len);
+  store->shm = NULL;
+  store->shm_len = 0;
+}
+
+bool lsr_store_change_stamp(lsr_store *store, unsigned char *buf)
+{
+  unsigned char second[LSR_STAMP_LEN];
+  uint32_t version;
+  /* SQLite creates the -shm file with the first transaction: map it then. */
+  if (store->shm == NULL) map_shm(store);
+  if (store->shm == NULL) return false;
+  /* SQLite keeps two copies of the header and writes them one after the
+   * other: equal copies mean a header that is not being written. */
+  __sync_synchronize();
+  memcpy(buf, store->shm, LSR_STAMP_LEN);
+  memcpy(second, store->shm + LSR_STAMP_LEN, LSR_STAMP_LEN);
+  memcpy(&version, buf, sizeof version);
+  return version == WALINDEX_VERSION && memcmp(buf, second, LSR_STAMP_LEN) == 0;
+}
 
 static bool fail(lsr_store *store, char *err, size_t errlen, const char *what)
 {
   snprintf(err, errlen, "%s: %s", what, store->db ? sqlite3_errmsg(store->db) : "out of memory");
   lsr_store_close(store);
   return false;
+}
+
+/* One page marked 1 that the kernel hands a forked child zeroed
+ * (MADV_WIPEONFORK): checking it costs no system call, unlike getpid(). */
+static volatile unsigned char *new_fork_marker(void)
+{
+#ifdef MADV_WIPEONFORK
+  long page = sysconf(_SC_PAGESIZE);
+  void *map = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) return NULL;
+  if (madvise(map, (size_t)page, MADV_WIPEONFORK) != 0) {
+    munmap(map, (size_t)page);
+    return NULL;
+  }
+  *(volatile unsigned char *)map = 1;
+  return map;
+#else
+  return NULL;
+#endif
+}
+
+static void free_fork_marker(lsr_store *store)
+{
+  if (store->fork_marker != NULL)
+    munmap((void *)(uintptr_t)store->fork_marker, (size_t)sysconf(_SC_PAGESIZE));
+  store->fork_marker = NULL;
 }
 
 bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy_ms,
@@ -24,6 +100,7 @@ bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy
   char pragmas[256];
   memset(store, 0, sizeof *store);
   store->owner = getpid();
+  store->fork_marker = new_fork_marker();
   store->busy_ms = busy_ms;
   if (sqlite3_open_v2(path, &store->db, flags, NULL) != SQLITE_OK) return fail(store, err, errlen, path);
   sqlite3_extended_result_codes(store->db, 1);
@@ -67,7 +144,9 @@ static void finalize_all(lsr_store *store)
 
 void lsr_store_close(lsr_store *store)
 {
+  free_fork_marker(store);
   if (store->db == NULL) return;
+  unmap_shm(store);
   finalize_all(store);
   sqlite3_close_v2(store->db);
   store->db = NULL;
@@ -77,6 +156,8 @@ void lsr_store_forget(lsr_store *store)
 {
   /* The statements belong to the parent's connection: drop, not finalise. */
   store->begin_stmt = store->commit_stmt = store->rollback_stmt = NULL;
+  unmap_shm(store);
+  free_fork_marker(store);
   free(store->stmts);
   store->stmts = NULL;
   store->n_stmts = store->cap_stmts = 0;
@@ -85,8 +166,9 @@ void lsr_store_forget(lsr_store *store)
 
 bool lsr_store_is_owner(const lsr_store *store)
 {
-  /* Inside a transaction this process began, it is the owner: spares a
-   * getpid() system call on every statement of a workflow. */
+  if (store->fork_marker != NULL) return store->fork_marker[0] == 1;
+  /* Without the marker: inside a transaction this process began, it is the
+   * owner, which spares a getpid() on every statement of a workflow. */
   return store->in_transaction || store->owner == getpid();
 }
 
@@ -154,6 +236,16 @@ void lsr_store_rollback(lsr_store *store)
 {
   if (sqlite3_get_autocommit(store->db) == 0) run_once(store->rollback_stmt);
   store->in_transaction = false;
+}
+
+double lsr_store_generation(lsr_store *store)
+{
+  unsigned char now[LSR_STAMP_LEN];
+  if (!lsr_store_change_stamp(store, now) || memcmp(now, store->stamp, sizeof now) != 0) {
+    memcpy(store->stamp, now, sizeof now);
+    store->generation += 1;
+  }
+  return store->generation;
 }
 
 int lsr_store_exec(lsr_store *store, const char *sql)

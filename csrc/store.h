@@ -17,6 +17,7 @@
 typedef struct {
   sqlite3 *db;
   pid_t owner;              /* the process that opened it */
+  volatile unsigned char *fork_marker; /* a page the kernel zeroes in a child */
   sqlite3_stmt **stmts;     /* prepared once, reset after each use */
   sqlite3_stmt *begin_stmt; /* BEGIN IMMEDIATE, COMMIT, ROLLBACK, prepared */
   sqlite3_stmt *commit_stmt;
@@ -25,7 +26,14 @@ typedef struct {
   int cap_stmts;
   int busy_ms;
   bool in_transaction;
+  const unsigned char *shm; /* the WAL-index header, mapped read-only */
+  size_t shm_len;
+  unsigned char stamp[48];  /* the header as last seen by lsr_store_generation */
+  double generation;        /* bumped whenever that header changed */
 } lsr_store;
+
+/* Size of the WAL-index header copy that lsr_store_change_stamp reads. */
+#define LSR_STAMP_LEN 48
 
 /* Opens (or creates) path with WAL, foreign keys, the busy timeout and
  * synchronous=FULL (full) or NORMAL.  On failure returns false with a
@@ -53,6 +61,19 @@ sqlite3_stmt *lsr_store_statement(const lsr_store *store, int id);
 int lsr_store_begin(lsr_store *store);
 int lsr_store_commit(lsr_store *store);
 void lsr_store_rollback(lsr_store *store);
+
+/* Copies a stamp of the database's last commit into buf (LSR_STAMP_LEN
+ * bytes): it differs after any commit by any process.  The stamp is the
+ * WAL-index header (SQLite's documented "wal-index" format, version
+ * 3007000), read from a read-only mapping of the -shm file without a
+ * transaction or a system call.  False when no stamp can be read (no
+ * shared memory, another format, a header being written): treat that as
+ * "changed". */
+bool lsr_store_change_stamp(lsr_store *store, unsigned char *buf);
+
+/* A number that changes whenever the database may have changed since the
+ * previous call: equal numbers mean no commit by anyone in between. */
+double lsr_store_generation(lsr_store *store);
 
 /* Runs a script of statements without results (schema, pragmas). */
 int lsr_store_exec(lsr_store *store, const char *sql);

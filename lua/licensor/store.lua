@@ -297,6 +297,38 @@ function Store:get(key)
   return guarded(self, get, key)
 end
 
+-- Read-through cache of Store:license, valid while the database's
+-- generation (see csrc/store.h) is the one seen before the rows were read:
+-- any commit, by any process, empties it.
+local CACHE_LIMIT = 50000
+
+local function cached_license(self, key)
+  local generation = self.db:generation()
+  if generation ~= self.cache_generation then
+    self.cache, self.cache_size, self.cache_generation = {}, 0, generation
+  end
+  -- Cached under canonical keys: a canonical key hits without normalising.
+  local hit = self.cache[key]
+  if hit then return hit end
+  key = normalise_key(key)
+  hit = self.cache[key]
+  if hit then return hit end
+  hit = { license_and_catalogue(self, key) }
+  if self.cache_size >= CACHE_LIMIT then self.cache, self.cache_size = {}, 0 end
+  self.cache[key], self.cache_size = hit, self.cache_size + 1
+  return hit
+end
+
+-- store:license(key) -> license table, active catalogue.  For read paths
+-- that ask about the same keys again and again (the gateway): answers come
+-- from memory until anything is committed to the database.  The license
+-- table may be shared between calls: treat it as read-only.
+function Store:license(key)
+  local pair, msg, code = guarded(self, cached_license, key)
+  if not pair then return nil, msg, code end
+  return pair[1], pair[2]
+end
+
 local ISSUE_FIELDS = { product = "string", edition = "string", kind = "string", start = "string",
                        owner = "string", failover = "boolean", version_lock = "number",
                        trial_days = "number", addons = "table" }

@@ -15,10 +15,18 @@ local function sh_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Tools run without the suite's sanitizer preload (pgrep, for one,
+-- deadlocks with libasan preloaded).
+local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+
 -- os.execute succeeded (Lua 5.4 says true, LuaJIT says 0).
 local function run(command)
-  local result = os.execute(command)
+  local result = os.execute(CLEAN_ENV .. "sh -c '" .. command:gsub("'", "'\\''") .. "'")
   return result == true or result == 0
+end
+
+local function popen(command)
+  return io.popen(CLEAN_ENV .. command)
 end
 
 _M.run = run
@@ -65,7 +73,7 @@ function _M.start(opts)
     synchronous = opts.synchronous })
   self.conf = conf
   -- Sanitizer settings of the suite are not nginx's business.
-  assert(run("env -u LD_PRELOAD -u ASAN_OPTIONS " .. runner.nginx_binary() .. " -p " .. sh_quote(prefix) ..
+  assert(run(runner.nginx_binary() .. " -p " .. sh_quote(prefix) ..
     " -c " .. sh_quote(conf) .. " 2>>" .. sh_quote(prefix .. "/logs/start.log")), "nginx did not start")
   self.pid = tonumber(read_file(prefix .. "/nginx.pid"))
   for _ = 1, 100 do
@@ -83,7 +91,7 @@ local function alive(pid)
 end
 
 local function children_of(pid)
-  local pipe = io.popen("pgrep -P " .. pid .. " 2>/dev/null")
+  local pipe = popen("pgrep -P " .. pid .. " 2>/dev/null")
   local list = {}
   for line in pipe:lines() do list[#list + 1] = tonumber(line) end
   pipe:close()

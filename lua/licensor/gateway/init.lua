@@ -49,9 +49,6 @@ function _M.init_worker(opts)
   if type(opts) ~= "table" or type(opts.db) ~= "string" then
     error("licensor.gateway.init_worker needs { db = path }", 2)
   end
-  local store, msg = licensor.open(opts.db, { synchronous = opts.synchronous or "full" })
-  worker.store, worker.open_error = store, msg
-  if not store then ngx.log(ngx.ERR, "licensor: cannot open the store: ", msg) end
   if opts.today ~= nil and not core.day(opts.today) then
     error("licensor.gateway: today must be a date YYYY-MM-DD", 2)
   end
@@ -59,16 +56,21 @@ function _M.init_worker(opts)
   worker.admin_digest = read_token(opts.admin_token_file)
   worker.limits = limit.new(opts.limits_dict or "licensor_limits", opts.rate_per_ip or 100,
                             opts.rate_per_key or 20)
+  -- A store that cannot be opened leaves the worker up, answering 503.
+  local ok, store, msg = pcall(licensor.open, opts.db, { synchronous = opts.synchronous or "full" })
+  if not ok then store, msg = nil, tostring(store) end
+  worker.store, worker.open_error = store, msg
+  if not store then ngx.log(ngx.ERR, "licensor: cannot open the store: ", msg) end
 end
 
 ------------------------------------------------------------------------
 -- Answers
 ------------------------------------------------------------------------
 
+-- Content-Type and Cache-Control come from the nginx configuration
+-- (default_type, add_header ... always): cheaper than setting them here.
 local function send(status, json, headers)
   ngx.status = status
-  ngx.header["Content-Type"] = "application/json"
-  ngx.header["Cache-Control"] = "no-store"
   if headers then
     for name, value in pairs(headers) do ngx.header[name] = value end
   end
@@ -100,8 +102,13 @@ local function check(value, message, code)
   return value
 end
 
+-- The server's UTC day (or the pinned one), formatted once a second.
+local day_second, day_text
 local function today()
-  return worker.today or os.date("!%Y-%m-%d", ngx.time())
+  if worker.today then return worker.today end
+  local now = ngx.time()
+  if now ~= day_second then day_second, day_text = now, os.date("!%Y-%m-%d", now) end
+  return day_text
 end
 
 local function store()
@@ -181,22 +188,33 @@ local function installation_request(name)
   verdict_answer(v)
 end
 
+-- The license and the active catalogue, with one read of the store.
 local function license_of(key)
-  return check(store():get(key))
+  local lic, cat, code = store():license(key)
+  if not lic then refusal(cat, code) end
+  return lic, cat
 end
 
 local function license_status(key)
-  local lic = license_of(key)
-  answer(200, check(check(store():catalogue()):status(lic, today())))
+  local lic, cat = license_of(key)
+  answer(200, check(cat:status(lic, today())))
 end
+
+-- Build records are shared and never change: their JSON is kept.
+local build_json = setmetatable({}, { __mode = "k" })
 
 local function license_eligible(key)
   local on = ngx.var.arg_on
   if on ~= nil then on = request.date(ngx.unescape_uri(on), "on") end
-  local lic = license_of(key)
-  local build, msg, code = check(store():catalogue()):eligible(lic, on or today())
+  local lic, cat = license_of(key)
+  local build, msg, code = cat:eligible(lic, on or today())
   if not build then refuse(403, code, msg) end
-  answer(200, build)
+  local json = build_json[build]
+  if not json then
+    json = cjson.encode(build)
+    build_json[build] = json
+  end
+  send(200, json)
 end
 
 local function license_build(key, number_text)
@@ -204,8 +222,8 @@ local function license_build(key, number_text)
   if not number or not match(number_text, "^%d+$") or #number_text > 15 then
     refuse(400, "invalid_request", "a build number is a whole number")
   end
-  local lic = license_of(key)
-  local ok, msg, code = check(store():catalogue()):can_install(lic, number, today())
+  local lic, cat = license_of(key)
+  local ok, msg, code = cat:can_install(lic, number, today())
   if ok then return answer(200, { ok = true }) end
   if code == "unknown_product" or code == "invalid_license" then refusal(msg, code) end
   answer(403, { ok = false, code = code, message = msg })
@@ -320,6 +338,19 @@ end
 local function route()
   local method, uri = ngx.req.get_method(), ngx.var.uri
   if method == "HEAD" then method = "GET" end
+  local key, rest = match(uri, "^/v1/licenses/([^/]+)(.*)$")
+  if key then
+    local number = match(rest, "^/builds/([^/]+)$")
+    if rest ~= "" and rest ~= "/eligible" and not number then
+      refuse(404, "not_found", "no such resource")
+    end
+    if method ~= "GET" then method_not_allowed("GET") end
+    client_limit()
+    key = keyed(key)
+    if rest == "" then return license_status(key) end
+    if rest == "/eligible" then return license_eligible(key) end
+    return license_build(key, number)
+  end
   if uri == "/healthz" then
     if method ~= "GET" then method_not_allowed("GET") end
     if not worker.store then return answer(503, { ok = false, code = "store_unavailable" }) end
@@ -336,19 +367,6 @@ local function route()
     if method ~= "POST" then method_not_allowed("POST") end
     client_limit()
     return admin(workflow)
-  end
-  local key, rest = match(uri, "^/v1/licenses/([^/]+)(.*)$")
-  if key then
-    local number = match(rest, "^/builds/([^/]+)$")
-    if rest ~= "" and rest ~= "/eligible" and not number then
-      refuse(404, "not_found", "no such resource")
-    end
-    if method ~= "GET" then method_not_allowed("GET") end
-    client_limit()
-    key = keyed(key)
-    if rest == "" then return license_status(key) end
-    if rest == "/eligible" then return license_eligible(key) end
-    return license_build(key, number)
   end
   refuse(404, "not_found", "no such resource")
 end

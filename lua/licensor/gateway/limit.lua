@@ -16,13 +16,22 @@ function _M.new(dict_name, per_ip, per_key)
   return setmetatable({ dict = dict, per_ip = per_ip, per_key = per_key }, Limit)
 end
 
+-- The dictionary key prefix of the current second, for "ip:" or "key:";
+-- remade once a second rather than formatting the time on every request.
+local function window_prefix(self, prefix)
+  local window = floor(ngx.now())
+  if window ~= self.window then
+    self.window = window
+    self.prefixes = { ["ip:"] = "ip:" .. window .. ":", ["key:"] = "key:" .. window .. ":" }
+  end
+  return self.prefixes[prefix]
+end
+
 -- Counts one request for `name` in the current second; returns the
 -- seconds to wait (for Retry-After) when over `rate`, else nil.
 local function count(self, prefix, name, rate)
   if rate <= 0 then return nil end
-  local now = ngx.now()
-  local window = floor(now)
-  local n, err = self.dict:incr(prefix .. window .. ":" .. name, 1, 0, 2)
+  local n, err = self.dict:incr(window_prefix(self, prefix) .. name, 1, 0, 2)
   if not n then
     -- A full dictionary must not lock everyone out: count nothing.
     ngx.log(ngx.WARN, "licensor: rate limit dictionary: ", tostring(err))

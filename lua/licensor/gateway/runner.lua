@@ -97,6 +97,7 @@ http {
     client_body_buffer_size 16k;
     large_client_header_buffers 4 8k;
     default_type application/json;
+    add_header Cache-Control no-store always;
 %s
     location / {
       content_by_lua_block { require("licensor.gateway").handle() }
@@ -121,18 +122,15 @@ local function error_pages()
   return concat(lines, "\n")
 end
 
--- Workers of a root master run as `nobody` unless told otherwise: run them
--- as the owner of the database's directory, who can write the database.
-local function user_line(db)
-  local pipe = io.popen("id -u 2>/dev/null")
-  local uid = pipe and pipe:read("*l")
-  if pipe then pipe:close() end
-  if uid ~= "0" then return "# not started as root: workers keep this user" end
-  pipe = io.popen("stat -c '%U %G' '" .. dirname(db):gsub("'", "'\\''") .. "' 2>/dev/null")
-  local owner = pipe and pipe:read("*l")
-  if pipe then pipe:close() end
-  if not owner or not owner:match("^[%w_%-%.]+ [%w_%-%.]+$") then owner = "root root" end
-  return "user " .. owner .. ";"
+-- Workers of a root master run as `nobody`, who cannot write a root-owned
+-- database: started as root, this private gateway keeps its workers root.
+-- (Read from /proc rather than by running `id`.)
+local function user_line()
+  local f = io.open("/proc/self/status")
+  local status = f and f:read("*a") or ""
+  if f then f:close() end
+  if status:match("\nUid:%s+0%s") then return "user root root;" end
+  return "# not started as root: the workers keep this user"
 end
 
 -- render{db=, listen=, workers=, admin_token_file=, today=, prefix=,
@@ -167,7 +165,7 @@ function _M.render(opts)
   local conf = prefix .. "/conf/nginx.conf"
   local f, err = io.open(conf, "w")
   if not f then return nil, "gateway: " .. tostring(err), "io_error" end
-  f:write(format(TEMPLATE, module_lines(), user_line(db), workers, prefix,
+  f:write(format(TEMPLATE, module_lines(), user_line(), workers, prefix,
     opts.error_log or (prefix .. "/logs/error.log"), prefix, prefix, prefix, prefix, prefix,
     lua_dir, lua_dir, cpath, (chunk:gsub("^return ", "")), listen, error_pages()))
   f:close()
