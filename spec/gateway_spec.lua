@@ -407,3 +407,28 @@ describe("a gateway without an admin token file or a store", function()
     missing:stop()
   end)
 end)
+
+describe("licensor gateway (the command)", function()
+  it("renders a configuration into its prefix and serves the store in the foreground", function()
+    local db = fresh_db()
+    local port = gateway.free_port()
+    local prefix = os.tmpname() .. ".cmd"
+    gateway.run(string.format("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' " ..
+      "lua5.4 lua/bin/licensor --db %s gateway --listen 127.0.0.1:%d --today 2019-06-01 --prefix %s " ..
+      "--rate-per-ip 0 > %s.out 2>&1 &", db, port, prefix, prefix))
+    local server = gateway.attach(port, prefix)
+    local status
+    for _ = 1, 100 do
+      status = server:request("GET", "/healthz")
+      if status then break end
+      socket.sleep(0.05)
+    end
+    assert.are.equal(200, status)
+    local conf = io.open(prefix .. "/conf/nginx.conf"):read("*a")
+    assert.matches("init_worker_by_lua_block", conf)
+    assert.matches('today="2019%-06%-01"', conf)
+    server.pid = tonumber(io.open(prefix .. "/nginx.pid"):read("*a"))
+    server:stop()
+    stores.remove(db)
+  end)
+end)

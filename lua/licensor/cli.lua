@@ -38,6 +38,7 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   events KEY
   repl                               a Lua REPL with `store`, `cat`, `licensor` and `pp` loaded
   gateway [--listen ADDR:PORT] [--workers N] [--admin-token-file F] [--today DATE]
+          [--rate-per-ip N] [--rate-per-key N] [--prefix DIR]     (rates per second; 0: off)
 
 Amounts are in minor units (cents).  Exit status: 0 ok, 1 refused, 2 bad usage.
 ]]
@@ -309,9 +310,14 @@ end
 
 function commands.gateway(ctx, _, flags)
   local gateway = require "licensor.gateway.runner"
+  if flags.today ~= nil and not require("licensor.core").day(flags.today) then
+    usage_error("--today takes a date YYYY-MM-DD")
+  end
   local ok, msg, code = gateway.run({ db = ctx.db, listen = flags.listen,
                                       workers = number_flag(flags, "workers"),
                                       admin_token_file = flags.admin_token_file, today = flags.today,
+                                      rate_per_ip = number_flag(flags, "rate_per_ip"),
+                                      rate_per_key = number_flag(flags, "rate_per_key"),
                                       prefix = flags.prefix, out = ctx.out })
   if not ok then refused(msg, code) end
 end

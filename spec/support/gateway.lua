@@ -54,6 +54,11 @@ end
 local Server = {}
 Server.__index = Server
 
+-- A Server for an nginx started some other way (port, prefix; pid later).
+function _M.attach(port, prefix)
+  return setmetatable({ opts = {}, port = port, prefix = prefix, url = "http://127.0.0.1:" .. port }, Server)
+end
+
 -- start{db=, today=, token=, rate_per_ip=, rate_per_key=, workers=, synchronous=}
 function _M.start(opts)
   local self = setmetatable({ opts = opts }, Server)

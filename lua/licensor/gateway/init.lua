@@ -26,6 +26,11 @@ cjson.decode_max_depth(20)
 
 local _M = {}
 
+-- Default limits, requests per second: generous enough for an office of
+-- installations behind one address and a busy key; 0 turns a limit off.
+_M.RATE_PER_IP = 1000
+_M.RATE_PER_KEY = 200
+
 -- This worker's state, set by init_worker.
 local worker = { store = nil, open_error = nil, today = nil, admin_digest = nil, limits = nil }
 
@@ -54,8 +59,8 @@ function _M.init_worker(opts)
   end
   worker.today = opts.today
   worker.admin_digest = read_token(opts.admin_token_file)
-  worker.limits = limit.new(opts.limits_dict or "licensor_limits", opts.rate_per_ip or 100,
-                            opts.rate_per_key or 20)
+  worker.limits = limit.new(opts.limits_dict or "licensor_limits", opts.rate_per_ip or _M.RATE_PER_IP,
+                            opts.rate_per_key or _M.RATE_PER_KEY)
   -- A store that cannot be opened leaves the worker up, answering 503.
   local ok, store, msg = pcall(licensor.open, opts.db, { synchronous = opts.synchronous or "full" })
   if not ok then store, msg = nil, tostring(store) end
