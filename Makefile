@@ -5,6 +5,7 @@
 #   make path            print LUA_PATH / LUA_CPATH exports for this checkout
 #   make test            install what is missing, lint, run the suite on both
 #                        VMs and under ASan+UBSan; ends with "licensor: N passed, N failed"
+#   make asan            the suite under ASan+UBSan only
 #   make demo            the FAQ questions answered on the bundled catalogue
 #   make bench           speed against a plain-Lua implementation
 
@@ -133,6 +134,14 @@ bench: deps
 
 rockcheck:
 	@sh spec/support/rockcheck.sh
+
+# The suite on Lua 5.4 with the module built with ASan + UBSan only
+# (`make test` runs it too, after the plain suites).
+asan: deps
+	@$(MAKE) --no-print-directory LUA=lua5.4 all
+	@$(MAKE) --no-print-directory LUA=luajit all
+	@$(MAKE) --no-print-directory $(ASAN_CORE) $(ASAN_BUILD)/forkhelper.so
+	@SUITES=asan sh spec/support/run-suites.sh
 
 # The gateway on the demo database (built by `make demo` if missing), with
 # an admin token in build/gateway-token.  Ctrl-C stops it.
