@@ -301,6 +301,7 @@ end
 function commands.repl(ctx)
   ctx.open()   -- create it and check it opens before handing over
   local setup = "licensor = require 'licensor'; pp = require('licensor.pretty').print; " ..
+    "print = require('licensor.pretty').repl_print(print); " ..
     "store = assert(licensor.open(" .. string.format("%q", ctx.db) .. ")); cat = store:catalogue(); " ..
     "print('licensor REPL: store, cat, licensor, pp(value)')"
   local interpreter = ctx.interpreter or "lua5.4"

@@ -72,4 +72,18 @@ function _M.print(...)
   for i = 1, select("#", ...) do print(_M.format((select(i, ...)))) end
 end
 
+-- A print for the REPL: tables come out formatted, everything else as
+-- print would show it.  The Lua REPL prints results through the global
+-- print, so installing this makes `cat:eligible(lic)` readable at once.
+function _M.repl_print(raw_print)
+  return function(...)
+    local parts = {}
+    for i = 1, select("#", ...) do
+      local v = select(i, ...)
+      parts[i] = type(v) == "table" and _M.format(v) or tostring(v)
+    end
+    raw_print(table.concat(parts, "\t"))
+  end
+end
+
 return _M

@@ -188,8 +188,12 @@ function _M.open(path, opts)
     if type(err) == "table" then return nil, path .. ": " .. err.message, err.code end
     return nil, path .. ": " .. tostring(err), "store_error"
   end
-  local self = setmetatable({ db = db, sql = prepare_all(db), path = path, handlers = {} }, Store)
-  return self
+  local prepared, sql = pcall(prepare_all, db)
+  if not prepared then
+    db:close()
+    return nil, path .. ": not a licensor database of this version (" .. tostring(sql) .. ")", "store_error"
+  end
+  return setmetatable({ db = db, sql = sql, path = path, handlers = {} }, Store)
 end
 
 function Store:close()
