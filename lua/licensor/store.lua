@@ -114,16 +114,19 @@ local function add_days(date, days)
   return core.date(core.day(date) + days)
 end
 
+-- An error raised inside a workflow as `nil, message, code`: refusals
+-- ({code=, message=}) are answers, anything else is a bug and raised again.
+local function failure(err)
+  if type(err) == "table" and err.code then return nil, err.message, err.code end
+  error(err, 0)
+end
+
 -- Runs fn(self, ...) in one BEGIN IMMEDIATE transaction and returns its
--- one result.  A refusal ({code=, message=}) rolls back and answers nil,
--- message, code; any other error rolls back and is raised again.
+-- one result; on any error the transaction is rolled back first.
 local function transaction(self, fn, ...)
   local db = self.db
   local ok, err = pcall(db.begin, db)
-  if not ok then
-    if type(err) == "table" then return nil, err.message, err.code end
-    error(err, 0)
-  end
+  if not ok then return failure(err) end
   local done, result = pcall(fn, self, ...)
   if done then
     ok, err = pcall(db.commit, db)
@@ -132,16 +135,14 @@ local function transaction(self, fn, ...)
     err = result
   end
   db:rollback()
-  if type(err) == "table" and err.code then return nil, err.message, err.code end
-  error(err, 0)
+  return failure(err)
 end
 
 -- The same for reads: no transaction, refusals answered the same way.
 local function guarded(self, fn, ...)
   local ok, result = pcall(fn, self, ...)
   if ok then return result end
-  if type(result) == "table" and result.code then return nil, result.message, result.code end
-  error(result, 0)
+  return failure(result)
 end
 
 ------------------------------------------------------------------------
@@ -272,20 +273,21 @@ local function load_license(self, key)
   if lic == nil then refuse("unknown_key", "no license with key " .. key) end
   lic.failover = lic.failover == 1
   lic.catalogue = nil
-  self.seen_catalogue, lic.active_catalogue = lic.active_catalogue, nil
+  local active = lic.active_catalogue
+  lic.active_catalogue = nil
   local list = lic.addon_list
   if list then
     local map = {}
     for addon, through in gmatch(list, "([^\30\31]+)\31([^\30]+)") do map[addon] = through end
     lic.addons, lic.addon_list = map, nil
   end
-  return lic
+  return lic, active
 end
 
 -- The license and the active catalogue, read with one statement.
 local function license_and_catalogue(self, key)
-  local lic = load_license(self, key)
-  return lic, (catalogue_at(self, self.seen_catalogue))
+  local lic, version = load_license(self, key)
+  return lic, (catalogue_at(self, version))
 end
 
 local function log(self, key, at, kind, detail)

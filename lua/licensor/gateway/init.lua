@@ -32,7 +32,7 @@ _M.RATE_PER_IP = 1000
 _M.RATE_PER_KEY = 200
 
 -- This worker's state, set by init_worker.
-local worker = { store = nil, open_error = nil, today = nil, admin_digest = nil, limits = nil }
+local worker = { store = nil, today = nil, admin_digest = nil, limits = nil }
 
 ------------------------------------------------------------------------
 -- Worker start
@@ -64,7 +64,7 @@ function _M.init_worker(opts)
   -- A store that cannot be opened leaves the worker up, answering 503.
   local ok, store, msg = pcall(licensor.open, opts.db, { synchronous = opts.synchronous or "full" })
   if not ok then store, msg = nil, tostring(store) end
-  worker.store, worker.open_error = store, msg
+  worker.store = store
   if not store then ngx.log(ngx.ERR, "licensor: cannot open the store: ", msg) end
 end
 
