@@ -24,8 +24,10 @@ BIN := $(BUILD)/bin/licensor
 ASAN_BUILD := build/asan-lua5.4
 ASAN_CORE := $(ASAN_BUILD)/licensor/core.so
 
-SOURCES := csrc/date.c csrc/catalogue.c csrc/rules.c csrc/pricing.c csrc/renewal.c \
-           csrc/fraud.c csrc/keys.c csrc/store.c csrc/ffi.c csrc/licensor.c
+CORE_SOURCES := csrc/date.c csrc/catalogue.c csrc/rules.c csrc/pricing.c csrc/renewal.c \
+                csrc/fraud.c csrc/keys.c csrc/store.c csrc/process.c csrc/ffi.c
+BINDING_SOURCES := $(wildcard csrc/l_*.c) csrc/licensor.c
+SOURCES := $(CORE_SOURCES) $(BINDING_SOURCES)
 HEADERS := $(wildcard csrc/*.h)
 
 WARNINGS := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
@@ -159,12 +161,13 @@ gateway: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/catalogues \
-	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway
+	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway \
+	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/store
 	install -m 755 $(CORE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor/core.so
 	install -m 644 lua/licensor/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/
 	install -m 644 lua/licensor/catalogues/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/catalogues/
-	if ls lua/licensor/gateway/*.lua >/dev/null 2>&1; then \
-	  install -m 644 lua/licensor/gateway/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway/; fi
+	install -m 644 lua/licensor/gateway/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway/
+	install -m 644 lua/licensor/store/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/store/
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/licensor
 
 clean:

@@ -18,6 +18,33 @@ void lsr_policy_defaults(lsr_policy *policy)
   policy->renewal_basis = LSR_BASIS_FROM_EXPIRY;
   policy->phone_after_days = 7;
   policy->disable_after_days = 14;
+  policy->migration_gap_days = 14;
+  policy->case_cooldown_days = 90;
+}
+
+const lsr_policy_field lsr_policy_fields[] = {
+  { "ms_months", offsetof(lsr_policy, ms_months), 1, 1200 },
+  { "trial_days", offsetof(lsr_policy, trial_days), 1, 36500 },
+  { "migration_days", offsetof(lsr_policy, migration_days), 1, 36500 },
+  { "migration_extra", offsetof(lsr_policy, migration_extra), 0, 1000 },
+  { "migration_gap_days", offsetof(lsr_policy, migration_gap_days), 0, 36500 },
+  { "checkin_grace_days", offsetof(lsr_policy, checkin_grace_days), 0, 36500 },
+  { "phone_after_days", offsetof(lsr_policy, phone_after_days), 0, 36500 },
+  { "disable_after_days", offsetof(lsr_policy, disable_after_days), 0, 36500 },
+  { "case_cooldown_days", offsetof(lsr_policy, case_cooldown_days), 0, 36500 },
+  { NULL, 0, 0, 0 }
+};
+
+int lsr_policy_get(const lsr_policy *policy, const lsr_policy_field *field)
+{
+  int value;
+  memcpy(&value, (const char *)policy + field->offset, sizeof value);
+  return value;
+}
+
+void lsr_policy_set(lsr_policy *policy, const lsr_policy_field *field, int value)
+{
+  memcpy((char *)policy + field->offset, &value, sizeof value);
 }
 
 lsr_catalogue *lsr_catalogue_new(int n_products)

@@ -79,7 +79,23 @@ typedef struct {
   int renewal_basis;
   int phone_after_days;    /* ladder: days after the first step */
   int disable_after_days;
+  int migration_gap_days;  /* runs of excess closer than this are one run */
+  int case_cooldown_days;  /* a closed case resumes if excess returns within */
 } lsr_policy;
+
+/* The whole-number fields of a policy, their names in catalogues and their
+ * bounds: one table for reading, checking and listing them. */
+typedef struct {
+  const char *name;
+  size_t offset;
+  int min, max;
+} lsr_policy_field;
+
+/* Terminated by an entry whose name is NULL. */
+extern const lsr_policy_field lsr_policy_fields[];
+
+int lsr_policy_get(const lsr_policy *policy, const lsr_policy_field *field);
+void lsr_policy_set(lsr_policy *policy, const lsr_policy_field *field, int value);
 
 typedef struct {
   lsr_product *products;   /* sorted by id once compiled */

@@ -6,7 +6,8 @@
  * license table in compiled Lua and calls lsr_ffi_eligible; anything this
  * fast path does not accept goes to the classic binding, which gives the
  * exact `nil, message, code` answer.  The declarations are repeated in
- * ffi.lua's cdef and must stay in step with this file.
+ * ffi.lua's cdef; spec/ffi_spec.lua checks that cdef against the layout
+ * this compiler gave (core._ffi_layout, l_ffi.c), field by field.
  */
 #ifndef LICENSOR_FFI_H
 #define LICENSOR_FFI_H

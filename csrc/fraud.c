@@ -3,7 +3,8 @@
  *
  * Each installation is active on the half-open interval
  * [first_seen, min(deactivated, last_seen + grace + 1)).  A sweep over the
- * interval ends, oldest first, finds where the current run of excess began.
+ * interval ends, oldest first, finds where the current run of excess began
+ * (runs closer than migration_gap_days joined into one).
  */
 #include "fraud.h"
 
@@ -39,7 +40,7 @@ void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
                           lsr_migration *out)
 {
   int n_edges = 0, count = 0;
-  lsr_day run_start = LSR_NO_DAY;
+  lsr_day run_start = LSR_NO_DAY, run_end = LSR_NO_DAY;
   out->allowed = allowed;
   out->active = 0;
   for (int i = 0; i < n; i++) {
@@ -57,11 +58,20 @@ void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
   out->since = out->deadline = LSR_NO_DAY;
   if (out->active <= allowed) return;
   qsort(scratch, (size_t)n_edges, sizeof *scratch, compare_edges);
+  /* Runs of excess separated by fewer than migration_gap_days days without
+   * excess are one run: a short deactivation does not restart the window. */
   for (int i = 0; i < n_edges;) {
     lsr_day day = scratch[i].day;
     for (; i < n_edges && scratch[i].day == day; i++) count += scratch[i].delta;
-    if (count <= allowed) run_start = LSR_NO_DAY;
-    else if (run_start == LSR_NO_DAY) run_start = day;
+    if (count <= allowed) {
+      if (run_start != LSR_NO_DAY && run_end == LSR_NO_DAY) run_end = day;
+    } else if (run_start == LSR_NO_DAY || (run_end != LSR_NO_DAY &&
+                                           day - run_end >= policy->migration_gap_days)) {
+      run_start = day;
+      run_end = LSR_NO_DAY;
+    } else {
+      run_end = LSR_NO_DAY;
+    }
   }
   out->since = run_start;
   out->deadline = run_start + policy->migration_days - 1;

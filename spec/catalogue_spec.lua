@@ -208,7 +208,8 @@ describe("compiled catalogue", function()
     assert.are.equal(6700, builds[1].number)
     assert.are.equal(7100, builds[#builds].number)
     assert.are.same({ ms_months = 12, trial_days = 30, migration_days = 30, migration_extra = 1,
-                      checkin_grace_days = 7, phone_after_days = 7, disable_after_days = 14,
+                      migration_gap_days = 14, checkin_grace_days = 7, phone_after_days = 7,
+                      disable_after_days = 14, case_cooldown_days = 90,
                       renewal_basis = "from_expiry" }, cat:policy())
   end)
 

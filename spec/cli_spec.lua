@@ -2,6 +2,7 @@
 -- 0 / 1 / 2 and errors on stderr with their code.
 local cli = require "licensor.cli"
 local stores = require "support.stores"
+local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 
 local function run(...)
   local out, err = {}, {}
@@ -72,6 +73,20 @@ describe("licensor command", function()
     assert.are.equal(2, (run("--db", db, "issue", "--product")))
     assert.are.equal(2, (run()))
     assert.are.equal(0, (run("help")))
+  end)
+
+  it("refuses a database that does not exist, except to init and import --create", function()
+    local missing = stores.path()
+    for _, command in ipairs({ { "show", key }, { "sweep" }, { "events", key }, { "import",
+        "lua/licensor/catalogues/smartertools.lua" }, { "gateway", "--listen", "127.0.0.1:1" } }) do
+      local status, _, err = run("--db", missing, unpack(command))
+      assert.are.same({ 1, "licensor: no_database: " .. missing .. " does not exist (run licensor init)" },
+        { status, err }, command[1])
+      assert.is_nil(io.open(missing), command[1] .. " created the file")
+    end
+    assert.are.equal(0, (run("--db", missing, "import", "lua/licensor/catalogues/smartertools.lua", "--create")))
+    assert.is_not_nil(io.open(missing))
+    stores.remove(missing)
   end)
 
   it("runs as a script with the interpreter of this suite", function()

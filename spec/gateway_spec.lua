@@ -374,6 +374,7 @@ describe("the fraud story over the API", function()
     local status, answer = activate(server, key, "mail-new")
     assert.are.same({ 200, "migrating", "2019-06-05", "2019-07-04" },
       { status, answer.migration.state, answer.migration.since, answer.migration.deadline })
+    both_check_in(key)
     local steps = {}
     for _, day in ipairs({ "2019-06-12", "2019-06-19", "2019-06-26", "2019-07-03", "2019-07-05",
                            "2019-07-10", "2019-07-12", "2019-07-17", "2019-07-19" }) do

@@ -72,6 +72,30 @@ describe("R10 migration window", function()
     assert.are.equal("migrating", m.state)
   end)
 
+  it("joins runs separated by fewer than migration_gap_days days without excess (amended R10)", function()
+    -- Excess 02-01..02-05, none from 02-06; excess again 13 days later.
+    local joined = { install("a", "2019-01-01", "2019-06-01"),
+                     install("b", "2019-02-01", "2019-02-05", "2019-02-06"),
+                     install("c", "2019-02-19", "2019-06-01") }
+    local m = cat:migration(lic, joined, "2019-03-05")
+    assert.are.same({ "fraud", "2019-02-01", "2019-03-02" }, { m.state, m.since, m.deadline })
+    -- 14 days without excess: a new run, and a new window.
+    joined[3] = install("c", "2019-02-20", "2019-06-01")
+    m = cat:migration(lic, joined, "2019-03-05")
+    assert.are.same({ "migrating", "2019-02-20" }, { m.state, m.since })
+  end)
+
+  it("takes migration_gap_days from the policy (0: every gap starts a new run)", function()
+    local t = fixtures.catalogue_table()
+    t.policy.migration_gap_days = 0
+    local strict = assert(require("licensor").catalogue(t))
+    local gap = { install("a", "2019-01-01", "2019-06-01"),
+                  install("b", "2019-02-01", "2019-02-05", "2019-02-06"),
+                  install("c", "2019-02-07", "2019-06-01") }
+    assert.are.equal("2019-02-07", strict:migration(lic, gap, "2019-02-10").since)
+    assert.are.equal("2019-02-01", cat:migration(lic, gap, "2019-02-10").since)
+  end)
+
   it("keeps the run when one extra server replaces another without a gap", function()
     local relay = { install("a", "2019-01-01", "2019-06-01"),
                     install("b", "2019-02-01", "2019-03-01", "2019-03-01"),

@@ -2,6 +2,7 @@
 -- racing on one key, workflows failing half-way, fork(), and wrong values
 -- for every argument of every call.
 local core = require "licensor.core"
+local failure = require "licensor.failure"
 local licensor = require "licensor"
 local stores = require "support.stores"
 
@@ -98,7 +99,7 @@ describe("a workflow that fails half-way", function()
     store.db = setmetatable({
       run = function(_, ...)
         writes = writes + 1
-        if writes == n then error({ code = "io_error", message = "disk full (injected)" }, 0) end
+        if writes == n then failure.raise("io_error", "disk full (injected)") end
         return db.run(db, ...)
       end,
     }, { __index = function(_, name)
@@ -146,7 +147,7 @@ describe("a workflow that fails half-way", function()
 
   it("leaves it unchanged when an outbox handler errors", function()
     local other = stores.issue(store, { start = "2018-06-01" })
-    store:activate(other.key, "x", 6855, "2018-11-01")
+    store:activate(other.key, "x", 6855, "2018-12-01")
     store:activate(other.key, "y", 6911, "2018-12-05")
     for day = core.day("2018-12-06"), core.day("2019-01-05") do
       store:checkin(other.key, "x", core.date(day))

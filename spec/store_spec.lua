@@ -302,7 +302,7 @@ describe("activations (R5, R9, R10)", function()
 
   it("check in: move last_seen, change the build, refuse a rollback across a barrier (R13)", function()
     store:renew(lic.key, "2019-05-01")
-    store:activate(lic.key, "mail1", 6911, "2018-12-05")
+    store:activate(lic.key, "mail1", 6911, "2019-01-28")
     local v = store:checkin(lic.key, "mail1", "2019-02-01", 6947)
     assert.is_true(v.ok)
     assert.are.same({ 6947, "2019-02-01" }, { store:installations(lic.key)[1].build, store:installations(lic.key)[1].last_seen })
@@ -310,6 +310,21 @@ describe("activations (R5, R9, R10)", function()
     assert.are.same({ false, "rollback_barrier" }, { back.ok, back.code })
     assert.are.equal("not_activated", store:checkin(lic.key, "other", "2019-02-02").code)
     assert.are.same({ "issue", "renew", "activate", "checkin" }, kinds(store:events(lic.key)))
+  end)
+
+  it("refuse a check-in from a lapsed installation: it must activate again, through R10 (amended R9)", function()
+    local other = stores.issue(store, { start = "2018-06-01" })
+    assert.is_true(store:activate(other.key, "A", 6911, "2019-01-10").ok)
+    assert.is_true(store:activate(other.key, "B", 6911, "2019-02-01").ok)
+    assert.is_true(store:activate(other.key, "C", 6911, "2019-02-02").ok)    -- migrating, +1
+    assert.are.equal("too_many_installations", store:activate(other.key, "D", 6911, "2019-02-02").code)
+    local before = stores.dump(store)
+    local v = store:checkin(other.key, "A", "2019-02-02")                     -- 23 days silent
+    assert.are.same({ false, "not_activated", 2 }, { v.ok, v.code, v.migration.active })
+    assert.are.equal(before, stores.dump(store))
+    assert.are.equal("2019-01-10", store:installations(other.key)[1].last_seen)
+    -- Its activation goes through admission like any new server's.
+    assert.are.equal("too_many_installations", store:activate(other.key, "A", 6911, "2019-02-02").code)
   end)
 
   it("deactivate ends an installation and is logged", function()

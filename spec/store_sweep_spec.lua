@@ -1,6 +1,7 @@
 -- The store's sweep (R10, R11), its outbox (store:on, store:deliver) and
 -- the append-only event log.
 local core = require "licensor.core"
+local failure = require "licensor.failure"
 local stores = require "support.stores"
 
 -- A key on two servers from 2018-12-05 (excess; fraud from 2019-01-04),
@@ -85,20 +86,70 @@ describe("R11 store:sweep", function()
     assert.are.same({}, store:query("SELECT id FROM fraud_cases WHERE closed IS NULL"))
   end)
 
-  it("opens a new case for a new run of excess", function()
+  -- "old" checks in daily from..through; "server" (when given) too from `from`.
+  local function keep_checking_in(store, key, from, through, server)
+    for day = core.day(from), core.day(through) do
+      store:checkin(key, "old", core.date(day))
+      if server then store:checkin(key, server, core.date(day)) end
+    end
+  end
+
+  it("cannot be dodged with a one-day gap: the runs join and the server is refused (amended R10)", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-01-04")
+    assert.are.same({ "email_customer", "notify_fraud_team" }, actions(store:sweep("2019-01-04")))
+    store:deactivate(lic.key, "new", "2019-01-05")
+    keep_checking_in(store, lic.key, "2019-01-05", "2019-01-06")
+    local again = store:activate(lic.key, "new", 6911, "2019-01-06")
+    assert.are.same({ false, "migration_window_over" }, { again.ok, again.code })
+  end)
+
+  it("resumes the closed case when excess returns within case_cooldown_days (amended R11)", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-01-04")
+    local first = store:sweep("2019-01-04")
+    store:deactivate(lic.key, "new", "2019-01-05")
+    assert.are.same({}, store:sweep("2019-01-05"))          -- the excess ended: closed
+    -- 20 days later (a new run, migrating) the excess is back: same case,
+    -- and the steps timed from its first step (01-04) are due at once.
+    keep_checking_in(store, lic.key, "2019-01-06", "2019-01-24")
+    assert.is_true(store:activate(lic.key, "newer", 6947, "2019-01-25").ok)
+    local taken = store:sweep("2019-01-25")
+    assert.are.same({ "phone_customer", "disable_key" }, actions(taken))
+    assert.are.equal(first[1].case, taken[1].case)
+    assert.are.equal(1, #store:query("SELECT id FROM fraud_cases WHERE key = ?", lic.key))
+    assert.are.equal("2019-01-25", store:get(lic.key).disabled)
+    local events = store:events(lic.key)
+    local last = {}
+    for i = #events - 4, #events do last[#last + 1] = events[i].kind end
+    assert.are.same({ "case_closed", "activate", "case_resumed", "phone_customer", "disable_key" }, last)
+  end)
+
+  it("opens a new case when excess returns after case_cooldown_days", function()
     local store = stores.new(":memory:")
     local lic = two_servers(store, "2019-01-04")
     store:sweep("2019-01-04")
     store:deactivate(lic.key, "new", "2019-01-05")
-    store:sweep("2019-01-06")
-    store:activate(lic.key, "newer", 6947, "2019-01-20")
-    for day = core.day("2019-01-21"), core.day("2019-02-20") do
-      store:checkin(lic.key, "old", core.date(day))
-      store:checkin(lic.key, "newer", core.date(day))
-    end
-    assert.are.same({}, store:sweep("2019-02-18"))
-    assert.are.same({ "email_customer", "notify_fraud_team" }, actions(store:sweep("2019-02-19")))
+    store:sweep("2019-01-05")
+    keep_checking_in(store, lic.key, "2019-01-06", "2019-04-09")
+    store:activate(lic.key, "newer", 6947, "2019-04-10")   -- 95 days after the closing
+    keep_checking_in(store, lic.key, "2019-04-11", "2019-05-10", "newer")
+    assert.are.same({}, store:sweep("2019-05-09"))
+    assert.are.same({ "email_customer", "notify_fraud_team" }, actions(store:sweep("2019-05-10")))
     assert.are.equal(2, #store:query("SELECT id FROM fraud_cases WHERE key = ?", lic.key))
+  end)
+
+  it("never resumes a case an admin closed by re-enabling the key", function()
+    local store = stores.new(":memory:")
+    local lic = two_servers(store, "2019-01-18")
+    store:sweep("2019-01-04")
+    store:sweep("2019-01-18")                                -- disabled
+    store:deactivate(lic.key, "new", "2019-01-19")
+    store:enable(lic.key, "2019-01-19")
+    keep_checking_in(store, lic.key, "2019-01-19", "2019-02-10")
+    assert.is_true(store:activate(lic.key, "newer", 6947, "2019-02-10").ok)
+    assert.are.same({}, store:sweep("2019-02-10"))
+    assert.is_nil(store:get(lic.key).disabled)
   end)
 
   it("logs each step in the key's events", function()
@@ -117,6 +168,24 @@ describe("the outbox", function()
     store = stores.new(":memory:")
     two_servers(store, "2019-01-04")
     store:sweep("2019-01-04")
+  end)
+
+  it("says which step failed: the handler, or recording the delivery", function()
+    store:on("email_customer", function() error("smtp down") end)
+    store:on("notify_fraud_team", function() return true end)
+    local db = store.db
+    store.db = setmetatable({
+      run = function(_, id, ...)
+        if id == store.sql.outbox_done then failure.raise("busy", "database is locked (injected)") end
+        return db.run(db, id, ...)
+      end,
+    }, { __index = function(_, name) return function(_, ...) return db[name](db, ...) end end })
+    local delivered, pending, failures = store:deliver()
+    store.db = db
+    assert.are.same({ 0, 2 }, { delivered, pending })
+    assert.are.same({ "handler", "record" }, { failures[1].step, failures[2].step })
+    assert.matches("smtp down", failures[1].error)
+    assert.matches("^recording the delivery failed: busy: database is locked", failures[2].error)
   end)
 
   it("delivers each pending action to its handler, oldest first, and marks it done", function()

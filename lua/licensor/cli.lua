@@ -6,6 +6,7 @@
 -- when the command did what was asked, 1 when it was refused (the code is
 -- on stderr), 2 for bad usage.
 local licensor = require "licensor"
+local failure = require "licensor.failure"
 local tabulate = require "licensor.tabulate"
 local pretty = require "licensor.pretty"
 
@@ -18,7 +19,8 @@ local USAGE = [[
 usage: licensor [--db PATH] [--json] COMMAND [ARGS]
 
   init                               create the database (--db, default $LICENSOR_DB or ./licensor.db)
-  import CATALOGUE                   import a catalogue file as the new active version
+  import CATALOGUE [--create]        import a catalogue file as the new active version
+                                     (--create: make the database if it does not exist)
   issue --product P --edition E --level N [--kind perpetual|lease|trial] [--start DATE]
         [--owner O] [--failover] [--version-lock N] [--trial-days N] [--addon A]...
   show KEY                           the license and its status
@@ -44,7 +46,7 @@ Amounts are in minor units (cents).  Exit status: 0 ok, 1 refused, 2 bad usage.
 ]]
 
 -- Flags that take no value.
-local SWITCHES = { json = true, failover = true, quote = true, help = true }
+local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true }
 
 -- Splits argv into positional arguments and --flags (repeatable ones are
 -- kept as lists in `many`).
@@ -75,14 +77,22 @@ local function parse(argv)
   return positional, flags, many
 end
 
--- A usage error: exit 2.
+-- Failures (licensor.failure) end a command: code "usage" exits 2, any
+-- other code exits 1 with "licensor: CODE: message" on stderr.
 local function usage_error(message)
-  error({ usage = true, message = message }, 0)
+  failure.raise("usage", message)
 end
 
--- A refusal from the store: exit 1.
 local function refused(message, code)
-  error({ message = message, code = code or "refused" }, 0)
+  failure.raise(code or "refused", message)
+end
+
+-- A database path names an existing file (":memory:" always exists).
+local function exists(path)
+  if path == ":memory:" then return true end
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
 end
 
 local function need(positional, n, what)
@@ -105,10 +115,7 @@ local function level_flag(flags)
 end
 
 -- Unwraps `value, message, code` answers: refusals leave with exit 1.
-local function check(value, message, code)
-  if value == nil then refused(message, code) end
-  return value
-end
+local check = failure.try
 
 ------------------------------------------------------------------------
 -- Output
@@ -311,6 +318,7 @@ end
 
 function commands.gateway(ctx, _, flags)
   local gateway = require "licensor.gateway.runner"
+  ctx.check_database()
   if flags.today ~= nil and not require("licensor.core").day(flags.today) then
     usage_error("--today takes a date YYYY-MM-DD")
   end
@@ -331,10 +339,10 @@ end
 function _M.main(argv, io_opts)
   io_opts = io_opts or {}
   local out = io_opts.out or print
-  local err = io_opts.err or function(line) io.stderr:write(line, "\n") end
+  local err_out = io_opts.err or function(line) io.stderr:write(line, "\n") end
   local positional, flags, many = parse(argv or {})
   if not positional then
-    err("licensor: " .. flags)
+    err_out("licensor: " .. flags)
     return 2
   end
   local name = table.remove(positional, 1)
@@ -344,25 +352,36 @@ function _M.main(argv, io_opts)
   end
   local command = commands[name]
   if not command then
-    err("licensor: unknown command '" .. name .. "' (licensor help lists them)")
+    err_out("licensor: unknown command '" .. name .. "' (licensor help lists them)")
     return 2
   end
   local db = flags.db or os.getenv("LICENSOR_DB") or "licensor.db"
   local store
   local ctx = { db = db, opts = { json = flags.json }, out = out, interpreter = io_opts.interpreter }
+  -- Only init (and import --create) may create the database: a mistyped
+  -- path is an error, not a new empty store.
+  local may_create = name == "init" or (name == "import" and flags.create)
+  function ctx.check_database()
+    if not may_create and not exists(db) then
+      failure.raise("no_database", db .. " does not exist (run licensor init)")
+    end
+  end
   function ctx.open()
-    if not store then store = check(licensor.open(db)) end
+    if not store then
+      ctx.check_database()
+      store = check(licensor.open(db))
+    end
     return store
   end
-  local ok, failure = pcall(command, ctx, positional, flags, many)
+  local ok, err = pcall(command, ctx, positional, flags, many)
   if store then store:close() end
   if ok then return 0 end
-  if type(failure) ~= "table" then error(failure, 0) end
-  if failure.usage then
-    err("licensor: " .. failure.message)
+  if not failure.is(err) then error(err, 0) end
+  if err.code == "usage" then
+    err_out("licensor: " .. err.message)
     return 2
   end
-  err("licensor: " .. tostring(failure.code) .. ": " .. tostring(failure.message))
+  err_out("licensor: " .. tostring(err.code) .. ": " .. tostring(err.message))
   return 1
 end
 

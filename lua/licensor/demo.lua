@@ -196,7 +196,7 @@ local function fraud_story(say, store, today)
   local start = shift(today, -400)
   local lic = assert(store:issue{ product = "smartermail", edition = "enterprise", level = 1000,
                                   start = start, owner = "two-servers-inc", addons = { "eas" } })
-  local first = shift(today, -60)
+  local first = shift(today, -55)
   local build = store:catalogue():eligible(lic, first).number
   store:activate(lic.key, "mail-old.example.net", build, first)
   local second = shift(today, -50)

@@ -39,6 +39,9 @@ typedef struct {
 int lsr_ffi_eligible(const void *cat, const lsr_ffi_query *q);
 ]]
 
+-- The declaration, for the spec that checks it against the C layout.
+_M.CDEF = CDEF
+
 local KINDS = { perpetual = 0, lease = 1, trial = 2 }
 
 -- Loads the core library a second time through the FFI (same file, same

@@ -7,8 +7,11 @@ local pairs, type, error = pairs, type, error
 local package = package
 
 local _M = {}
+-- Everything of the core but its internals: the process helpers, the
+-- failure metatable and the underscored FFI hooks.
+local INTERNAL = { process = true, Failure = true }
 for name, fn in pairs(core) do
-  if name:sub(1, 1) ~= "_" then _M[name] = fn end
+  if name:sub(1, 1) ~= "_" and not INTERNAL[name] then _M[name] = fn end
 end
 
 -- Under LuaJIT cat:eligible and cat:close go through the FFI path.
@@ -30,29 +33,6 @@ function _M.catalogue_path(name)
   local path, err = package.searchpath("licensor.catalogues." .. name, package.path)
   if not path then return nil, err, "not_found" end
   return path
-end
-
--- R14: licensor.transfer(lic, owner, {consent=REF}) -> a copy owned by
--- `owner`, or nil, message, "transfer_requires_consent".  The consent
--- reference is kept on the copy as `transfer_consent`.
-function _M.transfer(lic, owner, opts)
-  if type(lic) ~= "table" then error("bad argument #1 to 'transfer' (license table expected)", 2) end
-  if type(owner) ~= "string" or owner == "" then
-    error("bad argument #2 to 'transfer' (owner string expected)", 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #3 to 'transfer' (options table expected)", 2)
-  end
-  local consent = opts and opts.consent
-  if type(consent) ~= "string" or not consent:find("%S") then
-    return nil, "a license changes owner only with a written-consent reference (consent=)",
-      "transfer_requires_consent"
-  end
-  local copy = {}
-  for k, v in pairs(lic) do copy[k] = v end
-  copy.owner = owner
-  copy.transfer_consent = consent
-  return copy
 end
 
 -- licensor.open(path, {synchronous="full"|"normal", busy_ms=}) -> store.

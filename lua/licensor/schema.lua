@@ -102,6 +102,14 @@ CREATE TRIGGER events_are_not_updated BEFORE UPDATE ON events
 CREATE TRIGGER events_are_not_deleted BEFORE DELETE ON events
   BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 ]],
+
+  -- 2: why a fraud case closed ("excess_ended" cases resume when excess
+  -- returns within the policy's case_cooldown_days; "enabled" ones do not).
+  [[
+ALTER TABLE fraud_cases ADD COLUMN closed_reason TEXT;
+UPDATE fraud_cases SET closed_reason = 'excess_ended' WHERE closed IS NOT NULL;
+CREATE INDEX fraud_cases_closed ON fraud_cases (key, closed) WHERE closed IS NOT NULL;
+]],
 }
 
 return _M

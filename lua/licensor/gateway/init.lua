@@ -11,6 +11,7 @@
 -- writes are recorded on the server's own UTC day.
 local licensor = require "licensor"
 local core = require "licensor.core"
+local failure = require "licensor.failure"
 local request = require "licensor.gateway.request"
 local limit = require "licensor.gateway.limit"
 local cjson = require("cjson.safe").new()
@@ -62,8 +63,7 @@ function _M.init_worker(opts)
   worker.limits = limit.new(opts.limits_dict or "licensor_limits", opts.rate_per_ip or _M.RATE_PER_IP,
                             opts.rate_per_key or _M.RATE_PER_KEY)
   -- A store that cannot be opened leaves the worker up, answering 503.
-  local ok, store, msg = pcall(licensor.open, opts.db, { synchronous = opts.synchronous or "full" })
-  if not ok then store, msg = nil, tostring(store) end
+  local store, msg = licensor.open(opts.db, { synchronous = opts.synchronous or "full" })
   worker.store = store
   if not store then ngx.log(ngx.ERR, "licensor: cannot open the store: ", msg) end
 end
@@ -381,8 +381,8 @@ end
 function _M.handle()
   local ok, err = pcall(route)
   if ok then return end
-  if type(err) == "table" and err.status then
-    return answer(err.status, { ok = false, code = err.code, message = err.message }, err.headers)
+  if failure.is(err) then
+    return answer(err.status or 500, { ok = false, code = err.code, message = err.message }, err.headers)
   end
   ngx.log(ngx.ERR, "licensor: ", tostring(err))
   send(500, '{"ok":false,"code":"internal_error","message":"internal error"}')

@@ -1,20 +1,21 @@
 -- licensor.gateway.request -- checking what a request body says before
 -- anything reaches the store: JSON objects only, fields of the right type
 -- and size, keys validated by their check symbol.  Each check answers the
--- value or raises a {status=, code=, message=} refusal that the handler
--- turns into a JSON answer.
+-- value or raises a licensor.failure with the HTTP status (and extra
+-- headers) that the handler turns into a JSON answer.
 local core = require "licensor.core"
+local failure = require "licensor.failure"
 
 local _M = {}
 
-local type, error, tostring, floor = type, error, tostring, math.floor
+local type, tostring, floor = type, tostring, math.floor
 
 local MAX_STRING = 256
 local MAX_NUMBER = 9007199254740991   -- 2^53 - 1
 
 -- Raises an answer with this status, code, message (and extra headers).
 function _M.refuse(status, code, message, headers)
-  error({ status = status, code = code, message = message, headers = headers }, 0)
+  failure.raise(code, message, { status = status, headers = headers })
 end
 local refuse = _M.refuse
 

@@ -2,6 +2,10 @@
 -- configuration into a private prefix directory and runs nginx in the
 -- foreground with licensor answering on --listen.  No system service, no
 -- root-owned paths: the prefix holds the configuration, logs and temp files.
+-- No shell ever sees a path: commands run from argument vectors, and
+-- nginx runs in a process group of its own that is stopped, master and
+-- workers, when this command gets SIGTERM, SIGINT or SIGHUP.
+local core = require "licensor.core"
 local serialize = require "licensor.serialize"
 
 local _M = {}
@@ -160,7 +164,9 @@ function _M.render(opts)
   local ok, chunk = pcall(serialize.chunk, worker_opts)
   if not ok then return nil, "gateway: " .. chunk, "invalid_request" end
   for _, dir in ipairs({ "", "/conf", "/logs", "/tmp" }) do
-    os.execute("mkdir -p '" .. (prefix .. dir):gsub("'", "'\\''") .. "'")
+    if core.process.run({ "mkdir", "-p", "--", prefix .. dir }) ~= 0 then
+      return nil, "gateway: cannot create " .. prefix .. dir, "io_error"
+    end
   end
   local conf = prefix .. "/conf/nginx.conf"
   local f, err = io.open(conf, "w")
@@ -180,21 +186,29 @@ local function nginx_binary()
 end
 _M.nginx_binary = nginx_binary
 
--- The shell command that runs nginx on a rendered prefix, in the foreground.
+-- The command that runs nginx on a rendered prefix, in the foreground, as
+-- an argument vector (no shell).
 function _M.command(prefix, conf)
-  return format("%s -p '%s' -c '%s' -g 'daemon off;'", nginx_binary(), prefix, conf)
+  return { nginx_binary(), "-p", prefix, "-c", conf, "-g", "daemon off;" }
 end
 
--- run(opts) renders and runs nginx in the foreground until it stops.
+-- run(opts) renders and runs nginx in the foreground until it stops by
+-- itself or this process gets SIGTERM, SIGINT or SIGHUP (then nginx is
+-- stopped, master and workers, and the run counts as done).
 function _M.run(opts)
   local prefix, conf, code = _M.render(opts)
   if not prefix then return nil, conf, code end
   local out = opts.out or print
   out(format("licensor gateway: http://%s  (store %s, nginx prefix %s%s)", opts.listen or "127.0.0.1:8080",
     opts.db, prefix, opts.today and (", day pinned to " .. opts.today) or ""))
-  local ok = os.execute(_M.command(prefix, conf))
-  if ok ~= true and ok ~= 0 then
-    return nil, "nginx exited with an error (see " .. prefix .. "/logs)", "nginx_failed"
+  local status, stop_signal = core.process.run(_M.command(prefix, conf))
+  if status == nil then return nil, "gateway: " .. stop_signal, "nginx_failed" end
+  if stop_signal then
+    out("licensor gateway: stopped (" .. stop_signal .. ")")
+    return true
+  end
+  if status ~= 0 then
+    return nil, "nginx exited with status " .. status .. " (see " .. prefix .. "/logs)", "nginx_failed"
   end
   return true
 end

@@ -1,0 +1,42 @@
+/*
+ * l_keys.c -- license keys for Lua: core.new_key and core.normalise_key
+ * over keys.h.
+ */
+#include "lbind.h"
+
+#include "keys.h"
+
+/* core.new_key() -> a fresh license key */
+static int l_new_key(lua_State *L)
+{
+  char key[LSR_KEY_LEN + 1];
+  if (!lsr_key_generate(key)) return luaL_error(L, "the operating system gave no random bytes");
+  lua_pushstring(L, key);
+  return 1;
+}
+
+/* core.normalise_key(text) -> canonical key, or nil, message, "invalid_key" */
+static int l_normalise_key(lua_State *L)
+{
+  char key[LSR_KEY_LEN + 1];
+  size_t len;
+  const char *text;
+  if (lua_type(L, 1) != LUA_TSTRING) return lb_fail(L, "invalid_key", "a license key is a string");
+  text = lua_tolstring(L, 1, &len);
+  if (len > 64 || !lsr_key_normalise(text, len, key))
+    return lb_fail(L, "invalid_key", "not a license key (28 symbols in groups of 7, the last a check symbol)");
+  lua_pushstring(L, key);
+  return 1;
+}
+
+
+static const luaL_Reg key_functions[] = {
+  { "new_key", l_new_key },
+  { "normalise_key", l_normalise_key },
+  { NULL, NULL }
+};
+
+void lb_open_keys(lua_State *L, int module, int mt)
+{
+  lb_setfuncs(L, module, mt, key_functions);
+}

@@ -1,0 +1,116 @@
+/*
+ * l_process.c -- core.process: child process groups for Lua (process.h).
+ * `licensor gateway` runs nginx with process.run; the specs start their
+ * gateways with process.spawn and stop them with process.stop, master and
+ * workers, even when a spec fails.
+ *
+ * Failures to start are data problems (`nil, message, code`); wrong
+ * argument types raise.
+ */
+#include "lbind.h"
+
+#include "process.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#define MAX_ARGS 64
+
+/* Reads the argument vector {cmd, arg...} at argument 1 into argv. */
+static void check_argv(lua_State *L, const char *argv[MAX_ARGS + 1])
+{
+  size_t n;
+  lb_check_table(L, 1, "command");
+  n = lsr_rawlen(L, 1);
+  if (n == 0 || n > MAX_ARGS) luaL_argerror(L, 1, "a command of 1 to 64 words expected");
+  for (size_t i = 1; i <= n; i++) {
+    lsr_rawgeti(L, 1, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 1, "command words must be strings");
+    argv[i - 1] = lua_tostring(L, -1);   /* kept alive by the table */
+    lua_pop(L, 1);
+  }
+  argv[n] = NULL;
+}
+
+static pid_t check_pid(lua_State *L, int arg)
+{
+  long long pid = 0;
+  if (!lsr_tointeger_exact(L, arg, &pid) || pid <= 0 || pid > 0x7fffffff)
+    luaL_argerror(L, arg, "process id expected");
+  return (pid_t)pid;
+}
+
+static int check_grace(lua_State *L, int arg)
+{
+  long long ms = 0;
+  if (lua_isnoneornil(L, arg)) return 3000;
+  if (!lsr_tointeger_exact(L, arg, &ms) || ms < 0 || ms > 600000)
+    luaL_argerror(L, arg, "grace in milliseconds (0 to 600000) expected");
+  return (int)ms;
+}
+
+/* process.spawn({cmd, arg...} [, log_path]) -> pid (the group's id too) */
+static int process_spawn(lua_State *L)
+{
+  const char *argv[MAX_ARGS + 1];
+  char err[LB_ERRLEN];
+  const char *log_path = luaL_optstring(L, 2, NULL);
+  pid_t pid;
+  check_argv(L, argv);
+  pid = lsr_spawn(argv, log_path, err, sizeof err);
+  if (pid < 0) return lb_fail(L, "spawn_failed", "%s: %s", argv[0], err);
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
+/* process.stop(pid [, grace_ms]) -> true once nothing of the group lives */
+static int process_stop(lua_State *L)
+{
+  pid_t pid = check_pid(L, 1);
+  lsr_stop_group(pid, check_grace(L, 2));
+  lua_pushboolean(L, !lsr_group_alive(pid));
+  return 1;
+}
+
+/* process.alive(pgid) -> is any member of the group alive? */
+static int process_alive(lua_State *L)
+{
+  lua_pushboolean(L, lsr_group_alive(check_pid(L, 1)));
+  return 1;
+}
+
+static const char *signal_name(int sig)
+{
+  return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : NULL;
+}
+
+/* process.run({cmd, arg...} [, grace_ms]) -> exit code, stop signal name
+ * (nil when the child ended by itself); or nil, message, "spawn_failed". */
+static int process_run(lua_State *L)
+{
+  const char *argv[MAX_ARGS + 1];
+  char err[LB_ERRLEN];
+  int stop_signal = 0, code, grace = check_grace(L, 2);
+  check_argv(L, argv);
+  code = lsr_run_group(argv, grace, &stop_signal, err, sizeof err);
+  if (code < 0 && stop_signal == 0) return lb_fail(L, "spawn_failed", "%s: %s", argv[0], err);
+  lua_pushinteger(L, code);
+  if (stop_signal != 0) lua_pushstring(L, signal_name(stop_signal));
+  else lua_pushnil(L);
+  return 2;
+}
+
+static const luaL_Reg process_functions[] = {
+  { "spawn", process_spawn },
+  { "stop", process_stop },
+  { "alive", process_alive },
+  { "run", process_run },
+  { NULL, NULL }
+};
+
+void lb_open_process(lua_State *L, int module, int mt)
+{
+  (void)mt;
+  luaL_newlib(L, process_functions);
+  lua_setfield(L, module, "process");
+}

@@ -1,0 +1,60 @@
+/*
+ * l_time.c -- days and clocks for Lua: licensor.day, licensor.date,
+ * licensor.today, and core.monotonic_us for timing writes.  Day numbers
+ * count days since 1970-01-01 (see date.h).
+ */
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime */
+#include "lbind.h"
+
+#include <time.h>
+
+static int l_day(lua_State *L)
+{
+  lsr_day day;
+  if (lb_read_date(L, 1, &day) != LB_DATE_OK) return lb_bad_date(L, 1, "date");
+  lua_pushinteger(L, day);
+  return 1;
+}
+
+/* licensor.date(day_number) -> "YYYY-MM-DD". */
+static int l_date(lua_State *L)
+{
+  long long day = 0;
+  if (!lsr_tointeger_exact(L, 1, &day))
+    luaL_argerror(L, 1, "whole day number expected");
+  if (day < LSR_DAY_MIN || day > LSR_DAY_MAX)
+    return lb_fail(L, "invalid_date", "day %d is outside years 1-9999", (int)(day < 0 ? -1 : day));
+  lb_push_date(L, (lsr_day)day);
+  return 1;
+}
+
+/* core.monotonic_us() -> microseconds on a clock that never goes back
+ * (for measuring how long a worker is held by a write). */
+static int l_monotonic_us(lua_State *L)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec * 1e6 + (lua_Number)(ts.tv_nsec / 1000));
+  return 1;
+}
+
+/* licensor.today() -> today's date (UTC). */
+static int l_today(lua_State *L)
+{
+  lb_push_date(L, lsr_today());
+  return 1;
+}
+
+
+static const luaL_Reg time_functions[] = {
+  { "day", l_day },
+  { "date", l_date },
+  { "today", l_today },
+  { "monotonic_us", l_monotonic_us },
+  { NULL, NULL }
+};
+
+void lb_open_time(lua_State *L, int module, int mt)
+{
+  lb_setfuncs(L, module, mt, time_functions);
+}

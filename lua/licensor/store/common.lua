@@ -1,0 +1,168 @@
+-- licensor.store.common -- what every part of the store shares: the Store
+-- class, the transaction boundary, argument checks, the catalogue cache,
+-- license reads and the event log.  The workflows live by concern in
+-- store/licenses.lua, store/installations.lua, store/sweep.lua and
+-- store/outbox.lua, each adding its methods to the same Store class.
+--
+-- Errors follow licensor.failure: inside a workflow a refusal is raised
+-- with refuse(code, message); transaction() and guarded() are the public
+-- boundary that rolls back and answers `nil, message, code`.  Wrong
+-- argument types raise at once, before any transaction (bad_argument).
+local core = require "licensor.core"
+local failure = require "licensor.failure"
+local loader = require "licensor.loader"
+local has_cjson, cjson_module = pcall(require, "cjson")
+if not has_cjson then
+  error("licensor.store needs lua-cjson (Debian: apt-get install lua-cjson; " ..
+        "elsewhere: luarocks install lua-cjson)", 0)
+end
+
+local type, pairs, pcall, error = type, pairs, pcall, error
+local gmatch = string.gmatch
+
+local _M = {}
+
+local cjson = cjson_module.new()
+cjson.encode_sparse_array(true)
+_M.cjson = cjson
+
+local Store = {}
+Store.__index = Store
+_M.Store = Store
+
+-- A refusal inside a workflow.
+local refuse = failure.raise
+_M.refuse = refuse
+
+-- A programming error in the caller of store method `fn`; depth 1 when
+-- called from the method itself, 2 from a helper of the method.
+function _M.bad_argument(n, fn, expected, depth)
+  error("bad argument #" .. n .. " to '" .. fn .. "' (" .. expected .. ")", 2 + (depth or 1))
+end
+
+function _M.check_on(on)
+  if on == nil then return core.today() end
+  if type(on) == "string" and core.day(on) then return on end
+  refuse("invalid_date", "on: date YYYY-MM-DD expected")
+end
+
+function _M.normalise_key(key)
+  return failure.try(core.normalise_key(key))
+end
+
+function _M.add_days(date, days)
+  return core.date(core.day(date) + days)
+end
+
+------------------------------------------------------------------------
+-- The boundary
+------------------------------------------------------------------------
+
+-- Commits after a workflow that ran to its end; rolls back otherwise.
+local function finish(db, ok, ...)
+  if ok then
+    local committed, err = pcall(db.commit, db)
+    if committed then return ... end
+    db:rollback()
+    return failure.answer(false, err)
+  end
+  db:rollback()
+  return failure.answer(false, ...)
+end
+
+-- Runs fn(self, ...) in one BEGIN IMMEDIATE transaction and returns its
+-- results; on any failure the transaction is rolled back and the answer is
+-- nil, message, code (bugs are raised again after the rollback).
+function _M.transaction(self, fn, ...)
+  local db = self.db
+  local began, err = pcall(db.begin, db)
+  if not began then return failure.answer(false, err) end
+  return finish(db, pcall(fn, self, ...))
+end
+
+-- The same for reads: no transaction, failures answered the same way.
+function _M.guarded(self, fn, ...)
+  return failure.call(fn, self, ...)
+end
+
+------------------------------------------------------------------------
+-- Catalogues
+------------------------------------------------------------------------
+
+-- The catalogue of `version`, compiled once and kept until a newer one.
+local function catalogue_at(self, version)
+  if version == nil then refuse("no_catalogue", "no catalogue has been imported into this store") end
+  if self.cat_version ~= version then
+    local source = self.db:value(self.sql.catalogue_source, version)
+    local t, msg, code = loader.read_source(source, "catalogue version " .. version)
+    if not t then refuse(code, msg) end
+    local cat, err = core.catalogue(t)
+    if not cat then refuse("invalid_catalogue", err) end
+    self.cat, self.cat_version, self.policy = cat, version, cat:policy()
+  end
+  return self.cat, version
+end
+_M.catalogue_at = catalogue_at
+
+-- The active catalogue: the newest version, imported by any process.
+function _M.active_catalogue(self)
+  return catalogue_at(self, self.db:value(self.sql.catalogue_version))
+end
+
+------------------------------------------------------------------------
+-- Licenses and the event log
+------------------------------------------------------------------------
+
+-- The license row and its add-ons as a rules.md section 3 table, and the
+-- active catalogue version (read by the same statement).
+local function load_license(self, key)
+  local lic = self.db:first(self.sql.license, key)
+  if lic == nil then refuse("unknown_key", "no license with key " .. key) end
+  lic.failover = lic.failover == 1
+  lic.catalogue = nil
+  local active = lic.active_catalogue
+  lic.active_catalogue = nil
+  local list = lic.addon_list
+  if list then
+    local map = {}
+    for addon, through in gmatch(list, "([^\30\31]+)\31([^\30]+)") do map[addon] = through end
+    lic.addons, lic.addon_list = map, nil
+  end
+  return lic, active
+end
+_M.load_license = load_license
+
+-- The license and the active catalogue, read with one statement.
+function _M.license_and_catalogue(self, key)
+  local lic, version = load_license(self, key)
+  return lic, (catalogue_at(self, version))
+end
+
+function _M.log(self, key, at, kind, detail)
+  self.db:run(self.sql.insert_event, key, at, kind, cjson.encode(detail or {}))
+end
+
+-- Closes a fraud case; `reason` is "excess_ended" (it may resume, R11) or
+-- "enabled" (an admin decided), `why` the words for the event log.
+function _M.close_case(self, key, case_id, on, reason, why)
+  self.db:run(self.sql.close_case, on, reason, case_id)
+  _M.log(self, key, on, "case_closed", { case = case_id, why = why })
+end
+
+-- cjson decodes every number as a float; whole numbers come back as the
+-- integers they were (Lua 5.4; LuaJIT has one number type).
+local tointeger = math.tointeger
+local function whole_numbers(t)
+  if not tointeger then return t end
+  for k, v in pairs(t) do
+    if type(v) == "number" then t[k] = tointeger(v) or v
+    elseif type(v) == "table" then whole_numbers(v) end
+  end
+  return t
+end
+
+function _M.decode_detail(text)
+  return whole_numbers(cjson.decode(text))
+end
+
+return _M

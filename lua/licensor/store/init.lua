@@ -1,0 +1,214 @@
+-- licensor.store -- licenses in SQLite: the store and workflows of
+-- rules.md section 6.
+--
+-- Every workflow is one BEGIN IMMEDIATE transaction (licensor.core's db
+-- layer waits out other writers): it happens whole and is logged, or not at
+-- all.  This file opens the store and answers reads; the workflows are in
+-- store/licenses.lua (the license's own life), store/installations.lua
+-- (R5, R9, R10), store/sweep.lua (R10, R11) and store/outbox.lua (the
+-- actions' delivery).  The rules themselves are the C core's; the store
+-- only stores.
+local core = require "licensor.core"
+local failure = require "licensor.failure"
+local loader = require "licensor.loader"
+local schema = require "licensor.schema"
+local serialize = require "licensor.serialize"
+local common = require "licensor.store.common"
+local SQL = require "licensor.store.sql"
+require "licensor.store.licenses"
+require "licensor.store.installations"
+require "licensor.store.sweep"
+require "licensor.store.outbox"
+
+local type, pairs, ipairs, pcall, setmetatable = type, pairs, ipairs, pcall, setmetatable
+local tostring = tostring
+
+local Store = common.Store
+local refuse, bad_argument = common.refuse, common.bad_argument
+local transaction, guarded = common.transaction, common.guarded
+local normalise_key, load_license = common.normalise_key, common.load_license
+local active_catalogue, license_and_catalogue = common.active_catalogue, common.license_and_catalogue
+
+local _M = {}
+
+------------------------------------------------------------------------
+-- Opening
+------------------------------------------------------------------------
+
+local function migrate(db)
+  db:begin()
+  local ok, err = pcall(function()
+    local version = db:value(db:prepare("PRAGMA user_version"))
+    for n = version + 1, #schema.migrations do
+      db:exec(schema.migrations[n])
+      db:exec("PRAGMA user_version = " .. n)
+    end
+  end)
+  if ok then
+    db:commit()
+  else
+    db:rollback()
+    error(err, 0)
+  end
+end
+
+local function prepare_all(db)
+  local ids = {}
+  for name, sql in pairs(SQL) do ids[name] = db:prepare(sql) end
+  return ids
+end
+
+-- Opens, migrates and prepares; failures name the path.
+local function open(path, sync, busy_ms)
+  local db = core.open(path, sync == "full", busy_ms)
+  local ok, err = pcall(migrate, db)
+  if not ok then
+    db:close()
+    if failure.is(err) then refuse(err.code, path .. ": " .. err.message) end
+    refuse("store_error", path .. ": " .. tostring(err))
+  end
+  local prepared, sql = pcall(prepare_all, db)
+  if not prepared then
+    db:close()
+    refuse("store_error", path .. ": not a licensor database of this version (" ..
+      (failure.is(sql) and sql.message or tostring(sql)) .. ")")
+  end
+  return setmetatable({ db = db, sql = sql, path = path, handlers = {} }, Store)
+end
+
+-- licensor.open(path, {synchronous="full"|"normal", busy_ms=}) -> store
+function _M.open(path, opts)
+  if type(path) ~= "string" then bad_argument(1, "open", "path expected") end
+  if opts ~= nil and type(opts) ~= "table" then bad_argument(2, "open", "options table expected") end
+  opts = opts or {}
+  local sync = opts.synchronous or "full"
+  if sync ~= "full" and sync ~= "normal" then
+    bad_argument(2, "open", "synchronous must be \"full\" or \"normal\"")
+  end
+  return failure.call(open, path, sync, opts.busy_ms or 10000)
+end
+
+function Store:close()
+  self.cat = nil
+  return self.db:close()
+end
+Store.__close = Store.close
+Store.__gc = Store.close      -- Lua 5.4; under LuaJIT the db's own __gc runs
+
+function Store:__tostring()
+  return "licensor.store (" .. self.path .. ")"
+end
+
+------------------------------------------------------------------------
+-- Catalogues
+------------------------------------------------------------------------
+
+-- store:catalogue() -> the active catalogue (reloaded when a newer version
+-- has been imported, by this or any other process).
+function Store:catalogue()
+  return guarded(self, active_catalogue)
+end
+
+local function catalogue_version(self)
+  local _, version = active_catalogue(self)
+  return version
+end
+
+-- store:catalogue_version() -> the active version number.
+function Store:catalogue_version()
+  return guarded(self, catalogue_version)
+end
+
+local function import(self, t, today)
+  local cat, msg, code = core.catalogue(t)
+  if not cat then refuse(code, msg) end
+  local ok, source = pcall(serialize.chunk, t)
+  if not ok then refuse("invalid_catalogue", "catalogue: " .. source) end
+  local _, version = self.db:run(self.sql.insert_catalogue, today, source,
+    common.cjson.encode(cat:policy()))
+  return version
+end
+
+-- store:import(table_or_path) -> version number
+function Store:import(t)
+  if type(t) == "string" then
+    local read, msg, code = loader.read(t)
+    if not read then return nil, msg, code end
+    t = read
+  elseif type(t) ~= "table" then
+    bad_argument(1, "import", "catalogue table or path expected")
+  end
+  return transaction(self, import, t, core.today())
+end
+
+------------------------------------------------------------------------
+-- Reads
+------------------------------------------------------------------------
+
+local function get(self, key)
+  return load_license(self, normalise_key(key))
+end
+
+-- store:get(key) -> license table
+function Store:get(key)
+  return guarded(self, get, key)
+end
+
+-- Read-through cache of Store:license, valid while the database's
+-- generation (see csrc/store.h) is the one seen before the rows were read:
+-- any commit, by any process, empties it.
+local CACHE_LIMIT = 50000
+
+local function cached_license(self, key)
+  local generation = self.db:generation()
+  if generation ~= self.cache_generation then
+    self.cache, self.cache_size, self.cache_generation = {}, 0, generation
+  end
+  -- Cached under canonical keys: a canonical key hits without normalising.
+  local hit = self.cache[key]
+  if hit then return hit end
+  key = normalise_key(key)
+  hit = self.cache[key]
+  if hit then return hit end
+  hit = { license_and_catalogue(self, key) }
+  if self.cache_size >= CACHE_LIMIT then self.cache, self.cache_size = {}, 0 end
+  self.cache[key], self.cache_size = hit, self.cache_size + 1
+  return hit
+end
+
+-- store:license(key) -> license table, active catalogue.  For read paths
+-- that ask about the same keys again and again (the gateway): answers come
+-- from memory until anything is committed to the database.  The license
+-- table may be shared between calls: treat it as read-only.
+function Store:license(key)
+  local pair, msg, code = guarded(self, cached_license, key)
+  if not pair then return nil, msg, code end
+  return pair[1], pair[2]
+end
+
+local function events(self, key)
+  key = normalise_key(key)
+  local rows = self.db:all(self.sql.events, key)
+  if #rows == 0 then load_license(self, key) end
+  for _, row in ipairs(rows) do row.detail = common.decode_detail(row.detail) end
+  return rows
+end
+
+-- store:events(key) -> list of {at=, kind=, detail=} oldest first
+function Store:events(key)
+  return guarded(self, events, key)
+end
+
+local function query(self, sql, ...)
+  return self.db:query(sql, ...)
+end
+
+-- store:query(sql, ...) -> rows of a read-only SQL statement (for support
+-- staff at the REPL), or nil, message, code.
+function Store:query(sql, ...)
+  if type(sql) ~= "string" then bad_argument(1, "query", "SQL string expected") end
+  return guarded(self, query, sql, ...)
+end
+
+_M.Store = Store
+return _M

@@ -1,0 +1,155 @@
+-- licensor.store.installations -- servers running a key: activate (R5,
+-- R9, R10's admission), checkin, deactivate and the list.  Each verdict is
+-- {ok=, code=, message=, eligible=, migration=}, so a refused activation
+-- still says which build is allowed and where the migration window stands.
+local common = require "licensor.store.common"
+
+local type, ipairs = type, ipairs
+
+local Store = common.Store
+local refuse, bad_argument = common.refuse, common.bad_argument
+local transaction, guarded = common.transaction, common.guarded
+local check_on, normalise_key, log = common.check_on, common.normalise_key, common.log
+
+-- The longest server name, in bytes: the gateway checks the same limit.
+Store.MAX_SERVER_NAME = 255
+
+local function verdict(ok, code, message, eligible, migration)
+  return { ok = ok, code = code, message = message, eligible = eligible, migration = migration }
+end
+
+local function check_server(server, fn)
+  if type(server) ~= "string" or server == "" or #server > Store.MAX_SERVER_NAME then
+    bad_argument(2, fn, "server name expected", 2)
+  end
+end
+
+local function check_build(build, fn, n)
+  if type(build) ~= "number" or build ~= build or build % 1 ~= 0 then
+    bad_argument(n, fn, "build number expected", 2)
+  end
+end
+
+-- The newest installation of server that was never deactivated.
+local function current_of(installs, server)
+  for i = #installs, 1, -1 do
+    local inst = installs[i]
+    if inst.server == server and inst.deactivated == nil then return inst end
+  end
+end
+
+-- What every installation workflow starts from: the key and day checked,
+-- the license and active catalogue, the key's installations, the server's
+-- current one and the build eligible on `on`.
+local function setup(self, key, server, on)
+  key, on = normalise_key(key), check_on(on)
+  local lic, cat = common.license_and_catalogue(self, key)
+  local installs = self.db:all(self.sql.installations, key)
+  return key, on, lic, cat, installs, current_of(installs, server), cat:eligible(lic, on)
+end
+
+-- A refusal verdict: nothing is written, the window is as it stands.
+local function refused(code, message, eligible, cat, lic, installs, on)
+  return verdict(false, code, message, eligible, cat:migration(lic, installs, on))
+end
+
+local function not_activated(server)
+  return "server '" .. server .. "' has no installation of this key active on that day " ..
+    "(it must activate again)"
+end
+
+local function activate(self, key, server, build, on)
+  local lic, cat, installs, current, eligible
+  key, on, lic, cat, installs, current, eligible = setup(self, key, server, on)
+  local db, sql = self.db, self.sql
+  local ok, msg, code = cat:can_install(lic, build, on)
+  if not ok then return refused(code, msg, eligible, cat, lic, installs, on) end
+  if current and cat:installation_active(current, on) then
+    -- Already installed and active: a re-activation is a check-in.
+    db:run(sql.touch_installation, key, current.seq, on, build)
+    if current.build ~= build then
+      log(self, key, on, "activate", { server = server, build = build, from_build = current.build })
+    end
+    if on > current.last_seen then current.last_seen = on end
+    return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
+  end
+  local admitted, window, refusal, before = cat:admission(lic, installs, on)
+  if not admitted then return verdict(false, refusal, window, eligible, before) end
+  if current then db:run(sql.deactivate_installation, key, current.seq, on) end
+  -- Sequence numbers are 1, 2, ... per key: the list read above has them.
+  local last = installs[#installs]
+  db:run(sql.insert_installation, key, last and last.seq + 1 or 1, server, build, on, on)
+  log(self, key, on, "activate", { server = server, build = build })
+  return verdict(true, nil, nil, eligible, window)
+end
+
+-- store:activate(key, server, build, on) -> {ok=, code=, message=, eligible=, migration=}
+function Store:activate(key, server, build, on)
+  check_server(server, "activate")
+  check_build(build, "activate", 3)
+  return transaction(self, activate, key, server, build, on)
+end
+
+local function checkin(self, key, server, on, build)
+  local lic, cat, installs, current, eligible
+  key, on, lic, cat, installs, current, eligible = setup(self, key, server, on)
+  -- R9: only a server whose installation is active that day checks in; a
+  -- lapsed or deactivated one activates again, through R10's admission.
+  if not current or not cat:installation_active(current, on) then
+    return refused("not_activated", not_activated(server), eligible, cat, lic, installs, on)
+  end
+  build = build or current.build
+  local ok, msg, code = cat:can_install(lic, build, on)
+  if ok and build < current.build then ok, msg, code = cat:can_rollback(lic, current.build, build) end
+  if not ok then return refused(code, msg, eligible, cat, lic, installs, on) end
+  self.db:run(self.sql.touch_installation, key, current.seq, on, build)
+  if on > current.last_seen then current.last_seen = on end
+  if build ~= current.build then
+    log(self, key, on, "checkin", { server = server, build = build, from_build = current.build })
+    current.build = build
+  end
+  return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
+end
+
+-- store:checkin(key, server, on, build) -> verdict; moves last_seen, may
+-- change the build (R5, and R13 when it goes back).
+function Store:checkin(key, server, on, build)
+  check_server(server, "checkin")
+  if build ~= nil then check_build(build, "checkin", 4) end
+  return transaction(self, checkin, key, server, on, build)
+end
+
+local function deactivate(self, key, server, on)
+  local lic, cat, installs, current, eligible
+  key, on, lic, cat, installs, current, eligible = setup(self, key, server, on)
+  if not current then
+    return refused("not_activated", "server '" .. server .. "' has no installation of this key",
+      eligible, cat, lic, installs, on)
+  end
+  if on < current.first_seen then refuse("invalid_date", "on: before the installation's first day") end
+  self.db:run(self.sql.deactivate_installation, key, current.seq, on)
+  current.deactivated = on
+  log(self, key, on, "deactivate", { server = server })
+  return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
+end
+
+-- store:deactivate(key, server, on) -> verdict
+function Store:deactivate(key, server, on)
+  check_server(server, "deactivate")
+  return transaction(self, deactivate, key, server, on)
+end
+
+local function installations(self, key)
+  key = normalise_key(key)
+  common.load_license(self, key)
+  local list = self.db:all(self.sql.installations, key)
+  for _, i in ipairs(list) do i.seq = nil end
+  return list
+end
+
+-- store:installations(key) -> list of {server=, build=, first_seen=, last_seen=, deactivated=}
+function Store:installations(key)
+  return guarded(self, installations, key)
+end
+
+return Store

@@ -1,0 +1,250 @@
+-- licensor.store.licenses -- the workflows of a license's own life:
+-- issue, renew (R15), add_addon (R8), upgrade (R12), end_lease (R6),
+-- disable, enable and transfer (R14).  Each is one transaction through
+-- common.transaction; the rules are the C core's.
+local core = require "licensor.core"
+local common = require "licensor.store.common"
+
+local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
+
+local Store = common.Store
+local refuse, bad_argument, transaction = common.refuse, common.bad_argument, common.transaction
+local check_on, normalise_key, add_days = common.check_on, common.normalise_key, common.add_days
+local load_license, license_and_catalogue = common.load_license, common.license_and_catalogue
+local log = common.log
+
+local function unknown_addon(product, addon)
+  refuse("unknown_addon", "product '" .. product .. "' has no add-on '" .. tostring(addon) .. "'")
+end
+
+local ISSUE_FIELDS = { product = "string", edition = "string", kind = "string", start = "string",
+                       owner = "string", failover = "boolean", version_lock = "number",
+                       trial_days = "number", addons = "table" }
+
+local function check_issue_spec(spec)
+  if type(spec) ~= "table" then bad_argument(1, "issue", "license table expected", 2) end
+  for field, kind in pairs(ISSUE_FIELDS) do
+    local v = spec[field]
+    if v ~= nil and type(v) ~= kind then
+      bad_argument(1, "issue", field .. " must be a " .. kind, 2)
+    end
+  end
+end
+
+-- The add-ons bought at issue, paid through `paid_through`.
+local function issued_addons(cat, lic, wanted, paid_through)
+  local owned = {}
+  for _, addon in ipairs(cat:product(lic.product).addons) do owned[addon] = true end
+  local addons = {}
+  for _, addon in ipairs(wanted or {}) do
+    if not owned[addon] then unknown_addon(lic.product, addon) end
+    addons[addon] = paid_through
+  end
+  return addons
+end
+
+local function issue(self, spec, today)
+  local cat, version = common.active_catalogue(self)
+  local policy = self.policy
+  local kind = spec.kind or "perpetual"
+  local start = spec.start or today
+  local lic = { product = spec.product, edition = spec.edition, level = spec.level, kind = kind,
+                start = start, failover = spec.failover or false, version_lock = spec.version_lock,
+                trial_days = spec.trial_days, owner = spec.owner }
+  if kind == "perpetual" then lic.ms_expires = core.term(start, policy.ms_months) end
+  if kind == "trial" and not lic.trial_days then lic.trial_days = policy.trial_days end
+  -- The catalogue validates every field (product, edition, level, dates).
+  local status, msg, code = cat:status(lic, start)
+  if not status then refuse(code, msg) end
+  if lic.edition == nil or lic.level == nil then
+    refuse("invalid_license", "a license needs an edition and a level")
+  end
+  -- Add-ons of leases are paid for the lease's life, of trials for the trial.
+  local paid_through = lic.ms_expires
+    or (kind == "trial" and add_days(start, lic.trial_days - 1)) or "9999-12-31"
+  local addons = issued_addons(cat, lic, spec.addons, paid_through)
+  lic.addons = next(addons) and addons or nil
+  local db, sql = self.db, self.sql
+  local key = core.new_key()
+  db:run(sql.insert_license, key, lic.product, lic.edition, lic.level, kind, start, lic.ms_expires,
+    nil, nil, lic.trial_days, lic.version_lock, lic.failover, lic.owner, version)
+  if lic.ms_expires then db:run(sql.insert_term, key, "ms", start, lic.ms_expires, today) end
+  for addon, through in pairs(addons) do
+    db:run(sql.set_addon, key, addon, through)
+    db:run(sql.insert_term, key, addon, start, through, today)
+  end
+  log(self, key, today, "issue", { product = lic.product, edition = lic.edition, level = lic.level,
+                                   kind = kind, start = start, ms_expires = lic.ms_expires,
+                                   owner = lic.owner, addons = spec.addons, catalogue = version })
+  return (load_license(self, key))
+end
+
+-- store:issue{product=, edition=, level=, kind=, start=, owner=, failover=,
+-- version_lock=, trial_days=, addons={"eas"}} -> license table
+function Store:issue(spec)
+  check_issue_spec(spec)
+  local today = core.today()
+  if spec.start ~= nil and not core.day(spec.start) then
+    return nil, "start: date YYYY-MM-DD expected", "invalid_date"
+  end
+  return transaction(self, issue, spec, today)
+end
+
+local function renew(self, key, on)
+  key, on = normalise_key(key), check_on(on)
+  local lic = license_and_catalogue(self, key)   -- and the policy in force
+  local renewed, msg, code = core.renew(lic, on, { months = self.policy.ms_months,
+                                                   basis = self.policy.renewal_basis })
+  if not renewed then refuse(code, msg) end
+  local db, sql = self.db, self.sql
+  db:run(sql.set_ms, renewed.ms_expires, renewed.ms_start, key)
+  local term_start = renewed.ms_start ~= lic.ms_start and renewed.ms_start
+    or (lic.ms_expires and add_days(lic.ms_expires, 1)) or lic.start
+  db:run(sql.insert_term, key, "ms", term_start, renewed.ms_expires, on)
+  for addon, through in pairs(renewed.addons or {}) do
+    db:run(sql.set_addon, key, addon, through)
+    db:run(sql.insert_term, key, addon, term_start, through, on)
+  end
+  log(self, key, on, "renew", { from = lic.ms_expires, to = renewed.ms_expires,
+                                basis = self.policy.renewal_basis, ms_start = renewed.ms_start })
+  return (load_license(self, key))
+end
+
+-- store:renew(key, on) -> license table (R15, add-ons included)
+function Store:renew(key, on)
+  return transaction(self, renew, key, on)
+end
+
+-- The last day an add-on bought on `on` is paid through (R8: with M&S for
+-- perpetual licenses, the trial's days, a lease's life).
+local function addon_paid_through(self, lic, status, on)
+  if lic.kind == "perpetual" then
+    if not lic.ms_expires or on > lic.ms_expires then
+      refuse("ms_expired", "add-ons need active M&S: renew M&S first")
+    end
+    return lic.ms_expires
+  end
+  if not status.valid then refuse(status.code, status.message) end
+  if lic.kind == "trial" then
+    return add_days(lic.start, (lic.trial_days or self.policy.trial_days) - 1)
+  end
+  return "9999-12-31"
+end
+
+local function add_addon(self, key, addon, on)
+  key, on = normalise_key(key), check_on(on)
+  local lic, cat = license_and_catalogue(self, key)
+  local status, msg, code = cat:status(lic, on)
+  if not status then refuse(code, msg) end
+  local known = false
+  for _, a in ipairs(cat:product(lic.product).addons) do known = known or a == addon end
+  if not known then unknown_addon(lic.product, addon) end
+  local through = addon_paid_through(self, lic, status, on)
+  if lic.addons and lic.addons[addon] and lic.addons[addon] >= through then
+    refuse("already_owned", "add-on '" .. addon .. "' is already paid through " .. lic.addons[addon])
+  end
+  local db, sql = self.db, self.sql
+  db:run(sql.set_addon, key, addon, through)
+  db:run(sql.insert_term, key, addon, on, through, on)
+  log(self, key, on, "add_addon", { addon = addon, paid_through = through })
+  return (load_license(self, key))
+end
+
+-- store:add_addon(key, addon, on) -> license table
+function Store:add_addon(key, addon, on)
+  if type(addon) ~= "string" then bad_argument(2, "add_addon", "add-on id expected") end
+  return transaction(self, add_addon, key, addon, on)
+end
+
+local function upgrade(self, key, target, on, paid)
+  key, on = normalise_key(key), check_on(on)
+  local lic, cat = license_and_catalogue(self, key)
+  local quote, msg, code = cat:quote_upgrade(lic, target, on)
+  if not quote then refuse(code, msg) end
+  if paid ~= quote then
+    refuse("wrong_amount", "the upgrade costs " .. quote .. ", " .. tostring(paid) .. " was paid")
+  end
+  local edition, level = target.edition or lic.edition, target.level or lic.level
+  self.db:run(self.sql.set_edition_level, edition, level, key)
+  log(self, key, on, "upgrade", { from = { edition = lic.edition, level = lic.level },
+                                  to = { edition = edition, level = level }, paid = paid })
+  return (load_license(self, key))
+end
+
+-- store:upgrade(key, {edition=, level=}, on, {paid=}) -> license table
+function Store:upgrade(key, target, on, opts)
+  if type(target) ~= "table" then bad_argument(2, "upgrade", "target table expected") end
+  if type(opts) ~= "table" then bad_argument(4, "upgrade", "{paid=amount} expected") end
+  return transaction(self, upgrade, key, target, on, opts.paid)
+end
+
+local function end_lease(self, key, on)
+  key, on = normalise_key(key), check_on(on)
+  local lic = load_license(self, key)
+  if lic.kind ~= "lease" then refuse("invalid_license", "license " .. key .. " is not a lease") end
+  if lic.lease_ended then refuse("expired", "the lease already ended on " .. lic.lease_ended) end
+  if on < lic.start then refuse("not_started", "the lease starts on " .. lic.start) end
+  self.db:run(self.sql.set_lease_ended, on, key)
+  log(self, key, on, "end_lease", {})
+  return (load_license(self, key))
+end
+
+-- store:end_lease(key, on) -> license table (R6)
+function Store:end_lease(key, on)
+  return transaction(self, end_lease, key, on)
+end
+
+local function disable(self, key, on, reason)
+  key, on = normalise_key(key), check_on(on)
+  local lic = load_license(self, key)
+  if lic.disabled then return lic end
+  self.db:run(self.sql.set_disabled, on, reason, key)
+  log(self, key, on, "disable", { reason = reason })
+  return (load_license(self, key))
+end
+
+-- store:disable(key, on, reason) -> license table; disabling a disabled key
+-- changes nothing.
+function Store:disable(key, on, reason)
+  if reason ~= nil and type(reason) ~= "string" then
+    bad_argument(3, "disable", "reason string expected")
+  end
+  return transaction(self, disable, key, on, reason or "admin")
+end
+
+local function enable(self, key, on)
+  key, on = normalise_key(key), check_on(on)
+  local lic = load_license(self, key)
+  if not lic.disabled then return lic end
+  self.db:run(self.sql.set_disabled, nil, nil, key)
+  log(self, key, on, "enable", { was_disabled = lic.disabled, reason = lic.disabled_reason })
+  local case = self.db:first(self.sql.open_case, key)
+  if case then common.close_case(self, key, case.id, on, "enabled", "re-enabled by an admin") end
+  return (load_license(self, key))
+end
+
+-- store:enable(key, on) -> license table; also closes an open fraud case
+-- for good (it never resumes).
+function Store:enable(key, on)
+  return transaction(self, enable, key, on)
+end
+
+local function transfer(self, key, owner, opts)
+  key = normalise_key(key)
+  local today = core.today()
+  local lic = load_license(self, key)
+  local copy, msg, code = core.transfer(lic, owner, opts)
+  if not copy then refuse(code, msg) end
+  self.db:run(self.sql.set_owner, owner, copy.transfer_consent, key)
+  log(self, key, today, "transfer", { from = lic.owner, to = owner, consent = copy.transfer_consent })
+  return (load_license(self, key))
+end
+
+-- store:transfer(key, owner, {consent=}) -> license table (R14)
+function Store:transfer(key, owner, opts)
+  if type(owner) ~= "string" or owner == "" then bad_argument(2, "transfer", "owner expected") end
+  if opts ~= nil and type(opts) ~= "table" then bad_argument(3, "transfer", "options expected") end
+  return transaction(self, transfer, key, owner, opts)
+end
+
+return Store

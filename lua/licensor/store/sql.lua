@@ -1,0 +1,57 @@
+-- licensor.store.sql -- every statement the store runs, by name.  The
+-- store prepares them all once per connection (store/init.lua) and runs
+-- them by id; nothing else in the store writes SQL.
+return {
+  catalogue_version = "SELECT max(version) FROM catalogues",
+  catalogue_source = "SELECT source FROM catalogues WHERE version = ?",
+  insert_catalogue = "INSERT INTO catalogues (imported, source, policy) VALUES (?, ?, ?)",
+  -- One statement per license read: the add-ons come folded into one
+  -- column, "eas<US>2019-12-06<RS>ews<US>..." (names never hold control
+  -- characters: the catalogue refuses them).
+  license = [[SELECT l.*, (SELECT group_concat(addon || char(31) || paid_through, char(30))
+    FROM addons a WHERE a.key = l.key) AS addon_list,
+    (SELECT max(version) FROM catalogues) AS active_catalogue FROM licenses l WHERE l.key = ?]],
+  insert_license = [[INSERT INTO licenses (key, product, edition, level, kind, start, ms_expires,
+    ms_start, lease_ended, trial_days, version_lock, failover, owner, catalogue)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+  set_addon = [[INSERT INTO addons (key, addon, paid_through) VALUES (?, ?, ?)
+    ON CONFLICT (key, addon) DO UPDATE SET paid_through = excluded.paid_through]],
+  insert_term = "INSERT INTO terms (key, item, starts, ends, bought) VALUES (?, ?, ?, ?, ?)",
+  set_ms = "UPDATE licenses SET ms_expires = ?, ms_start = ? WHERE key = ?",
+  set_edition_level = "UPDATE licenses SET edition = ?, level = ? WHERE key = ?",
+  set_lease_ended = "UPDATE licenses SET lease_ended = ? WHERE key = ?",
+  set_disabled = "UPDATE licenses SET disabled = ?, disabled_reason = ? WHERE key = ?",
+  set_owner = "UPDATE licenses SET owner = ?, transfer_consent = ? WHERE key = ?",
+  installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated
+    FROM installations WHERE key = ? ORDER BY seq]],
+  insert_installation = [[INSERT INTO installations (key, seq, server, build, first_seen, last_seen)
+    VALUES (?, ?, ?, ?, ?, ?)]],
+  touch_installation = [[UPDATE installations SET last_seen = max(last_seen, ?3), build = ?4
+    WHERE key = ?1 AND seq = ?2]],
+  deactivate_installation = "UPDATE installations SET deactivated = ?3 WHERE key = ?1 AND seq = ?2",
+  insert_event = [[INSERT INTO events (key, seq, at, kind, detail)
+    VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE key = ?1), ?2, ?3, ?4)]],
+  events = "SELECT at, kind, detail FROM events WHERE key = ? ORDER BY seq",
+  -- R9/R10 candidates: keys with more installations active on ?1 than
+  -- their allowance (last seen on or after ?2 = ?1 - grace).
+  excess_keys = [[SELECT i.key FROM installations i JOIN licenses l ON l.key = i.key
+    WHERE i.first_seen <= ?1 AND i.last_seen >= ?2 AND (i.deactivated IS NULL OR i.deactivated > ?1)
+    GROUP BY i.key HAVING count(*) > CASE WHEN max(l.failover) THEN 2 ELSE 1 END]],
+  open_case_keys = "SELECT key FROM fraud_cases WHERE closed IS NULL",
+  open_case = "SELECT * FROM fraud_cases WHERE key = ? AND closed IS NULL",
+  -- The newest case of a key closed because its excess ended on or after ?2.
+  resumable_case = [[SELECT * FROM fraud_cases WHERE key = ?1 AND closed >= ?2
+    AND closed_reason = 'excess_ended' ORDER BY id DESC LIMIT 1]],
+  insert_case = "INSERT INTO fraud_cases (key, since, opened) VALUES (?, ?, ?)",
+  close_case = "UPDATE fraud_cases SET closed = ?, closed_reason = ? WHERE id = ?",
+  resume_case = "UPDATE fraud_cases SET closed = NULL, closed_reason = NULL, since = ? WHERE id = ?",
+  case_since = "UPDATE fraud_cases SET since = ? WHERE id = ?",
+  case_first_step = "UPDATE fraud_cases SET first_step = ? WHERE id = ?",
+  case_phoned = "UPDATE fraud_cases SET phoned = ? WHERE id = ?",
+  case_disabled = "UPDATE fraud_cases SET disabled = ? WHERE id = ?",
+  insert_outbox = "INSERT INTO outbox (key, case_id, action, on_day) VALUES (?, ?, ?, ?)",
+  pending_outbox = [[SELECT id, key, case_id, action, on_day FROM outbox
+    WHERE delivered IS NULL AND id > ? ORDER BY id LIMIT 500]],
+  count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL",
+  outbox_done = "UPDATE outbox SET delivered = ? WHERE id = ?",
+}

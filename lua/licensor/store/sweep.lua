@@ -1,0 +1,100 @@
+-- licensor.store.sweep -- the fraud window at work (R10, R11): store:sweep
+-- finds keys with more active installations than allowed, keeps one fraud
+-- case per run of excess, takes the ladder's due steps once each, writes
+-- them to the outbox and disables the key at the last step.
+--
+-- Cases: opened when the excess turns fraud; closed ("excess_ended") when
+-- the excess ends; resumed, same case and same steps, when excess returns
+-- within the policy's case_cooldown_days of that closing; closed for good
+-- ("enabled") when an admin re-enables the key.
+local common = require "licensor.store.common"
+
+local ipairs = ipairs
+local sort = table.sort
+
+local Store = common.Store
+local transaction, check_on, log = common.transaction, common.check_on, common.log
+local add_days = common.add_days
+
+local CASE_COLUMN = { email_customer = "case_first_step", notify_fraud_team = "case_first_step",
+                      phone_customer = "case_phoned", disable_key = "case_disabled" }
+
+local function take_step(self, key, case, action, on, taken)
+  local db, sql = self.db, self.sql
+  db:run(sql[CASE_COLUMN[action]], on, case.id)
+  db:run(sql.insert_outbox, key, case.id, action, on)
+  if action == "disable_key" then
+    db:run(sql.set_disabled, on, "fraud", key)
+  end
+  log(self, key, on, action, { case = case.id })
+  taken[#taken + 1] = { key = key, case = case.id, action = action, on = on }
+end
+
+-- The case to work for a key whose excess runs since window.since: the
+-- open one, a resumed one, or a new one once the excess is fraud.
+local function case_for(self, key, lic, window, on)
+  local db, sql = self.db, self.sql
+  local case = db:first(sql.open_case, key)
+  if case then
+    if case.since ~= window.since then
+      db:run(sql.case_since, window.since, case.id)
+      case.since = window.since
+    end
+    return case
+  end
+  case = db:first(sql.resumable_case, key, add_days(on, -self.policy.case_cooldown_days))
+  if case then
+    db:run(sql.resume_case, window.since, case.id)
+    log(self, key, on, "case_resumed", { case = case.id, closed = case.closed, since = window.since })
+    case.since = window.since
+    return case
+  end
+  -- A key disabled for another reason gets no new case.
+  if window.state ~= "fraud" or (lic.disabled and lic.disabled <= on) then return nil end
+  local _, id = db:run(sql.insert_case, key, window.since, on)
+  log(self, key, on, "case_opened", { case = id, since = window.since })
+  return { id = id, since = window.since }
+end
+
+local function sweep_key(self, cat, key, on, taken)
+  local db, sql = self.db, self.sql
+  local lic = common.load_license(self, key)
+  local window = cat:migration(lic, db:all(sql.installations, key), on)
+  if window.state == "ok" then
+    local open = db:first(sql.open_case, key)
+    if open then common.close_case(self, key, open.id, on, "excess_ended", "the excess ended") end
+    return
+  end
+  local case = case_for(self, key, lic, window, on)
+  if not case then return end
+  for _, action in ipairs(cat:ladder(case, on)) do take_step(self, key, case, action, on, taken) end
+end
+
+-- Keys with excess on `on`, and keys with an open case, each once, sorted.
+local function candidates(self, on)
+  local db, sql = self.db, self.sql
+  local list, seen = {}, {}
+  local grace_from = add_days(on, -self.policy.checkin_grace_days)
+  for _, rows in ipairs({ db:all(sql.excess_keys, on, grace_from), db:all(sql.open_case_keys) }) do
+    for _, row in ipairs(rows) do
+      if not seen[row.key] then seen[row.key] = true; list[#list + 1] = row.key end
+    end
+  end
+  sort(list)
+  return list
+end
+
+local function sweep(self, on)
+  on = check_on(on)
+  local cat = common.active_catalogue(self)
+  local taken = {}
+  for _, key in ipairs(candidates(self, on)) do sweep_key(self, cat, key, on, taken) end
+  return taken
+end
+
+-- store:sweep(on) -> list of {key=, case=, action=, on=} taken in this sweep
+function Store:sweep(on)
+  return transaction(self, sweep, on)
+end
+
+return Store
