@@ -7,6 +7,7 @@
  * Failures to start are data problems (`nil, message, code`); wrong
  * argument types raise.
  */
+#define _POSIX_C_SOURCE 200809L   /* kill */
 #include "lbind.h"
 
 #include "process.h"
@@ -79,6 +80,28 @@ static int process_alive(lua_State *L)
   return 1;
 }
 
+/* process.wait(pid, timeout_ms) -> exit code (128 + signal when a signal
+ * ended it), or nil, message, "timeout" while it still runs. */
+static int process_wait(lua_State *L)
+{
+  pid_t pid = check_pid(L, 1);
+  int code = lsr_wait(pid, check_grace(L, 2));
+  if (code < 0) return lb_fail(L, "timeout", "process %d is still running", (int)pid);
+  lua_pushinteger(L, code);
+  return 1;
+}
+
+/* process.signal(pid, "SIGTERM"|"SIGINT"|"SIGHUP"|"SIGKILL") -> true */
+static int process_signal(lua_State *L)
+{
+  static const char *const names[] = { "SIGTERM", "SIGINT", "SIGHUP", "SIGKILL", NULL };
+  static const int numbers[] = { SIGTERM, SIGINT, SIGHUP, SIGKILL };
+  pid_t pid = check_pid(L, 1);
+  int which = luaL_checkoption(L, 2, NULL, names);
+  lua_pushboolean(L, kill(pid, numbers[which]) == 0);
+  return 1;
+}
+
 static const char *signal_name(int sig)
 {
   return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : NULL;
@@ -105,6 +128,8 @@ static const luaL_Reg process_functions[] = {
   { "stop", process_stop },
   { "alive", process_alive },
   { "run", process_run },
+  { "wait", process_wait },
+  { "signal", process_signal },
   { NULL, NULL }
 };
 

@@ -159,6 +159,16 @@ static int exit_code(int status)
   return -1;
 }
 
+int lsr_wait(pid_t pid, int timeout_ms)
+{
+  int status = 0;
+  for (long waited = 0;; waited += 10) {
+    if (reaped(pid, &status)) return exit_code(status);
+    if (waited >= timeout_ms) return -1;
+    sleep_ms(10);
+  }
+}
+
 int lsr_run_group(const char *const argv[], int grace_ms, int *stop_signal, char *err, size_t errlen)
 {
   sigset_t stops, old;

@@ -29,6 +29,11 @@ bool lsr_group_alive(pid_t pgid);
  * leader's wait status, or -1 if it had been reaped already. */
 int lsr_stop_group(pid_t pid, int grace_ms);
 
+/* Waits up to timeout_ms for our child pid to end and reaps it.  Returns
+ * its exit code (128 + signal if a signal ended it), or -1 if it still
+ * runs. */
+int lsr_wait(pid_t pid, int timeout_ms);
+
 /* Runs argv in the foreground until it exits or the caller gets SIGTERM,
  * SIGINT or SIGHUP; on such a signal stops the group (grace_ms for the
  * leader's own shutdown).  *stop_signal receives that signal, 0 if the

@@ -1,4 +1,4 @@
--- The gateway (SPEC section 7) on a real nginx with lua-nginx-module:
+-- The gateway (rules.md section 7) on a real nginx with lua-nginx-module:
 -- every route and status code, the fraud story over HTTP with the server's
 -- day pinned by configuration, racing workers, a restart under load, and a
 -- malformed-request corpus that never yields a 500 or changes the store.
@@ -9,6 +9,9 @@ local stores = require "support.stores"
 local socket = require "socket"
 
 local TOKEN = "test-admin-token-1234567890"
+
+-- Whatever a failed spec left running is stopped with the file.
+teardown(function() gateway.stop_all() end)
 
 -- A store with the bundled catalogue, closed so nginx owns the writing.
 local function fresh_db()
@@ -412,26 +415,62 @@ describe("a gateway without an admin token file or a store", function()
 end)
 
 describe("licensor gateway (the command)", function()
-  it("renders a configuration into its prefix and serves the store in the foreground", function()
-    local db = fresh_db()
+  local process = require("licensor.core").process
+  local vm = jit and "luajit" or "lua5.4"
+
+  -- Starts `licensor gateway` on this suite's VM, in its own process group,
+  -- and waits until it answers.  Returns its pid, the prefix and a client.
+  local function start_command(db)
     local port = gateway.free_port()
     local prefix = os.tmpname() .. ".cmd"
-    gateway.run(string.format("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' " ..
-      "lua5.4 lua/bin/licensor --db %s gateway --listen 127.0.0.1:%d --today 2019-06-01 --prefix %s " ..
-      "--rate-per-ip 0 > %s.out 2>&1 &", db, port, prefix, prefix))
-    local server = gateway.attach(port, prefix)
-    local status
-    for _ = 1, 100 do
-      status = server:request("GET", "/healthz")
-      if status then break end
+    local pid = assert(process.spawn({ "env", "-u", "LD_PRELOAD", "-u", "ASAN_OPTIONS",
+      "-u", "UBSAN_OPTIONS", "LUA_PATH=lua/?.lua;lua/?/init.lua;;", "LUA_CPATH=build/" .. vm .. "/?.so;;",
+      "LICENSOR_GATEWAY_CPATH=" .. os.getenv("PWD") .. "/build/luajit",
+      vm, "lua/bin/licensor", "--db", db, "gateway", "--listen", "127.0.0.1:" .. port,
+      "--today", "2019-06-01", "--prefix", prefix, "--rate-per-ip", "0" }, prefix .. ".out"))
+    gateway.register(pid, prefix)
+    local client = gateway.client(port)
+    for _ = 1, 200 do
+      if client:request("GET", "/healthz") then break end
       socket.sleep(0.05)
     end
-    assert.are.equal(200, status)
-    local conf = io.open(prefix .. "/conf/nginx.conf"):read("*a")
+    return pid, prefix, client
+  end
+
+  local function read(path)
+    local f = io.open(path)
+    if not f then return "" end
+    local text = f:read("*a")
+    f:close()
+    return text
+  end
+
+  it("renders a configuration into its prefix and serves the store in the foreground", function()
+    local db = fresh_db()
+    local pid, prefix, client = start_command(db)
+    finally(function() process.stop(pid, 0); stores.remove(db) end)
+    assert.are.equal(200, (client:request("GET", "/healthz")))
+    local conf = read(prefix .. "/conf/nginx.conf")
     assert.matches("init_worker_by_lua_block", conf)
     assert.matches('today="2019%-06%-01"', conf)
-    server.pid = tonumber(io.open(prefix .. "/nginx.pid"):read("*a"))
-    server:stop()
-    stores.remove(db)
   end)
+
+  for _, signal in ipairs({ "SIGTERM", "SIGINT", "SIGHUP" }) do
+    it("stops nginx, master and workers, on " .. signal .. " and nothing listens afterwards", function()
+      local db = fresh_db()
+      local pid, prefix, client = start_command(db)
+      finally(function() process.stop(pid, 0); stores.remove(db) end)
+      assert.are.equal(200, (client:request("GET", "/healthz")))
+      local master = tonumber(read(prefix .. "/nginx.pid"))
+      assert.is_true(process.alive(master))
+      assert.is_true(process.signal(pid, signal))
+      local code = process.wait(pid, 10000)
+      assert.are.equal(0, code, read(prefix .. ".out"))
+      assert.is_false(process.alive(master))
+      assert.is_nil((client:request("GET", "/healthz")))
+      local out = read(prefix .. ".out")
+      assert.matches("stopped %(" .. signal .. "%)", out)
+      assert.is_nil(out:find("nginx_failed", 1, true))
+    end)
+  end
 end)

@@ -1,7 +1,16 @@
 -- gateway.lua -- real nginx gateways for the specs: each on a free
--- loopback port with its own prefix and database, started and stopped by
--- the spec, and a small HTTP client (LuaSocket) that decodes JSON answers.
+-- loopback port with its own prefix and database, and a small HTTP client
+-- (LuaSocket) that decodes JSON answers.
+--
+-- nginx runs in the foreground as the leader of a process group of its own
+-- (core.process.spawn): stopping a server stops the whole group, master
+-- and workers, and waits until none is left; a server the spec forgot is
+-- stopped by gateway.stop_all (each spec file's teardown), and nginx gets
+-- SIGTERM if the suite itself dies.  Every group started is written to
+-- $LICENSOR_NGINX_REGISTRY, which the suite's last spec
+-- (spec/support/leftovers.lua) checks is empty of live processes.
 local runner = require "licensor.gateway.runner"
+local process = require("licensor.core").process
 local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
@@ -23,10 +32,6 @@ local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
 local function run(command)
   local result = os.execute(CLEAN_ENV .. "sh -c '" .. command:gsub("'", "'\\''") .. "'")
   return result == true or result == 0
-end
-
-local function popen(command)
-  return io.popen(CLEAN_ENV .. command)
 end
 
 _M.run = run
@@ -54,9 +59,31 @@ end
 local Server = {}
 Server.__index = Server
 
--- A Server for an nginx started some other way (port, prefix; pid later).
-function _M.attach(port, prefix)
-  return setmetatable({ opts = {}, port = port, prefix = prefix, url = "http://127.0.0.1:" .. port }, Server)
+-- Servers started and not yet stopped, by pid.
+local live = {}
+
+-- Notes a started group in this suite's registry ("pid prefix" lines).
+function _M.register(pid, prefix)
+  live[pid] = true
+  local path = os.getenv("LICENSOR_NGINX_REGISTRY")
+  if not path then return end
+  local f = assert(io.open(path, "a"))
+  f:write(pid, " ", prefix, "\n")
+  f:close()
+end
+
+-- Stops every group this file started that is still running.
+function _M.stop_all()
+  for pid in pairs(live) do
+    process.stop(pid, 0)
+    live[pid] = nil
+  end
+end
+
+-- A Server for the gateway on `port` that something else started and
+-- stops (the `licensor gateway` command): a client only.
+function _M.client(port)
+  return setmetatable({ opts = {}, port = port, url = "http://127.0.0.1:" .. port }, Server)
 end
 
 -- start{db=, today=, token=, rate_per_ip=, rate_per_key=, workers=, synchronous=}
@@ -77,50 +104,28 @@ function _M.start(opts)
     rate_per_ip = opts.rate_per_ip or 100000, rate_per_key = opts.rate_per_key or 100000,
     synchronous = opts.synchronous })
   self.conf = conf
-  -- Sanitizer settings of the suite are not nginx's business.
-  assert(run(runner.nginx_binary() .. " -p " .. sh_quote(prefix) ..
-    " -c " .. sh_quote(conf) .. " 2>>" .. sh_quote(prefix .. "/logs/start.log")), "nginx did not start")
-  self.pid = tonumber(read_file(prefix .. "/nginx.pid"))
+  -- Sanitizer settings of the suite are not nginx's business: `env` drops
+  -- them and execs nginx in the same process (the group leader).
+  self.pid = assert(process.spawn({ "env", "-u", "LD_PRELOAD", "-u", "ASAN_OPTIONS", "-u", "UBSAN_OPTIONS",
+    runner.nginx_binary(), "-p", prefix, "-c", conf, "-g", "daemon off;" }, prefix .. "/logs/start.log"))
+  _M.register(self.pid, prefix)
   for _ = 1, 100 do
     local status = self:request("GET", "/healthz")
     if status then return self end
     socket.sleep(0.05)
   end
+  self:stop()
   error("nginx did not answer on " .. self.url .. ": " .. tostring(read_file(prefix .. "/logs/error.log")))
 end
 
--- Alive and not a zombie (orphans are reaped late on some machines).
-local function alive(pid)
-  local text = read_file("/proc/" .. pid .. "/stat")
-  return text ~= nil and not text:match("^%d+ %b() Z")
-end
-
-local function children_of(pid)
-  local pipe = popen("pgrep -P " .. pid .. " 2>/dev/null")
-  local list = {}
-  for line in pipe:lines() do list[#list + 1] = tonumber(line) end
-  pipe:close()
-  return list
-end
-
--- Stops nginx, master and workers.  By default with SIGKILL: nginx's own
--- shutdown takes about a second here, and the store is built to survive
--- exactly that (see store_faults_spec).  stop("graceful") sends QUIT.
+-- Stops nginx, master and workers, and waits until none is left.  By
+-- default at once (SIGKILL after SIGTERM): the store is built to survive
+-- exactly that (see store_faults_spec).  stop("graceful") gives nginx 5 s
+-- to shut down by itself first.
 function Server:stop(how)
   if not self.pid then return end
-  local pids = children_of(self.pid)
-  pids[#pids + 1] = self.pid
-  if how == "graceful" then
-    run("kill -QUIT " .. self.pid .. " 2>/dev/null")
-  else
-    run("kill -9 " .. table.concat(pids, " ") .. " 2>/dev/null")
-  end
-  for _ = 1, 500 do
-    local any = false
-    for _, pid in ipairs(pids) do any = any or alive(pid) end
-    if not any then break end
-    socket.sleep(0.01)
-  end
+  assert(process.stop(self.pid, how == "graceful" and 5000 or 0), "nginx outlived its stop")
+  live[self.pid] = nil
   self.pid = nil
 end
 
