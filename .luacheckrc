@@ -7,6 +7,7 @@ exclude_files = { "build/**" }
 files["spec/**/*_spec.lua"] = { std = "+busted", max_line_length = 130 }
 files["spec/bench/*.lua"] = { max_line_length = 130 }
 files["spec/support/tally.lua"] = { std = "+busted" }
+files["spec/support/leftovers.lua"] = { std = "+busted" }
 files["lua/licensor/catalogues/*.lua"] = { std = "lua51", read_globals = { "day", "date" } }
 
 -- The gateway runs inside nginx with lua-nginx-module (LuaJIT).

@@ -20,10 +20,6 @@ local _M = {}
 
 local ROOT = os.getenv("PWD") or "."
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
 -- Tools run without the suite's sanitizer preload (pgrep, for one,
 -- deadlocks with libasan preloaded).
 local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
