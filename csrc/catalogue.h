@@ -2,7 +2,7 @@
  * catalogue.h -- the compiled, immutable product catalogue.
  *
  * The binding fills the structures from a Lua table, then
- * lsr_catalogue_compile() validates them (SPEC section 2) and builds the
+ * lsr_catalogue_compile() validates them (doc/rules.md section 2) and builds the
  * indexes every query uses: builds sorted by number, a contiguous range of
  * builds per major version, a prefix count of rollback barriers and a sorted
  * price table.  After compile nothing is written again.

@@ -4,7 +4,7 @@
  * A day number counts days from 1970-01-01 (day 0) in the proleptic
  * Gregorian calendar; licensor accepts years 1..9999 only.  Terms and
  * anniversaries are computed in whole months with the day of month clamped
- * to the end of the target month (SPEC section 1).
+ * to the end of the target month (doc/rules.md section 1).
  */
 #ifndef LICENSOR_DATE_H
 #define LICENSOR_DATE_H

@@ -1,9 +1,10 @@
 /*
- * keys.h -- license keys: 120 random bits from the operating system in
- * Crockford base32, grouped for reading aloud, with a Luhn mod 32 check
- * character so that a mistyped key is caught before any lookup.
+ * keys.h -- license keys: 27 random Crockford base32 symbols (about 135
+ * bits from the operating system) and one check symbol, a weighted sum
+ * mod 37, which catches every single wrong symbol and every swap of
+ * neighbours before any lookup.  Shown in four groups of seven:
  *
- *   7KQ2M-XW4RT-9HB3N-C8DPF-G1YZ5   (24 random symbols + 1 check symbol)
+ *   7KQ2MXW-4RT9HB3-NC8DPFG-1YZ5ABX   (27 random symbols + 1 check symbol)
  */
 #ifndef LICENSOR_KEYS_H
 #define LICENSOR_KEYS_H

@@ -157,7 +157,8 @@ static const int field_upvalue[] = {
 
 /*
  * Reads and validates every field the rules use.  Returns 0, or the number
- * of results (nil, message, code) it pushed.  Order follows SPEC section 5:
+ * of results (nil, message, code) it pushed.  Order follows doc/rules.md
+ * section 5:
  * unknown_product, then invalid_license / invalid_date field by field.
  * All fields are fetched onto the stack first and left there: one rawget
  * each and no pops keeps the hot path short.

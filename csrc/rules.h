@@ -1,5 +1,5 @@
 /*
- * rules.h -- the license rules of SPEC section 4 over a parsed license.
+ * rules.h -- the license rules of doc/rules.md section 4 over a parsed license.
  *
  * Every function here is pure: it reads the compiled catalogue and a license
  * already validated by the binding, and answers with a code (and an index
@@ -25,7 +25,7 @@ typedef struct {
   int64_t version_lock;    /* 0: not tied to a major */
 } lsr_license;
 
-/* Outcomes, in the order SPEC section 5 gives them priority. */
+/* Outcomes, in the order doc/rules.md section 5 gives them priority. */
 typedef enum {
   LSR_OK = 0,
   LSR_DISABLED,

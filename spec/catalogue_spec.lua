@@ -1,4 +1,4 @@
--- The catalogue (SPEC section 2): validation refuses the whole catalogue
+-- The catalogue (doc/rules.md section 2): validation refuses the whole catalogue
 -- with a message naming the product, build or price at fault; a compiled
 -- catalogue is immutable and answers cat:build.
 local licensor = require "licensor"
@@ -22,7 +22,7 @@ local function with_product(fields)
 end
 
 describe("catalogue validation", function()
-  it("accepts the SPEC example and returns a catalogue object", function()
+  it("accepts the example of the rules and returns a catalogue object", function()
     local cat = fixtures.catalogue()
     assert.are.equal("userdata", type(cat))
     assert.matches("2 products, 12 builds", tostring(cat))

@@ -1,4 +1,4 @@
--- Dates (SPEC section 1): strict YYYY-MM-DD, day numbers, terms and
+-- Dates (doc/rules.md section 1): strict YYYY-MM-DD, day numbers, terms and
 -- anniversaries with month-end clamping.
 local licensor = require "licensor"
 
@@ -74,7 +74,7 @@ describe("dates", function()
   end)
 end)
 
-describe("terms (SPEC section 1)", function()
+describe("terms (doc/rules.md section 1)", function()
   it("M&S bought 2017-12-07 for 12 months expires 2018-12-06", function()
     assert.are.equal("2018-12-06", licensor.term("2017-12-07", 12))
   end)

@@ -1,5 +1,5 @@
 -- Eligibility (R1-R7) and cat:can_install (R5): which build a license may
--- install on a day, and the codes in SPEC section 5's order.
+-- install on a day, and the codes in the order of doc/rules.md section 5.
 local fixtures = require "support.fixtures"
 
 local cat = fixtures.catalogue()

@@ -1,6 +1,6 @@
 -- Bad input of every kind: random garbage in every field of licenses,
 -- queries and catalogues always ends in an answer or `nil, message, code`
--- with a SPEC code, never in a crash or a raised error.
+-- with a code of doc/rules.md, never in a crash or a raised error.
 local licensor = require "licensor"
 local fixtures = require "support.fixtures"
 

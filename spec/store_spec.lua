@@ -1,4 +1,4 @@
--- The store (SPEC section 6): licenses in SQLite and every workflow, with
+-- The store (doc/rules.md section 6): licenses in SQLite and every workflow, with
 -- the event log that records each change.
 local licensor = require "licensor"
 local core = require "licensor.core"

@@ -212,7 +212,7 @@ describe("the outbox", function()
     assert.are.equal(3, calls)
   end)
 
-  it("accepts only the SPEC actions and functions", function()
+  it("accepts only the ladder's actions and functions", function()
     assert.has_error(function() store:on("sms_customer", function() end) end)
     assert.has_error(function() store:on("email_customer", "mail") end)
   end)

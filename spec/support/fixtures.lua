@@ -1,4 +1,4 @@
--- fixtures.lua -- a small catalogue in the shape of SPEC section 2, with
+-- fixtures.lua -- a small catalogue in the shape of doc/rules.md section 2, with
 -- the FAQ's facts (SmarterTrack 6911 released 2018-12-03, SmarterMail
 -- 14.7.6347 the last 14.x), and helpers shared by the specs.
 local licensor = require "licensor"

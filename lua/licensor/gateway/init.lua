@@ -1,5 +1,5 @@
 -- licensor.gateway -- the HTTP/JSON face of the store inside nginx with
--- lua-nginx-module (SPEC section 7).
+-- lua-nginx-module (doc/rules.md section 7).
 --
 --   init_worker_by_lua_block { require("licensor.gateway").init_worker{ db = "/var/lib/licensor.db" } }
 --   location / { content_by_lua_block { require("licensor.gateway").handle() } }
