@@ -41,16 +41,24 @@ static int unknown_build(lua_State *L, int first, const lsr_product *p, int arg)
 /* Catalogue queries                                                   */
 /* ------------------------------------------------------------------ */
 
+/* The product named by argument arg, or NULL with nil, message,
+ * "unknown_product" pushed. */
+static const lsr_product *product_arg(lua_State *L, const lsr_catalogue *cat, int arg)
+{
+  size_t len;
+  const char *id = luaL_checklstring(L, arg, &len);
+  const lsr_product *p = lsr_find_product(cat, id, len);
+  if (p == NULL) lb_fail(L, "unknown_product", "unknown product '%s'", id);
+  return p;
+}
+
 /* cat:build(product, number) */
 static int cat_build(lua_State *L)
 {
-  const lsr_catalogue *cat = lb_check_catalogue(L, 3);
-  size_t len;
+  const lsr_product *p = product_arg(L, lb_check_catalogue(L, 3), 2);
   long long number;
-  const char *id = luaL_checklstring(L, 2, &len);
-  const lsr_product *p = lsr_find_product(cat, id, len);
   int build;
-  if (p == NULL) return lb_fail(L, "unknown_product", "unknown product '%s'", id);
+  if (p == NULL) return 3;
   build = check_build_arg(L, 3, p, &number);
   if (build < 0) return unknown_build(L, 0, p, 3);
   push_build(L, p, build);
@@ -396,11 +404,8 @@ static int cat_products(lua_State *L)
 /* cat:product(id) -- one product's description, or nil, msg, "unknown_product". */
 static int cat_product(lua_State *L)
 {
-  const lsr_catalogue *cat = lb_check_catalogue(L, 2);
-  size_t len;
-  const char *id = luaL_checklstring(L, 2, &len);
-  const lsr_product *p = lsr_find_product(cat, id, len);
-  if (p == NULL) return lb_fail(L, "unknown_product", "unknown product '%s'", id);
+  const lsr_product *p = product_arg(L, lb_check_catalogue(L, 2), 2);
+  if (p == NULL) return 3;
   push_product(L, p);
   return 1;
 }
@@ -408,11 +413,8 @@ static int cat_product(lua_State *L)
 /* cat:builds(product) -- the build records, oldest first. */
 static int cat_builds(lua_State *L)
 {
-  const lsr_catalogue *cat = lb_check_catalogue(L, 2);
-  size_t len;
-  const char *id = luaL_checklstring(L, 2, &len);
-  const lsr_product *p = lsr_find_product(cat, id, len);
-  if (p == NULL) return lb_fail(L, "unknown_product", "unknown product '%s'", id);
+  const lsr_product *p = product_arg(L, lb_check_catalogue(L, 2), 2);
+  if (p == NULL) return 3;
   lsr_getuservalue(L, 1);
   lua_createtable(L, p->n_builds, 0);
   for (int i = 0; i < p->n_builds; i++) {

@@ -43,28 +43,34 @@ int lb_push_failure(lua_State *L, int first, const char *code)
   return 3;
 }
 
-int lb_fail(lua_State *L, const char *code, const char *fmt, ...)
+/* Pushes the message: formatted in a C buffer, one Lua string. */
+static void push_message(lua_State *L, const char *fmt, va_list ap) LB_PRINTF_LIKE(2, 0);
+
+static void push_message(lua_State *L, const char *fmt, va_list ap)
 {
   char msg[LB_ERRLEN];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  lua_pushstring(L, msg);
+}
+
+int lb_fail(lua_State *L, const char *code, const char *fmt, ...)
+{
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  push_message(L, fmt, ap);
   va_end(ap);
-  lua_pushstring(L, msg);
   return lb_push_failure(L, 0, code);
 }
 
 int lb_raise(lua_State *L, const char *code, const char *fmt, ...)
 {
-  char msg[LB_ERRLEN];
   va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   lua_createtable(L, 0, 2);
   lua_pushstring(L, code);
   lua_setfield(L, -2, "code");
-  lua_pushstring(L, msg);
+  va_start(ap, fmt);
+  push_message(L, fmt, ap);
+  va_end(ap);
   lua_setfield(L, -2, "message");
   luaL_getmetatable(L, LB_FAILURE_MT);
   lua_setmetatable(L, -2);
