@@ -63,7 +63,8 @@ build = {
     ["licensor.core"] = {
       sources = {
         "csrc/date.c", "csrc/catalogue.c", "csrc/rules.c", "csrc/pricing.c",
-        "csrc/renewal.c", "csrc/fraud.c", "csrc/keys.c", "csrc/store.c", "csrc/process.c",
+        "csrc/renewal.c", "csrc/fraud.c", "csrc/keys.c", "csrc/names.c", "csrc/store.c",
+        "csrc/process.c",
         "csrc/ffi.c", "csrc/l_common.c", "csrc/l_license.c", "csrc/l_catalogue.c",
         "csrc/l_fraud.c", "csrc/l_compile.c", "csrc/l_time.c", "csrc/l_keys.c",
         "csrc/l_store.c", "csrc/l_process.c", "csrc/l_ffi.c", "csrc/licensor.c",

@@ -53,6 +53,15 @@ describe("the gateway", function()
     assert.are.equal("application/json", headers["content-type"])
   end)
 
+  it("holds server names to the store's one limit: 255 bytes answer, 256 is a 400", function()
+    local key = issue(server).key
+    assert.are.equal(200, (activate(server, key, string.rep("s", 255))))
+    for _, name in ipairs({ string.rep("s", 256), "bad\255name", "rtl\226\128\174name", "tab\tname" }) do
+      local status, answer = activate(server, key, name)
+      assert.are.same({ 400, "invalid_request" }, { status, answer.code }, name)
+    end
+  end)
+
   it("issues a license through an admin workflow starting on the server's day", function()
     local lic = issue(server)
     assert.are.same({ "2019-06-01", "2020-05-31", "acme" }, { lic.start, lic.ms_expires, lic.owner })

@@ -63,3 +63,30 @@ describe("license keys", function()
     end
   end)
 end)
+
+describe("names from outside (servers, owners)", function()
+  it("are 1 to core.MAX_NAME (255) bytes", function()
+    assert.are.equal(255, core.MAX_NAME)
+    assert.are.equal(string.rep("a", 255), core.check_name(string.rep("a", 255)))
+    assert.are.same({ nil, "server is longer than 255 bytes", "invalid_request" },
+      { core.check_name(string.rep("a", 256), "server") })
+    assert.are.equal("invalid_request", select(3, core.check_name("", "server")))
+    assert.are.equal("invalid_request", select(3, core.check_name(42, "server")))
+  end)
+
+  it("are valid UTF-8: no broken, overlong or surrogate sequences", function()
+    assert.are.equal("mail-ü.例え.example", core.check_name("mail-ü.例え.example"))
+    assert.are.equal("🚀", core.check_name("🚀"))
+    for _, bad in ipairs({ "\255", "a\192\128", "\224\128\175", "\237\160\128", "\244\144\128\128", "\195" }) do
+      assert.are.same({ nil, "name is not valid UTF-8", "invalid_request" }, { core.check_name(bad) })
+    end
+  end)
+
+  it("hold no control or bidirectional-override characters", function()
+    for _, bad in ipairs({ "a\0b", "a\nb", "a\127", "a\194\133", "evil\226\128\174gnp.exe",
+                           "\226\129\166x" }) do
+      assert.are.equal("name holds a control or bidirectional-override character",
+        select(2, core.check_name(bad)))
+    end
+  end)
+end)

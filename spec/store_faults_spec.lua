@@ -202,7 +202,7 @@ describe("wrong types and malformed values for every call", function()
       function() store:transfer(key, "x", "consent") end,
       function() store:activate(key, {}, 6911, "2019-01-01") end,
       function() store:activate(key, "s", 69.5, "2019-01-01") end,
-      function() store:checkin(key, "", "2019-01-01") end,
+      function() store:checkin(key, nil, "2019-01-01") end,
       function() store:checkin(key, "s", "2019-01-01", "6911") end,
       function() store:deactivate(key, 5, "2019-01-01") end,
       function() store:on("email_customer", nil) end,

@@ -312,6 +312,28 @@ describe("activations (R5, R9, R10)", function()
     assert.are.same({ "issue", "renew", "activate", "checkin" }, kinds(store:events(lic.key)))
   end)
 
+  it("refuse at issue a license whose terms would leave year 9999", function()
+    local before = stores.dump(store)
+    local lic2, msg, code = store:issue{ product = "smartertrack", edition = "enterprise", level = 5,
+                                         start = "9999-12-31" }
+    assert.are.same({ nil, "invalid_date" }, { lic2, code })
+    assert.matches("9999%-12%-31", msg)
+    assert.are.equal("invalid_date", select(3, store:issue{ product = "smartertrack", edition = "enterprise",
+      level = 5, kind = "trial", start = "9999-12-20" }))
+    assert.are.equal(before, stores.dump(store))
+    assert.is_truthy(store:issue{ product = "smartertrack", edition = "enterprise", level = 5, kind = "lease",
+      start = "9999-12-31" })
+  end)
+
+  it("take server names as data: over 255 bytes, broken UTF-8 or control characters are invalid_request", function()
+    local before = stores.dump(store)
+    for _, name in ipairs({ string.rep("s", 256), "a\255", "a\0b", "" }) do
+      assert.are.equal("invalid_request", select(3, store:activate(lic.key, name, 6911, "2018-12-05")), name)
+    end
+    assert.are.equal(before, stores.dump(store))
+    assert.is_true(store:activate(lic.key, string.rep("s", 255), 6911, "2018-12-05").ok)
+  end)
+
   it("refuse a check-in from a lapsed installation: it must activate again, through R10 (amended R9)", function()
     local other = stores.issue(store, { start = "2018-06-01" })
     assert.is_true(store:activate(other.key, "A", 6911, "2019-01-10").ok)

@@ -10,7 +10,6 @@ local _M = {}
 
 local type, tostring, floor = type, tostring, math.floor
 
-local MAX_STRING = 256
 local MAX_NUMBER = 9007199254740991   -- 2^53 - 1
 
 -- Raises an answer with this status, code, message (and extra headers).
@@ -19,18 +18,13 @@ function _M.refuse(status, code, message, headers)
 end
 local refuse = _M.refuse
 
-local function printable(s)
-  return not s:find("[%z\1-\31\127]")
-end
-
--- A non-empty printable string field of at most 256 bytes.
+-- A name field: the store's own check (core.check_name: at most
+-- core.MAX_NAME bytes of UTF-8, no control or bidi-override characters).
 function _M.string(body, field, optional)
   local v = body[field]
   if v == nil and optional then return nil end
-  if type(v) ~= "string" or v == "" or #v > MAX_STRING or not printable(v) then
-    refuse(400, "invalid_request",
-      field .. ": a non-empty string of at most " .. MAX_STRING .. " printable bytes")
-  end
+  local ok, message = core.check_name(v, field)
+  if not ok then refuse(400, "invalid_request", message) end
   return v
 end
 
@@ -62,7 +56,7 @@ function _M.names(body, field)
   if v == nil then return nil end
   if type(v) ~= "table" or #v > 64 then refuse(400, "invalid_request", field .. ": a list of names") end
   for i = 1, #v do
-    if type(v[i]) ~= "string" or v[i] == "" or #v[i] > MAX_STRING or not printable(v[i]) then
+    if not core.check_name(v[i]) then
       refuse(400, "invalid_request", field .. ": a list of names")
     end
   end

@@ -50,8 +50,9 @@ function _M.normalise_key(key)
   return failure.try(core.normalise_key(key))
 end
 
+-- The day `days` after `date`; invalid_date past the calendar's ends.
 function _M.add_days(date, days)
-  return core.date(core.day(date) + days)
+  return (failure.try(core.date(core.day(date) + days)))
 end
 
 ------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 -- R9, R10's admission), checkin, deactivate and the list.  Each verdict is
 -- {ok=, code=, message=, eligible=, migration=}, so a refused activation
 -- still says which build is allowed and where the migration window stands.
+local core = require "licensor.core"
+local failure = require "licensor.failure"
 local common = require "licensor.store.common"
 
 local type, ipairs = type, ipairs
@@ -11,17 +13,14 @@ local refuse, bad_argument = common.refuse, common.bad_argument
 local transaction, guarded = common.transaction, common.guarded
 local check_on, normalise_key, log = common.check_on, common.normalise_key, common.log
 
--- The longest server name, in bytes: the gateway checks the same limit.
-Store.MAX_SERVER_NAME = 255
-
 local function verdict(ok, code, message, eligible, migration)
   return { ok = ok, code = code, message = message, eligible = eligible, migration = migration }
 end
 
+-- A server name is a string (or the call is wrong); what it holds is data,
+-- checked inside the workflow by core.check_name (the gateway's check too).
 local function check_server(server, fn)
-  if type(server) ~= "string" or server == "" or #server > Store.MAX_SERVER_NAME then
-    bad_argument(2, fn, "server name expected", 2)
-  end
+  if type(server) ~= "string" then bad_argument(2, fn, "server name expected", 2) end
 end
 
 local function check_build(build, fn, n)
@@ -43,6 +42,7 @@ end
 -- current one and the build eligible on `on`.
 local function setup(self, key, server, on)
   key, on = normalise_key(key), check_on(on)
+  failure.try(core.check_name(server, "server"))
   local lic, cat = common.license_and_catalogue(self, key)
   local installs = self.db:all(self.sql.installations, key)
   return key, on, lic, cat, installs, current_of(installs, server), cat:eligible(lic, on)

@@ -3,6 +3,7 @@
 -- disable, enable and transfer (R14).  Each is one transaction through
 -- common.transaction; the rules are the C core's.
 local core = require "licensor.core"
+local failure = require "licensor.failure"
 local common = require "licensor.store.common"
 
 local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
@@ -44,6 +45,7 @@ local function issued_addons(cat, lic, wanted, paid_through)
 end
 
 local function issue(self, spec, today)
+  if spec.owner ~= nil then failure.try(core.check_name(spec.owner, "owner")) end
   local cat, version = common.active_catalogue(self)
   local policy = self.policy
   local kind = spec.kind or "perpetual"
@@ -51,7 +53,8 @@ local function issue(self, spec, today)
   local lic = { product = spec.product, edition = spec.edition, level = spec.level, kind = kind,
                 start = start, failover = spec.failover or false, version_lock = spec.version_lock,
                 trial_days = spec.trial_days, owner = spec.owner }
-  if kind == "perpetual" then lic.ms_expires = core.term(start, policy.ms_months) end
+  -- Terms that would leave the calendar (after 9999-12-31) are refused.
+  if kind == "perpetual" then lic.ms_expires = failure.try(core.term(start, policy.ms_months)) end
   if kind == "trial" and not lic.trial_days then lic.trial_days = policy.trial_days end
   -- The catalogue validates every field (product, edition, level, dates).
   local status, msg, code = cat:status(lic, start)
@@ -231,6 +234,7 @@ end
 
 local function transfer(self, key, owner, opts)
   key = normalise_key(key)
+  failure.try(core.check_name(owner, "owner"))
   local today = core.today()
   local lic = load_license(self, key)
   local copy, msg, code = core.transfer(lic, owner, opts)
