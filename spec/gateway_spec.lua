@@ -78,6 +78,42 @@ describe("the gateway", function()
     assert.are.equal(404, status)
   end)
 
+  it("checks the token before anything else under /v1/admin/: no route name can be probed", function()
+    for _, probe in ipairs({ { "POST", "/v1/admin/nope" }, { "GET", "/v1/admin/issue" },
+                             { "POST", "/v1/admin/" }, { "DELETE", "/v1/admin/sweep/x" } }) do
+      local status, answer = server:request(probe[1], probe[2], probe[1] == "POST" and "{}" or nil)
+      assert.are.same({ 401, "unauthorized" }, { status, answer.code }, probe[2])
+    end
+  end)
+
+  it("reads the Bearer scheme in any case", function()
+    for _, scheme in ipairs({ "Bearer", "bearer", "BEARER", "bEaReR" }) do
+      local status = server:request("POST", "/v1/admin/sweep", {}, { Authorization = scheme .. " " .. TOKEN })
+      assert.are.equal(200, status, scheme)
+    end
+    assert.are.equal(401, (server:request("POST", "/v1/admin/sweep", {}, { Authorization = "Basic " .. TOKEN })))
+  end)
+
+  it("runs an admin POST with an Idempotency-Key once: 30 retried renewals extend M&S one term", function()
+    local key = issue(server).key
+    local headers = { Authorization = "Bearer " .. TOKEN, ["Idempotency-Key"] = "renew-" .. key }
+    local first_status, first = server:request("POST", "/v1/admin/renew", { key = key }, headers)
+    assert.are.same({ 200, "2021-05-31" }, { first_status, first.license.ms_expires })
+    for _ = 1, 30 do
+      local status, again, answer_headers = server:request("POST", "/v1/admin/renew", { key = key },
+        { Authorization = "Bearer " .. TOKEN, ["Idempotency-Key"] = "renew-" .. key })
+      assert.are.same({ 200, first, "true" }, { status, again, answer_headers["idempotent-replayed"] })
+    end
+    local _, status_now = server:request("GET", "/v1/licenses/" .. key)
+    assert.are.equal("2021-05-31", status_now.ms_expires)
+    local status, conflict = server:request("POST", "/v1/admin/disable", { key = key },
+      { Authorization = "Bearer " .. TOKEN, ["Idempotency-Key"] = "renew-" .. key })
+    assert.are.same({ 422, "idempotency_conflict" }, { status, conflict.code })
+    -- Without the header every renewal renews.
+    local _, plain = server:admin("renew", { key = key })
+    assert.are.equal("2022-05-31", plain.license.ms_expires)
+  end)
+
   it("activates: 200 with the eligible build and the migration, 403 for refusals", function()
     local lic = issue(server)
     local status, answer = activate(server, lic.key, "mail1")
@@ -238,6 +274,14 @@ describe("the gateway's malformed-request corpus", function()
     end
     assert.are.same({}, bad)
     assert.are.equal(before, store_dump())
+  end)
+
+  it("reads hexadecimal, Infinity and NaN as the invalid JSON they are", function()
+    for _, build in ipairs({ "0x1AFF", "0X1aff", "Infinity", "-Infinity", "NaN" }) do
+      local status, answer = server:request("POST", "/v1/activate",
+        '{"key": "' .. key .. '", "server": "mail1", "build": ' .. build .. '}')
+      assert.are.same({ 400, "invalid_json" }, { status, answer.code }, build)
+    end
   end)
 
   it("answers odd paths, methods and raw requests with JSON 4xx", function()
@@ -420,6 +464,32 @@ describe("a gateway without an admin token file or a store", function()
     status, answer = missing:request("GET", "/v1/licenses/" .. require("licensor.core").new_key())
     assert.are.same({ 503, "store_unavailable" }, { status, answer.code })
     missing:stop()
+  end)
+
+  it("reports an unreadable database as 503 in words that name no SQLite error, and recovers by itself", function()
+    local path = stores.path()
+    local f = assert(io.open(path, "wb"))
+    f:write(string.rep("not a database ", 400))
+    f:close()
+    local server = gateway.start{ db = path, today = "2019-06-01", workers = 1 }
+    for _, route in ipairs({ "/healthz", "/v1/licenses/" .. require("licensor.core").new_key() }) do
+      local status, answer = server:request("GET", route)
+      assert.are.same({ 503, "store_unavailable", "the license store is unavailable; try again later" },
+        { status, answer.code, answer.message }, route)
+    end
+    os.remove(path)
+    local store = assert(licensor.open(path))
+    assert(store:import("lua/licensor/catalogues/smartertools.lua"))
+    store:close()
+    local status
+    for _ = 1, 100 do   -- the worker retries with a backoff of at most 5 s
+      status = server:request("GET", "/healthz")
+      if status == 200 then break end
+      socket.sleep(0.1)
+    end
+    assert.are.equal(200, status)
+    server:stop()
+    stores.remove(path)
   end)
 end)
 

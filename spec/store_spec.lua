@@ -312,6 +312,26 @@ describe("activations (R5, R9, R10)", function()
     assert.are.same({ "issue", "renew", "activate", "checkin" }, kinds(store:events(lic.key)))
   end)
 
+  it("run idempotent work once per id, and keep nothing of work that failed", function()
+    local renewals = 0
+    local function work(s)
+      renewals = renewals + 1
+      return assert(s:renew(lic.key, "2019-05-01")).ms_expires
+    end
+    assert.are.same({ "2020-05-31", false }, { store:idempotent("r1", "renew", work) })
+    assert.are.same({ "2020-05-31", true }, { store:idempotent("r1", "renew", work) })
+    assert.are.same({ 1, "2020-05-31" }, { renewals, store:get(lic.key).ms_expires })
+    assert.are.equal("idempotency_conflict", select(3, store:idempotent("r1", "other", work)))
+    -- A failing step after a workflow rolls the workflow back too.
+    local before = stores.dump(store)
+    local _, _, code = store:idempotent("r2", "renew", function(s)
+      assert(s:renew(lic.key, "2019-05-01"))
+      return (s:renew(core.new_key(), "2019-05-01"))   -- unknown_key: raised to the boundary
+    end)
+    assert.are.equal("unknown_key", code)
+    assert.are.equal(before, stores.dump(store))
+  end)
+
   it("refuse at issue a license whose terms would leave year 9999", function()
     local before = stores.dump(store)
     local lic2, msg, code = store:issue{ product = "smartertrack", edition = "enterprise", level = 5,

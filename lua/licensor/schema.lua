@@ -110,6 +110,16 @@ ALTER TABLE fraud_cases ADD COLUMN closed_reason TEXT;
 UPDATE fraud_cases SET closed_reason = 'excess_ended' WHERE closed IS NOT NULL;
 CREATE INDEX fraud_cases_closed ON fraud_cases (key, closed) WHERE closed IS NOT NULL;
 ]],
+
+  -- 3: answers of admin requests sent with an Idempotency-Key.
+  [[
+CREATE TABLE idempotency (
+  id          TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,         -- what was asked (route and body hash)
+  answer      TEXT NOT NULL,         -- what was answered the first time
+  at          TEXT NOT NULL
+) WITHOUT ROWID;
+]],
 }
 
 return _M

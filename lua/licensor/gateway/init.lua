@@ -24,6 +24,8 @@ local refuse = request.refuse
 
 cjson.encode_sparse_array(true)
 cjson.decode_max_depth(20)
+-- JSON has no 0x1AFF, Infinity or NaN: lua-cjson would read them as numbers.
+cjson.decode_invalid_numbers(false)
 
 local _M = {}
 
@@ -32,8 +34,26 @@ local _M = {}
 _M.RATE_PER_IP = 1000
 _M.RATE_PER_KEY = 200
 
--- This worker's state, set by init_worker.
-local worker = { store = nil, today = nil, admin_digest = nil, limits = nil }
+-- This worker's state, set by init_worker.  A store that could not be
+-- opened is tried again, no sooner than `retry_at` (backoff doubling from
+-- 0.1 s to 5 s), so a worker started before its database recovers by itself.
+local worker = { store = nil, today = nil, admin_digest = nil, limits = nil,
+                 db = nil, synchronous = nil, retry_at = 0, backoff = 0.1 }
+
+local RETRY_FIRST, RETRY_MAX = 0.1, 5
+
+-- Opens the store, or notes when to try again.
+local function open_store()
+  local store, msg = licensor.open(worker.db, { synchronous = worker.synchronous })
+  if store then
+    worker.store, worker.backoff = store, RETRY_FIRST
+    return store
+  end
+  ngx.log(ngx.ERR, "licensor: cannot open the store (retrying in ", worker.backoff, " s): ", msg)
+  worker.retry_at = ngx.now() + worker.backoff
+  worker.backoff = math.min(worker.backoff * 2, RETRY_MAX)
+  return nil
+end
 
 ------------------------------------------------------------------------
 -- Worker start
@@ -62,10 +82,11 @@ function _M.init_worker(opts)
   worker.admin_digest = read_token(opts.admin_token_file)
   worker.limits = limit.new(opts.limits_dict or "licensor_limits", opts.rate_per_ip or _M.RATE_PER_IP,
                             opts.rate_per_key or _M.RATE_PER_KEY)
-  -- A store that cannot be opened leaves the worker up, answering 503.
-  local store, msg = licensor.open(opts.db, { synchronous = opts.synchronous or "full" })
-  worker.store = store
-  if not store then ngx.log(ngx.ERR, "licensor: cannot open the store: ", msg) end
+  -- A store that cannot be opened leaves the worker up, answering 503
+  -- until a later request opens it.
+  worker.db, worker.synchronous = opts.db, opts.synchronous or "full"
+  worker.retry_at, worker.backoff = 0, RETRY_FIRST
+  open_store()
 end
 
 ------------------------------------------------------------------------
@@ -95,10 +116,20 @@ end
 local STATUS = {
   unknown_key = 404, invalid_key = 400, invalid_date = 400, invalid_request = 400,
   no_catalogue = 503, busy = 503, io_error = 503, store_error = 503, wrong_process = 503,
+  idempotency_conflict = 422,
 }
 
+-- 503s say only that the store is unavailable: the store's own words
+-- (SQLite's) go to the error log, never to a client.
+local UNAVAILABLE = "the license store is unavailable; try again later"
+
 local function refusal(message, code)
-  refuse(STATUS[code] or 403, code, message)
+  local status = STATUS[code] or 403
+  if status == 503 then
+    ngx.log(ngx.ERR, "licensor: store: ", code, ": ", message)
+    message = UNAVAILABLE
+  end
+  refuse(status, code, message)
 end
 
 -- Unwraps value, message, code.
@@ -117,8 +148,11 @@ local function today()
 end
 
 local function store()
-  if not worker.store then refuse(503, "store_unavailable", "the license store is not open") end
-  return worker.store
+  local s = worker.store
+  if s then return s end
+  if ngx.now() >= worker.retry_at then s = open_store() end
+  if not s then refuse(503, "store_unavailable", UNAVAILABLE) end
+  return s
 end
 
 ------------------------------------------------------------------------
@@ -138,7 +172,7 @@ local function body()
   for k in pairs(value) do
     if type(k) ~= "string" then refuse(400, "invalid_json", "the body must be a JSON object") end
   end
-  return value
+  return value, data
 end
 
 local function client_limit()
@@ -246,17 +280,24 @@ local function same_digest(a, b)
   return diff == 0
 end
 
+-- The admin token is checked before anything else under /v1/admin/, so
+-- that route names cannot be probed without it.  The scheme is read in
+-- any case ("Bearer", "bearer", "BEARER"), as HTTP says.
 local function check_admin()
   if not worker.admin_digest then
     refuse(404, "admin_disabled", "admin routes are off: no admin token file")
   end
   local header = ngx.var.http_authorization
-  local token = type(header) == "string" and match(header, "^%s*[Bb]earer%s+(%S+)%s*$")
-  if not token or not same_digest(ngx.sha1_bin(token), worker.admin_digest) then
+  local scheme, token
+  if type(header) == "string" then scheme, token = match(header, "^%s*(%a+)%s+(%S+)%s*$") end
+  if not scheme or scheme:lower() ~= "bearer" or not same_digest(ngx.sha1_bin(token), worker.admin_digest) then
     refuse(401, "unauthorized", "a valid admin bearer token is required", { ["WWW-Authenticate"] = "Bearer" })
   end
 end
 
+-- Each admin workflow checks its body and answers the function that does
+-- the work on a store: checking first keeps a 400 a 400 when the work runs
+-- inside an idempotent transaction.
 local ADMIN = {}
 
 local ISSUE_FIELDS = { product = true, edition = true, level = true, kind = true, owner = true,
@@ -269,18 +310,20 @@ function ADMIN.issue(b)
     refuse(400, "invalid_request", "kind: perpetual, lease or trial")
   end
   -- The license starts on the server's day: a request never picks a date.
-  return { license = check(store():issue{
+  local spec = {
     product = request.string(b, "product"), edition = request.string(b, "edition"),
     level = request.level(b, "level"), kind = kind, start = today(),
     owner = request.string(b, "owner", true), failover = request.boolean(b, "failover"),
     version_lock = request.count(b, "version_lock", true),
-    trial_days = request.count(b, "trial_days", true), addons = request.names(b, "addons") }) }
+    trial_days = request.count(b, "trial_days", true), addons = request.names(b, "addons") }
+  return function(s) return { license = check(s:issue(spec)) } end
 end
 
 local function key_only(workflow)
   return function(b)
     request.only(b, { key = true })
-    return { license = check(store()[workflow](store(), keyed(b.key), today())) }
+    local key, on = keyed(b.key), today()
+    return function(s) return { license = check(s[workflow](s, key, on)) } end
   end
 end
 
@@ -290,7 +333,8 @@ ADMIN.enable = key_only("enable")
 
 function ADMIN.add_addon(b)
   request.only(b, { key = true, addon = true })
-  return { license = check(store():add_addon(keyed(b.key), request.string(b, "addon"), today())) }
+  local key, addon, on = keyed(b.key), request.string(b, "addon"), today()
+  return function(s) return { license = check(s:add_addon(key, addon, on)) } end
 end
 
 function ADMIN.upgrade(b)
@@ -299,37 +343,62 @@ function ADMIN.upgrade(b)
   if type(paid) ~= "number" or paid ~= paid or paid < 0 or paid > 9007199254740991 or paid % 1 ~= 0 then
     refuse(400, "invalid_request", "paid: the amount paid, a whole number of minor units")
   end
+  local key, on = keyed(b.key), today()
   local target = { edition = request.string(b, "edition", true), level = request.level(b, "level", true) }
-  return { license = check(store():upgrade(keyed(b.key), target, today(), { paid = paid })) }
+  return function(s) return { license = check(s:upgrade(key, target, on, { paid = paid })) } end
 end
 
 function ADMIN.disable(b)
   request.only(b, { key = true, reason = true })
-  return { license = check(store():disable(keyed(b.key), today(), request.string(b, "reason", true))) }
+  local key, reason, on = keyed(b.key), request.string(b, "reason", true), today()
+  return function(s) return { license = check(s:disable(key, on, reason)) } end
 end
 
 function ADMIN.transfer(b)
   request.only(b, { key = true, owner = true, consent = true })
-  return { license = check(store():transfer(keyed(b.key), request.string(b, "owner"),
-                                            { consent = request.string(b, "consent", true) })) }
+  local key, owner = keyed(b.key), request.string(b, "owner")
+  local consent = request.string(b, "consent", true)
+  return function(s) return { license = check(s:transfer(key, owner, { consent = consent })) } end
 end
 
 function ADMIN.sweep(b)
   request.only(b, {})
-  return { taken = check(store():sweep(today())) }
+  local on = today()
+  return function(s) return { taken = check(s:sweep(on)) } end
 end
 
+-- The JSON answer of an admin workflow's result.
+local function admin_json(result)
+  result.ok = true
+  -- lua-cjson writes an empty table as {}; a list must read as [].
+  if result.taken and #result.taken == 0 then return '{"ok":true,"taken":[]}' end
+  return cjson.encode(result)
+end
+
+local HEX = "%02x"
+
+local function hex(bytes)
+  return (bytes:gsub(".", function(c) return format(HEX, c:byte()) end))
+end
+
+-- An admin POST with an Idempotency-Key header runs once: the first answer
+-- is stored with the key, in the same transaction as the work, and a retry
+-- with the same key and body gets that answer again (Idempotent-Replayed:
+-- true) without doing the work twice.  The same key with another body is
+-- 422 idempotency_conflict.
 local function admin(workflow)
   local handler = ADMIN[workflow]
   if not handler then refuse(404, "not_found", "no admin workflow '" .. workflow .. "'") end
-  check_admin()
-  local result = handler(body())
-  result.ok = true
-  if result.taken and #result.taken == 0 then
-    -- lua-cjson writes an empty table as {}; a list must read as [].
-    return send(200, '{"ok":true,"taken":[]}')
-  end
-  answer(200, result)
+  local b, raw = body()
+  local work = handler(b)
+  local id = ngx.var.http_idempotency_key
+  if id == nil then return send(200, admin_json(work(store()))) end
+  local ok, message = core.check_name(id, "Idempotency-Key")
+  if not ok then refuse(400, "invalid_request", message) end
+  local fingerprint = workflow .. " " .. hex(ngx.sha1_bin(raw))
+  local json, replayed, code = store():idempotent(id, fingerprint, function(s) return admin_json(work(s)) end)
+  if json == nil then refusal(replayed, code) end
+  send(200, json, replayed and { ["Idempotent-Replayed"] = "true" } or nil)
 end
 
 ------------------------------------------------------------------------
@@ -358,7 +427,8 @@ local function route()
   end
   if uri == "/healthz" then
     if method ~= "GET" then method_not_allowed("GET") end
-    if not worker.store then return answer(503, { ok = false, code = "store_unavailable" }) end
+    -- Healthy means the database answers a read, not merely that it opened.
+    check(store():ping())
     return answer(200, { ok = true })
   end
   local install = match(uri, "^/v1/(%a+)$")
@@ -367,10 +437,12 @@ local function route()
     client_limit()
     return installation_request(install)
   end
-  local workflow = match(uri, "^/v1/admin/([%w_]+)$")
-  if workflow then
-    if method ~= "POST" then method_not_allowed("POST") end
+  if match(uri, "^/v1/admin/") then
     client_limit()
+    check_admin()
+    local workflow = match(uri, "^/v1/admin/([%w_]+)$")
+    if not workflow then refuse(404, "not_found", "no such resource") end
+    if method ~= "POST" then method_not_allowed("POST") end
     return admin(workflow)
   end
   refuse(404, "not_found", "no such resource")

@@ -60,7 +60,8 @@ end
 ------------------------------------------------------------------------
 
 -- Commits after a workflow that ran to its end; rolls back otherwise.
-local function finish(db, ok, ...)
+local function finish(self, db, ok, ...)
+  self.in_transaction = false
   if ok then
     local committed, err = pcall(db.commit, db)
     if committed then return ... end
@@ -73,12 +74,16 @@ end
 
 -- Runs fn(self, ...) in one BEGIN IMMEDIATE transaction and returns its
 -- results; on any failure the transaction is rolled back and the answer is
--- nil, message, code (bugs are raised again after the rollback).
+-- nil, message, code (bugs are raised again after the rollback).  Called
+-- inside another transaction (store:idempotent's work), fn joins it and
+-- its failures go to that transaction's boundary, which rolls back all.
 function _M.transaction(self, fn, ...)
+  if self.in_transaction then return fn(self, ...) end
   local db = self.db
   local began, err = pcall(db.begin, db)
   if not began then return failure.answer(false, err) end
-  return finish(db, pcall(fn, self, ...))
+  self.in_transaction = true
+  return finish(self, db, pcall(fn, self, ...))
 end
 
 -- The same for reads: no transaction, failures answered the same way.

@@ -199,6 +199,46 @@ function Store:events(key)
   return guarded(self, events, key)
 end
 
+local function idempotent(self, id, fingerprint, work)
+  local db, sql = self.db, self.sql
+  local seen = db:first(sql.idempotency_get, id)
+  if seen then
+    if seen.fingerprint ~= fingerprint then
+      refuse("idempotency_conflict", "Idempotency-Key " .. id .. " was used for another request")
+    end
+    return seen.answer, true
+  end
+  local answer = work(self)
+  if type(answer) ~= "string" then bad_argument(3, "idempotent", "work must answer a string") end
+  db:run(sql.idempotency_put, id, fingerprint, answer, os.date("!%Y-%m-%dT%H:%M:%SZ"))
+  return answer, false
+end
+
+-- store:idempotent(id, fingerprint, work) -> answer, replayed.  Runs
+-- work(store) -- workflows included -- once per id, in one transaction
+-- that also keeps its answer (a string): the same id and fingerprint later
+-- answer the kept string and true without running work; another
+-- fingerprint is idempotency_conflict.  Any failure of the work rolls all
+-- of it back, and nothing is kept.
+function Store:idempotent(id, fingerprint, work)
+  if type(id) ~= "string" or type(fingerprint) ~= "string" then
+    bad_argument(1, "idempotent", "id and fingerprint strings expected")
+  end
+  if type(work) ~= "function" then bad_argument(3, "idempotent", "function expected") end
+  return transaction(self, idempotent, id, fingerprint, work)
+end
+
+local function ping(self)
+  self.db:value(self.sql.catalogue_version)
+  return true
+end
+
+-- store:ping() -> true when the database answers a read (the gateway's
+-- /healthz), or nil, message, code.
+function Store:ping()
+  return guarded(self, ping)
+end
+
 local function query(self, sql, ...)
   return self.db:query(sql, ...)
 end

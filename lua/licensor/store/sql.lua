@@ -54,4 +54,6 @@ return {
     WHERE delivered IS NULL AND id > ? ORDER BY id LIMIT 500]],
   count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL",
   outbox_done = "UPDATE outbox SET delivered = ? WHERE id = ?",
+  idempotency_get = "SELECT fingerprint, answer FROM idempotency WHERE id = ?",
+  idempotency_put = "INSERT INTO idempotency (id, fingerprint, answer, at) VALUES (?, ?, ?, ?)",
 }
