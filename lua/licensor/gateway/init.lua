@@ -290,7 +290,8 @@ local function check_admin()
   local header = ngx.var.http_authorization
   local scheme, token
   if type(header) == "string" then scheme, token = match(header, "^%s*(%a+)%s+(%S+)%s*$") end
-  if not scheme or scheme:lower() ~= "bearer" or not same_digest(ngx.sha1_bin(token), worker.admin_digest) then
+  local good = scheme and scheme:lower() == "bearer" and same_digest(ngx.sha1_bin(token), worker.admin_digest)
+  if not good then
     refuse(401, "unauthorized", "a valid admin bearer token is required", { ["WWW-Authenticate"] = "Bearer" })
   end
 end
