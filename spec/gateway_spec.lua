@@ -499,9 +499,9 @@ describe("licensor gateway (the command)", function()
 
   -- Starts `licensor gateway` on this suite's VM, in its own process group,
   -- and waits until it answers.  Returns its pid, the prefix and a client.
-  local function start_command(db)
+  local function start_command(db, prefix)
     local port = gateway.free_port()
-    local prefix = os.tmpname() .. ".cmd"
+    prefix = prefix or os.tmpname() .. ".cmd"
     local pid = assert(process.spawn({ "env", "-u", "LD_PRELOAD", "-u", "ASAN_OPTIONS",
       "-u", "UBSAN_OPTIONS", "LUA_PATH=lua/?.lua;lua/?/init.lua;;", "LUA_CPATH=build/" .. vm .. "/?.so;;",
       "LICENSOR_GATEWAY_CPATH=" .. os.getenv("PWD") .. "/build/luajit",
@@ -532,6 +532,22 @@ describe("licensor gateway (the command)", function()
     local conf = read(prefix .. "/conf/nginx.conf")
     assert.matches("init_worker_by_lua_block", conf)
     assert.matches('today="2019%-06%-01"', conf)
+  end)
+
+  it("lets no shell see --prefix or --db: quotes, spaces and semicolons are only path characters", function()
+    local dir = os.tmpname() .. ".d"
+    assert.is_true(gateway.run("mkdir -p '" .. dir .. "'"))
+    local db = dir .. "/my \"lic'enses\"; {x}.db"
+    assert(os.rename(fresh_db(), db))
+    local prefix = dir .. "/x';touch PWNED;' \"q\" {gw}"
+    local pid, _, client = start_command(db, prefix)
+    finally(function() process.stop(pid, 0); gateway.run("rm -rf '" .. dir .. "'") end)
+    assert.are.equal(200, (client:request("GET", "/healthz")))
+    local status, answer = client:request("GET", "/v1/licenses/" .. require("licensor.core").new_key())
+    assert.are.same({ 404, "unknown_key" }, { status, answer.code })
+    assert.is_nil(io.open("PWNED"))
+    assert.is_nil(io.open(dir .. "/PWNED"))
+    assert.is_not_nil(io.open(prefix .. "/nginx.pid"))
   end)
 
   for _, signal in ipairs({ "SIGTERM", "SIGINT", "SIGHUP" }) do

@@ -26,6 +26,19 @@ local function absolute(path)
   return pwd .. "/" .. path
 end
 
+-- A path as an nginx quoted string: whatever it holds (spaces, quotes,
+-- semicolons, braces) stays one argument of one directive.
+local function nginx_string(text)
+  return '"' .. text:gsub('[\\"]', "\\%0") .. '"'
+end
+
+-- Paths go into nginx's configuration and Lua's search paths: control
+-- characters have no business there, and ";" or "?" would change a path
+-- list's meaning.
+local function usable_path(path)
+  return not path:find("[%z\1-\31\127]")
+end
+
 local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
@@ -75,21 +88,21 @@ local TEMPLATE = [[
 %s
 %s
 worker_processes %d;
-pid %s/nginx.pid;
+pid %s;
 error_log %s warn;
 events { worker_connections 4096; }
 
 http {
   access_log off;
-  client_body_temp_path %s/tmp/body;
-  proxy_temp_path %s/tmp/proxy;
-  fastcgi_temp_path %s/tmp/fastcgi;
-  uwsgi_temp_path %s/tmp/uwsgi;
-  scgi_temp_path %s/tmp/scgi;
+  client_body_temp_path %s;
+  proxy_temp_path %s;
+  fastcgi_temp_path %s;
+  uwsgi_temp_path %s;
+  scgi_temp_path %s;
   server_tokens off;
 
-  lua_package_path "%s/?.lua;%s/?/init.lua;;";
-  lua_package_cpath "%s/?.so;;";
+  lua_package_path %s;
+  lua_package_cpath %s;
   lua_shared_dict licensor_limits 16m;
   init_worker_by_lua_block {
     require("licensor.gateway").init_worker(%s)
@@ -150,6 +163,12 @@ function _M.render(opts)
     return nil, "gateway: no LuaJIT build of licensor.core (make LUA=luajit, or set LICENSOR_GATEWAY_CPATH)",
       "not_found"
   end
+  if not usable_path(db) or not usable_path(prefix) then
+    return nil, "gateway: --db and --prefix may not hold control characters", "invalid_request"
+  end
+  if lua_dir:find("[;?]") or cpath:find("[;?]") then
+    return nil, "gateway: the licensor modules' directory may not hold ';' or '?'", "invalid_request"
+  end
   local listen = opts.listen or "127.0.0.1:8080"
   if not listen:match("^[%w%.%-%[%]:]+$") then
     return nil, "gateway: bad --listen " .. listen, "invalid_request"
@@ -171,9 +190,12 @@ function _M.render(opts)
   local conf = prefix .. "/conf/nginx.conf"
   local f, err = io.open(conf, "w")
   if not f then return nil, "gateway: " .. tostring(err), "io_error" end
-  f:write(format(TEMPLATE, module_lines(), user_line(), workers, prefix,
-    opts.error_log or (prefix .. "/logs/error.log"), prefix, prefix, prefix, prefix, prefix,
-    lua_dir, lua_dir, cpath, (chunk:gsub("^return ", "")), listen, error_pages()))
+  local q = nginx_string
+  f:write(format(TEMPLATE, module_lines(), user_line(), workers, q(prefix .. "/nginx.pid"),
+    q(opts.error_log or (prefix .. "/logs/error.log")), q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
+    q(prefix .. "/tmp/fastcgi"), q(prefix .. "/tmp/uwsgi"), q(prefix .. "/tmp/scgi"),
+    q(lua_dir .. "/?.lua;" .. lua_dir .. "/?/init.lua;;"), q(cpath .. "/?.so;;"),
+    (chunk:gsub("^return ", "")), listen, error_pages()))
   f:close()
   return prefix, conf
 end
