@@ -8,13 +8,11 @@
  * its public boundary.  Wrong arguments (no such statement, a value SQLite
  * cannot hold) are programming errors and raise through luaL_argerror.
  */
-#define _POSIX_C_SOURCE 200809L   /* strncasecmp */
 #include "lbind.h"
 
 #include "store.h"
 
 #include <string.h>
-#include <strings.h>
 
 static const char *sqlite_code(int rc)
 {
@@ -215,42 +213,28 @@ static int db_all(lua_State *L)
   return 1;
 }
 
-/* PRAGMAs that only report (sqlite3_stmt_readonly says no to every PRAGMA). */
-static bool is_reading_pragma(const char *sql)
-{
-  static const char *const names[] = {
-    "user_version", "journal_mode", "integrity_check", "quick_check", "foreign_key_check",
-    "page_count", "page_size", "freelist_count", "synchronous", "table_info", "index_list",
-    "data_version", NULL
-  };
-  const char *p = sql;
-  while (*p == ' ' || *p == '\n' || *p == '\t') p++;
-  if (strncasecmp(p, "PRAGMA", 6) != 0 || strchr(p, '=') != NULL) return false;
-  p += 6;
-  while (*p == ' ') p++;
-  for (int i = 0; names[i] != NULL; i++) {
-    size_t n = strlen(names[i]);
-    if (strncasecmp(p, names[i], n) == 0 && (p[n] == '\0' || p[n] == '(' || p[n] == ' ' || p[n] == ';'))
-      return true;
-  }
-  return false;
-}
-
-/* db:query(sql, ...) -> rows of a read-only statement prepared for this
- * call (for people at the REPL; workflows use prepared ids). */
+/* db:query(limit_ms, sql, ...) -> rows of a statement prepared for this
+ * call (for people at the REPL; workflows use prepared ids).  It may only
+ * read (see lsr_store_prepare_query), and is interrupted with "timeout"
+ * after limit_ms. */
 static int db_query(lua_State *L)
 {
   lsr_store *store = check_store(L);
   size_t len;
-  const char *sql = luaL_checklstring(L, 2, &len);
+  long long limit = 0;
+  const char *sql;
   sqlite3_stmt *stmt = NULL;
-  int n = 0, rc, top = lua_gettop(L);
-  if (sqlite3_prepare_v2(store->db, sql, (int)len, &stmt, NULL) != SQLITE_OK || stmt == NULL)
+  int n = 0, rc, top;
+  if (!lsr_tointeger_exact(L, 2, &limit) || limit < 1 || limit > 86400000)
+    luaL_argerror(L, 2, "time limit in milliseconds expected");
+  sql = luaL_checklstring(L, 3, &len);
+  lua_remove(L, 2);   /* the SQL at 2 and its values from 3, like prepared statements */
+  top = lua_gettop(L);
+  rc = lsr_store_prepare_query(store, sql, len, &stmt);
+  if (rc == SQLITE_AUTH)
+    return lb_raise(L, "invalid_request", "store:query only reads (SELECT, and PRAGMAs that report)");
+  if (rc != SQLITE_OK || stmt == NULL)
     return lb_raise(L, "invalid_request", "%s", sqlite3_errmsg(store->db));
-  if (!sqlite3_stmt_readonly(stmt) && !is_reading_pragma(sql)) {
-    sqlite3_finalize(stmt);
-    return lb_raise(L, "invalid_request", "store:query runs read-only statements only");
-  }
   for (int i = 3; i <= top && i - 2 <= sqlite3_bind_parameter_count(stmt); i++) {
     int t = lua_type(L, i);
     if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING) {
@@ -260,11 +244,13 @@ static int db_query(lua_State *L)
     bind_value(L, stmt, i - 2, i);
   }
   lua_newtable(L);
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+  while ((rc = lsr_store_step_query(store, stmt, (int)limit, n == 0)) == SQLITE_ROW) {
     push_row(L, stmt);
     lua_rawseti(L, -2, ++n);
   }
   sqlite3_finalize(stmt);
+  if (rc == SQLITE_INTERRUPT)
+    return lb_raise(L, "timeout", "store:query stopped after %lld ms", limit);
   if (rc != SQLITE_DONE) return lb_raise(L, sqlite_code(rc), "%s", sqlite3_errstr(rc));
   return 1;
 }

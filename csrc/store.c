@@ -252,3 +252,79 @@ int lsr_store_exec(lsr_store *store, const char *sql)
 {
   return sqlite3_exec(store->db, sql, NULL, NULL, NULL);
 }
+
+/* PRAGMAs store:query may run: those that only report, with or without an
+ * argument, and those that would set something when given a value. */
+static bool reading_pragma(const char *name, const char *value)
+{
+  static const char *const reports[] = {
+    "integrity_check", "quick_check", "foreign_key_check", "foreign_key_list", "table_info",
+    "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "page_count",
+    "freelist_count", "data_version", "compile_options", "database_list", "collation_list",
+    "function_list", "pragma_list", NULL
+  };
+  static const char *const settings[] = {
+    "user_version", "journal_mode", "page_size", "synchronous", "foreign_keys", "cache_size",
+    "application_id", "auto_vacuum", "encoding", "wal_autocheckpoint", "busy_timeout", NULL
+  };
+  if (name == NULL) return false;
+  for (int i = 0; reports[i] != NULL; i++)
+    if (sqlite3_stricmp(name, reports[i]) == 0) return true;
+  for (int i = 0; settings[i] != NULL; i++)
+    if (sqlite3_stricmp(name, settings[i]) == 0) return value == NULL;
+  return false;
+}
+
+/* The authorizer of store:query: reading only.  *saw_pragma notes a
+ * PRAGMA, which sqlite3_stmt_readonly never calls read-only. */
+static int reading_only(void *saw_pragma, int action, const char *a1, const char *a2, const char *db,
+                        const char *trigger)
+{
+  (void)db;
+  (void)trigger;
+  switch (action) {
+  case SQLITE_SELECT:
+  case SQLITE_READ:
+  case SQLITE_FUNCTION:
+  case SQLITE_RECURSIVE:
+    return SQLITE_OK;
+  case SQLITE_PRAGMA:
+    *(bool *)saw_pragma = true;
+    return reading_pragma(a1, a2) ? SQLITE_OK : SQLITE_DENY;
+  default:
+    return SQLITE_DENY;
+  }
+}
+
+int lsr_store_prepare_query(lsr_store *store, const char *sql, size_t len, sqlite3_stmt **stmt)
+{
+  int rc;
+  bool saw_pragma = false;
+  sqlite3_set_authorizer(store->db, reading_only, &saw_pragma);
+  rc = sqlite3_prepare_v2(store->db, sql, (int)len, stmt, NULL);
+  sqlite3_set_authorizer(store->db, NULL, NULL);
+  /* What the authorizer never sees (VACUUM) must still not write. */
+  if (rc == SQLITE_OK && *stmt != NULL && !saw_pragma && !sqlite3_stmt_readonly(*stmt)) {
+    sqlite3_finalize(*stmt);
+    *stmt = NULL;
+    rc = SQLITE_AUTH;
+  }
+  return rc;
+}
+
+/* Progress handler of store:query: non-zero past the deadline. */
+static int past_deadline(void *data)
+{
+  const lsr_store *store = data;
+  return now_ms() > store->query_deadline;
+}
+
+int lsr_store_step_query(lsr_store *store, sqlite3_stmt *stmt, int limit_ms, bool first)
+{
+  int rc;
+  if (first) store->query_deadline = now_ms() + limit_ms;
+  sqlite3_progress_handler(store->db, 1000, past_deadline, store);
+  rc = sqlite3_step(stmt);
+  sqlite3_progress_handler(store->db, 0, NULL, NULL);
+  return rc;
+}

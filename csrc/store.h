@@ -28,6 +28,7 @@ typedef struct {
   bool in_transaction;
   const unsigned char *shm; /* the WAL-index header, mapped read-only */
   size_t shm_len;
+  long long query_deadline; /* store:query's end, on the monotonic clock (ms) */
   unsigned char stamp[48];  /* the header as last seen by lsr_store_generation */
   double generation;        /* bumped whenever that header changed */
 } lsr_store;
@@ -74,6 +75,16 @@ bool lsr_store_change_stamp(lsr_store *store, unsigned char *buf);
 /* A number that changes whenever the database may have changed since the
  * previous call: equal numbers mean no commit by anyone in between. */
 double lsr_store_generation(lsr_store *store);
+
+/* Prepares one statement of store:query for people: an authorizer allows
+ * reading only (SELECT, and PRAGMAs that report), so BEGIN, ATTACH, any
+ * write and any PRAGMA that sets something fail to prepare (SQLITE_AUTH).
+ * Returns the SQLite code. */
+int lsr_store_prepare_query(lsr_store *store, const char *sql, size_t len, sqlite3_stmt **stmt);
+
+/* Steps a store:query statement, interrupted (SQLITE_INTERRUPT) once
+ * limit_ms have passed since the first step of this query (first: true). */
+int lsr_store_step_query(lsr_store *store, sqlite3_stmt *stmt, int limit_ms, bool first);
 
 /* Runs a script of statements without results (schema, pragmas). */
 int lsr_store_exec(lsr_store *store, const char *sql);

@@ -213,6 +213,36 @@ describe("wrong types and malformed values for every call", function()
     end
   end)
 
+  it("let store:query only read: no write, BEGIN, ATTACH or setting PRAGMA", function()
+    local before = stores.dump(store)
+    for _, sql in ipairs({ "DELETE FROM events", "BEGIN", "BEGIN IMMEDIATE", "COMMIT", "SAVEPOINT x",
+                           "ATTACH DATABASE ':memory:' AS other", "DETACH DATABASE main",
+                           "PRAGMA user_version = 99", "PRAGMA journal_mode = DELETE",
+                           "PRAGMA writable_schema = ON", "PRAGMA foreign_keys = OFF",
+                           "CREATE TABLE t (x)", "DROP TABLE events", "VACUUM",
+                           "INSERT INTO catalogues (imported, source, policy) SELECT imported, source, policy FROM catalogues",
+                           "WITH x AS (SELECT 1) DELETE FROM licenses" }) do
+      local rows, msg, code = store:query(sql)
+      assert.are.same({ nil, "invalid_request" }, { rows, code }, sql .. ": " .. tostring(msg))
+    end
+    assert.are.equal(before, stores.dump(store))
+    assert.is_true(store:query("PRAGMA user_version")[1].user_version >= 3)
+    assert.are.equal("ok", store:query("PRAGMA integrity_check")[1].integrity_check)
+    assert.is_true(#store:query("PRAGMA table_info(licenses)") > 5)
+    assert.are.equal(1, #store:query("SELECT key FROM licenses WHERE key = ?", key))
+  end)
+
+  it("stop a runaway store:query at the store's query_ms", function()
+    local quick = stores.new(nil, { query_ms = 200 })
+    local t0 = os.time()
+    local rows, msg, code = quick:query(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")
+    assert.are.same({ nil, "timeout", "store:query stopped after 200 ms" }, { rows, code, msg })
+    assert.is_true(os.time() - t0 <= 3)
+    assert.are.equal(1, #quick:query("SELECT 1 AS one"))   -- the connection still serves
+    quick:close()
+  end)
+
   it("answer malformed values with nil, message, code", function()
     local cases = {
       { "invalid_key", function() return store:get("") end },

@@ -59,7 +59,7 @@ local function prepare_all(db)
 end
 
 -- Opens, migrates and prepares; failures name the path.
-local function open(path, sync, busy_ms)
+local function open(path, sync, busy_ms, query_ms)
   local db = core.open(path, sync == "full", busy_ms)
   local ok, err = pcall(migrate, db)
   if not ok then
@@ -73,10 +73,10 @@ local function open(path, sync, busy_ms)
     refuse("store_error", path .. ": not a licensor database of this version (" ..
       (failure.is(sql) and sql.message or tostring(sql)) .. ")")
   end
-  return setmetatable({ db = db, sql = sql, path = path, handlers = {} }, Store)
+  return setmetatable({ db = db, sql = sql, path = path, handlers = {}, query_ms = query_ms }, Store)
 end
 
--- licensor.open(path, {synchronous="full"|"normal", busy_ms=}) -> store
+-- licensor.open(path, {synchronous="full"|"normal", busy_ms=, query_ms=}) -> store
 function _M.open(path, opts)
   if type(path) ~= "string" then bad_argument(1, "open", "path expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(2, "open", "options table expected") end
@@ -85,7 +85,11 @@ function _M.open(path, opts)
   if sync ~= "full" and sync ~= "normal" then
     bad_argument(2, "open", "synchronous must be \"full\" or \"normal\"")
   end
-  return failure.call(open, path, sync, opts.busy_ms or 10000)
+  local query_ms = opts.query_ms or 10000
+  if type(query_ms) ~= "number" or query_ms < 1 or query_ms % 1 ~= 0 then
+    bad_argument(2, "open", "query_ms must be a whole number of milliseconds")
+  end
+  return failure.call(open, path, sync, opts.busy_ms or 10000, query_ms)
 end
 
 function Store:close()
@@ -240,11 +244,13 @@ function Store:ping()
 end
 
 local function query(self, sql, ...)
-  return self.db:query(sql, ...)
+  return self.db:query(self.query_ms, sql, ...)
 end
 
 -- store:query(sql, ...) -> rows of a read-only SQL statement (for support
--- staff at the REPL), or nil, message, code.
+-- staff at the REPL), or nil, message, code: "invalid_request" for SQL
+-- that would write, BEGIN, ATTACH or set a PRAGMA, "timeout" for a query
+-- still running after the store's query_ms (default 10 s).
 function Store:query(sql, ...)
   if type(sql) ~= "string" then bad_argument(1, "query", "SQL string expected") end
   return guarded(self, query, sql, ...)
