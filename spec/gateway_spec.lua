@@ -370,6 +370,52 @@ describe("the gateway under pressure", function()
     assert.are.equal(0, over)
   end)
 
+  it("holds 9,000 slow connections from one address while another keeps its usual latency", function()
+    local process = require("licensor.core").process
+    local db = fresh_db()
+    local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN }
+    -- GET /healthz from 127.0.0.2: status and seconds taken.
+    local function from_elsewhere()
+      local c = socket.tcp()
+      c:settimeout(5)
+      assert(c:bind("127.0.0.2", 0))
+      local t0 = socket.gettime()
+      local status
+      if c:connect("127.0.0.1", server.port) then
+        c:send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        local line = c:receive("*l")
+        status = line and tonumber(line:match("^HTTP/1%.1 (%d+)"))
+      end
+      c:close()
+      return status, socket.gettime() - t0
+    end
+    local usual = 0
+    for _ = 1, 20 do usual = math.max(usual, select(2, from_elsewhere())) end
+    local ready = os.tmpname()
+    os.remove(ready)
+    local attacker = assert(process.spawn({ "sh", "-c", 'ulimit -n 10000 && exec env -u LD_PRELOAD lua5.4 "$0" "$@"',
+      "spec/support/slowloris.lua", tostring(server.port), "9000", "6", ready }))
+    finally(function() process.stop(attacker, 0); server:stop(); stores.remove(db); os.remove(ready) end)
+    local held
+    for _ = 1, 200 do
+      local f = io.open(ready)
+      held = f and tonumber(f:read("*l"))
+      if f then f:close() end
+      if held then break end
+      socket.sleep(0.05)
+    end
+    assert.are.equal(9000, held)
+    local worst, answered = 0, 0
+    for _ = 1, 50 do
+      local status, took = from_elsewhere()
+      if status == 200 then answered = answered + 1 end
+      worst = math.max(worst, took)
+      socket.sleep(0.02)
+    end
+    assert.are.equal(50, answered)
+    assert.is_true(worst < math.max(0.25, 20 * usual), "worst " .. worst .. " s, usually " .. usual .. " s")
+  end)
+
   it("loses no acknowledged activation when nginx is killed and restarted mid-load", function()
     local db = fresh_db()
     local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN }

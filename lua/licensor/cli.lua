@@ -40,7 +40,9 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   events KEY
   repl                               a Lua REPL with `store`, `cat`, `licensor` and `pp` loaded
   gateway [--listen ADDR:PORT] [--workers N] [--admin-token-file F] [--today DATE]
-          [--rate-per-ip N] [--rate-per-key N] [--prefix DIR]     (rates per second; 0: off)
+          [--rate-per-ip N] [--rate-per-key N] [--conn-per-ip N] [--prefix DIR]
+                                     (rates per second, 0: off; conn-per-ip: requests
+                                     in progress per address, default 256)
 
 Amounts are in minor units (cents).  Exit status: 0 ok, 1 refused, 2 bad usage.
 ]]
@@ -327,6 +329,7 @@ function commands.gateway(ctx, _, flags)
                                       admin_token_file = flags.admin_token_file, today = flags.today,
                                       rate_per_ip = number_flag(flags, "rate_per_ip"),
                                       rate_per_key = number_flag(flags, "rate_per_key"),
+                                      conn_per_ip = number_flag(flags, "conn_per_ip"),
                                       prefix = flags.prefix, out = ctx.out })
   if not ok then refused(msg, code) end
 end

@@ -466,7 +466,7 @@ end
 function _M.error_page()
   local status = tonumber(match(ngx.var.uri, "/(%d+)$")) or 500
   local codes = { [400] = "invalid_request", [404] = "not_found", [405] = "method_not_allowed",
-                  [408] = "timeout", [413] = "too_large", [414] = "invalid_request",
+                  [408] = "timeout", [413] = "too_large", [414] = "invalid_request", [429] = "rate_limited",
                   [431] = "invalid_request", [494] = "invalid_request" }
   local code = codes[status] or "internal_error"
   if status == 494 then status = 431 end

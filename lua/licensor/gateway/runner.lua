@@ -14,6 +14,9 @@ local format, concat, type, tostring = string.format, table.concat, type, tostri
 
 local MODULE_DIRS = { "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }
 
+-- Default: requests in progress at once from one client address.
+_M.CONN_PER_IP = 256
+
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
@@ -90,10 +93,23 @@ local TEMPLATE = [[
 worker_processes %d;
 pid %s;
 error_log %s warn;
-events { worker_connections 4096; }
+# Room for many idle or slow clients: one address holding thousands of
+# half-sent requests must not exhaust the connections of everyone else.
+worker_rlimit_nofile 20000;
+events { worker_connections 8192; }
 
 http {
   access_log off;
+  # Slow clients: a header or body that does not arrive in time ends the
+  # connection with a reset (no lingering), so slow connections free up.
+  client_header_timeout 10s;
+  client_body_timeout 10s;
+  send_timeout 10s;
+  keepalive_timeout 30s;
+  reset_timedout_connection on;
+  # At most %d requests in progress per client address (429 beyond).
+  limit_conn_zone $binary_remote_addr zone=licensor_conn:10m;
+  limit_conn_status 429;
   client_body_temp_path %s;
   proxy_temp_path %s;
   fastcgi_temp_path %s;
@@ -110,6 +126,7 @@ http {
 
   server {
     listen %s reuseport;
+    limit_conn licensor_conn %d;
     client_max_body_size 16k;
     client_body_buffer_size 16k;
     large_client_header_buffers 4 8k;
@@ -129,7 +146,7 @@ http {
 
 -- nginx's own refusals (oversized body, bad request line...) answered as
 -- JSON by the gateway's error page.
-local NGINX_ERRORS = { 400, 404, 405, 408, 413, 414, 494, 500, 502, 503, 504 }
+local NGINX_ERRORS = { 400, 404, 405, 408, 413, 414, 429, 494, 500, 502, 503, 504 }
 
 local function error_pages()
   local lines = {}
@@ -150,7 +167,7 @@ local function user_line()
   return "# not started as root: the workers keep this user"
 end
 
--- render{db=, listen=, workers=, admin_token_file=, today=, prefix=,
+-- render{db=, listen=, workers=, admin_token_file=, today=, prefix=, conn_per_ip=,
 -- rate_per_ip=, rate_per_key=, synchronous=, error_log=} -> prefix, conf path
 function _M.render(opts)
   if type(opts.db) ~= "string" then return nil, "gateway: --db is required", "invalid_request" end
@@ -173,6 +190,10 @@ function _M.render(opts)
   if not listen:match("^[%w%.%-%[%]:]+$") then
     return nil, "gateway: bad --listen " .. listen, "invalid_request"
   end
+  local conn_per_ip = opts.conn_per_ip or _M.CONN_PER_IP
+  if type(conn_per_ip) ~= "number" or conn_per_ip < 1 or conn_per_ip > 100000 or conn_per_ip % 1 ~= 0 then
+    return nil, "gateway: --conn-per-ip must be a whole number from 1 to 100000", "invalid_request"
+  end
   local workers = opts.workers or 2
   if type(workers) ~= "number" or workers < 1 or workers > 64 then
     return nil, "gateway: --workers must be 1 to 64", "invalid_request"
@@ -192,10 +213,10 @@ function _M.render(opts)
   if not f then return nil, "gateway: " .. tostring(err), "io_error" end
   local q = nginx_string
   f:write(format(TEMPLATE, module_lines(), user_line(), workers, q(prefix .. "/nginx.pid"),
-    q(opts.error_log or (prefix .. "/logs/error.log")), q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
+    q(opts.error_log or (prefix .. "/logs/error.log")), conn_per_ip, q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
     q(prefix .. "/tmp/fastcgi"), q(prefix .. "/tmp/uwsgi"), q(prefix .. "/tmp/scgi"),
     q(lua_dir .. "/?.lua;" .. lua_dir .. "/?/init.lua;;"), q(cpath .. "/?.so;;"),
-    (chunk:gsub("^return ", "")), listen, error_pages()))
+    (chunk:gsub("^return ", "")), listen, conn_per_ip, error_pages()))
   f:close()
   return prefix, conf
 end
