@@ -213,7 +213,8 @@ function _M.render(opts)
   if not f then return nil, "gateway: " .. tostring(err), "io_error" end
   local q = nginx_string
   f:write(format(TEMPLATE, module_lines(), user_line(), workers, q(prefix .. "/nginx.pid"),
-    q(opts.error_log or (prefix .. "/logs/error.log")), conn_per_ip, q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
+    q(opts.error_log or (prefix .. "/logs/error.log")), conn_per_ip,
+    q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
     q(prefix .. "/tmp/fastcgi"), q(prefix .. "/tmp/uwsgi"), q(prefix .. "/tmp/scgi"),
     q(lua_dir .. "/?.lua;" .. lua_dir .. "/?/init.lua;;"), q(cpath .. "/?.so;;"),
     (chunk:gsub("^return ", "")), listen, conn_per_ip, error_pages()))
