@@ -25,7 +25,7 @@ ASAN_BUILD := build/asan-lua5.4
 ASAN_CORE := $(ASAN_BUILD)/licensor/core.so
 
 CORE_SOURCES := csrc/date.c csrc/catalogue.c csrc/rules.c csrc/pricing.c csrc/renewal.c \
-                csrc/fraud.c csrc/keys.c csrc/names.c csrc/store.c csrc/process.c csrc/ffi.c
+                csrc/fraud.c csrc/keys.c csrc/names.c csrc/data.c csrc/store.c csrc/process.c csrc/ffi.c
 BINDING_SOURCES := $(wildcard csrc/l_*.c) csrc/licensor.c
 SOURCES := $(CORE_SOURCES) $(BINDING_SOURCES)
 HEADERS := $(wildcard csrc/*.h)

@@ -31,6 +31,13 @@
 #define lsr_getuservalue(L, i) lua_getfenv((L), (i))
 #endif
 
+#if LUA_VERSION_NUM >= 502
+#define lsr_absindex(L, i) lua_absindex((L), (i))
+#else
+#define lsr_absindex(L, i) \
+  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+#endif
+
 /* rawget/rawgeti that return the type of the pushed value on every VM. */
 #if LUA_VERSION_NUM >= 503
 #define lsr_rawget(L, idx) lua_rawget((L), (idx))

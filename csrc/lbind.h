@@ -114,6 +114,20 @@ void lb_push_refusal_message(lua_State *L, int lic_idx, const lsr_license *lic, 
 int lb_push_refusal(lua_State *L, int first, int lic_idx, const lsr_license *lic, lsr_day on,
                     lsr_code code);
 
+/* ---- catalogue data as text (l_data.c) ---- */
+
+/* A growable text buffer (malloc'd; the owner frees data). */
+typedef struct {
+  char *data;
+  size_t len, cap;
+} lb_text;
+
+#define LB_TEXT_MAX ((size_t)64 << 20)
+
+/* Appends the value at idx as data text ("return {...}", see data.h),
+ * reading tables with raw access only.  False with *why on failure. */
+bool lb_write_data(lua_State *L, int idx, lb_text *out, const char **why);
+
 /* ---- registration ---- */
 
 /* Sets funcs into the table at `table`, each closing over the shared
@@ -131,5 +145,7 @@ void lb_open_keys(lua_State *L, int module, int mt);
 void lb_open_ffi(lua_State *L, int module, int mt);
 void lb_open_store(lua_State *L, int module, int mt);
 void lb_open_process(lua_State *L, int module, int mt);
+void lb_open_data(lua_State *L, int module, int mt);
+void lb_open_sandbox(lua_State *L, int module, int mt);
 
 #endif

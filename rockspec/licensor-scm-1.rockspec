@@ -50,7 +50,6 @@ build = {
     ["licensor.store.sweep"] = "lua/licensor/store/sweep.lua",
     ["licensor.store.outbox"] = "lua/licensor/store/outbox.lua",
     ["licensor.schema"] = "lua/licensor/schema.lua",
-    ["licensor.serialize"] = "lua/licensor/serialize.lua",
     ["licensor.tabulate"] = "lua/licensor/tabulate.lua",
     ["licensor.pretty"] = "lua/licensor/pretty.lua",
     ["licensor.cli"] = "lua/licensor/cli.lua",
@@ -64,7 +63,7 @@ build = {
       sources = {
         "csrc/date.c", "csrc/catalogue.c", "csrc/rules.c", "csrc/pricing.c",
         "csrc/renewal.c", "csrc/fraud.c", "csrc/keys.c", "csrc/names.c", "csrc/store.c",
-        "csrc/process.c",
+        "csrc/process.c", "csrc/data.c", "csrc/l_data.c", "csrc/l_sandbox.c",
         "csrc/ffi.c", "csrc/l_common.c", "csrc/l_license.c", "csrc/l_catalogue.c",
         "csrc/l_fraud.c", "csrc/l_compile.c", "csrc/l_time.c", "csrc/l_keys.c",
         "csrc/l_store.c", "csrc/l_process.c", "csrc/l_ffi.c", "csrc/licensor.c",

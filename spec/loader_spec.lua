@@ -72,27 +72,87 @@ return { products = {
     end
   end)
 
-  it("stop endless loops with an instruction budget", function()
+  it("stop endless loops with an instruction budget (catalogue_limit)", function()
     local _, msg, code = load_source("while true do end")
-    assert.are.equal("invalid_catalogue", code)
+    assert.are.equal("catalogue_limit", code)
     assert.matches("instruction budget", msg)
   end)
 
-  it("stop runaway memory with a memory budget and bounded string.rep", function()
-    local _, msg = load_source("local t = {} for i = 1, 1e9 do t[i] = { i } end")
-    assert.matches("memory budget", msg)
-    _, msg = load_source("local s = ('x'):rep(1e10) return {}")
-    assert.matches("string%.rep", msg)
-    -- The caller's string metatable is restored afterwards.
-    assert.are.equal(("ab"):rep(3), "ababab")
-    assert.are.equal(string, getmetatable("").__index)
+  it("stop runaway memory with a memory budget (catalogue_limit)", function()
+    local _, msg, code = load_source("local t = {} for i = 1, 1e9 do t[i] = { i } end")
+    assert.are.equal("catalogue_limit", code)
+    assert.matches("budget exhausted", msg)
   end)
 
   it("refuse files that define no catalogue, and missing files with io_error", function()
+    assert.are.equal("invalid_catalogue", select(3, load_source("return function() end")))
     local _, msg, code = load_source("local x = 1")
     assert.are.equal("invalid_catalogue", code)
     assert.matches("neither returns", msg)
     assert.are.equal("io_error", select(3, licensor.load_catalogue("/nonexistent/catalogue.lua")))
     assert.has_error(function() licensor.load_catalogue(42) end)
+  end)
+end)
+
+-- The wall of issue-style attacks: each ends with a clear code within
+-- seconds, and leaves the caller untouched.
+describe("the catalogue wall", function()
+  local function read_source(source)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(source)
+    f:close()
+    local t0 = os.time()
+    local t, msg, code = licensor.read_catalogue(path)
+    os.remove(path)
+    assert.is_true(os.time() - t0 <= 15, "took " .. (os.time() - t0) .. " s")
+    return t, msg, code
+  end
+
+  for _, case in ipairs({
+    { "a loop that catches its own budget errors", "local function g() while true do end end while true do pcall(g) end" },
+    { "string doubling", "local s = 'x' while true do s = s .. s end" },
+    { "string.rep with a separator", "return string.rep('x', 1e9, ',')" },
+    { "table.concat", "local t = {} for i = 1, 1e6 do t[i] = ('y'):rep(1000) end return table.concat(t)" },
+    { "finalizers that loop while the file still runs",
+      "for _ = 1, 1e7 do setmetatable({}, { __gc = function() while true do end end }) end return {}" },
+  }) do
+    it("ends " .. case[1] .. " with catalogue_limit", function()
+      local t, msg, code = read_source(case[2])
+      assert.are.same({ nil, "catalogue_limit" }, { t, code }, tostring(msg))
+    end)
+  end
+
+  it("hands back plain data: no metatable, no __index or __gc ever runs in the caller", function()
+    local t = assert(read_source([[
+      local loop = function() while true do end end
+      local inner = setmetatable({ id = "x" }, { __index = loop, __gc = loop, __pairs = loop })
+      return setmetatable({ products = { inner } }, { __index = loop, __gc = loop, __len = loop })]]))
+    assert.is_nil(getmetatable(t))
+    assert.is_nil(getmetatable(t.products[1]))
+    assert.are.equal("x", t.products[1].id)
+    assert.is_nil(t.missing)           -- would loop forever through __index
+    collectgarbage()                   -- would loop forever through __gc
+  end)
+
+  it("keeps each file to itself: a patched string library or string metatable stays in its file", function()
+    local host_add = getmetatable("").__add   -- Lua 5.4 has one (string arithmetic), LuaJIT none
+    assert(read_source([[
+      string.format = nil
+      string.rep = function() return "patched" end
+      local mt = getmetatable("")
+      mt.__add = function() return "patched" end
+      mt.__index = { upper = function() return "patched" end }
+      return { products = {} }]]))
+    local t = assert(read_source("return { products = {}, check = string.format('%d-%s', 1, ('x'):upper()) }"))
+    assert.are.equal("1-X", t.check)
+    assert.are.equal(host_add, getmetatable("").__add)
+    assert.are.equal("AB", ("ab"):upper())
+    assert.are.equal("xx", string.rep("x", 2))
+  end)
+
+  it("keeps the catalogue's data only: functions and other values do not cross", function()
+    local t = assert(read_source("return { products = {}, f = function() end, n = 1.5, s = 'a\\0b' }"))
+    assert.are.same({ products = {}, n = 1.5, s = "a\0b" }, t)
   end)
 end)

@@ -1,57 +1,26 @@
--- licensor.loader -- catalogue files: a Lua script run in a sandbox that
--- returns the catalogue table (or declares `products` and `policy`, or a
--- `catalogue` table, as globals).
+-- licensor.loader -- catalogue files: a Lua script that returns the
+-- catalogue table (or declares `products` and `policy`, or a `catalogue`
+-- table, as globals).
 --
--- The sandbox has no os, io, require, load, dofile or debug (it does have
--- `day` and `date`, licensor's calendar helpers); it runs with an
--- instruction budget and a memory budget, so a runaway or hostile file ends
--- with an error instead of hanging the caller.  Every failure reads
--- "file:line: message".
+-- The script runs only here, at import, walled off in a child process
+-- with a Lua state of its own (core.run_catalogue, csrc/l_sandbox.c): no
+-- os, io, require, load, dofile or debug (it has `day` and `date`,
+-- licensor's calendar helpers), and an instruction, a memory and a time
+-- budget that no Lua code can catch or outgrow.  What comes back is plain
+-- data text, read by a data-only reader (core.read_data): no metamethod,
+-- no code of the file ever runs in the caller.  Every failure reads
+-- "file:line: message"; a spent budget is `catalogue_limit`.
 local _M = {}
 
 local core = require "licensor.core"
 
-local type, pairs, pcall, error, tostring = type, pairs, pcall, error, tostring
-local setmetatable, getmetatable = setmetatable, getmetatable
+local type, error = type, error
 local open, concat = io.open, table.concat
-local sethook, gethook = debug.sethook, debug.gethook
-local collectgarbage = collectgarbage
-local load, setfenv = load, setfenv   -- luacheck: ignore setfenv (Lua 5.1 / LuaJIT)
 
 _M.MAX_INSTRUCTIONS = 50000000
 _M.MAX_MEMORY_KB = 256 * 1024
+_M.MAX_SECONDS = 5
 _M.MAX_SOURCE_BYTES = 16 * 1024 * 1024
-local HOOK_EVERY = 1000
-local MAX_STRING = 1024 * 1024
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
--- string.rep would build a gigabyte in one call, before any hook runs.
-local safe_string = copy(string)
-safe_string.dump = nil
-function safe_string.rep(s, n, sep)
-  if type(n) == "number" and #tostring(s) * n > MAX_STRING then
-    error("string.rep: result larger than " .. MAX_STRING .. " bytes", 2)
-  end
-  return string.rep(s, n, sep)
-end
-
-local function sandbox()
-  return {
-    string = safe_string, table = copy(table), math = copy(math),
-    pairs = pairs, ipairs = ipairs, next = next, select = select, type = type,
-    tonumber = tonumber, tostring = tostring, error = error, assert = assert,
-    pcall = pcall, unpack = table.unpack or unpack, -- luacheck: ignore unpack
-    setmetatable = setmetatable, getmetatable = getmetatable, rawget = rawget,
-    rawset = rawset, rawequal = rawequal, rawlen = rawlen,
-    -- Calendar helpers: day("YYYY-MM-DD") -> day number, date(n) -> string.
-    day = core.day, date = core.date,
-  }
-end
 
 local function read_file(path)
   local f, err = open(path, "rb")
@@ -62,38 +31,6 @@ local function read_file(path)
     return nil, path .. ": larger than " .. _M.MAX_SOURCE_BYTES .. " bytes"
   end
   return source or ""
-end
-
-local function compile(source, path, env)
-  if setfenv then   -- Lua 5.1 / LuaJIT
-    local chunk, err = load(source, "@" .. path)
-    if chunk then setfenv(chunk, env) end
-    return chunk, err
-  end
-  return load(source, "@" .. path, "t", env)
-end
-
--- Runs chunk with the budgets; the string metatable points at the safe
--- string table meanwhile, so ("x"):rep(n) is bounded too.
-local function run_bounded(chunk)
-  local budget = _M.MAX_INSTRUCTIONS
-  local memory_limit = collectgarbage("count") + _M.MAX_MEMORY_KB
-  local string_meta = getmetatable("")
-  local saved_index = string_meta.__index
-  local saved_hook, saved_mask, saved_count = gethook()
-  local function hook()
-    budget = budget - HOOK_EVERY
-    if budget <= 0 then error("instruction budget exhausted (endless loop?)", 2) end
-    if collectgarbage("count") > memory_limit then error("memory budget exhausted", 2) end
-  end
-  -- LuaJIT's compiled code does not call hooks: run this chunk interpreted.
-  if jit then jit.off(chunk, true) end
-  string_meta.__index = safe_string
-  sethook(hook, "", HOOK_EVERY)
-  local ok, result = pcall(chunk)
-  if saved_hook then sethook(saved_hook, saved_mask, saved_count) else sethook() end
-  string_meta.__index = saved_index
-  return ok, result
 end
 
 -- The line of the product / build a validation message names.
@@ -113,23 +50,16 @@ local function locate(source, where)
   return build_line or product_line or 1
 end
 
--- Runs catalogue source text (named `name` in messages) in the sandbox
--- and returns its table (not yet validated).
+-- Runs catalogue source text (named `name` in messages) behind the wall
+-- and returns its table (plain data, not yet validated) and that data as
+-- text, the form the store keeps.
 function _M.read_source(source, name)
-  local env = sandbox()
-  local chunk, syntax_err = compile(source, name, env)
-  if not chunk then return nil, syntax_err, "invalid_catalogue" end
-  local ok, result = run_bounded(chunk)
-  if not ok then return nil, tostring(result), "invalid_catalogue" end
-  if type(result) ~= "table" then
-    result = type(env.catalogue) == "table" and env.catalogue
-      or (env.products ~= nil and { products = env.products, policy = env.policy })
-  end
-  if type(result) ~= "table" then
-    return nil, name .. ":1: the file neither returns a catalogue table nor declares products",
-      "invalid_catalogue"
-  end
-  return result
+  local data, msg, code = core.run_catalogue(source, name, { instructions = _M.MAX_INSTRUCTIONS,
+    memory_kb = _M.MAX_MEMORY_KB, seconds = _M.MAX_SECONDS })
+  if not data then return nil, msg, code end
+  local t, err, err_code = core.read_data(data, name)
+  if not t then return nil, err, err_code end
+  return t, data
 end
 
 -- Reads a catalogue file into a plain table (not yet validated); the

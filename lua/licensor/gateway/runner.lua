@@ -6,7 +6,6 @@
 -- nginx runs in a process group of its own that is stopped, master and
 -- workers, when this command gets SIGTERM, SIGINT or SIGHUP.
 local core = require "licensor.core"
-local serialize = require "licensor.serialize"
 
 local _M = {}
 
@@ -201,8 +200,8 @@ function _M.render(opts)
   local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
     admin_token_file = opts.admin_token_file and absolute(opts.admin_token_file),
     rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key }
-  local ok, chunk = pcall(serialize.chunk, worker_opts)
-  if not ok then return nil, "gateway: " .. chunk, "invalid_request" end
+  local chunk, why = core.write_data(worker_opts)
+  if not chunk then return nil, "gateway: " .. why, "invalid_request" end
   for _, dir in ipairs({ "", "/conf", "/logs", "/tmp" }) do
     if core.process.run({ "mkdir", "-p", "--", prefix .. dir }) ~= 0 then
       return nil, "gateway: cannot create " .. prefix .. dir, "io_error"

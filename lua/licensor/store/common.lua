@@ -10,7 +10,6 @@
 -- argument types raise at once, before any transaction (bad_argument).
 local core = require "licensor.core"
 local failure = require "licensor.failure"
-local loader = require "licensor.loader"
 local has_cjson, cjson_module = pcall(require, "cjson")
 if not has_cjson then
   error("licensor.store needs lua-cjson (Debian: apt-get install lua-cjson; " ..
@@ -100,7 +99,7 @@ local function catalogue_at(self, version)
   if version == nil then refuse("no_catalogue", "no catalogue has been imported into this store") end
   if self.cat_version ~= version then
     local source = self.db:value(self.sql.catalogue_source, version)
-    local t, msg, code = loader.read_source(source, "catalogue version " .. version)
+    local t, msg, code = core.read_data(source, "catalogue version " .. version)
     if not t then refuse(code, msg) end
     local cat, err = core.catalogue(t)
     if not cat then refuse("invalid_catalogue", err) end

@@ -12,7 +12,6 @@ local core = require "licensor.core"
 local failure = require "licensor.failure"
 local loader = require "licensor.loader"
 local schema = require "licensor.schema"
-local serialize = require "licensor.serialize"
 local common = require "licensor.store.common"
 local SQL = require "licensor.store.sql"
 require "licensor.store.licenses"
@@ -126,8 +125,8 @@ end
 local function import(self, t, today)
   local cat, msg, code = core.catalogue(t)
   if not cat then refuse(code, msg) end
-  local ok, source = pcall(serialize.chunk, t)
-  if not ok then refuse("invalid_catalogue", "catalogue: " .. source) end
+  -- Kept as data text, read back by the data-only reader (no code runs).
+  local source = failure.try(core.write_data(t))
   local _, version = self.db:run(self.sql.insert_catalogue, today, source,
     common.cjson.encode(cat:policy()))
   return version
