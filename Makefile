@@ -8,6 +8,7 @@
 #   make asan            the suite under ASan+UBSan only
 #   make demo            the FAQ questions answered on the bundled catalogue
 #   make bench           speed against a plain-Lua implementation
+#   make fuzz            libFuzzer on every parser of outside input, FUZZ_SECONDS (60) each
 
 LUA ?= lua5.4
 CC ?= cc
@@ -48,7 +49,7 @@ LUA_PATH_HERE := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua
 APT_FIRST := libluajit2-5.1-2 libluajit2-5.1-dev luajit2
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
                 libsqlite3-dev sqlite3 lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
-                procps curl nginx libnginx-mod-http-lua wrk
+                procps curl nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev
 
 PREFIX ?= /usr/local
 ifeq ($(LUA),luajit)
@@ -57,7 +58,8 @@ else
 LUA_ABI := $(subst lua,,$(LUA))
 endif
 
-.PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install gateway
+.PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install gateway \
+        fuzz fuzz-build
 
 all: $(CORE) $(BIN)
 
@@ -113,7 +115,43 @@ cppcheck:
 	cppcheck --quiet --error-exitcode=1 --std=c99 --enable=warning,style,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -I csrc $(SOURCES)
 
+# libFuzzer targets (spec/fuzz/), one per parser that takes outside input,
+# each with the core files it needs; corpora in spec/fuzz/corpus/TARGET.
+FUZZ_TARGETS := date key name data request
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build/fuzz
+FUZZ_FLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+              -I csrc -isystem /usr/include/lua5.4
+FUZZ_DEPS_date := csrc/date.c
+FUZZ_DEPS_key := csrc/keys.c
+FUZZ_DEPS_name := csrc/names.c
+FUZZ_DEPS_data := csrc/data.c
+FUZZ_DEPS_request := $(SOURCES)
+
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/fuzz_%: spec/fuzz/fuzz_%.c $$(FUZZ_DEPS_$$*) $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_DEPS_$*) -llua5.4 -lsqlite3 -lm
+
+fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BUILD)/fuzz_$(t))
+
+# Each target from the corpus kept in the repo; what it learns goes to
+# build/fuzz/corpus-TARGET, crashes to build/fuzz/ (copy a crash into the
+# repo corpus once fixed, so it stays found).
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus-$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus-$$t spec/fuzz/corpus/$$t 2>&1 | \
+	    grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|SUMMARY|Test unit written' \
+	    || true; \
+	  [ -z "$$(ls $(FUZZ_BUILD)/crash-* $(FUZZ_BUILD)/leak-* $(FUZZ_BUILD)/timeout-* 2>/dev/null)" ] || exit 1; \
+	done
+
 test: deps
+	@$(MAKE) --no-print-directory fuzz-build
 	@$(MAKE) --no-print-directory LUA=lua5.4 all build/lua5.4/forkhelper.so
 	@$(MAKE) --no-print-directory LUA=luajit all build/luajit/forkhelper.so
 	@$(MAKE) --no-print-directory $(ASAN_CORE) $(ASAN_BUILD)/forkhelper.so

@@ -1,11 +1,14 @@
 #!/bin/sh
 # run-suites.sh -- the busted suite on Lua 5.4, on LuaJIT 2.1 (OpenResty's)
-# and on Lua 5.4 with the module built with ASan + UBSan, then one line:
+# and on Lua 5.4 with the module built with ASan + UBSan, each fuzz target
+# for a few seconds from its corpus (a crash found once stays found), then
+# one line:
 #   licensor: N passed, N failed[, N skipped]
 # A suite that crashes before reporting counts as one failure.
-# SUITES picks some of them: "lua54 luajit asan" (the default).
+# SUITES picks some of them: "lua54 luajit asan fuzz" (the default).
 set -u
-SUITES=${SUITES:-"lua54 luajit asan"}
+SUITES=${SUITES:-"lua54 luajit asan fuzz"}
+FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
 cd "$(dirname "$0")/../.." || exit 2
 tally=$(mktemp)
 registry=$(mktemp)
@@ -30,6 +33,26 @@ run_suite() {  # label vm cpath [env...]
   fi
 }
 
+run_fuzz() {  # every target in build/fuzz, a pass or a failure each
+  echo "== fuzz, $FUZZ_SMOKE_SECONDS s a target"
+  for target in build/fuzz/fuzz_*; do
+    name=${target#build/fuzz/fuzz_}
+    scratch=$(mktemp -d)
+    if "$target" -max_total_time="$FUZZ_SMOKE_SECONDS" -artifact_prefix="$scratch/" \
+         "$scratch" "spec/fuzz/corpus/$name" > "$scratch.log" 2>&1; then
+      echo "fuzz_$name: $(grep -o 'DONE.*exec/s: [0-9]*' "$scratch.log" | sed 's/.*exec/exec/')"
+      echo "1 0 0" >> "$tally"
+    else
+      tail -30 "$scratch.log"
+      echo "fuzz_$name: FAILED (input kept in $scratch)"
+      echo "0 1 0" >> "$tally"
+      status=1
+      continue
+    fi
+    rm -rf "$scratch" "$scratch.log"
+  done
+}
+
 for suite in $SUITES; do
   case $suite in
     lua54) run_suite "Lua 5.4" lua5.4 "$PWD/build/lua5.4/?.so" ;;
@@ -38,6 +61,7 @@ for suite in $SUITES; do
       run_suite "Lua 5.4 + ASan/UBSan" lua5.4 "$PWD/build/asan-lua5.4/?.so" \
         LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LICENSOR_SANITIZED=1 ;;
+    fuzz) run_fuzz ;;
     *) echo "unknown suite $suite"; status=1 ;;
   esac
 done

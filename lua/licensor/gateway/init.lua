@@ -23,9 +23,6 @@ local match, format = string.match, string.format
 local refuse = request.refuse
 
 cjson.encode_sparse_array(true)
-cjson.decode_max_depth(20)
--- JSON has no 0x1AFF, Infinity or NaN: lua-cjson would read them as numbers.
-cjson.decode_invalid_numbers(false)
 
 local _M = {}
 
@@ -167,12 +164,7 @@ local function body()
     if ngx.req.get_body_file() then refuse(413, "too_large", "the body is larger than 16 KiB") end
     refuse(400, "invalid_json", "the body must be a JSON object")
   end
-  local value = cjson.decode(data)
-  if type(value) ~= "table" then refuse(400, "invalid_json", "the body must be a JSON object") end
-  for k in pairs(value) do
-    if type(k) ~= "string" then refuse(400, "invalid_json", "the body must be a JSON object") end
-  end
-  return value, data
+  return request.decode(data), data
 end
 
 local function client_limit()

@@ -5,10 +5,11 @@
 -- headers) that the handler turns into a JSON answer.
 local core = require "licensor.core"
 local failure = require "licensor.failure"
+local cjson = require("cjson.safe").new()
 
 local _M = {}
 
-local type, tostring, floor = type, tostring, math.floor
+local type, tostring, pairs, floor = type, tostring, pairs, math.floor
 
 local MAX_NUMBER = 9007199254740991   -- 2^53 - 1
 
@@ -17,6 +18,20 @@ function _M.refuse(status, code, message, headers)
   failure.raise(code, message, { status = status, headers = headers })
 end
 local refuse = _M.refuse
+
+cjson.decode_max_depth(20)
+-- JSON has no 0x1AFF, Infinity or NaN: lua-cjson would read them as numbers.
+cjson.decode_invalid_numbers(false)
+
+-- The JSON object a body holds (string keys only), or a 400 invalid_json.
+function _M.decode(data)
+  local value = cjson.decode(data)
+  if type(value) ~= "table" then refuse(400, "invalid_json", "the body must be a JSON object") end
+  for k in pairs(value) do
+    if type(k) ~= "string" then refuse(400, "invalid_json", "the body must be a JSON object") end
+  end
+  return value
+end
 
 -- A name field: the store's own check (core.check_name: at most
 -- core.MAX_NAME bytes of UTF-8, no control or bidi-override characters).
