@@ -25,8 +25,12 @@ BIN := $(BUILD)/bin/licensor
 ASAN_BUILD := build/asan-lua5.4
 ASAN_CORE := $(ASAN_BUILD)/licensor/core.so
 
+# The offline verifier: its own library for vendors' products, built into
+# licensor.core too.
+VERIFY_SOURCES := csrc/lsrv.c csrc/lsrv_machine.c
 CORE_SOURCES := csrc/date.c csrc/catalogue.c csrc/rules.c csrc/pricing.c csrc/renewal.c \
-                csrc/fraud.c csrc/keys.c csrc/names.c csrc/data.c csrc/store.c csrc/process.c csrc/ffi.c
+                csrc/fraud.c csrc/keys.c csrc/names.c csrc/data.c csrc/store.c csrc/process.c csrc/ffi.c \
+                $(VERIFY_SOURCES)
 BINDING_SOURCES := $(wildcard csrc/l_*.c) csrc/licensor.c
 SOURCES := $(CORE_SOURCES) $(BINDING_SOURCES)
 HEADERS := $(wildcard csrc/*.h)
@@ -36,9 +40,9 @@ WARNINGS := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wundef -Wformat=2 -Wvla -Wconversion -Wnull-dereference \
             -Wdouble-promotion -Wold-style-definition
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) -isystem $(LUA_INC)
+ALL_CFLAGS := -std=c99 -fPIC -fvisibility=hidden -DLSRV_INTERNAL $(WARNINGS) $(CFLAGS) -isystem $(LUA_INC)
 LDFLAGS_SO := -shared
-LIBS := -lsqlite3
+LIBS := -lsqlite3 -lsodium
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
@@ -48,7 +52,7 @@ LUA_PATH_HERE := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua
 # links against it; Debian's `luajit` package would conflict with it.
 APT_FIRST := libluajit2-5.1-2 libluajit2-5.1-dev luajit2
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
-                libsqlite3-dev sqlite3 lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
+                libsqlite3-dev sqlite3 libsodium-dev pkg-config lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
                 procps curl nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev
 
 PREFIX ?= /usr/local
@@ -59,7 +63,7 @@ LUA_ABI := $(subst lua,,$(LUA))
 endif
 
 .PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install gateway \
-        fuzz fuzz-build
+        fuzz fuzz-build verify-lib
 
 all: $(CORE) $(BIN)
 
@@ -85,8 +89,8 @@ $(ASAN_BUILD)/forkhelper.so: spec/support/forkhelper.c
 
 $(ASAN_CORE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(SAN_FLAGS) -isystem /usr/include/lua5.4 \
-	  $(LDFLAGS_SO) -o $@ $(SOURCES) $(LIBS)
+	$(CC) -std=c99 -fPIC -fvisibility=hidden -DLSRV_INTERNAL $(WARNINGS) $(SAN_FLAGS) \
+	  -isystem /usr/include/lua5.4 $(LDFLAGS_SO) -o $@ $(SOURCES) $(LIBS)
 
 path:
 	@echo "export LUA_PATH='$(LUA_PATH_HERE);;'"
@@ -117,7 +121,7 @@ cppcheck:
 
 # libFuzzer targets (spec/fuzz/), one per parser that takes outside input,
 # each with the core files it needs; corpora in spec/fuzz/corpus/TARGET.
-FUZZ_TARGETS := date key name data request
+FUZZ_TARGETS := date key name data request certificate
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := build/fuzz
 FUZZ_FLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
@@ -127,11 +131,12 @@ FUZZ_DEPS_key := csrc/keys.c
 FUZZ_DEPS_name := csrc/names.c
 FUZZ_DEPS_data := csrc/data.c
 FUZZ_DEPS_request := $(SOURCES)
+FUZZ_DEPS_certificate := $(VERIFY_SOURCES) csrc/date.c
 
 .SECONDEXPANSION:
 $(FUZZ_BUILD)/fuzz_%: spec/fuzz/fuzz_%.c $$(FUZZ_DEPS_$$*) $(HEADERS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_DEPS_$*) -llua5.4 -lsqlite3 -lm
+	clang $(FUZZ_FLAGS) -DLSRV_INTERNAL -o $@ $< $(FUZZ_DEPS_$*) -llua5.4 -lsqlite3 -lsodium -lm
 
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BUILD)/fuzz_$(t))
 
@@ -171,6 +176,11 @@ bench: deps
 	done; done
 	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
 	  lua5.4 spec/bench/gateway.lua
+	@for vm in lua5.4 luajit; do \
+	  LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" \
+	    $$vm spec/bench/certificates.lua build/bench.cert build/bench.pub || exit 1; done
+	@$(CC) -std=c99 -O2 -I csrc -o build/bench-verify spec/bench/verify.c $(VERIFY_SOURCES) csrc/date.c -lsodium
+	@build/bench-verify build/bench.cert build/bench.pub
 
 rockcheck:
 	@sh spec/support/rockcheck.sh
@@ -196,7 +206,30 @@ gateway: deps
 	  lua5.4 lua/bin/licensor --db build/demo.db gateway --listen $(GATEWAY_LISTEN) \
 	  --admin-token-file build/gateway-token
 
-install: all
+# The verifier library: shared and static, with its header and pkg-config
+# file (installed by `make install`).
+VERIFY_BUILD := build/verify
+VERIFY_VERSION := 1.0.0
+$(VERIFY_BUILD)/liblicensor-verify.so: $(VERIFY_SOURCES) csrc/date.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) -shared \
+	  -Wl,-soname,liblicensor-verify.so.1 -o $@ $(VERIFY_SOURCES) csrc/date.c -lsodium
+
+$(VERIFY_BUILD)/liblicensor-verify.a: $(VERIFY_SOURCES) csrc/date.c $(HEADERS) Makefile
+	@mkdir -p $(VERIFY_BUILD)/obj
+	for f in $(VERIFY_SOURCES) csrc/date.c; do \
+	  $(CC) -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) -c $$f \
+	    -o $(VERIFY_BUILD)/obj/$$(basename $$f .c).o || exit 1; done
+	rm -f $@ && ar rcs $@ $(VERIFY_BUILD)/obj/*.o
+
+$(VERIFY_BUILD)/licensor-verify.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: licensor-verify\nDescription: offline verifier of licensor certificates\nVersion: %s\nRequires.private: libsodium\nCflags: -I$${includedir}\nLibs: -L$${libdir} -llicensor-verify\nLibs.private: -lsodium\n' \
+	  '$(PREFIX)' '$(VERIFY_VERSION)' > $@
+
+verify-lib: $(VERIFY_BUILD)/liblicensor-verify.so $(VERIFY_BUILD)/liblicensor-verify.a $(VERIFY_BUILD)/licensor-verify.pc
+
+install: all verify-lib
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/catalogues \
 	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway \
@@ -207,6 +240,14 @@ install: all
 	install -m 644 lua/licensor/gateway/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway/
 	install -m 644 lua/licensor/store/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/store/
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/licensor
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 csrc/licensor_verify.h $(DESTDIR)$(PREFIX)/include/licensor_verify.h
+	install -m 755 $(VERIFY_BUILD)/liblicensor-verify.so \
+	  $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.so.$(VERIFY_VERSION)
+	ln -sf liblicensor-verify.so.$(VERIFY_VERSION) $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.so.1
+	ln -sf liblicensor-verify.so.1 $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.so
+	install -m 644 $(VERIFY_BUILD)/liblicensor-verify.a $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.a
+	install -m 644 $(VERIFY_BUILD)/licensor-verify.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/licensor-verify.pc
 
 clean:
 	rm -rf build

@@ -20,6 +20,9 @@ void lsr_policy_defaults(lsr_policy *policy)
   policy->disable_after_days = 14;
   policy->migration_gap_days = 14;
   policy->case_cooldown_days = 90;
+  policy->certificate_days = 30;
+  policy->grace_days = 14;
+  policy->fingerprint_match = LSR_MATCH_MOST;
 }
 
 const lsr_policy_field lsr_policy_fields[] = {
@@ -32,6 +35,8 @@ const lsr_policy_field lsr_policy_fields[] = {
   { "phone_after_days", offsetof(lsr_policy, phone_after_days), 0, 36500 },
   { "disable_after_days", offsetof(lsr_policy, disable_after_days), 0, 36500 },
   { "case_cooldown_days", offsetof(lsr_policy, case_cooldown_days), 0, 36500 },
+  { "certificate_days", offsetof(lsr_policy, certificate_days), 1, 3650 },
+  { "grace_days", offsetof(lsr_policy, grace_days), 0, 3650 },
   { NULL, 0, 0, 0 }
 };
 

@@ -81,7 +81,12 @@ typedef struct {
   int disable_after_days;
   int migration_gap_days;  /* runs of excess closer than this are one run */
   int case_cooldown_days;  /* a closed case resumes if excess returns within */
+  int certificate_days;    /* a certificate's refresh-by, days after issue */
+  int grace_days;          /* days a certificate still runs past refresh-by */
+  int fingerprint_match;   /* LSR_MATCH_*: how much of a fingerprint must match */
 } lsr_policy;
+
+enum { LSR_MATCH_MOST, LSR_MATCH_ALL, LSR_MATCH_ANY };
 
 /* The whole-number fields of a policy, their names in catalogues and their
  * bounds: one table for reading, checking and listing them. */

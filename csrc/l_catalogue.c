@@ -65,6 +65,37 @@ static int cat_build(lua_State *L)
   return 1;
 }
 
+/* cat:newest_build(product, on) -- the newest build released on or before
+ * `on`, or nil, message, "no_build" (the add-on rule's newest major). */
+static int cat_newest_build(lua_State *L)
+{
+  const lsr_product *p = product_arg(L, lb_check_catalogue(L, 3), 2);
+  lsr_day on;
+  int n, build;
+  if (p == NULL) return 3;
+  if ((n = lb_read_on(L, 3, &on))) return n;
+  build = lsr_newest_released_by(p, on);
+  if (build < 0) return lb_fail(L, "no_build", "product '%s' has no build released by then", p->id);
+  push_build(L, p, build);
+  return 1;
+}
+
+/* cat:first_build_of(product, major) -- the first build of a major, or nil,
+ * message, "no_build". */
+static int cat_first_build_of(lua_State *L)
+{
+  const lsr_product *p = product_arg(L, lb_check_catalogue(L, 3), 2);
+  long long major = 0;
+  if (p == NULL) return 3;
+  if (!lsr_tointeger_exact(L, 3, &major)) luaL_argerror(L, 3, "major version number expected");
+  for (int i = 0; i < p->n_majors; i++)
+    if (p->majors[i].major == major) {
+      push_build(L, p, p->majors[i].first);
+      return 1;
+    }
+  return lb_fail(L, "no_build", "product '%s' has no build of major %lld", p->id, major);
+}
+
 /* cat:eligible(lic, on) -- the hot path. */
 static int cat_eligible(lua_State *L)
 {
@@ -434,6 +465,7 @@ static int cat_policy(lua_State *L)
     lua_setfield(L, -2, f->name);
   }
   lb_set_string(L, "renewal_basis", lb_basis_name(pol->renewal_basis));
+  lb_set_string(L, "fingerprint_match", lb_match_name(pol->fingerprint_match));
   return 1;
 }
 
@@ -466,6 +498,8 @@ static const luaL_Reg catalogue_methods[] = {
   { "addon_status", cat_addon_status },
   { "quote_upgrade", cat_quote_upgrade },
   { "can_rollback", cat_can_rollback },
+  { "newest_build", cat_newest_build },
+  { "first_build_of", cat_first_build_of },
   { "products", cat_products },
   { "product", cat_product },
   { "builds", cat_builds },

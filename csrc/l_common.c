@@ -182,6 +182,21 @@ bool lb_read_basis(const char *name, int *basis)
   return true;
 }
 
+bool lb_read_match(const char *name, int *match)
+{
+  if (name == NULL) return false;
+  if (strcmp(name, "most") == 0) *match = LSR_MATCH_MOST;
+  else if (strcmp(name, "all") == 0) *match = LSR_MATCH_ALL;
+  else if (strcmp(name, "any") == 0) *match = LSR_MATCH_ANY;
+  else return false;
+  return true;
+}
+
+const char *lb_match_name(int match)
+{
+  return match == LSR_MATCH_ALL ? "all" : match == LSR_MATCH_ANY ? "any" : "most";
+}
+
 const char *lb_basis_name(int basis)
 {
   return basis == LSR_BASIS_FROM_RENEWAL ? "from_renewal" : "from_expiry";

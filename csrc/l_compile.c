@@ -339,6 +339,11 @@ static bool read_policy(lua_State *L, int idx, lsr_policy *policy, build_error *
   if (!lua_isnil(L, -1) &&
       (lua_type(L, -1) != LUA_TSTRING || !lb_read_basis(lua_tostring(L, -1), &policy->renewal_basis)))
     return refuse(e, "policy.renewal_basis must be \"from_expiry\" or \"from_renewal\"");
+  lua_pop(L, 1);
+  lua_getfield(L, table, "fingerprint_match");
+  if (!lua_isnil(L, -1) &&
+      (lua_type(L, -1) != LUA_TSTRING || !lb_read_match(lua_tostring(L, -1), &policy->fingerprint_match)))
+    return refuse(e, "policy.fingerprint_match must be \"most\", \"all\" or \"any\"");
   lua_pop(L, 2);
   return true;
 }

@@ -92,6 +92,9 @@ bool lb_read_level(lua_State *L, int idx, lsr_level *out);
 /* A renewal basis name; false unless "from_expiry" or "from_renewal". */
 bool lb_read_basis(const char *name, int *basis);
 const char *lb_basis_name(int basis);
+/* A fingerprint match policy name ("most", "all", "any"). */
+bool lb_read_match(const char *name, int *match);
+const char *lb_match_name(int match);
 
 /* ---- licenses (l_license.c) ---- */
 
@@ -147,5 +150,6 @@ void lb_open_store(lua_State *L, int module, int mt);
 void lb_open_process(lua_State *L, int module, int mt);
 void lb_open_data(lua_State *L, int module, int mt);
 void lb_open_sandbox(lua_State *L, int module, int mt);
+void lb_open_certificate(lua_State *L, int module, int mt);
 
 #endif

@@ -30,6 +30,7 @@ dependencies = {
 -- build line stays the same when it lands.
 external_dependencies = {
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
+  SODIUM = { header = "sodium.h", library = "sodium" },
 }
 
 build = {
@@ -49,6 +50,8 @@ build = {
     ["licensor.store.installations"] = "lua/licensor/store/installations.lua",
     ["licensor.store.sweep"] = "lua/licensor/store/sweep.lua",
     ["licensor.store.outbox"] = "lua/licensor/store/outbox.lua",
+    ["licensor.store.certificates"] = "lua/licensor/store/certificates.lua",
+    ["licensor.certificate"] = "lua/licensor/certificate.lua",
     ["licensor.schema"] = "lua/licensor/schema.lua",
     ["licensor.tabulate"] = "lua/licensor/tabulate.lua",
     ["licensor.pretty"] = "lua/licensor/pretty.lua",
@@ -64,13 +67,15 @@ build = {
         "csrc/date.c", "csrc/catalogue.c", "csrc/rules.c", "csrc/pricing.c",
         "csrc/renewal.c", "csrc/fraud.c", "csrc/keys.c", "csrc/names.c", "csrc/store.c",
         "csrc/process.c", "csrc/data.c", "csrc/l_data.c", "csrc/l_sandbox.c",
+        "csrc/lsrv.c", "csrc/lsrv_machine.c", "csrc/l_certificate.c",
         "csrc/ffi.c", "csrc/l_common.c", "csrc/l_license.c", "csrc/l_catalogue.c",
         "csrc/l_fraud.c", "csrc/l_compile.c", "csrc/l_time.c", "csrc/l_keys.c",
         "csrc/l_store.c", "csrc/l_process.c", "csrc/l_ffi.c", "csrc/licensor.c",
       },
-      incdirs = { "csrc", "$(SQLITE_INCDIR)" },
-      libdirs = { "$(SQLITE_LIBDIR)" },
-      libraries = { "sqlite3" },
+      incdirs = { "csrc", "$(SQLITE_INCDIR)", "$(SODIUM_INCDIR)" },
+      libdirs = { "$(SQLITE_LIBDIR)", "$(SODIUM_LIBDIR)" },
+      libraries = { "sqlite3", "sodium" },
+      defines = { "LSRV_INTERNAL" },
     },
   },
 }

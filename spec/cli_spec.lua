@@ -89,6 +89,43 @@ describe("licensor command", function()
     stores.remove(missing)
   end)
 
+  it("makes signing keys, certificates, air-gapped requests and verifies them, with exit codes", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local signing = dir .. ".key"
+    local status, out = run("keys", "new", "--out", signing)
+    assert.are.equal(0, status)
+    local id = out:match("key id (%x+)")
+    assert.are.equal(16, #id)
+    local err = select(3, run("keys", "new", "--out", signing))
+    status = run("keys", "new", "--out", signing)
+    assert.are.same({ 1, "licensor: exists: " .. signing .. ": exists already (never overwritten)" }, { status, err })
+    status, out = run("keys", "show", signing)
+    assert.are.same({ 0, "key id " .. id }, { status, out:match("^[^\n]+") })
+    local fp = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
+    -- Air-gapped: the product's request, carried to the vendor, the
+    -- certificate carried back (today: M&S lapsed, build 6911 still runs).
+    local request, cert = dir .. ".request", dir .. ".cert"
+    assert.are.equal(0, (run("request", key, "air-gapped-1", "6911", "--fingerprint", fp, "--out", request)))
+    status, out = run("--db", db, "activate", "--request", request, "--out", cert, "--signing-key", signing)
+    assert.are.same({ 0, "certificate for air-gapped-1 written to " .. cert }, { status, out })
+    status, out = run("verify", cert, "--public-key", signing .. ".pub", "--fingerprint", fp)
+    assert.are.same({ 0, "valid" }, { status, out })
+    status, out = run("--json", "verify", cert, "--public-key", signing .. ".pub", "--fingerprint", fp)
+    assert.are.equal(0, status)
+    assert.matches('"verdict":"valid"', out)
+    assert.matches('"server":"air%-gapped%-1"', out)
+    status, out = run("verify", cert, "--public-key", signing .. ".pub", "--fingerprint", "v1:mid=0000000000000000")
+    assert.are.same({ 1, "wrong_machine" }, { status, out })
+    assert.are.equal(2, (run("verify", cert)))
+    status, out = run("--db", db, "certificate", key, "air-gapped-1", "--signing-key", signing)
+    assert.are.equal(0, status)
+    assert.matches("^%-%-%-%-%-BEGIN LICENSOR CERTIFICATE%-%-%-%-%-", out)
+    assert.are.equal(1, (run("--db", db, "certificate", key, "nowhere", "--signing-key", signing)))
+    assert.are.equal(2, (run("--db", db, "certificate", key, "air-gapped-1")))
+    for _, f in ipairs({ signing, signing .. ".pub", request, cert }) do os.remove(f) end
+  end)
+
   it("runs as a script with the interpreter of this suite", function()
     local cmd = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' " .. stores.interpreter() ..
       " lua/bin/licensor --db " .. db .. " eligible " .. key .. " --on 2019-06-01"

@@ -455,6 +455,46 @@ describe("the gateway under pressure", function()
   end)
 end)
 
+describe("certificates over the API", function()
+  it("answers an activation and a drifted check-in with the installation's certificate", function()
+    local certificate = require "licensor.certificate"
+    local core = require "licensor.core"
+    local db = fresh_db()
+    local key_file = os.tmpname()
+    os.remove(key_file)
+    local public = assert(certificate.new_key_files(key_file))
+    local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN, signing_key_file = key_file }
+    finally(function()
+      server:stop()
+      stores.remove(db)
+      os.remove(key_file)
+      os.remove(key_file .. ".pub")
+    end)
+    local key = issue(server).key
+    local fp = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
+    local status, answer = server:request("POST", "/v1/activate", { key = key, server = "m1", build = 6911,
+                                                                    fingerprint = fp })
+    assert.are.equal(200, status)
+    local now = core.day("2019-06-02") * 86400
+    local verdict = licensor.verify(answer.certificate, { public_keys = { public }, fingerprint = fp, now = now })
+    assert.are.same({ "valid", "m1", "2019-07-01" },
+      { verdict.verdict, verdict.certificate.server, verdict.certificate.refresh_by })
+    local drifted = "v1:mid=1111111111111111,uuid=2222222222222222,mac=5555555555555555,host=4444444444444444"
+    status, answer = server:request("POST", "/v1/checkin", { key = key, server = "m1", fingerprint = drifted })
+    assert.are.equal(200, status)
+    verdict = licensor.verify(answer.certificate, { public_keys = { public }, fingerprint = drifted, now = now })
+    assert.are.equal("valid", verdict.verdict)
+    status, answer = server:request("POST", "/v1/checkin", { key = key, server = "m1",
+      fingerprint = "v1:mid=9999999999999999,uuid=9999999999999999,mac=9999999999999999,host=4444444444444444" })
+    assert.are.same({ 403, "wrong_machine" }, { status, answer.code })
+    status, answer = server:request("POST", "/v1/activate", { key = key, server = "m2", build = 6911 })
+    assert.are.same({ 200, nil }, { status, answer.certificate })   -- no fingerprint, no certificate
+    status, answer = server:request("POST", "/v1/activate", { key = key, server = "m3", build = 6911,
+                                                              fingerprint = "not a fingerprint" })
+    assert.are.same({ 400, "invalid_request" }, { status, answer.code })
+  end)
+end)
+
 describe("the fraud story over the API", function()
   it("escalates a key on two servers to a disabled key, day by pinned day", function()
     local db = fresh_db()

@@ -7,6 +7,7 @@
 -- on stderr), 2 for bad usage.
 local licensor = require "licensor"
 local failure = require "licensor.failure"
+local certificate = require "licensor.certificate"
 local tabulate = require "licensor.tabulate"
 local pretty = require "licensor.pretty"
 
@@ -15,7 +16,7 @@ local _M = {}
 local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
 local concat, sort = table.concat, table.sort
 
-local USAGE = [[
+local USAGE = [=[
 usage: licensor [--db PATH] [--json] COMMAND [ARGS]
 
   init                               create the database (--db, default $LICENSOR_DB or ./licensor.db)
@@ -25,7 +26,8 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
         [--owner O] [--failover] [--version-lock N] [--trial-days N] [--addon A]...
   show KEY                           the license and its status
   eligible KEY [--on DATE]           the newest build the license may install
-  activate KEY SERVER BUILD [--on DATE]
+  activate KEY SERVER BUILD [--fingerprint FP] [--on DATE]
+  activate --request FILE --out CERT --signing-key FILE [--on DATE]   (air-gapped servers)
   checkin KEY SERVER [--build N] [--on DATE]
   deactivate KEY SERVER [--on DATE]
   installations KEY
@@ -38,17 +40,25 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   transfer KEY OWNER --consent REF
   sweep [--on DATE]
   events KEY
+  keys new --out FILE                a signing key (FILE, mode 0600) and its public key (FILE.pub)
+  keys show FILE                     the public key and key id of a signing key
+  certificate KEY SERVER --signing-key FILE [--on DATE] [--out CERT]
+  fingerprint                        this machine's fingerprint
+  request KEY SERVER BUILD [--fingerprint FP] [--out FILE]   an air-gapped activation request
+  verify CERT --public-key FILE.pub [--fingerprint FP] [--state FILE [--new-state]] [--json]
+                                     exit 0 valid or grace, 1 refused
   repl                               a Lua REPL with `store`, `cat`, `licensor` and `pp` loaded
   gateway [--listen ADDR:PORT] [--workers N] [--admin-token-file F] [--today DATE]
           [--rate-per-ip N] [--rate-per-key N] [--conn-per-ip N] [--prefix DIR]
+          [--signing-key FILE]       (answer certificates to activations with a fingerprint)
                                      (rates per second, 0: off; conn-per-ip: requests
                                      in progress per address, default 256)
 
 Amounts are in minor units (cents).  Exit status: 0 ok, 1 refused, 2 bad usage.
-]]
+]=]
 
 -- Flags that take no value.
-local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true }
+local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true }
 
 -- Splits argv into positional arguments and --flags (repeatable ones are
 -- kept as lists in `many`).
@@ -223,11 +233,116 @@ function commands.eligible(ctx, pos, flags)
   show_record(ctx.out, ctx.opts, build)
 end
 
+local function read_text(path, what)
+  local f = io.open(path, "rb")
+  if not f then refused(path .. ": cannot be read", "io_error") end
+  local text = f:read(65536) or ""
+  f:close()
+  if text == "" then usage_error(what .. " " .. path .. " is empty") end
+  return text
+end
+
+local function write_text(path, text)
+  local f, err = io.open(path, "wb")
+  if not f then refused(tostring(err), "io_error") end
+  f:write(text)
+  f:close()
+end
+
+-- The store with the signing key of --signing-key.
+local function signing_store(ctx, flags)
+  if not flags.signing_key then usage_error("--signing-key FILE is needed to sign certificates") end
+  local store = ctx.open()
+  check(store:use_signing_key(flags.signing_key))
+  return store
+end
+
+-- activate --request FILE --out CERT --signing-key FILE: the air-gapped
+-- round trip, with the same R9/R10 checks as online.
+local function activate_request(ctx, flags)
+  local request = check(certificate.read_request(read_text(flags.request, "request")))
+  if not flags.out then usage_error("activate --request needs --out CERT") end
+  local store = signing_store(ctx, flags)
+  local verdict = check(store:activate(request.license, request.server, request.build, flags.on,
+                                       request.fingerprint))
+  if not verdict.ok then return show_verdict(ctx.out, ctx.opts, verdict) end
+  write_text(flags.out, check(store:certificate(request.license, request.server, flags.on)))
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, certificate = flags.out })) end
+  ctx.out("certificate for " .. request.server .. " written to " .. flags.out)
+end
+
 function commands.activate(ctx, pos, flags)
+  if flags.request then return activate_request(ctx, flags) end
   local build = tonumber(need(pos, 3, "BUILD"))
   if not build then usage_error("BUILD is a build number") end
   show_verdict(ctx.out, ctx.opts, check(ctx.open():activate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
-    build, flags.on)))
+    build, flags.on, flags.fingerprint)))
+end
+
+-- keys new --out FILE | keys show FILE
+function commands.keys(ctx, pos, flags)
+  local what = need(pos, 1, "new or show")
+  local public, id
+  if what == "new" then
+    if not flags.out then usage_error("keys new needs --out FILE") end
+    public, id = check(certificate.new_key_files(flags.out))
+  elseif what == "show" then
+    local key = check(certificate.read_signing_key(need(pos, 2, "FILE")))
+    public, id = key.public_text, key.id
+  else
+    usage_error("keys new --out FILE, or keys show FILE")
+  end
+  if ctx.opts.json then return ctx.out(json_encode({ id = id, public_key = public })) end
+  ctx.out("key id " .. id)
+  ctx.out(public)
+end
+
+function commands.certificate(ctx, pos, flags)
+  local store = signing_store(ctx, flags)
+  local text = check(store:certificate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"), flags.on))
+  if flags.out then return write_text(flags.out, text) end
+  ctx.out((text:gsub("\n$", "")))
+end
+
+function commands.fingerprint(ctx)
+  local fp = check(require("licensor.core").fingerprint())
+  if ctx.opts.json then return ctx.out(json_encode({ fingerprint = fp })) end
+  ctx.out(fp)
+end
+
+-- request KEY SERVER BUILD [--fingerprint FP] [--out FILE]: what an
+-- air-gapped product writes for its admin to carry to the vendor.
+function commands.request(ctx, pos, flags)
+  local build = tonumber(need(pos, 3, "BUILD"))
+  if not build then usage_error("BUILD is a build number") end
+  local fp = flags.fingerprint or check(require("licensor.core").fingerprint())
+  local text = certificate.request_text{ license = need(pos, 1, "KEY"), server = need(pos, 2, "SERVER"),
+                                         fingerprint = fp, build = build }
+  check(certificate.read_request(text))
+  if flags.out then return write_text(flags.out, text) end
+  ctx.out((text:gsub("\n$", "")))
+end
+
+-- verify CERT --public-key FILE.pub ... [--fingerprint FP] [--state FILE]
+-- [--new-state]: exit 0 for valid or grace, 1 for any refusal.
+function commands.verify(ctx, pos, flags, many)
+  local text = read_text(need(pos, 1, "CERT"), "certificate")
+  if not many.public_key then usage_error("verify needs --public-key FILE.pub") end
+  local keys = {}
+  for i, path in ipairs(many.public_key) do keys[i] = check(certificate.read_public_key(path)) end
+  local core = require "licensor.core"
+  local fp = flags.fingerprint or check(core.fingerprint())
+  local result = core.verify(text, { public_keys = keys, fingerprint = fp, state = flags.state,
+                                     new_state = flags.new_state })
+  if ctx.opts.json then
+    ctx.out(json_encode(result))
+  else
+    local left = result.grace_days_left
+    ctx.out(result.verdict .. (left and (" (" .. left .. " days left)") or ""))
+  end
+  if result.verdict ~= "valid" and result.verdict ~= "grace" then
+    failure.raise(result.verdict, "the certificate is refused: " .. result.verdict, { quiet = true })
+  end
 end
 
 function commands.checkin(ctx, pos, flags)
@@ -330,6 +445,7 @@ function commands.gateway(ctx, _, flags)
                                       rate_per_ip = number_flag(flags, "rate_per_ip"),
                                       rate_per_key = number_flag(flags, "rate_per_key"),
                                       conn_per_ip = number_flag(flags, "conn_per_ip"),
+                                      signing_key_file = flags.signing_key,
                                       prefix = flags.prefix, out = ctx.out })
   if not ok then refused(msg, code) end
 end
@@ -384,7 +500,7 @@ function _M.main(argv, io_opts)
     err_out("licensor: " .. err.message)
     return 2
   end
-  err_out("licensor: " .. tostring(err.code) .. ": " .. tostring(err.message))
+  if not err.quiet then err_out("licensor: " .. tostring(err.code) .. ": " .. tostring(err.message)) end
   return 1
 end
 

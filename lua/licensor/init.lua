@@ -8,8 +8,10 @@ local package = package
 
 local _M = {}
 -- Everything of the core but its internals: the process helpers, the
--- failure metatable and the underscored FFI hooks.
-local INTERNAL = { process = true, Failure = true }
+-- failure metatable, signing (the store's), the catalogue sandbox and the
+-- underscored FFI hooks.
+local INTERNAL = { process = true, Failure = true, new_signing_key = true, signing_key_public = true,
+                   sign = true, write_private_file = true, run_catalogue = true }
 for name, fn in pairs(core) do
   if name:sub(1, 1) ~= "_" and not INTERNAL[name] then _M[name] = fn end
 end

@@ -120,6 +120,11 @@ CREATE TABLE idempotency (
   at          TEXT NOT NULL
 ) WITHOUT ROWID;
 ]],
+
+  -- 4: the machine fingerprint each installation activated with.
+  [[
+ALTER TABLE installations ADD COLUMN fingerprint TEXT;
+]],
 }
 
 return _M

@@ -98,7 +98,7 @@ function _M.start(opts)
     db = opts.db, listen = "127.0.0.1:" .. self.port, workers = opts.workers or 2, today = opts.today,
     admin_token_file = self.token_file, prefix = self.prefix, cpath = ROOT .. "/build/luajit",
     rate_per_ip = opts.rate_per_ip or 100000, rate_per_key = opts.rate_per_key or 100000,
-    conn_per_ip = opts.conn_per_ip,
+    conn_per_ip = opts.conn_per_ip, signing_key_file = opts.signing_key_file,
     synchronous = opts.synchronous })
   self.conf = conf
   -- Sanitizer settings of the suite are not nginx's business: `env` drops

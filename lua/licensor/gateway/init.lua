@@ -35,13 +35,20 @@ _M.RATE_PER_KEY = 200
 -- opened is tried again, no sooner than `retry_at` (backoff doubling from
 -- 0.1 s to 5 s), so a worker started before its database recovers by itself.
 local worker = { store = nil, today = nil, admin_digest = nil, limits = nil,
-                 db = nil, synchronous = nil, retry_at = 0, backoff = 0.1 }
+                 db = nil, synchronous = nil, signing_key_file = nil, retry_at = 0, backoff = 0.1 }
 
 local RETRY_FIRST, RETRY_MAX = 0.1, 5
 
 -- Opens the store, or notes when to try again.
 local function open_store()
   local store, msg = licensor.open(worker.db, { synchronous = worker.synchronous })
+  if store and worker.signing_key_file then
+    local id, err = store:use_signing_key(worker.signing_key_file)
+    if not id then
+      store:close()
+      store, msg = nil, err
+    end
+  end
   if store then
     worker.store, worker.backoff = store, RETRY_FIRST
     return store
@@ -67,7 +74,7 @@ local function read_token(path)
 end
 
 -- init_worker{db=, synchronous=, today=, admin_token_file=, rate_per_ip=,
--- rate_per_key=, limits_dict=}
+-- rate_per_key=, limits_dict=, signing_key_file=}
 function _M.init_worker(opts)
   if type(opts) ~= "table" or type(opts.db) ~= "string" then
     error("licensor.gateway.init_worker needs { db = path }", 2)
@@ -82,6 +89,7 @@ function _M.init_worker(opts)
   -- A store that cannot be opened leaves the worker up, answering 503
   -- until a later request opens it.
   worker.db, worker.synchronous = opts.db, opts.synchronous or "full"
+  worker.signing_key_file = opts.signing_key_file
   worker.retry_at, worker.backoff = 0, RETRY_FIRST
   open_store()
 end
@@ -187,16 +195,16 @@ local function keyed(text)
 end
 
 -- Build records as JSON objects (they already hold only plain fields).
-local function verdict_answer(v)
+local function verdict_answer(v, certificate)
   answer(v.ok and 200 or 403, { ok = v.ok, code = v.code, message = v.message, eligible = v.eligible,
-                                migration = v.migration })
+                                migration = v.migration, certificate = certificate })
 end
 
 ------------------------------------------------------------------------
 -- Routes
 ------------------------------------------------------------------------
 
-local INSTALL_FIELDS = { key = true, server = true, build = true }
+local INSTALL_FIELDS = { key = true, server = true, build = true, fingerprint = true }
 local DEACTIVATE_FIELDS = { key = true, server = true }
 
 local function installation_request(name)
@@ -208,15 +216,20 @@ local function installation_request(name)
   local s = store()
   local t0 = core.monotonic_us()
   local v
+  local fingerprint = name ~= "deactivate" and request.string(b, "fingerprint", true) or nil
   if name == "activate" then
-    v = check(s:activate(key, server, request.count(b, "build"), on))
+    v = check(s:activate(key, server, request.count(b, "build"), on, fingerprint))
   elseif name == "checkin" then
-    v = check(s:checkin(key, server, on, request.count(b, "build", true)))
+    v = check(s:checkin(key, server, on, request.count(b, "build", true), fingerprint))
   else
     v = check(s:deactivate(key, server, on))
   end
+  -- With a fingerprint and a signing key, an accepted activation or
+  -- check-in answers the installation's certificate too.
+  local certificate
+  if v.ok and fingerprint and s.signing_key then certificate = check(s:certificate(key, server, on)) end
   ngx.header["X-Licensor-Write-Us"] = format("%d", core.monotonic_us() - t0)
-  verdict_answer(v)
+  verdict_answer(v, certificate)
 end
 
 -- The license and the active catalogue, with one read of the store.

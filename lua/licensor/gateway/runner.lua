@@ -199,6 +199,7 @@ function _M.render(opts)
   end
   local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
     admin_token_file = opts.admin_token_file and absolute(opts.admin_token_file),
+    signing_key_file = opts.signing_key_file and absolute(opts.signing_key_file),
     rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key }
   local chunk, why = core.write_data(worker_opts)
   if not chunk then return nil, "gateway: " .. why, "invalid_request" end

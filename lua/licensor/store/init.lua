@@ -18,6 +18,7 @@ require "licensor.store.licenses"
 require "licensor.store.installations"
 require "licensor.store.sweep"
 require "licensor.store.outbox"
+require "licensor.store.certificates"
 
 local type, pairs, ipairs, pcall, setmetatable = type, pairs, ipairs, pcall, setmetatable
 local tostring = tostring

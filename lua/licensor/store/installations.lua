@@ -4,6 +4,7 @@
 -- still says which build is allowed and where the migration window stands.
 local core = require "licensor.core"
 local failure = require "licensor.failure"
+local certificate = require "licensor.certificate"
 local common = require "licensor.store.common"
 
 local type, ipairs = type, ipairs
@@ -23,6 +24,31 @@ local function check_server(server, fn)
   if type(server) ~= "string" then bad_argument(2, fn, "server name expected", 2) end
 end
 
+local function check_fingerprint(fingerprint, fn, n)
+  if fingerprint ~= nil and type(fingerprint) ~= "string" then
+    bad_argument(n, fn, "fingerprint string expected", 2)
+  end
+end
+
+-- A fingerprint given with an activation or check-in: the installation's
+-- own (recorded when it had none), a drifted one that still matches under
+-- the policy (recorded: a new network card is not a new server), or
+-- another machine's (false: wrong_machine).
+local function same_machine(self, cat, key, inst, fingerprint)
+  if fingerprint == nil or fingerprint == inst.fingerprint then return true end
+  local policy = cat:policy().fingerprint_match
+  if inst.fingerprint and not core.fingerprint_match(inst.fingerprint, fingerprint, policy) then
+    return false
+  end
+  self.db:run(self.sql.set_fingerprint, key, inst.seq, fingerprint)
+  inst.fingerprint = fingerprint
+  return true
+end
+
+local function wrong_machine(server)
+  return "server '" .. server .. "' answers with another machine's fingerprint"
+end
+
 local function check_build(build, fn, n)
   if type(build) ~= "number" or build ~= build or build % 1 ~= 0 then
     bad_argument(n, fn, "build number expected", 2)
@@ -40,9 +66,12 @@ end
 -- What every installation workflow starts from: the key and day checked,
 -- the license and active catalogue, the key's installations, the server's
 -- current one and the build eligible on `on`.
-local function setup(self, key, server, on)
+local function setup(self, key, server, on, fingerprint)
   key, on = normalise_key(key), check_on(on)
   failure.try(core.check_name(server, "server"))
+  if fingerprint ~= nil and not certificate.valid_fingerprint(fingerprint) then
+    refuse("invalid_request", "fingerprint: v1:name=hex,... as `licensor fingerprint` prints it")
+  end
   local lic, cat = common.license_and_catalogue(self, key)
   local installs = self.db:all(self.sql.installations, key)
   return key, on, lic, cat, installs, current_of(installs, server), cat:eligible(lic, on)
@@ -58,13 +87,16 @@ local function not_activated(server)
     "(it must activate again)"
 end
 
-local function activate(self, key, server, build, on)
+local function activate(self, key, server, build, on, fingerprint)
   local lic, cat, installs, current, eligible
-  key, on, lic, cat, installs, current, eligible = setup(self, key, server, on)
+  key, on, lic, cat, installs, current, eligible = setup(self, key, server, on, fingerprint)
   local db, sql = self.db, self.sql
   local ok, msg, code = cat:can_install(lic, build, on)
   if not ok then return refused(code, msg, eligible, cat, lic, installs, on) end
   if current and cat:installation_active(current, on) then
+    if not same_machine(self, cat, key, current, fingerprint) then
+      return refused("wrong_machine", wrong_machine(server), eligible, cat, lic, installs, on)
+    end
     -- Already installed and active: a re-activation is a check-in.
     db:run(sql.touch_installation, key, current.seq, on, build)
     if current.build ~= build then
@@ -78,25 +110,31 @@ local function activate(self, key, server, build, on)
   if current then db:run(sql.deactivate_installation, key, current.seq, on) end
   -- Sequence numbers are 1, 2, ... per key: the list read above has them.
   local last = installs[#installs]
-  db:run(sql.insert_installation, key, last and last.seq + 1 or 1, server, build, on, on)
+  db:run(sql.insert_installation, key, last and last.seq + 1 or 1, server, build, on, on, fingerprint)
   log(self, key, on, "activate", { server = server, build = build })
   return verdict(true, nil, nil, eligible, window)
 end
 
--- store:activate(key, server, build, on) -> {ok=, code=, message=, eligible=, migration=}
-function Store:activate(key, server, build, on)
+-- store:activate(key, server, build, on, fingerprint) -> {ok=, code=,
+-- message=, eligible=, migration=}; the fingerprint (optional) is the
+-- machine's, as `licensor fingerprint` prints it.
+function Store:activate(key, server, build, on, fingerprint)
   check_server(server, "activate")
   check_build(build, "activate", 3)
-  return transaction(self, activate, key, server, build, on)
+  check_fingerprint(fingerprint, "activate", 5)
+  return transaction(self, activate, key, server, build, on, fingerprint)
 end
 
-local function checkin(self, key, server, on, build)
+local function checkin(self, key, server, on, build, fingerprint)
   local lic, cat, installs, current, eligible
-  key, on, lic, cat, installs, current, eligible = setup(self, key, server, on)
+  key, on, lic, cat, installs, current, eligible = setup(self, key, server, on, fingerprint)
   -- R9: only a server whose installation is active that day checks in; a
   -- lapsed or deactivated one activates again, through R10's admission.
   if not current or not cat:installation_active(current, on) then
     return refused("not_activated", not_activated(server), eligible, cat, lic, installs, on)
+  end
+  if not same_machine(self, cat, key, current, fingerprint) then
+    return refused("wrong_machine", wrong_machine(server), eligible, cat, lic, installs, on)
   end
   build = build or current.build
   local ok, msg, code = cat:can_install(lic, build, on)
@@ -111,12 +149,14 @@ local function checkin(self, key, server, on, build)
   return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
 end
 
--- store:checkin(key, server, on, build) -> verdict; moves last_seen, may
--- change the build (R5, and R13 when it goes back).
-function Store:checkin(key, server, on, build)
+-- store:checkin(key, server, on, build, fingerprint) -> verdict; moves
+-- last_seen, may change the build (R5, and R13 when it goes back) and
+-- records a drifted fingerprint that still matches.
+function Store:checkin(key, server, on, build, fingerprint)
   check_server(server, "checkin")
   if build ~= nil then check_build(build, "checkin", 4) end
-  return transaction(self, checkin, key, server, on, build)
+  check_fingerprint(fingerprint, "checkin", 5)
+  return transaction(self, checkin, key, server, on, build, fingerprint)
 end
 
 local function deactivate(self, key, server, on)
@@ -143,7 +183,7 @@ local function installations(self, key)
   key = normalise_key(key)
   common.load_license(self, key)
   local list = self.db:all(self.sql.installations, key)
-  for _, i in ipairs(list) do i.seq = nil end
+  for _, i in ipairs(list) do i.seq, i.fingerprint = nil, nil end
   return list
 end
 

@@ -22,10 +22,11 @@ return {
   set_lease_ended = "UPDATE licenses SET lease_ended = ? WHERE key = ?",
   set_disabled = "UPDATE licenses SET disabled = ?, disabled_reason = ? WHERE key = ?",
   set_owner = "UPDATE licenses SET owner = ?, transfer_consent = ? WHERE key = ?",
-  installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated
+  installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated, fingerprint
     FROM installations WHERE key = ? ORDER BY seq]],
-  insert_installation = [[INSERT INTO installations (key, seq, server, build, first_seen, last_seen)
-    VALUES (?, ?, ?, ?, ?, ?)]],
+  insert_installation = [[INSERT INTO installations
+    (key, seq, server, build, first_seen, last_seen, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)]],
+  set_fingerprint = "UPDATE installations SET fingerprint = ?3 WHERE key = ?1 AND seq = ?2",
   touch_installation = [[UPDATE installations SET last_seen = max(last_seen, ?3), build = ?4
     WHERE key = ?1 AND seq = ?2]],
   deactivate_installation = "UPDATE installations SET deactivated = ?3 WHERE key = ?1 AND seq = ?2",

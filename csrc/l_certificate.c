@@ -1,0 +1,319 @@
+/*
+ * l_certificate.c -- signed certificates for Lua: signing keys and
+ * signatures (libsodium Ed25519) for the store, and the offline verifier
+ * (licensor_verify.h) for licensor.verify, the command line and the specs,
+ * so that Lua and the vendor's C product check certificates with the same
+ * code.  Certificate texts are written by lua/licensor/certificate.lua.
+ */
+#define _POSIX_C_SOURCE 200809L   /* gmtime_r */
+#include "lbind.h"
+
+#include "licensor_verify.h"
+
+#include <sodium.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TRUSTED 16
+
+static void push_base64(lua_State *L, const unsigned char *bin, size_t len)
+{
+  char b64[sodium_base64_ENCODED_LEN(64, sodium_base64_VARIANT_ORIGINAL)];
+  sodium_bin2base64(b64, sizeof b64, bin, len, sodium_base64_VARIANT_ORIGINAL);
+  lua_pushstring(L, b64);
+}
+
+static bool from_base64(const char *text, unsigned char *bin, size_t len)
+{
+  size_t n = 0;
+  /* libsodium's decoder must see only the base64 alphabet. */
+  return text != NULL && strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") == strlen(text) &&
+         sodium_base642bin(bin, len, text, strlen(text), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+         n == len;
+}
+
+/* Pushes the key id of a public key: 16 hex digits of its BLAKE2b hash. */
+static void push_key_id(lua_State *L, const unsigned char public_key[32])
+{
+  unsigned char hash[16];
+  char hex[LSRV_KEY_ID_LEN + 1];
+  crypto_generichash(hash, sizeof hash, public_key, 32, NULL, 0);
+  sodium_bin2hex(hex, sizeof hex, hash, LSRV_KEY_ID_LEN / 2);
+  lua_pushstring(L, hex);
+}
+
+static void check_sodium(lua_State *L)
+{
+  if (sodium_init() < 0) luaL_error(L, "libsodium could not be initialised");
+}
+
+/* core.new_signing_key() -> secret (base64), public (base64), key id */
+static int l_new_signing_key(lua_State *L)
+{
+  unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+  check_sodium(L);
+  crypto_sign_keypair(pk, sk);
+  push_base64(L, sk, sizeof sk);
+  sodium_memzero(sk, sizeof sk);
+  push_base64(L, pk, sizeof pk);
+  push_key_id(L, pk);
+  return 3;
+}
+
+/* core.signing_key_public(secret) -> public (base64), key id; or nil,
+ * message, "invalid_key_file" */
+static int l_signing_key_public(lua_State *L)
+{
+  unsigned char sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+  check_sodium(L);
+  if (!from_base64(luaL_checkstring(L, 1), sk, sizeof sk))
+    return lb_fail(L, "invalid_key_file", "not a licensor signing key");
+  crypto_sign_ed25519_sk_to_pk(pk, sk);
+  sodium_memzero(sk, sizeof sk);
+  push_base64(L, pk, sizeof pk);
+  push_key_id(L, pk);
+  return 2;
+}
+
+/* core.sign(text, secret) -> signature (base64) */
+static int l_sign(lua_State *L)
+{
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  unsigned char sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
+  check_sodium(L);
+  if (!from_base64(luaL_checkstring(L, 2), sk, sizeof sk))
+    return lb_fail(L, "invalid_key_file", "not a licensor signing key");
+  crypto_sign_detached(sig, NULL, (const unsigned char *)text, len, sk);
+  sodium_memzero(sk, sizeof sk);
+  push_base64(L, sig, sizeof sig);
+  return 1;
+}
+
+static void set_day(lua_State *L, const char *field, int32_t day)
+{
+  if (day == INT32_MIN) return;
+  lb_push_date(L, day);
+  lua_setfield(L, -2, field);
+}
+
+/* Pushes a certificate's fields as a table. */
+static void push_certificate(lua_State *L, const lsrv_certificate *c)
+{
+  static const char *const kinds[] = { "perpetual", "lease", "trial" };
+  static const char *const matches[] = { "most", "all", "any" };
+  char issued[32];
+  time_t t = (time_t)c->issued;
+  struct tm tm;
+  lua_createtable(L, 0, 24);
+  lua_pushinteger(L, c->format);
+  lua_setfield(L, -2, "format");
+  lb_set_string(L, "signer", c->signer);
+  lb_set_string(L, "license", c->license);
+  lb_set_string(L, "server", c->server);
+  lb_set_string(L, "product", c->product);
+  lb_set_string(L, "edition", c->edition);
+  lb_set_string(L, "level", c->level);
+  lb_set_string(L, "kind", kinds[c->kind]);
+  set_day(L, "start", c->start);
+  set_day(L, "ms_expires", c->ms_expires);
+  set_day(L, "ends", c->ends);
+  if (c->version_lock != 0) {
+    lua_pushinteger(L, (lua_Integer)c->version_lock);
+    lua_setfield(L, -2, "version_lock");
+  }
+  lb_set_bool(L, "failover", c->failover);
+  lua_createtable(L, 0, c->n_addons);
+  for (int i = 0; i < c->n_addons; i++) {
+    lb_push_date(L, c->addons[i].paid_through);
+    lua_setfield(L, -2, c->addons[i].name);
+  }
+  lua_setfield(L, -2, "addons");
+  lua_pushinteger(L, (lua_Integer)c->newest_major);
+  lua_setfield(L, -2, "newest_major");
+  set_day(L, "lock_first_release", c->lock_first_release);
+  lb_set_string(L, "fingerprint", c->fingerprint);
+  lb_set_string(L, "match", matches[c->match]);
+  gmtime_r(&t, &tm);
+  strftime(issued, sizeof issued, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  lb_set_string(L, "issued", issued);
+  set_day(L, "refresh_by", c->refresh_by);
+  lua_pushinteger(L, c->grace_days);
+  lua_setfield(L, -2, "grace_days");
+}
+
+/* Reads the trusted public key texts of opts.public_keys (a list). */
+static size_t read_trusted(lua_State *L, int opts, lsrv_public_key *keys)
+{
+  size_t n = 0, len;
+  lua_getfield(L, opts, "public_keys");
+  if (!lua_istable(L, -1)) luaL_argerror(L, 2, "public_keys: a list of public key texts expected");
+  for (int i = 1; n < MAX_TRUSTED; i++) {
+    const char *text;
+    lsr_rawgeti(L, -1, i);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      break;
+    }
+    text = lua_tolstring(L, -1, &len);
+    if (text == NULL || !lsrv_public_key_parse(text, len, &keys[n]))
+      luaL_argerror(L, 2, lua_pushfstring(L, "public_keys[%d] is not a licensor public key", i));
+    n++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
+/* core.verify(text, {public_keys={...}, fingerprint=, now=, state=,
+ * new_state=}) -> {verdict=, grace_days_left=, certificate=} where
+ * verdict is a name of lsrv_verdict_name, or of the state file's trouble
+ * ("state_missing", "state_corrupt", "state_unwritable"). */
+static int l_verify(lua_State *L)
+{
+  lsrv_public_key keys[MAX_TRUSTED];
+  lsrv_result result;
+  lsrv_state state = { 0 };
+  lsrv_state_status status = LSRV_STATE_OK;
+  size_t len, n_keys;
+  const char *text = luaL_checklstring(L, 1, &len), *fingerprint, *state_path;
+  long long now = (long long)time(NULL);
+  lb_check_table(L, 2, "options");
+  n_keys = read_trusted(L, 2, keys);
+  lua_getfield(L, 2, "fingerprint");
+  fingerprint = lua_tostring(L, -1);
+  lua_getfield(L, 2, "now");
+  if (!lua_isnil(L, -1) && !lsr_tointeger_exact(L, -1, &now)) luaL_argerror(L, 2, "now: unix seconds expected");
+  lua_getfield(L, 2, "state");
+  state_path = lua_tostring(L, -1);
+  lua_getfield(L, 2, "new_state");
+  if (state_path != NULL) {
+    status = lsrv_state_load(state_path, &state);
+    if (status == LSRV_STATE_MISSING && lua_toboolean(L, -1)) status = LSRV_STATE_OK;
+  }
+  lua_createtable(L, 0, 3);
+  if (status != LSRV_STATE_OK) {
+    lb_set_string(L, "verdict", lsrv_state_status_name(status));
+    return 1;
+  }
+  lsrv_verify(text, len, keys, n_keys, fingerprint, (int64_t)now, state_path != NULL ? &state : NULL, &result);
+  if (state_path != NULL && result.verdict != LSRV_MALFORMED && result.verdict != LSRV_BAD_SIGNATURE &&
+      result.verdict != LSRV_UNKNOWN_SIGNER && result.verdict != LSRV_CLOCK_ROLLBACK &&
+      (status = lsrv_state_save(state_path, &state)) != LSRV_STATE_OK) {
+    lb_set_string(L, "verdict", lsrv_state_status_name(status));
+    return 1;
+  }
+  lb_set_string(L, "verdict", lsrv_verdict_name(result.verdict));
+  if (result.verdict == LSRV_GRACE) {
+    lua_pushinteger(L, result.grace_days_left);
+    lua_setfield(L, -2, "grace_days_left");
+  }
+  if (result.verdict != LSRV_MALFORMED) {
+    push_certificate(L, &result.cert);
+    lua_setfield(L, -2, "certificate");
+  }
+  return 1;
+}
+
+/* core.read_certificate(text) -> fields, or nil, message, "malformed"
+ * (no signature check: for tools and specs). */
+static int l_read_certificate(lua_State *L)
+{
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  lsrv_certificate c;
+  if (lsrv_read(text, len, &c) != LSRV_VALID) return lb_fail(L, "malformed", "not a licensor certificate");
+  push_certificate(L, &c);
+  return 1;
+}
+
+static int32_t check_day(lua_State *L, int arg)
+{
+  lsr_day day;
+  if (lb_read_date(L, arg, &day) != LB_DATE_OK) luaL_argerror(L, arg, "date YYYY-MM-DD expected");
+  return day;
+}
+
+/* core.may_run(text, released, major, day) -> may a build released on
+ * `released`, of `major`, run on `day` (R3-R7 offline)?  The text is read,
+ * not verified: verify it first. */
+static int l_may_run(lua_State *L)
+{
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  int32_t released = check_day(L, 2), day = check_day(L, 4);
+  long long major = 0;
+  lsrv_certificate c;
+  if (!lsr_tointeger_exact(L, 3, &major)) luaL_argerror(L, 3, "major version number expected");
+  if (lsrv_read(text, len, &c) != LSRV_VALID) return lb_fail(L, "malformed", "not a licensor certificate");
+  lua_pushboolean(L, lsrv_may_run(&c, released, (int64_t)major, day));
+  return 1;
+}
+
+/* core.fingerprint() -> this machine's fingerprint, or nil, message, code */
+static int l_fingerprint(lua_State *L)
+{
+  char fp[LSRV_FINGERPRINT_MAX];
+  if (lsrv_fingerprint(fp, sizeof fp) == 0)
+    return lb_fail(L, "no_fingerprint", "no stable machine identity could be read here");
+  lua_pushstring(L, fp);
+  return 1;
+}
+
+/* core.fingerprint_match(expected, seen [, "most"|"all"|"any"]) -> bool */
+static int l_fingerprint_match(lua_State *L)
+{
+  int policy = LSR_MATCH_MOST;
+  const char *expected = luaL_checkstring(L, 1), *seen = luaL_checkstring(L, 2);
+  if (!lua_isnoneornil(L, 3) && !lb_read_match(luaL_checkstring(L, 3), &policy))
+    luaL_argerror(L, 3, "\"most\", \"all\" or \"any\" expected");
+  lua_pushboolean(L, lsrv_fingerprint_match(expected, seen,
+                                            policy == LSR_MATCH_ALL ? LSRV_MATCH_ALL
+                                            : policy == LSR_MATCH_ANY ? LSRV_MATCH_ANY : LSRV_MATCH_MOST));
+  return 1;
+}
+
+/* core.write_private_file(path, text) -> true, or nil, message, code
+ * ("exists" when the file is there: a key file is never overwritten).
+ * The file is created with mode 0600. */
+static int l_write_private_file(lua_State *L)
+{
+  size_t len;
+  const char *path = luaL_checkstring(L, 1), *text = luaL_checklstring(L, 2, &len);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  bool ok;
+  if (fd < 0)
+    return lb_fail(L, errno == EEXIST ? "exists" : "io_error", "%s: %s", path,
+                   errno == EEXIST ? "exists already (never overwritten)" : strerror(errno));
+  ok = write(fd, text, len) == (ssize_t)len;
+  ok = fsync(fd) == 0 && ok;
+  ok = close(fd) == 0 && ok;
+  if (!ok) {
+    unlink(path);
+    return lb_fail(L, "io_error", "%s: cannot be written", path);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const luaL_Reg certificate_functions[] = {
+  { "write_private_file", l_write_private_file },
+  { "new_signing_key", l_new_signing_key },
+  { "signing_key_public", l_signing_key_public },
+  { "sign", l_sign },
+  { "verify", l_verify },
+  { "read_certificate", l_read_certificate },
+  { "may_run", l_may_run },
+  { "fingerprint", l_fingerprint },
+  { "fingerprint_match", l_fingerprint_match },
+  { NULL, NULL }
+};
+
+void lb_open_certificate(lua_State *L, int module, int mt)
+{
+  lb_setfuncs(L, module, mt, certificate_functions);
+}

@@ -1,0 +1,93 @@
+-- licensor.store.certificates -- signed certificates for active
+-- installations (offline licensing): store:use_signing_key and
+-- store:certificate.  A certificate carries what the offline rules need
+-- (csrc/licensor_verify.h) and is an event on the license.
+local core = require "licensor.core"
+local failure = require "licensor.failure"
+local certificate = require "licensor.certificate"
+local common = require "licensor.store.common"
+
+local type, os_date = type, os.date
+
+local Store = common.Store
+local refuse, bad_argument, transaction = common.refuse, common.bad_argument, common.transaction
+local check_on, normalise_key, add_days = common.check_on, common.normalise_key, common.add_days
+
+-- store:use_signing_key(path) -> key id: certificates are signed with the
+-- private key in that file from now on.
+function Store:use_signing_key(path)
+  if type(path) ~= "string" then bad_argument(1, "use_signing_key", "key file path expected") end
+  local key, msg, code = certificate.read_signing_key(path)
+  if not key then return nil, msg, code end
+  self.signing_key = key
+  return key.id
+end
+
+-- The newest installation of server, if it is active on `on` (R9).
+local function active_installation(self, cat, key, server, on)
+  local installs = self.db:all(self.sql.installations, key)
+  for i = #installs, 1, -1 do
+    local inst = installs[i]
+    if inst.server == server and inst.deactivated == nil and cat:installation_active(inst, on) then
+      return inst
+    end
+  end
+  refuse("not_activated", "server '" .. server .. "' has no installation of this key active on " .. on)
+end
+
+-- The first day a lease or trial no longer runs (the certificate's ends).
+local function ends(self, lic)
+  if lic.kind == "lease" then return lic.lease_ended end
+  if lic.kind == "trial" then return add_days(lic.start, lic.trial_days or self.policy.trial_days) end
+end
+
+-- The certificate's fields for the license's installation on `on`.  It is
+-- issued on `on` at the current time of day: the issue day is the day the
+-- workflow records (today, or the day a test or demo pins).
+local function fields(self, cat, lic, inst, on)
+  local newest = cat:newest_build(lic.product, on)
+  local lock_first = lic.version_lock and cat:first_build_of(lic.product, lic.version_lock)
+  local policy = self.policy
+  return {
+    license = lic.key, server = inst.server, product = lic.product, edition = lic.edition,
+    level = lic.level, kind = lic.kind, start = lic.start, ms_expires = lic.ms_expires,
+    ends = ends(self, lic), version_lock = lic.version_lock, failover = lic.failover,
+    addons = lic.addons, newest_major = newest and newest.major or 0,
+    lock_first_release = lock_first and lock_first.released or nil,
+    fingerprint = inst.fingerprint, match = policy.fingerprint_match,
+    issued = on .. os_date("!T%H:%M:%SZ"), refresh_by = add_days(on, policy.certificate_days),
+    grace_days = policy.grace_days,
+  }
+end
+
+local function issue_certificate(self, key, server, on)
+  key, on = normalise_key(key), check_on(on)
+  failure.try(core.check_name(server, "server"))
+  local signing_key = self.signing_key
+  if not signing_key then refuse("no_signing_key", "no signing key: store:use_signing_key(path) first") end
+  local lic, cat = common.license_and_catalogue(self, key)
+  -- A disabled key, an ended lease or trial get no certificate.
+  local status = failure.try(cat:status(lic, on))
+  if not status.valid then
+    refuse(status.state, "license " .. key .. " is " .. status.state .. " on " .. on .. ": no certificate")
+  end
+  local inst = active_installation(self, cat, key, server, on)
+  if not inst.fingerprint then
+    refuse("no_fingerprint", "server '" .. server .. "' activated without a machine fingerprint")
+  end
+  local f = fields(self, cat, lic, inst, on)
+  local text = certificate.text(f, signing_key)
+  common.log(self, key, on, "certificate", { server = server, signer = signing_key.id,
+                                             refresh_by = f.refresh_by, fingerprint = inst.fingerprint })
+  return text
+end
+
+-- store:certificate(key, server, on) -> the signed certificate text of the
+-- server's active installation (refused for a disabled key, an ended lease
+-- or trial, or a server with no active installation).
+function Store:certificate(key, server, on)
+  if type(server) ~= "string" then bad_argument(2, "certificate", "server name expected") end
+  return transaction(self, issue_certificate, key, server, on)
+end
+
+return Store

@@ -1,0 +1,31 @@
+/*
+ * fuzz_certificate.c -- libFuzzer target: the certificate reader and the
+ * whole verify path on any bytes, against a fixed public key.  Nothing may
+ * crash; nothing unsigned may come out valid.
+ */
+#include "licensor_verify.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  static const char pub[] = "licensor-public-key 1\nid: 0000000000000000\nkey: "
+                            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+  lsrv_public_key key;
+  lsrv_certificate cert;
+  lsrv_result result;
+  lsrv_state state = { 0 };
+  memset(&key, 0, sizeof key);
+  (void)lsrv_public_key_parse(pub, sizeof pub - 1, &key);
+  memcpy(key.id, "0000000000000000", 17);
+  (void)lsrv_read((const char *)data, size, &cert);
+  lsrv_verify((const char *)data, size, &key, 1, "v1:mid=00", 1800000000, &state, &result);
+  /* The all-zero key signs nothing: no input can be valid. */
+  if (result.verdict == LSRV_VALID || result.verdict == LSRV_GRACE) abort();
+  if (result.verdict != LSRV_MALFORMED) (void)lsrv_may_run(&result.cert, 17868, 100, 20000);
+  return 0;
+}
