@@ -164,7 +164,7 @@ describe("certificates", function()
     end
     for i = 1, #text do
       local byte = text:byte(i)
-      for _, replacement in ipairs({ (byte + 1) % 256, (byte + 255) % 256, 0, 10, 32, 65, 255 }) do
+      for replacement = 0, 255 do
         if replacement ~= byte then
           local mutant = text:sub(1, i - 1) .. string.char(replacement) .. text:sub(i + 1)
           assert.is_true(refused(mutant), "byte " .. i .. " -> " .. replacement)
