@@ -38,8 +38,9 @@ extern "C" {
 #endif
 
 #define LSRV_CERT_MAX 4096
-#define LSRV_FIELD_MAX 256       /* longest value of a field, with its NUL */
-#define LSRV_MAX_ADDONS 16
+#define LSRV_FIELD_MAX 260       /* a field's value (names of up to 256 bytes), with its NUL */
+#define LSRV_MAX_ADDONS 32
+#define LSRV_ADDON_NAME_MAX 128  /* an add-on's name, with its NUL */
 #define LSRV_KEY_ID_LEN 16       /* hex characters of a key id */
 #define LSRV_FINGERPRINT_MAX 256
 
@@ -69,7 +70,7 @@ typedef struct {
 } lsrv_public_key;
 
 typedef struct {
-  char name[64];
+  char name[LSRV_ADDON_NAME_MAX];
   int32_t paid_through;
 } lsrv_addon;
 

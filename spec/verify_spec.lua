@@ -237,3 +237,31 @@ describe("the offline rules", function()
     assert.are.same({}, disagreements)
   end)
 end)
+
+describe("certificates at the edges of what a catalogue allows", function()
+  it("carry 32 add-ons and 256-byte names, and refuse more add-ons than the verifier reads", function()
+    local addons = {}
+    for i = 1, 40 do addons[i] = string.format("addon_%02d", i) end
+    local id = string.rep("p", 256)
+    local store = assert(licensor.open(":memory:"))
+    assert(store:import{ products = { { id = id, editions = { string.rep("e", 256) }, addons = addons,
+      builds = { { number = 1, version = "1.0", released = "2018-01-01" } } } } })
+    local key_path, public = new_key()
+    assert(store:use_signing_key(key_path))
+    local function licensed(n)
+      local owned = {}
+      for i = 1, n do owned[i] = addons[i] end
+      local lic = assert(store:issue{ product = id, edition = string.rep("e", 256), level = 1, start = "2018-06-01",
+                                      addons = owned })
+      assert.is_true(store:activate(lic.key, "s", 1, "2018-12-05", FP).ok)
+      return store:certificate(lic.key, "s", "2018-12-05")
+    end
+    local text = assert(licensed(32))
+    local r = licensor.verify(text, { public_keys = { public }, fingerprint = FP, now = at("2018-12-06") })
+    assert.are.same({ "valid", id }, { r.verdict, r.certificate.product })
+    assert.is_string(r.certificate.addons.addon_32)
+    assert.are.same({ nil, "certificate_too_large" }, { select(1, licensed(33)), select(3, licensed(33)) })
+    os.remove(key_path)
+    os.remove(key_path .. ".pub")
+  end)
+end)

@@ -92,9 +92,21 @@ local FIELDS = { "format", "signer", "license", "server", "product", "edition", 
                  "ms_expires", "ends", "version_lock", "failover", "addons", "newest_major",
                  "lock_first_release", "fingerprint", "match", "issued", "refresh_by", "grace_days" }
 
+-- What the verifier reads (csrc/licensor_verify.h): at most 32 add-ons,
+-- each name under 128 bytes.
+local MAX_ADDONS, MAX_ADDON_NAME = 32, 127
+
 local function addons_value(addons)
   local names = {}
-  for name in pairs(addons or {}) do names[#names + 1] = name end
+  for name in pairs(addons or {}) do
+    if #name > MAX_ADDON_NAME then
+      failure.raise("certificate_too_large", "add-on " .. name .. ": a certificate holds names of 127 bytes at most")
+    end
+    names[#names + 1] = name
+  end
+  if #names > MAX_ADDONS then
+    failure.raise("certificate_too_large", "a certificate holds 32 add-ons at most; this license owns " .. #names)
+  end
   if #names == 0 then return "-" end
   sort(names)
   for i, name in ipairs(names) do names[i] = name .. "=" .. addons[name] end
