@@ -100,12 +100,12 @@ local function addons_value(addons)
   local names = {}
   for name in pairs(addons or {}) do
     if #name > MAX_ADDON_NAME then
-      failure.raise("certificate_too_large", "add-on " .. name .. ": a certificate holds names of 127 bytes at most")
+      failure.raise("certificate_too_large", "add-on " .. name .. ": names of 127 bytes at most")
     end
     names[#names + 1] = name
   end
   if #names > MAX_ADDONS then
-    failure.raise("certificate_too_large", "a certificate holds 32 add-ons at most; this license owns " .. #names)
+    failure.raise("certificate_too_large", "32 add-ons at most in a certificate; the license owns " .. #names)
   end
   if #names == 0 then return "-" end
   sort(names)
