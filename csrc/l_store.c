@@ -309,7 +309,19 @@ static int db_tostring(lua_State *L)
 }
 
 
+/* db:backup(path): a consistent copy of the database, made online. */
+static int db_backup(lua_State *L)
+{
+  char err[LB_ERRLEN];
+  lsr_store *store = check_store(L);
+  int rc = lsr_store_backup(store, luaL_checkstring(L, 2), err, sizeof err);
+  if (rc != SQLITE_OK) return lb_raise(L, sqlite_code(rc), "%s", err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg store_methods[] = {
+  { "backup", db_backup },
   { "prepare", db_prepare },
   { "exec", db_exec },
   { "run", db_run },

@@ -328,3 +328,28 @@ int lsr_store_step_query(lsr_store *store, sqlite3_stmt *stmt, int limit_ms, boo
   sqlite3_progress_handler(store->db, 0, NULL, NULL);
   return rc;
 }
+
+int lsr_store_backup(lsr_store *store, const char *path, char *err, size_t errlen)
+{
+  sqlite3 *dest = NULL;
+  sqlite3_backup *backup;
+  long long deadline = now_ms() + store->busy_ms;
+  int rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if (rc == SQLITE_OK) {
+    backup = sqlite3_backup_init(dest, "main", store->db, "main");
+    if (backup == NULL) {
+      rc = sqlite3_errcode(dest);
+    } else {
+      do {
+        rc = sqlite3_backup_step(backup, 256);
+        if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && now_ms() < deadline) sqlite3_sleep(5);
+        else if (rc == SQLITE_OK) deadline = now_ms() + store->busy_ms;   /* progress: wait afresh */
+      } while (rc == SQLITE_OK || ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && now_ms() < deadline));
+      sqlite3_backup_finish(backup);
+      if (rc == SQLITE_DONE) rc = sqlite3_errcode(dest);
+    }
+  }
+  if (rc != SQLITE_OK) snprintf(err, errlen, "%s: %s", path, dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc));
+  sqlite3_close(dest);
+  return rc;
+}

@@ -86,6 +86,12 @@ int lsr_store_prepare_query(lsr_store *store, const char *sql, size_t len, sqlit
  * limit_ms have passed since the first step of this query (first: true). */
 int lsr_store_step_query(lsr_store *store, sqlite3_stmt *stmt, int limit_ms, bool first);
 
+/* Copies the database into a new file at path with SQLite's online backup
+ * API, a few pages at a time, so writers of other connections go on
+ * meanwhile (a step that meets their lock waits and tries again, up to
+ * busy_ms).  Returns the SQLite code; a message in err on failure. */
+int lsr_store_backup(lsr_store *store, const char *path, char *err, size_t errlen);
+
 /* Runs a script of statements without results (schema, pragmas). */
 int lsr_store_exec(lsr_store *store, const char *sql);
 

@@ -75,6 +75,18 @@ describe("licensor command", function()
     assert.are.equal(0, (run("help")))
   end)
 
+  it("backs the database up into a new file, never over one", function()
+    local copy = stores.path()
+    local status, out = run("--db", db, "backup", copy)
+    assert.are.same({ 0, "backup of " .. db .. " written to " .. copy }, { status, out })
+    assert.are.equal(0, (run("--db", copy, "show", key)))
+    local err
+    status, out, err = run("--db", db, "backup", copy)
+    assert.are.same({ 1, "" }, { status, out })
+    assert.matches("^licensor: exists: ", err)
+    stores.remove(copy)
+  end)
+
   it("refuses a database that does not exist, except to init and import --create", function()
     local missing = stores.path()
     for _, command in ipairs({ { "show", key }, { "sweep" }, { "events", key }, { "import",

@@ -5,6 +5,7 @@ local core = require "licensor.core"
 local failure = require "licensor.failure"
 local licensor = require "licensor"
 local stores = require "support.stores"
+local socket_sleep = require("socket").sleep
 
 local LUA_PATH = "LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' "
 local CRASH_ROUNDS = tonumber(os.getenv("LICENSOR_CRASH_ROUNDS")) or 200
@@ -51,6 +52,37 @@ describe("a writer killed with SIGKILL at random moments", function()
     stores.remove(path)
     assert.are.same({ lost = 0, corrupt = 0 }, { lost = lost, corrupt = corrupt })
     assert.is_true(checked > 0)
+  end)
+end)
+
+describe("an online backup", function()
+  it("copies the database consistently while another process writes, and restores to the same dump", function()
+    local process = core.process
+    local store, path = stores.new()
+    local key = stores.issue(store, { start = "2018-06-01", failover = true }).key
+    local report = os.tmpname()
+    local writer = assert(process.spawn({ "sh", "-c", LUA_PATH .. 'exec "$0" "$@"', stores.interpreter(),
+      "spec/support/writer.lua", path, key, report, "b" }))
+    finally(function() process.stop(writer, 0) end)
+    local during = os.tmpname()
+    os.remove(during)
+    socket_sleep(0.3)
+    assert.is_true(store:backup(during))                        -- while the writer writes
+    local copy = assert(licensor.open(during))
+    assert.are.equal("ok", copy:query("PRAGMA integrity_check")[1].integrity_check)
+    assert.is_true(#copy:query("SELECT seq FROM installations") > 0)
+    copy:close()
+    assert.is_true(process.stop(writer, 0))
+    local after = os.tmpname()
+    os.remove(after)
+    assert.is_true(store:backup(after))
+    copy = assert(licensor.open(after))
+    assert.are.equal(stores.dump(store), stores.dump(copy))     -- the restored copy is the database
+    copy:close()
+    assert.are.equal("exists", select(3, store:backup(after)))  -- never over a file
+    store:close()
+    for _, p in ipairs({ during, after, report }) do stores.remove(p) end
+    stores.remove(path)
   end)
 end)
 

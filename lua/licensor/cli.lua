@@ -40,6 +40,7 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   transfer KEY OWNER --consent REF
   sweep [--on DATE]
   events KEY
+  backup PATH                        a consistent copy of the database, made while others use it
   keys new --out FILE                a signing key (FILE, mode 0600) and its public key (FILE.pub)
   keys show FILE                     the public key and key id of a signing key
   certificate KEY SERVER --signing-key FILE [--on DATE] [--out CERT]
@@ -302,6 +303,13 @@ function commands.certificate(ctx, pos, flags)
   local text = check(store:certificate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"), flags.on))
   if flags.out then return write_text(flags.out, text) end
   ctx.out((text:gsub("\n$", "")))
+end
+
+function commands.backup(ctx, pos)
+  local path = need(pos, 1, "PATH")
+  check(ctx.open():backup(path))
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, backup = path })) end
+  ctx.out("backup of " .. ctx.db .. " written to " .. path)
 end
 
 function commands.fingerprint(ctx)

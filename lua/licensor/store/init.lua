@@ -243,6 +243,23 @@ function Store:ping()
   return guarded(self, ping)
 end
 
+local function backup(self, path)
+  local f = io.open(path, "rb")
+  if f then
+    f:close()
+    refuse("exists", path .. " exists already (a backup never overwrites a file)")
+  end
+  return self.db:backup(path)
+end
+
+-- store:backup(path) -> true: a consistent copy of the whole database in a
+-- new file, made with SQLite's online backup API while other processes
+-- (the gateway) go on reading and writing.
+function Store:backup(path)
+  if type(path) ~= "string" then bad_argument(1, "backup", "path expected") end
+  return guarded(self, backup, path)
+end
+
 local function query(self, sql, ...)
   return self.db:query(self.query_ms, sql, ...)
 end
