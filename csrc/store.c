@@ -332,11 +332,10 @@ int lsr_store_step_query(lsr_store *store, sqlite3_stmt *stmt, int limit_ms, boo
 int lsr_store_backup(lsr_store *store, const char *path, char *err, size_t errlen)
 {
   sqlite3 *dest = NULL;
-  sqlite3_backup *backup;
   long long deadline = now_ms() + store->busy_ms;
   int rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   if (rc == SQLITE_OK) {
-    backup = sqlite3_backup_init(dest, "main", store->db, "main");
+    sqlite3_backup *backup = sqlite3_backup_init(dest, "main", store->db, "main");
     if (backup == NULL) {
       rc = sqlite3_errcode(dest);
     } else {
