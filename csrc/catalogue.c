@@ -57,6 +57,7 @@ lsr_catalogue *lsr_catalogue_new(int n_products)
   lsr_catalogue *cat = calloc(1, sizeof *cat);
   if (cat == NULL) return NULL;
   lsr_policy_defaults(&cat->policy);
+  memcpy(cat->currency, "USD", 4);
   if (n_products > 0) {
     cat->products = calloc((size_t)n_products, sizeof *cat->products);
     if (cat->products == NULL) {

@@ -107,6 +107,7 @@ typedef struct {
   int n_products;
   int n_builds;            /* all products together */
   lsr_policy policy;
+  char currency[4];        /* ISO 4217 code of the prices, "USD" by default */
 } lsr_catalogue;
 
 void lsr_policy_defaults(lsr_policy *policy);

@@ -455,6 +455,36 @@ static int cat_builds(lua_State *L)
   return 1;
 }
 
+/* cat:currency() -- the ISO 4217 code of the catalogue's prices. */
+static int cat_currency(lua_State *L)
+{
+  lua_pushstring(L, lb_check_catalogue(L, 1)->currency);
+  return 1;
+}
+
+/* cat:prices(product) -- the price table, {major=, edition=, level=,
+ * price=} by major, edition rank and level. */
+static int cat_prices(lua_State *L)
+{
+  const lsr_product *p = product_arg(L, lb_check_catalogue(L, 2), 2);
+  if (p == NULL) return 3;
+  lua_createtable(L, p->n_prices, 0);
+  for (int i = 0; i < p->n_prices; i++) {
+    const lsr_price *price = &p->prices[i];
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)price->major);
+    lua_setfield(L, -2, "major");
+    lb_set_string(L, "edition", p->editions[price->edition]);
+    if (price->level == LSR_LEVEL_UNLIMITED) lua_pushliteral(L, "unlimited");
+    else lua_pushinteger(L, (lua_Integer)price->level);
+    lua_setfield(L, -2, "level");
+    lua_pushinteger(L, (lua_Integer)price->price);
+    lua_setfield(L, -2, "price");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 /* cat:policy() -- a copy of the policy in force. */
 static int cat_policy(lua_State *L)
 {
@@ -504,6 +534,8 @@ static const luaL_Reg catalogue_methods[] = {
   { "product", cat_product },
   { "builds", cat_builds },
   { "policy", cat_policy },
+  { "currency", cat_currency },
+  { "prices", cat_prices },
   { "close", cat_release },
   { NULL, NULL }
 };

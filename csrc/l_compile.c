@@ -348,6 +348,25 @@ static bool read_policy(lua_State *L, int idx, lsr_policy *policy, build_error *
   return true;
 }
 
+/* currency = "EUR": three capital letters (ISO 4217), "USD" when absent. */
+static bool read_currency(lua_State *L, int idx, lsr_catalogue *cat, build_error *e)
+{
+  size_t len = 0;
+  const char *code;
+  lua_getfield(L, idx, "currency");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return true;
+  }
+  code = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  if (code == NULL || len != 3 || code[0] < 'A' || code[0] > 'Z' || code[1] < 'A' || code[1] > 'Z' ||
+      code[2] < 'A' || code[2] > 'Z')
+    return refuse(e, "currency must be a three-letter code such as \"USD\" or \"EUR\"");
+  memcpy(cat->currency, code, 4);
+  lua_pop(L, 1);
+  return true;
+}
+
 static bool read_catalogue_table(lua_State *L, int idx, lsr_catalogue **out, build_error *e)
 {
   size_t n;
@@ -365,7 +384,7 @@ static bool read_catalogue_table(lua_State *L, int idx, lsr_catalogue **out, bui
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  return read_policy(L, idx, &cat->policy, e);
+  return read_currency(L, idx, cat, e) && read_policy(L, idx, &cat->policy, e);
 }
 
 /* The shared build records: one table per build, in compiled order. */

@@ -52,6 +52,7 @@ build = {
     ["licensor.store.outbox"] = "lua/licensor/store/outbox.lua",
     ["licensor.store.certificates"] = "lua/licensor/store/certificates.lua",
     ["licensor.certificate"] = "lua/licensor/certificate.lua",
+    ["licensor.money"] = "lua/licensor/money.lua",
     ["licensor.schema"] = "lua/licensor/schema.lua",
     ["licensor.tabulate"] = "lua/licensor/tabulate.lua",
     ["licensor.pretty"] = "lua/licensor/pretty.lua",

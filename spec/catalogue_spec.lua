@@ -214,6 +214,18 @@ describe("compiled catalogue", function()
                       renewal_basis = "from_expiry" }, cat:policy())
   end)
 
+  it("names its currency (USD unless it says otherwise) and lists its price table", function()
+    assert.are.equal("USD", fixtures.catalogue():currency())
+    local t = fixtures.catalogue_table()
+    t.currency = "EUR"
+    assert.are.equal("EUR", assert(licensor.catalogue(t)):currency())
+    t.currency = "euro"
+    assert.are.equal("invalid_catalogue", select(3, licensor.catalogue(t)))
+    local prices = fixtures.catalogue():prices("smartertrack")
+    assert.are.same({ major = 13, edition = "professional", level = 5, price = 19900 }, prices[1])
+    assert.are.same({ major = 14, edition = "enterprise", level = "unlimited", price = 159900 }, prices[#prices])
+  end)
+
   it("close frees it; methods then raise; __gc may run twice", function()
     local cat = fixtures.catalogue()
     cat:close()

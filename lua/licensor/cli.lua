@@ -20,10 +20,12 @@ local USAGE = [=[
 usage: licensor [--db PATH] [--json] COMMAND [ARGS]
 
   init                               create the database (--db, default $LICENSOR_DB or ./licensor.db)
-  import CATALOGUE [--create]        import a catalogue file as the new active version
+  import CATALOGUE [--create]        import a catalogue file (or a bundled one by name) as the new
+                                     active version; the active catalogue again changes nothing
                                      (--create: make the database if it does not exist)
   issue --product P --edition E --level N [--kind perpetual|lease|trial] [--start DATE]
         [--owner O] [--failover] [--version-lock N] [--trial-days N] [--addon A]...
+  catalogue [PRODUCT]                products, editions, prices, add-ons, policy and newest builds
   show KEY                           the license and its status
   eligible KEY [--on DATE]           the newest build the license may install
   activate KEY SERVER BUILD [--fingerprint FP] [--on DATE]
@@ -200,10 +202,61 @@ function commands.init(ctx)
   ctx.out("database " .. ctx.db .. " ready (schema " .. version .. ")")
 end
 
+-- import CATALOGUE: a file, or the name of a bundled catalogue
+-- ("smartertools").  Importing the active catalogue again changes nothing.
 function commands.import(ctx, pos)
-  local version = check(ctx.open():import(need(pos, 1, "CATALOGUE (a catalogue file)")))
-  if ctx.opts.json then return ctx.out(json_encode({ version = version })) end
+  local source = need(pos, 1, "CATALOGUE (a catalogue file or a bundled name)")
+  if not source:find("/", 1, true) and not source:find("%.lua$") then
+    source = licensor.catalogue_path(source) or source
+  end
+  local version, unchanged = check(ctx.open():import(source))
+  if ctx.opts.json then return ctx.out(json_encode({ version = version, unchanged = unchanged })) end
+  if unchanged then return ctx.out("catalogue unchanged: version " .. version .. " is already active") end
   ctx.out("imported catalogue version " .. version)
+end
+
+-- catalogue [PRODUCT]: products, editions, prices per major, add-ons, the
+-- policy and the newest builds, for people (--json: the same as data).
+function commands.catalogue(ctx, pos)
+  local cat = check(ctx.open():catalogue())
+  local money = require "licensor.money"
+  local currency = cat:currency()
+  local products = pos[1] and { check(cat:product(pos[1])) } or cat:products()
+  local view = {}
+  for _, p in ipairs(products) do
+    local builds = cat:builds(p.id)
+    local newest = {}
+    for i = #builds, math.max(1, #builds - 2), -1 do newest[#newest + 1] = builds[i] end
+    view[#view + 1] = { product = p, prices = cat:prices(p.id), newest = newest }
+  end
+  if ctx.opts.json then
+    return ctx.out(json_encode({ currency = currency, policy = cat:policy(), products = view }))
+  end
+  for _, v in ipairs(view) do
+    local p = v.product
+    ctx.out(p.name .. " (" .. p.id .. ")" .. (p.unit and (", per " .. p.unit) or "") .. ": editions " ..
+      concat(p.editions, ", ") .. "; " .. p.build_count .. " builds")
+    local rows = {}
+    for _, price in ipairs(v.prices) do
+      rows[#rows + 1] = { major = price.major, edition = price.edition, level = tostring(price.level),
+                          price = money.format(price.price, currency) }
+    end
+    if #rows > 0 then show_list(ctx.out, ctx.opts, rows, { "major", "edition", "level", "price" }) end
+    local addons = {}
+    for _, a in ipairs(p.addons) do
+      local price = p.addon_prices[a]
+      addons[#addons + 1] = a .. (price and (" " .. money.format(price, currency) .. "/year") or "")
+    end
+    if #addons > 0 then ctx.out("add-ons: " .. concat(addons, ", ")) end
+    local newest = {}
+    for _, b in ipairs(v.newest) do
+      newest[#newest + 1] = b.number .. " (" .. b.version .. ", " .. b.released .. ")"
+    end
+    if #newest > 0 then ctx.out("newest builds: " .. concat(newest, ", ")) end
+    ctx.out("")
+  end
+  ctx.out("policy:")
+  show_record(ctx.out, ctx.opts, cat:policy())
 end
 
 function commands.issue(ctx, _, flags, many)

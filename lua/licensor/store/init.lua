@@ -128,16 +128,20 @@ local function import(self, t, today)
   if not cat then refuse(code, msg) end
   -- Kept as data text, read back by the data-only reader (no code runs).
   local source = failure.try(core.write_data(t))
+  local active = self.db:value(self.sql.catalogue_version)
+  if active and self.db:value(self.sql.catalogue_source, active) == source then return active, true end
   local _, version = self.db:run(self.sql.insert_catalogue, today, source,
     common.cjson.encode(cat:policy()))
-  return version
+  return version, false
 end
 
--- store:import(table_or_path) -> version number
+-- store:import(table_or_path) -> version number, unchanged.  Importing
+-- the active catalogue again adds no version (unchanged is true).  A
+-- file's validation errors read "file:line: message".
 function Store:import(t)
   if type(t) == "string" then
-    local read, msg, code = loader.read(t)
-    if not read then return nil, msg, code end
+    local cat, read, code = loader.load(t)
+    if not cat then return nil, read, code end
     t = read
   elseif type(t) ~= "table" then
     bad_argument(1, "import", "catalogue table or path expected")
