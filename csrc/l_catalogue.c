@@ -307,10 +307,37 @@ static int read_target(lua_State *L, const lsr_license *lic, lsr_upgrade_target 
   return 0;
 }
 
+/* Writes the levels priced for (major, edition) into buf: "5, 10, unlimited". */
+static void priced_levels(const lsr_product *p, int64_t major, int edition, char *buf, size_t size)
+{
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < p->n_prices && used + 24 < size; i++) {
+    const lsr_price *price = &p->prices[i];
+    int n;
+    if (price->major != major || price->edition != edition) continue;
+    if (price->level == LSR_LEVEL_UNLIMITED) n = snprintf(buf + used, size - used, "%sunlimited", used ? ", " : "");
+    else n = snprintf(buf + used, size - used, "%s%lld", used ? ", " : "", (long long)price->level);
+    if (n > 0) used += (size_t)n;
+  }
+  if (used == 0) snprintf(buf, size, "none");
+}
+
+/* Pushes the level of a license or target as text. */
+static const char *level_text(lsr_level level, char *buf, size_t size)
+{
+  if (level == LSR_LEVEL_UNLIMITED) return "unlimited";
+  snprintf(buf, size, "%lld", (long long)level);
+  return buf;
+}
+
 static int quote_refusal(lua_State *L, const lsr_license *lic, const lsr_upgrade_target *t,
                          lsr_code code, int64_t major)
 {
   const lsr_product *p = lic->product;
+  int edition = t->edition >= 0 ? t->edition : lic->edition;
+  lsr_level level = t->level != LSR_LEVEL_NONE ? t->level : lic->level;
+  char levels[200], text[32];
   switch (code) {
   case LSR_DIFFERENT_MAJOR:
     return lb_fail(L, "different_major", "upgrades stay within major %d; %d.x was asked",
@@ -320,9 +347,15 @@ static int quote_refusal(lua_State *L, const lsr_license *lic, const lsr_upgrade
   case LSR_DOWNGRADE:
     return lb_fail(L, "downgrade", "a lower edition or level is a license change: contact sales");
   default:
-    return lb_fail(L, "no_price", "product '%s' major %d has no price for %s or %s", p->id,
-                (int)major, p->editions[lic->edition],
-                p->editions[t->edition >= 0 ? t->edition : lic->edition]);
+    if (lsr_find_price(p, major, lic->edition, lic->level) < 0) {
+      priced_levels(p, major, lic->edition, levels, sizeof levels);
+      return lb_fail(L, "no_price", "product '%s' major %d has no price for the license's own %s level %s "
+                     "(priced levels: %s)", p->id, (int)major, p->editions[lic->edition],
+                     level_text(lic->level, text, sizeof text), levels);
+    }
+    priced_levels(p, major, edition, levels, sizeof levels);
+    return lb_fail(L, "no_price", "product '%s' major %d has no price for %s level %s (priced levels: %s)",
+                   p->id, (int)major, p->editions[edition], level_text(level, text, sizeof text), levels);
   }
 }
 

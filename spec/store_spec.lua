@@ -332,6 +332,19 @@ describe("activations (R5, R9, R10)", function()
     assert.are.equal(before, stores.dump(store))
   end)
 
+  it("issue only what the catalogue can serve: a priced level, a version lock on a perpetual's built major", function()
+    local before = stores.dump(store)
+    local _, msg, code = store:issue{ product = "smartertrack", edition = "enterprise", level = 15, start = "2018-06-01" }
+    assert.are.same({ "invalid_license",
+                      "product 'smartertrack' enterprise has no level 15 (levels: 5, 10, unlimited)" }, { code, msg })
+    assert.are.equal("invalid_license", select(3, store:issue{ product = "smartertrack", edition = "professional",
+      level = 5, kind = "lease", version_lock = 13 }))
+    _, msg, code = store:issue{ product = "smartertrack", edition = "professional", level = 5, version_lock = 99 }
+    assert.are.same({ "invalid_license", "product 'smartertrack' has no builds of major 99" }, { code, msg })
+    assert.are.equal(before, stores.dump(store))
+    assert.is_truthy(store:issue{ product = "smartertrack", edition = "professional", level = 5, version_lock = 13 })
+  end)
+
   it("refuse at issue a license whose terms would leave year 9999", function()
     local before = stores.dump(store)
     local lic2, msg, code = store:issue{ product = "smartertrack", edition = "enterprise", level = 5,

@@ -44,9 +44,16 @@ describe("R12 upgrades", function()
   it("refuses a missing price with no_price", function()
     local mail = { product = "smartermail", edition = "enterprise", level = 250, start = "2017-01-01",
                    ms_expires = "2017-12-31" }
-    assert.are.equal("no_price", select(3, cat:quote_upgrade(mail, { level = 500 }, "2018-06-01")))
+    assert.are.same({ nil, "product 'smartermail' major 15 has no price for the license's own enterprise level 250 " ..
+                      "(priced levels: none)", "no_price" }, { cat:quote_upgrade(mail, { level = 500 }, "2018-06-01") })
+    mail.ms_expires = nil
+    mail.version_lock = 14
+    assert.are.same({ nil, "product 'smartermail' major 14 has no price for enterprise level 500 (priced levels: 250)",
+                      "no_price" }, { cat:quote_upgrade(mail, { level = 500 }, "2018-06-01") })
     local unpriced = faq({ level = 7 })
-    assert.are.equal("no_price", select(3, cat:quote_upgrade(unpriced, { level = 10 }, "2019-06-01")))
+    assert.are.same({ nil, "product 'smartertrack' major 13 has no price for the license's own enterprise level 7 " ..
+                      "(priced levels: 5, 10, unlimited)", "no_price" },
+      { cat:quote_upgrade(unpriced, { level = 10 }, "2019-06-01") })
   end)
 
   it("orders codes: eligible code, different_major, same_license, downgrade, no_price", function()

@@ -151,10 +151,12 @@ local function generator(seed)
   end
 end
 
+-- Levels that both editions of each product price (the store issues only
+-- levels the price table has).
 local PRODUCTS = {
   { id = "smartermail", levels = { 100, 250, 500, 1000 }, addons = { "eas", "ews", "message_sniffer" } },
   { id = "smartertrack", levels = { 5, 10, 20 }, addons = { "live_chat_translation" } },
-  { id = "smarterstats", levels = { 10, 25, 100 }, addons = { "seo_reports" } },
+  { id = "smarterstats", levels = { 25, 100 }, addons = { "seo_reports" } },
 }
 
 -- Issues `count` licenses of every kind and activates most of them.
