@@ -53,6 +53,7 @@ build = {
     ["licensor.store.certificates"] = "lua/licensor/store/certificates.lua",
     ["licensor.certificate"] = "lua/licensor/certificate.lua",
     ["licensor.money"] = "lua/licensor/money.lua",
+    ["licensor.repl"] = "lua/licensor/repl.lua",
     ["licensor.schema"] = "lua/licensor/schema.lua",
     ["licensor.tabulate"] = "lua/licensor/tabulate.lua",
     ["licensor.pretty"] = "lua/licensor/pretty.lua",

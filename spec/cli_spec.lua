@@ -50,7 +50,7 @@ describe("licensor command", function()
     assert.are.equal(1, status)
     assert.matches("wrong_amount", err)
     status, _, err = run("--db", db, "show", "NOT-A-KEY")
-    assert.are.same({ 1, "licensor: invalid_key" }, { status, err:match("^licensor: [%w_]+") })
+    assert.are.same({ 2, "licensor: invalid_key" }, { status, err:match("^licensor: [%w_]+") })
   end)
 
   it("activates, sweeps, quotes and lists events", function()
@@ -159,6 +159,70 @@ describe("licensor command", function()
     assert.are.equal(1, (run("--db", db, "certificate", key, "nowhere", "--signing-key", signing)))
     assert.are.equal(2, (run("--db", db, "certificate", key, "air-gapped-1")))
     for _, f in ipairs({ signing, signing .. ".pub", request, cert }) do os.remove(f) end
+  end)
+
+  it("exits 0 done, 1 refused by a rule, 2 for bad usage or malformed input, for every command", function()
+    assert.are.equal(2, (run("--db", db, "eligible", key, "--on", "2019-02-30")))   -- a bad date
+    assert.are.equal(2, (run("--db", db, "eligible", key, "--on")))                  -- a missing value
+    assert.are.equal(2, (run("--db", db, "renew", "NOT-A-KEY")))
+    local status, _, err = run("--db", db, "show", key, "extra")
+    assert.are.same({ 2, "licensor: show: unexpected argument 'extra' (licensor help show)" }, { status, err })
+    status, _, err = run("--db", db, "activte")
+    assert.are.same({ 2, "licensor: unknown command 'activte' (did you mean 'activate'?)" }, { status, err })
+  end)
+
+  it("answers help for each command, -h, --help and --version", function()
+    local status, out = run("help", "activate")
+    assert.are.equal(0, status)
+    assert.matches("^usage: licensor %[%-%-db PATH%] %[%-%-json%]\n  activate KEY SERVER BUILD", out)
+    assert.are.same({ 0, out }, { (run("activate", "--help")), (select(2, run("activate", "--help"))) })
+    assert.are.same({ 0, out }, { (run("activate", "-h")), (select(2, run("activate", "-h"))) })
+    status, out = run("--version")
+    assert.are.same({ 0, "licensor " .. require("licensor.core")._VERSION }, { status, out })
+    for name in pairs({ init = 1, import = 1, issue = 1, catalogue = 1, show = 1, eligible = 1, checkin = 1,
+                        deactivate = 1, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 1,
+                        ["end-lease"] = 1, disable = 1, enable = 1, transfer = 1, sweep = 1, events = 1,
+                        backup = 1, keys = 1, certificate = 1, fingerprint = 1, request = 1, verify = 1,
+                        repl = 1, gateway = 1 }) do
+      status, out = run("help", name)
+      assert.are.equal(0, status, name)
+      assert.matches("\n  " .. name:gsub("%-", "%%-"), out, nil, nil, name)
+    end
+  end)
+
+  it("answers every outcome as JSON with --json: refusals on stdout, empty lists as []", function()
+    local status, out = run("--db", db, "--json", "renew", "NOT-A-KEY")
+    assert.are.equal(2, status)
+    assert.matches('^{.*"ok":false', out)
+    assert.matches('"code":"invalid_key"', out)
+    status, out = run("--db", db, "--json", "sweep", "--on", "2030-01-01")
+    assert.are.same({ 0, "[]" }, { status, out })
+  end)
+
+  it("lists events in the order recorded, with the time recorded and the day each is for", function()
+    local status, out = run("--db", db, "events", key)
+    assert.are.equal(0, status)
+    assert.matches("^recorded%s+at%s+kind", out)
+    assert.matches("\n%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ%s+%d%d%d%d%-%d%d%-%d%d%s+issue", out)
+    assert.matches("Z%s+2018%-12%-05%s+activate%s+build=6911 server=srv1", out)
+  end)
+
+  it("runs a REPL with help, formatted answers, and errors as messages without tracebacks", function()
+    local lines = { "help", "cat:eligible(store:get('" .. key .. "'), '2019-06-01').number",
+                    "store:get('nope')", "error('plain trouble')", "x = {", "n = 1 }", "x.n" }
+    local written = {}
+    local status = cli.main({ "--db", db, "repl" }, { out = function() end, err = function() end,
+      repl = { read = function() return table.remove(lines, 1) end,
+               write = function(text) written[#written + 1] = text end } })
+    local text = table.concat(written)
+    assert.are.equal(0, status)
+    assert.matches("store%s+the store", text)
+    assert.matches("> 6911\n", text)
+    assert.matches("> nil\tnot a license key", text)   -- nil, message, code: the values print
+    assert.matches("error: plain trouble\n", text)
+    assert.matches(">> > 1\n", text)                      -- a statement over two lines
+    assert.is_nil(text:find("stack traceback", 1, true))
+    assert.is_nil(text:find("lua/licensor/", 1, true))
   end)
 
   it("runs as a script with the interpreter of this suite", function()

@@ -2,9 +2,10 @@
 --
 --   licensor [--db PATH] [--json] COMMAND [ARGS] [--on DATE]
 --
--- Readable aligned tables by default, --json for scripts.  Exit status 0
--- when the command did what was asked, 1 when it was refused (the code is
--- on stderr), 2 for bad usage.
+-- Readable aligned tables by default, --json for scripts (every outcome,
+-- refusals included, is then JSON on stdout).  Exit status, the same for
+-- every command: 0 when the command did what was asked, 1 when a rule
+-- refused it (the code is on stderr), 2 for bad usage or malformed input.
 local licensor = require "licensor"
 local failure = require "licensor.failure"
 local certificate = require "licensor.certificate"
@@ -57,11 +58,24 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
                                      (rates per second, 0: off; conn-per-ip: requests
                                      in progress per address, default 256)
 
-Amounts are in minor units (cents).  Exit status: 0 ok, 1 refused, 2 bad usage.
+Amounts are in minor units (cents).  Exit status: 0 done, 1 refused by a rule, 2 bad usage or
+malformed input.  licensor help COMMAND (or COMMAND --help) shows one command; --version.
 ]=]
 
 -- Flags that take no value.
-local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true }
+local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true,
+                   version = true }
+
+-- Codes of malformed input: exit 2, like bad usage.
+local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true }
+
+-- How many positional arguments each command takes at most.
+local MAX_ARGS = {
+  init = 0, import = 1, issue = 0, catalogue = 1, show = 1, eligible = 1, activate = 3, checkin = 2,
+  deactivate = 2, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 2, ["end-lease"] = 1,
+  disable = 1, enable = 1, transfer = 2, sweep = 0, events = 1, backup = 1, keys = 2, certificate = 2,
+  fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0,
+}
 
 -- Splits argv into positional arguments and --flags (repeatable ones are
 -- kept as lists in `many`).
@@ -70,6 +84,7 @@ local function parse(argv)
   local i = 1
   while i <= #argv do
     local a = argv[i]
+    if a == "-h" then a = "--help" end
     local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
     name = name or a:match("^%-%-([%w%-]+)$")
     if name then
@@ -171,9 +186,10 @@ local function show_record(out, opts, t)
   out(tabulate.render({ { "field", "field" }, { "value", "value" } }, field_rows(t)))
 end
 
--- Prints a list of records as a table with the given columns (or JSON).
+-- Prints a list of records as a table with the given columns (or JSON:
+-- an array, even when empty).
 local function show_list(out, opts, list, columns)
-  if opts.json then return out(json_encode(list)) end
+  if opts.json then return out(#list == 0 and "[]" or json_encode(list)) end
   local spec = {}
   for _, c in ipairs(columns) do spec[#spec + 1] = { c, c } end
   out(tabulate.render(spec, list))
@@ -467,31 +483,23 @@ function commands.sweep(ctx, _, flags)
   show_list(ctx.out, ctx.opts, taken, { "key", "case", "action", "on" })
 end
 
+-- events KEY: in the order they were recorded, each with the time it was
+-- recorded and the day it is for (a workflow's --on).
 function commands.events(ctx, pos)
   local list = check(ctx.open():events(need(pos, 1, "KEY")))
-  if ctx.opts.json then return ctx.out(json_encode(list)) end
+  if ctx.opts.json then return show_list(ctx.out, ctx.opts, list) end
   local rows = {}
   for _, e in ipairs(list) do
     local parts = {}
     for _, r in ipairs(field_rows(e.detail)) do parts[#parts + 1] = r.field .. "=" .. r.value end
-    rows[#rows + 1] = { at = e.at, kind = e.kind, detail = concat(parts, " ") }
+    rows[#rows + 1] = { recorded = e.recorded or "-", at = e.at, kind = e.kind, detail = concat(parts, " ") }
   end
-  show_list(ctx.out, ctx.opts, rows, { "at", "kind", "detail" })
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+  show_list(ctx.out, ctx.opts, rows, { "recorded", "at", "kind", "detail" })
 end
 
 function commands.repl(ctx)
-  ctx.open()   -- create it and check it opens before handing over
-  local setup = "licensor = require 'licensor'; pp = require('licensor.pretty').print; " ..
-    "print = require('licensor.pretty').repl_print(print); " ..
-    "store = assert(licensor.open(" .. string.format("%q", ctx.db) .. ")); cat = store:catalogue(); " ..
-    "print('licensor REPL: store, cat, licensor, pp(value)')"
-  local interpreter = ctx.interpreter or "lua5.4"
-  local ok = os.execute(shell_quote(interpreter) .. " -i -e " .. shell_quote(setup))
-  if ok ~= true and ok ~= 0 then refused("the REPL exited with an error", "repl_failed") end
+  ctx.open()   -- check that it opens before handing over
+  require("licensor.repl").run(ctx.db, ctx.repl_io)
 end
 
 function commands.gateway(ctx, _, flags)
@@ -515,7 +523,51 @@ end
 -- Entry point
 ------------------------------------------------------------------------
 
--- main(argv, {out=, err=, interpreter=}) -> exit status
+-- The lines of USAGE about one command (its line and those indented
+-- under it), or nil.
+local function usage_of(name)
+  local lines, inside = {}, false
+  for line in USAGE:gmatch("([^\n]*)\n") do
+    if line:find("^  " .. name:gsub("%-", "%%-") .. "[ \n]") or line == "  " .. name then
+      inside = true
+      lines[#lines + 1] = line
+    elseif inside and line:find("^      ") then
+      lines[#lines + 1] = line
+    else
+      inside = false
+    end
+  end
+  return #lines > 0 and ("usage: licensor [--db PATH] [--json]\n" .. concat(lines, "\n")) or nil
+end
+
+-- Edit distance (Levenshtein) between two short words.
+local function distance(a, b)
+  local previous = {}
+  for j = 0, #b do previous[j] = j end
+  for i = 1, #a do
+    local current = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      current[j] = math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+    end
+    previous = current
+  end
+  return previous[#b]
+end
+
+-- The command closest to a mistyped name: one it begins, or one at most
+-- two edits away.
+local function suggestion(name)
+  local best, best_distance = nil, 3
+  for candidate in pairs(MAX_ARGS) do
+    if #name >= 2 and candidate:sub(1, #name) == name then return candidate end
+    local d = distance(name, candidate)
+    if d < best_distance then best, best_distance = candidate, d end
+  end
+  return best
+end
+
+-- main(argv, {out=, err=, repl={read=, write=}}) -> exit status
 function _M.main(argv, io_opts)
   io_opts = io_opts or {}
   local out = io_opts.out or print
@@ -525,19 +577,35 @@ function _M.main(argv, io_opts)
     err_out("licensor: " .. flags)
     return 2
   end
+  if flags.version then
+    out("licensor " .. require("licensor.core")._VERSION)
+    return 0
+  end
   local name = table.remove(positional, 1)
-  if name == nil or flags.help or name == "help" then
+  if name == "help" and positional[1] then name, flags.help = table.remove(positional, 1), true end
+  if name == nil or (flags.help and not commands[name]) or name == "help" then
     out(USAGE)
     return name == nil and not flags.help and 2 or 0
   end
   local command = commands[name]
   if not command then
-    err_out("licensor: unknown command '" .. name .. "' (licensor help lists them)")
+    local guess = suggestion(name)
+    local hint = guess and (" (did you mean '" .. guess .. "'?)") or " (licensor help lists them)"
+    err_out("licensor: unknown command '" .. name .. "'" .. hint)
+    return 2
+  end
+  if flags.help then
+    out(usage_of(name) or USAGE)
+    return 0
+  end
+  if #positional > (MAX_ARGS[name] or 0) then
+    err_out("licensor: " .. name .. ": unexpected argument '" .. positional[(MAX_ARGS[name] or 0) + 1] ..
+      "' (licensor help " .. name .. ")")
     return 2
   end
   local db = flags.db or os.getenv("LICENSOR_DB") or "licensor.db"
   local store
-  local ctx = { db = db, opts = { json = flags.json }, out = out, interpreter = io_opts.interpreter }
+  local ctx = { db = db, opts = { json = flags.json }, out = out, repl_io = io_opts.repl }
   -- Only init (and import --create) may create the database: a mistyped
   -- path is an error, not a new empty store.
   local may_create = name == "init" or (name == "import" and flags.create)
@@ -557,12 +625,16 @@ function _M.main(argv, io_opts)
   if store then store:close() end
   if ok then return 0 end
   if not failure.is(err) then error(err, 0) end
+  local status = MALFORMED[err.code] and 2 or 1
+  if ctx.opts.json and not err.quiet then
+    out(json_encode({ ok = false, code = err.code, message = err.message }))
+  end
   if err.code == "usage" then
     err_out("licensor: " .. err.message)
-    return 2
+  elseif not err.quiet then
+    err_out("licensor: " .. tostring(err.code) .. ": " .. tostring(err.message))
   end
-  if not err.quiet then err_out("licensor: " .. tostring(err.code) .. ": " .. tostring(err.message)) end
-  return 1
+  return status
 end
 
 return _M

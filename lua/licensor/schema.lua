@@ -125,6 +125,11 @@ CREATE TABLE idempotency (
   [[
 ALTER TABLE installations ADD COLUMN fingerprint TEXT;
 ]],
+
+  -- 5: when each event was recorded (UTC time), next to the day it is for.
+  [[
+ALTER TABLE events ADD COLUMN recorded TEXT;
+]],
 }
 
 return _M

@@ -30,9 +30,10 @@ return {
   touch_installation = [[UPDATE installations SET last_seen = max(last_seen, ?3), build = ?4
     WHERE key = ?1 AND seq = ?2]],
   deactivate_installation = "UPDATE installations SET deactivated = ?3 WHERE key = ?1 AND seq = ?2",
-  insert_event = [[INSERT INTO events (key, seq, at, kind, detail)
-    VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE key = ?1), ?2, ?3, ?4)]],
-  events = "SELECT at, kind, detail FROM events WHERE key = ? ORDER BY seq",
+  insert_event = [[INSERT INTO events (key, seq, at, kind, detail, recorded)
+    VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE key = ?1), ?2, ?3, ?4,
+            strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))]],
+  events = "SELECT at, kind, detail, recorded FROM events WHERE key = ? ORDER BY seq",
   -- R9/R10 candidates: keys with more installations active on ?1 than
   -- their allowance (last seen on or after ?2 = ?1 - grace).
   excess_keys = [[SELECT i.key FROM installations i JOIN licenses l ON l.key = i.key
