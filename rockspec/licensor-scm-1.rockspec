@@ -51,6 +51,7 @@ build = {
     ["licensor.store.sweep"] = "lua/licensor/store/sweep.lua",
     ["licensor.store.outbox"] = "lua/licensor/store/outbox.lua",
     ["licensor.store.certificates"] = "lua/licensor/store/certificates.lua",
+    ["licensor.store.lists"] = "lua/licensor/store/lists.lua",
     ["licensor.certificate"] = "lua/licensor/certificate.lua",
     ["licensor.money"] = "lua/licensor/money.lua",
     ["licensor.repl"] = "lua/licensor/repl.lua",

@@ -413,3 +413,52 @@ describe("store:license (the read path of the gateway)", function()
     other:close(); store:close(); stores.remove(path)
   end)
 end)
+
+describe("store:list", function()
+  it("finds licenses by filters that combine, a page at a time, by key", function()
+    local store = stores.new(":memory:")
+    local a = stores.issue(store, { owner = "acme", start = "2018-06-01" })             -- M&S to 2019-05-31
+    local b = stores.issue(store, { owner = "acme", start = "2018-01-15" })             -- M&S to 2019-01-14
+    local c = stores.issue(store, { owner = "globex", kind = "lease", start = "2018-01-01" })
+    local d = stores.issue(store, { owner = "globex", start = "2017-03-01", edition = "professional" })
+    store:disable(d.key, "2018-12-01", "admin")
+    local function keys(rows)
+      local list = {}
+      for _, r in ipairs(rows) do list[#list + 1] = r.key end
+      table.sort(list)
+      return list
+    end
+    local function sorted(...)
+      local list = { ... }
+      table.sort(list)
+      return list
+    end
+    assert.are.same(sorted(a.key, b.key), keys(store:list{ owner = "acme" }))
+    assert.are.same({ c.key }, keys(store:list{ owner = "globex", kind = "lease" }))
+    assert.are.same({ b.key }, keys(store:list{ ms_expiring = 30, on = "2018-12-20" }))
+    assert.are.same(sorted(a.key, b.key), keys(store:list{ ms_expiring = 200, on = "2018-12-20" }))
+    assert.are.same(sorted(b.key, d.key), keys(store:list{ lapsed = true, on = "2019-03-01" }))
+    assert.are.same({ d.key }, keys(store:list{ disabled = true }))
+    assert.are.same({ d.key }, keys(store:list{ edition = "professional", product = "smartertrack" }))
+    assert.are.same({}, store:list{ owner = "nobody" })
+    local all = store:list{}
+    assert.are.equal(4, #all)
+    assert.are.same({ all[2].key }, keys(store:list{ limit = 1, offset = 1 }))
+    assert.are.equal("invalid_request", select(3, store:list{ limit = 0 }))
+    assert.are.equal("invalid_date", select(3, store:list{ lapsed = true, on = "someday" }))
+  end)
+
+  it("lists open fraud cases with their ladder state", function()
+    local store = stores.new(":memory:")
+    local lic = stores.issue(store, { start = "2018-06-01" })
+    store:activate(lic.key, "old", 6855, "2018-12-01")
+    store:activate(lic.key, "new", 6911, "2018-12-05")
+    for day = core.day("2018-12-02"), core.day("2019-01-04") do
+      store:checkin(lic.key, "old", core.date(day))
+      if day >= core.day("2018-12-05") then store:checkin(lic.key, "new", core.date(day)) end
+    end
+    store:sweep("2019-01-04")
+    local rows = store:list{ fraud = true }
+    assert.are.same({ lic.key, "2018-12-05", "2019-01-04" }, { rows[1].key, rows[1].fraud_since, rows[1].first_step })
+  end)
+end)

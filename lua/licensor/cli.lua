@@ -27,6 +27,8 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   issue --product P --edition E --level N [--kind perpetual|lease|trial] [--start DATE]
         [--owner O] [--failover] [--version-lock N] [--trial-days N] [--addon A]...
   catalogue [PRODUCT]                products, editions, prices, add-ons, policy and newest builds
+  list [--owner O] [--product P] [--kind K] [--edition E] [--ms-expiring DAYS] [--lapsed]
+       [--disabled] [--fraud] [--on DATE] [--limit N] [--offset N]   licenses, filters combined
   show KEY                           the license and its status
   eligible KEY [--on DATE]           the newest build the license may install
   activate KEY SERVER BUILD [--fingerprint FP] [--on DATE]
@@ -64,7 +66,7 @@ malformed input.  licensor help COMMAND (or COMMAND --help) shows one command; -
 
 -- Flags that take no value.
 local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true,
-                   version = true }
+                   version = true, lapsed = true, disabled = true, fraud = true }
 
 -- Codes of malformed input: exit 2, like bad usage.
 local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true }
@@ -74,7 +76,7 @@ local MAX_ARGS = {
   init = 0, import = 1, issue = 0, catalogue = 1, show = 1, eligible = 1, activate = 3, checkin = 2,
   deactivate = 2, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 2, ["end-lease"] = 1,
   disable = 1, enable = 1, transfer = 2, sweep = 0, events = 1, backup = 1, keys = 2, certificate = 2,
-  fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0,
+  fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0, list = 0,
 }
 
 -- Splits argv into positional arguments and --flags (repeatable ones are
@@ -372,6 +374,23 @@ function commands.certificate(ctx, pos, flags)
   local text = check(store:certificate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"), flags.on))
   if flags.out then return write_text(flags.out, text) end
   ctx.out((text:gsub("\n$", "")))
+end
+
+-- list [--owner O] [--product P] [--kind K] [--edition E] [--ms-expiring DAYS]
+-- [--lapsed] [--disabled] [--fraud] [--on DATE] [--limit N] [--offset N]
+function commands.list(ctx, _, flags)
+  local rows = check(ctx.open():list{
+    owner = flags.owner, product = flags.product, kind = flags.kind, edition = flags.edition,
+    ms_expiring = number_flag(flags, "ms_expiring"), lapsed = flags.lapsed, disabled = flags.disabled,
+    fraud = flags.fraud, on = flags.on, limit = number_flag(flags, "limit"),
+    offset = number_flag(flags, "offset") })
+  local columns = { "key", "owner", "product", "edition", "level", "kind", "start", "ms_expires", "disabled" }
+  if flags.fraud then
+    for _, c in ipairs({ "fraud_since", "first_step", "phoned", "case_disabled" }) do
+      columns[#columns + 1] = c
+    end
+  end
+  show_list(ctx.out, ctx.opts, rows, columns)
 end
 
 function commands.backup(ctx, pos)

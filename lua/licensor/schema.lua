@@ -130,6 +130,14 @@ ALTER TABLE installations ADD COLUMN fingerprint TEXT;
   [[
 ALTER TABLE events ADD COLUMN recorded TEXT;
 ]],
+
+  -- 6: the indexes `licensor list` filters by.
+  [[
+CREATE INDEX licenses_owner ON licenses (owner);
+CREATE INDEX licenses_product ON licenses (product, edition);
+CREATE INDEX licenses_ms_expires ON licenses (ms_expires) WHERE kind = 'perpetual';
+CREATE INDEX licenses_disabled ON licenses (disabled) WHERE disabled IS NOT NULL;
+]],
 }
 
 return _M

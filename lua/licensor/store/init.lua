@@ -19,6 +19,7 @@ require "licensor.store.installations"
 require "licensor.store.sweep"
 require "licensor.store.outbox"
 require "licensor.store.certificates"
+require "licensor.store.lists"
 
 local type, pairs, ipairs, pcall, setmetatable = type, pairs, ipairs, pcall, setmetatable
 local tostring = tostring
