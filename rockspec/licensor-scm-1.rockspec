@@ -63,6 +63,7 @@ build = {
     ["licensor.gateway.request"] = "lua/licensor/gateway/request.lua",
     ["licensor.gateway.limit"] = "lua/licensor/gateway/limit.lua",
     ["licensor.gateway.runner"] = "lua/licensor/gateway/runner.lua",
+    ["licensor.gateway.metrics"] = "lua/licensor/gateway/metrics.lua",
     ["licensor.demo"] = "lua/licensor/demo.lua",
     ["licensor.catalogues.smartertools"] = "lua/licensor/catalogues/smartertools.lua",
     ["licensor.core"] = {

@@ -62,6 +62,55 @@ describe("the gateway", function()
     end
   end)
 
+  it("reads a license's events, installations and upgrade quote over admin routes, behind the token", function()
+    local key = issue(server).key
+    assert.are.equal(200, (activate(server, key, "reader")))
+    local headers = { Authorization = "Bearer " .. TOKEN }
+    local status, answer = server:request("GET", "/v1/admin/licenses/" .. key .. "/events", nil, headers)
+    assert.are.same({ 200, true, "issue", "activate" }, { status, answer.ok, answer.events[1].kind, answer.events[2].kind })
+    status, answer = server:request("GET", "/v1/admin/licenses/" .. key .. "/installations", nil, headers)
+    assert.are.same({ 200, "reader" }, { status, answer.installations[1].server })
+    status, answer = server:request("GET", "/v1/admin/licenses/" .. key .. "/quote?level=10", nil, headers)
+    assert.are.same({ 200, true, 33000 }, { status, answer.ok, answer.quote })
+    status, answer = server:request("GET", "/v1/admin/licenses/" .. key .. "/quote?level=ten", nil, headers)
+    assert.are.same({ 400, "invalid_request" }, { status, answer.code })
+    assert.are.equal(401, (server:request("GET", "/v1/admin/licenses/" .. key .. "/events")))
+  end)
+
+  it("issues existing customers' licenses with their own start, recorded on the server's day", function()
+    local status, answer = server:admin("issue", { product = "smartertrack", edition = "enterprise", level = 5,
+                                                   owner = "old-customer", start = "2016-03-01" })
+    assert.are.same({ 200, "2016-03-01", "2017-02-28" }, { status, answer.license.start, answer.license.ms_expires })
+    assert.are.same({ 400, "invalid_date" }, { (server:admin("issue", { product = "smartertrack",
+      edition = "enterprise", level = 5, start = "2016-02-30" })), "invalid_date" })
+  end)
+
+  it("carries \"ok\": true in every 200 body, and no timing header", function()
+    local key = issue(server).key
+    local status, answer, headers = activate(server, key, "okay")
+    assert.are.same({ 200, true }, { status, answer.ok })
+    assert.is_nil(headers["x-licensor-write-us"])
+    for _, path in ipairs({ "/v1/licenses/" .. key, "/v1/licenses/" .. key .. "/eligible",
+                            "/v1/licenses/" .. key .. "/builds/6911", "/healthz" }) do
+      status, answer = server:request("GET", path)
+      assert.are.same({ 200, true }, { status, answer.ok }, path)
+    end
+  end)
+
+  it("counts requests, writes, write times and cache reads for Prometheus at /metrics", function()
+    local key = issue(server).key
+    activate(server, key, "counted")
+    server:request("GET", "/v1/licenses/" .. key)
+    server:request("GET", "/v1/licenses/" .. key)
+    local status, text = server:request("GET", "/metrics", nil, { Authorization = "Bearer " .. TOKEN })
+    assert.are.equal(200, status)
+    assert.matches('licensor_requests_total{route="activate",status="200"} %d+', text)
+    assert.matches('licensor_writes_total{workflow="activate",outcome="ok"} %d+', text)
+    assert.matches('licensor_write_microseconds_bucket{le="%+Inf"} [1-9]', text)
+    assert.matches('licensor_cache_reads_total{result="hit"} [1-9]', text)
+    assert.are.equal(401, (server:request("GET", "/metrics")))
+  end)
+
   it("issues a license through an admin workflow starting on the server's day", function()
     local lic = issue(server)
     assert.are.same({ "2019-06-01", "2020-05-31", "acme" }, { lic.start, lic.ms_expires, lic.owner })
@@ -210,9 +259,11 @@ describe("the gateway", function()
     assert.are.same({}, swept.taken)
   end)
 
-  it("refuses a request that tries to choose its own date", function()
+  it("refuses a request that tries to choose the day it is recorded on", function()
     local status, answer = server:admin("issue", { product = "smartertrack", edition = "enterprise", level = 5,
-                                                   start = "2017-01-01" })
+                                                   on = "2017-01-01" })
+    assert.are.same({ 400, "invalid_request" }, { status, answer.code })
+    status, answer = server:admin("renew", { key = issue(server).key, on = "2017-01-01" })
     assert.are.same({ 400, "invalid_request" }, { status, answer.code })
     local lic = issue(server)
     status, answer = server:request("POST", "/v1/activate", { key = lic.key, server = "a", build = 6911, on = "2018-01-01" })

@@ -39,7 +39,8 @@ end
 f:close()
 store:close()
 
-local server = gateway.start{ db = path, today = "2026-01-10", workers = 2, synchronous = "full" }
+local server = gateway.start{ db = path, today = "2026-01-10", workers = 2, synchronous = "full",
+                              expose_timing = true }
 local health_rps, health_p99 = wrk(server.url .. "/healthz")
 local eligible_rps, eligible_p99 = wrk(server.url, "spec/bench/wrk/eligible.lua", keys_file)
 print(format("gateway  /healthz %8.0f req/s (p99 %.2f ms)   eligible %8.0f req/s (p99 %.2f ms)   ratio %.2f",

@@ -99,6 +99,7 @@ function _M.start(opts)
     admin_token_file = self.token_file, prefix = self.prefix, cpath = ROOT .. "/build/luajit",
     rate_per_ip = opts.rate_per_ip or 100000, rate_per_key = opts.rate_per_key or 100000,
     conn_per_ip = opts.conn_per_ip, signing_key_file = opts.signing_key_file,
+    expose_timing = opts.expose_timing,
     synchronous = opts.synchronous })
   self.conf = conf
   -- Sanitizer settings of the suite are not nginx's business: `env` drops

@@ -13,6 +13,7 @@ local licensor = require "licensor"
 local core = require "licensor.core"
 local failure = require "licensor.failure"
 local request = require "licensor.gateway.request"
+local metrics = require "licensor.gateway.metrics"
 local limit = require "licensor.gateway.limit"
 local cjson = require("cjson.safe").new()
 local bit = require "bit"
@@ -89,6 +90,8 @@ function _M.init_worker(opts)
   -- A store that cannot be opened leaves the worker up, answering 503
   -- until a later request opens it.
   worker.db, worker.synchronous = opts.db, opts.synchronous or "full"
+  worker.expose_timing = opts.expose_timing
+  worker.metrics = metrics.dict(opts.metrics_dict or "licensor_metrics")
   worker.signing_key_file = opts.signing_key_file
   worker.retry_at, worker.backoff = 0, RETRY_FIRST
   open_store()
@@ -228,20 +231,29 @@ local function installation_request(name)
   -- check-in answers the installation's certificate too.
   local certificate
   if v.ok and fingerprint and s.signing_key then certificate = check(s:certificate(key, server, on)) end
-  ngx.header["X-Licensor-Write-Us"] = format("%d", core.monotonic_us() - t0)
+  local took = core.monotonic_us() - t0
+  metrics.write(worker.metrics, name, v.ok and "ok" or v.code, took)
+  -- The time a write held the worker goes to the metrics, and to clients
+  -- only when asked (benchmarks: expose_timing).
+  if worker.expose_timing then ngx.header["X-Licensor-Write-Us"] = format("%d", took) end
   verdict_answer(v, certificate)
 end
 
 -- The license and the active catalogue, with one read of the store.
 local function license_of(key)
-  local lic, cat, code = store():license(key)
+  local s = store()
+  local misses = s.cache_misses
+  local lic, cat, code = s:license(key)
+  metrics.cache(worker.metrics, s.cache_misses == misses)
   if not lic then refusal(cat, code) end
   return lic, cat
 end
 
 local function license_status(key)
   local lic, cat = license_of(key)
-  answer(200, check(cat:status(lic, today())))
+  local status = check(cat:status(lic, today()))
+  status.ok = true
+  answer(200, status)
 end
 
 -- Build records are shared and never change: their JSON is kept.
@@ -255,7 +267,7 @@ local function license_eligible(key)
   if not build then refuse(403, code, msg) end
   local json = build_json[build]
   if not json then
-    json = cjson.encode(build)
+    json = '{"ok":true,' .. cjson.encode(build):sub(2)
     build_json[build] = json
   end
   send(200, json)
@@ -307,7 +319,7 @@ end
 local ADMIN = {}
 
 local ISSUE_FIELDS = { product = true, edition = true, level = true, kind = true, owner = true,
-                       failover = true, version_lock = true, trial_days = true, addons = true }
+                       failover = true, version_lock = true, trial_days = true, addons = true, start = true }
 
 function ADMIN.issue(b)
   request.only(b, ISSUE_FIELDS)
@@ -315,10 +327,13 @@ function ADMIN.issue(b)
   if kind and kind ~= "perpetual" and kind ~= "lease" and kind ~= "trial" then
     refuse(400, "invalid_request", "kind: perpetual, lease or trial")
   end
-  -- The license starts on the server's day: a request never picks a date.
+  -- The license starts on the server's day unless the body names the start
+  -- (existing customers brought in); the issue is recorded on the server's
+  -- day either way.
   local spec = {
     product = request.string(b, "product"), edition = request.string(b, "edition"),
-    level = request.level(b, "level"), kind = kind, start = today(),
+    level = request.level(b, "level"), kind = kind,
+    start = b.start ~= nil and request.date(b.start, "start") or today(),
     owner = request.string(b, "owner", true), failover = request.boolean(b, "failover"),
     version_lock = request.count(b, "version_lock", true),
     trial_days = request.count(b, "trial_days", true), addons = request.names(b, "addons") }
@@ -415,11 +430,47 @@ local function method_not_allowed(allowed)
   refuse(405, "method_not_allowed", "use " .. allowed, { Allow = allowed })
 end
 
+-- GET /v1/admin/licenses/{key}/events | installations | quote?edition=&level=
+local function admin_read(key, what)
+  key = keyed(key)
+  local s = store()
+  if what == "events" then return answer(200, { ok = true, events = check(s:events(key)) }) end
+  if what == "installations" then
+    return answer(200, { ok = true, installations = check(s:installations(key)) })
+  end
+  if what ~= "quote" then refuse(404, "not_found", "no such resource") end
+  local args = ngx.req.get_uri_args(8)
+  local target = { edition = args.edition, level = args.level == "unlimited" and "unlimited" or
+                   (args.level and tonumber(args.level)) }
+  local bad_edition = args.edition ~= nil and type(args.edition) ~= "string"
+  if bad_edition or (args.level ~= nil and target.level == nil) then
+    refuse(400, "invalid_request", "quote takes ?edition=NAME&level=N")
+  end
+  local lic, cat = license_of(key)
+  answer(200, { ok = true, quote = check(cat:quote_upgrade(lic, target, today())) })
+end
+
+local function admin_route(method, uri)
+  client_limit()
+  check_admin()
+  ngx.ctx.route = "admin"
+  local key, what = match(uri, "^/v1/admin/licenses/([^/]+)/(%a+)$")
+  if key then
+    if method ~= "GET" then method_not_allowed("GET") end
+    return admin_read(key, what)
+  end
+  local workflow = match(uri, "^/v1/admin/([%w_]+)$")
+  if not workflow then refuse(404, "not_found", "no such resource") end
+  if method ~= "POST" then method_not_allowed("POST") end
+  return admin(workflow)
+end
+
 local function route()
   local method, uri = ngx.req.get_method(), ngx.var.uri
   if method == "HEAD" then method = "GET" end
   local key, rest = match(uri, "^/v1/licenses/([^/]+)(.*)$")
   if key then
+    ngx.ctx.route = "license"
     local number = match(rest, "^/builds/([^/]+)$")
     if rest ~= "" and rest ~= "/eligible" and not number then
       refuse(404, "not_found", "no such resource")
@@ -432,6 +483,7 @@ local function route()
     return license_build(key, number)
   end
   if uri == "/healthz" then
+    ngx.ctx.route = "healthz"
     if method ~= "GET" then method_not_allowed("GET") end
     -- Healthy means the database answers a read, not merely that it opened.
     check(store():ping())
@@ -439,24 +491,27 @@ local function route()
   end
   local install = match(uri, "^/v1/(%a+)$")
   if install == "activate" or install == "checkin" or install == "deactivate" then
+    ngx.ctx.route = install
     if method ~= "POST" then method_not_allowed("POST") end
     client_limit()
     return installation_request(install)
   end
-  if match(uri, "^/v1/admin/") then
+  if match(uri, "^/v1/admin/") then return admin_route(method, uri) end
+  if uri == "/metrics" then
+    -- Prometheus' text format, behind the admin token.
+    ngx.ctx.route = "metrics"
     client_limit()
     check_admin()
-    local workflow = match(uri, "^/v1/admin/([%w_]+)$")
-    if not workflow then refuse(404, "not_found", "no such resource") end
-    if method ~= "POST" then method_not_allowed("POST") end
-    return admin(workflow)
+    if method ~= "GET" then method_not_allowed("GET") end
+    ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+    return send(200, metrics.text(worker.metrics))
   end
   refuse(404, "not_found", "no such resource")
 end
 
 -- The content handler: every answer is JSON, and no error text from Lua
 -- or SQL ever reaches the client.
-function _M.handle()
+local function handle()
   local ok, err = pcall(route)
   if ok then return end
   if failure.is(err) then
@@ -464,6 +519,11 @@ function _M.handle()
   end
   ngx.log(ngx.ERR, "licensor: ", tostring(err))
   send(500, '{"ok":false,"code":"internal_error","message":"internal error"}')
+end
+
+function _M.handle()
+  handle()
+  metrics.request(worker.metrics, ngx.ctx.route or "other", ngx.status)
 end
 
 -- The error_page location /.licensor-error/STATUS: nginx's own refusals

@@ -119,6 +119,7 @@ http {
   lua_package_path %s;
   lua_package_cpath %s;
   lua_shared_dict licensor_limits 16m;
+  lua_shared_dict licensor_metrics 1m;
   init_worker_by_lua_block {
     require("licensor.gateway").init_worker(%s)
   }
@@ -200,6 +201,7 @@ function _M.render(opts)
   local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
     admin_token_file = opts.admin_token_file and absolute(opts.admin_token_file),
     signing_key_file = opts.signing_key_file and absolute(opts.signing_key_file),
+    expose_timing = opts.expose_timing,
     rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key }
   local chunk, why = core.write_data(worker_opts)
   if not chunk then return nil, "gateway: " .. why, "invalid_request" end

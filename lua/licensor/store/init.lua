@@ -74,7 +74,8 @@ local function open(path, sync, busy_ms, query_ms)
     refuse("store_error", path .. ": not a licensor database of this version (" ..
       (failure.is(sql) and sql.message or tostring(sql)) .. ")")
   end
-  return setmetatable({ db = db, sql = sql, path = path, handlers = {}, query_ms = query_ms }, Store)
+  return setmetatable({ db = db, sql = sql, path = path, handlers = {}, query_ms = query_ms,
+                        cache_misses = 0 }, Store)
 end
 
 -- licensor.open(path, {synchronous="full"|"normal", busy_ms=, query_ms=}) -> store
@@ -180,6 +181,7 @@ local function cached_license(self, key)
   hit = self.cache[key]
   if hit then return hit end
   hit = { license_and_catalogue(self, key) }
+  self.cache_misses = self.cache_misses + 1
   if self.cache_size >= CACHE_LIMIT then self.cache, self.cache_size = {}, 0 end
   self.cache[key], self.cache_size = hit, self.cache_size + 1
   return hit
@@ -189,6 +191,7 @@ end
 -- that ask about the same keys again and again (the gateway): answers come
 -- from memory until anything is committed to the database.  The license
 -- table may be shared between calls: treat it as read-only.
+-- store.cache_misses counts the reads that went to the database.
 function Store:license(key)
   local pair, msg, code = guarded(self, cached_license, key)
   if not pair then return nil, msg, code end

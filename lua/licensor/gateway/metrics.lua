@@ -1,0 +1,84 @@
+-- licensor.gateway.metrics -- counters for GET /metrics in Prometheus'
+-- text format, kept in a lua_shared_dict so that every worker adds to
+-- the same numbers: requests by route and status, activations, check-ins
+-- and deactivations by outcome, the time store writes hold a worker (a
+-- histogram), and the license cache's hits and misses.
+local ngx = ngx
+local ipairs, tostring, format = ipairs, tostring, string.format
+local concat, sort = table.concat, table.sort
+
+local _M = {}
+
+-- Upper bounds of the write-time buckets, in microseconds.
+local BUCKETS = { 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000 }
+
+-- The shared dict, or nil when the configuration has none (no metrics).
+function _M.dict(name)
+  return ngx.shared[name]
+end
+
+local function add(dict, key, n)
+  if dict then dict:incr(key, n or 1, 0) end
+end
+
+-- One answered request: its route (a label such as "activate") and status.
+function _M.request(dict, route, status)
+  add(dict, "req\t" .. route .. "\t" .. tostring(status))
+end
+
+-- One installation write: its workflow, outcome ("ok" or the refusal's
+-- code) and the microseconds it held the worker.
+function _M.write(dict, workflow, outcome, us)
+  if not dict then return end
+  add(dict, "write\t" .. workflow .. "\t" .. tostring(outcome))
+  for _, bound in ipairs(BUCKETS) do
+    if us <= bound then add(dict, "bucket\t" .. bound) end
+  end
+  add(dict, "bucket\t+Inf")
+  add(dict, "write_sum", us)
+end
+
+function _M.cache(dict, hit)
+  add(dict, hit and "cache_hit" or "cache_miss")
+end
+
+-- The Prometheus text of every counter.
+function _M.text(dict)
+  local lines, requests, writes = {}, {}, {}
+  for _, key in ipairs(dict and dict:get_keys(0) or {}) do
+    local kind, a, b = key:match("^(%a+)\t([^\t]*)\t?(.*)$")
+    local value = dict:get(key)
+    if kind == "req" then
+      requests[#requests + 1] = format('licensor_requests_total{route="%s",status="%s"} %d', a, b, value)
+    elseif kind == "write" then
+      writes[#writes + 1] = format('licensor_writes_total{workflow="%s",outcome="%s"} %d', a, b, value)
+    end
+  end
+  sort(requests)
+  sort(writes)
+  lines[#lines + 1] = "# HELP licensor_requests_total Requests answered, by route and status."
+  lines[#lines + 1] = "# TYPE licensor_requests_total counter"
+  for _, l in ipairs(requests) do lines[#lines + 1] = l end
+  lines[#lines + 1] = "# HELP licensor_writes_total Activations, check-ins and deactivations, by outcome."
+  lines[#lines + 1] = "# TYPE licensor_writes_total counter"
+  for _, l in ipairs(writes) do lines[#lines + 1] = l end
+  lines[#lines + 1] = "# HELP licensor_write_microseconds Time a store write held a worker."
+  lines[#lines + 1] = "# TYPE licensor_write_microseconds histogram"
+  for _, bound in ipairs(BUCKETS) do
+    lines[#lines + 1] = format('licensor_write_microseconds_bucket{le="%d"} %d', bound,
+      dict and dict:get("bucket\t" .. bound) or 0)
+  end
+  local count = dict and dict:get("bucket\t+Inf") or 0
+  lines[#lines + 1] = format('licensor_write_microseconds_bucket{le="+Inf"} %d', count)
+  lines[#lines + 1] = format("licensor_write_microseconds_sum %d", dict and dict:get("write_sum") or 0)
+  lines[#lines + 1] = format("licensor_write_microseconds_count %d", count)
+  lines[#lines + 1] = "# HELP licensor_cache_reads_total License reads by the gateway's cache, hit or miss."
+  lines[#lines + 1] = "# TYPE licensor_cache_reads_total counter"
+  for _, result in ipairs({ "hit", "miss" }) do
+    lines[#lines + 1] = format('licensor_cache_reads_total{result="%s"} %d', result,
+      dict and dict:get("cache_" .. result) or 0)
+  end
+  return concat(lines, "\n") .. "\n"
+end
+
+return _M
