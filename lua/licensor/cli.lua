@@ -45,6 +45,8 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   transfer KEY OWNER --consent REF
   sweep [--on DATE]
   events KEY
+  export [--format csv|jsonl] [--out FILE]   licenses with their add-ons and installations
+  import-licenses FILE               existing customers from that CSV: all rows or none
   backup PATH                        a consistent copy of the database, made while others use it
   keys new --out FILE                a signing key (FILE, mode 0600) and its public key (FILE.pub)
   keys show FILE                     the public key and key id of a signing key
@@ -76,7 +78,8 @@ local MAX_ARGS = {
   init = 0, import = 1, issue = 0, catalogue = 1, show = 1, eligible = 1, activate = 3, checkin = 2,
   deactivate = 2, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 2, ["end-lease"] = 1,
   disable = 1, enable = 1, transfer = 2, sweep = 0, events = 1, backup = 1, keys = 2, certificate = 2,
-  fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0, list = 0,
+  fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0, list = 0, export = 0,
+  ["import-licenses"] = 1,
 }
 
 -- Splits argv into positional arguments and --flags (repeatable ones are
@@ -391,6 +394,27 @@ function commands.list(ctx, _, flags)
     end
   end
   show_list(ctx.out, ctx.opts, rows, columns)
+end
+
+-- export [--format csv|jsonl] [--out FILE]
+function commands.export(ctx, _, flags)
+  local format = flags.format or "csv"
+  if format ~= "csv" and format ~= "jsonl" then usage_error("--format is csv or jsonl") end
+  local text = check(ctx.open():export_text(format))
+  if flags.out then return write_text(flags.out, text) end
+  ctx.out((text:gsub("\n$", "")))
+end
+
+-- import-licenses FILE: all rows or none
+commands["import-licenses"] = function(ctx, pos)
+  local path = need(pos, 1, "FILE (CSV, as licensor export writes it)")
+  local f = io.open(path, "rb")
+  if not f then refused(path .. ": cannot be read", "io_error") end
+  local text = f:read("*a")
+  f:close()
+  local keys = check(ctx.open():import_licenses(text, path))
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, imported = #keys })) end
+  ctx.out("imported " .. #keys .. " licenses from " .. path)
 end
 
 function commands.backup(ctx, pos)

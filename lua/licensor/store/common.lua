@@ -147,6 +147,34 @@ function _M.log(self, key, at, kind, detail)
   self.db:run(self.sql.insert_event, key, at, kind, cjson.encode(detail or {}))
 end
 
+-- What the catalogue can serve: a level its price table has for the
+-- edition (when the product has prices at all), and a version lock only
+-- on a perpetual license and on a major that has builds.
+function _M.check_servable(cat, lic)
+  local prices = cat:prices(lic.product)
+  if #prices > 0 then
+    local levels, seen, found = {}, {}, false
+    for _, p in ipairs(prices) do
+      if p.edition == lic.edition then
+        found = found or p.level == lic.level
+        if not seen[p.level] then seen[p.level], levels[#levels + 1] = true, tostring(p.level) end
+      end
+    end
+    if not found then
+      refuse("invalid_license", "product '" .. lic.product .. "' " .. lic.edition .. " has no level " ..
+        tostring(lic.level) .. " (levels: " .. (#levels > 0 and table.concat(levels, ", ") or "none") .. ")")
+    end
+  end
+  if lic.version_lock then
+    if lic.kind ~= "perpetual" then
+      refuse("invalid_license", "only perpetual licenses are tied to a major")
+    end
+    if not cat:first_build_of(lic.product, lic.version_lock) then
+      refuse("invalid_license", "product '" .. lic.product .. "' has no builds of major " .. lic.version_lock)
+    end
+  end
+end
+
 -- Closes a fraud case; `reason` is "excess_ended" (it may resume, R11) or
 -- "enabled" (an admin decided), `why` the words for the event log.
 function _M.close_case(self, key, case_id, on, reason, why)

@@ -20,6 +20,7 @@ require "licensor.store.sweep"
 require "licensor.store.outbox"
 require "licensor.store.certificates"
 require "licensor.store.lists"
+require "licensor.store.bulk"
 
 local type, pairs, ipairs, pcall, setmetatable = type, pairs, ipairs, pcall, setmetatable
 local tostring = tostring

@@ -44,34 +44,6 @@ local function issued_addons(cat, lic, wanted, paid_through)
   return addons
 end
 
--- What the catalogue can serve: a level its price table has for the
--- edition (when the product has prices at all), and a version lock only
--- on a perpetual license and on a major that has builds.
-local function check_servable(cat, lic)
-  local prices = cat:prices(lic.product)
-  if #prices > 0 then
-    local levels, seen, found = {}, {}, false
-    for _, p in ipairs(prices) do
-      if p.edition == lic.edition then
-        found = found or p.level == lic.level
-        if not seen[p.level] then seen[p.level], levels[#levels + 1] = true, tostring(p.level) end
-      end
-    end
-    if not found then
-      refuse("invalid_license", "product '" .. lic.product .. "' " .. lic.edition .. " has no level " ..
-        tostring(lic.level) .. " (levels: " .. (#levels > 0 and table.concat(levels, ", ") or "none") .. ")")
-    end
-  end
-  if lic.version_lock then
-    if lic.kind ~= "perpetual" then
-      refuse("invalid_license", "only perpetual licenses are tied to a major")
-    end
-    if not cat:first_build_of(lic.product, lic.version_lock) then
-      refuse("invalid_license", "product '" .. lic.product .. "' has no builds of major " .. lic.version_lock)
-    end
-  end
-end
-
 local function issue(self, spec, today)
   if spec.owner ~= nil then failure.try(core.check_name(spec.owner, "owner")) end
   local cat, version = common.active_catalogue(self)
@@ -90,7 +62,7 @@ local function issue(self, spec, today)
   if lic.edition == nil or lic.level == nil then
     refuse("invalid_license", "a license needs an edition and a level")
   end
-  check_servable(cat, lic)
+  common.check_servable(cat, lic)
   -- Add-ons of leases are paid for the lease's life, of trials for the trial.
   local paid_through = lic.ms_expires
     or (kind == "trial" and add_days(start, lic.trial_days - 1)) or "9999-12-31"
