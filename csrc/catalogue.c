@@ -37,6 +37,7 @@ const lsr_policy_field lsr_policy_fields[] = {
   { "case_cooldown_days", offsetof(lsr_policy, case_cooldown_days), 0, 36500 },
   { "certificate_days", offsetof(lsr_policy, certificate_days), 1, 3650 },
   { "grace_days", offsetof(lsr_policy, grace_days), 0, 3650 },
+  { "ms_percent", offsetof(lsr_policy, ms_percent), 0, 100 },
   { NULL, 0, 0, 0 }
 };
 

@@ -84,6 +84,7 @@ typedef struct {
   int certificate_days;    /* a certificate's refresh-by, days after issue */
   int grace_days;          /* days a certificate still runs past refresh-by */
   int fingerprint_match;   /* LSR_MATCH_*: how much of a fingerprint must match */
+  int ms_percent;          /* a year of M&S costs this % of the license price (0: not priced) */
 } lsr_policy;
 
 enum { LSR_MATCH_MOST, LSR_MATCH_ALL, LSR_MATCH_ANY };

@@ -210,7 +210,7 @@ describe("compiled catalogue", function()
     assert.are.same({ ms_months = 12, trial_days = 30, migration_days = 30, migration_extra = 1,
                       migration_gap_days = 14, checkin_grace_days = 7, phone_after_days = 7,
                       disable_after_days = 14, case_cooldown_days = 90, certificate_days = 30,
-                      grace_days = 14, fingerprint_match = "most",
+                      grace_days = 14, fingerprint_match = "most", ms_percent = 0,
                       renewal_basis = "from_expiry" }, cat:policy())
   end)
 

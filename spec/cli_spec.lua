@@ -56,7 +56,7 @@ describe("licensor command", function()
   it("activates, sweeps, quotes and lists events", function()
     assert.are.equal(0, (run("--db", db, "activate", key, "srv1", "6911", "--on", "2018-12-05")))
     local status, out = run("--db", db, "upgrade", key, "--level", "10", "--quote", "--on", "2018-12-05")
-    assert.are.same({ 0, "upgrade costs 33000" }, { status, out })
+    assert.are.same({ 0, "upgrade costs $330.00" }, { status, out })
     status, out = run("--db", db, "sweep", "--on", "2018-12-06")
     assert.are.equal(0, status)
     assert.matches("key%s+case%s+action%s+on", out)
@@ -123,6 +123,24 @@ describe("licensor command", function()
     assert.are.equal(2, (run("--db", db, "export", "--format", "xml")))
     os.remove(file)
     stores.remove(other)
+  end)
+
+  it("says a renewal leaves M&S lapsed, and what catching up costs; --until-current catches up at once", function()
+    local _, out = run("--db", db, "--json", "issue", "--product", "smartertrack", "--edition", "enterprise",
+      "--level", "5", "--start", "2019-03-01")
+    local lapsed = out:match('"key":"([^"]+)"')
+    local status
+    status, out = run("--db", db, "renew", lapsed, "--on", "2024-06-01")
+    assert.are.equal(0, status)
+    -- 4 more yearly terms at 25% of the 100.x enterprise-5 price ($549.00): $137.25 each.
+    assert.matches("M&S is still lapsed after this term: it covers to 2021%-02%-28; catching up to 2024%-06%-01 " ..
+      "takes 4 more terms %(%$549%.00%): licensor renew " .. lapsed:gsub("%-", "%%-") .. " %-%-until%-current", out)
+    status, out = run("--db", db, "renew", lapsed, "--on", "2024-06-01", "--until-current")
+    assert.are.equal(0, status)
+    assert.matches("ms_expires%s+2025%-02%-28", out)
+    assert.is_nil(out:find("still lapsed", 1, true))
+    status, out = run("--db", db, "upgrade", lapsed, "--level", "10", "--quote", "--on", "2024-06-01")
+    assert.are.same({ 0, "upgrade costs $330.00" }, { status, out })
   end)
 
   it("backs the database up into a new file, never over one", function()

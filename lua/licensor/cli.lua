@@ -36,7 +36,7 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   checkin KEY SERVER [--build N] [--on DATE]
   deactivate KEY SERVER [--on DATE]
   installations KEY
-  renew KEY [--on DATE]
+  renew KEY [--on DATE] [--until-current]   (until-current: term by term until M&S covers the day)
   upgrade KEY [--edition E] [--level N] [--on DATE] (--quote | --pay AMOUNT)
   add-addon KEY ADDON [--on DATE]
   end-lease KEY [--on DATE]
@@ -68,7 +68,7 @@ malformed input.  licensor help COMMAND (or COMMAND --help) shows one command; -
 
 -- Flags that take no value.
 local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true,
-                   version = true, lapsed = true, disabled = true, fraud = true }
+                   version = true, lapsed = true, disabled = true, fraud = true, until_current = true }
 
 -- Codes of malformed input: exit 2, like bad usage.
 local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true }
@@ -480,8 +480,31 @@ function commands.installations(ctx, pos)
   show_list(ctx.out, ctx.opts, list, { "server", "build", "first_seen", "last_seen", "deactivated" })
 end
 
+-- What catching up a still-lapsed M&S takes: the terms and their price.
+local function catch_up(store, lic, on)
+  local policy = check(store:catalogue()):policy()
+  local terms, copy = 0, lic
+  while copy.ms_expires < on and terms < 1000 do
+    copy = check(licensor.renew(copy, on, { months = policy.ms_months, basis = policy.renewal_basis }))
+    terms = terms + 1
+  end
+  local price, currency = store:renewal_price(lic, on)
+  return terms, price and price * terms, currency
+end
+
+-- renew KEY [--on DATE] [--until-current]
 function commands.renew(ctx, pos, flags)
-  show_record(ctx.out, ctx.opts, check(ctx.open():renew(need(pos, 1, "KEY"), flags.on)))
+  local store = ctx.open()
+  local key, on = need(pos, 1, "KEY"), flags.on or licensor.today()
+  local lic = check(store:renew(key, flags.on, { until_current = flags.until_current }))
+  show_record(ctx.out, ctx.opts, lic)
+  if ctx.opts.json or not lic.ms_expires or lic.ms_expires >= on then return end
+  local terms, cost, currency = catch_up(store, lic, on)
+  ctx.out("")
+  local price = cost and (" (" .. require("licensor.money").format(cost, currency) .. ")") or ""
+  ctx.out("M&S is still lapsed after this term: it covers to " .. lic.ms_expires .. "; catching up to " ..
+    on .. " takes " .. terms .. " more term" .. (terms == 1 and "" or "s") .. price ..
+    ": licensor renew " .. key .. " --until-current")
 end
 
 function commands.upgrade(ctx, pos, flags)
@@ -492,7 +515,8 @@ function commands.upgrade(ctx, pos, flags)
     local lic = check(store:get(key))
     local price = check(check(store:catalogue()):quote_upgrade(lic, target, flags.on))
     if ctx.opts.json then return ctx.out(json_encode({ quote = price })) end
-    return ctx.out("upgrade costs " .. price)
+    local cat = check(store:catalogue())
+    return ctx.out("upgrade costs " .. require("licensor.money").format(price, cat:currency()))
   end
   local paid = number_flag(flags, "pay")
   if not paid then usage_error("upgrade needs --quote or --pay AMOUNT") end

@@ -103,6 +103,7 @@ return {
     ms_months = 12, trial_days = 30, migration_days = 30, migration_extra = 1,
     checkin_grace_days = 7, phone_after_days = 7, disable_after_days = 14,
     renewal_basis = "from_expiry",
+    ms_percent = 25,   -- a year of M&S costs a quarter of the license
   },
   products = {
     { id = "smartermail", name = "SmarterMail", unit = "mailboxes",

@@ -114,9 +114,39 @@ local function renew(self, key, on)
   return (load_license(self, key))
 end
 
--- store:renew(key, on) -> license table (R15, add-ons included)
-function Store:renew(key, on)
+-- Renews term by term until M&S covers `on` (at least one term).
+local function renew_until_current(self, key, on)
+  local lic = renew(self, key, on)
+  for _ = 1, 1000 do
+    if lic.ms_expires >= check_on(on) then return lic end
+    lic = renew(self, key, on)
+  end
+  refuse("invalid_date", "M&S cannot be brought up to " .. tostring(on))
+end
+
+-- store:renew(key, on [, {until_current=true}]) -> license table (R15,
+-- add-ons included).  until_current renews term by term, in one
+-- transaction, until M&S covers `on`.
+function Store:renew(key, on, opts)
+  if opts ~= nil and type(opts) ~= "table" then bad_argument(3, "renew", "options table expected") end
+  if opts and opts.until_current then return transaction(self, renew_until_current, key, on) end
   return transaction(self, renew, key, on)
+end
+
+-- The price of one M&S term for the license on `on` (the policy's
+-- ms_percent of the license's price in the major of its eligible build),
+-- or nil when the catalogue prices no M&S.
+function Store:renewal_price(lic, on)
+  local cat = self:catalogue()
+  if not cat then return nil end
+  local percent = cat:policy().ms_percent
+  local build = cat:eligible(lic, on)
+  if percent == 0 or not build then return nil end
+  for _, p in ipairs(cat:prices(lic.product)) do
+    if p.major == build.major and p.edition == lic.edition and p.level == lic.level then
+      return math.floor(p.price * percent / 100), cat:currency()
+    end
+  end
 end
 
 -- The last day an add-on bought on `on` is paid through (R8: with M&S for
