@@ -280,3 +280,100 @@ describe("licensor command", function()
     assert.matches("status=0", out)
   end)
 end)
+
+-- Every command with --json (but repl and gateway, which do not end by
+-- themselves): a good call exits 0 with JSON on stdout; a bad one exits 1
+-- (refused by a rule) or 2 (malformed) with {"ok":false,"code":...} on
+-- stdout.
+describe("licensor --json, command by command", function()
+  local cjson = require "cjson.safe"
+  local db = stores.path()
+  local dir = os.tmpname()
+  os.remove(dir)
+  local key, signing, cert, request
+
+  setup(function()
+    assert.are.equal(0, (run("--db", db, "init")))
+    assert.are.equal(0, (run("--db", db, "import", "smartertools")))
+    local _, out = run("--db", db, "--json", "issue", "--product", "smartertrack", "--edition", "enterprise",
+      "--level", "5", "--owner", "acme")
+    key = out:match('"key":"([^"]+)"')
+    signing, cert, request = dir .. ".key", dir .. ".cert", dir .. ".request"
+    assert.are.equal(0, (run("keys", "new", "--out", signing)))
+  end)
+
+  teardown(function()
+    stores.remove(db)
+    for _, f in ipairs({ signing, signing .. ".pub", cert, request, dir .. ".copy", dir .. ".csv" }) do os.remove(f) end
+  end)
+
+  local FP = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
+  local BAD_KEY = "NOT-A-KEY"
+
+  -- { name, good arguments, bad arguments, exit status of the bad call }
+  local function cases()
+    return {
+      { "catalogue", { "smartertrack" }, { "nothing" }, 1 },
+      { "list", { "--owner", "acme" }, { "--limit", "0" }, 2 },
+      { "show", { key }, { BAD_KEY }, 2 },
+      { "eligible", { key }, { key, "--on", "2019-02-30" }, 2 },
+      { "activate", { key, "json-1", "6911", "--fingerprint", FP }, { key, "json-2", "99999" }, 1 },
+      { "checkin", { key, "json-1" }, { key, "nowhere" }, 1 },
+      { "installations", { key }, { BAD_KEY }, 2 },
+      { "certificate", { key, "json-1", "--signing-key", signing }, { key, "nowhere", "--signing-key", signing }, 1 },
+      { "verify", { "--fingerprint", FP, "--public-key", signing .. ".pub" }, { "--public-key", signing .. ".pub",
+        "--fingerprint", "v1:mid=0000000000000000" }, 1 },
+      { "upgrade", { key, "--level", "10", "--quote" }, { key, "--level", "10", "--pay", "1" }, 1 },
+      { "add-addon", { key, "live_chat_translation" }, { key, "nope" }, 1 },
+      { "renew", { key }, { key, "--on", "someday" }, 2 },
+      { "transfer", { key, "globex", "--consent", "C-1" }, { key, "initech" }, 1 },
+      { "disable", { key, "--reason", "test" }, { BAD_KEY }, 2 },
+      { "enable", { key }, { BAD_KEY }, 2 },
+      { "end-lease", nil, { key }, 1 },
+      { "deactivate", { key, "json-1" }, { key, "json-1" }, 1 },
+      { "sweep", {}, { "--on", "2019-13-01" }, 2 },
+      { "events", { key }, { BAD_KEY }, 2 },
+      { "export", {}, { "--format", "xml" }, 2 },
+      { "backup", { dir .. ".copy" }, { dir .. ".copy" }, 1 },
+      { "keys", { "show", signing }, { "show", "/nonexistent" }, 1 },
+      { "fingerprint", {}, nil, nil },
+      { "issue", { "--product", "smartertrack", "--edition", "enterprise", "--level", "10" },
+        { "--product", "smartertrack", "--edition", "enterprise", "--level", "15" }, 1 },
+      { "request", { key, "air", "6911", "--fingerprint", FP, "--out", request }, { key, "air", "6911",
+        "--fingerprint", "nope" }, 2 },
+      { "import-licenses", nil, { "/nonexistent.csv" }, 1 },
+      { "import", { "smartertools" }, { "/nonexistent/catalogue.lua" }, 1 },
+    }
+  end
+
+  it("answers JSON and the documented exit status for every command, good input and bad", function()
+    for _, case in ipairs(cases()) do
+      local name, good, bad, bad_status = case[1], case[2], case[3], case[4]
+      if name == "verify" then
+        local cert_text = select(2, run("--db", db, "--json", "certificate", key, "json-1", "--signing-key", signing))
+        local f = assert(io.open(cert, "w"))
+        f:write(cjson.decode(cert_text).certificate)
+        f:close()
+        table.insert(good, 1, cert)
+        table.insert(bad, 1, cert)
+      end
+      if good then
+        local args = { "--db", db, "--json", name }
+        for _, a in ipairs(good) do args[#args + 1] = a end
+        local status, out, err = run(unpack(args))
+        assert.are.equal(0, status, name .. ": " .. err)
+        assert.is_not_nil(cjson.decode(out), name .. " printed " .. out)
+      end
+      if bad then
+        local args = { "--db", db, "--json", name }
+        for _, a in ipairs(bad) do args[#args + 1] = a end
+        local status, out = run(unpack(args))
+        assert.are.equal(bad_status, status, name)
+        local last = out:match("([^\n]*)$")
+        local answer = cjson.decode(last)
+        assert.is_table(answer, name .. " printed " .. out)
+        if name ~= "verify" then assert.are.equal(false, answer.ok, name) end
+      end
+    end
+  end)
+end)

@@ -206,7 +206,11 @@ local function show_verdict(out, opts, v)
                  migration = v.migration and v.migration.state,
                  active = v.migration and (v.migration.active .. " of " .. v.migration.allowed),
                  since = v.migration and v.migration.since, deadline = v.migration and v.migration.deadline }
-  if opts.json then return out(json_encode(v)) end
+  if opts.json then
+    out(json_encode(v))
+    if not v.ok then failure.raise(v.code, v.message, { quiet = true }) end
+    return
+  end
   show_record(out, opts, view)
   if not v.ok then refused(v.message, v.code) end
 end
@@ -220,6 +224,7 @@ local commands = {}
 function commands.init(ctx)
   local store = ctx.open()
   local version = store:query("PRAGMA user_version")[1].user_version
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, database = ctx.db, schema = version })) end
   ctx.out("database " .. ctx.db .. " ready (schema " .. version .. ")")
 end
 
@@ -375,8 +380,9 @@ end
 function commands.certificate(ctx, pos, flags)
   local store = signing_store(ctx, flags)
   local text = check(store:certificate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"), flags.on))
-  if flags.out then return write_text(flags.out, text) end
-  ctx.out((text:gsub("\n$", "")))
+  if flags.out then write_text(flags.out, text) end
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, certificate = text })) end
+  if not flags.out then ctx.out((text:gsub("\n$", ""))) end
 end
 
 -- list [--owner O] [--product P] [--kind K] [--edition E] [--ms-expiring DAYS]
@@ -400,7 +406,9 @@ end
 function commands.export(ctx, _, flags)
   local format = flags.format or "csv"
   if format ~= "csv" and format ~= "jsonl" then usage_error("--format is csv or jsonl") end
-  local text = check(ctx.open():export_text(format))
+  local store = ctx.open()
+  if ctx.opts.json and not flags.out then return show_list(ctx.out, ctx.opts, check(store:export())) end
+  local text = check(store:export_text(format))
   if flags.out then return write_text(flags.out, text) end
   ctx.out((text:gsub("\n$", "")))
 end
@@ -439,8 +447,9 @@ function commands.request(ctx, pos, flags)
   local text = certificate.request_text{ license = need(pos, 1, "KEY"), server = need(pos, 2, "SERVER"),
                                          fingerprint = fp, build = build }
   check(certificate.read_request(text))
-  if flags.out then return write_text(flags.out, text) end
-  ctx.out((text:gsub("\n$", "")))
+  if flags.out then write_text(flags.out, text) end
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, request = text })) end
+  if not flags.out then ctx.out((text:gsub("\n$", ""))) end
 end
 
 -- verify CERT --public-key FILE.pub ... [--fingerprint FP] [--state FILE]
