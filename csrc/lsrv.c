@@ -188,9 +188,9 @@ static bool read_fields(const span *f, lsrv_certificate *c)
   return true;
 }
 
-/* Reads "name: value\n" at *p for the expected name (values shorter than
- * LSRV_FIELD_MAX, but for the add-ons' list, bounded by the text). */
-static bool read_line(const char **p, const char *end, const char *name, span *value)
+/* Reads "name: value\n" at *p for the expected name, a value shorter
+ * than max bytes. */
+static bool read_line(const char **p, const char *end, const char *name, size_t max, span *value)
 {
   size_t n = strlen(name);
   const char *nl;
@@ -202,7 +202,7 @@ static bool read_line(const char **p, const char *end, const char *name, span *v
   value->s = *p;
   value->len = (size_t)(nl - *p);
   *p = nl + 1;
-  return (value->len < LSRV_FIELD_MAX || strcmp(name, "addons") == 0) && clean(*value);
+  return value->len < max && clean(*value);
 }
 
 /* Parses text into c and finds the signed bytes and the signature. */
@@ -215,9 +215,10 @@ static bool parse(const char *text, size_t len, lsrv_certificate *c, size_t *sig
   if (len > LSRV_CERT_MAX || len < begin_len || memcmp(text, BEGIN_LINE, begin_len) != 0) return false;
   p += begin_len;
   for (int i = 0; i < F_COUNT; i++)
-    if (!read_line(&p, end, field_names[i], &fields[i])) return false;
+    if (!read_line(&p, end, field_names[i], i == F_ADDONS ? LSRV_CERT_MAX : LSRV_FIELD_MAX, &fields[i]))
+      return false;
   *signed_len = (size_t)(p - text);
-  if (!read_line(&p, end, "signature", &sig) || sig.len != 88 || !base64_text(sig) ||
+  if (!read_line(&p, end, "signature", LSRV_FIELD_MAX, &sig) || sig.len != 88 || !base64_text(sig) ||
       sodium_base642bin(signature, 64, sig.s, sig.len, NULL, &sig_len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
       sig_len != 64)
     return false;
@@ -236,8 +237,8 @@ static const lsrv_public_key *find_key(const lsrv_public_key *keys, size_t n, co
   return NULL;
 }
 
-/* The first day the license is no longer valid by its own terms (a lease
- * or trial's end), NO_DAY when it runs on. */
+/* Does the license run on `day` by its own terms: started, and not past
+ * a lease's or trial's end? */
 static bool runs_on(const lsrv_certificate *c, int32_t day)
 {
   if (day < c->start) return false;
@@ -335,7 +336,8 @@ bool lsrv_public_key_parse(const char *text, size_t len, lsrv_public_key *out)
   if (text == NULL || len < sizeof head - 1 || memcmp(text, head, sizeof head - 1) != 0) return false;
   p = text + sizeof head - 1;
   end = text + len;
-  if (!read_line(&p, end, "id", &id) || !read_line(&p, end, "key", &key) || id.len != LSRV_KEY_ID_LEN ||
+  if (!read_line(&p, end, "id", LSRV_FIELD_MAX, &id) || !read_line(&p, end, "key", LSRV_FIELD_MAX, &key) ||
+      id.len != LSRV_KEY_ID_LEN ||
       !base64_text(key) ||
       sodium_base642bin(out->key, 32, key.s, key.len, NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
       n != 32)

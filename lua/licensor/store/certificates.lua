@@ -23,15 +23,10 @@ function Store:use_signing_key(path)
   return key.id
 end
 
--- The newest installation of server, if it is active on `on` (R9).
+-- The server's installation, if it is active on `on` (R9).
 local function active_installation(self, cat, key, server, on)
-  local installs = self.db:all(self.sql.installations, key)
-  for i = #installs, 1, -1 do
-    local inst = installs[i]
-    if inst.server == server and inst.deactivated == nil and cat:installation_active(inst, on) then
-      return inst
-    end
-  end
+  local inst = common.current_of(self.db:all(self.sql.installations, key), server)
+  if inst and cat:installation_active(inst, on) then return inst end
   refuse("not_activated", "server '" .. server .. "' has no installation of this key active on " .. on)
 end
 

@@ -175,6 +175,15 @@ function _M.check_servable(cat, lic)
   end
 end
 
+-- The newest installation of server that was never deactivated (it may
+-- still have lapsed: cat:installation_active says).
+function _M.current_of(installs, server)
+  for i = #installs, 1, -1 do
+    local inst = installs[i]
+    if inst.server == server and inst.deactivated == nil then return inst end
+  end
+end
+
 -- Closes a fraud case; `reason` is "excess_ended" (it may resume, R11) or
 -- "enabled" (an admin decided), `why` the words for the event log.
 function _M.close_case(self, key, case_id, on, reason, why)

@@ -34,9 +34,9 @@ end
 -- own (recorded when it had none), a drifted one that still matches under
 -- the policy (recorded: a new network card is not a new server), or
 -- another machine's (false: wrong_machine).
-local function same_machine(self, cat, key, inst, fingerprint)
+local function same_machine(self, key, inst, fingerprint)
   if fingerprint == nil or fingerprint == inst.fingerprint then return true end
-  local policy = cat:policy().fingerprint_match
+  local policy = self.policy.fingerprint_match
   if inst.fingerprint and not core.fingerprint_match(inst.fingerprint, fingerprint, policy) then
     return false
   end
@@ -55,13 +55,7 @@ local function check_build(build, fn, n)
   end
 end
 
--- The newest installation of server that was never deactivated.
-local function current_of(installs, server)
-  for i = #installs, 1, -1 do
-    local inst = installs[i]
-    if inst.server == server and inst.deactivated == nil then return inst end
-  end
-end
+local current_of = common.current_of
 
 -- What every installation workflow starts from: the key and day checked,
 -- the license and active catalogue, the key's installations, the server's
@@ -94,7 +88,7 @@ local function activate(self, key, server, build, on, fingerprint)
   local ok, msg, code = cat:can_install(lic, build, on)
   if not ok then return refused(code, msg, eligible, cat, lic, installs, on) end
   if current and cat:installation_active(current, on) then
-    if not same_machine(self, cat, key, current, fingerprint) then
+    if not same_machine(self, key, current, fingerprint) then
       return refused("wrong_machine", wrong_machine(server), eligible, cat, lic, installs, on)
     end
     -- Already installed and active: a re-activation is a check-in.
@@ -133,7 +127,7 @@ local function checkin(self, key, server, on, build, fingerprint)
   if not current or not cat:installation_active(current, on) then
     return refused("not_activated", not_activated(server), eligible, cat, lic, installs, on)
   end
-  if not same_machine(self, cat, key, current, fingerprint) then
+  if not same_machine(self, key, current, fingerprint) then
     return refused("wrong_machine", wrong_machine(server), eligible, cat, lic, installs, on)
   end
   build = build or current.build

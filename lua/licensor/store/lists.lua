@@ -4,6 +4,7 @@
 local common = require "licensor.store.common"
 
 local type, ipairs, concat = type, ipairs, table.concat
+local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 
 local Store = common.Store
 local refuse, bad_argument, guarded = common.refuse, common.bad_argument, common.guarded
@@ -53,8 +54,7 @@ local function list(self, filter)
   local clause, values = where(filter, on)
   values[#values + 1] = limit
   values[#values + 1] = offset
-  return self.db:query(self.query_ms, COLUMNS .. clause .. " ORDER BY l.key LIMIT ? OFFSET ?",
-    (table.unpack or unpack)(values))   -- luacheck: ignore unpack
+  return self.db:query(self.query_ms, COLUMNS .. clause .. " ORDER BY l.key LIMIT ? OFFSET ?", unpack(values))
 end
 
 -- store:list{owner=, product=, kind=, edition=, ms_expiring=DAYS, lapsed=,
