@@ -29,7 +29,7 @@ ASAN_CORE := $(ASAN_BUILD)/licensor/core.so
 # licensor.core too.
 VERIFY_SOURCES := csrc/lsrv.c csrc/lsrv_machine.c
 CORE_SOURCES := csrc/date.c csrc/catalogue.c csrc/rules.c csrc/pricing.c csrc/renewal.c \
-                csrc/fraud.c csrc/keys.c csrc/names.c csrc/data.c csrc/store.c csrc/process.c csrc/ffi.c \
+                csrc/fraud.c csrc/keys.c csrc/names.c csrc/data.c csrc/store.c csrc/pg.c csrc/process.c csrc/ffi.c \
                 $(VERIFY_SOURCES)
 BINDING_SOURCES := $(wildcard csrc/l_*.c) csrc/licensor.c
 SOURCES := $(CORE_SOURCES) $(BINDING_SOURCES)
@@ -40,9 +40,10 @@ WARNINGS := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wundef -Wformat=2 -Wvla -Wconversion -Wnull-dereference \
             -Wdouble-promotion -Wold-style-definition
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c99 -fPIC -fvisibility=hidden -DLSRV_INTERNAL $(WARNINGS) $(CFLAGS) -isystem $(LUA_INC)
+PQ_INC := -isystem /usr/include/postgresql
+ALL_CFLAGS := -std=c99 -fPIC -fvisibility=hidden -DLSRV_INTERNAL $(WARNINGS) $(CFLAGS) -isystem $(LUA_INC) $(PQ_INC)
 LDFLAGS_SO := -shared
-LIBS := -lsqlite3 -lsodium
+LIBS := -lsqlite3 -lsodium -lpq
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
@@ -52,7 +53,7 @@ LUA_PATH_HERE := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua
 # links against it; Debian's `luajit` package would conflict with it.
 APT_FIRST := libluajit2-5.1-2 libluajit2-5.1-dev luajit2
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
-                libsqlite3-dev sqlite3 libsodium-dev pkg-config lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
+                libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev pkg-config lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
                 procps curl nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev
 
 PREFIX ?= /usr/local
@@ -90,7 +91,7 @@ $(ASAN_BUILD)/forkhelper.so: spec/support/forkhelper.c
 $(ASAN_CORE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -fPIC -fvisibility=hidden -DLSRV_INTERNAL $(WARNINGS) $(SAN_FLAGS) \
-	  -isystem /usr/include/lua5.4 $(LDFLAGS_SO) -o $@ $(SOURCES) $(LIBS)
+	  -isystem /usr/include/lua5.4 $(PQ_INC) $(LDFLAGS_SO) -o $@ $(SOURCES) $(LIBS)
 
 path:
 	@echo "export LUA_PATH='$(LUA_PATH_HERE);;'"
@@ -125,7 +126,7 @@ FUZZ_TARGETS := date key name data request certificate
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := build/fuzz
 FUZZ_FLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-              -I csrc -isystem /usr/include/lua5.4
+              -I csrc -isystem /usr/include/lua5.4 $(PQ_INC)
 FUZZ_DEPS_date := csrc/date.c
 FUZZ_DEPS_key := csrc/keys.c
 FUZZ_DEPS_name := csrc/names.c
@@ -136,7 +137,7 @@ FUZZ_DEPS_certificate := $(VERIFY_SOURCES) csrc/date.c
 .SECONDEXPANSION:
 $(FUZZ_BUILD)/fuzz_%: spec/fuzz/fuzz_%.c $$(FUZZ_DEPS_$$*) $(HEADERS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -DLSRV_INTERNAL -o $@ $< $(FUZZ_DEPS_$*) -llua5.4 -lsqlite3 -lsodium -lm
+	clang $(FUZZ_FLAGS) -DLSRV_INTERNAL -o $@ $< $(FUZZ_DEPS_$*) -llua5.4 -lsqlite3 -lsodium -lpq -lm
 
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BUILD)/fuzz_$(t))
 

@@ -12,6 +12,8 @@
 
 #include "process.h"
 
+#include <pwd.h>
+
 #include <signal.h>
 #include <stdlib.h>
 
@@ -50,15 +52,24 @@ static int check_grace(lua_State *L, int arg)
   return (int)ms;
 }
 
-/* process.spawn({cmd, arg...} [, log_path]) -> pid (the group's id too) */
+/* process.spawn({cmd, arg...} [, log_path [, user]]) -> pid (the group's
+ * id too); with a user name, the child runs as that user (we must be root). */
 static int process_spawn(lua_State *L)
 {
   const char *argv[MAX_ARGS + 1];
   char err[LB_ERRLEN];
   const char *log_path = luaL_optstring(L, 2, NULL);
+  const char *user_name = luaL_optstring(L, 3, NULL);
+  lsr_spawn_user user;
   pid_t pid;
   check_argv(L, argv);
-  pid = lsr_spawn(argv, log_path, err, sizeof err);
+  if (user_name != NULL) {
+    const struct passwd *pw = getpwnam(user_name);
+    if (pw == NULL) return lb_fail(L, "spawn_failed", "no user %s", user_name);
+    user.uid = pw->pw_uid;
+    user.gid = pw->pw_gid;
+  }
+  pid = lsr_spawn_as(argv, log_path, user_name ? &user : NULL, err, sizeof err);
   if (pid < 0) return lb_fail(L, "spawn_failed", "%s: %s", argv[0], err);
   lua_pushinteger(L, pid);
   return 1;

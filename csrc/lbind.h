@@ -147,6 +147,7 @@ void lb_open_time(lua_State *L, int module, int mt);
 void lb_open_keys(lua_State *L, int module, int mt);
 void lb_open_ffi(lua_State *L, int module, int mt);
 void lb_open_store(lua_State *L, int module, int mt);
+void lb_open_pg(lua_State *L, int module, int mt);
 void lb_open_process(lua_State *L, int module, int mt);
 void lb_open_data(lua_State *L, int module, int mt);
 void lb_open_sandbox(lua_State *L, int module, int mt);

@@ -19,7 +19,7 @@
  *   l_ffi.c        what lua/licensor/ffi.lua needs
  *
  * The rule engine itself (date.c, catalogue.c, rules.c, pricing.c,
- * renewal.c, fraud.c, keys.c, store.c, process.c) never includes lua.h,
+ * renewal.c, fraud.c, keys.c, store.c, pg.c, process.c) never includes lua.h,
  * nor does the offline verifier that vendors link (lsrv.c, lsrv_machine.c).
  */
 #include "lbind.h"
@@ -30,7 +30,7 @@ typedef void (*area_open)(lua_State *L, int module, int mt);
 
 static const area_open areas[] = {
   lb_open_catalogue, lb_open_fraud, lb_open_compile, lb_open_license, lb_open_time,
-  lb_open_keys, lb_open_ffi, lb_open_store, lb_open_process, lb_open_data, lb_open_sandbox,
+  lb_open_keys, lb_open_ffi, lb_open_store, lb_open_pg, lb_open_process, lb_open_data, lb_open_sandbox,
   lb_open_certificate,
 };
 

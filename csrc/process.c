@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,10 +23,19 @@
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void become_leader(const char *const argv[], const char *log_path, pid_t parent,
-                          const sigset_t *mask)
+                          const sigset_t *mask, const lsr_spawn_user *user)
 {
   int fd;
   setpgid(0, 0);
+  /* The log is opened with our rights, then the rights are dropped; the
+   * death signal is set after, since changing user clears it. */
+  if (log_path != NULL && (fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0) {
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+  }
+  if (user != NULL && (setgroups(0, NULL) != 0 || setgid(user->gid) != 0 || setuid(user->uid) != 0))
+    _exit(126);
 #ifdef __linux__
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != parent) _exit(127);   /* the parent died before prctl */
@@ -37,11 +47,6 @@ static void become_leader(const char *const argv[], const char *log_path, pid_t 
   signal(SIGHUP, SIG_DFL);
   signal(SIGCHLD, SIG_DFL);
   sigprocmask(SIG_SETMASK, mask, NULL);
-  if (log_path != NULL && (fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0) {
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close(fd);
-  }
   {
     /* execvp's prototype predates const; it does not write argv. */
     union { const char *const *in; char *const *out; } words;
@@ -53,7 +58,7 @@ static void become_leader(const char *const argv[], const char *log_path, pid_t 
 
 /* Spawns with the signal mask `child_mask` restored in the child. */
 static pid_t spawn_masked(const char *const argv[], const char *log_path, const sigset_t *child_mask,
-                          char *err, size_t errlen)
+                          const lsr_spawn_user *user, char *err, size_t errlen)
 {
   pid_t parent = getpid(), pid;
   if (argv == NULL || argv[0] == NULL) {
@@ -65,16 +70,22 @@ static pid_t spawn_masked(const char *const argv[], const char *log_path, const 
     snprintf(err, errlen, "fork: %s", strerror(errno));
     return -1;
   }
-  if (pid == 0) become_leader(argv, log_path, parent, child_mask);
+  if (pid == 0) become_leader(argv, log_path, parent, child_mask, user);
   setpgid(pid, pid);   /* also here, so the group exists when fork returns */
   return pid;
 }
 
 pid_t lsr_spawn(const char *const argv[], const char *log_path, char *err, size_t errlen)
 {
+  return lsr_spawn_as(argv, log_path, NULL, err, errlen);
+}
+
+pid_t lsr_spawn_as(const char *const argv[], const char *log_path, const lsr_spawn_user *user,
+                   char *err, size_t errlen)
+{
   sigset_t mask;
   sigprocmask(SIG_SETMASK, NULL, &mask);
-  return spawn_masked(argv, log_path, &mask, err, errlen);
+  return spawn_masked(argv, log_path, &mask, user, err, errlen);
 }
 
 /* The process group and state of /proc/PID/stat; false if unreadable. */
@@ -182,7 +193,7 @@ int lsr_run_group(const char *const argv[], int grace_ms, int *stop_signal, char
   sigaddset(&stops, SIGCHLD);
   /* Blocked before the fork, so no stop request can slip in between. */
   sigprocmask(SIG_BLOCK, &stops, &old);
-  pid = spawn_masked(argv, NULL, &old, err, errlen);
+  pid = spawn_masked(argv, NULL, &old, NULL, err, errlen);
   if (pid < 0) {
     sigprocmask(SIG_SETMASK, &old, NULL);
     return -1;

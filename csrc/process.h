@@ -20,6 +20,16 @@
  * Returns its pid, or -1 with a message in err. */
 pid_t lsr_spawn(const char *const argv[], const char *log_path, char *err, size_t errlen);
 
+/* The user a child runs as (a server that refuses root: PostgreSQL). */
+typedef struct {
+  uid_t uid;
+  gid_t gid;
+} lsr_spawn_user;
+
+/* lsr_spawn, running as `user` (NULL: as we are). */
+pid_t lsr_spawn_as(const char *const argv[], const char *log_path, const lsr_spawn_user *user,
+                   char *err, size_t errlen);
+
 /* True while any process of group pgid is alive (zombies do not count). */
 bool lsr_group_alive(pid_t pgid);
 

@@ -31,6 +31,7 @@ dependencies = {
 external_dependencies = {
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
   SODIUM = { header = "sodium.h", library = "sodium" },
+  PQ = { header = "postgresql/libpq-fe.h", library = "pq" },
 }
 
 build = {
@@ -76,11 +77,11 @@ build = {
         "csrc/lsrv.c", "csrc/lsrv_machine.c", "csrc/l_certificate.c",
         "csrc/ffi.c", "csrc/l_common.c", "csrc/l_license.c", "csrc/l_catalogue.c",
         "csrc/l_fraud.c", "csrc/l_compile.c", "csrc/l_time.c", "csrc/l_keys.c",
-        "csrc/l_store.c", "csrc/l_process.c", "csrc/l_ffi.c", "csrc/licensor.c",
+        "csrc/l_store.c", "csrc/pg.c", "csrc/l_pg.c", "csrc/l_process.c", "csrc/l_ffi.c", "csrc/licensor.c",
       },
-      incdirs = { "csrc", "$(SQLITE_INCDIR)", "$(SODIUM_INCDIR)" },
-      libdirs = { "$(SQLITE_LIBDIR)", "$(SODIUM_LIBDIR)" },
-      libraries = { "sqlite3", "sodium" },
+      incdirs = { "csrc", "$(SQLITE_INCDIR)", "$(SODIUM_INCDIR)", "$(PQ_INCDIR)/postgresql" },
+      libdirs = { "$(SQLITE_LIBDIR)", "$(SODIUM_LIBDIR)", "$(PQ_LIBDIR)" },
+      libraries = { "sqlite3", "sodium", "pq" },
       defines = { "LSRV_INTERNAL" },
     },
   },

@@ -7,7 +7,7 @@
 -- and workers, and waits until none is left; a server the spec forgot is
 -- stopped by gateway.stop_all (each spec file's teardown), and nginx gets
 -- SIGTERM if the suite itself dies.  Every group started is written to
--- $LICENSOR_NGINX_REGISTRY, which the suite's last spec
+-- $LICENSOR_SERVER_REGISTRY, which the suite's last spec
 -- (spec/support/leftovers.lua) checks is empty of live processes.
 local runner = require "licensor.gateway.runner"
 local process = require("licensor.core").process
@@ -61,7 +61,7 @@ local live = {}
 -- Notes a started group in this suite's registry ("pid prefix" lines).
 function _M.register(pid, prefix)
   live[pid] = true
-  local path = os.getenv("LICENSOR_NGINX_REGISTRY")
+  local path = os.getenv("LICENSOR_SERVER_REGISTRY")
   if not path then return end
   local f = assert(io.open(path, "a"))
   f:write(pid, " ", prefix, "\n")

@@ -21,10 +21,10 @@ run_suite() {  # label vm cpath [env...]
   echo "== $label"
   before=$(wc -l < "$tally")
   : > "$registry"
-  env "$@" LICENSOR_TALLY="$tally" LICENSOR_NGINX_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
+  env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
     "$vm" /usr/bin/busted || status=1
   # The last spec: nothing the suite started may outlive it.
-  env "$@" LICENSOR_TALLY="$tally" LICENSOR_NGINX_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
+  env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
     "$vm" /usr/bin/busted --pattern=leftovers spec/support/leftovers.lua || status=1
   if [ "$(wc -l < "$tally")" -lt $((before + 2)) ]; then
     echo "$label: the suite stopped before reporting"

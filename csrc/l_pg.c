@@ -1,0 +1,395 @@
+/*
+ * l_pg.c -- the PostgreSQL connection object under licensor.store
+ * (core.open_pg -> db), with exactly the methods of the SQLite one in
+ * l_store.c, so that the store's Lua code drives either.
+ *
+ * Values go to the server as text and come back typed by column: integers
+ * (int2/int4/int8) as Lua integers, float and numeric as numbers,
+ * everything else as strings, NULL columns left out of the row -- the
+ * shapes SQLite's rows have.  Every failure is raised as a failure object
+ * (lb_raise); wrong arguments raise through luaL_argerror.
+ */
+#include "lbind.h"
+
+#include "pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LB_PG_MT "licensor.pgdb"
+
+/* OIDs of the types read back as numbers (catalog/pg_type.h). */
+enum { OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_FLOAT4 = 700, OID_FLOAT8 = 701,
+       OID_NUMERIC = 1700 };
+
+static const char *status_code(lsr_pg_status status)
+{
+  switch (status) {
+  case LSR_PG_UNAVAILABLE: return "store_unavailable";
+  case LSR_PG_RETRY: return "busy";
+  case LSR_PG_CONSTRAINT: return "constraint";
+  case LSR_PG_TIMEOUT: return "timeout";
+  case LSR_PG_READ_ONLY:
+  case LSR_PG_INVALID: return "invalid_request";
+  default: return "store_error";
+  }
+}
+
+static int raise_pg(lua_State *L, const lsr_pg *pg, lsr_pg_status status)
+{
+  return lb_raise(L, status_code(status), "%s", lsr_pg_error(pg));
+}
+
+static lsr_pg *check_pg(lua_State *L)
+{
+  lsr_pg *pg = luaL_checkudata(L, 1, LB_PG_MT);
+  if (pg->conn == NULL) luaL_argerror(L, 1, "store is closed");
+  if (!lsr_pg_is_owner(pg))
+    lb_raise(L, "wrong_process",
+             "this store was opened by another process (before fork); open it again here");
+  return pg;
+}
+
+/* core.open_pg(conninfo, stale_ms) -> db; raises store_unavailable. */
+static int l_open_pg(lua_State *L)
+{
+  char err[LB_ERRLEN];
+  const char *conninfo = luaL_checkstring(L, 1);
+  long long stale = 1000;
+  lsr_pg *pg;
+  if (!lua_isnoneornil(L, 2) && (!lsr_tointeger_exact(L, 2, &stale) || stale < 0 || stale > 3600000))
+    luaL_argerror(L, 2, "stale_ms must be a whole number of milliseconds");
+  pg = lua_newuserdata(L, sizeof *pg);
+  memset(pg, 0, sizeof *pg);
+  luaL_getmetatable(L, LB_PG_MT);
+  lua_setmetatable(L, -2);
+  if (!lsr_pg_open(pg, conninfo, (int)stale, err, sizeof err))
+    return lb_raise(L, "store_unavailable", "%s", err);
+  return 1;
+}
+
+/* db:prepare(sql) -> statement id (prepared on the server at first use). */
+static int pg_prepare(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  int id = lsr_pg_prepare(pg, luaL_checkstring(L, 2));
+  if (id < 0) return lb_raise(L, "store_error", "cannot prepare: %s", lsr_pg_error(pg));
+  lua_pushinteger(L, id);
+  return 1;
+}
+
+/* db:exec(script) */
+static int pg_exec(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  lsr_pg_status status = lsr_pg_exec(pg, luaL_checkstring(L, 2));
+  if (status != LSR_PG_OK) return raise_pg(L, pg, status);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Text for the values at first..top: strings as they are (they stay on
+ * the stack for the call), numbers and booleans written into buf. */
+typedef char number_text[32];
+
+static int read_values(lua_State *L, int first, int top, const char **values, number_text *buf)
+{
+  int n = top - first + 1;
+  if (n > LSR_PG_MAX_PARAMS) luaL_argerror(L, top, "too many values");
+  for (int i = 0; i < n; i++) {
+    int idx = first + i;
+    long long v;
+    size_t len;
+    values[i] = NULL;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      break;
+    case LUA_TBOOLEAN:
+      values[i] = lua_toboolean(L, idx) ? "1" : "0";
+      break;
+    case LUA_TNUMBER:
+      if (lsr_tointeger_exact(L, idx, &v)) snprintf(buf[i], sizeof buf[i], "%lld", v);
+      else snprintf(buf[i], sizeof buf[i], "%.17g", (double)lua_tonumber(L, idx));
+      values[i] = buf[i];
+      break;
+    case LUA_TSTRING:
+      values[i] = lua_tolstring(L, idx, &len);
+      if (strlen(values[i]) != len) luaL_argerror(L, idx, "PostgreSQL text cannot hold a NUL byte");
+      break;
+    default:
+      luaL_argerror(L, idx, lua_pushfstring(L, "cannot store a %s", luaL_typename(L, idx)));
+    }
+  }
+  return n;
+}
+
+/* Runs the statement with id at argument 2 on arguments 3..; the result
+ * must be PQclear'ed. */
+static PGresult *run_statement(lua_State *L, lsr_pg *pg)
+{
+  const char *values[LSR_PG_MAX_PARAMS];
+  number_text buf[LSR_PG_MAX_PARAMS];
+  int top = lua_gettop(L), id = (int)luaL_checkinteger(L, 2), n, expected;
+  PGresult *res = NULL;
+  lsr_pg_status status;
+  expected = lsr_pg_param_count(pg, id);
+  if (expected < 0) luaL_argerror(L, 2, "no such statement");
+  n = read_values(L, 3, top, values, buf);
+  if (n > expected)
+    luaL_argerror(L, top, lua_pushfstring(L, "too many values for: %s", lsr_pg_sql(pg, id)));
+  for (; n < expected; n++) values[n] = NULL;   /* absent trailing values are NULL, as in SQLite */
+  status = lsr_pg_run(pg, id, NULL, expected, values, &res);
+  if (status != LSR_PG_OK) raise_pg(L, pg, status);
+  return res;
+}
+
+static void push_value(lua_State *L, const PGresult *res, int row, int col)
+{
+  const char *text = PQgetvalue(res, row, col);
+  switch (PQftype(res, col)) {
+  case OID_INT2:
+  case OID_INT4:
+  case OID_INT8:
+    lua_pushinteger(L, (lua_Integer)strtoll(text, NULL, 10));
+    break;
+  case OID_FLOAT4:
+  case OID_FLOAT8:
+  case OID_NUMERIC:
+    lua_pushnumber(L, (lua_Number)strtod(text, NULL));
+    break;
+  default:
+    lua_pushlstring(L, text, (size_t)PQgetlength(res, row, col));
+  }
+}
+
+static void push_row(lua_State *L, const PGresult *res, int row)
+{
+  int n = PQnfields(res);
+  lua_createtable(L, 0, n);
+  for (int col = 0; col < n; col++) {
+    if (PQgetisnull(res, row, col)) continue;
+    push_value(L, res, row, col);
+    lua_setfield(L, -2, PQfname(res, col));
+  }
+}
+
+static void push_rows(lua_State *L, const PGresult *res)
+{
+  int n = PQntuples(res);
+  lua_createtable(L, n, 0);
+  for (int row = 0; row < n; row++) {
+    push_row(L, res, row);
+    lua_rawseti(L, -2, row + 1);
+  }
+}
+
+/* db:run(id, ...) -> changes, the first column of a RETURNING row (the
+ * new row's id, as SQLite's last insert rowid). */
+static int pg_run(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  PGresult *res = run_statement(L, pg);
+  const char *changes = PQcmdTuples(res);
+  lua_pushinteger(L, (lua_Integer)strtoll(changes, NULL, 10));
+  if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0)) push_value(L, res, 0, 0);
+  else lua_pushinteger(L, 0);
+  PQclear(res);
+  return 2;
+}
+
+/* db:first(id, ...) -> the first row, or nil */
+static int pg_first(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  PGresult *res = run_statement(L, pg);
+  if (PQntuples(res) > 0) push_row(L, res, 0);
+  else lua_pushnil(L);
+  PQclear(res);
+  return 1;
+}
+
+/* db:value(id, ...) -> the first column of the first row, or nil */
+static int pg_value(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  PGresult *res = run_statement(L, pg);
+  if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0)) push_value(L, res, 0, 0);
+  else lua_pushnil(L);
+  PQclear(res);
+  return 1;
+}
+
+/* db:all(id, ...) -> list of rows */
+static int pg_all(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  PGresult *res = run_statement(L, pg);
+  push_rows(L, res);
+  PQclear(res);
+  return 1;
+}
+
+/* Runs sql (SQLite placeholders) with the values from argument `first`. */
+static lsr_pg_status run_text(lua_State *L, lsr_pg *pg, const char *sql, int first, PGresult **res)
+{
+  const char *values[LSR_PG_MAX_PARAMS];
+  number_text buf[LSR_PG_MAX_PARAMS];
+  size_t cap = strlen(sql) * 2 + 16;
+  char *text = malloc(cap);
+  int n, expected;
+  lsr_pg_status status;
+  if (text == NULL) {
+    lb_raise(L, "store_error", "out of memory");
+    return LSR_PG_ERROR;
+  }
+  expected = lsr_pg_translate(sql, text, cap);
+  if (expected < 0) {
+    free(text);
+    lb_raise(L, "invalid_request", "too many parameters");
+    return LSR_PG_ERROR;
+  }
+  n = read_values(L, first, lua_gettop(L), values, buf);
+  for (; n < expected; n++) values[n] = NULL;
+  status = lsr_pg_run(pg, -1, text, expected, values, res);
+  free(text);
+  return status;
+}
+
+/* db:query(limit_ms, sql, ...) -> rows of one statement for people (and
+ * the store's lists): outside a transaction it runs in a READ ONLY
+ * transaction with statement_timeout = limit_ms, so it cannot write and
+ * stops with "timeout". */
+static int pg_query(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  long long limit = 0;
+  const char *sql;
+  PGresult *res = NULL;
+  lsr_pg_status status;
+  bool own = !pg->in_transaction;
+  if (!lsr_tointeger_exact(L, 2, &limit) || limit < 1 || limit > 86400000)
+    luaL_argerror(L, 2, "time limit in milliseconds expected");
+  sql = luaL_checkstring(L, 3);
+  for (int i = 4; i <= lua_gettop(L); i++) {
+    int t = lua_type(L, i);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+      luaL_argerror(L, i, "cannot bind this value");
+  }
+  if (own) {
+    char set_timeout[64];
+    status = lsr_pg_begin(pg, true);
+    if (status != LSR_PG_OK) return raise_pg(L, pg, status);
+    snprintf(set_timeout, sizeof set_timeout, "SET LOCAL statement_timeout = %lld", limit);
+    status = lsr_pg_exec(pg, set_timeout);
+    if (status == LSR_PG_OK) status = run_text(L, pg, sql, 4, &res);
+    lsr_pg_rollback(pg);   /* it only read: nothing to keep */
+  } else {
+    status = run_text(L, pg, sql, 4, &res);
+  }
+  if (status == LSR_PG_READ_ONLY)
+    return lb_raise(L, "invalid_request", "store:query only reads (%s)", lsr_pg_error(pg));
+  if (status == LSR_PG_TIMEOUT) return lb_raise(L, "timeout", "store:query stopped after %lld ms", limit);
+  if (status == LSR_PG_ERROR || status == LSR_PG_CONSTRAINT) status = LSR_PG_INVALID;
+  if (status != LSR_PG_OK) return raise_pg(L, pg, status);
+  push_rows(L, res);
+  PQclear(res);
+  return 1;
+}
+
+static int pg_begin(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  lsr_pg_status status = lsr_pg_begin(pg, false);
+  if (status != LSR_PG_OK) return raise_pg(L, pg, status);
+  return 0;
+}
+
+static int pg_commit(lua_State *L)
+{
+  lsr_pg *pg = check_pg(L);
+  lsr_pg_status status = lsr_pg_commit(pg);
+  if (status != LSR_PG_OK) return raise_pg(L, pg, status);
+  return 0;
+}
+
+/* Never raises: it runs on error paths. */
+static int pg_rollback(lua_State *L)
+{
+  lsr_pg *pg = luaL_checkudata(L, 1, LB_PG_MT);
+  if (pg->conn != NULL && lsr_pg_is_owner(pg)) lsr_pg_rollback(pg);
+  return 0;
+}
+
+static int pg_generation(lua_State *L)
+{
+  lua_pushnumber(L, (lua_Number)lsr_pg_generation(check_pg(L)));
+  return 1;
+}
+
+static int pg_backup(lua_State *L)
+{
+  check_pg(L);
+  return lb_raise(L, "unsupported",
+                  "store:backup copies SQLite files; on PostgreSQL use pg_dump, or licensor copy --to FILE");
+}
+
+/* __gc, __close and close: safe twice; a forked child never speaks on the
+ * parent's session (lsr_pg_forget). */
+static int pg_close(lua_State *L)
+{
+  lsr_pg *pg = luaL_checkudata(L, 1, LB_PG_MT);
+  if (pg->conn != NULL) {
+    if (lsr_pg_is_owner(pg)) lsr_pg_close(pg);
+    else lsr_pg_forget(pg);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int pg_tostring(lua_State *L)
+{
+  lsr_pg *pg = luaL_checkudata(L, 1, LB_PG_MT);
+  if (pg->conn == NULL) lua_pushliteral(L, "licensor.pgdb (closed)");
+  else lua_pushfstring(L, "licensor.pgdb (%s/%s)", PQhost(pg->conn), PQdb(pg->conn));
+  return 1;
+}
+
+static const luaL_Reg pg_methods[] = {
+  { "backup", pg_backup },
+  { "prepare", pg_prepare },
+  { "exec", pg_exec },
+  { "run", pg_run },
+  { "first", pg_first },
+  { "value", pg_value },
+  { "all", pg_all },
+  { "query", pg_query },
+  { "begin", pg_begin },
+  { "commit", pg_commit },
+  { "rollback", pg_rollback },
+  { "generation", pg_generation },
+  { "close", pg_close },
+  { NULL, NULL }
+};
+
+static const luaL_Reg pg_meta[] = {
+  { "__gc", pg_close },
+  { "__close", pg_close },
+  { "__tostring", pg_tostring },
+  { NULL, NULL }
+};
+
+static const luaL_Reg pg_functions[] = {
+  { "open_pg", l_open_pg },
+  { NULL, NULL }
+};
+
+void lb_open_pg(lua_State *L, int module, int mt)
+{
+  luaL_newmetatable(L, LB_PG_MT);
+  luaL_setfuncs(L, pg_meta, 0);
+  luaL_newlib(L, pg_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lb_setfuncs(L, module, mt, pg_functions);
+}
