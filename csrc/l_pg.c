@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define LB_PG_MT "licensor.pgdb"
 
@@ -256,6 +257,32 @@ static lsr_pg_status run_text(lua_State *L, lsr_pg *pg, const char *sql, int fir
   return status;
 }
 
+/* Does sql start (after blanks, comments and parentheses) with a word of
+ * a statement that only reads?  Transaction control, SET, COPY, DO and
+ * CALL never reach the server from store:query. */
+static bool reads_only(const char *sql)
+{
+  static const char *const words[] = { "select", "with", "values", "table", "show", "explain", NULL };
+  const char *p = sql;
+  size_t len = 0;
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '(') p++;
+    if (p[0] == '-' && p[1] == '-') {
+      while (*p != '\0' && *p != '\n') p++;
+    } else if (p[0] == '/' && p[1] == '*') {
+      const char *end = strstr(p + 2, "*/");
+      if (end == NULL) return false;
+      p = end + 2;
+    } else {
+      break;
+    }
+  }
+  while ((p[len] >= 'a' && p[len] <= 'z') || (p[len] >= 'A' && p[len] <= 'Z')) len++;
+  for (int i = 0; words[i] != NULL; i++)
+    if (strlen(words[i]) == len && strncasecmp(p, words[i], len) == 0) return true;
+  return false;
+}
+
 /* db:query(limit_ms, sql, ...) -> rows of one statement for people (and
  * the store's lists): outside a transaction it runs in a READ ONLY
  * transaction with statement_timeout = limit_ms, so it cannot write and
@@ -271,6 +298,8 @@ static int pg_query(lua_State *L)
   if (!lsr_tointeger_exact(L, 2, &limit) || limit < 1 || limit > 86400000)
     luaL_argerror(L, 2, "time limit in milliseconds expected");
   sql = luaL_checkstring(L, 3);
+  if (!reads_only(sql))
+    return lb_raise(L, "invalid_request", "store:query only reads (SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN)");
   for (int i = 4; i <= lua_gettop(L); i++) {
     int t = lua_type(L, i);
     if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)

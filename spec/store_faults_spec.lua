@@ -38,9 +38,9 @@ describe("a writer killed with SIGKILL at random moments", function()
     for round = 1, CRASH_ROUNDS do
       local delay = string.format("%.3f", 0.02 + math.random() * 0.2)
       os.execute(LUA_PATH .. "timeout -s KILL " .. delay .. " " .. stores.interpreter() ..
-        " spec/support/writer.lua " .. path .. " " .. key .. " " .. report .. " r" .. round .. " 2>/dev/null")
+        " spec/support/writer.lua " .. stores.quote(path) .. " " .. key .. " " .. report .. " r" .. round .. " 2>/dev/null")
       local reopened = assert(licensor.open(path))
-      if reopened:query("PRAGMA integrity_check")[1].integrity_check ~= "ok" then corrupt = corrupt + 1 end
+      if not stores.intact(reopened) then corrupt = corrupt + 1 end
       local present = servers_of(reopened, key)
       for _, server in ipairs(read_lines(report)) do
         checked = checked + 1
@@ -56,7 +56,8 @@ describe("a writer killed with SIGKILL at random moments", function()
 end)
 
 describe("an online backup", function()
-  it("copies the database consistently while another process writes, and restores to the same dump", function()
+  stores.sqlite_only(it, pending)("copies the database consistently while another process writes, and restores to the same dump",
+                     function()
     local process = core.process
     local store, path = stores.new()
     local key = stores.issue(store, { start = "2018-06-01", failover = true }).key
@@ -83,7 +84,7 @@ describe("an online backup", function()
     store:close()
     for _, p in ipairs({ during, after, report }) do stores.remove(p) end
     stores.remove(path)
-  end)
+  end, "PostgreSQL is copied with licensor copy, spec/postgresql_spec.lua")
 end)
 
 describe("processes activating the same key at once", function()
@@ -95,7 +96,7 @@ describe("processes activating the same key at once", function()
       local outs, cmds = {}, {}
       for id = 1, 4 do
         outs[id] = os.tmpname()
-        cmds[id] = LUA_PATH .. stores.interpreter() .. " spec/support/racer.lua " .. path .. " " .. key ..
+        cmds[id] = LUA_PATH .. stores.interpreter() .. " spec/support/racer.lua " .. stores.quote(path) .. " " .. key ..
           " " .. id .. " 6 > " .. outs[id] .. " 2>&1 &"
       end
       os.execute("{ " .. table.concat(cmds, " ") .. " wait; }")
@@ -211,7 +212,7 @@ describe("a store opened before fork()", function()
     assert.are.equal(0, forkhelper.wait(pid))
     assert.is_nil(store:get(lic.key).disabled)
     assert.is_table(store:disable(lic.key, "2019-01-01", "parent"))
-    assert.are.equal("ok", store:query("PRAGMA integrity_check")[1].integrity_check)
+    assert.is_true(stores.intact(store))
     store:close()
     stores.remove(path)
   end)
@@ -258,9 +259,9 @@ describe("wrong types and malformed values for every call", function()
       assert.are.same({ nil, "invalid_request" }, { rows, code }, sql .. ": " .. tostring(msg))
     end
     assert.are.equal(before, stores.dump(store))
-    assert.is_true(store:query("PRAGMA user_version")[1].user_version >= 3)
-    assert.are.equal("ok", store:query("PRAGMA integrity_check")[1].integrity_check)
-    assert.is_true(#store:query("PRAGMA table_info(licenses)") > 5)
+    assert.is_true(store:schema_version() >= 3)
+    assert.is_true(stores.intact(store))
+    if stores.sqlite then assert.is_true(#store:query("PRAGMA table_info(licenses)") > 5) end
     assert.are.equal(1, #store:query("SELECT key FROM licenses WHERE key = ?", key))
   end)
 

@@ -223,7 +223,7 @@ local commands = {}
 
 function commands.init(ctx)
   local store = ctx.open()
-  local version = store:query("PRAGMA user_version")[1].user_version
+  local version = assert(store:schema_version())
   if ctx.opts.json then return ctx.out(json_encode({ ok = true, database = ctx.db, schema = version })) end
   ctx.out("database " .. ctx.db .. " ready (schema " .. version .. ")")
 end

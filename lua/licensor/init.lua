@@ -37,11 +37,18 @@ function _M.catalogue_path(name)
   return path
 end
 
--- licensor.open(path, {synchronous="full"|"normal", busy_ms=}) -> store.
--- The store (and its lua-cjson) loads on first use, so the engine alone
--- needs nothing but the C module.
+-- licensor.open(path_or_url, {synchronous="full"|"normal", busy_ms=,
+-- query_ms=, stale_ms=}) -> store: an SQLite file, or PostgreSQL for a
+-- postgresql:// URL or libpq keyword=value string.  The store (and its
+-- lua-cjson) loads on first use, so the engine alone needs nothing but
+-- the C module.
 function _M.open(...)
   return require("licensor.store").open(...)
+end
+
+-- licensor.is_postgresql(text) -> does licensor.open take it for PostgreSQL?
+function _M.is_postgresql(text)
+  return require("licensor.store").is_postgresql(text)
 end
 
 return _M

@@ -16,7 +16,8 @@ if not has_cjson then
         "elsewhere: luarocks install lua-cjson)", 0)
 end
 
-local type, pairs, pcall, error = type, pairs, pcall, error
+local type, pairs, pcall, error, select, tonumber = type, pairs, pcall, error, select, tonumber
+local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 local gmatch = string.gmatch
 
 local _M = {}
@@ -71,18 +72,39 @@ local function finish(self, db, ok, ...)
   return failure.answer(false, ...)
 end
 
--- Runs fn(self, ...) in one BEGIN IMMEDIATE transaction and returns its
--- results; on any failure the transaction is rolled back and the answer is
--- nil, message, code (bugs are raised again after the rollback).  Called
--- inside another transaction (store:idempotent's work), fn joins it and
--- its failures go to that transaction's boundary, which rolls back all.
-function _M.transaction(self, fn, ...)
-  if self.in_transaction then return fn(self, ...) end
+local function attempt(self, fn, ...)
   local db = self.db
   local began, err = pcall(db.begin, db)
   if not began then return failure.answer(false, err) end
   self.in_transaction = true
   return finish(self, db, pcall(fn, self, ...))
+end
+
+local function settled(first, _, code)
+  return first ~= nil or code ~= "busy"
+end
+
+-- How often a PostgreSQL transaction that lost a deadlock is run again.
+local PG_ATTEMPTS = 5
+
+-- Runs fn(self, ...) in one transaction (SQLite: BEGIN IMMEDIATE, which
+-- waits out other writers; PostgreSQL: READ COMMITTED, each workflow
+-- locking its license row first) and returns its results; on any failure
+-- the transaction is rolled back and the answer is nil, message, code
+-- (bugs are raised again after the rollback).  On PostgreSQL a deadlock
+-- or serialization failure ("busy") runs the whole workflow again, up to
+-- PG_ATTEMPTS times.  Called inside another transaction (store:idempotent's
+-- work), fn joins it and its failures go to that transaction's boundary,
+-- which rolls back all.
+function _M.transaction(self, fn, ...)
+  if self.in_transaction then return fn(self, ...) end
+  if self.kind ~= "postgresql" then return attempt(self, fn, ...) end
+  for _ = 2, PG_ATTEMPTS do
+    local results = { n = 0 }
+    local function keep(...) results = { n = select("#", ...), ... } return settled(...) end
+    if keep(attempt(self, fn, ...)) then return unpack(results, 1, results.n) end
+  end
+  return attempt(self, fn, ...)
 end
 
 -- The same for reads: no transaction, failures answered the same way.
@@ -118,12 +140,23 @@ end
 -- Licenses and the event log
 ------------------------------------------------------------------------
 
+-- A level as SQLite gives it back: a whole number, or "unlimited"
+-- (PostgreSQL keeps the column as text).
+function _M.level_value(level)
+  if type(level) == "string" and level ~= "unlimited" then return tonumber(level) or level end
+  return level
+end
+
 -- The license row and its add-ons as a rules.md section 3 table, and the
 -- active catalogue version (read by the same statement).
 local function load_license(self, key)
+  -- PostgreSQL: a workflow holds its key's row until it commits, and reads
+  -- the license only then, so it sees the previous holder's changes.
+  if self.row_locks and self.in_transaction then self.db:run(self.sql.lock_license, key) end
   local lic = self.db:first(self.sql.license, key)
   if lic == nil then refuse("unknown_key", "no license with key " .. key) end
   lic.failover = lic.failover == 1
+  lic.level = _M.level_value(lic.level)
   lic.catalogue = nil
   local active = lic.active_catalogue
   lic.active_catalogue = nil

@@ -37,7 +37,7 @@ local _M = {}
 -- Opening
 ------------------------------------------------------------------------
 
-local function migrate(db)
+local function migrate_sqlite(db)
   db:begin()
   local ok, err = pcall(function()
     local version = db:value(db:prepare("PRAGMA user_version"))
@@ -54,32 +54,103 @@ local function migrate(db)
   end
 end
 
-local function prepare_all(db)
+-- PostgreSQL: one process at a time migrates (an advisory lock), and the
+-- version lives in licensor_schema.
+local MIGRATION_LOCK = 7340212
+
+local function migrate_postgresql(db)
+  db:begin()
+  local ok, err = pcall(function()
+    db:exec("SELECT pg_advisory_xact_lock(" .. MIGRATION_LOCK .. ")")
+    db:exec("CREATE TABLE IF NOT EXISTS licensor_schema (version INTEGER NOT NULL)")
+    local version = db:value(db:prepare("SELECT coalesce(max(version), 0) FROM licensor_schema"))
+    local target = #schema.postgresql
+    if version >= target then return end
+    for n = version + 1, target do
+      if schema.postgresql[n] ~= "" then db:exec(schema.postgresql[n]) end
+    end
+    db:exec("DELETE FROM licensor_schema; INSERT INTO licensor_schema VALUES (" .. target .. ")")
+  end)
+  if ok then
+    db:commit()
+  else
+    db:rollback()
+    error(err, 0)
+  end
+end
+
+local function prepare_all(db, kind)
   local ids = {}
-  for name, sql in pairs(SQL) do ids[name] = db:prepare(sql) end
+  for name, sql in pairs(SQL.statements(kind)) do ids[name] = db:prepare(sql) end
   return ids
 end
 
--- Opens, migrates and prepares; failures name the path.
-local function open(path, sync, busy_ms, query_ms)
-  local db = core.open(path, sync == "full", busy_ms)
-  local ok, err = pcall(migrate, db)
-  if not ok then
-    db:close()
-    if failure.is(err) then refuse(err.code, path .. ": " .. err.message) end
-    refuse("store_error", path .. ": " .. tostring(err))
-  end
-  local prepared, sql = pcall(prepare_all, db)
-  if not prepared then
-    db:close()
-    refuse("store_error", path .. ": not a licensor database of this version (" ..
-      (failure.is(sql) and sql.message or tostring(sql)) .. ")")
-  end
-  return setmetatable({ db = db, sql = sql, path = path, handlers = {}, query_ms = query_ms,
-                        cache_misses = 0 }, Store)
+-- A libpq connection string: a postgresql:// (or postgres://) URL, or
+-- keyword=value pairs ("host=/run/postgresql dbname=licensor").
+local function is_postgresql(path)
+  return path:match("^postgres[%a]*://") ~= nil or path:match("^%s*[%a_]+%s*=") ~= nil
+end
+_M.is_postgresql = is_postgresql
+
+-- The path or connection string without its password, for messages.
+local function display_name(path)
+  return (path:gsub("(//[^:/@]*):[^@/]*@", "%1:***@"):gsub("password%s*=%s*%S+", "password=***")
+              :gsub("([?&]password=)[^&]*", "%1***"))
+end
+_M.display_name = display_name
+
+-- A token naming this store's claims on outbox rows.
+local function claim_token()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(12) or tostring({}) .. os.time()
+  if f then f:close() end
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
 
--- licensor.open(path, {synchronous="full"|"normal", busy_ms=, query_ms=}) -> store
+local function connect(path, opts)
+  if is_postgresql(path) then return core.open_pg(path, opts.stale_ms), "postgresql" end
+  return core.open(path, opts.synchronous == "full", opts.busy_ms), "sqlite"
+end
+
+-- Opens, migrates and prepares; failures name the path.
+local function open(path, opts)
+  local name = display_name(path)
+  local ok, db, kind = pcall(connect, path, opts)
+  if not ok then
+    if failure.is(db) then refuse(db.code, name .. ": " .. db.message) end
+    error(db, 0)
+  end
+  local migrated, err = pcall(kind == "postgresql" and migrate_postgresql or migrate_sqlite, db)
+  if not migrated then
+    db:close()
+    if failure.is(err) then refuse(err.code, name .. ": " .. err.message) end
+    refuse("store_error", name .. ": " .. tostring(err))
+  end
+  local prepared, sql = pcall(prepare_all, db, kind)
+  if not prepared then
+    db:close()
+    refuse("store_error", name .. ": not a licensor database of this version (" ..
+      (failure.is(sql) and sql.message or tostring(sql)) .. ")")
+  end
+  return setmetatable({ db = db, sql = sql, path = name, kind = kind, handlers = {},
+                        query_ms = opts.query_ms, cache_misses = 0, row_locks = kind == "postgresql",
+                        claim_token = claim_token(), claim_ms = opts.claim_ms or 60000 }, Store)
+end
+
+local function check_ms(opts, field, default, min)
+  local v = opts[field]
+  if v == nil then return default end
+  if type(v) ~= "number" or v < min or v > 3600000 or v % 1 ~= 0 then
+    bad_argument(2, "open", field .. " must be a whole number of milliseconds", 2)
+  end
+  return v
+end
+
+-- licensor.open(path_or_url, {synchronous="full"|"normal", busy_ms=,
+-- query_ms=, stale_ms=}) -> store.  A postgresql:// URL (or a libpq
+-- keyword=value string) opens a PostgreSQL store, anything else an SQLite
+-- file; stale_ms (PostgreSQL, default 1000) bounds how old store:license's
+-- cached reads may be.
 function _M.open(path, opts)
   if type(path) ~= "string" then bad_argument(1, "open", "path expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(2, "open", "options table expected") end
@@ -88,11 +159,10 @@ function _M.open(path, opts)
   if sync ~= "full" and sync ~= "normal" then
     bad_argument(2, "open", "synchronous must be \"full\" or \"normal\"")
   end
-  local query_ms = opts.query_ms or 10000
-  if type(query_ms) ~= "number" or query_ms < 1 or query_ms % 1 ~= 0 then
-    bad_argument(2, "open", "query_ms must be a whole number of milliseconds")
-  end
-  return failure.call(open, path, sync, opts.busy_ms or 10000, query_ms)
+  local checked = { synchronous = sync, busy_ms = check_ms(opts, "busy_ms", 10000, 0),
+                    query_ms = check_ms(opts, "query_ms", 10000, 1),
+                    stale_ms = check_ms(opts, "stale_ms", 1000, 0) }
+  return failure.call(open, path, checked)
 end
 
 function Store:close()
@@ -104,6 +174,18 @@ Store.__gc = Store.close      -- Lua 5.4; under LuaJIT the db's own __gc runs
 
 function Store:__tostring()
   return "licensor.store (" .. self.path .. ")"
+end
+
+local function schema_version(self)
+  if self.kind == "postgresql" then
+    return self.db:query(self.query_ms, "SELECT max(version) AS v FROM licensor_schema")[1].v
+  end
+  return self.db:query(self.query_ms, "PRAGMA user_version")[1].user_version
+end
+
+-- store:schema_version() -> the number of schema migrations applied.
+function Store:schema_version()
+  return guarded(self, schema_version)
 end
 
 ------------------------------------------------------------------------
@@ -214,6 +296,7 @@ end
 
 local function idempotent(self, id, fingerprint, work)
   local db, sql = self.db, self.sql
+  if self.row_locks then db:run(sql.lock_idempotency, id) end
   local seen = db:first(sql.idempotency_get, id)
   if seen then
     if seen.fingerprint ~= fingerprint then

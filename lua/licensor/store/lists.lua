@@ -54,7 +54,10 @@ local function list(self, filter)
   local clause, values = where(filter, on)
   values[#values + 1] = limit
   values[#values + 1] = offset
-  return self.db:query(self.query_ms, COLUMNS .. clause .. " ORDER BY l.key LIMIT ? OFFSET ?", unpack(values))
+  local rows = self.db:query(self.query_ms, COLUMNS .. clause .. " ORDER BY l.key LIMIT ? OFFSET ?",
+                             unpack(values))
+  for _, row in ipairs(rows) do row.level = common.level_value(row.level) end
+  return rows
 end
 
 -- store:list{owner=, product=, kind=, edition=, ms_expiring=DAYS, lapsed=,

@@ -1,11 +1,12 @@
 -- licensor.store.outbox -- delivering the actions the sweep wrote:
--- store:on(action, fn) names a handler, store:deliver() calls the handlers
--- of pending rows after commit and marks a row delivered only when its
--- handler returned true: at least once, never lost.
+-- store:on(action, fn) names a handler, store:deliver() claims pending
+-- rows, calls their handlers after commit and marks a row delivered only
+-- when its handler returned true: at least once, never lost, and one
+-- deliverer per row at a time.
 local common = require "licensor.store.common"
 
 local type, ipairs, pcall, tostring = type, ipairs, pcall, tostring
-local os_date = os.date
+local os_date, os_time, sort = os.date, os.time, table.sort
 
 local Store = common.Store
 local bad_argument, transaction, guarded = common.bad_argument, common.transaction, common.guarded
@@ -28,8 +29,21 @@ local function mark_delivered(self, id)
   return true
 end
 
-local function pending_after(self, last_id)
-  return self.db:all(self.sql.pending_outbox, last_id)
+local function release(self, id)
+  self.db:run(self.sql.release_outbox, id, self.claim_token)
+  return true
+end
+
+-- Claims up to BATCH pending rows after last_id that no deliverer holds,
+-- for the store's claim_ms: another deliverer (another process, another
+-- host) skips them until then, or until they are released.
+local BATCH = 100
+
+local function claim(self, last_id)
+  local now = os_time() * 1000
+  local rows = self.db:all(self.sql.claim_outbox, self.claim_token, now + self.claim_ms, last_id, now, BATCH)
+  sort(rows, function(a, b) return a.id < b.id end)
+  return rows
 end
 
 local function count_pending(self)
@@ -41,9 +55,10 @@ end
 -- return true) or "record" (it succeeded but marking the row delivered
 -- failed, so the row stays pending and will be offered again).
 local function deliver_row(self, row, handler)
-  local action = { key = row.key, case = row.case_id, action = row.action, on = row.on_day }
+  local action = { key = row.key, case = row.case_id, action = row.action, on = row.on_day, id = row.id }
   local ok, result = pcall(handler, action)
   if not ok or result ~= true then
+    transaction(self, release, row.id)
     return { id = row.id, action = row.action, step = "handler",
              error = ok and ("the handler returned " .. tostring(result)) or tostring(result) }
   end
@@ -54,15 +69,19 @@ local function deliver_row(self, row, handler)
   end
 end
 
--- store:deliver() -> delivered, pending, failures.  Calls the handler of
--- every pending row, oldest first, outside any transaction.  A handler that
--- returns true marks its row delivered; anything else (false, an error, no
--- handler) leaves the row pending, untouched, for the next call.
--- failures lists {id=, action=, step=, error=} of this call.
+-- store:deliver() -> delivered, pending, failures.  Claims the pending
+-- rows a batch at a time and calls each one's handler, oldest first,
+-- outside any transaction.  A handler that returns true marks its row
+-- delivered; anything else (false, an error, no handler) releases the
+-- row, untouched, for the next call.  Deliverers running at once on one
+-- database never hold the same row: each row goes to one of them, and a
+-- deliverer that dies holding rows leaves them to the others once its
+-- claim ends (claim_ms, default 60 s).  failures lists {id=, action=,
+-- step=, error=} of this call.
 function Store:deliver()
   local delivered, last_id, failures = 0, 0, {}
   while true do
-    local rows = guarded(self, pending_after, last_id)
+    local rows = transaction(self, claim, last_id)
     if not rows or #rows == 0 then break end
     for _, row in ipairs(rows) do
       last_id = row.id
@@ -70,6 +89,8 @@ function Store:deliver()
       if handler then
         local failed = deliver_row(self, row, handler)
         if failed then failures[#failures + 1] = failed else delivered = delivered + 1 end
+      else
+        transaction(self, release, row.id)
       end
     end
   end

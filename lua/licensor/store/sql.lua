@@ -1,7 +1,13 @@
 -- licensor.store.sql -- every statement the store runs, by name.  The
 -- store prepares them all once per connection (store/init.lua) and runs
 -- them by id; nothing else in the store writes SQL.
-return {
+--
+-- The statements are SQLite's and, with `?` turned into `$N` by the C
+-- layer, PostgreSQL's too; `postgresql` below replaces the few that differ
+-- (SQLite's functions, RETURNING of new ids, row locks).
+local _M = {}
+
+_M.sqlite = {
   catalogue_version = "SELECT max(version) FROM catalogues",
   catalogue_source = "SELECT source FROM catalogues WHERE version = ?",
   insert_catalogue = "INSERT INTO catalogues (imported, source, policy) VALUES (?, ?, ?)",
@@ -38,7 +44,7 @@ return {
   -- their allowance (last seen on or after ?2 = ?1 - grace).
   excess_keys = [[SELECT i.key FROM installations i JOIN licenses l ON l.key = i.key
     WHERE i.first_seen <= ?1 AND i.last_seen >= ?2 AND (i.deactivated IS NULL OR i.deactivated > ?1)
-    GROUP BY i.key HAVING count(*) > CASE WHEN max(l.failover) THEN 2 ELSE 1 END]],
+    GROUP BY i.key HAVING count(*) > CASE WHEN max(l.failover) = 1 THEN 2 ELSE 1 END]],
   open_case_keys = "SELECT key FROM fraud_cases WHERE closed IS NULL",
   open_case = "SELECT * FROM fraud_cases WHERE key = ? AND closed IS NULL",
   -- The newest case of a key closed because its excess ended on or after ?2.
@@ -52,10 +58,50 @@ return {
   case_phoned = "UPDATE fraud_cases SET phoned = ? WHERE id = ?",
   case_disabled = "UPDATE fraud_cases SET disabled = ? WHERE id = ?",
   insert_outbox = "INSERT INTO outbox (key, case_id, action, on_day) VALUES (?, ?, ?, ?)",
-  pending_outbox = [[SELECT id, key, case_id, action, on_day FROM outbox
-    WHERE delivered IS NULL AND id > ? ORDER BY id LIMIT 500]],
+  -- A deliverer claims pending rows for a while (?2, ms since the epoch)
+  -- under its token (?1): rows after ?3 nobody holds at ?4, ?5 at most.
+  claim_outbox = [[UPDATE outbox SET claimed_by = ?1, claimed_until = ?2 WHERE id IN
+    (SELECT id FROM outbox WHERE delivered IS NULL AND id > ?3
+       AND (claimed_until IS NULL OR claimed_until < ?4) ORDER BY id LIMIT ?5)
+    RETURNING id, key, case_id, action, on_day]],
+  release_outbox = "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
   count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL",
-  outbox_done = "UPDATE outbox SET delivered = ? WHERE id = ?",
+  outbox_done = "UPDATE outbox SET delivered = ?, claimed_until = NULL WHERE id = ? AND delivered IS NULL",
   idempotency_get = "SELECT fingerprint, answer FROM idempotency WHERE id = ?",
   idempotency_put = "INSERT INTO idempotency (id, fingerprint, answer, at) VALUES (?, ?, ?, ?)",
 }
+
+-- PostgreSQL's versions of the statements that differ.
+_M.postgresql = {
+  license = [[SELECT l.*, (SELECT string_agg(addon || chr(31) || paid_through, chr(30))
+    FROM addons a WHERE a.key = l.key) AS addon_list,
+    (SELECT max(version) FROM catalogues) AS active_catalogue FROM licenses l WHERE l.key = ?]],
+  insert_catalogue = "INSERT INTO catalogues (imported, source, policy) VALUES (?, ?, ?) RETURNING version",
+  touch_installation = [[UPDATE installations SET last_seen = greatest(last_seen, ?3), build = ?4
+    WHERE key = ?1 AND seq = ?2]],
+  insert_event = [[INSERT INTO events (key, seq, at, kind, detail, recorded)
+    VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE key = ?1), ?2, ?3, ?4,
+            to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))]],
+  insert_case = "INSERT INTO fraud_cases (key, since, opened) VALUES (?, ?, ?) RETURNING id",
+  claim_outbox = [[UPDATE outbox SET claimed_by = ?1, claimed_until = ?2 WHERE id IN
+    (SELECT id FROM outbox WHERE delivered IS NULL AND id > ?3
+       AND (claimed_until IS NULL OR claimed_until < ?4) ORDER BY id LIMIT ?5 FOR UPDATE SKIP LOCKED)
+    RETURNING id, key, case_id, action, on_day]],
+  -- Every workflow on a key starts by locking its row: workflows on one
+  -- key run one after the other on any number of hosts (doc/rules.md 6).
+  lock_license = "SELECT 1 FROM licenses WHERE key = ? FOR UPDATE",
+  -- Two requests with one Idempotency-Key wait for each other.
+  lock_idempotency = "SELECT pg_advisory_xact_lock(hashtext(?))",
+}
+
+-- The statements for a backend ("sqlite" or "postgresql").
+function _M.statements(kind)
+  local out = {}
+  for name, sql in pairs(_M.sqlite) do out[name] = sql end
+  if kind == "postgresql" then
+    for name, sql in pairs(_M.postgresql) do out[name] = sql end
+  end
+  return out
+end
+
+return _M
