@@ -20,7 +20,10 @@ local concat, sort = table.concat, table.sort
 local USAGE = [=[
 usage: licensor [--db PATH] [--json] COMMAND [ARGS]
 
-  init                               create the database (--db, default $LICENSOR_DB or ./licensor.db)
+  --db (default $LICENSOR_DB or ./licensor.db) is an SQLite file or a PostgreSQL connection string
+  (postgresql://user@host/db?target_session_attrs=read-write, or host=... dbname=...).
+
+  init                               create the database
   import CATALOGUE [--create]        import a catalogue file (or a bundled one by name) as the new
                                      active version; the active catalogue again changes nothing
                                      (--create: make the database if it does not exist)
@@ -48,6 +51,8 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   export [--format csv|jsonl] [--out FILE]   licenses with their add-ons and installations
   import-licenses FILE               existing customers from that CSV: all rows or none
   backup PATH                        a consistent copy of the database, made while others use it
+  copy --from DB --to DB             everything from one store into a new one, SQLite or PostgreSQL
+                                     (DB: a path, or a postgresql:// URL), in one transaction
   keys new --out FILE                a signing key (FILE, mode 0600) and its public key (FILE.pub)
   keys show FILE                     the public key and key id of a signing key
   certificate KEY SERVER --signing-key FILE [--on DATE] [--out CERT]
@@ -59,6 +64,8 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   gateway [--listen ADDR:PORT] [--workers N] [--admin-token-file F] [--today DATE]
           [--rate-per-ip N] [--rate-per-key N] [--conn-per-ip N] [--prefix DIR]
           [--signing-key FILE]       (answer certificates to activations with a fingerprint)
+          [--threads N] [--stale-ms MS]   (PostgreSQL: threads per worker, default 8; how old a
+                                     cached eligibility answer may be, default 1000)
                                      (rates per second, 0: off; conn-per-ip: requests
                                      in progress per address, default 256)
 
@@ -78,6 +85,7 @@ local MAX_ARGS = {
   init = 0, import = 1, issue = 0, catalogue = 1, show = 1, eligible = 1, activate = 3, checkin = 2,
   deactivate = 2, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 2, ["end-lease"] = 1,
   disable = 1, enable = 1, transfer = 2, sweep = 0, events = 1, backup = 1, keys = 2, certificate = 2,
+  copy = 0,
   fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0, list = 0, export = 0,
   ["import-licenses"] = 1,
 }
@@ -578,6 +586,19 @@ function commands.repl(ctx)
   require("licensor.repl").run(ctx.db, ctx.repl_io)
 end
 
+-- copy --from DB --to DB: licensor.store.copy.
+function commands.copy(ctx, _, flags)
+  if type(flags.from) ~= "string" or type(flags.to) ~= "string" then
+    usage_error("copy takes --from DB --to DB")
+  end
+  local display = require("licensor.store").display_name
+  local counts = check(require("licensor.store.copy").copy(flags.from, flags.to))
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, copied = counts })) end
+  local parts = {}
+  for _, t in ipairs(require("licensor.schema").tables) do parts[#parts + 1] = counts[t] .. " " .. t end
+  ctx.out("copied " .. display(flags.from) .. " to " .. display(flags.to) .. ": " .. concat(parts, ", "))
+end
+
 function commands.gateway(ctx, _, flags)
   local gateway = require "licensor.gateway.runner"
   ctx.check_database()
@@ -591,6 +612,8 @@ function commands.gateway(ctx, _, flags)
                                       rate_per_key = number_flag(flags, "rate_per_key"),
                                       conn_per_ip = number_flag(flags, "conn_per_ip"),
                                       signing_key_file = flags.signing_key,
+                                      threads = number_flag(flags, "threads"),
+                                      stale_ms = number_flag(flags, "stale_ms"),
                                       prefix = flags.prefix, out = ctx.out })
   if not ok then refused(msg, code) end
 end
@@ -686,7 +709,7 @@ function _M.main(argv, io_opts)
   -- path is an error, not a new empty store.
   local may_create = name == "init" or (name == "import" and flags.create)
   function ctx.check_database()
-    if not may_create and not exists(db) then
+    if not may_create and not licensor.is_postgresql(db) and not exists(db) then
       failure.raise("no_database", db .. " does not exist (run licensor init)")
     end
   end

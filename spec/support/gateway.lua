@@ -82,7 +82,7 @@ function _M.client(port)
   return setmetatable({ opts = {}, port = port, url = "http://127.0.0.1:" .. port }, Server)
 end
 
--- start{db=, today=, token=, rate_per_ip=, rate_per_key=, workers=, synchronous=}
+-- start{db=, today=, token=, rate_per_ip=, rate_per_key=, workers=, synchronous=, stale_ms=, threads=}
 function _M.start(opts)
   local self = setmetatable({ opts = opts }, Server)
   self.port = opts.port or _M.free_port()
@@ -99,7 +99,7 @@ function _M.start(opts)
     admin_token_file = self.token_file, prefix = self.prefix, cpath = ROOT .. "/build/luajit",
     rate_per_ip = opts.rate_per_ip or 100000, rate_per_key = opts.rate_per_key or 100000,
     conn_per_ip = opts.conn_per_ip, signing_key_file = opts.signing_key_file,
-    expose_timing = opts.expose_timing,
+    expose_timing = opts.expose_timing, stale_ms = opts.stale_ms, threads = opts.threads,
     synchronous = opts.synchronous })
   self.conf = conf
   -- Sanitizer settings of the suite are not nginx's business: `env` drops

@@ -68,7 +68,8 @@ end
 -- Starts the postgres server of this cluster's data directory.
 function Cluster:start_server()
   local user = self.user
-  self.pid = assert(process.spawn({ self.bin .. "/postgres", "-D", self.data }, self.dir .. "/server.log", user))
+  self.pid = assert(process.spawn({ self.bin .. "/postgres", "-D", self.data }, self.dir .. "/server.log",
+                                  user))
   register(self.pid, "postgres " .. self.data)
   for _ = 1, 300 do
     if sh(self.bin .. "/pg_isready -q -h " .. self.socket_dir .. " -p " .. self.port) then return self end
@@ -139,7 +140,8 @@ function _M.start(opts)
   c.data, c.socket_dir, c.port = c.dir .. "/data", c.dir, opts.port or 5432
   if c.user then assert(sh("chown postgres: " .. c.dir)) end
   local pid = assert(process.spawn({ bin .. "/initdb", "-D", c.data, "-A", "trust", "-U", "postgres",
-                                     "-E", "UTF8", "--locale=C", "--no-sync" }, c.dir .. "/initdb.log", c.user))
+                                     "-E", "UTF8", "--locale=C", "--no-sync" },
+                                   c.dir .. "/initdb.log", c.user))
   if process.wait(pid, 120000) ~= 0 then
     local log = capture("cat " .. c.dir .. "/initdb.log")
     c:stop()

@@ -15,6 +15,8 @@ local failure = require "licensor.failure"
 local request = require "licensor.gateway.request"
 local metrics = require "licensor.gateway.metrics"
 local limit = require "licensor.gateway.limit"
+local work = require "licensor.gateway.work"
+local remote = require "licensor.gateway.remote"
 local cjson = require("cjson.safe").new()
 local bit = require "bit"
 
@@ -40,8 +42,15 @@ local worker = { store = nil, today = nil, admin_digest = nil, limits = nil,
 
 local RETRY_FIRST, RETRY_MAX = 0.1, 5
 
--- Opens the store, or notes when to try again.
+-- Opens the store, or notes when to try again.  A PostgreSQL store is the
+-- thread pool's (licensor.gateway.remote): nothing connects here, and a
+-- server that is down answers 503 until it is back.
 local function open_store()
+  if licensor.is_postgresql(worker.db) then
+    worker.store = remote.new{ db = worker.db, signing_key_file = worker.signing_key_file,
+                               stale_ms = worker.stale_ms }
+    return worker.store
+  end
   local store, msg = licensor.open(worker.db, { synchronous = worker.synchronous })
   if store and worker.signing_key_file then
     local id, err = store:use_signing_key(worker.signing_key_file)
@@ -75,7 +84,7 @@ local function read_token(path)
 end
 
 -- init_worker{db=, synchronous=, today=, admin_token_file=, rate_per_ip=,
--- rate_per_key=, limits_dict=, signing_key_file=}
+-- rate_per_key=, limits_dict=, signing_key_file=, stale_ms=}
 function _M.init_worker(opts)
   if type(opts) ~= "table" or type(opts.db) ~= "string" then
     error("licensor.gateway.init_worker needs { db = path }", 2)
@@ -93,6 +102,7 @@ function _M.init_worker(opts)
   worker.expose_timing = opts.expose_timing
   worker.metrics = metrics.dict(opts.metrics_dict or "licensor_metrics")
   worker.signing_key_file = opts.signing_key_file
+  worker.stale_ms = opts.stale_ms
   worker.retry_at, worker.backoff = 0, RETRY_FIRST
   open_store()
 end
@@ -124,6 +134,7 @@ end
 local STATUS = {
   unknown_key = 404, invalid_key = 400, invalid_date = 400, invalid_request = 400,
   no_catalogue = 503, busy = 503, io_error = 503, store_error = 503, wrong_process = 503,
+  store_unavailable = 503, timeout = 503,
   idempotency_conflict = 422,
 }
 
@@ -313,9 +324,9 @@ local function check_admin()
   end
 end
 
--- Each admin workflow checks its body and answers the function that does
--- the work on a store: checking first keeps a 400 a 400 when the work runs
--- inside an idempotent transaction.
+-- Each admin workflow checks its body and answers a description of the
+-- work (licensor.gateway.work): checking first keeps a 400 a 400 when the
+-- work runs inside an idempotent transaction.
 local ADMIN = {}
 
 local ISSUE_FIELDS = { product = true, edition = true, level = true, kind = true, owner = true,
@@ -337,14 +348,14 @@ function ADMIN.issue(b)
     owner = request.string(b, "owner", true), failover = request.boolean(b, "failover"),
     version_lock = request.count(b, "version_lock", true),
     trial_days = request.count(b, "trial_days", true), addons = request.names(b, "addons") }
-  return function(s) return { license = check(s:issue(spec)) } end
+  return work.desc("issue", "license", spec)
 end
 
 local function key_only(workflow)
   return function(b)
     request.only(b, { key = true })
     local key, on = keyed(b.key), today()
-    return function(s) return { license = check(s[workflow](s, key, on)) } end
+    return work.desc(workflow, "license", key, on)
   end
 end
 
@@ -355,7 +366,7 @@ ADMIN.enable = key_only("enable")
 function ADMIN.add_addon(b)
   request.only(b, { key = true, addon = true })
   local key, addon, on = keyed(b.key), request.string(b, "addon"), today()
-  return function(s) return { license = check(s:add_addon(key, addon, on)) } end
+  return work.desc("add_addon", "license", key, addon, on)
 end
 
 function ADMIN.upgrade(b)
@@ -366,34 +377,26 @@ function ADMIN.upgrade(b)
   end
   local key, on = keyed(b.key), today()
   local target = { edition = request.string(b, "edition", true), level = request.level(b, "level", true) }
-  return function(s) return { license = check(s:upgrade(key, target, on, { paid = paid })) } end
+  return work.desc("upgrade", "license", key, target, on, { paid = paid })
 end
 
 function ADMIN.disable(b)
   request.only(b, { key = true, reason = true })
   local key, reason, on = keyed(b.key), request.string(b, "reason", true), today()
-  return function(s) return { license = check(s:disable(key, on, reason)) } end
+  return work.desc("disable", "license", key, on, reason)
 end
 
 function ADMIN.transfer(b)
   request.only(b, { key = true, owner = true, consent = true })
   local key, owner = keyed(b.key), request.string(b, "owner")
   local consent = request.string(b, "consent", true)
-  return function(s) return { license = check(s:transfer(key, owner, { consent = consent })) } end
+  return work.desc("transfer", "license", key, owner, { consent = consent })
 end
 
 function ADMIN.sweep(b)
   request.only(b, {})
   local on = today()
-  return function(s) return { taken = check(s:sweep(on)) } end
-end
-
--- The JSON answer of an admin workflow's result.
-local function admin_json(result)
-  result.ok = true
-  -- lua-cjson writes an empty table as {}; a list must read as [].
-  if result.taken and #result.taken == 0 then return '{"ok":true,"taken":[]}' end
-  return cjson.encode(result)
+  return work.desc("sweep", "taken", on)
 end
 
 local HEX = "%02x"
@@ -411,13 +414,18 @@ local function admin(workflow)
   local handler = ADMIN[workflow]
   if not handler then refuse(404, "not_found", "no admin workflow '" .. workflow .. "'") end
   local b, raw = body()
-  local work = handler(b)
+  local desc = handler(b)
   local id = ngx.var.http_idempotency_key
-  if id == nil then return send(200, admin_json(work(store()))) end
-  local ok, message = core.check_name(id, "Idempotency-Key")
-  if not ok then refuse(400, "invalid_request", message) end
-  local fingerprint = workflow .. " " .. hex(ngx.sha1_bin(raw))
-  local json, replayed, code = store():idempotent(id, fingerprint, function(s) return admin_json(work(s)) end)
+  local fingerprint
+  if id ~= nil then
+    local ok, message = core.check_name(id, "Idempotency-Key")
+    if not ok then refuse(400, "invalid_request", message) end
+    fingerprint = workflow .. " " .. hex(ngx.sha1_bin(raw))
+  end
+  local s = store()
+  local json, replayed, code
+  if s.remote then json, replayed, code = s:admin(id, fingerprint, desc)
+  else json, replayed, code = work.admin(s, id, fingerprint, desc) end
   if json == nil then refusal(replayed, code) end
   send(200, json, replayed and { ["Idempotent-Replayed"] = "true" } or nil)
 end

@@ -89,6 +89,7 @@ local TEMPLATE = [[
 # Rendered by `licensor gateway`; edit the options, not this file.
 %s
 %s
+%s
 worker_processes %d;
 pid %s;
 error_log %s warn;
@@ -167,12 +168,26 @@ local function user_line()
   return "# not started as root: the workers keep this user"
 end
 
+-- Threads per worker for PostgreSQL calls: each holds one connection.
+_M.THREADS = 8
+
+local function is_postgresql(db)
+  return require("licensor").is_postgresql(db)
+end
+
 -- render{db=, listen=, workers=, admin_token_file=, today=, prefix=, conn_per_ip=,
--- rate_per_ip=, rate_per_key=, synchronous=, error_log=} -> prefix, conf path
+-- rate_per_ip=, rate_per_key=, synchronous=, error_log=, threads=, stale_ms=}
+-- -> prefix, conf path.  db is an SQLite path or a PostgreSQL URL; with a
+-- URL the prefix defaults to ./licensor.gateway.
 function _M.render(opts)
   if type(opts.db) ~= "string" then return nil, "gateway: --db is required", "invalid_request" end
-  local db = absolute(opts.db)
-  local prefix = absolute(opts.prefix or (db .. ".gateway"))
+  local postgresql = is_postgresql(opts.db)
+  local db = postgresql and opts.db or absolute(opts.db)
+  local prefix = absolute(opts.prefix or (postgresql and "licensor.gateway" or (db .. ".gateway")))
+  local threads = opts.threads or _M.THREADS
+  if type(threads) ~= "number" or threads < 1 or threads > 512 or threads % 1 ~= 0 then
+    return nil, "gateway: --threads must be a whole number from 1 to 512", "invalid_request"
+  end
   local lua_dir = lua_root()
   local cpath = opts.cpath or luajit_cpath_root()
   if not lua_dir then return nil, "gateway: cannot find the licensor Lua modules", "not_found" end
@@ -201,7 +216,7 @@ function _M.render(opts)
   local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
     admin_token_file = opts.admin_token_file and absolute(opts.admin_token_file),
     signing_key_file = opts.signing_key_file and absolute(opts.signing_key_file),
-    expose_timing = opts.expose_timing,
+    expose_timing = opts.expose_timing, stale_ms = opts.stale_ms,
     rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key }
   local chunk, why = core.write_data(worker_opts)
   if not chunk then return nil, "gateway: " .. why, "invalid_request" end
@@ -214,7 +229,10 @@ function _M.render(opts)
   local f, err = io.open(conf, "w")
   if not f then return nil, "gateway: " .. tostring(err), "io_error" end
   local q = nginx_string
-  f:write(format(TEMPLATE, module_lines(), user_line(), workers, q(prefix .. "/nginx.pid"),
+  -- PostgreSQL calls run in this pool, never in a worker's event loop.
+  local pool = postgresql and format("thread_pool licensor threads=%d max_queue=65536;", threads)
+    or "# SQLite: no thread pool"
+  f:write(format(TEMPLATE, module_lines(), user_line(), pool, workers, q(prefix .. "/nginx.pid"),
     q(opts.error_log or (prefix .. "/logs/error.log")), conn_per_ip,
     q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
     q(prefix .. "/tmp/fastcgi"), q(prefix .. "/tmp/uwsgi"), q(prefix .. "/tmp/scgi"),
@@ -246,7 +264,8 @@ function _M.run(opts)
   if not prefix then return nil, conf, code end
   local out = opts.out or print
   out(format("licensor gateway: http://%s  (store %s, nginx prefix %s%s)", opts.listen or "127.0.0.1:8080",
-    opts.db, prefix, opts.today and (", day pinned to " .. opts.today) or ""))
+    require("licensor.store").display_name(opts.db), prefix,
+    opts.today and (", day pinned to " .. opts.today) or ""))
   local status, stop_signal = core.process.run(_M.command(prefix, conf))
   if status == nil then return nil, "gateway: " .. stop_signal, "nginx_failed" end
   if stop_signal then

@@ -281,6 +281,28 @@ function Store:license(key)
   return pair[1], pair[2]
 end
 
+local function license_row(self, key)
+  return load_license(self, normalise_key(key))
+end
+
+-- store:license_row(key) -> license table, active catalogue version (one
+-- statement, uncached: what a gateway on PostgreSQL caches itself).
+function Store:license_row(key)
+  return guarded(self, license_row, key)
+end
+
+local function catalogue_source(self, version)
+  local source = self.db:value(self.sql.catalogue_source, version)
+  if source == nil then refuse("no_catalogue", "no catalogue version " .. tostring(version)) end
+  return source
+end
+
+-- store:catalogue_source(version) -> the catalogue as data text.
+function Store:catalogue_source(version)
+  if type(version) ~= "number" then bad_argument(1, "catalogue_source", "version number expected") end
+  return guarded(self, catalogue_source, version)
+end
+
 local function events(self, key)
   key = normalise_key(key)
   local rows = self.db:all(self.sql.events, key)

@@ -64,7 +64,8 @@ _M.sqlite = {
     (SELECT id FROM outbox WHERE delivered IS NULL AND id > ?3
        AND (claimed_until IS NULL OR claimed_until < ?4) ORDER BY id LIMIT ?5)
     RETURNING id, key, case_id, action, on_day]],
-  release_outbox = "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+  release_outbox = [[UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
+    WHERE id = ? AND claimed_by = ?]],
   count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL",
   outbox_done = "UPDATE outbox SET delivered = ?, claimed_until = NULL WHERE id = ? AND delivered IS NULL",
   idempotency_get = "SELECT fingerprint, answer FROM idempotency WHERE id = ?",

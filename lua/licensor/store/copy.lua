@@ -1,0 +1,114 @@
+-- licensor.store.copy -- everything from one store into another, across
+-- backends (SQLite to PostgreSQL and back): catalogue versions, licenses,
+-- add-ons, terms, installations, fraud cases, the outbox, the whole event
+-- log and the idempotency answers, with their ids.
+--
+-- The source is read in one transaction (a consistent snapshot: SQLite's
+-- write lock, PostgreSQL's REPEATABLE READ) and the target written in one
+-- transaction: a copy happens whole or not at all.  The target must be
+-- empty (just created, or never imported into).
+local licensor = require "licensor.store"
+local common = require "licensor.store.common"
+local schema = require "licensor.schema"
+
+local ipairs, concat = ipairs, table.concat
+local unpack = table.unpack or unpack   -- luacheck: ignore unpack
+
+local refuse = common.refuse
+
+local _M = {}
+
+-- Each table's columns, and its order (the primary key).
+local COLUMNS = {
+  catalogues = { "version", "imported", "source", "policy" },
+  licenses = { "key", "product", "edition", "level", "kind", "start", "ms_expires", "ms_start", "lease_ended",
+               "trial_days", "version_lock", "failover", "disabled", "disabled_reason", "owner",
+               "transfer_consent", "catalogue" },
+  addons = { "key", "addon", "paid_through" },
+  terms = { "id", "key", "item", "starts", "ends", "bought" },
+  installations = { "key", "seq", "server", "build", "first_seen", "last_seen", "deactivated",
+                    "fingerprint" },
+  fraud_cases = { "id", "key", "since", "opened", "first_step", "phoned", "disabled", "closed",
+                  "closed_reason" },
+  outbox = { "id", "key", "case_id", "action", "on_day", "delivered", "claimed_by", "claimed_until" },
+  events = { "key", "seq", "at", "kind", "detail", "recorded" },
+  idempotency = { "id", "fingerprint", "answer", "at" },
+}
+_M.COLUMNS = COLUMNS
+
+local ORDER = { catalogues = "version", licenses = "key", addons = "key, addon", terms = "id",
+                installations = "key, seq", fraud_cases = "id", outbox = "id", events = "key, seq",
+                idempotency = "id" }
+
+-- PostgreSQL's identity columns, moved past the copied ids.
+local IDENTITIES = { catalogues = "version", terms = "id", fraud_cases = "id", outbox = "id" }
+
+local PAGE = 5000
+
+local function read_all(src)
+  local db, rows = src.db, {}
+  if src.kind == "postgresql" then db:exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY") end
+  for _, t in ipairs(schema.tables) do
+    local list, offset = {}, 0
+    repeat
+      local page = db:query(src.query_ms, "SELECT * FROM " .. t .. " ORDER BY " .. ORDER[t] ..
+        " LIMIT " .. PAGE .. " OFFSET " .. offset)
+      for _, row in ipairs(page) do list[#list + 1] = row end
+      offset = offset + PAGE
+    until #page < PAGE
+    rows[t] = list
+  end
+  return rows
+end
+
+local function insert_statement(db, t)
+  local cols, marks = COLUMNS[t], {}
+  for i = 1, #cols do marks[i] = "?" end
+  return db:prepare("INSERT INTO " .. t .. " (" .. concat(cols, ", ") .. ") VALUES (" ..
+    concat(marks, ", ") .. ")")
+end
+
+local function write_all(dst, rows)
+  local db = dst.db
+  local licenses = db:query(dst.query_ms, "SELECT key FROM licenses LIMIT 1")
+  if db:value(dst.sql.catalogue_version) ~= nil or #licenses > 0 then
+    refuse("exists", dst.path .. " is not empty: copy only into a new store")
+  end
+  local counts = {}
+  for _, t in ipairs(schema.tables) do
+    local stmt, cols, values = insert_statement(db, t), COLUMNS[t], {}
+    for _, row in ipairs(rows[t]) do
+      for i, col in ipairs(cols) do values[i] = row[col] end
+      db:run(stmt, unpack(values, 1, #cols))
+    end
+    counts[t] = #rows[t]
+    if dst.kind == "postgresql" and IDENTITIES[t] then
+      local col = IDENTITIES[t]
+      db:exec("SELECT setval(pg_get_serial_sequence('" .. t .. "', '" .. col .. "'), coalesce((SELECT max(" ..
+        col .. ") FROM " .. t .. "), 0) + 1, false)")
+    end
+  end
+  return counts
+end
+
+-- copy(from, to) -> {table = rows copied}, or nil, message, code.
+-- from and to are paths or URLs; `to` is created (SQLite) or migrated
+-- (PostgreSQL) if needed and must hold no data.
+function _M.copy(from, to)
+  local src, msg, code = licensor.open(from)
+  if not src then return nil, msg, code end
+  local rows
+  rows, msg, code = common.transaction(src, read_all)
+  src:close()
+  if not rows then return nil, msg, code end
+  local dst
+  dst, msg, code = licensor.open(to)
+  if not dst then return nil, msg, code end
+  local counts
+  counts, msg, code = common.transaction(dst, write_all, rows)
+  dst:close()
+  if not counts then return nil, msg, code end
+  return counts
+end
+
+return _M
