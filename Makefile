@@ -4,7 +4,8 @@
 #   make LUA=luajit      build it for OpenResty's LuaJIT 2.1 (build/luajit/)
 #   make path            print LUA_PATH / LUA_CPATH exports for this checkout
 #   make test            install what is missing, lint, run the suite on both
-#                        VMs and under ASan+UBSan; ends with "licensor: N passed, N failed"
+#                        VMs, under ASan+UBSan and the store specs on a throwaway
+#                        PostgreSQL; ends with "licensor: N passed, N failed"
 #   make asan            the suite under ASan+UBSan only
 #   make demo            the FAQ questions answered on the bundled catalogue
 #   make bench           speed against a plain-Lua implementation
@@ -180,6 +181,8 @@ bench: deps
 	@for vm in lua5.4 luajit; do \
 	  LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" \
 	    $$vm spec/bench/certificates.lua build/bench.cert build/bench.pub || exit 1; done
+	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
+	  lua5.4 spec/bench/postgresql.lua
 	@for bench in list bulk; do LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' \
 	  LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 spec/bench/$$bench.lua || exit 1; done
 	@$(CC) -std=c99 -O2 -I csrc -o build/bench-verify spec/bench/verify.c $(VERIFY_SOURCES) csrc/date.c -lsodium

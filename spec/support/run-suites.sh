@@ -1,13 +1,16 @@
 #!/bin/sh
 # run-suites.sh -- the busted suite on Lua 5.4, on LuaJIT 2.1 (OpenResty's)
-# and on Lua 5.4 with the module built with ASan + UBSan, each fuzz target
-# for a few seconds from its corpus (a crash found once stays found), then
-# one line:
+# and on Lua 5.4 with the module built with ASan + UBSan; the store specs
+# and spec/postgresql_spec.lua against a throwaway PostgreSQL cluster; each
+# fuzz target for a few seconds from its corpus (a crash found once stays
+# found), then one line:
 #   licensor: N passed, N failed[, N skipped]
 # A suite that crashes before reporting counts as one failure.
-# SUITES picks some of them: "lua54 luajit asan fuzz" (the default).
+# SUITES picks some of them: "lua54 luajit asan postgresql fuzz" (the default).
 set -u
-SUITES=${SUITES:-"lua54 luajit asan fuzz"}
+SUITES=${SUITES:-"lua54 luajit asan postgresql fuzz"}
+PG_SPECS="spec/store_spec.lua spec/store_sweep_spec.lua spec/store_faults_spec.lua spec/rollback_spec.lua
+          spec/bulk_spec.lua spec/postgresql_spec.lua"
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
 cd "$(dirname "$0")/../.." || exit 2
 tally=$(mktemp)
@@ -15,14 +18,15 @@ registry=$(mktemp)
 trap 'rm -f "$tally" "$registry"' EXIT
 status=0
 
-run_suite() {  # label vm cpath [env...]
+run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES: a wrapper command, spec files
   label=$1 vm=$2 cpath=$3
   shift 3
   echo "== $label"
   before=$(wc -l < "$tally")
   : > "$registry"
+  # shellcheck disable=SC2086
   env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
-    "$vm" /usr/bin/busted || status=1
+    ${BUSTED_WRAPPER:-} "$vm" /usr/bin/busted ${BUSTED_FILES:-} || status=1
   # The last spec: nothing the suite started may outlive it.
   env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
     "$vm" /usr/bin/busted --pattern=leftovers spec/support/leftovers.lua || status=1
@@ -61,6 +65,10 @@ for suite in $SUITES; do
       run_suite "Lua 5.4 + ASan/UBSan" lua5.4 "$PWD/build/asan-lua5.4/?.so" \
         LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LICENSOR_SANITIZED=1 ;;
+    postgresql)
+      BUSTED_WRAPPER="lua5.4 spec/support/with-postgres.lua" BUSTED_FILES=$PG_SPECS \
+        run_suite "Lua 5.4 + PostgreSQL" lua5.4 "$PWD/build/lua5.4/?.so" \
+        LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;$PWD/spec/?.lua;;" ;;
     fuzz) run_fuzz ;;
     *) echo "unknown suite $suite"; status=1 ;;
   esac
