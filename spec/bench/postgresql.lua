@@ -16,8 +16,8 @@ local IN_PROCESS = tonumber(os.getenv("BENCH_PG_ACTIVATIONS")) or 3000
 -- Activations are bound by commits: PostgreSQL commits many at once
 -- (group commit) when many are in flight, so each worker gets THREADS
 -- connections and wrk CONNECTIONS clients, the same for both backends.
-local THREADS = tonumber(os.getenv("BENCH_PG_THREADS")) or 16
-local CONNECTIONS = tonumber(os.getenv("BENCH_PG_CONNECTIONS")) or 64
+local THREADS = tonumber(os.getenv("BENCH_PG_THREADS")) or 4
+local CONNECTIONS = tonumber(os.getenv("BENCH_PG_CONNECTIONS")) or 16
 
 local function wrk(url, script, keys_file, connections)
   local cmd = format("KEYS_FILE=%s wrk -t2 -c%d -d%ss --latency %s %s 2>&1", keys_file or "/dev/null",
