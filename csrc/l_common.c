@@ -201,3 +201,13 @@ const char *lb_basis_name(int basis)
 {
   return basis == LSR_BASIS_FROM_RENEWAL ? "from_renewal" : "from_expiry";
 }
+
+void lb_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}

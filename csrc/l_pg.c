@@ -415,10 +415,6 @@ static const luaL_Reg pg_functions[] = {
 
 void lb_open_pg(lua_State *L, int module, int mt)
 {
-  luaL_newmetatable(L, LB_PG_MT);
-  luaL_setfuncs(L, pg_meta, 0);
-  luaL_newlib(L, pg_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lb_new_class(L, LB_PG_MT, pg_meta, pg_methods);
   lb_setfuncs(L, module, mt, pg_functions);
 }

@@ -351,10 +351,6 @@ static const luaL_Reg store_functions[] = {
 
 void lb_open_store(lua_State *L, int module, int mt)
 {
-  luaL_newmetatable(L, LB_STORE_MT);
-  luaL_setfuncs(L, store_meta, 0);
-  luaL_newlib(L, store_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lb_new_class(L, LB_STORE_MT, store_meta, store_methods);
   lb_setfuncs(L, module, mt, store_functions);
 }

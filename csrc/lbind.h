@@ -133,6 +133,10 @@ bool lb_write_data(lua_State *L, int idx, lb_text *out, const char **why);
 
 /* ---- registration ---- */
 
+/* Registers the metatable `name` of an object class: its metamethods
+ * (meta) and its methods as __index. */
+void lb_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
 /* Sets funcs into the table at `table`, each closing over the shared
  * upvalues (the catalogue metatable at mt, then the key strings). */
 void lb_setfuncs(lua_State *L, int table, int mt, const luaL_Reg *funcs);

@@ -185,8 +185,9 @@ static lsr_pg_status classify(const char *state)
 {
   if (state == NULL) return LSR_PG_UNAVAILABLE;
   if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
-      strcmp(state, "57P03") == 0 || strcmp(state, "25006") == 0)
-    return strcmp(state, "25006") == 0 ? LSR_PG_READ_ONLY : LSR_PG_UNAVAILABLE;
+      strcmp(state, "57P03") == 0)
+    return LSR_PG_UNAVAILABLE;
+  if (strcmp(state, "25006") == 0) return LSR_PG_READ_ONLY;
   if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) return LSR_PG_RETRY;
   if (strncmp(state, "23", 2) == 0) return LSR_PG_CONSTRAINT;
   if (strcmp(state, "57014") == 0) return LSR_PG_TIMEOUT;
@@ -248,18 +249,24 @@ static lsr_pg_status attempt(lsr_pg *pg, int id, const char *sql, int n, const c
   return status;
 }
 
+/* A connection to send on: a broken one is re-established outside a
+ * transaction; inside one, the transaction is lost. */
+static bool usable(lsr_pg *pg)
+{
+  if (PQstatus(pg->conn) != CONNECTION_BAD) return true;
+  if (pg->in_transaction) {
+    set_message(pg, "the connection to PostgreSQL was lost during the transaction");
+    return false;
+  }
+  return reconnect(pg);
+}
+
 lsr_pg_status lsr_pg_run(lsr_pg *pg, int id, const char *sql, int n, const char *const *values,
                          PGresult **result)
 {
   lsr_pg_status status;
   *result = NULL;
-  if (PQstatus(pg->conn) == CONNECTION_BAD) {
-    if (pg->in_transaction) {
-      set_message(pg, "the connection to PostgreSQL was lost during the transaction");
-      return LSR_PG_UNAVAILABLE;
-    }
-    if (!reconnect(pg)) return LSR_PG_UNAVAILABLE;
-  }
+  if (!usable(pg)) return LSR_PG_UNAVAILABLE;
   status = attempt(pg, id, sql, n, values, result);
   /* A connection that broke while idle (a restarted or promoted server)
    * is found by this statement: outside a transaction, nothing was done,
@@ -272,8 +279,7 @@ lsr_pg_status lsr_pg_run(lsr_pg *pg, int id, const char *sql, int n, const char 
 
 lsr_pg_status lsr_pg_exec(lsr_pg *pg, const char *script)
 {
-  if (PQstatus(pg->conn) == CONNECTION_BAD && (pg->in_transaction || !reconnect(pg)))
-    return LSR_PG_UNAVAILABLE;
+  if (!usable(pg)) return LSR_PG_UNAVAILABLE;
   return check_result(pg, PQexec(pg->conn, script));
 }
 

@@ -277,4 +277,25 @@ ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;
 _M.tables = { "catalogues", "licenses", "addons", "terms", "installations", "fraud_cases", "outbox",
               "events", "idempotency" }
 
+-- Each table's columns as of the newest version, and the order of its rows
+-- (its primary key): what copies and dumps walk.
+_M.columns = {
+  catalogues = { "version", "imported", "source", "policy" },
+  licenses = { "key", "product", "edition", "level", "kind", "start", "ms_expires", "ms_start", "lease_ended",
+               "trial_days", "version_lock", "failover", "disabled", "disabled_reason", "owner",
+               "transfer_consent", "catalogue" },
+  addons = { "key", "addon", "paid_through" },
+  terms = { "id", "key", "item", "starts", "ends", "bought" },
+  installations = { "key", "seq", "server", "build", "first_seen", "last_seen", "deactivated",
+                    "fingerprint" },
+  fraud_cases = { "id", "key", "since", "opened", "first_step", "phoned", "disabled", "closed",
+                  "closed_reason" },
+  outbox = { "id", "key", "case_id", "action", "on_day", "delivered", "claimed_by", "claimed_until" },
+  events = { "key", "seq", "at", "kind", "detail", "recorded" },
+  idempotency = { "id", "fingerprint", "answer", "at" },
+}
+_M.order = { catalogues = "version", licenses = "key", addons = "key, addon", terms = "id",
+             installations = "key, seq", fraud_cases = "id", outbox = "id", events = "key, seq",
+             idempotency = "id" }
+
 return _M

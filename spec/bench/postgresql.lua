@@ -10,7 +10,7 @@ local postgres = require "support.postgres"
 local socket = require "socket"
 
 local format = string.format
-local DURATION = os.getenv("BENCH_SECONDS") or "5"
+local wrk = require "bench.wrkrun"
 local KEYS = tonumber(os.getenv("BENCH_PG_KEYS")) or 20000
 local IN_PROCESS = tonumber(os.getenv("BENCH_PG_ACTIVATIONS")) or 3000
 -- Activations are bound by commits: PostgreSQL commits many at once
@@ -19,19 +19,6 @@ local IN_PROCESS = tonumber(os.getenv("BENCH_PG_ACTIVATIONS")) or 3000
 local THREADS = tonumber(os.getenv("BENCH_PG_THREADS")) or 4
 local CONNECTIONS = tonumber(os.getenv("BENCH_PG_CONNECTIONS")) or 16
 
-local function wrk(url, script, keys_file, connections)
-  local cmd = format("KEYS_FILE=%s wrk -t2 -c%d -d%ss --latency %s %s 2>&1", keys_file or "/dev/null",
-    connections or 32, DURATION, script and ("-s " .. script) or "", url)
-  local pipe = io.popen(cmd)
-  local out = pipe:read("*a")
-  pipe:close()
-  local rps = tonumber(out:match("Requests/sec:%s+([%d%.]+)"))
-  local p99, unit = out:match("99%%%s+([%d%.]+)(%a+)")
-  p99 = tonumber(p99)
-  if p99 and unit == "us" then p99 = p99 / 1000 elseif p99 and unit == "s" then p99 = p99 * 1000 end
-  if not rps then error("wrk failed: " .. out) end
-  return rps, p99, out
-end
 
 -- A store with the bundled catalogue and KEYS licenses; their keys' file.
 local function fill(db)

@@ -10,6 +10,7 @@
 -- $LICENSOR_SERVER_REGISTRY, which the suite's last spec
 -- (spec/support/leftovers.lua) checks is empty of live processes.
 local runner = require "licensor.gateway.runner"
+local register = require "support.registry"
 local process = require("licensor.core").process
 local socket = require "socket"
 local http = require "socket.http"
@@ -61,11 +62,7 @@ local live = {}
 -- Notes a started group in this suite's registry ("pid prefix" lines).
 function _M.register(pid, prefix)
   live[pid] = true
-  local path = os.getenv("LICENSOR_SERVER_REGISTRY")
-  if not path then return end
-  local f = assert(io.open(path, "a"))
-  f:write(pid, " ", prefix, "\n")
-  f:close()
+  register(pid, prefix)
 end
 
 -- Stops every group this file started that is still running.

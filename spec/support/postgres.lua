@@ -11,6 +11,7 @@
 -- Nothing outside the temporary directory is used or changed.
 local core = require "licensor.core"
 local process = core.process
+local register = require "support.registry"
 
 local _M = {}
 
@@ -39,13 +40,6 @@ local function as_root()
   return capture("id -u"):match("^%s*0%s*$") ~= nil
 end
 
-local function register(pid, what)
-  local path = os.getenv("LICENSOR_SERVER_REGISTRY")
-  if not path then return end
-  local f = assert(io.open(path, "a"))
-  f:write(pid, " ", what, "\n")
-  f:close()
-end
 
 local Cluster = {}
 Cluster.__index = Cluster

@@ -73,15 +73,12 @@ end
 -- Every row of every table, in a stable order, values as text: equal dumps
 -- mean equal data, on either backend (a SQLite dump and a PostgreSQL dump
 -- of the same data are equal).
-local ORDER = { catalogues = "version", licenses = "key", addons = "key, addon", terms = "id",
-                installations = "key, seq", fraud_cases = "id", outbox = "id", events = "key, seq",
-                idempotency = "id" }
-
 function _M.dump(store)
   local out = {}
   for _, name in ipairs(schema.tables) do
     out[#out + 1] = name
-    for _, row in ipairs(assert(store:query("SELECT * FROM " .. name .. " ORDER BY " .. ORDER[name]))) do
+    local rows = assert(store:query("SELECT * FROM " .. name .. " ORDER BY " .. schema.order[name]))
+    for _, row in ipairs(rows) do
       local cells = {}
       for k, v in pairs(row) do cells[#cells + 1] = k .. "=" .. tostring(v) end
       table.sort(cells)

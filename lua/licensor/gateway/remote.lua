@@ -7,8 +7,8 @@
 -- this worker's memory for at most stale_ms (default 1000): an answer is
 -- never older than that.  The catalogue is compiled here, once per
 -- version, from its text in the database.
-local core = require "licensor.core"
 local Store = require("licensor.store").Store
+local common = require "licensor.store.common"
 
 local ngx = ngx
 local setmetatable, type, tostring = setmetatable, type, tostring
@@ -59,11 +59,9 @@ local function catalogue_at(self, version)
   if self.cat_version == version then return self.cat end
   local source, msg, code = run(self, "call", "catalogue_source", version)
   if not source then return nil, msg, code end
-  local t
-  t, msg, code = core.read_data(source, "catalogue version " .. tostring(version))
-  if not t then return nil, msg, code end
-  local cat, err = core.catalogue(t)
-  if not cat then return nil, err, "invalid_catalogue" end
+  local cat
+  cat, msg, code = common.compile(source, version)
+  if not cat then return nil, msg, code end
   self.cat, self.cat_version = cat, version
   return cat
 end
@@ -74,7 +72,7 @@ function methods.license(self, key)
   local now = ngx.now()
   local hit = self.cache[key]
   if hit and now - hit.at < self.stale then return hit.lic, hit.cat end
-  local lic, version, code = run(self, "call", "license_row", key)
+  local lic, version, code = run(self, "call", "get", key)
   if not lic then return nil, version, code end
   if version == nil then return nil, "no catalogue has been imported into this store", "no_catalogue" end
   local cat, msg

@@ -80,8 +80,8 @@ local function attempt(self, fn, ...)
   return finish(self, db, pcall(fn, self, ...))
 end
 
-local function settled(first, _, code)
-  return first ~= nil or code ~= "busy"
+local function pack(...)
+  return { n = select("#", ...), ... }
 end
 
 -- How often a PostgreSQL transaction that lost a deadlock is run again.
@@ -99,12 +99,12 @@ local PG_ATTEMPTS = 5
 function _M.transaction(self, fn, ...)
   if self.in_transaction then return fn(self, ...) end
   if self.kind ~= "postgresql" then return attempt(self, fn, ...) end
-  for _ = 2, PG_ATTEMPTS do
-    local results = { n = 0 }
-    local function keep(...) results = { n = select("#", ...), ... } return settled(...) end
-    if keep(attempt(self, fn, ...)) then return unpack(results, 1, results.n) end
+  for n = 1, PG_ATTEMPTS do
+    local results = pack(attempt(self, fn, ...))
+    if results[1] ~= nil or results[3] ~= "busy" or n == PG_ATTEMPTS then
+      return unpack(results, 1, results.n)
+    end
   end
-  return attempt(self, fn, ...)
 end
 
 -- The same for reads: no transaction, failures answered the same way.
@@ -116,15 +116,21 @@ end
 -- Catalogues
 ------------------------------------------------------------------------
 
+-- compile(source, version) -> the catalogue of a version's data text (read
+-- by the data-only reader, never run), or nil, message, code.
+function _M.compile(source, version)
+  local t, msg, code = core.read_data(source, "catalogue version " .. version)
+  if not t then return nil, msg, code end
+  local cat, err = core.catalogue(t)
+  if not cat then return nil, err, "invalid_catalogue" end
+  return cat
+end
+
 -- The catalogue of `version`, compiled once and kept until a newer one.
 local function catalogue_at(self, version)
   if version == nil then refuse("no_catalogue", "no catalogue has been imported into this store") end
   if self.cat_version ~= version then
-    local source = self.db:value(self.sql.catalogue_source, version)
-    local t, msg, code = core.read_data(source, "catalogue version " .. version)
-    if not t then refuse(code, msg) end
-    local cat, err = core.catalogue(t)
-    if not cat then refuse("invalid_catalogue", err) end
+    local cat = failure.try(_M.compile(self.db:value(self.sql.catalogue_source, version), version))
     self.cat, self.cat_version, self.policy = cat, version, cat:policy()
   end
   return self.cat, version

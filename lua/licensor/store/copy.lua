@@ -18,28 +18,6 @@ local refuse = common.refuse
 
 local _M = {}
 
--- Each table's columns, and its order (the primary key).
-local COLUMNS = {
-  catalogues = { "version", "imported", "source", "policy" },
-  licenses = { "key", "product", "edition", "level", "kind", "start", "ms_expires", "ms_start", "lease_ended",
-               "trial_days", "version_lock", "failover", "disabled", "disabled_reason", "owner",
-               "transfer_consent", "catalogue" },
-  addons = { "key", "addon", "paid_through" },
-  terms = { "id", "key", "item", "starts", "ends", "bought" },
-  installations = { "key", "seq", "server", "build", "first_seen", "last_seen", "deactivated",
-                    "fingerprint" },
-  fraud_cases = { "id", "key", "since", "opened", "first_step", "phoned", "disabled", "closed",
-                  "closed_reason" },
-  outbox = { "id", "key", "case_id", "action", "on_day", "delivered", "claimed_by", "claimed_until" },
-  events = { "key", "seq", "at", "kind", "detail", "recorded" },
-  idempotency = { "id", "fingerprint", "answer", "at" },
-}
-_M.COLUMNS = COLUMNS
-
-local ORDER = { catalogues = "version", licenses = "key", addons = "key, addon", terms = "id",
-                installations = "key, seq", fraud_cases = "id", outbox = "id", events = "key, seq",
-                idempotency = "id" }
-
 -- PostgreSQL's identity columns, moved past the copied ids.
 local IDENTITIES = { catalogues = "version", terms = "id", fraud_cases = "id", outbox = "id" }
 
@@ -51,7 +29,7 @@ local function read_all(src)
   for _, t in ipairs(schema.tables) do
     local list, offset = {}, 0
     repeat
-      local page = db:query(src.query_ms, "SELECT * FROM " .. t .. " ORDER BY " .. ORDER[t] ..
+      local page = db:query(src.query_ms, "SELECT * FROM " .. t .. " ORDER BY " .. schema.order[t] ..
         " LIMIT " .. PAGE .. " OFFSET " .. offset)
       for _, row in ipairs(page) do list[#list + 1] = row end
       offset = offset + PAGE
@@ -62,7 +40,7 @@ local function read_all(src)
 end
 
 local function insert_statement(db, t)
-  local cols, marks = COLUMNS[t], {}
+  local cols, marks = schema.columns[t], {}
   for i = 1, #cols do marks[i] = "?" end
   return db:prepare("INSERT INTO " .. t .. " (" .. concat(cols, ", ") .. ") VALUES (" ..
     concat(marks, ", ") .. ")")
@@ -76,7 +54,7 @@ local function write_all(dst, rows)
   end
   local counts = {}
   for _, t in ipairs(schema.tables) do
-    local stmt, cols, values = insert_statement(db, t), COLUMNS[t], {}
+    local stmt, cols, values = insert_statement(db, t), schema.columns[t], {}
     for _, row in ipairs(rows[t]) do
       for i, col in ipairs(cols) do values[i] = row[col] end
       db:run(stmt, unpack(values, 1, #cols))

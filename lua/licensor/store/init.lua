@@ -37,15 +37,10 @@ local _M = {}
 -- Opening
 ------------------------------------------------------------------------
 
-local function migrate_sqlite(db)
+-- Runs fn(db) in one transaction of the connection, before the store exists.
+local function within_transaction(db, fn)
   db:begin()
-  local ok, err = pcall(function()
-    local version = db:value(db:prepare("PRAGMA user_version"))
-    for n = version + 1, #schema.migrations do
-      db:exec(schema.migrations[n])
-      db:exec("PRAGMA user_version = " .. n)
-    end
-  end)
+  local ok, err = pcall(fn, db)
   if ok then
     db:commit()
   else
@@ -54,29 +49,28 @@ local function migrate_sqlite(db)
   end
 end
 
+local function migrate_sqlite(db)
+  local version = db:value(db:prepare("PRAGMA user_version"))
+  for n = version + 1, #schema.migrations do
+    db:exec(schema.migrations[n])
+    db:exec("PRAGMA user_version = " .. n)
+  end
+end
+
 -- PostgreSQL: one process at a time migrates (an advisory lock), and the
 -- version lives in licensor_schema.
 local MIGRATION_LOCK = 7340212
 
 local function migrate_postgresql(db)
-  db:begin()
-  local ok, err = pcall(function()
-    db:exec("SELECT pg_advisory_xact_lock(" .. MIGRATION_LOCK .. ")")
-    db:exec("CREATE TABLE IF NOT EXISTS licensor_schema (version INTEGER NOT NULL)")
-    local version = db:value(db:prepare("SELECT coalesce(max(version), 0) FROM licensor_schema"))
-    local target = #schema.postgresql
-    if version >= target then return end
-    for n = version + 1, target do
-      if schema.postgresql[n] ~= "" then db:exec(schema.postgresql[n]) end
-    end
-    db:exec("DELETE FROM licensor_schema; INSERT INTO licensor_schema VALUES (" .. target .. ")")
-  end)
-  if ok then
-    db:commit()
-  else
-    db:rollback()
-    error(err, 0)
+  db:exec("SELECT pg_advisory_xact_lock(" .. MIGRATION_LOCK .. ")")
+  db:exec("CREATE TABLE IF NOT EXISTS licensor_schema (version INTEGER NOT NULL)")
+  local version = db:value(db:prepare("SELECT coalesce(max(version), 0) FROM licensor_schema"))
+  local target = #schema.postgresql
+  if version >= target then return end
+  for n = version + 1, target do
+    if schema.postgresql[n] ~= "" then db:exec(schema.postgresql[n]) end
   end
+  db:exec("DELETE FROM licensor_schema; INSERT INTO licensor_schema VALUES (" .. target .. ")")
 end
 
 local function prepare_all(db, kind)
@@ -120,7 +114,8 @@ local function open(path, opts)
     if failure.is(db) then refuse(db.code, name .. ": " .. db.message) end
     error(db, 0)
   end
-  local migrated, err = pcall(kind == "postgresql" and migrate_postgresql or migrate_sqlite, db)
+  local migrate = kind == "postgresql" and migrate_postgresql or migrate_sqlite
+  local migrated, err = pcall(within_transaction, db, migrate)
   if not migrated then
     db:close()
     if failure.is(err) then refuse(err.code, name .. ": " .. err.message) end
@@ -242,7 +237,8 @@ local function get(self, key)
   return load_license(self, normalise_key(key))
 end
 
--- store:get(key) -> license table
+-- store:get(key) -> license table, active catalogue version (one
+-- statement, never cached: what a gateway on PostgreSQL caches itself)
 function Store:get(key)
   return guarded(self, get, key)
 end
@@ -279,16 +275,6 @@ function Store:license(key)
   local pair, msg, code = guarded(self, cached_license, key)
   if not pair then return nil, msg, code end
   return pair[1], pair[2]
-end
-
-local function license_row(self, key)
-  return load_license(self, normalise_key(key))
-end
-
--- store:license_row(key) -> license table, active catalogue version (one
--- statement, uncached: what a gateway on PostgreSQL caches itself).
-function Store:license_row(key)
-  return guarded(self, license_row, key)
 end
 
 local function catalogue_source(self, version)

@@ -4,13 +4,20 @@
 --
 -- The statements are SQLite's and, with `?` turned into `$N` by the C
 -- layer, PostgreSQL's too; `postgresql` below replaces the few that differ
--- (SQLite's functions, RETURNING of new ids, row locks).
+-- (SQLite's functions, row locks).
 local _M = {}
+
+-- A deliverer claims pending rows for a while (?2, ms since the epoch)
+-- under its token (?1): rows after ?3 nobody holds at ?4, ?5 at most.
+local CLAIM_OUTBOX = [[UPDATE outbox SET claimed_by = ?1, claimed_until = ?2 WHERE id IN
+  (SELECT id FROM outbox WHERE delivered IS NULL AND id > ?3
+     AND (claimed_until IS NULL OR claimed_until < ?4) ORDER BY id LIMIT ?5%s)
+  RETURNING id, key, case_id, action, on_day]]
 
 _M.sqlite = {
   catalogue_version = "SELECT max(version) FROM catalogues",
   catalogue_source = "SELECT source FROM catalogues WHERE version = ?",
-  insert_catalogue = "INSERT INTO catalogues (imported, source, policy) VALUES (?, ?, ?)",
+  insert_catalogue = "INSERT INTO catalogues (imported, source, policy) VALUES (?, ?, ?) RETURNING version",
   -- One statement per license read: the add-ons come folded into one
   -- column, "eas<US>2019-12-06<RS>ews<US>..." (names never hold control
   -- characters: the catalogue refuses them).
@@ -33,7 +40,8 @@ _M.sqlite = {
   insert_installation = [[INSERT INTO installations
     (key, seq, server, build, first_seen, last_seen, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)]],
   set_fingerprint = "UPDATE installations SET fingerprint = ?3 WHERE key = ?1 AND seq = ?2",
-  touch_installation = [[UPDATE installations SET last_seen = max(last_seen, ?3), build = ?4
+  touch_installation = [[UPDATE installations
+    SET last_seen = CASE WHEN last_seen < ?3 THEN ?3 ELSE last_seen END, build = ?4
     WHERE key = ?1 AND seq = ?2]],
   deactivate_installation = "UPDATE installations SET deactivated = ?3 WHERE key = ?1 AND seq = ?2",
   insert_event = [[INSERT INTO events (key, seq, at, kind, detail, recorded)
@@ -50,7 +58,7 @@ _M.sqlite = {
   -- The newest case of a key closed because its excess ended on or after ?2.
   resumable_case = [[SELECT * FROM fraud_cases WHERE key = ?1 AND closed >= ?2
     AND closed_reason = 'excess_ended' ORDER BY id DESC LIMIT 1]],
-  insert_case = "INSERT INTO fraud_cases (key, since, opened) VALUES (?, ?, ?)",
+  insert_case = "INSERT INTO fraud_cases (key, since, opened) VALUES (?, ?, ?) RETURNING id",
   close_case = "UPDATE fraud_cases SET closed = ?, closed_reason = ? WHERE id = ?",
   resume_case = "UPDATE fraud_cases SET closed = NULL, closed_reason = NULL, since = ? WHERE id = ?",
   case_since = "UPDATE fraud_cases SET since = ? WHERE id = ?",
@@ -58,12 +66,7 @@ _M.sqlite = {
   case_phoned = "UPDATE fraud_cases SET phoned = ? WHERE id = ?",
   case_disabled = "UPDATE fraud_cases SET disabled = ? WHERE id = ?",
   insert_outbox = "INSERT INTO outbox (key, case_id, action, on_day) VALUES (?, ?, ?, ?)",
-  -- A deliverer claims pending rows for a while (?2, ms since the epoch)
-  -- under its token (?1): rows after ?3 nobody holds at ?4, ?5 at most.
-  claim_outbox = [[UPDATE outbox SET claimed_by = ?1, claimed_until = ?2 WHERE id IN
-    (SELECT id FROM outbox WHERE delivered IS NULL AND id > ?3
-       AND (claimed_until IS NULL OR claimed_until < ?4) ORDER BY id LIMIT ?5)
-    RETURNING id, key, case_id, action, on_day]],
+  claim_outbox = CLAIM_OUTBOX:format(""),
   release_outbox = [[UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
     WHERE id = ? AND claimed_by = ?]],
   count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL",
@@ -77,17 +80,11 @@ _M.postgresql = {
   license = [[SELECT l.*, (SELECT string_agg(addon || chr(31) || paid_through, chr(30))
     FROM addons a WHERE a.key = l.key) AS addon_list,
     (SELECT max(version) FROM catalogues) AS active_catalogue FROM licenses l WHERE l.key = ?]],
-  insert_catalogue = "INSERT INTO catalogues (imported, source, policy) VALUES (?, ?, ?) RETURNING version",
-  touch_installation = [[UPDATE installations SET last_seen = greatest(last_seen, ?3), build = ?4
-    WHERE key = ?1 AND seq = ?2]],
   insert_event = [[INSERT INTO events (key, seq, at, kind, detail, recorded)
     VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE key = ?1), ?2, ?3, ?4,
             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))]],
-  insert_case = "INSERT INTO fraud_cases (key, since, opened) VALUES (?, ?, ?) RETURNING id",
-  claim_outbox = [[UPDATE outbox SET claimed_by = ?1, claimed_until = ?2 WHERE id IN
-    (SELECT id FROM outbox WHERE delivered IS NULL AND id > ?3
-       AND (claimed_until IS NULL OR claimed_until < ?4) ORDER BY id LIMIT ?5 FOR UPDATE SKIP LOCKED)
-    RETURNING id, key, case_id, action, on_day]],
+  -- Rows another deliverer is claiming right now are skipped, not waited for.
+  claim_outbox = CLAIM_OUTBOX:format(" FOR UPDATE SKIP LOCKED"),
   -- Every workflow on a key starts by locking its row: workflows on one
   -- key run one after the other on any number of hosts (doc/rules.md 6).
   lock_license = "SELECT 1 FROM licenses WHERE key = ? FOR UPDATE",
