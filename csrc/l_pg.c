@@ -127,20 +127,28 @@ static int read_values(lua_State *L, int first, int top, const char **values, nu
 
 /* Runs the statement with id at argument 2 on arguments 3..; the result
  * must be PQclear'ed. */
+/* The statement id at argument 2 and its values from argument 3, as many
+ * as it takes (absent trailing values are NULL, as in SQLite). */
+static int statement_values(lua_State *L, const lsr_pg *pg, const char **values, number_text *buf, int *id)
+{
+  int top = lua_gettop(L), n, expected;
+  *id = (int)luaL_checkinteger(L, 2);
+  expected = lsr_pg_param_count(pg, *id);
+  if (expected < 0) luaL_argerror(L, 2, "no such statement");
+  n = read_values(L, 3, top, values, buf);
+  if (n > expected)
+    luaL_argerror(L, top, lua_pushfstring(L, "too many values for: %s", lsr_pg_sql(pg, *id)));
+  for (; n < expected; n++) values[n] = NULL;
+  return expected;
+}
+
 static PGresult *run_statement(lua_State *L, lsr_pg *pg)
 {
   const char *values[LSR_PG_MAX_PARAMS];
   number_text buf[LSR_PG_MAX_PARAMS];
-  int top = lua_gettop(L), id = (int)luaL_checkinteger(L, 2), n, expected;
+  int id, n = statement_values(L, pg, values, buf, &id);
   PGresult *res = NULL;
-  lsr_pg_status status;
-  expected = lsr_pg_param_count(pg, id);
-  if (expected < 0) luaL_argerror(L, 2, "no such statement");
-  n = read_values(L, 3, top, values, buf);
-  if (n > expected)
-    luaL_argerror(L, top, lua_pushfstring(L, "too many values for: %s", lsr_pg_sql(pg, id)));
-  for (; n < expected; n++) values[n] = NULL;   /* absent trailing values are NULL, as in SQLite */
-  status = lsr_pg_run(pg, id, NULL, expected, values, &res);
+  lsr_pg_status status = lsr_pg_run(pg, id, NULL, n, values, &res);
   if (status != LSR_PG_OK) raise_pg(L, pg, status);
   return res;
 }
@@ -197,6 +205,20 @@ static int pg_run(lua_State *L)
   else lua_pushinteger(L, 0);
   PQclear(res);
   return 2;
+}
+
+/* db:defer(id, ...): statement id sent with the next one that needs an
+ * answer, in the same round trip (see lsr_pg_defer); its failure is that
+ * call's failure. */
+static int pg_defer(lua_State *L)
+{
+  const char *values[LSR_PG_MAX_PARAMS];
+  number_text buf[LSR_PG_MAX_PARAMS];
+  lsr_pg *pg = check_pg(L);
+  int id, n = statement_values(L, pg, values, buf, &id);
+  lsr_pg_status status = lsr_pg_defer(pg, id, n, values);
+  if (status != LSR_PG_OK) return raise_pg(L, pg, status);
+  return 0;
 }
 
 /* db:first(id, ...) -> the first row, or nil */
@@ -389,6 +411,7 @@ static const luaL_Reg pg_methods[] = {
   { "prepare", pg_prepare },
   { "exec", pg_exec },
   { "run", pg_run },
+  { "defer", pg_defer },
   { "first", pg_first },
   { "value", pg_value },
   { "all", pg_all },

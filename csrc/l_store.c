@@ -325,6 +325,7 @@ static const luaL_Reg store_methods[] = {
   { "prepare", db_prepare },
   { "exec", db_exec },
   { "run", db_run },
+  { "defer", db_run },   /* SQLite has no round trips to save: run at once */
   { "first", db_first },
   { "value", db_value },
   { "all", db_all },

@@ -66,11 +66,17 @@ static void free_statements(lsr_pg *pg)
   pg->n_stmts = pg->cap_stmts = 0;
 }
 
+static void clear_deferred(lsr_pg *pg);
+
 void lsr_pg_close(lsr_pg *pg)
 {
   if (pg->conn != NULL) PQfinish(pg->conn);
   pg->conn = NULL;
   free_statements(pg);
+  clear_deferred(pg);
+  free(pg->deferred);
+  pg->deferred = NULL;
+  pg->cap_deferred = 0;
 }
 
 void lsr_pg_forget(lsr_pg *pg)
@@ -226,6 +232,11 @@ static bool reconnect(lsr_pg *pg)
   return true;
 }
 
+static void statement_name(int id, char *name, size_t len)
+{
+  snprintf(name, len, "licensor_%d", id);
+}
+
 static lsr_pg_status attempt(lsr_pg *pg, int id, const char *sql, int n, const char *const *values,
                              PGresult **result)
 {
@@ -234,7 +245,7 @@ static lsr_pg_status attempt(lsr_pg *pg, int id, const char *sql, int n, const c
   if (id >= 0) {
     char name[24];
     lsr_pg_statement *stmt = &pg->stmts[id];
-    snprintf(name, sizeof name, "licensor_%d", id);
+    statement_name(id, name, sizeof name);
     if (!stmt->prepared) {
       status = check_result(pg, PQprepare(pg->conn, name, stmt->sql, stmt->nparams, NULL));
       if (status != LSR_PG_OK) return status;
@@ -249,60 +260,251 @@ static lsr_pg_status attempt(lsr_pg *pg, int id, const char *sql, int n, const c
   return status;
 }
 
-/* A connection to send on: a broken one is re-established outside a
- * transaction; inside one, the transaction is lost. */
+/* ---- deferred statements, sent in one round trip (pipeline mode) ---- */
+
+static void free_deferred(lsr_pg_deferred *d)
+{
+  for (int i = 0; i < d->n; i++) free(d->values[i]);
+  free(d->values);
+  d->values = NULL;
+  d->n = 0;
+}
+
+static void clear_deferred(lsr_pg *pg)
+{
+  for (int i = 0; i < pg->n_deferred; i++) free_deferred(&pg->deferred[i]);
+  pg->n_deferred = 0;
+}
+
+static char *copy_text(const char *text)
+{
+  size_t len;
+  char *copy;
+  if (text == NULL) return NULL;
+  len = strlen(text) + 1;
+  copy = malloc(len);
+  if (copy != NULL) memcpy(copy, text, len);
+  return copy;
+}
+
+/* One query of a pipeline: what its results are for. */
+typedef enum { SENT_PREPARE, SENT_DEFERRED, SENT_MAIN } sent_kind;
+
+typedef struct {
+  sent_kind kind;
+  int id;   /* the statement prepared (SENT_PREPARE) */
+} sent_query;
+
+/* The most queries one pipeline holds: deferred statements (flushed at
+ * LSR_PG_MAX_DEFERRED), the main one, and a prepare before each. */
+#define LSR_PG_MAX_DEFERRED 32
+#define MAX_SENT (2 * (LSR_PG_MAX_DEFERRED + 1))
+
+/* Sends statement id (or the text sql) in pipeline mode, preparing it
+ * first on this connection if needed; false if libpq refused to queue it. */
+static bool send_query(lsr_pg *pg, int id, const char *sql, int n, const char *const *values, sent_kind kind,
+                       sent_query *sent, int *n_sent)
+{
+  if (id < 0) {
+    sent[(*n_sent)++] = (sent_query){ kind, id };
+    return PQsendQueryParams(pg->conn, sql, n, NULL, values, NULL, NULL, 0) == 1;
+  }
+  char name[24];
+  lsr_pg_statement *stmt = &pg->stmts[id];
+  statement_name(id, name, sizeof name);
+  if (!stmt->prepared) {
+    sent[(*n_sent)++] = (sent_query){ SENT_PREPARE, id };
+    if (PQsendPrepare(pg->conn, name, stmt->sql, stmt->nparams, NULL) != 1) return false;
+    stmt->prepared = true;   /* queued before its first use; undone below if it fails */
+  }
+  sent[(*n_sent)++] = (sent_query){ kind, id };
+  return PQsendQueryPrepared(pg->conn, name, n, values, NULL, NULL, 0) == 1;
+}
+
+/* Reads every result of a pipeline up to its sync point.  The first
+ * failure is the answer; the main query's rows go to *result. */
+static lsr_pg_status read_pipeline(lsr_pg *pg, const sent_query *sent, int n_sent, PGresult **result)
+{
+  lsr_pg_status status = LSR_PG_OK;
+  int query = 0, empty = 0;
+  for (;;) {
+    PGresult *res = PQgetResult(pg->conn);
+    ExecStatusType kind;
+    if (res == NULL) {   /* the end of one query's results */
+      if (PQstatus(pg->conn) == CONNECTION_BAD || ++empty > n_sent + 1) {
+        if (status == LSR_PG_OK) set_message(pg, PQerrorMessage(pg->conn));
+        return LSR_PG_UNAVAILABLE;
+      }
+      query++;
+      continue;
+    }
+    empty = 0;
+    kind = PQresultStatus(res);
+    if (kind == PGRES_PIPELINE_SYNC) {
+      PQclear(res);
+      return status;
+    }
+    if (kind == PGRES_PIPELINE_ABORTED) {
+      if (query < n_sent && sent[query].kind == SENT_PREPARE) pg->stmts[sent[query].id].prepared = false;
+      PQclear(res);
+    } else if (kind == PGRES_COMMAND_OK || kind == PGRES_TUPLES_OK) {
+      if (query < n_sent && sent[query].kind == SENT_MAIN && status == LSR_PG_OK) *result = res;
+      else PQclear(res);
+    } else {
+      if (query < n_sent && sent[query].kind == SENT_PREPARE) pg->stmts[sent[query].id].prepared = false;
+      if (status == LSR_PG_OK) status = check_result(pg, res);
+      else PQclear(res);
+    }
+  }
+}
+
+/* The deferred statements and then statement id or sql (none when both
+ * are absent: id < 0 and sql NULL), in one round trip. */
+static lsr_pg_status pipeline(lsr_pg *pg, int id, const char *sql, int n, const char *const *values,
+                              PGresult **result)
+{
+  sent_query sent[MAX_SENT];
+  int n_sent = 0;
+  bool queued = PQenterPipelineMode(pg->conn) == 1;
+  lsr_pg_status status;
+  for (int i = 0; queued && i < pg->n_deferred; i++) {
+    const lsr_pg_deferred *d = &pg->deferred[i];
+    const char *const *dv = (const char *const *)d->values;
+    queued = send_query(pg, d->id, "BEGIN", d->n, dv, SENT_DEFERRED, sent, &n_sent);
+  }
+  if (queued && (id >= 0 || sql != NULL)) queued = send_query(pg, id, sql, n, values, SENT_MAIN, sent, &n_sent);
+  if (queued) queued = PQpipelineSync(pg->conn) == 1;
+  pg->sent = true;
+  if (!queued) {
+    set_message(pg, PQerrorMessage(pg->conn));
+    status = LSR_PG_UNAVAILABLE;
+  } else {
+    status = read_pipeline(pg, sent, n_sent, result);
+  }
+  if (PQexitPipelineMode(pg->conn) != 1 && status == LSR_PG_OK) {
+    set_message(pg, PQerrorMessage(pg->conn));
+    status = LSR_PG_UNAVAILABLE;
+  }
+  if (status != LSR_PG_OK && *result != NULL) {
+    PQclear(*result);
+    *result = NULL;
+  }
+  /* Kept when the connection failed: they may go again on a new one. */
+  if (status != LSR_PG_UNAVAILABLE) clear_deferred(pg);
+  return status;
+}
+
+lsr_pg_status lsr_pg_defer(lsr_pg *pg, int id, int n, const char *const *values)
+{
+  lsr_pg_deferred *d;
+  if (pg->n_deferred == LSR_PG_MAX_DEFERRED) {
+    PGresult *none = NULL;
+    lsr_pg_status status = lsr_pg_run(pg, -1, NULL, 0, NULL, &none);
+    if (status != LSR_PG_OK) return status;
+  }
+  if (pg->n_deferred == pg->cap_deferred) {
+    lsr_pg_deferred *grown = realloc(pg->deferred, LSR_PG_MAX_DEFERRED * sizeof *grown);
+    if (grown == NULL) goto out_of_memory;
+    pg->deferred = grown;
+    pg->cap_deferred = LSR_PG_MAX_DEFERRED;
+  }
+  d = &pg->deferred[pg->n_deferred];
+  d->id = id;
+  d->n = 0;
+  d->values = n > 0 ? calloc((size_t)n, sizeof *d->values) : NULL;
+  if (n > 0 && d->values == NULL) goto out_of_memory;
+  for (; d->n < n; d->n++) {
+    d->values[d->n] = copy_text(values[d->n]);
+    if (values[d->n] != NULL && d->values[d->n] == NULL) {
+      free_deferred(d);
+      goto out_of_memory;
+    }
+  }
+  pg->n_deferred++;
+  return LSR_PG_OK;
+out_of_memory:
+  set_message(pg, "out of memory");
+  return LSR_PG_ERROR;
+}
+
+/* A connection to send on.  A broken one is re-established unless part
+ * of the current transaction has reached the server (then the transaction
+ * is lost); deferred statements wait for the new connection. */
 static bool usable(lsr_pg *pg)
 {
   if (PQstatus(pg->conn) != CONNECTION_BAD) return true;
-  if (pg->in_transaction) {
+  if (pg->in_transaction && pg->sent) {
     set_message(pg, "the connection to PostgreSQL was lost during the transaction");
     return false;
   }
   return reconnect(pg);
 }
 
+/* Runs with the deferred statements, if any, in the same round trip. */
+static lsr_pg_status send_and_run(lsr_pg *pg, int id, const char *sql, int n, const char *const *values,
+                                  PGresult **result)
+{
+  if (pg->n_deferred > 0 || (id < 0 && sql == NULL)) return pipeline(pg, id, sql, n, values, result);
+  return attempt(pg, id, sql, n, values, result);
+}
+
 lsr_pg_status lsr_pg_run(lsr_pg *pg, int id, const char *sql, int n, const char *const *values,
                          PGresult **result)
 {
   lsr_pg_status status;
+  /* Nothing of this transaction (if any) has reached the server yet. */
+  bool fresh = !pg->in_transaction || !pg->sent;
   *result = NULL;
+  if (id < 0 && sql == NULL && pg->n_deferred == 0) return LSR_PG_OK;
   if (!usable(pg)) return LSR_PG_UNAVAILABLE;
-  status = attempt(pg, id, sql, n, values, result);
+  status = send_and_run(pg, id, sql, n, values, result);
   /* A connection that broke while idle (a restarted or promoted server)
-   * is found by this statement: outside a transaction, nothing was done,
-   * so reconnect and try once more. */
-  if (status == LSR_PG_UNAVAILABLE && !pg->in_transaction && PQstatus(pg->conn) == CONNECTION_BAD &&
-      reconnect(pg))
-    status = attempt(pg, id, sql, n, values, result);
+   * is found by this call: when it began the work of its transaction and
+   * commits nothing, nothing was done, so reconnect and send it again. */
+  if (status == LSR_PG_UNAVAILABLE && fresh && PQstatus(pg->conn) == CONNECTION_BAD && reconnect(pg)) {
+    pg->sent = false;
+    status = send_and_run(pg, id, sql, n, values, result);
+  }
   return status;
 }
 
 lsr_pg_status lsr_pg_exec(lsr_pg *pg, const char *script)
 {
+  PGresult *none = NULL;
+  lsr_pg_status status = lsr_pg_run(pg, -1, NULL, 0, NULL, &none);   /* deferred ones first */
+  if (status != LSR_PG_OK) return status;
   if (!usable(pg)) return LSR_PG_UNAVAILABLE;
+  pg->sent = true;
   return check_result(pg, PQexec(pg->conn, script));
 }
 
 lsr_pg_status lsr_pg_begin(lsr_pg *pg, bool read_only)
 {
   PGresult *res = NULL;
-  lsr_pg_status status = lsr_pg_run(pg, -1, read_only ? "BEGIN READ ONLY" : "BEGIN", 0, NULL, &res);
+  lsr_pg_status status;
+  clear_deferred(pg);
+  pg->sent = false;
+  if (!read_only) {
+    pg->in_transaction = true;
+    return lsr_pg_defer(pg, -1, 0, NULL);
+  }
+  status = lsr_pg_run(pg, -1, "BEGIN READ ONLY", 0, NULL, &res);
   PQclear(res);
-  if (status == LSR_PG_OK) pg->in_transaction = true;
+  if (status == LSR_PG_OK) pg->in_transaction = pg->sent = true;
   return status;
 }
 
 lsr_pg_status lsr_pg_commit(lsr_pg *pg)
 {
-  PGresult *res;
+  PGresult *res = NULL;
   lsr_pg_status status;
-  pg->in_transaction = false;
-  if (PQstatus(pg->conn) == CONNECTION_BAD) {
-    set_message(pg, "the connection to PostgreSQL was lost before the commit");
+  if (!usable(pg)) {
+    pg->in_transaction = false;
     return LSR_PG_UNAVAILABLE;
   }
-  res = PQexec(pg->conn, "COMMIT");
-  status = check_result(pg, res);
+  /* Never sent again after a failure: the first COMMIT may have happened. */
+  status = send_and_run(pg, -1, "COMMIT", 0, NULL, &res);
+  pg->in_transaction = false;
   if (status != LSR_PG_OK) return status;
   /* COMMIT of a transaction that had failed answers ROLLBACK, not an error. */
   if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
@@ -317,8 +519,10 @@ lsr_pg_status lsr_pg_commit(lsr_pg *pg)
 
 void lsr_pg_rollback(lsr_pg *pg)
 {
-  pg->in_transaction = false;
-  if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK) PQclear(PQexec(pg->conn, "ROLLBACK"));
+  bool sent = pg->sent;
+  clear_deferred(pg);
+  pg->in_transaction = pg->sent = false;
+  if (sent && pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK) PQclear(PQexec(pg->conn, "ROLLBACK"));
 }
 
 double lsr_pg_generation(lsr_pg *pg)

@@ -39,6 +39,14 @@ typedef struct {
   bool prepared;  /* on the current connection */
 } lsr_pg_statement;
 
+/* A statement sent with the next one (lsr_pg_defer): its id (-1: BEGIN)
+ * and copies of its values. */
+typedef struct {
+  int id;
+  int n;
+  char **values;
+} lsr_pg_deferred;
+
 typedef struct {
   PGconn *conn;
   pid_t owner;                /* the process that opened it */
@@ -46,6 +54,10 @@ typedef struct {
   int n_stmts;
   int cap_stmts;
   bool in_transaction;
+  bool sent;                  /* some of the current transaction reached the server */
+  lsr_pg_deferred *deferred;  /* statements waiting for the next round trip */
+  int n_deferred;
+  int cap_deferred;
   int stale_ms;               /* how old a cached read may be (lsr_pg_generation) */
   unsigned long commits;      /* committed by this connection */
   unsigned long calls;        /* generation calls, for stale_ms 0 */
@@ -80,10 +92,20 @@ const char *lsr_pg_sql(const lsr_pg *pg, int id);
 lsr_pg_status lsr_pg_run(lsr_pg *pg, int id, const char *sql, int n, const char *const *values,
                          PGresult **result);
 
+/* Queues statement `id` with n values (copied) to be sent with the next
+ * statement that needs an answer, or with the commit, in one round trip
+ * (libpq's pipeline mode): for statements whose answer nobody reads (row
+ * locks, inserts).  The server runs everything in order, so a later read
+ * sees their effects; a failure of one of them is the failure of the call
+ * that sends it. */
+lsr_pg_status lsr_pg_defer(lsr_pg *pg, int id, int n, const char *const *values);
+
 /* A script of statements without parameters or results (schema). */
 lsr_pg_status lsr_pg_exec(lsr_pg *pg, const char *script);
 
-/* READ COMMITTED transactions; workflows take row locks (see store). */
+/* READ COMMITTED transactions; workflows take row locks (see store).  A
+ * read-write BEGIN is deferred: it travels with the transaction's first
+ * statement. */
 lsr_pg_status lsr_pg_begin(lsr_pg *pg, bool read_only);
 lsr_pg_status lsr_pg_commit(lsr_pg *pg);
 void lsr_pg_rollback(lsr_pg *pg);

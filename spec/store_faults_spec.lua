@@ -126,16 +126,17 @@ describe("a workflow that fails half-way", function()
     store:activate(lic.key, "a", 6911, "2018-12-05")
   end)
 
-  -- Makes the n-th write of the next workflow fail as a full disk would.
+  -- Makes the n-th write (run or defer) of the next workflow fail as a full disk would.
   local function fail_write(n)
     local db, writes = store.db, 0
-    store.db = setmetatable({
-      run = function(_, ...)
+    local function write(method)
+      return function(_, ...)
         writes = writes + 1
         if writes == n then failure.raise("io_error", "disk full (injected)") end
-        return db.run(db, ...)
-      end,
-    }, { __index = function(_, name)
+        return db[method](db, ...)
+      end
+    end
+    store.db = setmetatable({ run = write("run"), defer = write("defer") }, { __index = function(_, name)
       return function(_, ...) return db[name](db, ...) end
     end })
     return function() store.db = db end

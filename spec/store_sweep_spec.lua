@@ -174,12 +174,14 @@ describe("the outbox", function()
     store:on("email_customer", function() error("smtp down") end)
     store:on("notify_fraud_team", function() return true end)
     local db = store.db
-    store.db = setmetatable({
-      run = function(_, id, ...)
+    local function write(method)
+      return function(_, id, ...)
         if id == store.sql.outbox_done then failure.raise("busy", "database is locked (injected)") end
-        return db.run(db, id, ...)
-      end,
-    }, { __index = function(_, name) return function(_, ...) return db[name](db, ...) end end })
+        return db[method](db, id, ...)
+      end
+    end
+    store.db = setmetatable({ run = write("run"), defer = write("defer") },
+      { __index = function(_, name) return function(_, ...) return db[name](db, ...) end end })
     local delivered, pending, failures = store:deliver()
     store.db = db
     assert.are.same({ 0, 2 }, { delivered, pending })

@@ -157,8 +157,9 @@ end
 -- active catalogue version (read by the same statement).
 local function load_license(self, key)
   -- PostgreSQL: a workflow holds its key's row until it commits, and reads
-  -- the license only then, so it sees the previous holder's changes.
-  if self.row_locks and self.in_transaction then self.db:run(self.sql.lock_license, key) end
+  -- the license only then, so it sees the previous holder's changes (the
+  -- lock travels with the read, and the BEGIN with both: one round trip).
+  if self.row_locks and self.in_transaction then self.db:defer(self.sql.lock_license, key) end
   local lic = self.db:first(self.sql.license, key)
   if lic == nil then refuse("unknown_key", "no license with key " .. key) end
   lic.failover = lic.failover == 1
@@ -183,7 +184,7 @@ function _M.license_and_catalogue(self, key)
 end
 
 function _M.log(self, key, at, kind, detail)
-  self.db:run(self.sql.insert_event, key, at, kind, cjson.encode(detail or {}))
+  self.db:defer(self.sql.insert_event, key, at, kind, cjson.encode(detail or {}))
 end
 
 -- What the catalogue can serve: a level its price table has for the
@@ -226,7 +227,7 @@ end
 -- Closes a fraud case; `reason` is "excess_ended" (it may resume, R11) or
 -- "enabled" (an admin decided), `why` the words for the event log.
 function _M.close_case(self, key, case_id, on, reason, why)
-  self.db:run(self.sql.close_case, on, reason, case_id)
+  self.db:defer(self.sql.close_case, on, reason, case_id)
   _M.log(self, key, on, "case_closed", { case = case_id, why = why })
 end
 

@@ -304,7 +304,7 @@ end
 
 local function idempotent(self, id, fingerprint, work)
   local db, sql = self.db, self.sql
-  if self.row_locks then db:run(sql.lock_idempotency, id) end
+  if self.row_locks then db:defer(sql.lock_idempotency, id) end
   local seen = db:first(sql.idempotency_get, id)
   if seen then
     if seen.fingerprint ~= fingerprint then
@@ -314,7 +314,7 @@ local function idempotent(self, id, fingerprint, work)
   end
   local answer = work(self)
   if type(answer) ~= "string" then bad_argument(3, "idempotent", "work must answer a string") end
-  db:run(sql.idempotency_put, id, fingerprint, answer, os.date("!%Y-%m-%dT%H:%M:%SZ"))
+  db:defer(sql.idempotency_put, id, fingerprint, answer, os.date("!%Y-%m-%dT%H:%M:%SZ"))
   return answer, false
 end
 

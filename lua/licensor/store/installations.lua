@@ -40,7 +40,7 @@ local function same_machine(self, key, inst, fingerprint)
   if inst.fingerprint and not core.fingerprint_match(inst.fingerprint, fingerprint, policy) then
     return false
   end
-  self.db:run(self.sql.set_fingerprint, key, inst.seq, fingerprint)
+  self.db:defer(self.sql.set_fingerprint, key, inst.seq, fingerprint)
   inst.fingerprint = fingerprint
   return true
 end
@@ -92,7 +92,7 @@ local function activate(self, key, server, build, on, fingerprint)
       return refused("wrong_machine", wrong_machine(server), eligible, cat, lic, installs, on)
     end
     -- Already installed and active: a re-activation is a check-in.
-    db:run(sql.touch_installation, key, current.seq, on, build)
+    db:defer(sql.touch_installation, key, current.seq, on, build)
     if current.build ~= build then
       log(self, key, on, "activate", { server = server, build = build, from_build = current.build })
     end
@@ -101,10 +101,10 @@ local function activate(self, key, server, build, on, fingerprint)
   end
   local admitted, window, refusal, before = cat:admission(lic, installs, on)
   if not admitted then return verdict(false, refusal, window, eligible, before) end
-  if current then db:run(sql.deactivate_installation, key, current.seq, on) end
+  if current then db:defer(sql.deactivate_installation, key, current.seq, on) end
   -- Sequence numbers are 1, 2, ... per key: the list read above has them.
   local last = installs[#installs]
-  db:run(sql.insert_installation, key, last and last.seq + 1 or 1, server, build, on, on, fingerprint)
+  db:defer(sql.insert_installation, key, last and last.seq + 1 or 1, server, build, on, on, fingerprint)
   log(self, key, on, "activate", { server = server, build = build })
   return verdict(true, nil, nil, eligible, window)
 end
@@ -134,7 +134,7 @@ local function checkin(self, key, server, on, build, fingerprint)
   local ok, msg, code = cat:can_install(lic, build, on)
   if ok and build < current.build then ok, msg, code = cat:can_rollback(lic, current.build, build) end
   if not ok then return refused(code, msg, eligible, cat, lic, installs, on) end
-  self.db:run(self.sql.touch_installation, key, current.seq, on, build)
+  self.db:defer(self.sql.touch_installation, key, current.seq, on, build)
   if on > current.last_seen then current.last_seen = on end
   if build ~= current.build then
     log(self, key, on, "checkin", { server = server, build = build, from_build = current.build })
@@ -161,7 +161,7 @@ local function deactivate(self, key, server, on)
       eligible, cat, lic, installs, on)
   end
   if on < current.first_seen then refuse("invalid_date", "on: before the installation's first day") end
-  self.db:run(self.sql.deactivate_installation, key, current.seq, on)
+  self.db:defer(self.sql.deactivate_installation, key, current.seq, on)
   current.deactivated = on
   log(self, key, on, "deactivate", { server = server })
   return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))

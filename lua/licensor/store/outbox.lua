@@ -25,12 +25,12 @@ function Store:on(action, fn)
 end
 
 local function mark_delivered(self, id)
-  self.db:run(self.sql.outbox_done, os_date("!%Y-%m-%dT%H:%M:%SZ"), id)
+  self.db:defer(self.sql.outbox_done, os_date("!%Y-%m-%dT%H:%M:%SZ"), id)
   return true
 end
 
 local function release(self, id)
-  self.db:run(self.sql.release_outbox, id, self.claim_token)
+  self.db:defer(self.sql.release_outbox, id, self.claim_token)
   return true
 end
 

@@ -21,10 +21,10 @@ local CASE_COLUMN = { email_customer = "case_first_step", notify_fraud_team = "c
 
 local function take_step(self, key, case, action, on, taken)
   local db, sql = self.db, self.sql
-  db:run(sql[CASE_COLUMN[action]], on, case.id)
-  db:run(sql.insert_outbox, key, case.id, action, on)
+  db:defer(sql[CASE_COLUMN[action]], on, case.id)
+  db:defer(sql.insert_outbox, key, case.id, action, on)
   if action == "disable_key" then
-    db:run(sql.set_disabled, on, "fraud", key)
+    db:defer(sql.set_disabled, on, "fraud", key)
   end
   log(self, key, on, action, { case = case.id })
   taken[#taken + 1] = { key = key, case = case.id, action = action, on = on }
@@ -37,14 +37,14 @@ local function case_for(self, key, lic, window, on)
   local case = db:first(sql.open_case, key)
   if case then
     if case.since ~= window.since then
-      db:run(sql.case_since, window.since, case.id)
+      db:defer(sql.case_since, window.since, case.id)
       case.since = window.since
     end
     return case
   end
   case = db:first(sql.resumable_case, key, add_days(on, -self.policy.case_cooldown_days))
   if case then
-    db:run(sql.resume_case, window.since, case.id)
+    db:defer(sql.resume_case, window.since, case.id)
     log(self, key, on, "case_resumed", { case = case.id, closed = case.closed, since = window.since })
     case.since = window.since
     return case
