@@ -23,7 +23,15 @@ void lsr_policy_defaults(lsr_policy *policy)
   policy->certificate_days = 30;
   policy->grace_days = 14;
   policy->fingerprint_match = LSR_MATCH_MOST;
+  /* M&S 30 and 7 days before it ends and the day after it lapsed; trials
+   * 7 and 1 days before their end; leases and paid add-ons 30 days before. */
+  policy->reminders[LSR_REMIND_MS] = (lsr_reminder_list){ 3, { 30, 7, -1 } };
+  policy->reminders[LSR_REMIND_TRIAL] = (lsr_reminder_list){ 2, { 7, 1 } };
+  policy->reminders[LSR_REMIND_LEASE] = (lsr_reminder_list){ 1, { 30 } };
+  policy->reminders[LSR_REMIND_ADDON] = (lsr_reminder_list){ 1, { 30 } };
 }
+
+const char *const lsr_reminder_kinds[LSR_REMIND_KINDS] = { "ms", "trial", "lease", "addon" };
 
 const lsr_policy_field lsr_policy_fields[] = {
   { "ms_months", offsetof(lsr_policy, ms_months), 1, 1200 },

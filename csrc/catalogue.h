@@ -70,6 +70,19 @@ typedef struct {
 
 enum { LSR_BASIS_FROM_EXPIRY, LSR_BASIS_FROM_RENEWAL };
 
+/* Reminders of an event (the end of M&S, a trial, a lease, a paid
+ * add-on): days before it, negative for days after it (M&S only). */
+#define LSR_REMINDERS_MAX 8
+typedef struct {
+  int n;
+  int days[LSR_REMINDERS_MAX];
+} lsr_reminder_list;
+
+enum { LSR_REMIND_MS, LSR_REMIND_TRIAL, LSR_REMIND_LEASE, LSR_REMIND_ADDON, LSR_REMIND_KINDS };
+
+/* The kinds' names in catalogues ("ms", "trial", "lease", "addon"). */
+extern const char *const lsr_reminder_kinds[LSR_REMIND_KINDS];
+
 typedef struct {
   int ms_months;
   int trial_days;
@@ -85,6 +98,7 @@ typedef struct {
   int grace_days;          /* days a certificate still runs past refresh-by */
   int fingerprint_match;   /* LSR_MATCH_*: how much of a fingerprint must match */
   int ms_percent;          /* a year of M&S costs this % of the license price (0: not priced) */
+  lsr_reminder_list reminders[LSR_REMIND_KINDS];
 } lsr_policy;
 
 enum { LSR_MATCH_MOST, LSR_MATCH_ALL, LSR_MATCH_ANY };

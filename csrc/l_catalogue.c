@@ -529,6 +529,17 @@ static int cat_policy(lua_State *L)
   }
   lb_set_string(L, "renewal_basis", lb_basis_name(pol->renewal_basis));
   lb_set_string(L, "fingerprint_match", lb_match_name(pol->fingerprint_match));
+  lua_createtable(L, 0, LSR_REMIND_KINDS);
+  for (int k = 0; k < LSR_REMIND_KINDS; k++) {
+    const lsr_reminder_list *list = &pol->reminders[k];
+    lua_createtable(L, list->n, 0);
+    for (int i = 0; i < list->n; i++) {
+      lua_pushinteger(L, list->days[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, lsr_reminder_kinds[k]);
+  }
+  lua_setfield(L, -2, "reminders");
   return 1;
 }
 

@@ -280,6 +280,24 @@ static int l_fingerprint_match(lua_State *L)
 /* core.write_private_file(path, text) -> true, or nil, message, code
  * ("exists" when the file is there: a key file is never overwritten).
  * The file is created with mode 0600. */
+/* core.hmac_sha256(key, message) -> the 32-byte HMAC-SHA256 as 64 hex
+ * digits (webhook signatures: the receiver computes the same). */
+static int l_hmac_sha256(lua_State *L)
+{
+  size_t key_len, len;
+  const char *key = luaL_checklstring(L, 1, &key_len);
+  const char *message = luaL_checklstring(L, 2, &len);
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  char hex[2 * crypto_auth_hmacsha256_BYTES + 1];
+  crypto_auth_hmacsha256_state state;
+  crypto_auth_hmacsha256_init(&state, (const unsigned char *)key, key_len);
+  crypto_auth_hmacsha256_update(&state, (const unsigned char *)message, len);
+  crypto_auth_hmacsha256_final(&state, mac);
+  sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
+  lua_pushstring(L, hex);
+  return 1;
+}
+
 static int l_write_private_file(lua_State *L)
 {
   size_t len;
@@ -302,6 +320,7 @@ static int l_write_private_file(lua_State *L)
 
 static const luaL_Reg certificate_functions[] = {
   { "write_private_file", l_write_private_file },
+  { "hmac_sha256", l_hmac_sha256 },
   { "new_signing_key", l_new_signing_key },
   { "signing_key_public", l_signing_key_public },
   { "sign", l_sign },

@@ -316,8 +316,58 @@ static bool read_product_entry(lua_State *L, int idx, int i, lsr_product *p, bui
          read_addon_prices(L, idx, p, e) && read_builds(L, idx, p, e) && read_prices(L, idx, p, e);
 }
 
+/* One kind's list at the top of the stack: up to LSR_REMINDERS_MAX distinct
+ * whole numbers of days, from -365 (M&S only) to 3650. */
+static bool read_reminder_list(lua_State *L, int kind, lsr_reminder_list *list, build_error *e)
+{
+  const char *name = lsr_reminder_kinds[kind];
+  int min = kind == LSR_REMIND_MS ? -365 : 0;
+  size_t n;
+  if (!lua_istable(L, -1)) return refuse(e, "policy.reminders.%s must be a list of days", name);
+  n = lsr_rawlen(L, -1);
+  if (n > LSR_REMINDERS_MAX) return refuse(e, "policy.reminders.%s holds at most %d reminders", name,
+                                           LSR_REMINDERS_MAX);
+  list->n = 0;
+  for (size_t i = 1; i <= n; i++) {
+    long long days;
+    lua_rawgeti(L, -1, (int)i);
+    if (!lsr_tointeger_exact(L, -1, &days) || days < min || days > 3650)
+      return refuse(e, "policy.reminders.%s[%d] must be a whole number of days from %d to 3650", name,
+                    (int)i, min);
+    lua_pop(L, 1);
+    for (int j = 0; j < list->n; j++)
+      if (list->days[j] == (int)days) return refuse(e, "policy.reminders.%s lists %d twice", name, (int)days);
+    list->days[list->n++] = (int)days;
+  }
+  return true;
+}
+
+/* policy.reminders = { ms = {30, 7, -1}, trial = {7, 1}, lease = {30},
+ * addon = {30} }: a kind left out keeps its default; {} sends none. */
+static bool read_reminders(lua_State *L, int policy_table, lsr_policy *policy, build_error *e)
+{
+  bool ok = true;
+  lua_getfield(L, policy_table, "reminders");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return true;
+  }
+  if (!lua_istable(L, -1)) return refuse(e, "policy.reminders must be a table");
+  lua_pushnil(L);
+  while (ok && lua_next(L, -2) != 0) {
+    int kind = -1;
+    for (int k = 0; k < LSR_REMIND_KINDS && lua_type(L, -2) == LUA_TSTRING; k++)
+      if (strcmp(lua_tostring(L, -2), lsr_reminder_kinds[k]) == 0) kind = k;
+    if (kind < 0) return refuse(e, "policy.reminders: the kinds are ms, trial, lease and addon");
+    ok = read_reminder_list(L, kind, &policy->reminders[kind], e);
+    lua_pop(L, 1);
+  }
+  if (ok) lua_pop(L, 1);
+  return ok;
+}
+
 /* policy = { ms_months = 12, ... }: the fields of lsr_policy_fields within
- * their bounds, and renewal_basis. */
+ * their bounds, renewal_basis, fingerprint_match and reminders. */
 static bool read_policy(lua_State *L, int idx, lsr_policy *policy, build_error *e)
 {
   int table = optional_table(L, idx, "policy");
@@ -344,7 +394,9 @@ static bool read_policy(lua_State *L, int idx, lsr_policy *policy, build_error *
   if (!lua_isnil(L, -1) &&
       (lua_type(L, -1) != LUA_TSTRING || !lb_read_match(lua_tostring(L, -1), &policy->fingerprint_match)))
     return refuse(e, "policy.fingerprint_match must be \"most\", \"all\" or \"any\"");
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  if (!read_reminders(L, table, policy, e)) return false;
+  lua_pop(L, 1);
   return true;
 }
 

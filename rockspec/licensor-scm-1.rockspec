@@ -55,6 +55,7 @@ build = {
     ["licensor.store.lists"] = "lua/licensor/store/lists.lua",
     ["licensor.store.bulk"] = "lua/licensor/store/bulk.lua",
     ["licensor.store.copy"] = "lua/licensor/store/copy.lua",
+    ["licensor.store.reminders"] = "lua/licensor/store/reminders.lua",
     ["licensor.csv"] = "lua/licensor/csv.lua",
     ["licensor.certificate"] = "lua/licensor/certificate.lua",
     ["licensor.money"] = "lua/licensor/money.lua",

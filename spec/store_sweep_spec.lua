@@ -23,6 +23,15 @@ local function actions(taken)
   return list
 end
 
+-- The ladder's steps among a sweep's (reminders have no case).
+local function ladder(taken)
+  local list = {}
+  for _, t in ipairs(taken) do
+    if t.case then list[#list + 1] = t.action end
+  end
+  return list
+end
+
 describe("R11 store:sweep", function()
   it("takes no step while the key is migrating", function()
     local store = stores.new(":memory:")
@@ -134,7 +143,7 @@ describe("R11 store:sweep", function()
     keep_checking_in(store, lic.key, "2019-01-06", "2019-04-09")
     store:activate(lic.key, "newer", 6947, "2019-04-10")   -- 95 days after the closing
     keep_checking_in(store, lic.key, "2019-04-11", "2019-05-10", "newer")
-    assert.are.same({}, store:sweep("2019-05-09"))
+    assert.are.same({}, ladder(store:sweep("2019-05-09")))          -- (M&S reminders go out, no step)
     assert.are.same({ "email_customer", "notify_fraud_team" }, actions(store:sweep("2019-05-10")))
     assert.are.equal(2, #store:query("SELECT id FROM fraud_cases WHERE key = ?", lic.key))
   end)

@@ -51,6 +51,10 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   export [--format csv|jsonl] [--out FILE]   licenses with their add-ons and installations
   import-licenses FILE               existing customers from that CSV: all rows or none
   backup PATH                        a consistent copy of the database, made while others use it
+  deliver --webhook URL|ACTION=URL... --secret-file F [--max-tries N] [--backoff-ms MS]
+          [--timeout S] [--watch [--interval S]]   post pending outbox actions, signed (README
+                                     "Notifications"); retried with backoff, dead-lettered after N
+  outbox [--dead|--all] [--limit N]  outbox rows (pending by default); outbox retry ID re-queues one
   copy --from DB --to DB             everything from one store into a new one, SQLite or PostgreSQL
                                      (DB: a path, or a postgresql:// URL), in one transaction
   keys new --out FILE                a signing key (FILE, mode 0600) and its public key (FILE.pub)
@@ -75,7 +79,8 @@ malformed input.  licensor help COMMAND (or COMMAND --help) shows one command; -
 
 -- Flags that take no value.
 local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true,
-                   version = true, lapsed = true, disabled = true, fraud = true, until_current = true }
+                   version = true, lapsed = true, disabled = true, fraud = true, until_current = true,
+                   watch = true, dead = true, all = true }
 
 -- Codes of malformed input: exit 2, like bad usage.
 local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true }
@@ -85,7 +90,7 @@ local MAX_ARGS = {
   init = 0, import = 1, issue = 0, catalogue = 1, show = 1, eligible = 1, activate = 3, checkin = 2,
   deactivate = 2, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 2, ["end-lease"] = 1,
   disable = 1, enable = 1, transfer = 2, sweep = 0, events = 1, backup = 1, keys = 2, certificate = 2,
-  copy = 0,
+  copy = 0, deliver = 0, outbox = 2,
   fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0, list = 0, export = 0,
   ["import-licenses"] = 1,
 }
@@ -584,6 +589,74 @@ end
 function commands.repl(ctx)
   ctx.open()   -- check that it opens before handing over
   require("licensor.repl").run(ctx.db, ctx.repl_io)
+end
+
+-- deliver [--watch]: the outbox to webhooks (licensor.webhook), with
+-- retries and a dead-letter state (store:deliver).
+local function read_secret(path)
+  local f, err = io.open(path, "rb")
+  if not f then refused("cannot read the secret file: " .. tostring(err), "io_error") end
+  local secret = (f:read("*a") or ""):match("^%s*(.-)%s*$")
+  f:close()
+  if secret == "" then refused(path .. " holds no secret", "invalid_request") end
+  return secret
+end
+
+local function webhook_handlers(store, urls, secret, timeout)
+  local webhook = require "licensor.webhook"
+  local by_action, all = {}, nil
+  for _, u in ipairs(urls) do
+    local action, url = u:match("^([%w_]+)=(%a+://.+)$")
+    if action then by_action[action] = url else all = u end
+  end
+  for _, action in ipairs(require("licensor.store.common").ACTIONS) do
+    local url = by_action[action] or all
+    if url then store:on(action, webhook.handler{ url = url, secret = secret, timeout = timeout }) end
+  end
+end
+
+function commands.deliver(ctx, _, flags, many)
+  if not many.webhook then usage_error("deliver needs --webhook URL (or ACTION=URL, repeated)") end
+  if type(flags.secret_file) ~= "string" then usage_error("deliver needs --secret-file FILE") end
+  local store = ctx.open()
+  webhook_handlers(store, many.webhook, read_secret(flags.secret_file), number_flag(flags, "timeout") or 10)
+  local opts = { max_tries = number_flag(flags, "max_tries") or 8,
+                 backoff_ms = number_flag(flags, "backoff_ms") or 30000 }
+  local interval = number_flag(flags, "interval") or 5
+  repeat
+    local delivered, pending, failures = store:deliver(opts)
+    local dead = 0
+    for _, f in ipairs(failures) do
+      if f.dead then dead = dead + 1 end
+      if not ctx.opts.json then ctx.out("failed #" .. f.id .. " " .. f.action .. ": " .. f.error) end
+    end
+    if ctx.opts.json then
+      ctx.out(json_encode({ ok = true, delivered = delivered, pending = pending, failed = #failures,
+                            dead = dead }))
+    else
+      ctx.out(("delivered %d, failed %d (dead-lettered %d), pending %d"):format(delivered, #failures, dead,
+                                                                                 pending))
+    end
+    if flags.watch then require("socket").sleep(interval) end
+  until not flags.watch
+end
+
+-- outbox [--dead|--all] [--limit N]; outbox retry ID
+function commands.outbox(ctx, pos, flags)
+  local store = ctx.open()
+  if pos[1] == "retry" then
+    local id = tonumber(need(pos, 2, "ID"))
+    if not id then usage_error("outbox retry takes a row id") end
+    check(store:retry(id))
+    if ctx.opts.json then return ctx.out(json_encode({ ok = true, retried = id })) end
+    return ctx.out("outbox row " .. id .. " is pending again")
+  elseif pos[1] ~= nil then
+    usage_error("outbox takes retry ID, or nothing")
+  end
+  local state = flags.dead and "dead" or flags.all and "all" or "pending"
+  local rows = check(store:outbox{ state = state, limit = number_flag(flags, "limit") or 100 })
+  show_list(ctx.out, ctx.opts, rows, { "id", "action", "key", "on_day", "refers_to", "attempts", "dead",
+                                       "last_error" })
 end
 
 -- copy --from DB --to DB: licensor.store.copy.

@@ -147,6 +147,30 @@ CREATE INDEX licenses_disabled ON licenses (disabled) WHERE disabled IS NOT NULL
 ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
 ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
 ]],
+
+  -- 8: reminders, each taken once per term (the event day is the term's
+  -- end); outbox rows say the day they refer to and carry details (JSON),
+  -- and count failed deliveries: when to try again (ms since the epoch),
+  -- the last error, and when the row was dead-lettered.
+  [[
+CREATE TABLE reminders (
+  key       TEXT NOT NULL,
+  item      TEXT NOT NULL,             -- 'ms', 'trial', 'lease' or an add-on id
+  event_day TEXT NOT NULL,             -- the last day of the term
+  days      INTEGER NOT NULL,          -- before the event (negative: after)
+  taken     TEXT NOT NULL,             -- the sweep's day
+  PRIMARY KEY (key, item, event_day, days)
+) WITHOUT ROWID;
+ALTER TABLE outbox ADD COLUMN refers_to TEXT;
+ALTER TABLE outbox ADD COLUMN detail TEXT;
+ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN next_attempt INTEGER;
+ALTER TABLE outbox ADD COLUMN last_error TEXT;
+ALTER TABLE outbox ADD COLUMN dead TEXT;
+CREATE INDEX addons_paid_through ON addons (paid_through);
+CREATE INDEX licenses_lease_ended ON licenses (lease_ended) WHERE kind = 'lease';
+CREATE INDEX licenses_trials ON licenses (start) WHERE kind = 'trial';
+]],
 }
 
 -- PostgreSQL stores start at version 6, in one script (the first five
@@ -271,11 +295,30 @@ _M.postgresql = {
 ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
 ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;
 ]],
+  [[
+CREATE TABLE reminders (
+  key       TEXT NOT NULL,
+  item      TEXT NOT NULL,
+  event_day TEXT NOT NULL,
+  days      INTEGER NOT NULL,
+  taken     TEXT NOT NULL,
+  PRIMARY KEY (key, item, event_day, days)
+);
+ALTER TABLE outbox ADD COLUMN refers_to TEXT;
+ALTER TABLE outbox ADD COLUMN detail TEXT;
+ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN next_attempt BIGINT;
+ALTER TABLE outbox ADD COLUMN last_error TEXT;
+ALTER TABLE outbox ADD COLUMN dead TEXT;
+CREATE INDEX addons_paid_through ON addons (paid_through);
+CREATE INDEX licenses_lease_ended ON licenses (lease_ended) WHERE kind = 'lease';
+CREATE INDEX licenses_trials ON licenses (start) WHERE kind = 'trial';
+]],
 }
 
 -- The tables in an order that keeps references satisfied (copy, dump).
 _M.tables = { "catalogues", "licenses", "addons", "terms", "installations", "fraud_cases", "outbox",
-              "events", "idempotency" }
+              "events", "idempotency", "reminders" }
 
 -- Each table's columns as of the newest version, and the order of its rows
 -- (its primary key): what copies and dumps walk.
@@ -290,12 +333,14 @@ _M.columns = {
                     "fingerprint" },
   fraud_cases = { "id", "key", "since", "opened", "first_step", "phoned", "disabled", "closed",
                   "closed_reason" },
-  outbox = { "id", "key", "case_id", "action", "on_day", "delivered", "claimed_by", "claimed_until" },
+  outbox = { "id", "key", "case_id", "action", "on_day", "delivered", "claimed_by", "claimed_until",
+             "refers_to", "detail", "attempts", "next_attempt", "last_error", "dead" },
   events = { "key", "seq", "at", "kind", "detail", "recorded" },
   idempotency = { "id", "fingerprint", "answer", "at" },
+  reminders = { "key", "item", "event_day", "days", "taken" },
 }
 _M.order = { catalogues = "version", licenses = "key", addons = "key, addon", terms = "id",
              installations = "key, seq", fraud_cases = "id", outbox = "id", events = "key, seq",
-             idempotency = "id" }
+             idempotency = "id", reminders = "key, item, event_day, days" }
 
 return _M

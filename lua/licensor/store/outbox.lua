@@ -7,18 +7,23 @@ local common = require "licensor.store.common"
 
 local type, ipairs, pcall, tostring = type, ipairs, pcall, tostring
 local os_date, os_time, sort = os.date, os.time, table.sort
+local floor, random = math.floor, math.random
 
 local Store = common.Store
 local bad_argument, transaction, guarded = common.bad_argument, common.transaction, common.guarded
 
 -- The actions the ladder writes, the only ones store:on accepts.
-local ACTIONS = { email_customer = true, notify_fraud_team = true, phone_customer = true,
-                  disable_key = true }
+local ACTION_LIST = { "email_customer", "notify_fraud_team", "phone_customer", "disable_key", "ms_expiring",
+                      "ms_lapsed", "trial_ending", "lease_ending", "addon_expiring" }
+local ACTIONS = {}
+for _, action in ipairs(ACTION_LIST) do ACTIONS[action] = true end
+common.ACTIONS = ACTION_LIST
 
 -- store:on(action, fn): the handler for an outbox action.
 function Store:on(action, fn)
   if not ACTIONS[action] then
-    bad_argument(1, "on", "email_customer, notify_fraud_team, phone_customer or disable_key expected")
+    bad_argument(1, "on", "email_customer, notify_fraud_team, phone_customer, disable_key, ms_expiring, " ..
+      "ms_lapsed, trial_ending, lease_ending or addon_expiring expected")
   end
   if type(fn) ~= "function" then bad_argument(2, "on", "function expected") end
   self.handlers[action] = fn
@@ -32,6 +37,30 @@ end
 local function release(self, id)
   self.db:defer(self.sql.release_outbox, id, self.claim_token)
   return true
+end
+
+-- Capped exponential backoff with jitter: base, 2 base, 4 base ... (at most
+-- an hour), each between half and one and a half of that.
+local MAX_BACKOFF_MS = 3600000
+
+local function backoff_ms(base, attempts)
+  local delay = base * 2 ^ (attempts - 1)
+  if delay > MAX_BACKOFF_MS then delay = MAX_BACKOFF_MS end
+  return floor(delay * (0.5 + random()))
+end
+
+-- A failed delivery of row: counted, tried again after the backoff, or
+-- dead-lettered once it has had max_tries.  Answers whether it is dead.
+local function record_failure(self, row, err, opts)
+  local attempts = (row.attempts or 0) + 1
+  local next_attempt, dead
+  if opts.max_tries and attempts >= opts.max_tries then
+    dead = os_date("!%Y-%m-%dT%H:%M:%SZ")
+  elseif opts.backoff_ms > 0 then
+    next_attempt = os_time() * 1000 + backoff_ms(opts.backoff_ms, attempts)
+  end
+  self.db:defer(self.sql.outbox_failed, row.id, attempts, next_attempt, err, dead, self.claim_token)
+  return dead ~= nil
 end
 
 -- Claims up to BATCH pending rows after last_id that no deliverer holds,
@@ -54,13 +83,15 @@ end
 -- error=} where step says what failed: "handler" (it raised or did not
 -- return true) or "record" (it succeeded but marking the row delivered
 -- failed, so the row stays pending and will be offered again).
-local function deliver_row(self, row, handler)
-  local action = { key = row.key, case = row.case_id, action = row.action, on = row.on_day, id = row.id }
+local function deliver_row(self, row, handler, opts)
+  local action = { key = row.key, case = row.case_id, action = row.action, on = row.on_day, id = row.id,
+                   refers_to = row.refers_to, detail = row.detail and common.decode_detail(row.detail),
+                   attempts = row.attempts }
   local ok, result = pcall(handler, action)
   if not ok or result ~= true then
-    transaction(self, release, row.id)
-    return { id = row.id, action = row.action, step = "handler",
-             error = ok and ("the handler returned " .. tostring(result)) or tostring(result) }
+    local err = ok and ("the handler returned " .. tostring(result)) or tostring(result)
+    local _, dead = transaction(self, function(s) return true, record_failure(s, row, err, opts) end)
+    return { id = row.id, action = row.action, step = "handler", error = err, dead = dead or nil }
   end
   local recorded, message, code = transaction(self, mark_delivered, row.id)
   if not recorded then
@@ -69,16 +100,24 @@ local function deliver_row(self, row, handler)
   end
 end
 
--- store:deliver() -> delivered, pending, failures.  Claims the pending
--- rows a batch at a time and calls each one's handler, oldest first,
--- outside any transaction.  A handler that returns true marks its row
--- delivered; anything else (false, an error, no handler) releases the
--- row, untouched, for the next call.  Deliverers running at once on one
+-- store:deliver{max_tries=, backoff_ms=} -> delivered, pending, failures.
+-- Claims the pending rows a batch at a time and calls each one's handler,
+-- oldest first, outside any transaction.  A handler that returns true
+-- marks its row delivered.  A handler that fails (false, an error) counts
+-- an attempt: the row waits backoff_ms, doubling with each attempt (with
+-- jitter; 0, the default: the next call tries again), and is dead-lettered
+-- after max_tries (default: never).  A row with no handler is released
+-- untouched.  Dead rows wait for store:retry(id).  Deliverers running at once on one
 -- database never hold the same row: each row goes to one of them, and a
 -- deliverer that dies holding rows leaves them to the others once its
 -- claim ends (claim_ms, default 60 s).  failures lists {id=, action=,
 -- step=, error=} of this call.
-function Store:deliver()
+function Store:deliver(opts)
+  if opts ~= nil and type(opts) ~= "table" then bad_argument(1, "deliver", "options table expected") end
+  opts = { max_tries = opts and opts.max_tries, backoff_ms = opts and opts.backoff_ms or 0 }
+  if opts.max_tries ~= nil and (type(opts.max_tries) ~= "number" or opts.max_tries < 1) then
+    bad_argument(1, "deliver", "max_tries must be a number of tries")
+  end
   local delivered, last_id, failures = 0, 0, {}
   while true do
     local rows = transaction(self, claim, last_id)
@@ -87,7 +126,7 @@ function Store:deliver()
       last_id = row.id
       local handler = self.handlers[row.action]
       if handler then
-        local failed = deliver_row(self, row, handler)
+        local failed = deliver_row(self, row, handler, opts)
         if failed then failures[#failures + 1] = failed else delivered = delivered + 1 end
       else
         transaction(self, release, row.id)
@@ -96,6 +135,37 @@ function Store:deliver()
   end
   local pending = guarded(self, count_pending)
   return delivered, pending, failures
+end
+
+local STATES = { all = true, dead = true, pending = true }
+
+local function outbox_rows(self, state, limit)
+  return self.db:all(self.sql.outbox_rows, state, limit)
+end
+
+-- store:outbox{state="dead"|"pending"|"all", limit=100} -> rows {id=, key=,
+-- action=, on_day=, refers_to=, delivered=, attempts=, last_error=, dead=}
+function Store:outbox(opts)
+  if opts ~= nil and type(opts) ~= "table" then bad_argument(1, "outbox", "options table expected") end
+  local state, limit = opts and opts.state or "pending", opts and opts.limit or 100
+  if not STATES[state] then bad_argument(1, "outbox", "state: dead, pending or all") end
+  if type(limit) ~= "number" or limit < 1 or limit % 1 ~= 0 then
+    bad_argument(1, "outbox", "limit: a count")
+  end
+  return guarded(self, outbox_rows, state, limit)
+end
+
+local function retry(self, id)
+  local changed = self.db:run(self.sql.outbox_retry, id)
+  if changed ~= 1 then common.refuse("not_found", "no undelivered outbox row " .. tostring(id)) end
+  return true
+end
+
+-- store:retry(id) -> true: a dead-lettered (or waiting) row is pending
+-- again, its attempts forgotten.
+function Store:retry(id)
+  if type(id) ~= "number" then bad_argument(1, "retry", "outbox row id expected") end
+  return transaction(self, retry, id)
 end
 
 return Store

@@ -9,10 +9,12 @@ local _M = {}
 
 -- A deliverer claims pending rows for a while (?2, ms since the epoch)
 -- under its token (?1): rows after ?3 nobody holds at ?4, ?5 at most.
+-- Dead-lettered rows, and rows whose next attempt has not come, wait.
 local CLAIM_OUTBOX = [[UPDATE outbox SET claimed_by = ?1, claimed_until = ?2 WHERE id IN
-  (SELECT id FROM outbox WHERE delivered IS NULL AND id > ?3
-     AND (claimed_until IS NULL OR claimed_until < ?4) ORDER BY id LIMIT ?5%s)
-  RETURNING id, key, case_id, action, on_day]]
+  (SELECT id FROM outbox WHERE delivered IS NULL AND dead IS NULL AND id > ?3
+     AND (claimed_until IS NULL OR claimed_until < ?4) AND (next_attempt IS NULL OR next_attempt <= ?4)
+     ORDER BY id LIMIT ?5%s)
+  RETURNING id, key, case_id, action, on_day, refers_to, detail, attempts]]
 
 _M.sqlite = {
   catalogue_version = "SELECT max(version) FROM catalogues",
@@ -69,8 +71,30 @@ _M.sqlite = {
   claim_outbox = CLAIM_OUTBOX:format(""),
   release_outbox = [[UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
     WHERE id = ? AND claimed_by = ?]],
-  count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL",
+  count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL AND dead IS NULL",
+  -- A failed delivery: ?2 attempts so far, the next not before ?3, dead-lettered at ?5 (or not).
+  outbox_failed = [[UPDATE outbox SET attempts = ?2, next_attempt = ?3, last_error = ?4, dead = ?5,
+    claimed_by = NULL, claimed_until = NULL WHERE id = ?1 AND claimed_by = ?6]],
+  outbox_rows = [[SELECT id, key, case_id, action, on_day, refers_to, delivered, attempts, last_error, dead
+    FROM outbox WHERE (?1 = 'all' OR (?1 = 'dead' AND dead IS NOT NULL)
+      OR (?1 = 'pending' AND delivered IS NULL AND dead IS NULL)) ORDER BY id LIMIT ?2]],
+  outbox_retry = [[UPDATE outbox SET dead = NULL, attempts = 0, next_attempt = NULL, last_error = NULL
+    WHERE id = ? AND delivered IS NULL]],
   outbox_done = "UPDATE outbox SET delivered = ?, claimed_until = NULL WHERE id = ? AND delivered IS NULL",
+  -- Reminders (store/reminders.lua): terms ending between ?1 and ?2.
+  ms_reminder_candidates = [[SELECT key, ms_expires FROM licenses WHERE kind = 'perpetual'
+    AND disabled IS NULL AND ms_expires >= ? AND ms_expires <= ? ORDER BY key]],
+  lease_reminder_candidates = [[SELECT key, lease_ended FROM licenses WHERE kind = 'lease'
+    AND disabled IS NULL AND lease_ended >= ? AND lease_ended <= ? ORDER BY key]],
+  longest_trial = "SELECT max(trial_days) FROM licenses WHERE kind = 'trial'",
+  trial_reminder_candidates = [[SELECT key, start, trial_days FROM licenses WHERE kind = 'trial'
+    AND disabled IS NULL AND start >= ? ORDER BY key]],
+  addon_reminder_candidates = [[SELECT a.key, a.addon, a.paid_through FROM addons a
+    JOIN licenses l ON l.key = a.key WHERE l.kind = 'perpetual' AND l.disabled IS NULL
+    AND a.paid_through >= ? AND a.paid_through <= ? ORDER BY a.key, a.addon]],
+  take_reminder = [[INSERT INTO reminders (key, item, event_day, days, taken) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING]],
+  insert_reminder = "INSERT INTO outbox (key, action, on_day, refers_to, detail) VALUES (?, ?, ?, ?, ?)",
   idempotency_get = "SELECT fingerprint, answer FROM idempotency WHERE id = ?",
   idempotency_put = "INSERT INTO idempotency (id, fingerprint, answer, at) VALUES (?, ?, ?, ?)",
 }

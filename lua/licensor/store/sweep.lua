@@ -8,6 +8,7 @@
 -- within the policy's case_cooldown_days of that closing; closed for good
 -- ("enabled") when an admin re-enables the key.
 local common = require "licensor.store.common"
+local reminders = require "licensor.store.reminders"
 
 local ipairs = ipairs
 local sort = table.sort
@@ -89,10 +90,13 @@ local function sweep(self, on)
   local cat = common.active_catalogue(self)
   local taken = {}
   for _, key in ipairs(candidates(self, on)) do sweep_key(self, cat, key, on, taken) end
+  reminders.take_due(self, on, taken)
   return taken
 end
 
--- store:sweep(on) -> list of {key=, case=, action=, on=} taken in this sweep
+-- store:sweep(on) -> list of the steps taken in this sweep: the ladder's
+-- {key=, case=, action=, on=}, then the reminders' {key=, action=, on=,
+-- item=, refers_to=, days=}
 function Store:sweep(on)
   return transaction(self, sweep, on)
 end

@@ -1,0 +1,172 @@
+-- Webhooks (README "Notifications", doc/rules.md section 6): `licensor
+-- deliver` posts outbox actions, signed with HMAC-SHA256, to a real HTTP
+-- receiver on the loopback address; failures are retried with backoff and
+-- dead-lettered after --max-tries; `licensor outbox` lists and re-queues.
+local cli = require "licensor.cli"
+local core = require "licensor.core"
+local licensor = require "licensor"
+local cjson = require "cjson"
+local socket = require "socket"
+local stores = require "support.stores"
+local gateway = require "support.gateway"
+local register = require "support.registry"
+local webhook = require "licensor.webhook"
+
+local unpack = table.unpack or unpack   -- luacheck: ignore unpack
+
+local SECRET = "s3cret-for-the-receiver"
+
+local function run(...)
+  local out, err = {}, {}
+  local status = cli.main({ ... }, { out = function(line) out[#out + 1] = line end,
+                                     err = function(line) err[#err + 1] = line end })
+  return status, table.concat(out, "\n"), table.concat(err, "\n")
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+-- A receiver process (spec/support/receiver.lua) and what it received.
+local function start_receiver()
+  local r = { port = gateway.free_port(), log = os.tmpname(), mode = os.tmpname() }
+  write_file(r.mode, "ok\n")
+  r.pid = assert(core.process.spawn({ "sh", "-c",
+    "LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' exec \"$0\" \"$@\"", stores.interpreter(),
+    "spec/support/receiver.lua", tostring(r.port), r.log, r.mode }))
+  register(r.pid, "webhook receiver")
+  r.url = "http://127.0.0.1:" .. r.port .. "/hooks"
+  for _ = 1, 100 do
+    local probe = socket.tcp()
+    local ok = probe:connect("127.0.0.1", r.port)
+    probe:close()
+    if ok then break end
+    socket.sleep(0.05)
+  end
+  os.remove(r.log)   -- the probes' empty connections are not requests
+  function r.received()
+    local list = {}
+    local f = io.open(r.log)
+    for line in (f and f:lines() or function() end) do list[#list + 1] = cjson.decode(line) end
+    if f then f:close() end
+    return list
+  end
+  function r.set(mode) write_file(r.mode, mode .. "\n") end
+  function r.stop()
+    core.process.stop(r.pid, 0)
+    os.remove(r.log); os.remove(r.mode)
+  end
+  return r
+end
+
+-- A store whose sweep on 2019-05-01 writes one ms_expiring action.
+local function store_with_reminder()
+  local store, path = stores.new()
+  local key = stores.issue(store).key
+  assert.are.equal(1, #store:sweep("2019-05-01"))
+  store:close()
+  return path, key
+end
+
+local function verify(secret, signature, body)
+  local t, mac = signature:match("^t=(%d+),v1=(%x+)$")
+  return t ~= nil and licensor.hmac_sha256(secret, t .. "." .. body) == mac and math.abs(os.time() - t) < 300
+end
+
+describe("licensor deliver", function()
+  local receiver, secret_file
+  setup(function()
+    receiver = start_receiver()
+    secret_file = os.tmpname()
+    write_file(secret_file, SECRET .. "\n")
+  end)
+  teardown(function()
+    receiver.stop()
+    os.remove(secret_file)
+  end)
+  before_each(function()
+    os.remove(receiver.log)
+    receiver.set("ok")
+  end)
+
+  it("posts each pending action once, as JSON with a stable id, signed with the secret", function()
+    local path, key = store_with_reminder()
+    local status, out = run("--db", path, "deliver", "--webhook", receiver.url, "--secret-file", secret_file)
+    assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0" }, { status, out })
+    local got = receiver.received()
+    assert.are.equal(1, #got)
+    assert.are.equal("/hooks", got[1].path)
+    assert.is_true(verify(SECRET, got[1].signature, got[1].body))
+    assert.is_false(verify("another secret", got[1].signature, got[1].body))
+    local payload = cjson.decode(got[1].body)
+    assert.are.same({ "lsr_1", "ms_expiring", key, "2019-05-31", 30, 1 },
+      { payload.id, payload.action, payload.key, payload.refers_to, payload.detail.days, payload.attempt })
+    run("--db", path, "deliver", "--webhook", receiver.url, "--secret-file", secret_file)
+    assert.are.equal(1, #receiver.received())                                   -- never twice
+  end)
+
+  it("routes actions to their own URLs and leaves the others pending", function()
+    local path = store_with_reminder()
+    local status, out = run("--db", path, "deliver", "--webhook", "email_customer=" .. receiver.url,
+                            "--secret-file", secret_file)
+    assert.are.same({ 0, "delivered 0, failed 0 (dead-lettered 0), pending 1" }, { status, out })
+    assert.are.equal(0, #receiver.received())
+    status = run("--db", path, "deliver", "--webhook", "ms_expiring=" .. receiver.url .. "/ms",
+                 "--secret-file", secret_file)
+    assert.are.same({ 0, "/hooks/ms" }, { status, receiver.received()[1].path })
+  end)
+
+  it("retries a failing endpoint, dead-letters after --max-tries, and outbox retry re-queues", function()
+    local path = store_with_reminder()
+    receiver.set("fail")
+    local args = { "--db", path, "deliver", "--webhook", receiver.url, "--secret-file", secret_file,
+                   "--max-tries", "2", "--backoff-ms", "0" }
+    local _, out = run(unpack(args))
+    assert.matches("failed #1 ms_expiring: .* answered 500", out)
+    assert.matches("failed 1 %(dead%-lettered 0%), pending 1", out)
+    _, out = run(unpack(args))
+    assert.matches("failed 1 %(dead%-lettered 1%), pending 0", out)
+    local attempts = {}
+    for _, r in ipairs(receiver.received()) do attempts[#attempts + 1] = cjson.decode(r.body).attempt end
+    assert.are.same({ 1, 2 }, attempts)
+    local status, listed = run("--db", path, "--json", "outbox", "--dead")
+    local rows = cjson.decode(listed)
+    assert.are.same({ 0, 1, 2 }, { status, rows[1].id, rows[1].attempts })
+    assert.matches("500", rows[1].last_error)
+    receiver.set("ok")
+    _, out = run(unpack(args))
+    assert.matches("delivered 0", out)                                           -- dead rows wait
+    assert.are.equal(0, (run("--db", path, "outbox", "retry", "1")))
+    _, out = run(unpack(args))
+    assert.matches("delivered 1", out)
+    local _, none = run("--db", path, "--json", "outbox", "--dead")
+    assert.are.same({}, cjson.decode(none))
+    assert.are.equal(1, (run("--db", path, "outbox", "retry", "1")))            -- delivered: not_found
+  end)
+
+  it("waits out the backoff before trying again", function()
+    local path = store_with_reminder()
+    receiver.set("fail")
+    local store = assert(licensor.open(path))
+    store:on("ms_expiring", webhook.handler{ url = receiver.url, secret = SECRET, timeout = 5 })
+    local _, _, failures = store:deliver{ max_tries = 5, backoff_ms = 60000 }
+    assert.are.equal(1, #failures)
+    local delivered, pending = store:deliver{ max_tries = 5, backoff_ms = 60000 }
+    assert.are.same({ 0, 1, 1 }, { delivered, pending, #receiver.received() })   -- not tried again yet
+    local row = store:query("SELECT next_attempt FROM outbox WHERE id = 1")[1]
+    assert.is_true(row.next_attempt >= (os.time() + 29) * 1000)                  -- at least half of 60 s
+    store:close()
+  end)
+
+  it("counts no answer within --timeout as a failure", function()
+    local path = store_with_reminder()
+    receiver.set("hang")
+    local t0 = socket.gettime()
+    local _, out = run("--db", path, "deliver", "--webhook", receiver.url, "--secret-file", secret_file,
+                       "--timeout", "1")
+    assert.matches("failed #1 ms_expiring: no answer .*timeout", out)
+    assert.is_true(socket.gettime() - t0 < 5)
+  end)
+end)
