@@ -48,6 +48,16 @@ describe("the demo database", function()
     local store = assert(require("licensor").open(path))
     assert.are.equal("fraud", store:get(key).disabled_reason)
     store:close()
+  end)
+
+  it("ends delivering the ladder's and the reminders' actions to a local webhook receiver, signed", function()
+    assert.matches("delivered to a webhook receiver at http://127%.0%.0%.1:%d+/licensor", output)
+    for _, action in ipairs({ "email_customer", "notify_fraud_team", "phone_customer", "disable_key" }) do
+      assert.matches("lsr_%d+%s+" .. action .. "%s+" .. key:gsub("%-", "%%-") .. "%s+%-%s+verified", output)
+    end
+    assert.matches("received: .*ms_expiring %d+", output)
+    assert.is_nil(output:find("BAD", 1, true))
+    assert.matches("outbox: (%d+) actions delivered, 0 pending", output)
     stores.remove(path)
   end)
 end)

@@ -45,7 +45,6 @@ local function start_receiver()
     if ok then break end
     socket.sleep(0.05)
   end
-  os.remove(r.log)   -- the probes' empty connections are not requests
   function r.received()
     local list = {}
     local f = io.open(r.log)
@@ -158,6 +157,36 @@ describe("licensor deliver", function()
     local row = store:query("SELECT next_attempt FROM outbox WHERE id = 1")[1]
     assert.is_true(row.next_attempt >= (os.time() + 29) * 1000)                  -- at least half of 60 s
     store:close()
+  end)
+
+  it("killed with SIGKILL mid-batch, re-sends at most the action in flight and loses none", function()
+    local store, path = stores.new()
+    for _ = 1, 30 do stores.issue(store) end
+    assert.are.equal(30, #store:sweep("2019-05-01"))
+    store:close()
+    receiver.set("slow")                                                   -- 0.2 s an action
+    local deliverer = assert(core.process.spawn({ "sh", "-c",
+      "LUA_PATH='lua/?.lua;lua/?/init.lua;;' exec \"$0\" \"$@\"", stores.interpreter(), "lua/bin/licensor",
+      "--db", path, "deliver", "--webhook", receiver.url, "--secret-file", secret_file, "--claim-ms", "1500" }))
+    socket.sleep(1.1)
+    core.process.signal(deliverer, "SIGKILL")
+    core.process.stop(deliverer, 0)
+    local before = #receiver.received()
+    assert.is_true(before > 0 and before < 30, "received " .. before .. " before the kill")
+    receiver.set("ok")
+    socket.sleep(1.6)                                                      -- the dead one's claims end
+    local status, out = run("--db", path, "deliver", "--webhook", receiver.url, "--secret-file", secret_file)
+    assert.are.equal(0, status, out)
+    local seen, twice = {}, 0
+    for _, r in ipairs(receiver.received()) do
+      local id = cjson.decode(r.body).id
+      if seen[id] then twice = twice + 1 end
+      seen[id] = true
+    end
+    local ids = 0
+    for _ in pairs(seen) do ids = ids + 1 end
+    assert.are.same({ 30, true }, { ids, twice <= 1 })
+    assert.matches("pending 0", out)
   end)
 
   it("counts no answer within --timeout as a failure", function()

@@ -52,7 +52,7 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   import-licenses FILE               existing customers from that CSV: all rows or none
   backup PATH                        a consistent copy of the database, made while others use it
   deliver --webhook URL|ACTION=URL... --secret-file F [--max-tries N] [--backoff-ms MS]
-          [--timeout S] [--watch [--interval S]]   post pending outbox actions, signed (README
+          [--timeout S] [--claim-ms MS] [--watch [--interval S]]   post pending outbox actions, signed (README
                                      "Notifications"); retried with backoff, dead-lettered after N
   outbox [--dead|--all] [--limit N]  outbox rows (pending by default); outbox retry ID re-queues one
   copy --from DB --to DB             everything from one store into a new one, SQLite or PostgreSQL
@@ -619,6 +619,7 @@ function commands.deliver(ctx, _, flags, many)
   if not many.webhook then usage_error("deliver needs --webhook URL (or ACTION=URL, repeated)") end
   if type(flags.secret_file) ~= "string" then usage_error("deliver needs --secret-file FILE") end
   local store = ctx.open()
+  store.claim_ms = number_flag(flags, "claim_ms") or store.claim_ms
   webhook_handlers(store, many.webhook, read_secret(flags.secret_file), number_flag(flags, "timeout") or 10)
   local opts = { max_tries = number_flag(flags, "max_tries") or 8,
                  backoff_ms = number_flag(flags, "backoff_ms") or 30000 }

@@ -2,6 +2,7 @@
 -- the bundled SmarterTools catalogue, for a handful of sample licenses.
 local licensor = require "licensor"
 local tabulate = require "licensor.tabulate"
+local core = require "licensor.core"
 
 local _M = {}
 
@@ -227,6 +228,69 @@ local function fraud_story(say, store, today)
   return lic
 end
 
+-- A random secret for the demo's webhooks.
+local function new_secret()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(16)
+  f:close()
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- Starts licensor.receiver on a free loopback port; its pid, URL and log.
+local function start_receiver()
+  local socket = require "socket"
+  local probe = assert(socket.bind("127.0.0.1", 0))
+  local _, port = probe:getsockname()
+  probe:close()
+  local log = os.tmpname()
+  local serve = string.format("require('licensor.receiver').serve(%d, %q)", port, log)
+  local pid = assert(core.process.spawn({ "env", "LUA_PATH=" .. package.path, "LUA_CPATH=" .. package.cpath,
+                                          jit and "luajit" or "lua5.4", "-e", serve }))
+  for _ = 1, 100 do
+    local conn = socket.tcp()
+    local up = conn:connect("127.0.0.1", port)
+    conn:close()
+    if up then break end
+    socket.sleep(0.05)
+  end
+  return pid, "http://127.0.0.1:" .. port .. "/licensor", log
+end
+
+-- Delivers the outbox (the ladder's and the reminders' actions) to a
+-- webhook receiver the demo starts, and prints what it received.
+local function deliver_to_receiver(say, store)
+  local webhook = require "licensor.webhook"
+  local cjson = require "cjson"
+  local pid, url, log = start_receiver()
+  local secret = new_secret()
+  for _, action in ipairs(require("licensor.store.common").ACTIONS) do
+    store:on(action, webhook.handler{ url = url, secret = secret, timeout = 5 })
+  end
+  local delivered, pending = store:deliver()
+  core.process.stop(pid, 0)
+  local rows, counts, order = {}, {}, {}
+  for line in io.lines(log) do
+    local got = cjson.decode(line)
+    local t, mac = got.signature:match("^t=(%d+),v1=(%x+)$")
+    local payload = cjson.decode(got.body)
+    if not counts[payload.action] then order[#order + 1] = payload.action end
+    counts[payload.action] = (counts[payload.action] or 0) + 1
+    if payload.case or #rows < 6 then
+      local verified = core.hmac_sha256(secret, t .. "." .. got.body) == mac
+      rows[#rows + 1] = { id = payload.id, action = payload.action, key = payload.key,
+                          refers_to = payload.refers_to or "-", signature = verified and "verified" or "BAD" }
+    end
+  end
+  os.remove(log)
+  section(say, "The outbox, delivered to a webhook receiver at " .. url)
+  say(tabulate.render({ { "event", "id" }, { "action", "action" }, { "key", "key" },
+                        { "refers to", "refers_to" }, { "signature", "signature" } }, rows))
+  local parts = {}
+  for _, action in ipairs(order) do parts[#parts + 1] = action .. " " .. counts[action] end
+  say("received: " .. table.concat(parts, ", "))
+  say("outbox: " .. delivered .. " actions delivered, " .. pending .. " pending")
+end
+
 -- Builds the demo database at path (replacing it) and tells its story.
 function _M.store_demo(today, say, path)
   today = today or licensor.today()
@@ -248,13 +312,7 @@ function _M.store_demo(today, say, path)
     if e.kind ~= "checkin" then rows[#rows + 1] = { at = e.at, kind = e.kind } end
   end
   say(tabulate.render({ { "at", "at" }, { "event", "kind" } }, rows))
-  store:on("email_customer", function() return true end)
-  store:on("notify_fraud_team", function() return true end)
-  store:on("phone_customer", function() return true end)
-  store:on("disable_key", function() return true end)
-  local delivered, pending = store:deliver()
-  say("")
-  say("outbox: " .. delivered .. " actions delivered, " .. pending .. " pending")
+  deliver_to_receiver(say, store)
   store:close()
   return lic.key
 end

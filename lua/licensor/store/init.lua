@@ -142,10 +142,11 @@ local function check_ms(opts, field, default, min)
 end
 
 -- licensor.open(path_or_url, {synchronous="full"|"normal", busy_ms=,
--- query_ms=, stale_ms=}) -> store.  A postgresql:// URL (or a libpq
+-- query_ms=, stale_ms=, claim_ms=}) -> store.  A postgresql:// URL (or a libpq
 -- keyword=value string) opens a PostgreSQL store, anything else an SQLite
 -- file; stale_ms (PostgreSQL, default 1000) bounds how old store:license's
--- cached reads may be.
+-- cached reads may be; claim_ms (default 60,000) how long store:deliver
+-- holds the rows it claimed.
 function _M.open(path, opts)
   if type(path) ~= "string" then bad_argument(1, "open", "path expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(2, "open", "options table expected") end
@@ -156,7 +157,8 @@ function _M.open(path, opts)
   end
   local checked = { synchronous = sync, busy_ms = check_ms(opts, "busy_ms", 10000, 0),
                     query_ms = check_ms(opts, "query_ms", 10000, 1),
-                    stale_ms = check_ms(opts, "stale_ms", 1000, 0) }
+                    stale_ms = check_ms(opts, "stale_ms", 1000, 0),
+                    claim_ms = check_ms(opts, "claim_ms", 60000, 1) }
   return failure.call(open, path, checked)
 end
 

@@ -1,0 +1,53 @@
+-- licensor.receiver -- a small webhook receiver on 127.0.0.1, for trying a
+-- `licensor deliver` setup (make demo) and for the specs: each POST is
+-- appended to a log as one JSON line {path=, signature=, body=,
+-- answered=}, and answered as a mode file says when it arrives: "ok"
+-- (200, the default), "fail" (500), "slow" (200 after 0.2 s) or "hang"
+-- (no answer for 30 s).  One connection at a time; it runs until killed.
+local socket = require "socket"
+local cjson = require "cjson"
+
+local _M = {}
+
+local function read_mode(path)
+  local f = path and io.open(path)
+  local mode = f and f:read("*l") or "ok"
+  if f then f:close() end
+  return mode
+end
+
+local function read_request(conn)
+  local line = conn:receive("*l")
+  local headers = {}
+  while true do
+    local h = conn:receive("*l")
+    if not h or h == "" then break end
+    local name, value = h:match("^([^:]+):%s*(.*)$")
+    if name then headers[name:lower()] = value end
+  end
+  local body = conn:receive(tonumber(headers["content-length"]) or 0) or ""
+  return line and line:match("^%S+%s+(%S+)"), headers, body
+end
+
+-- serve(port, log_path, mode_path): never returns.
+function _M.serve(port, log_path, mode_path)
+  local server = assert(socket.bind("127.0.0.1", port))
+  while true do
+    local conn = server:accept()
+    conn:settimeout(5)
+    local path, headers, body = read_request(conn)
+    local mode = read_mode(mode_path)
+    if path then
+      local log = assert(io.open(log_path, "a"))
+      log:write(cjson.encode({ path = path, signature = headers["x-licensor-signature"], body = body,
+                               answered = mode }), "\n")
+      log:close()
+    end
+    if mode == "hang" then socket.sleep(30) elseif mode == "slow" then socket.sleep(0.2) end
+    local status = mode == "fail" and "500 Internal Server Error" or "200 OK"
+    conn:send("HTTP/1.1 " .. status .. "\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    conn:close()
+  end
+end
+
+return _M
