@@ -1,15 +1,10 @@
 -- The `licensor` command line: commands, tables and --json, exit status
 -- 0 / 1 / 2 and errors on stderr with their code.
 local cli = require "licensor.cli"
+local run = require "support.cli"
 local stores = require "support.stores"
 local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 
-local function run(...)
-  local out, err = {}, {}
-  local status = cli.main({ ... }, { out = function(line) out[#out + 1] = line end,
-                                     err = function(line) err[#err + 1] = line end })
-  return status, table.concat(out, "\n"), table.concat(err, "\n")
-end
 
 describe("licensor command", function()
   local db = stores.path()

@@ -2,7 +2,7 @@
 -- deliver` posts outbox actions, signed with HMAC-SHA256, to a real HTTP
 -- receiver on the loopback address; failures are retried with backoff and
 -- dead-lettered after --max-tries; `licensor outbox` lists and re-queues.
-local cli = require "licensor.cli"
+local run = require "support.cli"
 local core = require "licensor.core"
 local licensor = require "licensor"
 local cjson = require "cjson"
@@ -16,12 +16,6 @@ local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 
 local SECRET = "s3cret-for-the-receiver"
 
-local function run(...)
-  local out, err = {}, {}
-  local status = cli.main({ ... }, { out = function(line) out[#out + 1] = line end,
-                                     err = function(line) err[#err + 1] = line end })
-  return status, table.concat(out, "\n"), table.concat(err, "\n")
-end
 
 local function write_file(path, text)
   local f = assert(io.open(path, "w"))

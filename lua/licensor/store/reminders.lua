@@ -64,57 +64,57 @@ local function take(self, key, item, kind, last, days, on, detail, taken)
                         days = days }
 end
 
-local function remind_ms(self, offsets, on, taken)
-  local from, to = window(offsets, on)
-  for _, row in ipairs(self.db:all(self.sql.ms_reminder_candidates, from, to)) do
-    local last = day(row.ms_expires)
-    local days = due(offsets, last, on)
-    if days then
-      local lic = common.load_license(self, row.key)
-      local price, currency = self:renewal_price(lic, date(on))
-      take(self, row.key, "ms", "ms", last, days, on, { price = price, currency = currency }, taken)
-    end
-  end
-end
-
-local function remind_leases(self, offsets, on, taken)
-  local from, to = window(offsets, on)
-  -- The lease's last day is the day before lease_ended.
-  for _, row in ipairs(self.db:all(self.sql.lease_reminder_candidates, date(day(from) + 1),
-                                   date(day(to) + 1))) do
-    local last = day(row.lease_ended) - 1
-    local days = due(offsets, last, on)
-    if days then take(self, row.key, "lease", "lease", last, days, on, {}, taken) end
-  end
-end
-
-local function remind_trials(self, offsets, on, taken)
-  local from = window(offsets, on)
-  local longest = tonumber(self.db:value(self.sql.longest_trial)) or self.policy.trial_days
-  for _, row in ipairs(self.db:all(self.sql.trial_reminder_candidates, date(day(from) - longest))) do
-    local last = day(row.start) + (row.trial_days or self.policy.trial_days) - 1
-    local days = due(offsets, last, on)
-    if days then take(self, row.key, "trial", "trial", last, days, on, {}, taken) end
-  end
-end
-
-local function remind_addons(self, offsets, on, taken)
-  local from, to = window(offsets, on)
-  for _, row in ipairs(self.db:all(self.sql.addon_reminder_candidates, from, to)) do
-    local last = day(row.paid_through)
-    local days = due(offsets, last, on)
-    if days then take(self, row.key, row.addon, "addon", last, days, on, {}, taken) end
-  end
-end
+-- Each kind: its candidate rows for a sweep on `on`, a row's last day
+-- (a day number), its item and, for M&S, the details a reminder carries.
+local KINDS = {
+  { kind = "ms",
+    rows = function(self, offsets, on)
+      return self.db:all(self.sql.ms_reminder_candidates, window(offsets, on))
+    end,
+    last = function(_, row) return day(row.ms_expires) end,
+    detail = function(self, row, on)
+      local price, currency = self:renewal_price(common.load_license(self, row.key), date(on))
+      return { price = price, currency = currency }
+    end },
+  { kind = "trial",
+    rows = function(self, offsets, on)
+      local from = window(offsets, on)
+      local longest = tonumber(self.db:value(self.sql.longest_trial)) or self.policy.trial_days
+      return self.db:all(self.sql.trial_reminder_candidates, date(day(from) - longest))
+    end,
+    last = function(self, row) return day(row.start) + (row.trial_days or self.policy.trial_days) - 1 end },
+  { kind = "lease",
+    -- A lease's last day is the day before lease_ended.
+    rows = function(self, offsets, on)
+      local from, to = window(offsets, on)
+      return self.db:all(self.sql.lease_reminder_candidates, date(day(from) + 1), date(day(to) + 1))
+    end,
+    last = function(_, row) return day(row.lease_ended) - 1 end },
+  { kind = "addon",
+    rows = function(self, offsets, on)
+      return self.db:all(self.sql.addon_reminder_candidates, window(offsets, on))
+    end,
+    last = function(_, row) return day(row.paid_through) end,
+    item = function(row) return row.addon end },
+}
 
 -- Takes every reminder due on `on` (a date), appending to `taken`, in the
 -- sweep's transaction.
 function _M.take_due(self, on, taken)
-  local reminders, n = self.policy.reminders, day(on)
-  if #reminders.ms > 0 then remind_ms(self, reminders.ms, n, taken) end
-  if #reminders.trial > 0 then remind_trials(self, reminders.trial, n, taken) end
-  if #reminders.lease > 0 then remind_leases(self, reminders.lease, n, taken) end
-  if #reminders.addon > 0 then remind_addons(self, reminders.addon, n, taken) end
+  local n = day(on)
+  for _, k in ipairs(KINDS) do
+    local offsets = self.policy.reminders[k.kind]
+    if #offsets > 0 then
+      for _, row in ipairs(k.rows(self, offsets, n)) do
+        local last = k.last(self, row)
+        local days = due(offsets, last, n)
+        if days then
+          take(self, row.key, k.item and k.item(row) or k.kind, k.kind, last, days, n,
+               k.detail and k.detail(self, row, n) or {}, taken)
+        end
+      end
+    end
+  end
 end
 
 return _M
