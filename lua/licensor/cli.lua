@@ -28,7 +28,8 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
                                      active version; the active catalogue again changes nothing
                                      (--create: make the database if it does not exist)
   issue --product P --edition E --level N [--kind perpetual|lease|trial] [--start DATE]
-        [--owner O] [--failover] [--version-lock N] [--trial-days N] [--addon A]...
+        [--owner O] [--email ADDRESS] [--failover] [--version-lock N] [--trial-days N] [--addon A]...
+  set KEY --email ADDRESS            the address customer mail goes to ("" forgets it)
   catalogue [PRODUCT]                products, editions, prices, add-ons, policy and newest builds
   list [--owner O] [--product P] [--kind K] [--edition E] [--ms-expiring DAYS] [--lapsed]
        [--disabled] [--fraud] [--on DATE] [--limit N] [--offset N]   licenses, filters combined
@@ -51,9 +52,14 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   export [--format csv|jsonl] [--out FILE]   licenses with their add-ons and installations
   import-licenses FILE               existing customers from that CSV: all rows or none
   backup PATH                        a consistent copy of the database, made while others use it
-  deliver --webhook URL|ACTION=URL... --secret-file F [--max-tries N] [--backoff-ms MS]
-          [--timeout S] [--claim-ms MS] [--watch [--interval S]]   post pending outbox actions, signed (README
-                                     "Notifications"); retried with backoff, dead-lettered after N
+  deliver [--webhook URL|ACTION=URL... --secret-file F]
+          [--smtp HOST[:PORT] --mail-from ADDRESS [--templates DIR] [--starttls auto|always|never]
+           [--smtp-user U --smtp-password-file F] [--smtp-cafile FILE] [--smtp-domain NAME]]
+          [--max-tries N] [--backoff-ms MS] [--timeout S] [--claim-ms MS] [--watch [--interval S]]
+                                     pending outbox actions: webhooks (signed) and customer mail
+                                     (README "Notifications"); retried with backoff, dead-lettered
+                                     after N tries
+  templates --out DIR                the bundled mail templates as files to edit
   outbox [--dead|--all] [--limit N]  outbox rows (pending by default); outbox retry ID re-queues one
   copy --from DB --to DB             everything from one store into a new one, SQLite or PostgreSQL
                                      (DB: a path, or a postgresql:// URL), in one transaction
@@ -90,7 +96,7 @@ local MAX_ARGS = {
   init = 0, import = 1, issue = 0, catalogue = 1, show = 1, eligible = 1, activate = 3, checkin = 2,
   deactivate = 2, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 2, ["end-lease"] = 1,
   disable = 1, enable = 1, transfer = 2, sweep = 0, events = 1, backup = 1, keys = 2, certificate = 2,
-  copy = 0, deliver = 0, outbox = 2,
+  copy = 0, deliver = 0, outbox = 2, templates = 0, set = 1,
   fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0, list = 0, export = 0,
   ["import-licenses"] = 1,
 }
@@ -300,7 +306,7 @@ end
 
 function commands.issue(ctx, _, flags, many)
   local spec = { product = flags.product, edition = flags.edition, level = level_flag(flags),
-                 kind = flags.kind, start = flags.start, owner = flags.owner,
+                 kind = flags.kind, start = flags.start, owner = flags.owner, email = flags.email,
                  failover = flags.failover and true or nil,
                  version_lock = number_flag(flags, "version_lock"),
                  trial_days = number_flag(flags, "trial_days"), addons = many.addon }
@@ -591,36 +597,55 @@ function commands.repl(ctx)
   require("licensor.repl").run(ctx.db, ctx.repl_io)
 end
 
--- deliver [--watch]: the outbox to webhooks (licensor.webhook), with
--- retries and a dead-letter state (store:deliver).
-local function read_secret(path)
+-- deliver [--watch]: the outbox to webhooks and customer mail
+-- (licensor.delivery), with retries and a dead-letter state (store:deliver).
+local function read_secret(path, what)
   local f, err = io.open(path, "rb")
-  if not f then refused("cannot read the secret file: " .. tostring(err), "io_error") end
+  if not f then refused("cannot read the " .. what .. " file: " .. tostring(err), "io_error") end
   local secret = (f:read("*a") or ""):match("^%s*(.-)%s*$")
   f:close()
-  if secret == "" then refused(path .. " holds no secret", "invalid_request") end
+  if secret == "" then refused(path .. " holds no " .. what, "invalid_request") end
   return secret
 end
 
-local function webhook_handlers(store, urls, secret, timeout)
-  local webhook = require "licensor.webhook"
-  local by_action, all = {}, nil
-  for _, u in ipairs(urls) do
-    local action, url = u:match("^([%w_]+)=(%a+://.+)$")
-    if action then by_action[action] = url else all = u end
+local STARTTLS = { auto = true, always = true, never = true }
+
+-- The mail options of deliver --smtp HOST[:PORT] ..., checked before any
+-- delivery: a bad template stops here with file:line.
+local function mail_options(flags)
+  local host, port = flags.smtp:match("^%[?([^%]]-)%]?:(%d+)$")
+  host, port = host or flags.smtp, tonumber(port) or 25
+  if type(flags.mail_from) ~= "string" then usage_error("deliver --smtp needs --mail-from ADDRESS") end
+  check(require("licensor.mail.address").check(flags.mail_from))
+  local starttls = flags.starttls or "auto"
+  if not STARTTLS[starttls] then usage_error("--starttls: auto, always or never") end
+  if (flags.smtp_user == nil) ~= (flags.smtp_password_file == nil) then
+    usage_error("--smtp-user and --smtp-password-file go together")
   end
-  for _, action in ipairs(require("licensor.store.common").ACTIONS) do
-    local url = by_action[action] or all
-    if url then store:on(action, webhook.handler{ url = url, secret = secret, timeout = timeout }) end
+  return { host = host, port = port, from = flags.mail_from, starttls = starttls,
+           timeout = number_flag(flags, "timeout") or 10, user = flags.smtp_user,
+           password = flags.smtp_password_file and read_secret(flags.smtp_password_file, "password"),
+           cafile = flags.smtp_cafile, domain = flags.smtp_domain,
+           templates = check(require("licensor.mail").templates(flags.templates)) }
+end
+
+local function delivery_options(flags, many)
+  if not many.webhook and not flags.smtp then
+    usage_error("deliver needs --webhook URL (or ACTION=URL, repeated), --smtp HOST[:PORT], or both")
   end
+  if many.webhook and type(flags.secret_file) ~= "string" then
+    usage_error("deliver --webhook needs --secret-file FILE")
+  end
+  return { webhooks = many.webhook, secret = many.webhook and read_secret(flags.secret_file, "secret"),
+           timeout = number_flag(flags, "timeout") or 10, mail = flags.smtp and mail_options(flags) }
 end
 
 function commands.deliver(ctx, _, flags, many)
-  if not many.webhook then usage_error("deliver needs --webhook URL (or ACTION=URL, repeated)") end
-  if type(flags.secret_file) ~= "string" then usage_error("deliver needs --secret-file FILE") end
+  local channels = delivery_options(flags, many)
   local store = ctx.open()
   store.claim_ms = number_flag(flags, "claim_ms") or store.claim_ms
-  webhook_handlers(store, many.webhook, read_secret(flags.secret_file), number_flag(flags, "timeout") or 10)
+  local _, why = require("licensor.delivery").install(store, channels)
+  if why then usage_error(why) end
   local opts = { max_tries = number_flag(flags, "max_tries") or 8,
                  backoff_ms = number_flag(flags, "backoff_ms") or 30000 }
   local interval = number_flag(flags, "interval") or 5
@@ -640,6 +665,31 @@ function commands.deliver(ctx, _, flags, many)
     end
     if flags.watch then require("socket").sleep(interval) end
   until not flags.watch
+end
+
+-- templates --out DIR: the bundled mail templates as files to edit (never
+-- over existing ones).
+function commands.templates(ctx, _, flags)
+  if type(flags.out) ~= "string" then usage_error("templates needs --out DIR") end
+  local bundled, written = require("licensor.mail.templates"), {}
+  for _, action in ipairs(require("licensor.mail").ACTIONS) do
+    local path = flags.out .. "/" .. action .. ".txt"
+    local existing = io.open(path, "rb")
+    if existing then
+      existing:close()
+    else
+      write_text(path, bundled[action])
+      written[#written + 1] = path
+    end
+  end
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, written = written })) end
+  ctx.out(#written == 0 and "every template is already in " .. flags.out or concat(written, "\n"))
+end
+
+-- set KEY --email ADDRESS: the owner's address for customer mail ("" forgets it).
+function commands.set(ctx, pos, flags)
+  if flags.email == nil then usage_error("set needs --email ADDRESS (\"\" forgets the address)") end
+  show_record(ctx.out, ctx.opts, check(ctx.open():set(need(pos, 1, "KEY"), { email = flags.email })))
 end
 
 -- outbox [--dead|--all] [--limit N]; outbox retry ID

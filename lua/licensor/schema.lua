@@ -171,6 +171,8 @@ CREATE INDEX addons_paid_through ON addons (paid_through);
 CREATE INDEX licenses_lease_ended ON licenses (lease_ended) WHERE kind = 'lease';
 CREATE INDEX licenses_trials ON licenses (start) WHERE kind = 'trial';
 ]],
+  -- 9: the owner's email address (customer actions go there by mail).
+  "ALTER TABLE licenses ADD COLUMN email TEXT;",
 }
 
 -- PostgreSQL stores start at version 6, in one script (the first five
@@ -314,6 +316,8 @@ CREATE INDEX addons_paid_through ON addons (paid_through);
 CREATE INDEX licenses_lease_ended ON licenses (lease_ended) WHERE kind = 'lease';
 CREATE INDEX licenses_trials ON licenses (start) WHERE kind = 'trial';
 ]],
+  -- 9: the owner's email address (customer actions go there by mail).
+  "ALTER TABLE licenses ADD COLUMN email TEXT;",
 }
 
 -- The tables in an order that keeps references satisfied (copy, dump).
@@ -326,7 +330,7 @@ _M.columns = {
   catalogues = { "version", "imported", "source", "policy" },
   licenses = { "key", "product", "edition", "level", "kind", "start", "ms_expires", "ms_start", "lease_ended",
                "trial_days", "version_lock", "failover", "disabled", "disabled_reason", "owner",
-               "transfer_consent", "catalogue" },
+               "transfer_consent", "catalogue", "email" },
   addons = { "key", "addon", "paid_through" },
   terms = { "id", "key", "item", "starts", "ends", "bought" },
   installations = { "key", "seq", "server", "build", "first_seen", "last_seen", "deactivated",

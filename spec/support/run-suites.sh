@@ -9,7 +9,7 @@
 # SUITES picks some of them: "lua54 luajit asan postgresql fuzz" (the default).
 set -u
 SUITES=${SUITES:-"lua54 luajit asan postgresql fuzz"}
-PG_SPECS="spec/store_spec.lua spec/store_sweep_spec.lua spec/store_reminders_spec.lua spec/store_faults_spec.lua spec/rollback_spec.lua
+PG_SPECS="spec/mail_spec.lua spec/store_spec.lua spec/store_sweep_spec.lua spec/store_reminders_spec.lua spec/store_faults_spec.lua spec/rollback_spec.lua
           spec/bulk_spec.lua spec/postgresql_spec.lua"
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
 cd "$(dirname "$0")/../.." || exit 2

@@ -329,7 +329,7 @@ end
 -- work runs inside an idempotent transaction.
 local ADMIN = {}
 
-local ISSUE_FIELDS = { product = true, edition = true, level = true, kind = true, owner = true,
+local ISSUE_FIELDS = { product = true, edition = true, level = true, kind = true, owner = true, email = true,
                        failover = true, version_lock = true, trial_days = true, addons = true, start = true }
 
 function ADMIN.issue(b)
@@ -345,7 +345,8 @@ function ADMIN.issue(b)
     product = request.string(b, "product"), edition = request.string(b, "edition"),
     level = request.level(b, "level"), kind = kind,
     start = b.start ~= nil and request.date(b.start, "start") or today(),
-    owner = request.string(b, "owner", true), failover = request.boolean(b, "failover"),
+    owner = request.string(b, "owner", true), email = request.string(b, "email", true),
+    failover = request.boolean(b, "failover"),
     version_lock = request.count(b, "version_lock", true),
     trial_days = request.count(b, "trial_days", true), addons = request.names(b, "addons") }
   return work.desc("issue", "license", spec)
@@ -391,6 +392,14 @@ function ADMIN.transfer(b)
   local key, owner = keyed(b.key), request.string(b, "owner")
   local consent = request.string(b, "consent", true)
   return work.desc("transfer", "license", key, owner, { consent = consent })
+end
+
+-- set {key, email}: the owner's address for customer mail ("" forgets it).
+function ADMIN.set(b)
+  request.only(b, { key = true, email = true })
+  local key = keyed(b.key)
+  local email = b.email == "" and "" or request.string(b, "email")
+  return work.desc("set", "license", key, { email = email })
 end
 
 function ADMIN.sweep(b)

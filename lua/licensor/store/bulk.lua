@@ -5,6 +5,7 @@
 local core = require "licensor.core"
 local csv = require "licensor.csv"
 local failure = require "licensor.failure"
+local address = require "licensor.mail.address"
 local common = require "licensor.store.common"
 
 local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
@@ -15,17 +16,19 @@ local refuse, bad_argument = common.refuse, common.bad_argument
 
 local _M = {}
 
--- The columns of an export, in order; an import reads the same ones.
+-- The columns of an export, in order; an import reads the same ones.  New
+-- columns go at the end, so that scripts that read them by position keep
+-- working.
 _M.COLUMNS = { "key", "owner", "product", "edition", "level", "kind", "start", "ms_expires",
                "ms_start", "lease_ended", "trial_days", "version_lock", "failover", "disabled", "addons",
-               "installations" }
+               "installations", "email" }
 
 ------------------------------------------------------------------------
 -- Export
 ------------------------------------------------------------------------
 
 local EXPORT_LICENSES = [[SELECT key, owner, product, edition, level, kind, start, ms_expires, ms_start,
-  lease_ended, trial_days, version_lock, failover, disabled FROM licenses ORDER BY key]]
+  lease_ended, trial_days, version_lock, failover, disabled, email FROM licenses ORDER BY key]]
 local EXPORT_ADDONS = "SELECT key, addon, paid_through FROM addons ORDER BY key, addon"
 local EXPORT_INSTALLATIONS = [[SELECT key, server, build, first_seen, last_seen, deactivated
   FROM installations ORDER BY key, seq]]
@@ -131,6 +134,11 @@ local function read_row(cat, row, keys_seen, store)
     if not ok then errors[#errors + 1] = "owner: " .. msg end
     lic.owner = row.owner
   end
+  if not blank(row.email) then
+    local ok, msg = address.check(row.email)
+    if not ok then errors[#errors + 1] = msg end
+    lic.email = row.email
+  end
   lic.addons = {}
   for item in tostring(row.addons or ""):gmatch("[^;]+") do
     local name, through = item:match("^([^=]+)=(.+)$")
@@ -160,7 +168,8 @@ local function write_license(self, lic, version, today)
   local db, sql = self.db, self.sql
   local key = lic.key or core.new_key()
   db:run(sql.insert_license, key, lic.product, lic.edition, lic.level, lic.kind, lic.start, lic.ms_expires,
-    lic.ms_start, lic.lease_ended, lic.trial_days, lic.version_lock, lic.failover, lic.owner, version)
+    lic.ms_start, lic.lease_ended, lic.trial_days, lic.version_lock, lic.failover, lic.owner, version,
+    lic.email)
   if lic.disabled then db:run(sql.set_disabled, lic.disabled, "imported", key) end
   if lic.ms_expires then
     db:run(sql.insert_term, key, "ms", lic.ms_start or lic.start, lic.ms_expires, today)

@@ -1,9 +1,10 @@
 -- licensor.store.licenses -- the workflows of a license's own life:
 -- issue, renew (R15), add_addon (R8), upgrade (R12), end_lease (R6),
--- disable, enable and transfer (R14).  Each is one transaction through
+-- disable, enable, transfer (R14) and set (the owner's email address).  Each is one transaction through
 -- common.transaction; the rules are the C core's.
 local core = require "licensor.core"
 local failure = require "licensor.failure"
+local address = require "licensor.mail.address"
 local common = require "licensor.store.common"
 
 local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
@@ -19,7 +20,7 @@ local function unknown_addon(product, addon)
 end
 
 local ISSUE_FIELDS = { product = "string", edition = "string", kind = "string", start = "string",
-                       owner = "string", failover = "boolean", version_lock = "number",
+                       owner = "string", email = "string", failover = "boolean", version_lock = "number",
                        trial_days = "number", addons = "table" }
 
 local function check_issue_spec(spec)
@@ -46,6 +47,7 @@ end
 
 local function issue(self, spec, today)
   if spec.owner ~= nil then failure.try(core.check_name(spec.owner, "owner")) end
+  if spec.email ~= nil then failure.try(address.check(spec.email)) end
   local cat, version = common.active_catalogue(self)
   local policy = self.policy
   local kind = spec.kind or "perpetual"
@@ -71,7 +73,7 @@ local function issue(self, spec, today)
   local db, sql = self.db, self.sql
   local key = core.new_key()
   db:run(sql.insert_license, key, lic.product, lic.edition, lic.level, kind, start, lic.ms_expires,
-    nil, nil, lic.trial_days, lic.version_lock, lic.failover, lic.owner, version)
+    nil, nil, lic.trial_days, lic.version_lock, lic.failover, lic.owner, version, spec.email)
   if lic.ms_expires then db:run(sql.insert_term, key, "ms", start, lic.ms_expires, today) end
   for addon, through in pairs(addons) do
     db:run(sql.set_addon, key, addon, through)
@@ -79,12 +81,13 @@ local function issue(self, spec, today)
   end
   log(self, key, today, "issue", { product = lic.product, edition = lic.edition, level = lic.level,
                                    kind = kind, start = start, ms_expires = lic.ms_expires,
-                                   owner = lic.owner, addons = spec.addons, catalogue = version })
+                                   owner = lic.owner, email = spec.email, addons = spec.addons,
+                                   catalogue = version })
   return (load_license(self, key))
 end
 
--- store:issue{product=, edition=, level=, kind=, start=, owner=, failover=,
--- version_lock=, trial_days=, addons={"eas"}} -> license table
+-- store:issue{product=, edition=, level=, kind=, start=, owner=, email=,
+-- failover=, version_lock=, trial_days=, addons={"eas"}} -> license table
 function Store:issue(spec)
   check_issue_spec(spec)
   local today = core.today()
@@ -280,6 +283,34 @@ function Store:transfer(key, owner, opts)
   if type(owner) ~= "string" or owner == "" then bad_argument(2, "transfer", "owner expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(3, "transfer", "options expected") end
   return transaction(self, transfer, key, owner, opts)
+end
+
+-- What store:set may change; the owner changes by transfer (R14) only.
+local SETTABLE = { email = true }
+
+local function set(self, key, fields)
+  key = normalise_key(key)
+  local email = fields.email
+  if email == "" then email = nil end
+  if email ~= nil then failure.try(address.check(email)) end
+  local lic = load_license(self, key)
+  if lic.email ~= email then
+    self.db:run(self.sql.set_email, email, key)
+    log(self, key, core.today(), "set", { field = "email", from = lic.email, to = email })
+  end
+  return (load_license(self, key))
+end
+
+-- store:set(key, {email=ADDRESS}) -> license table: the address customer
+-- actions are mailed to ("" forgets it).  Logged as a "set" event when it
+-- changes; setting the same address again is not an event.
+function Store:set(key, fields)
+  if type(fields) ~= "table" then bad_argument(2, "set", "fields table expected") end
+  for field, value in pairs(fields) do
+    if not SETTABLE[field] then bad_argument(2, "set", "only email can be set, not " .. tostring(field)) end
+    if type(value) ~= "string" then bad_argument(2, "set", field .. " must be a string") end
+  end
+  return transaction(self, set, key, fields)
 end
 
 return Store

@@ -51,10 +51,10 @@ end
 
 -- A failed delivery of row: counted, tried again after the backoff, or
 -- dead-lettered once it has had max_tries.  Answers whether it is dead.
-local function record_failure(self, row, err, opts)
+local function record_failure(self, row, err, opts, undeliverable)
   local attempts = (row.attempts or 0) + 1
   local next_attempt, dead
-  if opts.max_tries and attempts >= opts.max_tries then
+  if undeliverable or (opts.max_tries and attempts >= opts.max_tries) then
     dead = os_date("!%Y-%m-%dT%H:%M:%SZ")
   elseif opts.backoff_ms > 0 then
     next_attempt = os_time() * 1000 + backoff_ms(opts.backoff_ms, attempts)
@@ -87,10 +87,14 @@ local function deliver_row(self, row, handler, opts)
   local action = { key = row.key, case = row.case_id, action = row.action, on = row.on_day, id = row.id,
                    refers_to = row.refers_to, detail = row.detail and common.decode_detail(row.detail),
                    attempts = row.attempts }
-  local ok, result = pcall(handler, action)
+  local ok, result, why, kind = pcall(handler, action)
   if not ok or result ~= true then
-    local err = ok and ("the handler returned " .. tostring(result)) or tostring(result)
-    local _, dead = transaction(self, function(s) return true, record_failure(s, row, err, opts) end)
+    local undeliverable = ok and result == nil and kind == "undeliverable"
+    local err = undeliverable and tostring(why) or ok and ("the handler returned " .. tostring(result))
+      or tostring(result)
+    local _, dead = transaction(self, function(s)
+      return true, record_failure(s, row, err, opts, undeliverable)
+    end)
     return { id = row.id, action = row.action, step = "handler", error = err, dead = dead or nil }
   end
   local recorded, message, code = transaction(self, mark_delivered, row.id)
@@ -106,7 +110,10 @@ end
 -- marks its row delivered.  A handler that fails (false, an error) counts
 -- an attempt: the row waits backoff_ms, doubling with each attempt (with
 -- jitter; 0, the default: the next call tries again), and is dead-lettered
--- after max_tries (default: never).  A row with no handler is released
+-- after max_tries (default: never), or at once when the handler answers
+-- nil, why, "undeliverable" (it knows another try cannot succeed: the
+-- license has no email address, the mail server refused the recipient for
+-- good).  A row with no handler is released
 -- untouched.  Dead rows wait for store:retry(id).  Deliverers running at once on one
 -- database never hold the same row: each row goes to one of them, and a
 -- deliverer that dies holding rows leaves them to the others once its

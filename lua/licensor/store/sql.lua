@@ -27,8 +27,8 @@ _M.sqlite = {
     FROM addons a WHERE a.key = l.key) AS addon_list,
     (SELECT max(version) FROM catalogues) AS active_catalogue FROM licenses l WHERE l.key = ?]],
   insert_license = [[INSERT INTO licenses (key, product, edition, level, kind, start, ms_expires,
-    ms_start, lease_ended, trial_days, version_lock, failover, owner, catalogue)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+    ms_start, lease_ended, trial_days, version_lock, failover, owner, catalogue, email)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
   set_addon = [[INSERT INTO addons (key, addon, paid_through) VALUES (?, ?, ?)
     ON CONFLICT (key, addon) DO UPDATE SET paid_through = excluded.paid_through]],
   insert_term = "INSERT INTO terms (key, item, starts, ends, bought) VALUES (?, ?, ?, ?, ?)",
@@ -37,6 +37,7 @@ _M.sqlite = {
   set_lease_ended = "UPDATE licenses SET lease_ended = ? WHERE key = ?",
   set_disabled = "UPDATE licenses SET disabled = ?, disabled_reason = ? WHERE key = ?",
   set_owner = "UPDATE licenses SET owner = ?, transfer_consent = ? WHERE key = ?",
+  set_email = "UPDATE licenses SET email = ? WHERE key = ?",
   installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated, fingerprint
     FROM installations WHERE key = ? ORDER BY seq]],
   insert_installation = [[INSERT INTO installations

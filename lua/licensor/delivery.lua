@@ -1,0 +1,70 @@
+-- licensor.delivery -- which channel each outbox action leaves by, for
+-- `licensor deliver`: webhooks (licensor.webhook) and customer mail
+-- (licensor.mail).
+--
+-- Each action has one channel, because the outbox records one delivery per
+-- row: a row sent by mail and by webhook would have to succeed on both or
+-- be sent again on both.  The order of precedence:
+--   1. --webhook ACTION=URL names the action: that URL;
+--   2. --smtp is given and the action is for the customer (licensor.mail
+--      ACTIONS): mail to the license's email address;
+--   3. --webhook URL: that URL;
+--   4. otherwise the action has no handler and stays pending.
+local common = require "licensor.store.common"
+
+local ipairs, pairs = ipairs, pairs
+
+local _M = {}
+
+-- Splits --webhook values into {action = url} and the catch-all url; nil,
+-- why for an action the outbox does not have.
+local function split_webhooks(urls)
+  local known = {}
+  for _, action in ipairs(common.ACTIONS) do known[action] = true end
+  local by_action, all = {}, nil
+  for _, u in ipairs(urls or {}) do
+    local action, url = u:match("^([%w_]+)=(%a+://.+)$")
+    if action and not known[action] then
+      return nil, "--webhook " .. action .. "=...: no outbox action '" .. action .. "' (" ..
+        table.concat(common.ACTIONS, ", ") .. ")"
+    end
+    if action then by_action[action] = url else all = u end
+  end
+  return by_action, all
+end
+
+-- routes{webhooks=, smtp=(bool)} -> {action = "mail" | url}: the plan; or
+-- nil, why.
+function _M.routes(opts)
+  local by_action, all = split_webhooks(opts.webhooks)
+  if not by_action then return nil, all end
+  local customer = {}
+  for _, action in ipairs(require("licensor.mail").ACTIONS) do customer[action] = true end
+  local plan = {}
+  for _, action in ipairs(common.ACTIONS) do
+    plan[action] = by_action[action] or (opts.smtp and customer[action] and "mail") or all
+  end
+  return plan
+end
+
+-- install(store, opts) -> the plan (or nil, why): store:on for every
+-- routed action.
+-- opts: webhooks (list of --webhook values), secret, timeout (s), and
+-- mail (licensor.mail.handler's options) when mail is configured.
+function _M.install(store, opts)
+  local plan, why = _M.routes{ webhooks = opts.webhooks, smtp = opts.mail ~= nil }
+  if not plan then return nil, why end
+  local mail_handler
+  for action, route in pairs(plan) do
+    if route == "mail" then
+      mail_handler = mail_handler or require("licensor.mail").handler(store, opts.mail)
+      store:on(action, mail_handler)
+    else
+      store:on(action, require("licensor.webhook").handler{ url = route, secret = opts.secret,
+                                                            timeout = opts.timeout })
+    end
+  end
+  return plan
+end
+
+return _M

@@ -1,0 +1,116 @@
+-- licensor.mail -- outbox actions addressed to the customer, mailed to the
+-- license's owner (its `email` field) by SMTP: the store:on handlers
+-- `licensor deliver --smtp` installs.
+--
+-- Each action has a template (licensor.mail.template): ACTION.txt in the
+-- deliverer's template directory, or the bundled one.  The message is
+-- plain UTF-8 text, quoted-printable, with a Message-ID made from the
+-- outbox row, so the copy a retry may send (delivery is at least once) is
+-- recognisably the same message.
+local template = require "licensor.mail.template"
+local bundled = require "licensor.mail.templates"
+local smtp = require "licensor.mail.smtp"
+local money = require "licensor.money"
+
+local ipairs, tostring, error, concat = ipairs, tostring, error, table.concat
+local os_date, find, gsub = os.date, string.find, string.gsub
+
+local _M = {}
+
+-- The outbox actions meant for the customer, in store:on's order.
+_M.ACTIONS = { "email_customer", "ms_expiring", "ms_lapsed", "trial_ending", "lease_ending",
+               "addon_expiring" }
+
+-- templates(dir) -> {action = template}, or nil, "file:line: why", code:
+-- dir/ACTION.txt where it exists, the bundled text otherwise.
+function _M.templates(dir)
+  local list = {}
+  for _, action in ipairs(_M.ACTIONS) do
+    local path = dir and (dir .. "/" .. action .. ".txt")
+    local f = path and io.open(path, "rb")
+    local t, why, code
+    if f then
+      f:close()
+      t, why, code = template.read(path)
+    else
+      t, why, code = template.parse(bundled[action], "(bundled) " .. action .. ".txt")
+    end
+    if not t then return nil, why, code end
+    list[action] = t
+  end
+  return list
+end
+
+-- The placeholder values of an action on a license.
+local function values(lic, action, product_name)
+  local detail = action.detail or {}
+  local days = detail.days
+  if days and days < 0 then days = -days end
+  return { owner = lic.owner or lic.email, email = lic.email, key = lic.key,
+           product = product_name or lic.product, edition = lic.edition, item = detail.item,
+           days = days, date = action.refers_to or action.on,
+           price = detail.price and money.format(detail.price, detail.currency) }
+end
+
+-- A header value: RFC 2047 base64 words when it is not plain ASCII.
+local function header_text(text)
+  if not find(text, "[\128-\255]") then return text end
+  local b64 = require("mime").b64
+  return "=?UTF-8?B?" .. b64(text) .. "?="
+end
+
+local function quoted_printable(text)
+  local mime = require "mime"
+  local encode = require("ltn12").filter.chain(mime.normalize(), mime.encode("quoted-printable"),
+                                               mime.wrap("quoted-printable"))
+  return encode(text) .. (encode(nil) or "")
+end
+
+-- message(from, to, subject, body, id) -> the text SMTP's DATA carries.
+function _M.message(from, to, subject, body, id)
+  local domain = from:match("@(.+)$") or "licensor.invalid"
+  local headers = {
+    "From: " .. from, "To: " .. to, "Subject: " .. header_text(subject),
+    "Date: " .. os_date("!%a, %d %b %Y %H:%M:%S +0000"),
+    "Message-ID: <lsr_" .. tostring(id) .. "@" .. domain .. ">",
+    "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
+    "Content-Transfer-Encoding: quoted-printable",
+    "Auto-Submitted: auto-generated",
+  }
+  -- DATA's terminator (CRLF . CRLF) ends the last line.
+  local text = gsub(quoted_printable(body), "\r?\n", "\r\n")
+  return concat(headers, "\r\n") .. "\r\n\r\n" .. (text:gsub("\r\n$", ""))
+end
+
+-- handler(store, opts) -> a store:on handler.  opts: from, templates (from
+-- _M.templates), and licensor.mail.smtp's host, port, timeout, starttls,
+-- user, password, cafile.  A license without an email address, or a
+-- recipient or message the server refuses for good (5xx), answers nil,
+-- why, "undeliverable": the row is dead-lettered at once, to be re-queued
+-- (licensor outbox retry ID) once the address is mended.  Anything else
+-- that fails raises, and the delivery is tried again later.
+function _M.handler(store, opts)
+  local names = {}
+  return function(action)
+    local lic, msg = store:get(action.key)
+    if not lic then error("license " .. tostring(action.key) .. ": " .. tostring(msg), 0) end
+    if not lic.email then
+      return nil, "license " .. lic.key .. " has no email address (licensor set KEY --email ADDRESS)",
+        "undeliverable"
+    end
+    if names[lic.product] == nil then
+      local cat = store:catalogue()
+      local product = cat and cat:product(lic.product)
+      names[lic.product] = product and product.name or lic.product
+    end
+    local subject, body = template.render(opts.templates[action.action],
+                                          values(lic, action, names[lic.product]))
+    local sent, why, permanent = smtp.send(opts, lic.email,
+                                           _M.message(opts.from, lic.email, subject, body, action.id))
+    if sent then return true end
+    if permanent then return nil, why, "undeliverable" end
+    error(why, 0)
+  end
+end
+
+return _M
