@@ -366,13 +366,42 @@ static bool read_reminders(lua_State *L, int policy_table, lsr_policy *policy, b
   return ok;
 }
 
+/* Is name a policy setting?  The numeric fields of lsr_policy_fields and
+ * the three read by name below. */
+static bool policy_setting(const char *name)
+{
+  static const char *const named[] = { "renewal_basis", "fingerprint_match", "reminders", NULL };
+  for (const lsr_policy_field *f = lsr_policy_fields; f->name != NULL; f++)
+    if (strcmp(name, f->name) == 0) return true;
+  for (int i = 0; named[i] != NULL; i++)
+    if (strcmp(name, named[i]) == 0) return true;
+  return false;
+}
+
+/* Every key of the policy table at `table` is a setting: a misspelt one
+ * (ms_percnt) would otherwise be ignored without a word. */
+static bool check_policy_keys(lua_State *L, int table, build_error *e)
+{
+  lua_pushnil(L);
+  while (lua_next(L, table) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) return refuse(e, "policy keys are names of settings");
+    if (!policy_setting(lua_tostring(L, -1)))
+      return refuse(e, "policy.%s is not a policy setting (misspelt?)", lua_tostring(L, -1));
+  }
+  return true;
+}
+
 /* policy = { ms_months = 12, ... }: the fields of lsr_policy_fields within
- * their bounds, renewal_basis, fingerprint_match and reminders. */
-static bool read_policy(lua_State *L, int idx, lsr_policy *policy, build_error *e)
+ * their bounds, renewal_basis, fingerprint_match and reminders; any other
+ * key is refused unless `lenient` (catalogue versions stored before that
+ * check existed must still open). */
+static bool read_policy(lua_State *L, int idx, lsr_policy *policy, bool lenient, build_error *e)
 {
   int table = optional_table(L, idx, "policy");
   if (table == 0) return true;
   if (table < 0) return refuse(e, "policy must be a table");
+  if (!lenient && !check_policy_keys(L, table, e)) return false;
   for (const lsr_policy_field *f = lsr_policy_fields; f->name != NULL; f++) {
     long long v;
     lua_getfield(L, table, f->name);
@@ -419,7 +448,7 @@ static bool read_currency(lua_State *L, int idx, lsr_catalogue *cat, build_error
   return true;
 }
 
-static bool read_catalogue_table(lua_State *L, int idx, lsr_catalogue **out, build_error *e)
+static bool read_catalogue_table(lua_State *L, int idx, bool lenient, lsr_catalogue **out, build_error *e)
 {
   size_t n;
   lsr_catalogue *cat;
@@ -436,7 +465,7 @@ static bool read_catalogue_table(lua_State *L, int idx, lsr_catalogue **out, bui
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  return read_currency(L, idx, cat, e) && read_policy(L, idx, &cat->policy, e);
+  return read_currency(L, idx, cat, e) && read_policy(L, idx, &cat->policy, lenient, e);
 }
 
 /* The shared build records: one table per build, in compiled order. */
@@ -475,14 +504,16 @@ static int catalogue_refused(lua_State *L, const build_error *e)
   return 4;
 }
 
-/* licensor.catalogue(t) -> catalogue, or nil, message, "invalid_catalogue",
- * {product=, build=} */
+/* licensor.catalogue(t [, lenient]) -> catalogue, or nil, message,
+ * "invalid_catalogue", {product=, build=}.  lenient: unknown policy keys
+ * are ignored (the store's own, already stored versions). */
 static int l_catalogue(lua_State *L)
 {
   build_error e;
   catalogue_box *box;
   int bad_product;
   int64_t bad_build;
+  bool lenient = lua_toboolean(L, 2) != 0;
   lb_check_table(L, 1, "catalogue");
   lua_settop(L, 1);
   e.product = NULL;
@@ -493,7 +524,7 @@ static int l_catalogue(lua_State *L)
   box->cat = NULL;
   lua_pushvalue(L, UV(UV_MT));
   lua_setmetatable(L, -2);
-  if (read_catalogue_table(L, 1, &box->cat, &e) &&
+  if (read_catalogue_table(L, 1, lenient, &box->cat, &e) &&
       lsr_catalogue_compile(box->cat, e.text, sizeof e.text, &bad_product, &bad_build)) {
     push_build_records(L, box->cat);
     lsr_setuservalue(L, 2);

@@ -173,6 +173,17 @@ describe("catalogue validation", function()
     assert.matches("disable_after_days", refused({ policy = { phone_after_days = 10, disable_after_days = 5 },
                                                   products = with_product({}).products }))
   end)
+
+  it("refuses a policy key it does not know, naming it, instead of ignoring a misspelling", function()
+    local products = with_product({}).products
+    assert.matches("^policy%.ms_percnt is not a policy setting",
+                   refused({ policy = { ms_percent = 20, ms_percnt = 20 }, products = products }))
+    assert.matches("^policy keys are names", refused({ policy = { 12 }, products = products }))
+    -- The store's own versions, stored before the check, still open.
+    local core = require "licensor.core"
+    local cat = assert(core.catalogue({ policy = { ms_percnt = 20, ms_months = 6 }, products = products }, true))
+    assert.are.equal(6, cat:policy().ms_months)
+  end)
 end)
 
 describe("compiled catalogue", function()

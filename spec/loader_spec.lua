@@ -55,6 +55,13 @@ return { products = {
     assert.are.equal(path .. ":5: product 'app': build 2 released 2019-01-01 is older than build 1 released 2020-01-01", msg)
   end)
 
+  it("name the line of a misspelt policy setting", function()
+    local _, msg, code, path = load_source("return {\n  products = {},\n  policy = {\n    ms_months = 12,\n" ..
+                                           "    ms_percnt = 20,\n  },\n}\n")
+    assert.are.same({ "invalid_catalogue", path .. ":5: policy.ms_percnt is not a policy setting (misspelt?)" },
+                    { code, msg })
+  end)
+
   it("report syntax and runtime errors with file:line", function()
     local _, msg, code, path = load_source("return {\n  products = {\n")
     assert.are.equal("invalid_catalogue", code)

@@ -33,9 +33,24 @@ local function read_file(path)
   return source or ""
 end
 
--- The line of the product / build a validation message names.
-local function locate(source, where)
-  if not where or not where.product then return 1 end
+-- The line of a "policy.NAME ..." message's setting: the first NAME = after
+-- the line that opens the policy.
+local function locate_policy(source, message)
+  local name = message:match("^policy%.([%a_][%w_]*)")
+  if not name then return 1 end
+  local line_no, in_policy = 0, false
+  for line in (source .. "\n"):gmatch("([^\n]*)\n") do
+    line_no = line_no + 1
+    in_policy = in_policy or line:find("%f[%w_]policy%s*=") ~= nil
+    if in_policy and line:find("%f[%w_]" .. name .. "%s*=") then return line_no end
+  end
+  return 1
+end
+
+-- The line of the product / build (or the policy setting) a validation
+-- message names.
+local function locate(source, where, message)
+  if not where or not where.product then return locate_policy(source, message) end
   local line_no, product_line, build_line = 0, nil, nil
   local id_pattern = "id%s*=%s*[\"']" .. where.product:gsub("%p", "%%%0") .. "[\"']"
   local build_pattern = where.build and ("number%s*=%s*" .. where.build .. "%f[^%d]")
@@ -79,7 +94,7 @@ function _M.load(path)
   if not t then return nil, source, code end
   local cat, msg, err_code, where = core.catalogue(t)
   if not cat then
-    return nil, concat({ path, ":", locate(source, where), ": ", msg }), err_code
+    return nil, concat({ path, ":", locate(source, where, msg), ": ", msg }), err_code
   end
   return cat, t
 end

@@ -117,11 +117,12 @@ end
 ------------------------------------------------------------------------
 
 -- compile(source, version) -> the catalogue of a version's data text (read
--- by the data-only reader, never run), or nil, message, code.
+-- by the data-only reader, never run), or nil, message, code.  Leniently:
+-- a version stored before unknown policy keys were refused still opens.
 function _M.compile(source, version)
   local t, msg, code = core.read_data(source, "catalogue version " .. version)
   if not t then return nil, msg, code end
-  local cat, err = core.catalogue(t)
+  local cat, err = core.catalogue(t, true)
   if not cat then return nil, err, "invalid_catalogue" end
   return cat
 end
