@@ -4,7 +4,6 @@
 -- loopback address (python3-aiosmtpd), with STARTTLS, certificate checks
 -- and AUTH.
 local run = require "support.cli"
-local core = require "licensor.core"
 local cjson = require "cjson"
 local stores = require "support.stores"
 local smtpd = require "support.smtpd"
@@ -170,19 +169,6 @@ describe("delivery routes", function()
   end)
 end)
 
--- A key on two servers from 2018-12-05: the ladder emails its customer on
--- the sweep of 2019-01-04 (R11).
-local function two_servers(store, fields)
-  local lic = stores.issue(store, fields)
-  store:activate(lic.key, "old", 6855, "2018-11-01")
-  store:activate(lic.key, "new", 6911, "2018-12-05")
-  for day = core.day("2018-11-02"), core.day("2019-01-04") do
-    store:checkin(lic.key, "old", core.date(day))
-    if day >= core.day("2018-12-05") then store:checkin(lic.key, "new", core.date(day)) end
-  end
-  return lic
-end
-
 -- deliver --smtp to server with the test authority, plus args.
 local function deliver(path, server, ...)
   return run("--db", path, "deliver", "--smtp", server.address, "--mail-from", FROM,
@@ -226,7 +212,8 @@ describe("licensor deliver --smtp", function()
                                         email = "trial@acme.example" })
     local lease = stores.issue(store, { kind = "lease", start = "2019-01-01", email = "lease@acme.example" })
     assert(store:end_lease(lease.key, "2019-06-01"))
-    local fraud = two_servers(store, { email = "fraud@acme.example", owner = "Two Servers Ltd" })
+    -- On two servers: the ladder emails its customer on 2019-01-04 (R11).
+    local fraud = stores.two_servers(store, "2019-01-04", { email = "fraud@acme.example", owner = "Two Servers Ltd" })
     for _, day in ipairs({ "2019-01-04", "2019-05-01", "2019-05-12", "2019-06-01" }) do assert(store:sweep(day)) end
     store:close()
     local status, out = deliver(path, tls_server)

@@ -5,18 +5,7 @@ local failure = require "licensor.failure"
 local stores = require "support.stores"
 
 -- A key on two servers from 2018-12-05 (excess; fraud from 2019-01-04),
--- both checking in daily through `through`.
-local function two_servers(store, through)
-  local lic = stores.issue(store, { start = "2018-06-01" })
-  store:activate(lic.key, "old", 6855, "2018-11-01")
-  store:activate(lic.key, "new", 6911, "2018-12-05")
-  for day = core.day("2018-11-02"), core.day(through) do
-    store:checkin(lic.key, "old", core.date(day))
-    if day >= core.day("2018-12-05") then store:checkin(lic.key, "new", core.date(day)) end
-  end
-  return lic
-end
-
+-- both checking in daily through `through`: stores.two_servers.
 local function actions(taken)
   local list = {}
   for _, t in ipairs(taken) do list[#list + 1] = t.action end
@@ -35,13 +24,13 @@ end
 describe("R11 store:sweep", function()
   it("takes no step while the key is migrating", function()
     local store = stores.new(":memory:")
-    two_servers(store, "2019-01-03")
+    stores.two_servers(store, "2019-01-03")
     assert.are.same({}, store:sweep("2019-01-03"))
   end)
 
   it("emails the customer and notifies the fraud team on the first sweep on or after the fraud day", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-01-04")
+    local lic = stores.two_servers(store, "2019-01-04")
     local taken = store:sweep("2019-01-04")
     assert.are.same({ "email_customer", "notify_fraud_team" }, actions(taken))
     assert.are.same({ key = lic.key, case = taken[1].case, action = "email_customer", on = "2019-01-04" }, taken[1])
@@ -50,7 +39,7 @@ describe("R11 store:sweep", function()
 
   it("phones 7 and disables 14 days after the first step was actually taken", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-02-20")
+    local lic = stores.two_servers(store, "2019-02-20")
     -- The first sweep comes late, on 2019-02-01: the warning still gets its 14 days.
     assert.are.same({ "email_customer", "notify_fraud_team" }, actions(store:sweep("2019-02-01")))
     assert.are.same({}, store:sweep("2019-02-07"))
@@ -65,14 +54,14 @@ describe("R11 store:sweep", function()
 
   it("takes every overdue step of a case in one sweep, each once", function()
     local store = stores.new(":memory:")
-    two_servers(store, "2019-03-01")
+    stores.two_servers(store, "2019-03-01")
     store:sweep("2019-01-10")
     assert.are.same({ "phone_customer", "disable_key" }, actions(store:sweep("2019-03-01")))
   end)
 
   it("closes the case when the excess ends before the key is disabled", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-01-10")
+    local lic = stores.two_servers(store, "2019-01-10")
     store:sweep("2019-01-10")
     store:deactivate(lic.key, "new", "2019-01-12")
     assert.are.same({}, store:sweep("2019-01-20"))
@@ -83,7 +72,7 @@ describe("R11 store:sweep", function()
 
   it("keeps a disabled key disabled until an admin re-enables it, which closes the case", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-01-18")
+    local lic = stores.two_servers(store, "2019-01-18")
     store:sweep("2019-01-04")
     store:sweep("2019-01-18")
     assert.are.equal("2019-01-18", store:get(lic.key).disabled)
@@ -105,7 +94,7 @@ describe("R11 store:sweep", function()
 
   it("cannot be dodged with a one-day gap: the runs join and the server is refused (amended R10)", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-01-04")
+    local lic = stores.two_servers(store, "2019-01-04")
     assert.are.same({ "email_customer", "notify_fraud_team" }, actions(store:sweep("2019-01-04")))
     store:deactivate(lic.key, "new", "2019-01-05")
     keep_checking_in(store, lic.key, "2019-01-05", "2019-01-06")
@@ -115,7 +104,7 @@ describe("R11 store:sweep", function()
 
   it("resumes the closed case when excess returns within case_cooldown_days (amended R11)", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-01-04")
+    local lic = stores.two_servers(store, "2019-01-04")
     local first = store:sweep("2019-01-04")
     store:deactivate(lic.key, "new", "2019-01-05")
     assert.are.same({}, store:sweep("2019-01-05"))          -- the excess ended: closed
@@ -136,7 +125,7 @@ describe("R11 store:sweep", function()
 
   it("opens a new case when excess returns after case_cooldown_days", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-01-04")
+    local lic = stores.two_servers(store, "2019-01-04")
     store:sweep("2019-01-04")
     store:deactivate(lic.key, "new", "2019-01-05")
     store:sweep("2019-01-05")
@@ -150,7 +139,7 @@ describe("R11 store:sweep", function()
 
   it("never resumes a case an admin closed by re-enabling the key", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-01-18")
+    local lic = stores.two_servers(store, "2019-01-18")
     store:sweep("2019-01-04")
     store:sweep("2019-01-18")                                -- disabled
     store:deactivate(lic.key, "new", "2019-01-19")
@@ -163,7 +152,7 @@ describe("R11 store:sweep", function()
 
   it("logs each step in the key's events", function()
     local store = stores.new(":memory:")
-    local lic = two_servers(store, "2019-01-04")
+    local lic = stores.two_servers(store, "2019-01-04")
     store:sweep("2019-01-04")
     local kinds = {}
     for _, e in ipairs(store:events(lic.key)) do kinds[#kinds + 1] = e.kind end
@@ -175,7 +164,7 @@ describe("the outbox", function()
   local store
   before_each(function()
     store = stores.new(":memory:")
-    two_servers(store, "2019-01-04")
+    stores.two_servers(store, "2019-01-04")
     store:sweep("2019-01-04")
   end)
 

@@ -63,6 +63,20 @@ function _M.issue(store, fields)
   return assert(store:issue(spec))
 end
 
+-- A perpetual license (these fields changed) on server "old" from
+-- 2018-11-01 and "new" from 2018-12-05, both checking in daily through
+-- `through`: excess from 2018-12-05, the fraud day 2019-01-04 (R10, R11).
+function _M.two_servers(store, through, fields)
+  local lic = _M.issue(store, fields)
+  store:activate(lic.key, "old", 6855, "2018-11-01")
+  store:activate(lic.key, "new", 6911, "2018-12-05")
+  for day = core.day("2018-11-02"), core.day(through) do
+    store:checkin(lic.key, "old", core.date(day))
+    if day >= core.day("2018-12-05") then store:checkin(lic.key, "new", core.date(day)) end
+  end
+  return lic
+end
+
 -- The raw answer of store:issue for a license with these fields changed.
 function _M.issue_result(store, fields)
   local spec = { product = "smartertrack", edition = "enterprise", level = 5, start = "2018-06-01" }
