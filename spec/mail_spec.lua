@@ -273,7 +273,7 @@ describe("licensor deliver --smtp", function()
     assert.matches("does not offer STARTTLS", out)
     assert.are.equal(0, #plain.received())
     local status
-    status, out = deliver(path, plain)
+    status, out = deliver(path, plain, "--smtp", "[127.0.0.1]:" .. plain.port)    -- (the bracket form too)
     assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0", false },
                     { status, out, plain.received()[1].tls })
     plain.stop()

@@ -610,11 +610,18 @@ end
 
 local STARTTLS = { auto = true, always = true, never = true }
 
+-- HOST, HOST:PORT, [IPv6] or [IPv6]:PORT (a bare IPv6 address is a host).
+local function host_and_port(text, default_port)
+  local host, port = text:match("^%[([^%]]+)%]$"), nil
+  if not host then host, port = text:match("^%[([^%]]+)%]:(%d+)$") end
+  if not host then host, port = text:match("^([^:]+):(%d+)$") end
+  return host or text, tonumber(port) or default_port
+end
+
 -- The mail options of deliver --smtp HOST[:PORT] ..., checked before any
 -- delivery: a bad template stops here with file:line.
 local function mail_options(flags)
-  local host, port = flags.smtp:match("^%[?([^%]]-)%]?:(%d+)$")
-  host, port = host or flags.smtp, tonumber(port) or 25
+  local host, port = host_and_port(flags.smtp, 25)
   if type(flags.mail_from) ~= "string" then usage_error("deliver --smtp needs --mail-from ADDRESS") end
   check(require("licensor.mail.address").check(flags.mail_from))
   local starttls = flags.starttls or "auto"
