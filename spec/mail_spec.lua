@@ -152,6 +152,25 @@ describe("mail templates", function()
   end)
 end)
 
+describe("mail messages", function()
+  it("carry a non-ASCII subject as RFC 2047 words of at most 75 characters, never splitting a character", function()
+    local subject = string.rep("Zoë Müller — ", 8)
+    local text = mail.message(FROM, "zoe@acme.example", subject, "body\n", 7)
+    local header = text:match("\r\nSubject: (.-)\r\n%S")
+    local decoded = {}
+    for word in header:gmatch("[^\r\n ]+") do
+      assert.is_true(#word <= 75, word)
+      local b64 = assert(word:match("^=%?UTF%-8%?B%?(.+)%?=$"), word)
+      decoded[#decoded + 1] = require("mime").unb64(b64)
+      assert.is_nil(decoded[#decoded]:find("^[\128-\191]"))          -- no word starts mid-character
+    end
+    assert.is_true(#decoded > 1)
+    assert.are.equal(subject, table.concat(decoded))
+    assert.matches("\r\nMessage%-ID: <lsr_7@vendor%.example>\r\n", text)
+    assert.matches("\r\n\r\nbody$", text)                             -- DATA's terminator ends the line
+  end)
+end)
+
 describe("delivery routes", function()
   it("send customer actions by mail, the rest to the catch-all webhook, a named action where named", function()
     local plan = assert(delivery.routes{ smtp = true, webhooks = { "https://crm.example/all",
@@ -185,9 +204,9 @@ local function priced_store()
 end
 
 -- A store whose sweep on 2019-05-01 writes one ms_expiring for `email`.
-local function one_reminder(email)
+local function one_reminder(email, owner)
   local store, path = priced_store()
-  local key = stores.issue(store, { email = email }).key
+  local key = stores.issue(store, { email = email, owner = owner }).key
   assert.are.equal(1, #store:sweep("2019-05-01"))
   return store, path, key
 end
@@ -331,14 +350,14 @@ describe("licensor deliver --smtp", function()
   end)
 
   it("takes the --templates directory's files, and a bad one stops it before anything is sent", function()
-    local store, path = one_reminder("ann@acme.example")
+    local store, path = one_reminder("zoe@acme.example", "Zoë Müller, Zürich")
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir " .. dir))
     local status, out = run("templates", "--out", dir)
     assert.are.equal(0, status)
     assert.are.equal(#mail.ACTIONS, select(2, out:gsub("%.txt", "")))
-    write_file(dir .. "/ms_expiring.txt", "Subject: {days} days left for {key}\n\nRenew for {price}.\n")
+    write_file(dir .. "/ms_expiring.txt", "Subject: {owner}: {days} days left for {key}\n\nRenew for {price}.\n")
     assert.matches("every template is already in", select(2, run("templates", "--out", dir)))
     write_file(dir .. "/trial_ending.txt", "Subject: trial\n\nDear {ownr}\n")
     local err
@@ -350,7 +369,7 @@ describe("licensor deliver --smtp", function()
     status, out = deliver(path, tls_server, "--templates", dir)
     assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0" }, { status, out })
     local m = tls_server.received()[1]
-    assert.matches("^30 days left for ", m.headers.Subject)
+    assert.matches("^Zoë Müller, Zürich: 30 days left for %w+%-", m.headers.Subject)
     assert.matches("^Renew for %$[%d,]+%.%d%d%.\r?\n$", m.body)
     assert(os.execute("rm -r " .. dir))
     store:close()

@@ -13,7 +13,7 @@ local smtp = require "licensor.mail.smtp"
 local money = require "licensor.money"
 
 local ipairs, tostring, error, concat = ipairs, tostring, error, table.concat
-local os_date, find, gsub = os.date, string.find, string.gsub
+local os_date, find, gsub, sub = os.date, string.find, string.gsub, string.sub
 
 local _M = {}
 
@@ -52,11 +52,21 @@ local function values(lic, action, product_name)
            price = detail.price and money.format(detail.price, detail.currency) }
 end
 
--- A header value: RFC 2047 base64 words when it is not plain ASCII.
+-- A header value: RFC 2047 base64 words when it is not plain ASCII, each
+-- of at most 45 bytes of text (72 characters: the limit is 75) and never
+-- splitting a UTF-8 sequence, on folded lines.
 local function header_text(text)
   if not find(text, "[\128-\255]") then return text end
   local b64 = require("mime").b64
-  return "=?UTF-8?B?" .. b64(text) .. "?="
+  local words, i = {}, 1
+  while i <= #text do
+    local j = i + 44
+    -- Back off while the byte after the cut continues a sequence.
+    while j < #text and j > i and find(sub(text, j + 1, j + 1), "[\128-\191]") do j = j - 1 end
+    words[#words + 1] = "=?UTF-8?B?" .. b64(sub(text, i, j)) .. "?="
+    i = j + 1
+  end
+  return concat(words, "\r\n ")
 end
 
 local function quoted_printable(text)
