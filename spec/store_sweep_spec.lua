@@ -212,6 +212,34 @@ describe("the outbox", function()
     assert.are.equal(3, calls)
   end)
 
+  it("sends no row twice when a slow batch outlasts its claim and another deliverer takes the rest", function()
+    local many, path = stores.new()
+    for _ = 1, 6 do stores.issue(many) end
+    assert.are.equal(6, #many:sweep("2019-05-01"))                    -- six ms_expiring reminders
+    local other = stores.new(path)
+    local sent, first = {}, true
+    local function record(by, a) sent[#sent + 1] = by .. " " .. a.id; return true end
+    other:on("ms_expiring", function(a) return record("other", a) end)
+    many:on("ms_expiring", function(a)
+      if first then
+        -- The batch is slow: the claims on the rows after this one run out
+        -- while it is sent, and the other deliverer takes them.
+        first = false
+        local db = stores.raw(path)
+        db:exec("UPDATE outbox SET claimed_until = 1 WHERE id > " .. a.id)
+        db:close()
+        local delivered = other:deliver()
+        if delivered ~= 5 then error("the other deliverer sent " .. delivered) end
+      end
+      return record("many", a)
+    end)
+    local delivered, pending, failures = many:deliver()
+    assert.are.same({ 1, 0, 0 }, { delivered, pending, #failures })   -- the slow one skips them
+    assert.are.same({ "other 2", "other 3", "other 4", "other 5", "other 6", "many 1" }, sent)
+    other:close()
+    many:close()
+  end)
+
   it("accepts only the ladder's actions and functions", function()
     assert.has_error(function() store:on("sms_customer", function() end) end)
     assert.has_error(function() store:on("email_customer", "mail") end)

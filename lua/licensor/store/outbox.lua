@@ -34,6 +34,12 @@ local function mark_delivered(self, id)
   return true
 end
 
+-- Renews this deliverer's claim on row `id` just before its handler runs;
+-- false if the claim ran out and another deliverer holds the row now.
+local function hold(self, id)
+  return self.db:run(self.sql.hold_outbox, id, self.claim_token, os_time() * 1000 + self.claim_ms) == 1
+end
+
 local function release(self, id)
   self.db:defer(self.sql.release_outbox, id, self.claim_token)
   return true
@@ -117,7 +123,9 @@ end
 -- untouched.  Dead rows wait for store:retry(id).  Deliverers running at once on one
 -- database never hold the same row: each row goes to one of them, and a
 -- deliverer that dies holding rows leaves them to the others once its
--- claim ends (claim_ms, default 60 s).  failures lists {id=, action=,
+-- claim ends (claim_ms, default 60 s; each row's claim is renewed just
+-- before its handler runs, so claim_ms must outlast one handler, not a
+-- batch).  failures lists {id=, action=,
 -- step=, error=} of this call.
 function Store:deliver(opts)
   if opts ~= nil and type(opts) ~= "table" then bad_argument(1, "deliver", "options table expected") end
@@ -133,8 +141,12 @@ function Store:deliver(opts)
       last_id = row.id
       local handler = self.handlers[row.action]
       if handler then
-        local failed = deliver_row(self, row, handler, opts)
-        if failed then failures[#failures + 1] = failed else delivered = delivered + 1 end
+        -- A batch can outlast its claim (slow handlers): each row's claim is
+        -- renewed before it is sent, and skipped if another deliverer took it.
+        if transaction(self, hold, row.id) then
+          local failed = deliver_row(self, row, handler, opts)
+          if failed then failures[#failures + 1] = failed else delivered = delivered + 1 end
+        end
       else
         transaction(self, release, row.id)
       end

@@ -72,6 +72,10 @@ _M.sqlite = {
   claim_outbox = CLAIM_OUTBOX:format(""),
   release_outbox = [[UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
     WHERE id = ? AND claimed_by = ?]],
+  -- A deliverer about to send row ?1 renews its claim (?2 its token) to ?3;
+  -- no row changed: the claim ran out and another deliverer took the row.
+  hold_outbox = [[UPDATE outbox SET claimed_until = ?3
+    WHERE id = ?1 AND claimed_by = ?2 AND delivered IS NULL AND dead IS NULL]],
   count_pending = "SELECT count(*) FROM outbox WHERE delivered IS NULL AND dead IS NULL",
   -- A failed delivery: ?2 attempts so far, the next not before ?3, dead-lettered at ?5 (or not).
   outbox_failed = [[UPDATE outbox SET attempts = ?2, next_attempt = ?3, last_error = ?4, dead = ?5,
