@@ -58,6 +58,12 @@ describe("the demo database", function()
     assert.matches("received: .*ms_expiring %d+", output)
     assert.is_nil(output:find("BAD", 1, true))
     assert.matches("outbox: (%d+) actions delivered, 0 pending", output)
+  end)
+
+  it("shows an M&S reminder as its customer reads it by mail, price included", function()
+    assert.matches("by mail %(licensor deliver %-%-smtp%)\n=+\nTo: it@customer%-%d+%.example\n" ..
+                   "Subject: Maintenance & Support for %w+ ends on %d+%-%d+%-%d+\n\nDear customer%-%d+,\n", output)
+    assert.matches("\nRenewal price: %$[%d,]+%.%d%d", output)
     stores.remove(path)
   end)
 end)

@@ -172,7 +172,8 @@ local function populate(store, today, count)
     local start = shift(today, -(kind == "trial" and rand(60) or rand(2500)))
     local spec = { product = p.id, edition = rand(3) == 1 and "enterprise" or "professional",
                    level = p.levels[rand(#p.levels)], kind = kind, start = start,
-                   owner = "customer-" .. i, failover = rand(8) == 1 or nil,
+                   owner = "customer-" .. i, email = "it@customer-" .. i .. ".example",
+                   failover = rand(8) == 1 or nil,
                    addons = rand(3) == 1 and { p.addons[rand(#p.addons)] } or nil }
     if p.id == "smartermail" and kind == "perpetual" and rand(10) == 1 then spec.version_lock = 16 end
     local lic = assert(store:issue(spec))
@@ -291,6 +292,31 @@ local function deliver_to_receiver(say, store)
   say("outbox: " .. delivered .. " actions delivered, " .. pending .. " pending")
 end
 
+-- The first reminder of M&S as its customer reads it by mail (licensor
+-- deliver --smtp; here composed from the bundled template, not sent).
+local function first_mail(store)
+  local mail = require "licensor.mail"
+  local templates = assert(mail.templates())
+  for _, row in ipairs(store:outbox{ state = "all", limit = 1000 }) do
+    if row.action == "ms_expiring" then
+      local lic, subject, body = mail.compose(store, { id = row.id, key = row.key, action = row.action,
+                                                       on = row.on_day, refers_to = row.refers_to,
+                                                       detail = row.detail }, templates)
+      if lic then return row.id, lic.email, subject, body end
+    end
+  end
+end
+
+local function show_mail(say, store)
+  local id, to, subject, body = first_mail(store)
+  if not id then return end
+  section(say, "Outbox row " .. id .. " by mail (licensor deliver --smtp)")
+  say("To: " .. to)
+  say("Subject: " .. subject)
+  say("")
+  say((body:gsub("\n$", "")))
+end
+
 -- Builds the demo database at path (replacing it) and tells its story.
 function _M.store_demo(today, say, path)
   today = today or licensor.today()
@@ -313,6 +339,7 @@ function _M.store_demo(today, say, path)
   end
   say(tabulate.render({ { "at", "at" }, { "event", "kind" } }, rows))
   deliver_to_receiver(say, store)
+  show_mail(say, store)
   store:close()
   return lic.key
 end

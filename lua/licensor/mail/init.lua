@@ -92,6 +92,26 @@ function _M.message(from, to, subject, body, id)
   return concat(headers, "\r\n") .. "\r\n\r\n" .. (text:gsub("\r\n$", ""))
 end
 
+-- compose(store, action, templates, names) -> license, subject, body; or
+-- nil, why, "undeliverable" for a license without an address.  names
+-- caches product names by id.
+function _M.compose(store, action, templates, names)
+  local lic, msg = store:get(action.key)
+  if not lic then error("license " .. tostring(action.key) .. ": " .. tostring(msg), 0) end
+  if not lic.email then
+    return nil, "license " .. lic.key .. " has no email address (licensor set KEY --email ADDRESS)",
+      "undeliverable"
+  end
+  names = names or {}
+  if names[lic.product] == nil then
+    local cat = store:catalogue()
+    local product = cat and cat:product(lic.product)
+    names[lic.product] = product and product.name or lic.product
+  end
+  local subject, body = template.render(templates[action.action], values(lic, action, names[lic.product]))
+  return lic, subject, body
+end
+
 -- handler(store, opts) -> a store:on handler.  opts: from, templates (from
 -- _M.templates), and licensor.mail.smtp's host, port, timeout, starttls,
 -- user, password, cafile.  A license without an email address, or a
@@ -102,19 +122,8 @@ end
 function _M.handler(store, opts)
   local names = {}
   return function(action)
-    local lic, msg = store:get(action.key)
-    if not lic then error("license " .. tostring(action.key) .. ": " .. tostring(msg), 0) end
-    if not lic.email then
-      return nil, "license " .. lic.key .. " has no email address (licensor set KEY --email ADDRESS)",
-        "undeliverable"
-    end
-    if names[lic.product] == nil then
-      local cat = store:catalogue()
-      local product = cat and cat:product(lic.product)
-      names[lic.product] = product and product.name or lic.product
-    end
-    local subject, body = template.render(opts.templates[action.action],
-                                          values(lic, action, names[lic.product]))
+    local lic, subject, body = _M.compose(store, action, opts.templates, names)
+    if not lic then return nil, subject, body end
     local sent, why, permanent = smtp.send(opts, lic.email,
                                            _M.message(opts.from, lic.email, subject, body, action.id))
     if sent then return true end

@@ -159,11 +159,14 @@ end
 local STATES = { all = true, dead = true, pending = true }
 
 local function outbox_rows(self, state, limit)
-  return self.db:all(self.sql.outbox_rows, state, limit)
+  local rows = self.db:all(self.sql.outbox_rows, state, limit)
+  for _, row in ipairs(rows) do row.detail = row.detail and common.decode_detail(row.detail) end
+  return rows
 end
 
 -- store:outbox{state="dead"|"pending"|"all", limit=100} -> rows {id=, key=,
--- action=, on_day=, refers_to=, delivered=, attempts=, last_error=, dead=}
+-- case_id=, action=, on_day=, refers_to=, detail=, delivered=, attempts=,
+-- last_error=, dead=}
 function Store:outbox(opts)
   if opts ~= nil and type(opts) ~= "table" then bad_argument(1, "outbox", "options table expected") end
   local state, limit = opts and opts.state or "pending", opts and opts.limit or 100

@@ -80,7 +80,8 @@ _M.sqlite = {
   -- A failed delivery: ?2 attempts so far, the next not before ?3, dead-lettered at ?5 (or not).
   outbox_failed = [[UPDATE outbox SET attempts = ?2, next_attempt = ?3, last_error = ?4, dead = ?5,
     claimed_by = NULL, claimed_until = NULL WHERE id = ?1 AND claimed_by = ?6]],
-  outbox_rows = [[SELECT id, key, case_id, action, on_day, refers_to, delivered, attempts, last_error, dead
+  outbox_rows = [[SELECT id, key, case_id, action, on_day, refers_to, detail, delivered, attempts, last_error,
+    dead
     FROM outbox WHERE (?1 = 'all' OR (?1 = 'dead' AND dead IS NOT NULL)
       OR (?1 = 'pending' AND delivered IS NULL AND dead IS NULL)) ORDER BY id LIMIT ?2]],
   outbox_retry = [[UPDATE outbox SET dead = NULL, attempts = 0, next_attempt = NULL, last_error = NULL
