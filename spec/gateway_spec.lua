@@ -255,6 +255,11 @@ describe("the gateway", function()
     assert.are.same({ 403, "transfer_requires_consent" }, { status, answer.code })
     assert.are.equal("globex", ok("transfer", { key = lic.key, owner = "globex", consent = "EULA-9" }).license.owner)
     assert.are.equal("it@globex.example", ok("set", { key = lic.key, email = "it@globex.example" }).license.email)
+    assert.are.equal("ops@acme.example", issue(server, { email = "ops@acme.example" }).email)
+    status, answer = server:admin("issue", { product = "smartertrack", edition = "enterprise", level = 5,
+                                             email = "ops@acme" })
+    assert.are.same({ 400, "invalid_request", "email: the domain needs a dot (example.com)" },
+                    { status, answer.code, answer.message })
     status, answer = server:admin("set", { key = lic.key, email = "it at globex" })
     assert.are.same({ 400, "invalid_request" }, { status, answer.code })
     assert.is_nil(ok("set", { key = lic.key, email = "" }).license.email)

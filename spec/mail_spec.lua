@@ -171,6 +171,41 @@ describe("mail messages", function()
   end)
 end)
 
+describe("mail input from outside", function()
+  -- Deterministic, so that a failure can be replayed.
+  local seed = 2026
+  local function random(n)
+    seed = seed * 48271 % 2147483647
+    return seed % n + 1
+  end
+  local PIECES = { "a", "Z", "0", "@", ".", "-", "{", "}", "{{", "}}", "{owner}", "{key}", "\n", "\r\n", " ",
+                   "Subject:", "Subject: x\n\n", "\0", "\255", "é", "\xe2\x80\xae", string.rep("x", 70) }
+  local function garbage()
+    local parts = {}
+    for i = 1, random(12) do parts[i] = PIECES[random(#PIECES)] end
+    return table.concat(parts)
+  end
+
+  it("address checks and templates answer 20,000 garbage strings with a value or a message, never an error",
+     function()
+    local bad = {}
+    for _ = 1, 10000 do
+      local text = garbage()
+      local ok, value, message, code = pcall(address.check, text)
+      if not ok or not (value == text or (value == nil and code == "invalid_request" and message:find("^email: ")))
+      then
+        bad[#bad + 1] = ("address %q: %s"):format(text, tostring(value))
+      end
+      ok, value, message, code = pcall(template.parse, text, "t.txt")
+      if ok and value then ok = pcall(template.render, value, { owner = text, key = "K" }) end
+      if not ok or not (value or (code == "invalid_request" and message:find("^t%.txt:%d+: "))) then
+        bad[#bad + 1] = ("template %q: %s"):format(text, tostring(value))
+      end
+    end
+    assert.are.same({}, bad)
+  end)
+end)
+
 describe("delivery routes", function()
   it("send customer actions by mail, the rest to the catch-all webhook, a named action where named", function()
     local plan = assert(delivery.routes{ smtp = true, webhooks = { "https://crm.example/all",
