@@ -38,6 +38,17 @@ static int l_monotonic_us(lua_State *L)
   return 1;
 }
 
+/* core.epoch_ms() -> milliseconds since 1970 on the wall clock: the times
+ * outbox claims and backoffs end at, compared across processes and hosts
+ * (os.time's whole seconds would stretch a 1.5 s claim to 2.5). */
+static int l_epoch_ms(lua_State *L)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + (lua_Integer)(ts.tv_nsec / 1000000));
+  return 1;
+}
+
 /* licensor.today() -> today's date (UTC). */
 static int l_today(lua_State *L)
 {
@@ -51,6 +62,7 @@ static const luaL_Reg time_functions[] = {
   { "date", l_date },
   { "today", l_today },
   { "monotonic_us", l_monotonic_us },
+  { "epoch_ms", l_epoch_ms },
   { NULL, NULL }
 };
 

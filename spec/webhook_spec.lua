@@ -168,7 +168,7 @@ describe("licensor deliver", function()
     local before = #receiver.received()
     assert.is_true(before > 0 and before < 30, "received " .. before .. " before the kill")
     receiver.set("ok")
-    socket.sleep(1.6)                                                      -- the dead one's claims end
+    socket.sleep(1.8)              -- the dead one's claims end (1.5 s from its last renewal, before the kill)
     local status, out = run("--db", path, "deliver", "--webhook", receiver.url, "--secret-file", secret_file)
     assert.are.equal(0, status, out)
     local seen, twice = {}, 0

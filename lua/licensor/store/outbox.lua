@@ -4,9 +4,10 @@
 -- when its handler returned true: at least once, never lost, and one
 -- deliverer per row at a time.
 local common = require "licensor.store.common"
+local epoch_ms = require("licensor.core").epoch_ms
 
 local type, ipairs, pcall, tostring = type, ipairs, pcall, tostring
-local os_date, os_time, sort = os.date, os.time, table.sort
+local os_date, sort = os.date, table.sort
 local floor, random = math.floor, math.random
 
 local Store = common.Store
@@ -37,7 +38,7 @@ end
 -- Renews this deliverer's claim on row `id` just before its handler runs;
 -- false if the claim ran out and another deliverer holds the row now.
 local function hold(self, id)
-  return self.db:run(self.sql.hold_outbox, id, self.claim_token, os_time() * 1000 + self.claim_ms) == 1
+  return self.db:run(self.sql.hold_outbox, id, self.claim_token, epoch_ms() + self.claim_ms) == 1
 end
 
 local function release(self, id)
@@ -63,7 +64,7 @@ local function record_failure(self, row, err, opts, undeliverable)
   if undeliverable or (opts.max_tries and attempts >= opts.max_tries) then
     dead = os_date("!%Y-%m-%dT%H:%M:%SZ")
   elseif opts.backoff_ms > 0 then
-    next_attempt = os_time() * 1000 + backoff_ms(opts.backoff_ms, attempts)
+    next_attempt = epoch_ms() + backoff_ms(opts.backoff_ms, attempts)
   end
   self.db:defer(self.sql.outbox_failed, row.id, attempts, next_attempt, err, dead, self.claim_token)
   return dead ~= nil
@@ -75,7 +76,7 @@ end
 local BATCH = 100
 
 local function claim(self, last_id)
-  local now = os_time() * 1000
+  local now = epoch_ms()
   local rows = self.db:all(self.sql.claim_outbox, self.claim_token, now + self.claim_ms, last_id, now, BATCH)
   sort(rows, function(a, b) return a.id < b.id end)
   return rows
