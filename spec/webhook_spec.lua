@@ -10,6 +10,7 @@ local socket = require "socket"
 local stores = require "support.stores"
 local gateway = require "support.gateway"
 local register = require "support.registry"
+local jsonlines = require "support.jsonlines"
 local webhook = require "licensor.webhook"
 
 local unpack = table.unpack or unpack   -- luacheck: ignore unpack
@@ -39,13 +40,7 @@ local function start_receiver()
     if ok then break end
     socket.sleep(0.05)
   end
-  function r.received()
-    local list = {}
-    local f = io.open(r.log)
-    for line in (f and f:lines() or function() end) do list[#list + 1] = cjson.decode(line) end
-    if f then f:close() end
-    return list
-  end
+  function r.received() return jsonlines.read(r.log) end
   function r.set(mode) write_file(r.mode, mode .. "\n") end
   function r.stop()
     core.process.stop(r.pid, 0)

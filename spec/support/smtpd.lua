@@ -8,7 +8,7 @@
 -- smtpd.certificate() makes (once) a self-signed certificate for
 -- 127.0.0.1 and localhost with openssl: {dir, cert, key}.
 local core = require "licensor.core"
-local cjson = require "cjson"
+local jsonlines = require "support.jsonlines"
 local socket = require "socket"
 local gateway = require "support.gateway"
 local register = require "support.registry"
@@ -78,13 +78,7 @@ function _M.start(opts)
   register(s.pid, "smtp server")
   wait_for(s.port)
   s.address = "127.0.0.1:" .. s.port
-  function s.received()
-    local list = {}
-    local f = io.open(s.log)
-    for line in (f and f:lines() or function() end) do list[#list + 1] = cjson.decode(line) end
-    if f then f:close() end
-    return list
-  end
+  function s.received() return jsonlines.read(s.log) end
   function s.stop()
     core.process.stop(s.pid, 2000)
     os.remove(s.log)
