@@ -8,7 +8,6 @@ local licensor = require "licensor"
 local cjson = require "cjson"
 local socket = require "socket"
 local stores = require "support.stores"
-local gateway = require "support.gateway"
 local register = require "support.registry"
 local jsonlines = require "support.jsonlines"
 local webhook = require "licensor.webhook"
@@ -24,22 +23,13 @@ local function write_file(path, text)
   f:close()
 end
 
--- A receiver process (spec/support/receiver.lua) and what it received.
+-- A receiver process (licensor.receiver) and what it received.
 local function start_receiver()
-  local r = { port = gateway.free_port(), log = os.tmpname(), mode = os.tmpname() }
+  local r = { log = os.tmpname(), mode = os.tmpname() }
   write_file(r.mode, "ok\n")
-  r.pid = assert(core.process.spawn({ "sh", "-c",
-    "LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' exec \"$0\" \"$@\"", stores.interpreter(),
-    "spec/support/receiver.lua", tostring(r.port), r.log, r.mode }))
+  r.pid, r.port = require("licensor.receiver").start(r.log, r.mode)
   register(r.pid, "webhook receiver")
   r.url = "http://127.0.0.1:" .. r.port .. "/hooks"
-  for _ = 1, 100 do
-    local probe = socket.tcp()
-    local ok = probe:connect("127.0.0.1", r.port)
-    probe:close()
-    if ok then break end
-    socket.sleep(0.05)
-  end
   function r.received() return jsonlines.read(r.log) end
   function r.set(mode) write_file(r.mode, mode .. "\n") end
   function r.stop()

@@ -239,21 +239,8 @@ end
 
 -- Starts licensor.receiver on a free loopback port; its pid, URL and log.
 local function start_receiver()
-  local socket = require "socket"
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
   local log = os.tmpname()
-  local serve = string.format("require('licensor.receiver').serve(%d, %q)", port, log)
-  local pid = assert(core.process.spawn({ "env", "LUA_PATH=" .. package.path, "LUA_CPATH=" .. package.cpath,
-                                          jit and "luajit" or "lua5.4", "-e", serve }))
-  for _ = 1, 100 do
-    local conn = socket.tcp()
-    local up = conn:connect("127.0.0.1", port)
-    conn:close()
-    if up then break end
-    socket.sleep(0.05)
-  end
+  local pid, port = require("licensor.receiver").start(log)
   return pid, "http://127.0.0.1:" .. port .. "/licensor", log
 end
 

@@ -4,6 +4,7 @@
 -- answered=}, and answered as a mode file says when it arrives: "ok"
 -- (200, the default), "fail" (500), "slow" (200 after 0.2 s) or "hang"
 -- (no answer for 30 s).  One connection at a time; it runs until killed.
+-- start(log, mode) runs one in a child process of this interpreter.
 local socket = require "socket"
 local cjson = require "cjson"
 
@@ -48,6 +49,28 @@ function _M.serve(port, log_path, mode_path)
     conn:send("HTTP/1.1 " .. status .. "\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     conn:close()
   end
+end
+
+-- start(log_path [, mode_path]) -> pid, port: serve() in a child process
+-- (this interpreter, this LUA_PATH and LUA_CPATH) on a free loopback port,
+-- once the port answers.  core.process.stop(pid) ends it.
+function _M.start(log_path, mode_path)
+  local core = require "licensor.core"
+  local probe = assert(socket.bind("127.0.0.1", 0))
+  local _, port = probe:getsockname()
+  probe:close()
+  local serve = ("require('licensor.receiver').serve(%d, %q, %s)"):format(port, log_path,
+    mode_path and ("%q"):format(mode_path) or "nil")
+  local pid = assert(core.process.spawn({ "env", "LUA_PATH=" .. package.path, "LUA_CPATH=" .. package.cpath,
+                                          jit and "luajit" or "lua5.4", "-e", serve }))
+  for _ = 1, 100 do
+    local conn = socket.tcp()
+    local up = conn:connect("127.0.0.1", port)
+    conn:close()
+    if up then break end
+    socket.sleep(0.05)
+  end
+  return pid, tonumber(port)
 end
 
 return _M

@@ -5,7 +5,6 @@
 -- delivery is its own committed transaction.
 local stores = require "support.stores"
 local smtpd = require "support.smtpd"
-local gateway = require "support.gateway"
 local core = require "licensor.core"
 local run = require "support.cli"
 local socket = require "socket"
@@ -45,22 +44,12 @@ local function mail(tls)
 end
 
 local function webhooks()
-  local port, log, mode, secret = gateway.free_port(), os.tmpname(), os.tmpname(), os.tmpname()
-  write_file(mode, "ok\n")
+  local log, secret = os.tmpname(), os.tmpname()
   write_file(secret, "bench-secret\n")
-  local pid = assert(core.process.spawn({ "sh", "-c",
-    "LUA_PATH='lua/?.lua;lua/?/init.lua;;' exec lua5.4 -e \"require('licensor.receiver').serve(" .. port ..
-    ", '" .. log .. "', '" .. mode .. "')\"" }))
-  for _ = 1, 100 do
-    local probe = socket.tcp()
-    local up = probe:connect("127.0.0.1", port)
-    probe:close()
-    if up then break end
-    socket.sleep(0.05)
-  end
+  local pid, port = require("licensor.receiver").start(log)
   local per_second = rate(reminders(), "--webhook", "http://127.0.0.1:" .. port .. "/hooks", "--secret-file", secret)
   core.process.stop(pid, 0)
-  os.remove(log); os.remove(mode); os.remove(secret)
+  os.remove(log); os.remove(secret)
   return per_second
 end
 
