@@ -6,6 +6,7 @@
 local run = require "support.cli"
 local cjson = require "cjson"
 local stores = require "support.stores"
+local files = require "support.files"
 local smtpd = require "support.smtpd"
 local address = require "licensor.mail.address"
 local template = require "licensor.mail.template"
@@ -15,12 +16,6 @@ local delivery = require "licensor.delivery"
 local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 
 local FROM = "licenses@vendor.example"
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
 
 local function events_of(store, key, kind)
   local list = {}
@@ -137,18 +132,16 @@ describe("mail templates", function()
       assert.is_true(#subject > 10 and body:find("KEY-1", 1, true) ~= nil and body:find("Dear Ann") == 1,
                      action)
     end
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. dir))
-    write_file(dir .. "/trial_ending.txt", "Subject: trial {key}\n\nbye\n")
+    local dir = files.temp_dir()
+    files.write(dir .. "/trial_ending.txt", "Subject: trial {key}\n\nbye\n")
     local list = assert(mail.templates(dir))
     assert.are.equal("trial K", (template.render(list.trial_ending, { key = "K" })))
     assert.are.equal(bundled.ms_expiring.name, list.ms_expiring.name)
-    write_file(dir .. "/ms_lapsed.txt", "Subject: lapsed\n\n{renewal_price}\n")
+    files.write(dir .. "/ms_lapsed.txt", "Subject: lapsed\n\n{renewal_price}\n")
     local ok, message = mail.templates(dir)
     assert.is_nil(ok)
     assert.are.equal(dir .. "/ms_lapsed.txt:3: unknown placeholder {renewal_price}", message:match("^[^(]*"):gsub(" $", ""))
-    assert(os.execute("rm -r " .. dir))
+    files.remove_dir(dir)
   end)
 end)
 
@@ -338,8 +331,8 @@ describe("licensor deliver --smtp", function()
     local auth = smtpd.start{ tls = true, require_tls = true, auth = "mailer:pa55word" }
     local plain = smtpd.start{}
     local password, wrong = os.tmpname(), os.tmpname()
-    write_file(password, "pa55word\n")
-    write_file(wrong, "guess\n")
+    files.write(password, "pa55word\n")
+    files.write(wrong, "guess\n")
     local store, path = one_reminder("ann@acme.example")
     local _, out = deliver(path, plain, "--smtp-user", "mailer", "--smtp-password-file", password)
     assert.matches("refusing to send the SMTP password over an unencrypted connection", out)
@@ -386,15 +379,13 @@ describe("licensor deliver --smtp", function()
 
   it("takes the --templates directory's files, and a bad one stops it before anything is sent", function()
     local store, path = one_reminder("zoe@acme.example", "Zoë Müller, Zürich")
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. dir))
+    local dir = files.temp_dir()
     local status, out = run("templates", "--out", dir)
     assert.are.equal(0, status)
     assert.are.equal(#mail.ACTIONS, select(2, out:gsub("%.txt", "")))
-    write_file(dir .. "/ms_expiring.txt", "Subject: {owner}: {days} days left for {key}\n\nRenew for {price}.\n")
+    files.write(dir .. "/ms_expiring.txt", "Subject: {owner}: {days} days left for {key}\n\nRenew for {price}.\n")
     assert.matches("every template is already in", select(2, run("templates", "--out", dir)))
-    write_file(dir .. "/trial_ending.txt", "Subject: trial\n\nDear {ownr}\n")
+    files.write(dir .. "/trial_ending.txt", "Subject: trial\n\nDear {ownr}\n")
     local err
     status, out, err = deliver(path, tls_server, "--templates", dir)
     assert.are.same({ 2, "" }, { status, out })
@@ -406,7 +397,7 @@ describe("licensor deliver --smtp", function()
     local m = tls_server.received()[1]
     assert.matches("^Zoë Müller, Zürich: 30 days left for %w+%-", m.headers.Subject)
     assert.matches("^Renew for %$[%d,]+%.%d%d%.\r?\n$", m.body)
-    assert(os.execute("rm -r " .. dir))
+    files.remove_dir(dir)
     store:close()
   end)
 

@@ -9,7 +9,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 local stores = require "support.stores"
 local register = require "support.registry"
-local jsonlines = require "support.jsonlines"
+local files = require "support.files"
 local webhook = require "licensor.webhook"
 
 local unpack = table.unpack or unpack   -- luacheck: ignore unpack
@@ -17,21 +17,15 @@ local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 local SECRET = "s3cret-for-the-receiver"
 
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
 -- A receiver process (licensor.receiver) and what it received.
 local function start_receiver()
   local r = { log = os.tmpname(), mode = os.tmpname() }
-  write_file(r.mode, "ok\n")
+  files.write(r.mode, "ok\n")
   r.pid, r.port = require("licensor.receiver").start(r.log, r.mode)
   register(r.pid, "webhook receiver")
   r.url = "http://127.0.0.1:" .. r.port .. "/hooks"
-  function r.received() return jsonlines.read(r.log) end
-  function r.set(mode) write_file(r.mode, mode .. "\n") end
+  function r.received() return files.json_lines(r.log) end
+  function r.set(mode) files.write(r.mode, mode .. "\n") end
   function r.stop()
     core.process.stop(r.pid, 0)
     os.remove(r.log); os.remove(r.mode)
@@ -58,7 +52,7 @@ describe("licensor deliver", function()
   setup(function()
     receiver = start_receiver()
     secret_file = os.tmpname()
-    write_file(secret_file, SECRET .. "\n")
+    files.write(secret_file, SECRET .. "\n")
   end)
   teardown(function()
     receiver.stop()

@@ -7,15 +7,10 @@ local stores = require "support.stores"
 local smtpd = require "support.smtpd"
 local core = require "licensor.core"
 local run = require "support.cli"
+local files = require "support.files"
 local socket = require "socket"
 
 local N = 300
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
 
 -- A store whose sweep wrote N ms_expiring reminders; its path.
 local function reminders()
@@ -45,7 +40,7 @@ end
 
 local function webhooks()
   local log, secret = os.tmpname(), os.tmpname()
-  write_file(secret, "bench-secret\n")
+  files.write(secret, "bench-secret\n")
   local pid, port = require("licensor.receiver").start(log)
   local per_second = rate(reminders(), "--webhook", "http://127.0.0.1:" .. port .. "/hooks", "--secret-file", secret)
   core.process.stop(pid, 0)

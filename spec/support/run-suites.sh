@@ -15,7 +15,10 @@ FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
 cd "$(dirname "$0")/../.." || exit 2
 tally=$(mktemp)
 registry=$(mktemp)
-trap 'rm -f "$tally" "$registry"' EXIT
+# Every os.tmpname() of the specs lands here (spec/support/scratch.lua).
+LICENSOR_TEST_TMP=$(mktemp -d)
+export LICENSOR_TEST_TMP
+trap 'rm -f "$tally" "$registry"; rm -rf "$LICENSOR_TEST_TMP"' EXIT
 status=0
 
 run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES: a wrapper command, spec files

@@ -8,7 +8,7 @@
 -- smtpd.certificate() makes (once) a self-signed certificate for
 -- 127.0.0.1 and localhost with openssl: {dir, cert, key}.
 local core = require "licensor.core"
-local jsonlines = require "support.jsonlines"
+local files = require "support.files"
 local socket = require "socket"
 local gateway = require "support.gateway"
 local register = require "support.registry"
@@ -32,9 +32,7 @@ local certificates = {}
 function _M.certificate(name)
   name = name or "main"
   if certificates[name] then return certificates[name] end
-  local dir = os.tmpname()
-  os.remove(dir)
-  shell("mkdir -p " .. dir)
+  local dir = files.temp_dir()
   local c = { dir = dir, cert = dir .. "/cert.pem", key = dir .. "/key.pem" }
   shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=licensor-test-" .. name ..
         " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " .. c.key .. " -out " .. c.cert ..
@@ -46,7 +44,7 @@ end
 -- Removes the certificates made by this process.
 function _M.cleanup()
   for name, c in pairs(certificates) do
-    shell("rm -rf " .. c.dir)
+    files.remove_dir(c.dir)
     certificates[name] = nil
   end
 end
@@ -78,7 +76,7 @@ function _M.start(opts)
   register(s.pid, "smtp server")
   wait_for(s.port)
   s.address = "127.0.0.1:" .. s.port
-  function s.received() return jsonlines.read(s.log) end
+  function s.received() return files.json_lines(s.log) end
   function s.stop()
     core.process.stop(s.pid, 2000)
     os.remove(s.log)
