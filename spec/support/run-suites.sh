@@ -16,7 +16,10 @@ cd "$(dirname "$0")/../.." || exit 2
 tally=$(mktemp)
 registry=$(mktemp)
 # Every os.tmpname() of the specs lands here (spec/support/scratch.lua).
+# Traversable by others (not listable): PostgreSQL clusters made in it run
+# as the postgres user when the suite runs as root.
 LICENSOR_TEST_TMP=$(mktemp -d)
+chmod 711 "$LICENSOR_TEST_TMP"
 export LICENSOR_TEST_TMP
 trap 'rm -f "$tally" "$registry"; rm -rf "$LICENSOR_TEST_TMP"' EXIT
 status=0
