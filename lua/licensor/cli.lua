@@ -678,7 +678,7 @@ end
 -- over existing ones).
 function commands.templates(ctx, _, flags)
   if type(flags.out) ~= "string" then usage_error("templates needs --out DIR") end
-  local bundled, written = require("licensor.mail.templates"), {}
+  local bundled, written = require("licensor.mail.bundled"), {}
   for _, action in ipairs(require("licensor.mail").ACTIONS) do
     local path = flags.out .. "/" .. action .. ".txt"
     local existing = io.open(path, "rb")

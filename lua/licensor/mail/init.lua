@@ -8,7 +8,7 @@
 -- outbox row, so the copy a retry may send (delivery is at least once) is
 -- recognisably the same message.
 local template = require "licensor.mail.template"
-local bundled = require "licensor.mail.templates"
+local bundled = require "licensor.mail.bundled"
 local smtp = require "licensor.mail.smtp"
 local money = require "licensor.money"
 

@@ -1,4 +1,4 @@
--- licensor.mail.templates -- the templates customer mail uses when the
+-- licensor.mail.bundled -- the templates customer mail uses when the
 -- deliverer's --templates directory has no ACTION.txt of its own
 -- (`licensor templates --out DIR` writes these there to start from).
 -- The format is licensor.mail.template's.
