@@ -277,9 +277,6 @@ static int l_fingerprint_match(lua_State *L)
   return 1;
 }
 
-/* core.write_private_file(path, text) -> true, or nil, message, code
- * ("exists" when the file is there: a key file is never overwritten).
- * The file is created with mode 0600. */
 /* core.hmac_sha256(key, message) -> the 32-byte HMAC-SHA256 as 64 hex
  * digits (webhook signatures: the receiver computes the same). */
 static int l_hmac_sha256(lua_State *L)
@@ -298,6 +295,24 @@ static int l_hmac_sha256(lua_State *L)
   return 1;
 }
 
+/* core.random_hex(n) -> n random bytes (libsodium's generator) as 2n hex
+ * digits: outbox claim tokens, webhook secrets. */
+static int l_random_hex(lua_State *L)
+{
+  unsigned char bytes[64];
+  char hex[2 * sizeof bytes + 1];
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= (lua_Integer)sizeof bytes, 1, "1 to 64 bytes expected");
+  check_sodium(L);
+  randombytes_buf(bytes, (size_t)n);
+  sodium_bin2hex(hex, sizeof hex, bytes, (size_t)n);
+  lua_pushstring(L, hex);
+  return 1;
+}
+
+/* core.write_private_file(path, text) -> true, or nil, message, code
+ * ("exists" when the file is there: a key file is never overwritten).
+ * The file is created with mode 0600. */
 static int l_write_private_file(lua_State *L)
 {
   size_t len;
@@ -321,6 +336,7 @@ static int l_write_private_file(lua_State *L)
 static const luaL_Reg certificate_functions[] = {
   { "write_private_file", l_write_private_file },
   { "hmac_sha256", l_hmac_sha256 },
+  { "random_hex", l_random_hex },
   { "new_signing_key", l_new_signing_key },
   { "signing_key_public", l_signing_key_public },
   { "sign", l_sign },

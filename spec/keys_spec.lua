@@ -90,3 +90,19 @@ describe("names from outside (servers, owners)", function()
     end
   end)
 end)
+
+describe("random tokens (outbox claims, webhook secrets)", function()
+  it("are n random bytes as 2n hex digits, never the same twice in 10,000 draws", function()
+    local seen = {}
+    for _ = 1, 10000 do
+      local token = core.random_hex(12)
+      assert.matches("^%x+$", token)
+      assert.are.equal(24, #token)
+      assert.is_nil(seen[token])
+      seen[token] = true
+    end
+    assert.are.equal(128, #core.random_hex(64))
+    assert.has_error(function() core.random_hex(0) end)
+    assert.has_error(function() core.random_hex(65) end)
+  end)
+end)

@@ -416,6 +416,19 @@ describe("store:license (the read path of the gateway)", function()
     assert.are.equal("invalid_key", select(3, store:license("nope")))
     other:close(); store:close(); stores.remove(path)
   end)
+
+  it("counts each read that fills the cache, and empties the cache whole at 50,000 keys", function()
+    local common = require "licensor.store.common"
+    local cache = { cache = {}, cache_size = 0, cache_misses = 0 }
+    common.remember(cache, "a", 1)
+    common.remember(cache, "a", 2)                                   -- a stale entry replaced
+    assert.are.same({ 1, 2, 2 }, { cache.cache_size, cache.cache_misses, cache.cache.a })
+    for i = 2, 50000 do common.remember(cache, "k" .. i, i) end
+    assert.are.equal(50000, cache.cache_size)
+    common.remember(cache, "one more", 0)
+    assert.are.same({ 1, 0 }, { cache.cache_size, cache.cache["one more"] })
+    assert.is_nil(cache.cache.a)
+  end)
 end)
 
 describe("store:list", function()

@@ -229,14 +229,6 @@ local function fraud_story(say, store, today)
   return lic
 end
 
--- A random secret for the demo's webhooks.
-local function new_secret()
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local bytes = f:read(16)
-  f:close()
-  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
 -- Starts licensor.receiver on a free loopback port; its pid, URL and log.
 local function start_receiver()
   local log = os.tmpname()
@@ -250,7 +242,7 @@ local function deliver_to_receiver(say, store)
   local webhook = require "licensor.webhook"
   local cjson = require "cjson"
   local pid, url, log = start_receiver()
-  local secret = new_secret()
+  local secret = core.random_hex(16)   -- the demo webhooks' shared secret
   for _, action in ipairs(require("licensor.store.common").ACTIONS) do
     store:on(action, webhook.handler{ url = url, secret = secret, timeout = 5 })
   end

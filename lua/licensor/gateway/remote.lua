@@ -16,7 +16,6 @@ local setmetatable, type, tostring = setmetatable, type, tostring
 local _M = {}
 
 local THREAD_MODULE = "licensor.gateway.thread"
-local CACHE_LIMIT = 50000
 
 local Remote = {}
 
@@ -78,10 +77,7 @@ function methods.license(self, key)
   local cat, msg
   cat, msg, code = catalogue_at(self, version)
   if not cat then return nil, msg, code end
-  self.cache_misses = self.cache_misses + 1
-  if self.cache_size >= CACHE_LIMIT then self.cache, self.cache_size = {}, 0 end
-  if not hit then self.cache_size = self.cache_size + 1 end
-  self.cache[key] = { lic = lic, cat = cat, at = now }
+  common.remember(self, key, { lic = lic, cat = cat, at = now })
   return lic, cat
 end
 

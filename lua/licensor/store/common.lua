@@ -154,6 +154,19 @@ function _M.level_value(level)
   return level
 end
 
+-- Keeps value under key in self.cache, the read cache of licenses of a
+-- store (Store:license) or of a gateway worker (gateway.remote), each with
+-- its own rule for when an entry is stale; counts the read that fetched
+-- it.  The cache is emptied whole once it holds CACHE_LIMIT keys.
+local CACHE_LIMIT = 50000
+
+function _M.remember(self, key, value)
+  self.cache_misses = self.cache_misses + 1
+  if self.cache_size >= CACHE_LIMIT then self.cache, self.cache_size = {}, 0 end
+  if self.cache[key] == nil then self.cache_size = self.cache_size + 1 end
+  self.cache[key] = value
+end
+
 -- The license row and its add-ons as a rules.md section 3 table, and the
 -- active catalogue version (read by the same statement).
 local function load_license(self, key)

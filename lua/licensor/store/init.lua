@@ -93,14 +93,6 @@ local function display_name(path)
 end
 _M.display_name = display_name
 
--- A token naming this store's claims on outbox rows.
-local function claim_token()
-  local f = io.open("/dev/urandom", "rb")
-  local bytes = f and f:read(12) or tostring({}) .. os.time()
-  if f then f:close() end
-  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
 local function connect(path, opts)
   if is_postgresql(path) then return core.open_pg(path, opts.stale_ms), "postgresql" end
   return core.open(path, opts.synchronous == "full", opts.busy_ms), "sqlite"
@@ -129,7 +121,7 @@ local function open(path, opts)
   end
   return setmetatable({ db = db, sql = sql, path = name, kind = kind, handlers = {},
                         query_ms = opts.query_ms, cache_misses = 0, row_locks = kind == "postgresql",
-                        claim_token = claim_token(), claim_ms = opts.claim_ms or 60000 }, Store)
+                        claim_token = core.random_hex(12), claim_ms = opts.claim_ms or 60000 }, Store)
 end
 
 local function check_ms(opts, field, default, min)
@@ -248,8 +240,6 @@ end
 -- Read-through cache of Store:license, valid while the database's
 -- generation (see csrc/store.h) is the one seen before the rows were read:
 -- any commit, by any process, empties it.
-local CACHE_LIMIT = 50000
-
 local function cached_license(self, key)
   local generation = self.db:generation()
   if generation ~= self.cache_generation then
@@ -262,9 +252,7 @@ local function cached_license(self, key)
   hit = self.cache[key]
   if hit then return hit end
   hit = { license_and_catalogue(self, key) }
-  self.cache_misses = self.cache_misses + 1
-  if self.cache_size >= CACHE_LIMIT then self.cache, self.cache_size = {}, 0 end
-  self.cache[key], self.cache_size = hit, self.cache_size + 1
+  common.remember(self, key, hit)
   return hit
 end
 
