@@ -1,7 +1,9 @@
 /*
  * l_time.c -- days and clocks for Lua: licensor.day, licensor.date,
- * licensor.today, and core.monotonic_us for timing writes.  Day numbers
- * count days since 1970-01-01 (see date.h).
+ * licensor.today, core.monotonic_us for timing writes and core.monotonic_ms
+ * for the gateway's cache ages and retry times.  Day numbers count days
+ * since 1970-01-01 (see date.h).  Not for the day a workflow is recorded
+ * on: that is licensor.today (the wall clock, UTC) or the caller's day.
  */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "lbind.h"
@@ -38,6 +40,18 @@ static int l_monotonic_us(lua_State *L)
   return 1;
 }
 
+/* core.monotonic_ms() -> whole milliseconds on a clock that never goes
+ * back nor jumps with the wall clock (for how old a worker's cached read
+ * is and when to retry opening a store: ngx.now() is the wall clock as of
+ * the last event loop turn). */
+static int l_monotonic_ms(lua_State *L)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + (lua_Integer)(ts.tv_nsec / 1000000));
+  return 1;
+}
+
 /* core.epoch_ms() -> milliseconds since 1970 on the wall clock: the times
  * outbox claims and backoffs end at, compared across processes and hosts
  * (os.time's whole seconds would stretch a 1.5 s claim to 2.5). */
@@ -62,6 +76,7 @@ static const luaL_Reg time_functions[] = {
   { "date", l_date },
   { "today", l_today },
   { "monotonic_us", l_monotonic_us },
+  { "monotonic_ms", l_monotonic_ms },
   { "epoch_ms", l_epoch_ms },
   { NULL, NULL }
 };

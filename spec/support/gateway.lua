@@ -11,6 +11,7 @@
 -- (spec/support/leftovers.lua) checks is empty of live processes.
 local runner = require "licensor.gateway.runner"
 local register = require "support.registry"
+local child_env = require "support.child_env"
 local process = require("licensor.core").process
 local socket = require "socket"
 local http = require "socket.http"
@@ -21,13 +22,10 @@ local _M = {}
 
 local ROOT = os.getenv("PWD") or "."
 
--- Tools run without the suite's sanitizer preload (pgrep, for one,
--- deadlocks with libasan preloaded).
-local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
-
--- os.execute succeeded (Lua 5.4 says true, LuaJIT says 0).
+-- os.execute succeeded (Lua 5.4 says true, LuaJIT says 0).  Tools run
+-- without the suite's sanitizer preload, on its clock (support.child_env).
 local function run(command)
-  local result = os.execute(CLEAN_ENV .. "sh -c '" .. command:gsub("'", "'\\''") .. "'")
+  local result = os.execute(child_env.shell .. "sh -c '" .. command:gsub("'", "'\\''") .. "'")
   return result == true or result == 0
 end
 
@@ -100,9 +98,10 @@ function _M.start(opts)
     synchronous = opts.synchronous })
   self.conf = conf
   -- Sanitizer settings of the suite are not nginx's business: `env` drops
-  -- them and execs nginx in the same process (the group leader).
-  self.pid = assert(process.spawn({ "env", "-u", "LD_PRELOAD", "-u", "ASAN_OPTIONS", "-u", "UBSAN_OPTIONS",
-    runner.nginx_binary(), "-p", prefix, "-c", conf, "-g", "daemon off;" }, prefix .. "/logs/start.log"))
+  -- them (keeping faketime's) and execs nginx in the same process (the
+  -- group leader); the configuration keeps the clock's variables in the
+  -- workers (runner.render's env lines).
+  self.pid = assert(process.spawn(child_env.argv(runner.command(prefix, conf)), prefix .. "/logs/start.log"))
   _M.register(self.pid, prefix)
   for _ = 1, 100 do
     local status = self:request("GET", "/healthz")

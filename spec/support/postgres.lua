@@ -12,10 +12,14 @@
 local core = require "licensor.core"
 local process = core.process
 local register = require "support.registry"
+local child_env = require "support.child_env"
 
 local _M = {}
 
-local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+-- Tools (pg_isready, ls, rm) run without the suite's sanitizer preload, on
+-- its clock; the server itself inherits the suite's environment (the
+-- PostgreSQL suite is not the sanitized one), faketime's included.
+local CLEAN_ENV = child_env.shell
 
 local function sh(command)
   local result = os.execute(CLEAN_ENV .. "sh -c '" .. command:gsub("'", "'\\''") .. "' >/dev/null 2>&1")

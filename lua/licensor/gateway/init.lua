@@ -8,7 +8,9 @@
 -- init_by_lua, whose state the workers would share across fork); the
 -- store reloads the catalogue when a newer version is imported.  Answers
 -- are JSON only; bad input is a 4xx answer and never reaches the store;
--- writes are recorded on the server's own UTC day.
+-- every workflow, reads and writes, takes the server's own UTC day
+-- (licensor.today, the day the CLI and the store use) or the day pinned
+-- with init_worker{today=}.
 local licensor = require "licensor"
 local core = require "licensor.core"
 local failure = require "licensor.failure"
@@ -36,11 +38,14 @@ _M.RATE_PER_KEY = 200
 
 -- This worker's state, set by init_worker.  A store that could not be
 -- opened is tried again, no sooner than `retry_at` (backoff doubling from
--- 0.1 s to 5 s), so a worker started before its database recovers by itself.
+-- 100 ms to 5 s), so a worker started before its database recovers by
+-- itself.  retry_at is on the monotonic clock (core.monotonic_ms): a wall
+-- clock set back would hold the worker at 503 for as long.
 local worker = { store = nil, today = nil, admin_digest = nil, limits = nil,
-                 db = nil, synchronous = nil, signing_key_file = nil, retry_at = 0, backoff = 0.1 }
+                 db = nil, synchronous = nil, signing_key_file = nil, retry_at = 0, backoff = 100 }
 
-local RETRY_FIRST, RETRY_MAX = 0.1, 5
+local RETRY_FIRST, RETRY_MAX = 100, 5000
+local monotonic_ms = core.monotonic_ms
 
 -- Opens the store, or notes when to try again.  A PostgreSQL store is the
 -- thread pool's (licensor.gateway.remote): nothing connects here, and a
@@ -63,8 +68,8 @@ local function open_store()
     worker.store, worker.backoff = store, RETRY_FIRST
     return store
   end
-  ngx.log(ngx.ERR, "licensor: cannot open the store (retrying in ", worker.backoff, " s): ", msg)
-  worker.retry_at = ngx.now() + worker.backoff
+  ngx.log(ngx.ERR, "licensor: cannot open the store (retrying in ", worker.backoff, " ms): ", msg)
+  worker.retry_at = monotonic_ms() + worker.backoff
   worker.backoff = math.min(worker.backoff * 2, RETRY_MAX)
   return nil
 end
@@ -157,19 +162,20 @@ local function check(value, message, code)
   return value
 end
 
--- The server's UTC day (or the pinned one), formatted once a second.
+-- The server's UTC day (or the pinned one): licensor.today's, asked once
+-- per second of nginx's cached clock.
 local day_second, day_text
 local function today()
   if worker.today then return worker.today end
   local now = ngx.time()
-  if now ~= day_second then day_second, day_text = now, os.date("!%Y-%m-%d", now) end
+  if now ~= day_second then day_second, day_text = now, core.today() end
   return day_text
 end
 
 local function store()
   local s = worker.store
   if s then return s end
-  if ngx.now() >= worker.retry_at then s = open_store() end
+  if monotonic_ms() >= worker.retry_at then s = open_store() end
   if not s then refuse(503, "store_unavailable", UNAVAILABLE) end
   return s
 end
@@ -211,7 +217,8 @@ end
 -- Build records as JSON objects (they already hold only plain fields).
 local function verdict_answer(v, certificate)
   answer(v.ok and 200 or 403, { ok = v.ok, code = v.code, message = v.message, eligible = v.eligible,
-                                migration = v.migration, certificate = certificate })
+                                migration = v.migration, certificate = certificate,
+                                held_until = v.held_until, revocation = v.revocation })
 end
 
 ------------------------------------------------------------------------
@@ -219,7 +226,9 @@ end
 ------------------------------------------------------------------------
 
 local INSTALL_FIELDS = { key = true, server = true, build = true, fingerprint = true }
-local DEACTIVATE_FIELDS = { key = true, server = true }
+-- receipt: the return receipt the product's verifier library wrote when
+-- it deleted the certificate (frees the slot at once).
+local DEACTIVATE_FIELDS = { key = true, server = true, receipt = true }
 
 local function installation_request(name)
   local b = body()
@@ -236,7 +245,11 @@ local function installation_request(name)
   elseif name == "checkin" then
     v = check(s:checkin(key, server, on, request.count(b, "build", true), fingerprint))
   else
-    v = check(s:deactivate(key, server, on))
+    local receipt = b.receipt
+    if receipt ~= nil and (type(receipt) ~= "string" or #receipt > 4096) then
+      refuse(400, "invalid_request", "receipt: the text of a return receipt (at most 4096 bytes)")
+    end
+    v = check(s:deactivate(key, server, on, receipt and { receipt = receipt }))
   end
   -- With a fingerprint and a signing key, an accepted activation or
   -- check-in answers the installation's certificate too.
@@ -340,16 +353,17 @@ function ADMIN.issue(b)
   end
   -- The license starts on the server's day unless the body names the start
   -- (existing customers brought in); the issue is recorded on the server's
-  -- day either way.
+  -- day either way (store:issue(spec, on)).
+  local on = today()
   local spec = {
     product = request.string(b, "product"), edition = request.string(b, "edition"),
     level = request.level(b, "level"), kind = kind,
-    start = b.start ~= nil and request.date(b.start, "start") or today(),
+    start = b.start ~= nil and request.date(b.start, "start") or on,
     owner = request.string(b, "owner", true), email = request.string(b, "email", true),
     failover = request.boolean(b, "failover"),
     version_lock = request.count(b, "version_lock", true),
     trial_days = request.count(b, "trial_days", true), addons = request.names(b, "addons") }
-  return work.desc("issue", "license", spec)
+  return work.desc("issue", "license", spec, on)
 end
 
 local function key_only(workflow)
@@ -387,11 +401,13 @@ function ADMIN.disable(b)
   return work.desc("disable", "license", key, on, reason)
 end
 
+-- transfer and set are recorded on the server's day too, as their last
+-- argument (store:transfer(key, owner, opts, on), store:set(key, fields, on)).
 function ADMIN.transfer(b)
   request.only(b, { key = true, owner = true, consent = true })
   local key, owner = keyed(b.key), request.string(b, "owner")
   local consent = request.string(b, "consent", true)
-  return work.desc("transfer", "license", key, owner, { consent = consent })
+  return work.desc("transfer", "license", key, owner, { consent = consent }, today())
 end
 
 -- set {key, email}: the owner's address for customer mail ("" forgets it).
@@ -399,7 +415,7 @@ function ADMIN.set(b)
   request.only(b, { key = true, email = true })
   local key = keyed(b.key)
   local email = b.email == "" and "" or request.string(b, "email")
-  return work.desc("set", "license", key, { email = email })
+  return work.desc("set", "license", key, { email = email }, today())
 end
 
 function ADMIN.sweep(b)

@@ -1,6 +1,13 @@
 -- licensor.gateway.limit -- request rates per client address and per key,
 -- counted in one-second windows in a lua_shared_dict so that every worker
 -- sees the same counts.
+--
+-- The windows are seconds of nginx's cached wall clock (ngx.now), not the
+-- monotonic clock the cache and the store's retries use: the dictionary
+-- expires a window's counters by that same clock (incr's 2 s ttl), so the
+-- two cannot disagree; reading it costs no system call on the path every
+-- request takes; and a wall clock that jumps merely starts a fresh window
+-- early, for a second's worth of counting.
 local _M = {}
 local Limit = {}
 Limit.__index = Limit

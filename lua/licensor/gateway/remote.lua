@@ -5,10 +5,13 @@
 --
 -- Reads of a license (remote:license, the eligibility path) are kept in
 -- this worker's memory for at most stale_ms (default 1000): an answer is
--- never older than that.  The catalogue is compiled here, once per
--- version, from its text in the database.
+-- never older than that.  Ages are on the monotonic clock
+-- (core.monotonic_ms), not ngx.now(): that is the wall clock, which can be
+-- set back and would then keep an entry for as long.  The catalogue is
+-- compiled here, once per version, from its text in the database.
 local Store = require("licensor.store").Store
 local common = require "licensor.store.common"
+local monotonic_ms = require("licensor.core").monotonic_ms
 
 local ngx = ngx
 local setmetatable, type, tostring = setmetatable, type, tostring
@@ -68,9 +71,9 @@ end
 -- remote:license(key) -> license table, catalogue: from this worker's
 -- memory when read less than stale_ms ago.
 function methods.license(self, key)
-  local now = ngx.now()
+  local now = monotonic_ms()
   local hit = self.cache[key]
-  if hit and now - hit.at < self.stale then return hit.lic, hit.cat end
+  if hit and now - hit.at < self.stale_ms then return hit.lic, hit.cat end
   local lic, version, code = run(self, "call", "get", key)
   if not lic then return nil, version, code end
   if version == nil then return nil, "no catalogue has been imported into this store", "no_catalogue" end
@@ -84,7 +87,7 @@ end
 -- new{db=, signing_key_file=, stale_ms=1000, pool="licensor"}
 function _M.new(opts)
   return setmetatable({ db = opts.db, key_file = opts.signing_key_file, pool = opts.pool or "licensor",
-                        stale = (opts.stale_ms or 1000) / 1000, cache = {}, cache_size = 0, cache_misses = 0,
+                        stale_ms = opts.stale_ms or 1000, cache = {}, cache_size = 0, cache_misses = 0,
                         signing_key = opts.signing_key_file ~= nil, remote = true }, Remote)
 end
 

@@ -90,6 +90,7 @@ local TEMPLATE = [[
 %s
 %s
 %s
+%s
 worker_processes %d;
 pid %s;
 error_log %s warn;
@@ -168,6 +169,49 @@ local function user_line()
   return "# not started as root: the workers keep this user"
 end
 
+-- The clock's environment of this process, name -> value: TZ, and
+-- libfaketime's settings when it runs under faketime (FAKETIME,
+-- FAKETIME_*, and LD_PRELOAD cut to its libfaketime entries).  nginx
+-- clears its workers' environment, and libfaketime reads FAKETIME again
+-- every few seconds: without these a worker would fall back to the real
+-- clock and answer another day than the process that started it.  Read
+-- from /proc/self/environ (Lua cannot list the environment), else the
+-- usual names.
+function _M.clock_environment()
+  local env = {}
+  local f = io.open("/proc/self/environ", "rb")
+  if f then
+    for name, value in (f:read("*a") or ""):gmatch("([^%z=]+)=([^%z]*)") do env[name] = value end
+    f:close()
+  else
+    for _, name in ipairs({ "TZ", "LD_PRELOAD", "FAKETIME", "FAKETIME_SHARED" }) do
+      env[name] = os.getenv(name)
+    end
+  end
+  local clock = {}
+  for name, value in pairs(env) do
+    if name == "TZ" or name == "FAKETIME" or name:find("^FAKETIME_") then clock[name] = value end
+  end
+  local preload = {}
+  for entry in (env.LD_PRELOAD or ""):gmatch("[^%s:]+") do
+    if entry:find("faketime", 1, true) then preload[#preload + 1] = entry end
+  end
+  if #preload > 0 then clock.LD_PRELOAD = concat(preload, " ") end
+  return clock
+end
+
+-- nginx's `env` lines keeping the clock's environment in the workers.
+local function env_lines()
+  local names = {}
+  for name in pairs(_M.clock_environment()) do
+    if name:match("^[%w_]+$") then names[#names + 1] = name end
+  end
+  if #names == 0 then return "# no clock settings to keep (TZ, faketime)" end
+  table.sort(names)
+  for i, name in ipairs(names) do names[i] = "env " .. name .. ";" end
+  return concat(names, "\n")
+end
+
 -- Threads per worker for PostgreSQL calls: each holds one connection.
 _M.THREADS = 8
 
@@ -232,7 +276,7 @@ function _M.render(opts)
   -- PostgreSQL calls run in this pool, never in a worker's event loop.
   local pool = postgresql and format("thread_pool licensor threads=%d max_queue=65536;", threads)
     or "# SQLite: no thread pool"
-  f:write(format(TEMPLATE, module_lines(), user_line(), pool, workers, q(prefix .. "/nginx.pid"),
+  f:write(format(TEMPLATE, module_lines(), user_line(), pool, env_lines(), workers, q(prefix .. "/nginx.pid"),
     q(opts.error_log or (prefix .. "/logs/error.log")), conn_per_ip,
     q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
     q(prefix .. "/tmp/fastcgi"), q(prefix .. "/tmp/uwsgi"), q(prefix .. "/tmp/scgi"),
