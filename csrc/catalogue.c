@@ -23,6 +23,9 @@ void lsr_policy_defaults(lsr_policy *policy)
   policy->certificate_days = 30;
   policy->grace_days = 14;
   policy->fingerprint_match = LSR_MATCH_MOST;
+  policy->drift_components = 1;
+  policy->drift_changes = 2;
+  policy->drift_days = 90;
   /* M&S 30 and 7 days before it ends and the day after it lapsed; trials
    * 7 and 1 days before their end; leases and paid add-ons 30 days before. */
   policy->reminders[LSR_REMIND_MS] = (lsr_reminder_list){ 3, { 30, 7, -1 } };
@@ -46,6 +49,9 @@ const lsr_policy_field lsr_policy_fields[] = {
   { "certificate_days", offsetof(lsr_policy, certificate_days), 1, 3650 },
   { "grace_days", offsetof(lsr_policy, grace_days), 0, 3650 },
   { "ms_percent", offsetof(lsr_policy, ms_percent), 0, 100 },
+  { "drift_components", offsetof(lsr_policy, drift_components), 0, 4 },
+  { "drift_changes", offsetof(lsr_policy, drift_changes), 0, 1000 },
+  { "drift_days", offsetof(lsr_policy, drift_days), 1, 36500 },
   { NULL, 0, 0, 0 }
 };
 

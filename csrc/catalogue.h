@@ -97,6 +97,9 @@ typedef struct {
   int certificate_days;    /* a certificate's refresh-by, days after issue */
   int grace_days;          /* days a certificate still runs past refresh-by */
   int fingerprint_match;   /* LSR_MATCH_*: how much of a fingerprint must match */
+  int drift_components;    /* components one check-in may change in a recorded fingerprint */
+  int drift_changes;       /* fingerprint changes allowed within drift_days */
+  int drift_days;
   int ms_percent;          /* a year of M&S costs this % of the license price (0: not priced) */
   lsr_reminder_list reminders[LSR_REMIND_KINDS];
 } lsr_policy;

@@ -2,9 +2,11 @@
  * fraud.c -- R9 active installations and the R10 migration window.
  *
  * Each installation is active on the half-open interval
- * [first_seen, min(deactivated, last_seen + grace + 1)).  A sweep over the
- * interval ends, oldest first, finds where the current run of excess began
- * (runs closer than migration_gap_days joined into one).
+ * [first_seen, min(deactivated, last_seen + grace + 1)), and holds its
+ * slot until the later of that end and held_until + 1 (its certificate).
+ * A sweep over the slot intervals' ends, oldest first, finds where the
+ * current run of excess began (runs closer than migration_gap_days joined
+ * into one).
  */
 #include "fraud.h"
 
@@ -29,6 +31,26 @@ bool lsr_installation_active(const lsr_installation *inst, int grace_days, lsr_d
   return inst->first_seen <= day && day < active_until(inst, grace_days);
 }
 
+/* First day the installation no longer holds a slot. */
+static lsr_day holds_until(const lsr_installation *inst, int grace_days)
+{
+  lsr_day end = active_until(inst, grace_days);
+  if (inst->held_until != LSR_NO_DAY && inst->held_until + 1 > end) end = inst->held_until + 1;
+  return end;
+}
+
+bool lsr_installation_holds(const lsr_installation *inst, int grace_days, lsr_day day)
+{
+  return inst->first_seen <= day && day < holds_until(inst, grace_days);
+}
+
+/* Held on `day` by its certificate alone after a deactivation. */
+static bool parked(const lsr_installation *inst, int grace_days, lsr_day day)
+{
+  return inst->deactivated != LSR_NO_DAY && inst->deactivated <= day &&
+         lsr_installation_holds(inst, grace_days, day);
+}
+
 static int compare_edges(const void *a, const void *b)
 {
   const lsr_edge *x = a, *y = b;
@@ -42,11 +64,12 @@ void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
   int n_edges = 0, count = 0;
   lsr_day run_start = LSR_NO_DAY, run_end = LSR_NO_DAY;
   out->allowed = allowed;
-  out->active = 0;
+  out->active = out->parked = 0;
   for (int i = 0; i < n; i++) {
-    lsr_day begin = inst[i].first_seen, end = active_until(&inst[i], policy->checkin_grace_days);
+    lsr_day begin = inst[i].first_seen, end = holds_until(&inst[i], policy->checkin_grace_days);
     if (begin > on || end <= begin) continue;
     if (on < end) out->active++;
+    if (parked(&inst[i], policy->checkin_grace_days, on)) out->parked++;
     scratch[n_edges].day = begin;
     scratch[n_edges++].delta = 1;
     if (end <= on) {
@@ -75,7 +98,8 @@ void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
   }
   out->since = run_start;
   out->deadline = run_start + policy->migration_days - 1;
-  out->state = on <= out->deadline ? LSR_MIGRATION_MIGRATING : LSR_MIGRATION_FRAUD;
+  out->state = on <= out->deadline || out->active - out->parked <= allowed ? LSR_MIGRATION_MIGRATING
+                                                                          : LSR_MIGRATION_FRAUD;
 }
 
 unsigned lsr_ladder_due(const lsr_policy *policy, const lsr_ladder_case *c, lsr_day fraud_day,

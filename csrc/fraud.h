@@ -1,6 +1,10 @@
 /*
  * fraud.h -- the migration window of R9/R10: how many installations of a
- * key are active on a day, and since when the excess has run unbroken.
+ * key hold a slot on a day, and since when the excess has run unbroken.
+ *
+ * A slot is held by an installation active under R9, and also by one that
+ * is no longer active but whose certificate still lives (held_until): a
+ * machine with a certificate that verifies runs whatever the store says.
  */
 #ifndef LICENSOR_FRAUD_H
 #define LICENSOR_FRAUD_H
@@ -11,6 +15,7 @@ typedef struct {
   lsr_day first_seen;
   lsr_day last_seen;       /* LSR_NO_DAY: never checked in after first_seen */
   lsr_day deactivated;     /* LSR_NO_DAY: still installed */
+  lsr_day held_until;      /* last day its newest certificate verifies; LSR_NO_DAY: none */
 } lsr_installation;
 
 typedef enum { LSR_MIGRATION_OK, LSR_MIGRATION_MIGRATING, LSR_MIGRATION_FRAUD } lsr_migration_state;
@@ -18,7 +23,8 @@ typedef enum { LSR_MIGRATION_OK, LSR_MIGRATION_MIGRATING, LSR_MIGRATION_FRAUD } 
 typedef struct {
   lsr_migration_state state;
   int allowed;
-  int active;
+  int active;              /* installations holding a slot on the day */
+  int parked;              /* of those: deactivated, held by a certificate only */
   lsr_day since;           /* first day of the current excess run (T) */
   lsr_day deadline;        /* last day of the migration window (T + days - 1) */
 } lsr_migration;
@@ -35,7 +41,13 @@ int lsr_allowed_installations(bool failover);
 /* Is the installation active on `day` (R9)? */
 bool lsr_installation_active(const lsr_installation *inst, int grace_days, lsr_day day);
 
-/* R10 on `on`; scratch must hold 2*n edges. */
+/* Does it hold a slot on `day`: active, or its certificate still lives? */
+bool lsr_installation_holds(const lsr_installation *inst, int grace_days, lsr_day day);
+
+/* R10 on `on`; scratch must hold 2*n edges.  An excess is fraud once the
+ * window is over, unless it is made only of parked slots (deactivated
+ * servers whose certificates still live): those end by themselves, on
+ * their held_until, and an honest move never goes up the ladder. */
 void lsr_migration_window(const lsr_installation *inst, int n, int allowed,
                           const lsr_policy *policy, lsr_day on, lsr_edge *scratch,
                           lsr_migration *out);

@@ -15,12 +15,13 @@
  * 0 when alone, for messages); 0 or a failure count. */
 static int read_installation_table(lua_State *L, int idx, int i, lsr_installation *inst)
 {
-  static const char *const fields[] = { "first_seen", "last_seen", "deactivated" };
-  lsr_day *days[3];
+  static const char *const fields[] = { "first_seen", "last_seen", "deactivated", "held_until" };
+  lsr_day *days[4];
   days[0] = &inst->first_seen;
   days[1] = &inst->last_seen;
   days[2] = &inst->deactivated;
-  for (int f = 0; f < 3; f++) {
+  days[3] = &inst->held_until;
+  for (int f = 0; f < 4; f++) {
     int r;
     lua_getfield(L, idx, fields[f]);
     r = lb_read_date(L, -1, days[f]);
@@ -60,6 +61,10 @@ static void push_migration(lua_State *L, const lsr_migration *m)
   lua_setfield(L, -2, "allowed");
   lua_pushinteger(L, m->active);
   lua_setfield(L, -2, "active");
+  if (m->parked > 0) {
+    lua_pushinteger(L, m->parked);
+    lua_setfield(L, -2, "parked");
+  }
   if (m->since != LSR_NO_DAY) {
     lb_push_date(L, m->since);
     lua_setfield(L, -2, "since");
@@ -132,7 +137,7 @@ static int cat_admission(lua_State *L)
   allowed = lsr_allowed_installations(failover);
   lsr_migration_window(inst, count, allowed, &cat->policy, on, edges_after(inst, count + 2), &before);
   inst[count].first_seen = inst[count].last_seen = on;
-  inst[count].deactivated = LSR_NO_DAY;
+  inst[count].deactivated = inst[count].held_until = LSR_NO_DAY;
   lsr_migration_window(inst, count + 1, allowed, &cat->policy, on, edges_after(inst, count + 2), &after);
   switch (lsr_admit_new_server(&before, &after, &cat->policy)) {
   case LSR_ADMIT_OK:
@@ -168,6 +173,21 @@ static int cat_installation_active(lua_State *L)
   if ((n = read_installation_table(L, 2, 0, &inst))) return n;
   if ((n = lb_read_on(L, 3, &on))) return n;
   lua_pushboolean(L, lsr_installation_active(&inst, cat->policy.checkin_grace_days, on));
+  return 1;
+}
+
+/* cat:installation_holds({first_seen=, ..., held_until=}, on) -- does it
+ * hold a slot on `on`: active under R9, or a certificate of it still lives? */
+static int cat_installation_holds(lua_State *L)
+{
+  const lsr_catalogue *cat = lb_check_catalogue(L, 3);
+  lsr_installation inst;
+  lsr_day on;
+  int n;
+  lb_check_table(L, 2, "installation");
+  if ((n = read_installation_table(L, 2, 0, &inst))) return n;
+  if ((n = lb_read_on(L, 3, &on))) return n;
+  lua_pushboolean(L, lsr_installation_holds(&inst, cat->policy.checkin_grace_days, on));
   return 1;
 }
 
@@ -209,6 +229,7 @@ static const luaL_Reg fraud_methods[] = {
   { "migration", cat_migration },
   { "admission", cat_admission },
   { "installation_active", cat_installation_active },
+  { "installation_holds", cat_installation_holds },
   { "ladder", cat_ladder },
   { NULL, NULL }
 };

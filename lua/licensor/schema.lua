@@ -173,6 +173,18 @@ CREATE INDEX licenses_trials ON licenses (start) WHERE kind = 'trial';
 ]],
   -- 9: the owner's email address (customer actions go there by mail).
   "ALTER TABLE licenses ADD COLUMN email TEXT;",
+  -- 10: a certificate keeps its slot: the last day the installation's
+  -- newest certificate verifies (held_until), that certificate's
+  -- signature and issue time (unix seconds; a revocation covers it), why
+  -- the slot was freed early ('returned', 'forced'), and the days the
+  -- recorded fingerprint drifted (comma-separated, newest last).
+  [[
+ALTER TABLE installations ADD COLUMN held_until TEXT;
+ALTER TABLE installations ADD COLUMN signature TEXT;
+ALTER TABLE installations ADD COLUMN issued INTEGER;
+ALTER TABLE installations ADD COLUMN freed TEXT;
+ALTER TABLE installations ADD COLUMN drifts TEXT;
+]],
 }
 
 -- PostgreSQL stores start at version 6, in one script (the first five
@@ -318,6 +330,14 @@ CREATE INDEX licenses_trials ON licenses (start) WHERE kind = 'trial';
 ]],
   -- 9: the owner's email address (customer actions go there by mail).
   "ALTER TABLE licenses ADD COLUMN email TEXT;",
+  -- 10: as SQLite's.
+  [[
+ALTER TABLE installations ADD COLUMN held_until TEXT;
+ALTER TABLE installations ADD COLUMN signature TEXT;
+ALTER TABLE installations ADD COLUMN issued BIGINT;
+ALTER TABLE installations ADD COLUMN freed TEXT;
+ALTER TABLE installations ADD COLUMN drifts TEXT;
+]],
 }
 
 -- The tables in an order that keeps references satisfied (copy, dump).
@@ -334,7 +354,7 @@ _M.columns = {
   addons = { "key", "addon", "paid_through" },
   terms = { "id", "key", "item", "starts", "ends", "bought" },
   installations = { "key", "seq", "server", "build", "first_seen", "last_seen", "deactivated",
-                    "fingerprint" },
+                    "fingerprint", "held_until", "signature", "issued", "freed", "drifts" },
   fraud_cases = { "id", "key", "since", "opened", "first_step", "phoned", "disabled", "closed",
                   "closed_reason" },
   outbox = { "id", "key", "case_id", "action", "on_day", "delivered", "claimed_by", "claimed_until",

@@ -4,9 +4,11 @@
 -- thread's connection (PostgreSQL, licensor.gateway.thread).  Data, not
 -- closures, because only data crosses into nginx's worker threads.
 local failure = require "licensor.failure"
+local ipairs = ipairs
 local cjson = require("cjson.safe").new()
 
 local unpack = table.unpack or unpack   -- luacheck: ignore 143 unpack
+local ngx = ngx   -- luacheck: ignore 113 (nil outside nginx)
 
 cjson.encode_sparse_array(true)
 
@@ -26,10 +28,25 @@ local function admin_json(result)
   return cjson.encode(result)
 end
 
+-- A list as JSON: [] when empty (lua-cjson would write {}).
+local function json_list(list)
+  return #list == 0 and "[]" or cjson.encode(list)
+end
+
+-- The sweep's answer: the steps taken and the keys it could not work,
+-- each of those also in nginx's error log for the operator.
+local function sweep_json(taken, skipped)
+  for _, k in ipairs(skipped) do
+    if ngx then ngx.log(ngx.ERR, "licensor sweep skipped ", k.key, ": ", k.why) end
+  end
+  return '{"ok":true,"taken":' .. json_list(taken) .. ',"skipped":' .. json_list(skipped) .. '}'
+end
+
 -- perform(store, desc) -> JSON text, or nil, message, code.
 local function perform(s, desc)
   local result, message, code = s[desc.method](s, unpack(desc.args, 1, desc.n))
   if result == nil then return nil, message, code end
+  if desc.method == "sweep" then return sweep_json(result, message or {}) end
   return admin_json({ [desc.field] = result })
 end
 _M.perform = perform

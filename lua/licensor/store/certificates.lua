@@ -24,8 +24,8 @@ function Store:use_signing_key(path)
 end
 
 -- The server's installation, if it is active on `on` (R9).
-local function active_installation(self, cat, key, server, on)
-  local inst = common.current_of(self.db:all(self.sql.installations, key), server)
+local function active_installation(cat, installs, server, on)
+  local inst = common.current_of(installs, server)
   if inst and cat:installation_active(inst, on) then return inst end
   refuse("not_activated", "server '" .. server .. "' has no installation of this key active on " .. on)
 end
@@ -36,10 +36,28 @@ local function ends(self, lic)
   if lic.kind == "trial" then return add_days(lic.start, lic.trial_days or self.policy.trial_days) end
 end
 
--- The certificate's fields for the license's installation on `on`.  It is
--- issued on `on` at the current time of day: the issue day is the day the
--- workflow records (today, or the day a test or demo pins).
-local function fields(self, cat, lic, inst, on)
+-- When the certificate is issued (unix seconds): at the start of the day
+-- the store is asked for (never the run's time of day, so a pinned day
+-- gives the same certificate at any hour), and after every certificate
+-- the server had before, so that a revocation covering those never covers
+-- this one.
+local function issue_time(installs, server, on)
+  local t = core.day(on) * 86400
+  local newest = Store._newest_issued(installs, server)
+  if newest and newest >= t then t = newest + 1 end
+  return t
+end
+
+-- The last day the certificate verifies valid or grace: refresh-by plus
+-- grace, and never past the last day a lease or trial runs.
+local function holds_through(f)
+  local through = add_days(f.refresh_by, f.grace_days)
+  if f.ends and add_days(f.ends, -1) < through then through = add_days(f.ends, -1) end
+  return through
+end
+
+-- The certificate's fields for the license's installation on `on`.
+local function fields(self, cat, lic, inst, on, issued)
   local newest = cat:newest_build(lic.product, on)
   local lock_first = lic.version_lock and cat:first_build_of(lic.product, lic.version_lock)
   local policy = self.policy
@@ -50,7 +68,7 @@ local function fields(self, cat, lic, inst, on)
     addons = lic.addons, newest_major = newest and newest.major or 0,
     lock_first_release = lock_first and lock_first.released or nil,
     fingerprint = inst.fingerprint, match = policy.fingerprint_match,
-    issued = on .. os_date("!T%H:%M:%SZ"), refresh_by = add_days(on, policy.certificate_days),
+    issued = os_date("!%Y-%m-%dT%H:%M:%SZ", issued), refresh_by = add_days(on, policy.certificate_days),
     grace_days = policy.grace_days,
   }
 end
@@ -66,14 +84,21 @@ local function issue_certificate(self, key, server, on)
   if not status.valid then
     refuse(status.state, "license " .. key .. " is " .. status.state .. " on " .. on .. ": no certificate")
   end
-  local inst = active_installation(self, cat, key, server, on)
+  local installs = self.db:all(self.sql.installations, key)
+  local inst = active_installation(cat, installs, server, on)
   if not inst.fingerprint then
     refuse("no_fingerprint", "server '" .. server .. "' activated without a machine fingerprint")
   end
-  local f = fields(self, cat, lic, inst, on)
+  local issued = issue_time(installs, server, on)
+  local f = fields(self, cat, lic, inst, on, issued)
   local text = certificate.text(f, signing_key)
+  -- The installation holds its slot as long as this certificate verifies.
+  local through = holds_through(f)
+  if inst.held_until and inst.held_until > through then through = inst.held_until end
+  self.db:defer(self.sql.hold_installation, key, inst.seq, through, certificate.signature_of(text), issued)
   common.log(self, key, on, "certificate", { server = server, signer = signing_key.id,
-                                             refresh_by = f.refresh_by, fingerprint = inst.fingerprint })
+                                             refresh_by = f.refresh_by, fingerprint = inst.fingerprint,
+                                             held_until = through })
   return text
 end
 

@@ -59,9 +59,20 @@ end
 -- The boundary
 ------------------------------------------------------------------------
 
--- Commits after a workflow that ran to its end; rolls back otherwise.
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+-- Commits after a workflow that ran to its end; rolls back otherwise,
+-- and after a workflow that ended in a refusal (_M.discard).
 local function finish(self, db, ok, ...)
   self.in_transaction = false
+  if ok and self.discard_wanted then
+    self.discard_wanted = false
+    local rolled_back, err = pcall(db.rollback, db)
+    if rolled_back then return ... end
+    return failure.answer(false, err)
+  end
   if ok then
     local committed, err = pcall(db.commit, db)
     if committed then return ... end
@@ -76,12 +87,25 @@ local function attempt(self, fn, ...)
   local db = self.db
   local began, err = pcall(db.begin, db)
   if not began then return failure.answer(false, err) end
-  self.in_transaction = true
+  self.in_transaction, self.may_discard, self.discard_wanted = true, true, false
   return finish(self, db, pcall(fn, self, ...))
 end
 
-local function pack(...)
-  return { n = select("#", ...), ... }
+-- A workflow whose answer is a refusal calls this: its transaction is
+-- rolled back instead of committed, so a refusal writes nothing (not even
+-- the commit of its row lock).  A workflow joined to another transaction
+-- leaves the decision to that one.
+function _M.discard(self)
+  if self.may_discard then self.discard_wanted = true end
+end
+
+-- Runs fn inside the open transaction, which it may not discard.
+local function joined(self, fn, ...)
+  local may = self.may_discard
+  self.may_discard = false
+  local results = pack(fn(self, ...))
+  self.may_discard = may
+  return unpack(results, 1, results.n)
 end
 
 -- How often a PostgreSQL transaction that lost a deadlock is run again.
@@ -97,7 +121,7 @@ local PG_ATTEMPTS = 5
 -- work), fn joins it and its failures go to that transaction's boundary,
 -- which rolls back all.
 function _M.transaction(self, fn, ...)
-  if self.in_transaction then return fn(self, ...) end
+  if self.in_transaction then return joined(self, fn, ...) end
   if self.kind ~= "postgresql" then return attempt(self, fn, ...) end
   for n = 1, PG_ATTEMPTS do
     local results = pack(attempt(self, fn, ...))

@@ -197,9 +197,27 @@ function Store:catalogue_version()
   return guarded(self, catalogue_version)
 end
 
+-- A catalogue that leaves licenses without their product is refused
+-- whole: the sweep, the gateway and every query of those licenses would
+-- have nothing to answer with.
+local function keeps_licensed_products(self, cat)
+  local missing = {}
+  for _, row in ipairs(self.db:all(self.sql.licenses_per_product)) do
+    if not cat:product(row.product) then
+      local n = row.n .. (row.n == 1 and " license" or " licenses")
+      missing[#missing + 1] = "'" .. row.product .. "' (" .. n .. ")"
+    end
+  end
+  if #missing > 0 then
+    refuse("invalid_catalogue", "the catalogue leaves out products that still have licenses: " ..
+      table.concat(missing, ", "))
+  end
+end
+
 local function import(self, t, today)
   local cat, msg, code = core.catalogue(t)
   if not cat then refuse(code, msg) end
+  keeps_licensed_products(self, cat)
   -- Kept as data text, read back by the data-only reader (no code runs).
   local source = failure.try(core.write_data(t))
   local active = self.db:value(self.sql.catalogue_version)

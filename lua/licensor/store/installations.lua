@@ -2,17 +2,25 @@
 -- R9, R10's admission), checkin, deactivate and the list.  Each verdict is
 -- {ok=, code=, message=, eligible=, migration=}, so a refused activation
 -- still says which build is allowed and where the migration window stands.
+--
+-- A certificate keeps its slot (doc/rules.md section 9): an installation
+-- whose newest certificate still verifies holds a slot through its
+-- held_until, deactivated or lapsed, until a return receipt or an admin's
+-- force frees it.  A refusal writes nothing: every check runs before the
+-- first write, and the transaction of a refusal is rolled back.
 local core = require "licensor.core"
 local failure = require "licensor.failure"
 local certificate = require "licensor.certificate"
 local common = require "licensor.store.common"
 
-local type, ipairs = type, ipairs
+local type, ipairs, tostring, tonumber = type, ipairs, tostring, tonumber
+local concat, os_date = table.concat, os.date
 
 local Store = common.Store
 local refuse, bad_argument = common.refuse, common.bad_argument
 local transaction, guarded = common.transaction, common.guarded
 local check_on, normalise_key, log = common.check_on, common.normalise_key, common.log
+local add_days, current_of = common.add_days, common.current_of
 
 local function verdict(ok, code, message, eligible, migration)
   return { ok = ok, code = code, message = message, eligible = eligible, migration = migration }
@@ -30,32 +38,110 @@ local function check_fingerprint(fingerprint, fn, n)
   end
 end
 
--- A fingerprint given with an activation or check-in: the installation's
--- own (recorded when it had none), a drifted one that still matches under
--- the policy (recorded: a new network card is not a new server), or
--- another machine's (false: wrong_machine).
-local function same_machine(self, key, inst, fingerprint)
-  if fingerprint == nil or fingerprint == inst.fingerprint then return true end
-  local policy = self.policy.fingerprint_match
-  if inst.fingerprint and not core.fingerprint_match(inst.fingerprint, fingerprint, policy) then
-    return false
-  end
-  self.db:defer(self.sql.set_fingerprint, key, inst.seq, fingerprint)
-  inst.fingerprint = fingerprint
-  return true
-end
-
-local function wrong_machine(server)
-  return "server '" .. server .. "' answers with another machine's fingerprint"
-end
-
 local function check_build(build, fn, n)
   if type(build) ~= "number" or build ~= build or build % 1 ~= 0 then
     bad_argument(n, fn, "build number expected", 2)
   end
 end
 
-local current_of = common.current_of
+-- The newest installation of the server, deactivated or not.
+local function latest_of(installs, server)
+  for i = #installs, 1, -1 do
+    if installs[i].server == server then return installs[i] end
+  end
+end
+
+------------------------------------------------------------------------
+-- Machines: drift within bounds, or another machine
+------------------------------------------------------------------------
+
+-- The days of the fingerprint changes within the policy's drift_days up
+-- to `on`, oldest first.
+local function recent_drifts(text, on, days)
+  local list, from = {}, add_days(on, 1 - days)
+  for day in (text or ""):gmatch("[^,]+") do
+    if day >= from then list[#list + 1] = day end
+  end
+  return list
+end
+
+-- Is `fingerprint` the installation's machine?  true and nil (the same,
+-- or none given), true and the change to record (a first fingerprint, or
+-- a drift within the policy's bounds), or false and why not.  Nothing is
+-- written here: the caller records the change once every check passed.
+local function machine_check(self, inst, fingerprint, on)
+  if fingerprint == nil or fingerprint == inst.fingerprint then return true end
+  if not inst.fingerprint then return true, { fingerprint = fingerprint, drifts = inst.drifts } end
+  local policy = self.policy
+  local server = "server '" .. inst.server .. "'"
+  if not core.fingerprint_match(inst.fingerprint, fingerprint, policy.fingerprint_match) then
+    return false, server .. " answers with another machine's fingerprint"
+  end
+  local changes = certificate.fingerprint_changes(inst.fingerprint, fingerprint)
+  if changes > policy.drift_components then
+    return false, server .. "'s fingerprint changed in " .. changes .. " components at once (at most " ..
+      policy.drift_components .. "): another machine, which must activate"
+  end
+  local recent = recent_drifts(inst.drifts, on, policy.drift_days)
+  if #recent >= policy.drift_changes then
+    return false, server .. "'s fingerprint already changed " .. #recent .. " times in " ..
+      policy.drift_days .. " days (at most " .. policy.drift_changes ..
+      "): another machine, which must activate"
+  end
+  recent[#recent + 1] = on
+  return true, { fingerprint = fingerprint, drifts = concat(recent, ",") }
+end
+
+local function record_machine(self, key, inst, change, on)
+  if not change then return end
+  self.db:defer(self.sql.set_fingerprint, key, inst.seq, change.fingerprint, change.drifts)
+  if inst.fingerprint then
+    log(self, key, on, "fingerprint",
+        { server = inst.server, from = inst.fingerprint, to = change.fingerprint })
+  end
+  inst.fingerprint, inst.drifts = change.fingerprint, change.drifts
+end
+
+------------------------------------------------------------------------
+-- Revocation notices
+------------------------------------------------------------------------
+
+-- The issue time (unix seconds) of the newest certificate of the server,
+-- over all its installations: a revocation covers it and everything
+-- before it; the next certificate is issued after it.
+local function newest_issued(installs, server)
+  local newest
+  for _, inst in ipairs(installs) do
+    local issued = tonumber(inst.issued)
+    if inst.server == server and issued and (not newest or issued > newest) then newest = issued end
+  end
+  return newest
+end
+Store._newest_issued = newest_issued
+
+-- Why the server's certificates no longer hold (nil: they still do).
+local function revocation_reason(lic, inst, on)
+  if lic.disabled and lic.disabled <= on then return "disabled" end
+  if inst.freed == "forced" then return "forced" end
+  if inst.freed == "returned" or (inst.deactivated and inst.deactivated <= on) then return "deactivated" end
+end
+
+-- A signed notice that revokes the certificates of the server's machine,
+-- for a refusal to carry back to it (nil without a signing key or without
+-- a certificate to revoke).
+local function revocation(self, lic, installs, server, on)
+  local inst = latest_of(installs, server)
+  local issued = newest_issued(installs, server)
+  local reason = inst and revocation_reason(lic, inst, on)
+  if not (reason and issued and self.signing_key and inst.fingerprint) then return nil end
+  return certificate.revocation_text({ license = lic.key, server = server, fingerprint = inst.fingerprint,
+                                       revoked = os_date("!%Y-%m-%dT%H:%M:%SZ", issued), reason = reason },
+                                     self.signing_key)
+end
+
+------------------------------------------------------------------------
+-- Workflows
+------------------------------------------------------------------------
 
 -- What every installation workflow starts from: the key and day checked,
 -- the license and active catalogue, the key's installations, the server's
@@ -63,22 +149,66 @@ local current_of = common.current_of
 local function setup(self, key, server, on, fingerprint)
   key, on = normalise_key(key), check_on(on)
   failure.try(core.check_name(server, "server"))
-  if fingerprint ~= nil and not certificate.valid_fingerprint(fingerprint) then
-    refuse("invalid_request", "fingerprint: v1:name=hex,... as `licensor fingerprint` prints it")
+  if fingerprint ~= nil then
+    local valid, why = certificate.valid_fingerprint(fingerprint)
+    if not valid then
+      refuse("invalid_request",
+             "fingerprint: " .. (why or "v1:name=hex,... as `licensor fingerprint` prints it"))
+    end
   end
   local lic, cat = common.license_and_catalogue(self, key)
   local installs = self.db:all(self.sql.installations, key)
   return key, on, lic, cat, installs, current_of(installs, server), cat:eligible(lic, on)
 end
 
--- A refusal verdict: nothing is written, the window is as it stands.
-local function refused(code, message, eligible, cat, lic, installs, on)
-  return verdict(false, code, message, eligible, cat:migration(lic, installs, on))
+-- A refusal verdict: nothing is written (the transaction is rolled back),
+-- the window is as it stands, and a machine whose certificates no longer
+-- hold is answered their revocation.
+local function refused(self, code, message, eligible, cat, lic, installs, on, server, window)
+  common.discard(self)
+  local v = verdict(false, code, message, eligible, window or cat:migration(lic, installs, on))
+  v.revocation = revocation(self, lic, installs, server, on)
+  return v
 end
 
-local function not_activated(server)
-  return "server '" .. server .. "' has no installation of this key active on that day " ..
-    "(it must activate again)"
+-- An installation active on `on` checks in (or activates again, which is
+-- the same): its machine, R5 for the build, R13 when it goes back.
+local function check_in(self, key, lic, cat, installs, current, eligible, on, build, fingerprint, kind)
+  local server = current.server
+  local same, change = machine_check(self, current, fingerprint, on)
+  if not same then
+    return refused(self, "wrong_machine", change, eligible, cat, lic, installs, on, server)
+  end
+  build = build or current.build
+  local ok, msg, code = cat:can_install(lic, build, on)
+  if ok and build < current.build then ok, msg, code = cat:can_rollback(lic, current.build, build) end
+  if not ok then return refused(self, code, msg, eligible, cat, lic, installs, on, server) end
+  record_machine(self, key, current, change, on)
+  self.db:defer(self.sql.touch_installation, key, current.seq, on, build)
+  if on > current.last_seen then current.last_seen = on end
+  if build ~= current.build then
+    log(self, key, on, kind, { server = server, build = build, from_build = current.build })
+    current.build = build
+  end
+  return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
+end
+
+-- The installations but one.
+local function without(installs, inst)
+  local list = {}
+  for _, i in ipairs(installs) do
+    if i ~= inst then list[#list + 1] = i end
+  end
+  return list
+end
+
+-- A server that is no longer active but whose certificate still holds
+-- its slot, activating again from the same machine, takes that slot back
+-- rather than counting twice.
+local function held_by_same_machine(self, cat, held, fingerprint, on)
+  if not (held and held.held_until and fingerprint and held.fingerprint) then return false end
+  if not cat:installation_holds(held, on) then return false end
+  return core.fingerprint_match(held.fingerprint, fingerprint, self.policy.fingerprint_match)
 end
 
 local function activate(self, key, server, build, on, fingerprint)
@@ -86,32 +216,35 @@ local function activate(self, key, server, build, on, fingerprint)
   key, on, lic, cat, installs, current, eligible = setup(self, key, server, on, fingerprint)
   local db, sql = self.db, self.sql
   local ok, msg, code = cat:can_install(lic, build, on)
-  if not ok then return refused(code, msg, eligible, cat, lic, installs, on) end
+  if not ok then return refused(self, code, msg, eligible, cat, lic, installs, on, server) end
   if current and cat:installation_active(current, on) then
-    if not same_machine(self, key, current, fingerprint) then
-      return refused("wrong_machine", wrong_machine(server), eligible, cat, lic, installs, on)
-    end
     -- Already installed and active: a re-activation is a check-in.
-    db:defer(sql.touch_installation, key, current.seq, on, build)
-    if current.build ~= build then
-      log(self, key, on, "activate", { server = server, build = build, from_build = current.build })
-    end
-    if on > current.last_seen then current.last_seen = on end
-    return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
+    return check_in(self, key, lic, cat, installs, current, eligible, on, build, fingerprint, "activate")
   end
-  local admitted, window, refusal, before = cat:admission(lic, installs, on)
-  if not admitted then return verdict(false, refusal, window, eligible, before) end
+  local held = latest_of(installs, server)
+  local takes_over = held_by_same_machine(self, cat, held, fingerprint, on)
+  local counted = takes_over and without(installs, held) or installs
+  local admitted, window, refusal, before = cat:admission(lic, counted, on)
+  if not admitted then
+    return refused(self, refusal, window, eligible, cat, lic, installs, on, server, before)
+  end
   if current then db:defer(sql.deactivate_installation, key, current.seq, on) end
   -- Sequence numbers are 1, 2, ... per key: the list read above has them.
   local last = installs[#installs]
-  db:defer(sql.insert_installation, key, last and last.seq + 1 or 1, server, build, on, on, fingerprint)
+  local seq = last and last.seq + 1 or 1
+  db:defer(sql.insert_installation, key, seq, server, build, on, on, fingerprint)
+  if takes_over then
+    -- The new installation holds what the old one's certificate held.
+    db:defer(sql.hold_installation, key, seq, held.held_until, held.signature, held.issued)
+    db:defer(sql.free_installation, key, held.seq, "moved", on)
+  end
   log(self, key, on, "activate", { server = server, build = build })
   return verdict(true, nil, nil, eligible, window)
 end
 
 -- store:activate(key, server, build, on, fingerprint) -> {ok=, code=,
--- message=, eligible=, migration=}; the fingerprint (optional) is the
--- machine's, as `licensor fingerprint` prints it.
+-- message=, eligible=, migration=[, revocation=]}; the fingerprint
+-- (optional) is the machine's, as `licensor fingerprint` prints it.
 function Store:activate(key, server, build, on, fingerprint)
   check_server(server, "activate")
   check_build(build, "activate", 3)
@@ -125,27 +258,15 @@ local function checkin(self, key, server, on, build, fingerprint)
   -- R9: only a server whose installation is active that day checks in; a
   -- lapsed or deactivated one activates again, through R10's admission.
   if not current or not cat:installation_active(current, on) then
-    return refused("not_activated", not_activated(server), eligible, cat, lic, installs, on)
+    return refused(self, "not_activated", "server '" .. server .. "' has no installation of this key " ..
+      "active on that day (it must activate again)", eligible, cat, lic, installs, on, server)
   end
-  if not same_machine(self, key, current, fingerprint) then
-    return refused("wrong_machine", wrong_machine(server), eligible, cat, lic, installs, on)
-  end
-  build = build or current.build
-  local ok, msg, code = cat:can_install(lic, build, on)
-  if ok and build < current.build then ok, msg, code = cat:can_rollback(lic, current.build, build) end
-  if not ok then return refused(code, msg, eligible, cat, lic, installs, on) end
-  self.db:defer(self.sql.touch_installation, key, current.seq, on, build)
-  if on > current.last_seen then current.last_seen = on end
-  if build ~= current.build then
-    log(self, key, on, "checkin", { server = server, build = build, from_build = current.build })
-    current.build = build
-  end
-  return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
+  return check_in(self, key, lic, cat, installs, current, eligible, on, build, fingerprint, "checkin")
 end
 
 -- store:checkin(key, server, on, build, fingerprint) -> verdict; moves
 -- last_seen, may change the build (R5, and R13 when it goes back) and
--- records a drifted fingerprint that still matches.
+-- records a drifted fingerprint within the policy's drift bounds.
 function Store:checkin(key, server, on, build, fingerprint)
   check_server(server, "checkin")
   if build ~= nil then check_build(build, "checkin", 4) end
@@ -153,35 +274,87 @@ function Store:checkin(key, server, on, build, fingerprint)
   return transaction(self, checkin, key, server, on, build, fingerprint)
 end
 
-local function deactivate(self, key, server, on)
-  local lic, cat, installs, current, eligible
-  key, on, lic, cat, installs, current, eligible = setup(self, key, server, on)
-  if not current then
-    return refused("not_activated", "server '" .. server .. "' has no installation of this key",
-      eligible, cat, lic, installs, on)
+-- A return receipt frees the slot when it names the server's newest
+-- certificate: its license, server, fingerprint and signature.
+local function check_receipt(text, key, inst)
+  local r, msg = certificate.read_receipt(text)
+  if not r then refuse("invalid_receipt", "return receipt: " .. tostring(msg)) end
+  if r.license ~= key or r.server ~= inst.server then
+    refuse("invalid_receipt", "the return receipt is for license " .. r.license .. " on server '" ..
+      r.server .. "', not this one")
   end
-  if on < current.first_seen then refuse("invalid_date", "on: before the installation's first day") end
-  self.db:defer(self.sql.deactivate_installation, key, current.seq, on)
-  current.deactivated = on
-  log(self, key, on, "deactivate", { server = server })
-  return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
+  if not inst.signature or r.certificate ~= inst.signature or r.fingerprint ~= inst.fingerprint then
+    refuse("invalid_receipt", "the return receipt names a certificate that is not server '" .. inst.server ..
+      "''s newest")
+  end
 end
 
--- store:deactivate(key, server, on) -> verdict
-function Store:deactivate(key, server, on)
+local function deactivate(self, key, server, on, opts)
+  local lic, cat, installs, _, eligible
+  key, on, lic, cat, installs, _, eligible = setup(self, key, server, on)
+  local inst = latest_of(installs, server)
+  if not inst then
+    return refused(self, "not_activated", "server '" .. server .. "' has no installation of this key",
+      eligible, cat, lic, installs, on, server)
+  end
+  if on < inst.first_seen then refuse("invalid_date", "on: before the installation's first day") end
+  -- A deactivated server is deactivated once; its receipt or a force may
+  -- still free the slot its certificate holds.
+  if inst.deactivated and not (opts.receipt or opts.force) then
+    return refused(self, "not_activated", "server '" .. server .. "' was deactivated on " .. inst.deactivated,
+      eligible, cat, lic, installs, on, server)
+  end
+  local db, sql = self.db, self.sql
+  if opts.receipt then
+    check_receipt(opts.receipt, key, inst)
+    db:defer(sql.free_installation, key, inst.seq, "returned", on)
+    log(self, key, on, "deactivate", { server = server, returned = inst.signature:sub(1, 16) })
+    inst.held_until, inst.freed = nil, "returned"
+  elseif opts.force then
+    db:defer(sql.free_installation, key, inst.seq, "forced", on)
+    log(self, key, on, "force_free", { server = server, reason = opts.reason, held_until = inst.held_until })
+    inst.held_until, inst.freed = nil, "forced"
+  else
+    db:defer(sql.deactivate_installation, key, inst.seq, on)
+    log(self, key, on, "deactivate", { server = server })
+  end
+  inst.deactivated = inst.deactivated or on
+  local v = verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
+  if inst.held_until and inst.held_until >= on then v.held_until = inst.held_until end
+  return v
+end
+
+-- store:deactivate(key, server, on[, {receipt=TEXT} | {force=true,
+-- reason=TEXT}]) -> verdict; held_until is the last day a certificate of
+-- the server still holds its slot (absent: freed now).
+function Store:deactivate(key, server, on, opts)
   check_server(server, "deactivate")
-  return transaction(self, deactivate, key, server, on)
+  if opts ~= nil and type(opts) ~= "table" then bad_argument(4, "deactivate", "options table expected") end
+  opts = opts or {}
+  if opts.receipt ~= nil and type(opts.receipt) ~= "string" then
+    bad_argument(4, "deactivate", "receipt text expected")
+  end
+  if opts.force then
+    if opts.receipt then bad_argument(4, "deactivate", "a receipt or force, not both") end
+    if type(opts.reason) ~= "string" or not opts.reason:find("%S") then
+      bad_argument(4, "deactivate", "force needs a reason")
+    end
+  end
+  return transaction(self, deactivate, key, server, on, opts)
 end
 
 local function installations(self, key)
   key = normalise_key(key)
   common.load_license(self, key)
   local list = self.db:all(self.sql.installations, key)
-  for _, i in ipairs(list) do i.seq, i.fingerprint = nil, nil end
+  for _, i in ipairs(list) do
+    i.seq, i.fingerprint, i.signature, i.issued, i.drifts = nil, nil, nil, nil, nil
+  end
   return list
 end
 
--- store:installations(key) -> list of {server=, build=, first_seen=, last_seen=, deactivated=}
+-- store:installations(key) -> list of {server=, build=, first_seen=,
+-- last_seen=, deactivated=, held_until=, freed=}
 function Store:installations(key)
   return guarded(self, installations, key)
 end

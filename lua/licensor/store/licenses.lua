@@ -87,10 +87,14 @@ local function issue(self, spec, today)
 end
 
 -- store:issue{product=, edition=, level=, kind=, start=, owner=, email=,
--- failover=, version_lock=, trial_days=, addons={"eas"}} -> license table
-function Store:issue(spec)
+-- failover=, version_lock=, trial_days=, addons={"eas"}}[, on] -> license
+-- table; `on` (default today, UTC) is the day it is recorded on
+function Store:issue(spec, on)
   check_issue_spec(spec)
-  local today = core.today()
+  if on ~= nil and (type(on) ~= "string" or not core.day(on)) then
+    return nil, "on: date YYYY-MM-DD expected", "invalid_date"
+  end
+  local today = on or core.today()
   if spec.start ~= nil and not core.day(spec.start) then
     return nil, "start: date YYYY-MM-DD expected", "invalid_date"
   end
@@ -257,6 +261,9 @@ local function enable(self, key, on)
   log(self, key, on, "enable", { was_disabled = lic.disabled, reason = lic.disabled_reason })
   local case = self.db:first(self.sql.open_case, key)
   if case then common.close_case(self, key, case.id, on, "enabled", "re-enabled by an admin") end
+  -- Closed for good: no earlier case of this key ever resumes (R11), so
+  -- new excess opens a new case with the whole ladder.
+  self.db:defer(self.sql.cases_ended_by_enable, key)
   return (load_license(self, key))
 end
 
@@ -266,10 +273,10 @@ function Store:enable(key, on)
   return transaction(self, enable, key, on)
 end
 
-local function transfer(self, key, owner, opts)
+local function transfer(self, key, owner, opts, on)
   key = normalise_key(key)
   failure.try(core.check_name(owner, "owner"))
-  local today = core.today()
+  local today = check_on(on)
   local lic = load_license(self, key)
   local copy, msg, code = core.transfer(lic, owner, opts)
   if not copy then refuse(code, msg) end
@@ -279,24 +286,25 @@ local function transfer(self, key, owner, opts)
 end
 
 -- store:transfer(key, owner, {consent=}) -> license table (R14)
-function Store:transfer(key, owner, opts)
+function Store:transfer(key, owner, opts, on)
   if type(owner) ~= "string" or owner == "" then bad_argument(2, "transfer", "owner expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(3, "transfer", "options expected") end
-  return transaction(self, transfer, key, owner, opts)
+  return transaction(self, transfer, key, owner, opts, on)
 end
 
 -- What store:set may change; the owner changes by transfer (R14) only.
 local SETTABLE = { email = true }
 
-local function set(self, key, fields)
+local function set(self, key, fields, on)
   key = normalise_key(key)
+  on = check_on(on)
   local email = fields.email
   if email == "" then email = nil end
   if email ~= nil then failure.try(address.check(email)) end
   local lic = load_license(self, key)
   if lic.email ~= email then
     self.db:run(self.sql.set_email, email, key)
-    log(self, key, core.today(), "set", { field = "email", from = lic.email, to = email })
+    log(self, key, on, "set", { field = "email", from = lic.email, to = email })
   end
   return (load_license(self, key))
 end
@@ -304,13 +312,13 @@ end
 -- store:set(key, {email=ADDRESS}) -> license table: the address customer
 -- actions are mailed to ("" forgets it).  Logged as a "set" event when it
 -- changes; setting the same address again is not an event.
-function Store:set(key, fields)
+function Store:set(key, fields, on)
   if type(fields) ~= "table" then bad_argument(2, "set", "fields table expected") end
   for field, value in pairs(fields) do
     if not SETTABLE[field] then bad_argument(2, "set", "only email can be set, not " .. tostring(field)) end
     if type(value) ~= "string" then bad_argument(2, "set", field .. " must be a string") end
   end
-  return transaction(self, set, key, fields)
+  return transaction(self, set, key, fields, on)
 end
 
 return Store

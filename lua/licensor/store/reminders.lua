@@ -98,20 +98,25 @@ local KINDS = {
     item = function(row) return row.addon end },
 }
 
+local function take_row(self, k, row, offsets, n, taken)
+  local last = k.last(self, row)
+  local days = due(offsets, last, n)
+  if days then
+    take(self, row.key, k.item and k.item(row) or k.kind, k.kind, last, days, n,
+         k.detail and k.detail(self, row, n) or {}, taken)
+  end
+end
+
 -- Takes every reminder due on `on` (a date), appending to `taken`, in the
--- sweep's transaction.
-function _M.take_due(self, on, taken)
+-- sweep's transaction; each row through protect(key, fn, ...), which
+-- runs it and keeps one key's failure from stopping the others.
+function _M.take_due(self, on, taken, protect)
   local n = day(on)
   for _, k in ipairs(KINDS) do
     local offsets = self.policy.reminders[k.kind]
     if #offsets > 0 then
       for _, row in ipairs(k.rows(self, offsets, n)) do
-        local last = k.last(self, row)
-        local days = due(offsets, last, n)
-        if days then
-          take(self, row.key, k.item and k.item(row) or k.kind, k.kind, last, days, n,
-               k.detail and k.detail(self, row, n) or {}, taken)
-        end
+        protect(row.key, take_row, self, k, row, offsets, n, taken)
       end
     end
   end

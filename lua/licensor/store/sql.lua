@@ -38,23 +38,33 @@ _M.sqlite = {
   set_disabled = "UPDATE licenses SET disabled = ?, disabled_reason = ? WHERE key = ?",
   set_owner = "UPDATE licenses SET owner = ?, transfer_consent = ? WHERE key = ?",
   set_email = "UPDATE licenses SET email = ? WHERE key = ?",
-  installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated, fingerprint
-    FROM installations WHERE key = ? ORDER BY seq]],
+  installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated, fingerprint,
+    held_until, signature, issued, freed, drifts FROM installations WHERE key = ? ORDER BY seq]],
   insert_installation = [[INSERT INTO installations
     (key, seq, server, build, first_seen, last_seen, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)]],
-  set_fingerprint = "UPDATE installations SET fingerprint = ?3 WHERE key = ?1 AND seq = ?2",
+  set_fingerprint = "UPDATE installations SET fingerprint = ?3, drifts = ?4 WHERE key = ?1 AND seq = ?2",
+  -- A certificate issued for installation ?2: its slot is held through ?3.
+  hold_installation = [[UPDATE installations SET held_until = ?3, signature = ?4, issued = ?5
+    WHERE key = ?1 AND seq = ?2]],
+  -- The slot freed at once (?3 'returned' or 'forced'), deactivated on ?4
+  -- unless it already was.
+  free_installation = [[UPDATE installations SET held_until = NULL, freed = ?3,
+    deactivated = coalesce(deactivated, ?4) WHERE key = ?1 AND seq = ?2]],
   touch_installation = [[UPDATE installations
     SET last_seen = CASE WHEN last_seen < ?3 THEN ?3 ELSE last_seen END, build = ?4
     WHERE key = ?1 AND seq = ?2]],
-  deactivate_installation = "UPDATE installations SET deactivated = ?3 WHERE key = ?1 AND seq = ?2",
+  deactivate_installation = [[UPDATE installations SET deactivated = coalesce(deactivated, ?3)
+    WHERE key = ?1 AND seq = ?2]],
   insert_event = [[INSERT INTO events (key, seq, at, kind, detail, recorded)
     VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE key = ?1), ?2, ?3, ?4,
             strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))]],
   events = "SELECT at, kind, detail, recorded FROM events WHERE key = ? ORDER BY seq",
-  -- R9/R10 candidates: keys with more installations active on ?1 than
-  -- their allowance (last seen on or after ?2 = ?1 - grace).
+  -- R9/R10 candidates: keys with more installations holding a slot on ?1
+  -- than their allowance: active (last seen on or after ?2 = ?1 - grace,
+  -- not deactivated) or held by a certificate that still lives.
   excess_keys = [[SELECT i.key FROM installations i JOIN licenses l ON l.key = i.key
-    WHERE i.first_seen <= ?1 AND i.last_seen >= ?2 AND (i.deactivated IS NULL OR i.deactivated > ?1)
+    WHERE i.first_seen <= ?1 AND ((i.last_seen >= ?2 AND (i.deactivated IS NULL OR i.deactivated > ?1))
+                                  OR i.held_until >= ?1)
     GROUP BY i.key HAVING count(*) > CASE WHEN max(l.failover) = 1 THEN 2 ELSE 1 END]],
   open_case_keys = "SELECT key FROM fraud_cases WHERE closed IS NULL",
   open_case = "SELECT * FROM fraud_cases WHERE key = ? AND closed IS NULL",
@@ -63,6 +73,11 @@ _M.sqlite = {
     AND closed_reason = 'excess_ended' ORDER BY id DESC LIMIT 1]],
   insert_case = "INSERT INTO fraud_cases (key, since, opened) VALUES (?, ?, ?) RETURNING id",
   close_case = "UPDATE fraud_cases SET closed = ?, closed_reason = ? WHERE id = ?",
+  -- An admin re-enabled the key: its cases closed on excess_ended never resume.
+  cases_ended_by_enable = [[UPDATE fraud_cases SET closed_reason = 'enabled'
+    WHERE key = ? AND closed_reason = 'excess_ended']],
+  -- Licenses per product (an import must keep every product that has some).
+  licenses_per_product = "SELECT product, count(*) AS n FROM licenses GROUP BY product ORDER BY product",
   resume_case = "UPDATE fraud_cases SET closed = NULL, closed_reason = NULL, since = ? WHERE id = ?",
   case_since = "UPDATE fraud_cases SET since = ? WHERE id = ?",
   case_first_step = "UPDATE fraud_cases SET first_step = ? WHERE id = ?",

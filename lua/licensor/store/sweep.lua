@@ -7,10 +7,15 @@
 -- the excess ends; resumed, same case and same steps, when excess returns
 -- within the policy's case_cooldown_days of that closing; closed for good
 -- ("enabled") when an admin re-enables the key.
+--
+-- A key the sweep cannot work (data no catalogue answers, or a bug) is
+-- rolled back alone to a savepoint, logged and reported, and every other
+-- key is still worked: one bad key never stops the ladder for everyone.
 local common = require "licensor.store.common"
+local failure = require "licensor.failure"
 local reminders = require "licensor.store.reminders"
 
-local ipairs = ipairs
+local ipairs, pcall, tostring, type = ipairs, pcall, tostring, type
 local sort = table.sort
 
 local Store = common.Store
@@ -60,15 +65,40 @@ end
 local function sweep_key(self, cat, key, on, taken)
   local db, sql = self.db, self.sql
   local lic = common.load_license(self, key)
-  local window = cat:migration(lic, db:all(sql.installations, key), on)
+  local window = failure.try(cat:migration(lic, db:all(sql.installations, key), on))
   if window.state == "ok" then
     local open = db:first(sql.open_case, key)
     if open then common.close_case(self, key, open.id, on, "excess_ended", "the excess ended") end
     return
   end
   local case = case_for(self, key, lic, window, on)
-  if not case then return end
+  -- No step while the excess is only certificates of deactivated servers,
+  -- which end by themselves (an honest move); the case stays open.
+  if not case or (window.parked and window.active - window.parked <= window.allowed) then return end
   for _, action in ipairs(cat:ladder(case, on)) do take_step(self, key, case, action, on, taken) end
+end
+
+local function why_of(err)
+  if type(err) == "table" and err.message then return err.code .. ": " .. err.message end
+  return tostring(err)
+end
+
+-- Runs fn(...) for one key inside a savepoint; on an error its writes and
+-- steps are undone, the key is logged and added to `skipped`.
+local function each_key(self, key, on, taken, skipped, fn, ...)
+  local db, n = self.db, #taken
+  db:exec("SAVEPOINT sweep_key")
+  local ok, err = pcall(fn, ...)
+  if ok then
+    db:exec("RELEASE SAVEPOINT sweep_key")
+    return
+  end
+  db:exec("ROLLBACK TO SAVEPOINT sweep_key")
+  db:exec("RELEASE SAVEPOINT sweep_key")
+  for i = #taken, n + 1, -1 do taken[i] = nil end
+  local why = why_of(err)
+  log(self, key, on, "sweep_skipped", { why = why })
+  skipped[#skipped + 1] = { key = key, why = why }
 end
 
 -- Keys with excess on `on`, and keys with an open case, each once, sorted.
@@ -88,15 +118,20 @@ end
 local function sweep(self, on)
   on = check_on(on)
   local cat = common.active_catalogue(self)
-  local taken = {}
-  for _, key in ipairs(candidates(self, on)) do sweep_key(self, cat, key, on, taken) end
-  reminders.take_due(self, on, taken)
-  return taken
+  local taken, skipped = {}, {}
+  for _, key in ipairs(candidates(self, on)) do
+    each_key(self, key, on, taken, skipped, sweep_key, self, cat, key, on, taken)
+  end
+  reminders.take_due(self, on, taken, function(key, fn, ...)
+    each_key(self, key, on, taken, skipped, fn, ...)
+  end)
+  return taken, skipped
 end
 
--- store:sweep(on) -> list of the steps taken in this sweep: the ladder's
+-- store:sweep(on) -> list of the steps taken in this sweep (the ladder's
 -- {key=, case=, action=, on=}, then the reminders' {key=, action=, on=,
--- item=, refers_to=, days=}
+-- item=, refers_to=, days=}), and the list of keys it could not work,
+-- {key=, why=} (each also a "sweep_skipped" event)
 function Store:sweep(on)
   return transaction(self, sweep, on)
 end
