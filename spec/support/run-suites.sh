@@ -10,7 +10,7 @@
 set -u
 SUITES=${SUITES:-"lua54 luajit asan postgresql fuzz"}
 PG_SPECS="spec/mail_spec.lua spec/store_spec.lua spec/store_sweep_spec.lua spec/store_reminders_spec.lua spec/store_faults_spec.lua spec/rollback_spec.lua
-          spec/bulk_spec.lua spec/postgresql_spec.lua"
+          spec/bulk_spec.lua spec/slots_spec.lua spec/postgresql_spec.lua"
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
 cd "$(dirname "$0")/../.." || exit 2
 tally=$(mktemp)
