@@ -537,13 +537,15 @@ describe("certificates over the API", function()
                                                                     fingerprint = fp })
     assert.are.equal(200, status)
     local now = core.day("2019-06-02") * 86400
-    local verdict = licensor.verify(answer.certificate, { public_keys = { public }, fingerprint = fp, now = now })
+    local verdict = licensor.verify(answer.certificate, { public_keys = { public }, product = "smartertrack",
+                                                          fingerprint = fp, now = now })
     assert.are.same({ "valid", "m1", "2019-07-01" },
       { verdict.verdict, verdict.certificate.server, verdict.certificate.refresh_by })
     local drifted = "v1:mid=1111111111111111,uuid=2222222222222222,mac=5555555555555555,host=4444444444444444"
     status, answer = server:request("POST", "/v1/checkin", { key = key, server = "m1", fingerprint = drifted })
     assert.are.equal(200, status)
-    verdict = licensor.verify(answer.certificate, { public_keys = { public }, fingerprint = drifted, now = now })
+    verdict = licensor.verify(answer.certificate, { public_keys = { public }, product = "smartertrack",
+                                                    fingerprint = drifted, now = now })
     assert.are.equal("valid", verdict.verdict)
     status, answer = server:request("POST", "/v1/checkin", { key = key, server = "m1",
       fingerprint = "v1:mid=9999999999999999,uuid=9999999999999999,mac=9999999999999999,host=4444444444444444" })
@@ -553,6 +555,78 @@ describe("certificates over the API", function()
     status, answer = server:request("POST", "/v1/activate", { key = key, server = "m3", build = 6911,
                                                               fingerprint = "not a fingerprint" })
     assert.are.same({ 400, "invalid_request" }, { status, answer.code })
+  end)
+end)
+
+describe("the allowance over the API", function()
+  local certificate = require "licensor.certificate"
+  local core = require "licensor.core"
+
+  local function machine(n)
+    local h = string.rep(string.format("%x", n % 16), 16)
+    return "v1:mid=" .. h .. ",uuid=" .. h .. ",mac=" .. h .. ",host=" .. h
+  end
+
+  local function receipt_of(text)
+    local c = assert(core.read_certificate(text))
+    return "-----BEGIN LICENSOR RETURN RECEIPT-----\nformat: 1\nlicense: " .. c.license .. "\nserver: " ..
+      c.server .. "\nfingerprint: " .. c.fingerprint .. "\ncertificate: " .. certificate.signature_of(text) ..
+      "\n-----END LICENSOR RETURN RECEIPT-----\n"
+  end
+
+  it("keeps a certificate's slot across /v1/deactivate until a receipt frees it; a sweep never answers 500",
+     function()
+    local db = fresh_db()
+    local key_file = os.tmpname()
+    os.remove(key_file)
+    assert(certificate.new_key_files(key_file))
+    local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN, signing_key_file = key_file }
+    finally(function()
+      server:stop()
+      stores.remove(db)
+      os.remove(key_file)
+      os.remove(key_file .. ".pub")
+    end)
+    local key = issue(server).key
+    local certified, refused = 0, {}
+    for n = 1, 6 do
+      local status, answer = server:request("POST", "/v1/activate", { key = key, server = "m" .. n,
+                                                                      build = 6911, fingerprint = machine(n) })
+      if status == 200 then
+        assert.is_string(answer.certificate)
+        certified = certified + 1
+        status, answer = server:request("POST", "/v1/deactivate", { key = key, server = "m" .. n })
+        assert.are.same({ 200, "2019-07-15" }, { status, answer.held_until })
+      else
+        refused[#refused + 1] = answer.code
+      end
+    end
+    assert.are.equal(2, certified)
+    assert.are.same({ "too_many_installations", "too_many_installations", "too_many_installations",
+                      "too_many_installations" }, refused)
+    -- The honest path: the product deactivates with its receipt; the slot frees at once.
+    local status, answer = server:request("POST", "/v1/activate", { key = key, server = "m1", build = 6911,
+                                                                    fingerprint = machine(1) })
+    assert.are.equal(200, status)
+    local text = answer.certificate
+    status, answer = server:request("POST", "/v1/deactivate", { key = key, server = "m1",
+                                                                receipt = receipt_of(text) })
+    assert.are.same({ 200, nil }, { status, answer.held_until })
+    status, answer = server:request("POST", "/v1/deactivate", { key = key, server = "m2", receipt = "forged" })
+    assert.are.same({ 403, "invalid_receipt" }, { status, answer.code })
+    -- A deactivated machine that calls in is answered its revocation.
+    status, answer = server:request("POST", "/v1/checkin", { key = key, server = "m2", fingerprint = machine(2) })
+    assert.are.same({ 403, "not_activated" }, { status, answer.code })
+    assert.matches("BEGIN LICENSOR REVOCATION", answer.revocation, 1, true)
+    -- A key with excess that no catalogue answers is skipped by the sweep, never a 500.
+    local ghost = issue(server).key
+    assert.are.equal(200, (activate(server, ghost, "g1")))
+    assert.are.equal(200, (activate(server, ghost, "g2")))
+    local raw = stores.raw(db)
+    raw:exec("UPDATE licenses SET product = 'ghost' WHERE key = '" .. ghost .. "'")
+    raw:close()
+    status, answer = server:admin("sweep", {})
+    assert.are.same({ 200, ghost }, { status, answer.skipped and answer.skipped[1] and answer.skipped[1].key })
   end)
 end)
 
