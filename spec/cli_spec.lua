@@ -184,13 +184,15 @@ describe("licensor command", function()
     assert.are.equal(0, (run("request", key, "air-gapped-1", "6911", "--fingerprint", fp, "--out", request)))
     status, out = run("--db", db, "activate", "--request", request, "--out", cert, "--signing-key", signing)
     assert.are.same({ 0, "certificate for air-gapped-1 written to " .. cert }, { status, out })
-    status, out = run("verify", cert, "--public-key", signing .. ".pub", "--fingerprint", fp)
+    status, out = run("verify", cert, "--public-key", signing .. ".pub", "--product", "smartertrack", "--fingerprint", fp)
     assert.are.same({ 0, "valid" }, { status, out })
-    status, out = run("--json", "verify", cert, "--public-key", signing .. ".pub", "--fingerprint", fp)
+    status, out = run("--json", "verify", cert, "--public-key", signing .. ".pub", "--product", "smartertrack",
+                      "--fingerprint", fp)
     assert.are.equal(0, status)
     assert.matches('"verdict":"valid"', out)
     assert.matches('"server":"air%-gapped%-1"', out)
-    status, out = run("verify", cert, "--public-key", signing .. ".pub", "--fingerprint", "v1:mid=0000000000000000")
+    status, out = run("verify", cert, "--public-key", signing .. ".pub", "--product", "smartertrack",
+                      "--fingerprint", "v1:mid=0000000000000000")
     assert.are.same({ 1, "wrong_machine" }, { status, out })
     assert.are.equal(2, (run("verify", cert)))
     status, out = run("--db", db, "certificate", key, "air-gapped-1", "--signing-key", signing)
@@ -316,8 +318,9 @@ describe("licensor --json, command by command", function()
       { "checkin", { key, "json-1" }, { key, "nowhere" }, 1 },
       { "installations", { key }, { BAD_KEY }, 2 },
       { "certificate", { key, "json-1", "--signing-key", signing }, { key, "nowhere", "--signing-key", signing }, 1 },
-      { "verify", { "--fingerprint", FP, "--public-key", signing .. ".pub" }, { "--public-key", signing .. ".pub",
-        "--fingerprint", "v1:mid=0000000000000000" }, 1 },
+      { "verify", { "--fingerprint", FP, "--public-key", signing .. ".pub", "--product", "smartertrack" },
+        { "--public-key", signing .. ".pub", "--product", "smartertrack", "--fingerprint", "v1:mid=0000000000000000" },
+        1 },
       { "upgrade", { key, "--level", "10", "--quote" }, { key, "--level", "10", "--pay", "1" }, 1 },
       { "add-addon", { key, "live_chat_translation" }, { key, "nope" }, 1 },
       { "renew", { key }, { key, "--on", "someday" }, 2 },
