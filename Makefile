@@ -216,11 +216,12 @@ gateway: deps
 # The verifier library: shared and static, with its header and pkg-config
 # file (installed by `make install`).
 VERIFY_BUILD := build/verify
-VERIFY_VERSION := 1.0.0
+VERIFY_VERSION := 2.0.0
+VERIFY_SONAME := liblicensor-verify.so.$(firstword $(subst ., ,$(VERIFY_VERSION)))
 $(VERIFY_BUILD)/liblicensor-verify.so: $(VERIFY_SOURCES) csrc/date.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) -shared \
-	  -Wl,-soname,liblicensor-verify.so.1 -o $@ $(VERIFY_SOURCES) csrc/date.c -lsodium
+	  -Wl,-soname,$(VERIFY_SONAME) -o $@ $(VERIFY_SOURCES) csrc/date.c -lsodium
 
 $(VERIFY_BUILD)/liblicensor-verify.a: $(VERIFY_SOURCES) csrc/date.c $(HEADERS) Makefile
 	@mkdir -p $(VERIFY_BUILD)/obj
@@ -251,8 +252,8 @@ install: all verify-lib
 	install -m 644 csrc/licensor_verify.h $(DESTDIR)$(PREFIX)/include/licensor_verify.h
 	install -m 755 $(VERIFY_BUILD)/liblicensor-verify.so \
 	  $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.so.$(VERIFY_VERSION)
-	ln -sf liblicensor-verify.so.$(VERIFY_VERSION) $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.so.1
-	ln -sf liblicensor-verify.so.1 $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.so
+	ln -sf liblicensor-verify.so.$(VERIFY_VERSION) $(DESTDIR)$(PREFIX)/lib/$(VERIFY_SONAME)
+	ln -sf $(VERIFY_SONAME) $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.so
 	install -m 644 $(VERIFY_BUILD)/liblicensor-verify.a $(DESTDIR)$(PREFIX)/lib/liblicensor-verify.a
 	install -m 644 $(VERIFY_BUILD)/licensor-verify.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/licensor-verify.pc
 

@@ -1,8 +1,10 @@
 /*
  * lsrv.c -- certificates for the offline verifier (licensor_verify.h):
- * the strict reader of format 1, the signature check, and the offline
- * rules (R3-R8) over a verified certificate.  Every read stays inside the
- * given bytes; nothing is allocated; no state outlives a call.
+ * the strict reader of format 1 (certificates and revocation notices),
+ * the signature check, revocations in the state, and the offline rules
+ * (R3-R8) over a verified certificate.  Every read stays inside the given
+ * bytes; nothing is allocated; no state outlives a call.  Files (the
+ * state, returns) are lsrv_machine.c's.
  */
 #include "licensor_verify.h"
 
@@ -13,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BEGIN_LINE "-----BEGIN LICENSOR CERTIFICATE-----\n"
-#define END_LINE "-----END LICENSOR CERTIFICATE-----"
 #define NO_DAY INT32_MIN
 
 /* The fields of format 1, in their one order. */
@@ -28,6 +28,31 @@ static const char *const field_names[F_COUNT] = {
   "format", "signer", "license", "server", "product", "edition", "level", "kind", "start",
   "ms_expires", "ends", "version_lock", "failover", "addons", "newest_major", "lock_first_release",
   "fingerprint", "match", "issued", "refresh_by", "grace_days"
+};
+
+/* The fields of a revocation notice, in their one order. */
+enum { N_FORMAT, N_SIGNER, N_LICENSE, N_SERVER, N_FINGERPRINT, N_REVOKED, N_REASON, N_COUNT };
+
+static const char *const notice_names[N_COUNT] = {
+  "format", "signer", "license", "server", "fingerprint", "revoked", "reason"
+};
+
+/* A signed text block: its BEGIN line (with the newline), END line
+ * (without: the newline after it is optional), fields in order, and the
+ * one field (or -1) whose value may be as long as the whole block. */
+typedef struct {
+  const char *begin, *end;
+  const char *const *names;
+  int n_fields;
+  int long_field;
+} block_form;
+
+static const block_form certificate_form = {
+  "-----BEGIN LICENSOR CERTIFICATE-----\n", "-----END LICENSOR CERTIFICATE-----", field_names, F_COUNT, F_ADDONS
+};
+
+static const block_form notice_form = {
+  "-----BEGIN LICENSOR REVOCATION-----\n", "-----END LICENSOR REVOCATION-----", notice_names, N_COUNT, -1
 };
 
 /* A value as it stands in the text: pointer and length (no NUL). */
@@ -205,29 +230,38 @@ static bool read_line(const char **p, const char *end, const char *name, size_t 
   return value->len < max && clean(*value);
 }
 
+/* Splits a signed block of `form` into its field values, the length of
+ * the signed bytes and the signature (as written and decoded). */
+static bool parse_block(const char *text, size_t len, const block_form *form, span *fields, size_t *signed_len,
+                        span *sig, unsigned char signature[64])
+{
+  const char *p = text, *end = text + len;
+  size_t sig_len = 0, begin_len = strlen(form->begin), end_len = strlen(form->end);
+  if (len > LSRV_CERT_MAX || len < begin_len || memcmp(text, form->begin, begin_len) != 0) return false;
+  p += begin_len;
+  for (int i = 0; i < form->n_fields; i++)
+    if (!read_line(&p, end, form->names[i], i == form->long_field ? LSRV_CERT_MAX : LSRV_FIELD_MAX, &fields[i]))
+      return false;
+  *signed_len = (size_t)(p - text);
+  if (!read_line(&p, end, "signature", LSRV_FIELD_MAX, sig) || sig->len != LSRV_SIGNATURE_B64 ||
+      !base64_text(*sig) ||
+      sodium_base642bin(signature, 64, sig->s, sig->len, NULL, &sig_len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      sig_len != 64)
+    return false;
+  /* The END line, and at most one newline after it: nothing else. */
+  if ((size_t)(end - p) < end_len || memcmp(p, form->end, end_len) != 0) return false;
+  p += end_len;
+  if (p < end && *p == '\n') p++;
+  return p == end;
+}
+
 /* Parses text into c and finds the signed bytes and the signature. */
 static bool parse(const char *text, size_t len, lsrv_certificate *c, size_t *signed_len,
                   unsigned char signature[64])
 {
-  const char *p = text, *end = text + len;
   span fields[F_COUNT], sig;
-  size_t sig_len = 0, begin_len = strlen(BEGIN_LINE), end_len = strlen(END_LINE);
-  if (len > LSRV_CERT_MAX || len < begin_len || memcmp(text, BEGIN_LINE, begin_len) != 0) return false;
-  p += begin_len;
-  for (int i = 0; i < F_COUNT; i++)
-    if (!read_line(&p, end, field_names[i], i == F_ADDONS ? LSRV_CERT_MAX : LSRV_FIELD_MAX, &fields[i]))
-      return false;
-  *signed_len = (size_t)(p - text);
-  if (!read_line(&p, end, "signature", LSRV_FIELD_MAX, &sig) || sig.len != 88 || !base64_text(sig) ||
-      sodium_base642bin(signature, 64, sig.s, sig.len, NULL, &sig_len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-      sig_len != 64)
-    return false;
-  /* The END line, and at most one newline after it: nothing else. */
-  if ((size_t)(end - p) < end_len || memcmp(p, END_LINE, end_len) != 0) return false;
-  p += end_len;
-  if (p < end && *p == '\n') p++;
-  if (p != end) return false;
-  return read_fields(fields, c);
+  return parse_block(text, len, &certificate_form, fields, signed_len, &sig, signature) &&
+         read_fields(fields, c) && copy_value(sig, c->signature, sizeof c->signature);
 }
 
 static const lsrv_public_key *find_key(const lsrv_public_key *keys, size_t n, const char *id)
@@ -251,8 +285,16 @@ static lsrv_verdict decide(lsrv_result *out, lsrv_verdict verdict)
   return verdict;
 }
 
+/* Does the state hold a revocation (or a return) covering c? */
+static bool revoked(const lsrv_state *state, const lsrv_certificate *c)
+{
+  return state != NULL && state->bound && state->revoked != LSRV_NOT_REVOKED && c->issued <= state->revoked &&
+         strcmp(state->license, c->license) == 0 && strcmp(state->server, c->server) == 0;
+}
+
 lsrv_verdict lsrv_verify(const char *text, size_t len, const lsrv_public_key *keys, size_t n_keys,
-                         const char *fingerprint, int64_t now, lsrv_state *state, lsrv_result *out)
+                         const char *product, const char *fingerprint, int64_t now, lsrv_state *state,
+                         lsrv_result *out)
 {
   const lsrv_public_key *key;
   unsigned char signature[64];
@@ -265,8 +307,10 @@ lsrv_verdict lsrv_verify(const char *text, size_t len, const lsrv_public_key *ke
   if (sodium_init() < 0 ||
       crypto_sign_verify_detached(signature, (const unsigned char *)text, signed_len, key->key) != 0)
     return decide(out, LSRV_BAD_SIGNATURE);
+  if (product == NULL || strcmp(product, c->product) != 0) return decide(out, LSRV_WRONG_PRODUCT);
   if (fingerprint != NULL && !lsrv_fingerprint_match(c->fingerprint, fingerprint, c->match))
     return decide(out, LSRV_WRONG_MACHINE);
+  if (revoked(state, c)) return decide(out, LSRV_REVOKED);
   if (now + LSRV_CLOCK_TOLERANCE < c->issued || (state != NULL && now + LSRV_CLOCK_TOLERANCE < state->mark))
     return decide(out, LSRV_CLOCK_ROLLBACK);
   if (state != NULL && now > state->mark) state->mark = now;
@@ -280,6 +324,42 @@ lsrv_verdict lsrv_verify(const char *text, size_t len, const lsrv_public_key *ke
   return decide(out, LSRV_VALID);
 }
 
+lsrv_notice_status lsrv_revocation_apply(const char *text, size_t len, const lsrv_public_key *keys,
+                                         size_t n_keys, lsrv_state *state)
+{
+  span f[N_COUNT], sig;
+  unsigned char signature[64];
+  size_t signed_len = 0;
+  char signer[LSRV_KEY_ID_LEN + 1], license[LSRV_LICENSE_MAX], server[LSRV_FIELD_MAX];
+  int64_t at;
+  const lsrv_public_key *key;
+  if (text == NULL || !parse_block(text, len, &notice_form, f, &signed_len, &sig, signature) ||
+      !equals(f[N_FORMAT], "1") || f[N_SIGNER].len != LSRV_KEY_ID_LEN ||
+      !copy_value(f[N_SIGNER], signer, sizeof signer) || !copy_value(f[N_LICENSE], license, sizeof license) ||
+      !copy_value(f[N_SERVER], server, sizeof server) || f[N_FINGERPRINT].len >= LSRV_FINGERPRINT_MAX ||
+      !read_time(f[N_REVOKED], &at) ||
+      !(equals(f[N_REASON], "disabled") || equals(f[N_REASON], "deactivated") || equals(f[N_REASON], "forced")))
+    return LSRV_NOTICE_MALFORMED;
+  if ((key = find_key(keys, n_keys, signer)) == NULL) return LSRV_NOTICE_UNKNOWN_SIGNER;
+  if (sodium_init() < 0 ||
+      crypto_sign_verify_detached(signature, (const unsigned char *)text, signed_len, key->key) != 0)
+    return LSRV_NOTICE_BAD_SIGNATURE;
+  if (state == NULL || !state->bound || strcmp(state->license, license) != 0 || strcmp(state->server, server) != 0)
+    return LSRV_NOTICE_OTHER_LICENSE;
+  /* The latest notice wins; an earlier one never shortens what is revoked. */
+  if (state->revoked == LSRV_NOT_REVOKED || at >= state->revoked) {
+    state->revoked = at;
+    (void)copy_value(f[N_REASON], state->reason, sizeof state->reason);
+  }
+  return LSRV_NOTICE_APPLIED;
+}
+
+const char *lsrv_notice_status_name(lsrv_notice_status status)
+{
+  static const char *const names[] = { "applied", "malformed", "unknown_signer", "bad_signature", "other_license" };
+  return (unsigned)status < sizeof names / sizeof *names ? names[status] : "malformed";
+}
+
 lsrv_verdict lsrv_read(const char *text, size_t len, lsrv_certificate *out)
 {
   unsigned char signature[64];
@@ -291,7 +371,7 @@ const char *lsrv_verdict_name(lsrv_verdict verdict)
 {
   static const char *const names[] = {
     "valid", "grace", "expired", "bad_signature", "unknown_signer", "wrong_machine",
-    "clock_rollback", "malformed", "not_started"
+    "clock_rollback", "malformed", "not_started", "wrong_product", "revoked"
   };
   return (unsigned)verdict < sizeof names / sizeof *names ? names[verdict] : "malformed";
 }

@@ -1,22 +1,25 @@
 /*
  * lsrv_machine.c -- the machine side of the offline verifier
  * (licensor_verify.h): this machine's fingerprint from stable Linux
- * sources, matching with drift tolerance, and the clock mark's state file.
+ * sources, matching with drift tolerance, the state file (clock mark and
+ * revocations, bound to a certificate and a machine) and the offline
+ * return of a certificate file.  Certificate texts are lsrv.c's.
  */
-#define _POSIX_C_SOURCE 200809L   /* gethostname, fsync, rename */
+#define _POSIX_C_SOURCE 200809L   /* gethostname, fsync, mkstemp, O_NOFOLLOW */
 #include "licensor_verify.h"
 
 #include <sodium.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define COMPONENT_HEX 16   /* 8 bytes of BLAKE2b, in hex */
+#define STATE_MAX 256      /* a state file's bytes, at most */
 
 /* ------------------------------------------------------------------ */
 /* Fingerprint                                                         */
@@ -65,59 +68,149 @@ static bool mac_addresses(char *buf, size_t size)
   return true;
 }
 
-/* The root file system's device and type, from stat and mountinfo. */
-static bool root_disk(char *buf, size_t size)
+/* Copies src into dst (size bytes), cut to fit, with its NUL. */
+static void set_text(char *dst, size_t size, const char *src)
 {
-  struct stat st;
-  char line[1024], fstype[64] = "";
-  FILE *f;
-  if (stat("/", &st) != 0) return false;
-  f = fopen("/proc/self/mountinfo", "r");
-  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
-    char mount_point[256], type[64];
-    /* id parent major:minor root mount-point options ... - type source ... */
-    const char *dash = strstr(line, " - ");
-    if (sscanf(line, "%*s %*s %*s %*s %255s", mount_point) == 1 && strcmp(mount_point, "/") == 0 &&
-        dash != NULL && sscanf(dash + 3, "%63s", type) == 1) {
-      snprintf(fstype, sizeof fstype, "%s", type);
-    }
-  }
-  if (f != NULL) fclose(f);
-  snprintf(buf, size, "%lu:%s", (unsigned long)st.st_dev, fstype);
-  return true;
+  size_t n = strlen(src);
+  if (n >= size) n = size - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
 }
 
-/* Appends ",name=<hash of value>" (the first without the comma). */
-static void add_component(char *out, size_t outlen, size_t *used, const char *name, const char *value)
+/* The root file system's "major:minor" from mountinfo (the last mount on
+ * "/" is the one in force). */
+static bool root_device(char *buf, size_t size)
+{
+  char line[1024];
+  bool found = false;
+  FILE *f = fopen("/proc/self/mountinfo", "r");
+  if (f == NULL) return false;
+  while (fgets(line, sizeof line, f) != NULL) {
+    char device[32], mount_point[256];
+    /* id parent major:minor root mount-point options ... */
+    if (sscanf(line, "%*s %*s %31s %*s %255s", device, mount_point) == 2 && strcmp(mount_point, "/") == 0) {
+      snprintf(buf, size, "%s", device);
+      found = true;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+/* The root file system's UUID: the /dev/disk/by-uuid link whose block
+ * device is the one "/" lives on. */
+static bool root_uuid(char *buf, size_t size, char *source, size_t source_size)
+{
+  struct stat root, st;
+  char path[320];
+  struct dirent *e;
+  bool found = false;
+  DIR *d;
+  if (stat("/", &root) != 0 || (d = opendir("/dev/disk/by-uuid")) == NULL) return false;
+  while (!found && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "/dev/disk/by-uuid/%.255s", e->d_name);
+    if (stat(path, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == root.st_dev) {
+      snprintf(buf, size, "uuid:%s", e->d_name);
+      set_text(source, source_size, path);
+      found = true;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+/* The serial (or WWID, or device-mapper UUID) of the disk the root file
+ * system is on, from /sys/dev/block/MAJOR:MINOR (of a partition: of its
+ * disk, the directory above). */
+static bool root_serial(char *buf, size_t size, char *source, size_t source_size)
+{
+  static const char *const files[] = { "serial", "device/serial", "wwid", "device/wwid", "dm/uuid" };
+  char device[32], base[96], path[160], value[512];
+  struct stat st;
+  if (!root_device(device, sizeof device)) return false;
+  snprintf(base, sizeof base, "/sys/dev/block/%s", device);
+  snprintf(path, sizeof path, "%s/partition", base);
+  if (stat(path, &st) == 0) snprintf(base, sizeof base, "/sys/dev/block/%s/..", device);
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    snprintf(path, sizeof path, "%s/%s", base, files[i]);
+    if (read_first_line(path, value, sizeof value)) {
+      snprintf(buf, size, "serial:%s", value);
+      set_text(source, source_size, path);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The root disk: its file system's UUID, else its serial. */
+static bool root_disk(char *buf, size_t size, char *source, size_t source_size)
+{
+  if (root_uuid(buf, size, source, source_size) || root_serial(buf, size, source, source_size)) return true;
+  set_text(source, source_size, "/dev/disk/by-uuid, /sys/dev/block/*/serial or wwid");
+  return false;
+}
+
+/* Fills c with the hash of value (keyed by the component's name). */
+static void set_component(lsrv_component *c, const char *value)
 {
   unsigned char hash[16];
-  char key[64], hex[2 * sizeof hash + 1];
-  int n;
-  snprintf(key, sizeof key, "licensor-fingerprint-1:%s", name);
+  char key[64];
+  snprintf(key, sizeof key, "licensor-fingerprint-1:%s", c->name);
   crypto_generichash(hash, sizeof hash, (const unsigned char *)value, strlen(value),
                      (const unsigned char *)key, strlen(key));
-  sodium_bin2hex(hex, sizeof hex, hash, COMPONENT_HEX / 2);
-  n = snprintf(out + *used, outlen - *used, "%s%s=%s", *used > 3 ? "," : "", name, hex);
-  if (n > 0 && (size_t)n < outlen - *used) *used += (size_t)n;
+  sodium_bin2hex(c->hash, sizeof c->hash, hash, LSRV_COMPONENT_HEX / 2);
+  c->found = true;
+}
+
+/* Names one component (missing until set_component). */
+static void name_component(lsrv_component *c, const char *name, bool strong, const char *source)
+{
+  memset(c, 0, sizeof *c);
+  c->name = name;
+  c->strong = strong;
+  set_text(c->source, sizeof c->source, source);
+}
+
+int lsrv_fingerprint_explain(lsrv_component out[LSRV_COMPONENTS])
+{
+  char value[1024];
+  int found = 0;
+  if (out == NULL) return 0;
+  name_component(&out[0], "mid", true, "/etc/machine-id");
+  name_component(&out[1], "uuid", true, "/sys/class/dmi/id/product_uuid");
+  name_component(&out[2], "mac", false, "/sys/class/net/*/address");
+  name_component(&out[3], "disk", false, "");
+  name_component(&out[4], "host", false, "gethostname");
+  if (sodium_init() < 0) return 0;
+  if (read_first_line(out[0].source, value, sizeof value)) set_component(&out[0], value);
+  if (read_first_line(out[1].source, value, sizeof value)) set_component(&out[1], value);
+  if (mac_addresses(value, sizeof value)) set_component(&out[2], value);
+  if (root_disk(value, sizeof value, out[3].source, sizeof out[3].source)) set_component(&out[3], value);
+  if (gethostname(value, sizeof value) == 0 && value[0] != '\0') {
+    value[sizeof value - 1] = '\0';
+    set_component(&out[4], value);
+  }
+  sodium_memzero(value, sizeof value);
+  for (int i = 0; i < LSRV_COMPONENTS; i++) found += out[i].found;
+  return found;
 }
 
 size_t lsrv_fingerprint(char *out, size_t outlen)
 {
-  char value[1024];
-  size_t used;
-  if (out == NULL || outlen < 4 || sodium_init() < 0) return 0;
+  lsrv_component c[LSRV_COMPONENTS];
+  size_t used = 3;
+  if (out == NULL || outlen < 4) return 0;
   memcpy(out, "v1:", 4);
-  used = 3;
-  if (read_first_line("/etc/machine-id", value, sizeof value)) add_component(out, outlen, &used, "mid", value);
-  if (read_first_line("/sys/class/dmi/id/product_uuid", value, sizeof value))
-    add_component(out, outlen, &used, "uuid", value);
-  if (mac_addresses(value, sizeof value)) add_component(out, outlen, &used, "mac", value);
-  if (root_disk(value, sizeof value)) add_component(out, outlen, &used, "disk", value);
-  if (gethostname(value, sizeof value) == 0 && value[0] != '\0') {
-    value[sizeof value - 1] = '\0';
-    add_component(out, outlen, &used, "host", value);
+  if (lsrv_fingerprint_explain(c) == 0) return 0;
+  for (int i = 0; i < LSRV_COMPONENTS; i++) {
+    int n;
+    if (!c[i].found) continue;
+    n = snprintf(out + used, outlen - used, "%s%s=%s", used > 3 ? "," : "", c[i].name, c[i].hash);
+    if (n < 0 || (size_t)n >= outlen - used) return 0;
+    used += (size_t)n;
   }
-  return used > 3 ? used : 0;
+  return used;
 }
 
 /* The hash of component `name` in a fingerprint, or NULL. */
@@ -141,7 +234,7 @@ static const char *component(const char *fp, const char *name, size_t *len)
 bool lsrv_fingerprint_match(const char *expected, const char *seen, lsrv_match policy)
 {
   static const char *const names[] = { "mid", "uuid", "mac", "disk", "host" };
-  int total = 0, matching = 0;
+  int total = 0, matching = 0, strong = 0;
   if (expected == NULL || seen == NULL) return false;
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     size_t a_len = 0, b_len = 0;
@@ -149,72 +242,228 @@ bool lsrv_fingerprint_match(const char *expected, const char *seen, lsrv_match p
     if (a == NULL) continue;
     total++;
     b = component(seen, names[i], &b_len);
-    if (b != NULL && a_len == b_len && memcmp(a, b, a_len) == 0) matching++;
+    if (b != NULL && a_len == b_len && memcmp(a, b, a_len) == 0) {
+      matching++;
+      if (i < 2) strong++;   /* mid, uuid */
+    }
   }
-  if (total == 0) return false;
+  /* Hostname, MAC and disk are the owner's to set: never enough alone. */
+  if (strong == 0) return false;
   if (policy == LSRV_MATCH_ALL) return matching == total;
-  if (policy == LSRV_MATCH_ANY) return matching > 0;
+  if (policy == LSRV_MATCH_ANY) return true;
   return 2 * matching > total;
 }
 
 /* ------------------------------------------------------------------ */
-/* The clock mark's state file                                         */
+/* The state file                                                      */
 /* ------------------------------------------------------------------ */
 
-/* "licensor-state 1 MARK CHECK": CHECK is a hash of the rest, so that a
- * damaged file reads as corrupt rather than as another mark. */
-static void state_check(int64_t mark, char hex[17])
+bool lsrv_state_bind(lsrv_state *state, const char *cert, size_t len, const char *fingerprint)
+{
+  static const char *const strong[] = { "mid", "uuid" };
+  lsrv_certificate c;
+  crypto_generichash_state h;
+  if (state == NULL) return false;
+  memset(state, 0, sizeof *state);
+  state->revoked = LSRV_NOT_REVOKED;
+  if (sodium_init() < 0 || lsrv_read(cert, len, &c) != LSRV_VALID) return false;
+  if (fingerprint == NULL) fingerprint = c.fingerprint;
+  memcpy(state->license, c.license, sizeof state->license);
+  memcpy(state->server, c.server, sizeof state->server);
+  /* The key: license, server and the machine's identity (its strong
+   * components, so that a new network card or hostname keeps the state). */
+  crypto_generichash_init(&h, NULL, 0, sizeof state->binding);
+  crypto_generichash_update(&h, (const unsigned char *)"licensor-state-2", 17);
+  crypto_generichash_update(&h, (const unsigned char *)c.license, strlen(c.license) + 1);
+  crypto_generichash_update(&h, (const unsigned char *)c.server, strlen(c.server) + 1);
+  for (size_t i = 0; i < sizeof strong / sizeof *strong; i++) {
+    size_t n = 0;
+    const char *v = component(fingerprint, strong[i], &n);
+    crypto_generichash_update(&h, (const unsigned char *)strong[i], strlen(strong[i]) + 1);
+    if (v != NULL && n <= LSRV_FINGERPRINT_MAX) crypto_generichash_update(&h, (const unsigned char *)v, n);
+    crypto_generichash_update(&h, (const unsigned char *)"", 1);
+  }
+  crypto_generichash_final(&h, state->binding, sizeof state->binding);
+  state->bound = true;
+  return true;
+}
+
+/* "licensor-state 2 MARK REVOKED REASON CHECK\n" (REVOKED and REASON "-"
+ * for none): CHECK is a BLAKE2b hash of the rest keyed to the state's
+ * binding, so that a damaged file, or another certificate's or machine's,
+ * reads as corrupt.  Returns the line's length (0 if it does not fit). */
+static size_t state_line(const lsrv_state *state, char *buf, size_t size)
 {
   unsigned char hash[16];
-  char text[64];
-  int n = snprintf(text, sizeof text, "licensor-state 1 %lld", (long long)mark);
-  crypto_generichash(hash, sizeof hash, (const unsigned char *)text, (unsigned long long)n, NULL, 0);
-  sodium_bin2hex(hex, 17, hash, 8);
+  char revoked[24] = "-", hex[2 * sizeof hash + 1];
+  bool has = state->revoked != LSRV_NOT_REVOKED;
+  int body, n;
+  if (has) snprintf(revoked, sizeof revoked, "%lld", (long long)state->revoked);
+  body = snprintf(buf, size, "licensor-state 2 %lld %s %s", (long long)state->mark, revoked,
+                  has && state->reason[0] != '\0' ? state->reason : "-");
+  if (body < 0 || (size_t)body >= size) return 0;
+  crypto_generichash(hash, sizeof hash, (const unsigned char *)buf, (unsigned long long)body, state->binding,
+                     sizeof state->binding);
+  sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+  n = snprintf(buf + body, size - (size_t)body, " %s\n", hex);
+  return n > 0 && (size_t)n < size - (size_t)body ? (size_t)(body + n) : 0;
+}
+
+/* Reads the fields of a state line into *out; the caller compares the
+ * line written back from them with the file, byte for byte. */
+static bool read_state_line(const char *line, lsrv_state *out)
+{
+  char revoked[24], reason[LSRV_REASON_MAX], check[40];
+  long long mark = 0, at = 0;
+  if (sscanf(line, "licensor-state 2 %18lld %19s %15s %33s", &mark, revoked, reason, check) != 4 || mark < 0)
+    return false;
+  out->mark = (int64_t)mark;
+  out->revoked = LSRV_NOT_REVOKED;
+  out->reason[0] = '\0';
+  if (strcmp(revoked, "-") == 0) return strcmp(reason, "-") == 0;
+  if (sscanf(revoked, "%18lld", &at) != 1) return false;
+  out->revoked = (int64_t)at;
+  if (strcmp(reason, "-") == 0) return true;
+  if (strspn(reason, "abcdefghijklmnopqrstuvwxyz") != strlen(reason)) return false;
+  snprintf(out->reason, sizeof out->reason, "%s", reason);
+  return true;
 }
 
 lsrv_state_status lsrv_state_load(const char *path, lsrv_state *state)
 {
-  char line[128], check[17], expected[17];
-  long long mark;
-  FILE *f;
-  if (sodium_init() < 0) return LSRV_STATE_CORRUPT;
-  f = fopen(path, "r");
-  if (f == NULL) return errno == ENOENT ? LSRV_STATE_MISSING : LSRV_STATE_CORRUPT;
-  if (fgets(line, sizeof line, f) == NULL) {
-    fclose(f);
+  char text[STATE_MAX + 1], line[STATE_MAX + 1];
+  lsrv_state read_back;
+  struct stat st;
+  ssize_t n;
+  size_t line_len;
+  int fd;
+  if (state == NULL || !state->bound) return LSRV_STATE_UNBOUND;
+  if (path == NULL || sodium_init() < 0) return LSRV_STATE_CORRUPT;
+  /* O_NOFOLLOW: a symlink at path fails (ELOOP), never read through. */
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? LSRV_STATE_MISSING : LSRV_STATE_CORRUPT;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
     return LSRV_STATE_CORRUPT;
   }
-  fclose(f);
-  if (sscanf(line, "licensor-state 1 %lld %16s", &mark, check) != 2 || mark < 0) return LSRV_STATE_CORRUPT;
-  state_check((int64_t)mark, expected);
-  if (strcmp(check, expected) != 0) return LSRV_STATE_CORRUPT;
-  state->mark = (int64_t)mark;
+  n = read(fd, text, STATE_MAX);
+  close(fd);
+  if (n <= 0 || n >= STATE_MAX) return LSRV_STATE_CORRUPT;
+  text[n] = '\0';
+  read_back = *state;
+  if (strlen(text) != (size_t)n || !read_state_line(text, &read_back)) return LSRV_STATE_CORRUPT;
+  line_len = state_line(&read_back, line, sizeof line);
+  if (line_len != (size_t)n || memcmp(line, text, line_len) != 0) return LSRV_STATE_CORRUPT;
+  *state = read_back;
   return LSRV_STATE_OK;
+}
+
+/* Syncs the directory of path, so that the rename survives a crash. */
+static void sync_directory(const char *path)
+{
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  int fd;
+  if (slash == NULL) snprintf(dir, sizeof dir, ".");
+  else if (slash == path) snprintf(dir, sizeof dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)fsync(fd);
+  close(fd);
 }
 
 lsrv_state_status lsrv_state_save(const char *path, const lsrv_state *state)
 {
-  char tmp[4096], check[17];
-  FILE *f;
+  char tmp[4096], line[STATE_MAX + 1];
+  struct stat st;
+  size_t len;
+  int fd;
   bool ok;
-  if (sodium_init() < 0 || snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp)
-    return LSRV_STATE_UNWRITABLE;
-  state_check(state->mark, check);
-  f = fopen(tmp, "w");
-  if (f == NULL) return LSRV_STATE_UNWRITABLE;
-  ok = fprintf(f, "licensor-state 1 %lld %s\n", (long long)state->mark, check) > 0;
-  ok = fflush(f) == 0 && ok;
-  ok = fsync(fileno(f)) == 0 && ok;
-  ok = fclose(f) == 0 && ok;
+  if (state == NULL || !state->bound) return LSRV_STATE_UNBOUND;
+  if (path == NULL || sodium_init() < 0 || (len = state_line(state, line, sizeof line)) == 0) return LSRV_STATE_UNWRITABLE;
+  /* A symlink (or anything but a file) at path is refused: rename would
+   * replace the link, but a product must not be pointed at other files. */
+  if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) return LSRV_STATE_UNWRITABLE;
+  /* The temporary file: in the same directory (rename stays on one file
+   * system), with a name nobody can guess or plant a link at. */
+  if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) return LSRV_STATE_UNWRITABLE;
+  fd = mkstemp(tmp);
+  if (fd < 0) return LSRV_STATE_UNWRITABLE;
+  ok = write(fd, line, len) == (ssize_t)len;
+  ok = fsync(fd) == 0 && ok;
+  ok = close(fd) == 0 && ok;
   if (!ok || rename(tmp, path) != 0) {
-    remove(tmp);
+    unlink(tmp);
     return LSRV_STATE_UNWRITABLE;
   }
+  sync_directory(path);
   return LSRV_STATE_OK;
 }
 
 const char *lsrv_state_status_name(lsrv_state_status status)
 {
-  static const char *const names[] = { "ok", "state_missing", "state_corrupt", "state_unwritable" };
+  static const char *const names[] = { "ok", "state_missing", "state_corrupt", "state_unwritable", "state_unbound" };
   return (unsigned)status < sizeof names / sizeof *names ? names[status] : "state_corrupt";
+}
+
+/* ------------------------------------------------------------------ */
+/* Returning a certificate                                             */
+/* ------------------------------------------------------------------ */
+
+lsrv_return_status lsrv_return(const char *cert_path, const lsrv_public_key *keys, size_t n_keys,
+                               const char *product, lsrv_state *state, char *receipt, size_t receipt_len)
+{
+  char text[LSRV_CERT_MAX + 1];
+  lsrv_result r;
+  struct stat st;
+  ssize_t n;
+  int fd, written;
+  const lsrv_certificate *c = &r.cert;
+  if (cert_path == NULL || (fd = open(cert_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+    return LSRV_RETURN_UNREADABLE;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return LSRV_RETURN_UNREADABLE;
+  }
+  n = read(fd, text, sizeof text);
+  close(fd);
+  if (n <= 0 || n > LSRV_CERT_MAX) return LSRV_RETURN_UNREADABLE;
+  /* Genuine and this product's: the machine and the dates do not matter
+   * (an expired certificate may be returned too), so the verdicts after
+   * wrong_product are all fine here (the time 0 stops at clock_rollback). */
+  switch (lsrv_verify(text, (size_t)n, keys, n_keys, product, NULL, 0, NULL, &r)) {
+  case LSRV_MALFORMED: case LSRV_UNKNOWN_SIGNER: case LSRV_BAD_SIGNATURE: case LSRV_WRONG_PRODUCT:
+    return LSRV_RETURN_REFUSED;
+  default:
+    break;
+  }
+  if (state == NULL || !state->bound || strcmp(state->license, c->license) != 0 ||
+      strcmp(state->server, c->server) != 0)
+    return LSRV_RETURN_STATE_MISMATCH;
+  if (receipt == NULL) return LSRV_RETURN_NO_ROOM;
+  written = snprintf(receipt, receipt_len,
+                     "-----BEGIN LICENSOR RETURN RECEIPT-----\nformat: 1\nlicense: %s\nserver: %s\n"
+                     "fingerprint: %s\ncertificate: %s\n-----END LICENSOR RETURN RECEIPT-----\n",
+                     c->license, c->server, c->fingerprint, c->signature);
+  if (written < 0 || (size_t)written >= receipt_len) {
+    if (receipt_len > 0) receipt[0] = '\0';
+    return LSRV_RETURN_NO_ROOM;
+  }
+  if (unlink(cert_path) != 0) {
+    receipt[0] = '\0';
+    return LSRV_RETURN_UNDELETABLE;
+  }
+  if (state->revoked == LSRV_NOT_REVOKED || c->issued > state->revoked) {
+    state->revoked = c->issued;
+    snprintf(state->reason, sizeof state->reason, "returned");
+  }
+  return LSRV_RETURNED;
+}
+
+const char *lsrv_return_status_name(lsrv_return_status status)
+{
+  static const char *const names[] = { "returned", "certificate_unreadable", "certificate_refused",
+                                       "state_mismatch", "receipt_too_long", "certificate_undeletable" };
+  return (unsigned)status < sizeof names / sizeof *names ? names[status] : "certificate_refused";
 }

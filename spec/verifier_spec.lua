@@ -1,11 +1,14 @@
 -- The verifier library as a vendor uses it: `make install` into a scratch
 -- tree, the example product (spec/verifier/example.c) compiled against the
 -- installed header, shared and static library and pkg-config file, and run
--- on a certificate the store issued for this machine.
+-- on a certificate the store issued for this machine; and the whole C API
+-- (spec/verifier/verdicts.c) built with ASan and UBSan: every verdict,
+-- revocation notices, returns and the state file.
 local licensor = require "licensor"
 local core = require "licensor.core"
 local certificate = require "licensor.certificate"
 local stores = require "support.stores"
+local files = require "support.files"
 
 -- Runs a shell command without the suite's sanitizer preload; its output.
 local function run(command)
@@ -14,6 +17,14 @@ local function run(command)
   local out = pipe:read("*a")
   pipe:close()
   return out
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
 end
 
 describe("the installed verifier library", function()
@@ -26,9 +37,11 @@ describe("the installed verifier library", function()
     assert.matches("exit=0", run("make -s install DESTDIR=" .. dest .. " PREFIX=/usr/local LUA=lua5.4 >/dev/null"))
     local lib = dest .. "/usr/local/lib"
     for _, f in ipairs({ "/usr/local/include/licensor_verify.h", "/usr/local/lib/liblicensor-verify.so",
-                         "/usr/local/lib/liblicensor-verify.a", "/usr/local/lib/pkgconfig/licensor-verify.pc" }) do
+                         "/usr/local/lib/liblicensor-verify.so.2", "/usr/local/lib/liblicensor-verify.a",
+                         "/usr/local/lib/pkgconfig/licensor-verify.pc" }) do
       assert.is_not_nil(io.open(dest .. f), f)
     end
+    assert.matches("SONAME.*%[liblicensor%-verify%.so%.2%]", run("readelf -d " .. lib .. "/liblicensor-verify.so"))
     local flags = run("PKG_CONFIG_PATH=" .. lib .. "/pkgconfig PKG_CONFIG_SYSROOT_DIR=" .. dest ..
       " pkg-config --cflags --libs licensor-verify"):match("^([^\n]*)")
     assert.matches("%-llicensor%-verify", flags)
@@ -42,20 +55,150 @@ describe("the installed verifier library", function()
     assert(certificate.new_key_files(key))
     assert(store:use_signing_key(key))
     local today = licensor.today()
-    local lic = stores.issue(store, { start = today })
+    local lic = stores.issue(store, { start = today, addons = { "eas" } })
     local fp = assert(core.fingerprint())
     assert.is_true(store:activate(lic.key, "this-host", 6911, today, fp).ok)
     local cert = dest .. "/license.cert"
-    local f = assert(io.open(cert, "w"))
     local text, msg = store:certificate(lic.key, "this-host", today)
     assert.is_string(text, msg)
-    f:write(text)
-    f:close()
+    files.write(cert, text)
+    -- The same license as a SmarterStats certificate: not this product's.
+    local fields = core.read_certificate(text)
+    fields.product, fields.edition = "smarterstats", "professional"
+    fields.version_lock, fields.failover = nil, false
+    local stats = dest .. "/stats.cert"
+    files.write(stats, certificate.text(fields, assert(certificate.read_signing_key(key))))
+    local state = dest .. "/licensor.state"
     for _, program in ipairs({ "/example", "/example-static" }) do
-      assert.matches("^valid 0\nbuild 6911 may run\nexit=0",
+      assert.matches("^valid 0\nbuild 6911 may run\neas works\nexit=0",
         run(dest .. program .. " " .. cert .. " " .. key .. ".pub"), program)
       assert.matches("^wrong_machine 0\nexit=1",
         run(dest .. program .. " " .. cert .. " " .. key .. ".pub v1:mid=0000000000000000"), program)
+      assert.matches("^wrong_product 0\nexit=1", run(dest .. program .. " " .. stats .. " " .. key .. ".pub"),
+        program)
+      assert.matches("^valid 0\n", run(dest .. program .. " " .. cert .. " " .. key .. ".pub " .. fp .. " " .. state))
+      assert.matches("^licensor%-state 2 %d+ %- %- %x+\n$", read(state))
     end
+  end)
+end)
+
+describe("the verifier's C API under ASan and UBSan", function()
+  local dir, program, pub, key
+  local DAY = 86400
+  local FP = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
+
+  local function at(date) return core.day(date) * DAY + 12 * 3600 end
+
+  local function cert(name, over, signer)
+    local f = { license = "K1", server = "mail1", product = "smartertrack", edition = "enterprise", level = 5,
+                kind = "perpetual", start = "2018-06-01", ms_expires = "2019-05-31", addons = {},
+                newest_major = 13, fingerprint = FP, match = "most", issued = "2018-12-05T00:00:00Z",
+                refresh_by = "2019-01-04", grace_days = 14 }
+    for k, v in pairs(over or {}) do f[k] = v end
+    local path = dir .. "/" .. name
+    files.write(path, certificate.text(f, signer or key))
+    return path
+  end
+
+  -- verdicts PUB PRODUCT FP NOW CERT [STATE [NOTICE]] -> its output lines, joined by " "
+  local function verdict(product, fp, now, path, state, notice)
+    local out = run(table.concat({ program, pub, product, fp, tostring(now), path, state or "", notice or "" }, " "))
+    return (out:gsub("\nexit=0\n$", ""):gsub("\n", " "))
+  end
+
+  setup(function()
+    dir = files.temp_dir()
+    program = dir .. "/verdicts"
+    local out = run("cc -std=c99 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer " ..
+      "-fsanitize=address,undefined -fno-sanitize-recover=all -I csrc spec/verifier/verdicts.c csrc/lsrv.c " ..
+      "csrc/lsrv_machine.c csrc/date.c -lsodium -o " .. program)
+    assert.matches("^exit=0", out)
+    assert(certificate.new_key_files(dir .. "/vendor.key"))
+    key = assert(certificate.read_signing_key(dir .. "/vendor.key"))
+    pub = dir .. "/vendor.key.pub"
+  end)
+
+  teardown(function() files.remove_dir(dir) end)
+
+  it("answers every verdict", function()
+    local good = cert("good.cert")
+    files.write(dir .. "/garbage.cert", "garbage")
+    local tampered = dir .. "/tampered.cert"
+    files.write(tampered, (read(good):gsub("level: 5", "level: 6")))
+    local other = files.temp_dir()
+    assert(certificate.new_key_files(other .. "/other.key"))
+    local stranger = cert("stranger.cert", nil, assert(certificate.read_signing_key(other .. "/other.key")))
+    files.remove_dir(other)
+    local later = cert("later.cert", { start = "2018-12-08", issued = "2018-12-07T00:00:00Z" })
+    local cases = {
+      { "malformed", "smartertrack", FP, at("2018-12-10"), dir .. "/garbage.cert" },
+      { "unknown_signer", "smartertrack", FP, at("2018-12-10"), stranger },
+      { "bad_signature", "smartertrack", FP, at("2018-12-10"), tampered },
+      { "wrong_product", "smarterstats", FP, at("2018-12-10"), good },
+      { "wrong_product", "-", FP, at("2018-12-10"), good },
+      { "wrong_machine", "smartertrack", "v1:mac=3333333333333333,host=4444444444444444", at("2018-12-10"), good },
+      { "clock_rollback", "smartertrack", FP, at("2018-11-28"), good },
+      { "not_started", "smartertrack", FP, core.day("2018-12-08") * DAY - 3600, later },
+      { "expired", "smartertrack", FP, at("2019-01-19"), good },
+      { "grace", "smartertrack", FP, at("2019-01-05"), good },
+      { "valid", "smartertrack", FP, at("2018-12-10"), good },
+      { "valid", "smartertrack", "-", at("2018-12-10"), good },
+    }
+    for _, case in ipairs(cases) do
+      assert.are.equal(case[1], verdict(case[2], case[3], case[4], case[5]), case[1])
+    end
+  end)
+
+  it("applies revocation notices to the state: revoked, a newer certificate valid, strangers refused", function()
+    local good, newer = cert("good.cert"), cert("newer.cert", { issued = "2018-12-06T00:00:00Z" })
+    local state = dir .. "/revoked.state"
+    local function notice(name, over, signer)
+      local r = { license = "K1", server = "mail1", fingerprint = FP, revoked = "2018-12-05T00:00:00Z",
+                  reason = "disabled" }
+      for k, v in pairs(over or {}) do r[k] = v end
+      local path = dir .. "/" .. name
+      files.write(path, certificate.revocation_text(r, signer or key))
+      return path
+    end
+    local other = files.temp_dir()
+    assert(certificate.new_key_files(other .. "/other.key"))
+    local forged = notice("forged.notice", nil, assert(certificate.read_signing_key(other .. "/other.key")))
+    files.remove_dir(other)
+    assert.are.equal("valid", verdict("smartertrack", FP, at("2018-12-10"), good, state))
+    assert.are.equal("notice unknown_signer valid", verdict("smartertrack", FP, at("2018-12-10"), good, state, forged))
+    assert.are.equal("notice other_license valid", verdict("smartertrack", FP, at("2018-12-10"), good, state,
+      notice("other.notice", { server = "mail2" })))
+    assert.are.equal("notice applied revoked", verdict("smartertrack", FP, at("2018-12-10"), good, state,
+      notice("disabled.notice")))
+    assert.are.equal("revoked", verdict("smartertrack", FP, at("2018-12-10"), good, state))
+    assert.are.equal("valid", verdict("smartertrack", FP, at("2018-12-10"), newer, state))
+    assert.matches("^licensor%-state 2 %d+ " .. core.day("2018-12-05") * DAY .. " disabled %x+\n$", read(state))
+  end)
+
+  it("returns a certificate: the exact receipt, the file gone, revoked after", function()
+    local path = cert("returned.cert")
+    local text = read(path)
+    local state = dir .. "/returned.state"
+    assert.are.equal("valid", verdict("smartertrack", FP, at("2018-12-10"), path, state))
+    assert.are.equal("certificate_refused\nexit=0\n", run(table.concat({ program, "--return", pub, "smarterstats",
+                                                                        path, state }, " ")))
+    local out = run(table.concat({ program, "--return", pub, "smartertrack", path, state }, " "))
+    assert.are.equal("returned\n-----BEGIN LICENSOR RETURN RECEIPT-----\nformat: 1\nlicense: K1\nserver: mail1\n" ..
+      "fingerprint: " .. FP .. "\ncertificate: " .. certificate.signature_of(text) ..
+      "\n-----END LICENSOR RETURN RECEIPT-----\nexit=0\n", out)
+    assert.is_nil(read(path))
+    files.write(path, text)
+    assert.are.equal("revoked", verdict("smartertrack", FP, at("2018-12-10"), path, state))
+  end)
+
+  it("never writes a state through a symlink", function()
+    local path = cert("link.cert")
+    local victim, link = dir .. "/victim", dir .. "/link.state"
+    files.write(victim, "precious\n")
+    assert(os.execute("ln -s " .. victim .. " " .. link))
+    assert.are.equal("state_unwritable\nexit=0\n", run(program .. " --save " .. path .. " " .. link))
+    assert.are.equal("state_corrupt", verdict("smartertrack", FP, at("2018-12-10"), path, link))
+    assert.are.equal("precious\n", read(victim))
+    assert.are.equal("ok\nexit=0\n", run(program .. " --save " .. path .. " " .. dir .. "/plain.state"))
   end)
 end)

@@ -1,11 +1,13 @@
 -- Signed certificates and the offline verifier (doc/rules.md section 9):
 -- store:certificate, licensor.verify and the C library behind both, every
--- verdict, tampering, clock rollback, state files, fingerprint drift, and
--- the offline rules' agreement with the engine.
+-- verdict, tampering, clock rollback, state files, fingerprint drift,
+-- revocation notices, returns, and the offline rules' agreement with the
+-- engine.
 local licensor = require "licensor"
 local core = require "licensor.core"
 local certificate = require "licensor.certificate"
 local stores = require "support.stores"
+local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 
 local FP = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
 local DAY = 86400
@@ -42,6 +44,7 @@ describe("certificates", function()
   local function verify(text, opts)
     opts = opts or {}
     opts.public_keys = opts.public_keys or { public }
+    opts.product = opts.product or "smartertrack"
     if opts.fingerprint == nil then opts.fingerprint = FP end
     opts.now = opts.now or at("2018-12-10")
     return licensor.verify(text, opts)
@@ -257,11 +260,489 @@ describe("certificates at the edges of what a catalogue allows", function()
       return store:certificate(lic.key, "s", "2018-12-05")
     end
     local text = assert(licensed(32))
-    local r = licensor.verify(text, { public_keys = { public }, fingerprint = FP, now = at("2018-12-06") })
+    local r = licensor.verify(text, { public_keys = { public }, product = id, fingerprint = FP,
+                                      now = at("2018-12-06") })
     assert.are.same({ "valid", id }, { r.verdict, r.certificate.product })
     assert.is_string(r.certificate.addons.addon_32)
     assert.are.same({ nil, "certificate_too_large" }, { select(1, licensed(33)), select(3, licensed(33)) })
     os.remove(key_path)
     os.remove(key_path .. ".pub")
+  end)
+end)
+
+-- Certificates signed here with the fields given (no store): products,
+-- issue times and fingerprints exactly as a case needs them.
+describe("the verifier", function()
+  local key_path, public, signing_key
+  local files = require "support.files"
+  local run = require "support.cli"
+
+  local function fields(over)
+    local f = { license = "K1", server = "mail1", product = "smartertrack", edition = "enterprise", level = 5,
+                kind = "perpetual", start = "2018-06-01", ms_expires = "2019-05-31",
+                addons = { eas = "2019-05-31" }, newest_major = 13, fingerprint = FP, match = "most",
+                issued = "2018-12-05T00:00:00Z", refresh_by = "2019-01-04", grace_days = 14 }
+    for k, v in pairs(over or {}) do f[k] = v end
+    return f
+  end
+
+  local function signed(over, key)
+    return certificate.text(fields(over), key or signing_key)
+  end
+
+  local function notice(over, key)
+    local r = { license = "K1", server = "mail1", fingerprint = FP, revoked = "2018-12-20T00:00:00Z",
+                reason = "disabled" }
+    for k, v in pairs(over or {}) do r[k] = v end
+    return certificate.revocation_text(r, key or signing_key)
+  end
+
+  local function verify(text, opts)
+    opts = opts or {}
+    opts.public_keys = opts.public_keys or { public }
+    opts.product = opts.product or "smartertrack"
+    if opts.fingerprint == nil then opts.fingerprint = FP end
+    opts.now = opts.now or at("2018-12-10")
+    return licensor.verify(text, opts)
+  end
+
+  local function read(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local text = f:read("*a")
+    f:close()
+    return text
+  end
+
+  local function listing(dir)
+    local pipe = io.popen("ls -A " .. dir)
+    local names = {}
+    for name in pipe:lines() do names[#names + 1] = name end
+    pipe:close()
+    table.sort(names)
+    return names
+  end
+
+  local function new_state_path()
+    local path = os.tmpname()
+    os.remove(path)
+    return path
+  end
+
+  before_each(function()
+    key_path, public = new_key()
+    signing_key = assert(certificate.read_signing_key(key_path))
+  end)
+
+  after_each(function()
+    os.remove(key_path)
+    os.remove(key_path .. ".pub")
+  end)
+
+  describe("names the product", function()
+    it("answers wrong_product for a SmarterStats certificate checked as SmarterTrack", function()
+      local stats = signed{ product = "smarterstats", edition = "professional" }
+      assert.are.equal("wrong_product", verify(stats).verdict)
+      assert.are.equal("valid", verify(stats, { product = "smarterstats" }).verdict)
+      assert.are.equal("smarterstats", verify(stats).certificate.product)
+      -- Before the machine: another product's certificate on another machine.
+      assert.are.equal("wrong_product", verify(stats, { fingerprint = "v1:mid=0000000000000000" }).verdict)
+    end)
+
+    it("raises a bad argument without a product", function()
+      local ok, err = pcall(licensor.verify, signed(), { public_keys = { public }, now = at("2018-12-10") })
+      assert.is_false(ok)
+      assert.matches("product", err)
+    end)
+
+    it("answers R8 for an add-on from Lua, as lsrv_addon_active does in C", function()
+      local text = signed()
+      assert.is_true(licensor.addon_active(text, "eas", 13, "2018-12-10"))
+      assert.is_false(licensor.addon_active(text, "eas", 12, "2018-12-10"))        -- an older major
+      assert.is_false(licensor.addon_active(text, "eas", 13, "2019-06-01"))        -- after its paid-through
+      assert.is_false(licensor.addon_active(text, "message_sniffer", 13, "2018-12-10"))
+      assert.are.same({ nil, "malformed" }, { licensor.addon_active("nope", "eas", 13, "2018-12-10"),
+                                              select(3, licensor.addon_active("nope", "eas", 13, "2018-12-10")) })
+    end)
+  end)
+
+  it("answers every verdict, the first that applies in the documented order", function()
+    local state = new_state_path()
+    local text = signed()
+    local _, other = new_key()
+    local weak = "v1:mac=3333333333333333,host=4444444444444444"
+    local cases = {
+      { "malformed", "garbage" },
+      { "unknown_signer", text, { public_keys = { other } } },
+      { "bad_signature", (text:gsub("level: 5", "level: 6")) },
+      { "wrong_product", text, { product = "smartermail", fingerprint = weak } },
+      { "wrong_machine", text, { fingerprint = weak } },
+      { "clock_rollback", text, { now = at("2018-11-28") } },
+      { "not_started", signed{ start = "2018-12-08", issued = "2018-12-07T00:00:00Z" },
+        { now = core.day("2018-12-08") * DAY - 3600 } },
+      { "expired", text, { now = at("2019-01-19") } },
+      { "grace", text, { now = at("2019-01-05") } },
+      { "valid", text },
+    }
+    for _, case in ipairs(cases) do
+      assert.are.equal(case[1], verify(case[2], case[3]).verdict, case[1])
+    end
+    -- revoked: after wrong_machine (a certificate matching "all", a new
+    -- network card: the same state), before clock_rollback and the dates.
+    local strict = signed{ match = "all" }
+    local new_card = FP:gsub("mac=3333333333333333", "mac=5555555555555555")
+    assert.is_true(licensor.revocation_apply(notice(), { public_keys = { public }, certificate = strict,
+                                                          fingerprint = FP, state = state }))
+    assert.are.equal("wrong_machine", verify(strict, { state = state, fingerprint = new_card }).verdict)
+    for _, now in ipairs({ at("2018-11-28"), at("2018-12-10"), at("2019-01-05"), at("2019-02-01") }) do
+      local r = verify(strict, { state = state, now = now })
+      assert.are.same({ "revoked", "disabled" }, { r.verdict, r.reason })
+    end
+    os.remove(state)
+  end)
+
+  describe("revocation", function()
+    local state, text
+    local function apply(notice_text, opts)
+      opts = opts or {}
+      return licensor.revocation_apply(notice_text, { public_keys = opts.public_keys or { public },
+        certificate = opts.certificate or text, fingerprint = FP, state = state })
+    end
+
+    before_each(function()
+      state = new_state_path()
+      text = signed()
+      assert.are.equal("valid", verify(text, { state = state, new_state = true }).verdict)
+    end)
+
+    after_each(function() os.remove(state) end)
+
+    it("revokes the certificates it covers; one issued after it stays valid", function()
+      assert.is_true(apply(notice{ revoked = "2018-12-05T00:00:00Z" }))   -- at the issue time: covered
+      local r = verify(text, { state = state })
+      assert.are.same({ "revoked", "disabled" }, { r.verdict, r.reason })
+      local newer = signed{ issued = "2018-12-06T00:00:00Z", refresh_by = "2019-01-05" }
+      assert.are.equal("valid", verify(newer, { state = state }).verdict)
+      -- A later notice widens it; an earlier one never narrows it.
+      assert.is_true(apply(notice{ revoked = "2018-12-06T00:00:00Z", reason = "forced" }))
+      assert.are.same({ "revoked", "forced" }, { verify(newer, { state = state }).verdict,
+                                                  verify(newer, { state = state }).reason })
+      assert.is_true(apply(notice{ revoked = "2018-12-01T00:00:00Z", reason = "deactivated" }))
+      assert.are.same({ "revoked", "forced" }, { verify(newer, { state = state }).verdict,
+                                                  verify(newer, { state = state }).reason })
+    end)
+
+    it("refuses a notice signed by an unknown key, or changed, and changes nothing", function()
+      local before = read(state)
+      local other_path = new_key()
+      local stranger = assert(certificate.read_signing_key(other_path))
+      local _, other_public = new_key()
+      local forged = notice({}, stranger)
+      assert.are.same({ nil, "unknown_signer" }, { apply(forged), select(3, apply(forged)) })
+      -- Trusting the stranger's key: the notice's own signer is still unknown.
+      assert.are.equal("unknown_signer", select(3, apply(forged, { public_keys = { public, other_public } })))
+      local changed = (notice():gsub("server: mail1", "server: mail2"))
+      assert.are.equal("bad_signature", select(3, apply(changed)))
+      assert.are.equal("malformed", select(3, apply("-----BEGIN LICENSOR REVOCATION-----\n")))
+      assert.are.equal("malformed", select(3, apply((notice():gsub("reason: disabled", "reason: whim")))))
+      assert.are.equal(before, read(state))
+      assert.are.equal("valid", verify(text, { state = state }).verdict)
+      os.remove(other_path)
+      os.remove(other_path .. ".pub")
+    end)
+
+    it("does not revoke for another license or server", function()
+      local before = read(state)
+      for _, over in ipairs({ { license = "K2" }, { server = "mail2" } }) do
+        assert.are.same({ nil, "other_license" }, { apply(notice(over)), select(3, apply(notice(over))) })
+      end
+      assert.are.equal(before, read(state))
+      assert.are.equal("valid", verify(text, { state = state }).verdict)
+      -- Another server's certificate, with its own state: not revoked by mail1's notice.
+      local other_state = new_state_path()
+      local mail2 = signed{ server = "mail2" }
+      assert.are.same({ nil, "other_license" }, { licensor.revocation_apply(notice(), { public_keys = { public },
+        certificate = mail2, fingerprint = FP, state = other_state }), "other_license" })
+      assert.are.equal("valid", verify(mail2, { state = other_state, new_state = true }).verdict)
+      os.remove(other_state)
+    end)
+
+    it("is signed text of the documented shape", function()
+      local n = notice()
+      assert.matches("^%-%-%-%-%-BEGIN LICENSOR REVOCATION%-%-%-%-%-\nformat: 1\nsigner: " .. signing_key.id ..
+        "\nlicense: K1\nserver: mail1\nfingerprint: " .. FP:gsub("%p", "%%%0") ..
+        "\nrevoked: 2018%-12%-20T00:00:00Z\nreason: disabled\nsignature: [%w%+/]+==\n" ..
+        "%-%-%-%-%-END LICENSOR REVOCATION%-%-%-%-%-\n$", n)
+      for _, bad in ipairs({ { reason = "whim" }, { revoked = "2018-12-20" }, { server = "" },
+                             { license = "K\n1" }, { fingerprint = "mid=1" } }) do
+        local ok, err = pcall(notice, bad)
+        assert.is_false(ok)
+        assert.are.equal("invalid_request", err.code)
+      end
+    end)
+  end)
+
+  describe("return", function()
+    local dir, cert_path, state
+
+    before_each(function()
+      dir = files.temp_dir()
+      cert_path, state = dir .. "/license.cert", dir .. "/licensor.state"
+      files.write(cert_path, signed())
+    end)
+
+    after_each(function() files.remove_dir(dir) end)
+
+    local function give_back(opts)
+      opts = opts or {}
+      return licensor.return_certificate(cert_path, { public_keys = { public }, product = opts.product or "smartertrack",
+                                                      fingerprint = FP, state = opts.state or state })
+    end
+
+    it("writes the exact receipt, deletes the certificate, and the state says revoked after", function()
+      local text = read(cert_path)
+      assert.are.equal("valid", verify(text, { state = state, new_state = true }).verdict)
+      local receipt = assert(give_back())
+      assert.are.equal("-----BEGIN LICENSOR RETURN RECEIPT-----\nformat: 1\nlicense: K1\nserver: mail1\n" ..
+        "fingerprint: " .. FP .. "\ncertificate: " .. certificate.signature_of(text) ..
+        "\n-----END LICENSOR RETURN RECEIPT-----\n", receipt)
+      assert.are.equal(88, #certificate.signature_of(text))
+      assert.is_nil(read(cert_path))
+      local r = verify(text, { state = state })
+      assert.are.same({ "revoked", "returned" }, { r.verdict, r.reason })
+      -- Older certificates of that license and server too; a newer one is not.
+      assert.are.equal("revoked", verify(signed{ issued = "2018-12-01T00:00:00Z" }, { state = state }).verdict)
+      assert.are.equal("valid", verify(signed{ issued = "2018-12-06T00:00:00Z" }, { state = state }).verdict)
+      assert.are.same({ license = "K1", server = "mail1", fingerprint = FP,
+                        certificate = certificate.signature_of(text) }, certificate.read_receipt(receipt))
+    end)
+
+    it("refuses another product's certificate, or an unwritable state, and keeps the file", function()
+      assert.are.equal("certificate_refused", select(3, give_back{ product = "smartermail" }))
+      assert.are.equal("state_unwritable", select(3, give_back{ state = dir .. "/no/such/dir/state" }))
+      assert.is_string(read(cert_path))
+      assert.are.same({ "license.cert" }, listing(dir))
+    end)
+
+    it("reads receipts strictly", function()
+      local receipt = assert(give_back())
+      assert.is_table(certificate.read_receipt(receipt:sub(1, -2)))   -- the last newline is optional
+      local bad = {
+        receipt .. "x", receipt:gsub("format: 1", "format: 2"), receipt:gsub("server: mail1", "server: "),
+        receipt:gsub("server: mail1", "server: " .. string.rep("s", 300)),
+        receipt:gsub("license: K1", "license: " .. string.rep("K", 64)),
+        receipt:gsub("fingerprint: v1:", "fingerprint: v2:"), receipt:gsub("certificate: %S+", "certificate: abc"),
+        receipt:gsub("\n", "\r\n"), (receipt:gsub("RETURN RECEIPT", "REQUEST")), "", 42,
+      }
+      for i, text in ipairs(bad) do
+        local ok, _, code = certificate.read_receipt(text)
+        assert.are.same({ nil, "invalid_request" }, { ok, code }, "case " .. i)
+      end
+      assert.is_nil(certificate.signature_of("not a certificate"))
+    end)
+  end)
+
+  describe("fingerprints", function()
+    it("refuse a recorded fingerprint of fewer than three components, without mid or uuid, or ill-formed", function()
+      assert.is_true(certificate.valid_fingerprint(FP))
+      assert.is_true(certificate.valid_fingerprint("v1:uuid=2222222222222222,disk=5555555555555555,host=4444444444444444"))
+      local refused = {
+        { "v1:disk=9a9fea1c152dc3bb", "1 component" },
+        { "v1:mid=1111111111111111,host=4444444444444444", "2 components" },
+        { "v1:mac=3333333333333333,disk=5555555555555555,host=4444444444444444", "neither mid nor uuid" },
+        { "v1:mid=1111111111111111,cpu=3333333333333333,host=4444444444444444", "unknown name" },
+        { "v1:mid=1111111111111111,mid=1111111111111111,host=4444444444444444", "mid appears twice" },
+        { "v1:mid=111111111111111,mac=3333333333333333,host=4444444444444444", "hash of mid" },
+        { "v1:mid=111111111111111G,mac=3333333333333333,host=4444444444444444", "hash of mid" },
+        { "v1:mid=1111111111111111,mac=3333333333333333,host=4444444444444444,", "not name=hash" },
+        { "mid=1111111111111111", "v1:" }, { "v1:", "not name=hash" }, { 42, "string" },
+      }
+      for _, case in ipairs(refused) do
+        local ok, message = certificate.valid_fingerprint(case[1])
+        assert.is_false(ok, tostring(case[1]))
+        assert.matches(case[2], message, 1, true)
+      end
+    end)
+
+    it("match nothing without an equal mid or uuid; drift of one other component still matches most", function()
+      local match = core.fingerprint_match
+      local weak = "v1:mac=3333333333333333,host=4444444444444444"
+      for _, policy in ipairs({ "most", "all", "any" }) do
+        assert.is_false(match(FP, weak, policy), policy)                                   -- seen: no strong
+        assert.is_false(match(weak, weak, policy), policy)                                 -- expected: none
+        assert.is_false(match(FP, "v1:mid=9999999999999999,uuid=9999999999999999,mac=3333333333333333," ..
+          "host=4444444444444444", policy), policy)                                        -- strong all differ
+      end
+      -- The attack of issue 17: one disk component, recorded, matched anywhere.
+      assert.is_false(match("v1:disk=9a9fea1c152dc3bb", "v1:mid=abababababababab,disk=9a9fea1c152dc3bb", "most"))
+      local drifted = "v1:mid=1111111111111111,uuid=2222222222222222,mac=9999999999999999,host=4444444444444444"
+      assert.is_true(match(FP, drifted, "most"))
+      assert.is_false(match(FP, drifted, "all"))
+      assert.is_true(match(FP, FP, "all"))
+      -- uuid changed, mid kept: still this machine for most (3 of 4) and any.
+      local new_board = "v1:mid=1111111111111111,uuid=9999999999999999,mac=3333333333333333,host=4444444444444444"
+      assert.is_true(match(FP, new_board, "most"))
+      assert.is_true(match(FP, "v1:mid=1111111111111111", "any"))
+      -- Counted over what was recorded: extra components seen do not dilute it.
+      assert.is_true(match("v1:mid=1111111111111111,mac=3333333333333333,host=4444444444444444",
+        FP .. ",disk=7777777777777777", "all"))
+    end)
+
+    it("count their changes", function()
+      local changes = certificate.fingerprint_changes
+      assert.are.equal(0, changes(FP, FP))
+      assert.are.equal(1, changes(FP, FP:gsub("mac=3333333333333333", "mac=9999999999999999")))
+      assert.are.equal(1, changes(FP, FP .. ",disk=7777777777777777"))                -- added
+      assert.are.equal(1, changes(FP, (FP:gsub(",host=4444444444444444", ""))))      -- gone
+      assert.are.equal(5, changes(FP, "v1:mid=0000000000000000,uuid=0000000000000000,mac=0000000000000000," ..
+        "disk=0000000000000000,host=0000000000000000"))
+      assert.are.same({ nil, "invalid_request" }, { changes(FP, "nope"), select(3, changes(FP, "nope")) })
+    end)
+
+    it("are explained source by source, hashed, never raw", function()
+      local list = core.fingerprint_explain()
+      assert.are.same({ "mid", "uuid", "mac", "disk", "host" },
+        { list[1].name, list[2].name, list[3].name, list[4].name, list[5].name })
+      assert.are.same({ true, true, false, false, false },
+        { list[1].strong, list[2].strong, list[3].strong, list[4].strong, list[5].strong })
+      local fp, parts = core.fingerprint(), {}
+      for _, c in ipairs(list) do
+        assert.is_string(c.source)
+        if c.found then
+          assert.matches("^%x+$", c.hash)
+          assert.are.equal(16, #c.hash)
+          parts[#parts + 1] = c.name .. "=" .. c.hash
+        else
+          assert.is_nil(c.hash)
+        end
+      end
+      assert.are.equal(fp, #parts > 0 and "v1:" .. table.concat(parts, ",") or nil)
+      local machine_id = read("/etc/machine-id")
+      local status, out = run("fingerprint", "--explain")
+      assert.are.equal(0, status)
+      assert.matches("component", out)
+      if machine_id and machine_id:find("%x") then assert.is_nil(out:find(machine_id:match("%x+"), 1, true)) end
+      status, out = run("--json", "fingerprint", "--explain")
+      assert.are.equal(0, status)
+      local decoded = require("cjson").decode(out)
+      assert.are.equal(5, #decoded.components)
+      assert.are.equal(certificate.valid_fingerprint(fp) == true, decoded.recordable)
+    end)
+  end)
+
+  describe("state files", function()
+    local dir, state, text
+
+    before_each(function()
+      dir = files.temp_dir()
+      state = dir .. "/licensor.state"
+      text = signed()
+      assert.are.equal("valid", verify(text, { state = state, new_state = true, now = at("2018-12-20") }).verdict)
+    end)
+
+    after_each(function() files.remove_dir(dir) end)
+
+    it("never follow a symlink, reading or writing", function()
+      local good = read(state)
+      -- Reading: a link to this very state (a good file) is not read through.
+      local link = dir .. "/link.state"
+      assert(os.execute("ln -s " .. state .. " " .. link))
+      assert.are.equal("state_corrupt", verify(text, { state = link, now = at("2018-12-21") }).verdict)
+      -- Writing: a link to another file is neither written through nor replaced.
+      local victim, dangling = dir .. "/victim", dir .. "/dangling.state"
+      files.write(victim, "precious\n")
+      os.remove(link)
+      assert(os.execute("ln -s " .. victim .. " " .. link))
+      assert(os.execute("ln -s " .. dir .. "/nothing " .. dangling))
+      assert.are.equal("state_corrupt", verify(text, { state = link, new_state = true }).verdict)
+      assert.are.equal("state_corrupt", verify(text, { state = dangling, new_state = true }).verdict)
+      assert.are.equal("state_corrupt", select(3, licensor.revocation_apply(notice(), { public_keys = { public },
+        certificate = text, fingerprint = FP, state = dangling })))
+      assert.are.equal("precious\n", read(victim))
+      assert.is_nil(read(dir .. "/nothing"))
+      assert.are.equal(good, read(state))
+    end)
+
+    it("are another certificate's or machine's: state_corrupt; a refreshed certificate keeps them", function()
+      assert.are.equal("state_corrupt", verify(signed{ license = "K2" }, { state = state }).verdict)
+      assert.are.equal("state_corrupt", verify(signed{ server = "mail2" }, { state = state }).verdict)
+      local elsewhere = "v1:mid=9999999999999999,uuid=8888888888888888,mac=3333333333333333,host=4444444444444444"
+      assert.are.equal("state_corrupt", verify(signed{ fingerprint = elsewhere },
+                                                { state = state, fingerprint = elsewhere }).verdict)
+      -- The same license, server and machine: a refresh (and a new network
+      -- card) keeps the state and its mark.
+      local refreshed = signed{ issued = "2018-12-10T00:00:00Z", refresh_by = "2019-01-09",
+                                fingerprint = FP:gsub("mac=3333333333333333", "mac=5555555555555555") }
+      local drifted = FP:gsub("mac=3333333333333333", "mac=5555555555555555")
+      assert.are.equal("valid", verify(refreshed, { state = state, fingerprint = drifted,
+                                                    now = at("2018-12-19") }).verdict)
+      assert.are.equal("clock_rollback", verify(refreshed, { state = state, fingerprint = drifted,
+                                                             now = at("2018-12-12") }).verdict)
+    end)
+
+    it("are written through an unpredictable temporary file in the same directory", function()
+      -- The old name (STATE.PID.tmp) planted as a link to a victim file.
+      local f = assert(io.open("/proc/self/stat"))
+      local pid = f:read("*n")
+      f:close()
+      local victim, planted = dir .. "/victim", state .. "." .. pid .. ".tmp"
+      files.write(victim, "precious\n")
+      assert(os.execute("ln -s " .. victim .. " " .. planted))
+      assert.are.equal("valid", verify(text, { state = state, now = at("2018-12-22") }).verdict)
+      assert.are.equal("precious\n", read(victim))
+      assert.are.same({ "licensor.state", "licensor.state." .. pid .. ".tmp", "victim" }, listing(dir))
+      assert.matches("^licensor%-state 2 " .. at("2018-12-22") .. " %- %- %x+\n$", read(state))
+      -- A directory that cannot take the temporary file: unwritable, and nothing left behind.
+      assert.are.equal("state_unwritable", verify(text, { state = dir .. "/missing/state", new_state = true,
+                                                          now = at("2018-12-23") }).verdict)
+      assert.are.same({ "licensor.state", "licensor.state." .. pid .. ".tmp", "victim" }, listing(dir))
+    end)
+  end)
+
+  describe("on the command line", function()
+    local dir, cert_path, pub
+
+    before_each(function()
+      dir = files.temp_dir()
+      cert_path, pub = dir .. "/mail1.cert", key_path .. ".pub"
+      -- Today's certificate (the command verifies at the current time).
+      local today = licensor.today()
+      files.write(cert_path, signed{ issued = today .. "T00:00:00Z", start = "2018-06-01",
+                                     refresh_by = core.date(core.day(today) + 30) })
+    end)
+
+    after_each(function() files.remove_dir(dir) end)
+
+    it("verify needs --product; another product's certificate is refused", function()
+      local status, _, err = run("verify", cert_path, "--public-key", pub, "--fingerprint", FP)
+      assert.are.equal(2, status)
+      assert.matches("%-%-product", err)
+      status = run("verify", cert_path, "--public-key", pub, "--fingerprint", FP, "--product", "smartertrack")
+      assert.are.equal(0, status)
+      local out
+      status, out = run("verify", cert_path, "--public-key", pub, "--fingerprint", FP, "--product", "smarterstats")
+      assert.are.same({ 1, "wrong_product" }, { status, out })
+    end)
+
+    it("verify --revocation records a notice in the state first; return writes a receipt and deletes CERT", function()
+      local state, notice_path, receipt = dir .. "/state", dir .. "/notice", dir .. "/receipt"
+      local common = { "--public-key", pub, "--fingerprint", FP, "--product", "smartertrack", "--state", state }
+      local function cli(...)
+        local args = { ... }
+        for _, a in ipairs(common) do args[#args + 1] = a end
+        return run(unpack(args))
+      end
+      assert.are.equal(0, (cli("verify", cert_path, "--new-state")))
+      files.write(notice_path, notice{ revoked = os.date("!%Y-%m-%dT%H:%M:%SZ"), license = "K9" })
+      local status, _, err = cli("verify", cert_path, "--revocation", notice_path)
+      assert.are.same({ 1, "licensor: other_license: the revocation notice is refused: other_license" },
+                      { status, err })
+      local status_r, out = cli("return", cert_path, "--out", receipt)
+      assert.are.same({ 0, cert_path .. " returned: receipt written to " .. receipt }, { status_r, out })
+      assert.is_nil(read(cert_path))
+      assert.is_table(certificate.read_receipt(read(receipt)))
+      assert.are.equal(1, (cli("return", cert_path)))                 -- gone: nothing to return
+      assert.are.equal(2, (run("return", cert_path, "--public-key", pub, "--product", "smartertrack")))
+    end)
   end)
 end)

@@ -1,11 +1,13 @@
 -- licensor.certificate -- the texts of offline licensing: signing key
--- files, certificates (format 1, see csrc/licensor_verify.h) and the
--- activation requests of air-gapped servers.  Signing and verifying are
--- C (libsodium, and the same verifier vendors link into their products).
+-- files, certificates and revocation notices (format 1, see
+-- csrc/licensor_verify.h), the activation requests of air-gapped servers,
+-- the return receipts products write, and fingerprints as the store
+-- records them.  Signing and verifying are C (libsodium, and the same
+-- verifier vendors link into their products).
 local core = require "licensor.core"
 local failure = require "licensor.failure"
 
-local type, tostring, ipairs, pairs = type, tostring, ipairs, pairs
+local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local concat, sort = table.concat, table.sort
 local open = io.open
 
@@ -16,6 +18,20 @@ local BEGIN = "-----BEGIN LICENSOR CERTIFICATE-----\n"
 local END = "-----END LICENSOR CERTIFICATE-----\n"
 local REQUEST_BEGIN = "-----BEGIN LICENSOR ACTIVATION REQUEST-----\n"
 local REQUEST_END = "-----END LICENSOR ACTIVATION REQUEST-----\n"
+local REVOCATION_BEGIN = "-----BEGIN LICENSOR REVOCATION-----\n"
+local REVOCATION_END = "-----END LICENSOR REVOCATION-----\n"
+local RECEIPT_BEGIN = "-----BEGIN LICENSOR RETURN RECEIPT-----\n"
+local RECEIPT_END = "-----END LICENSOR RETURN RECEIPT-----"
+
+-- What the verifier reads (csrc/licensor_verify.h): a license key under
+-- 64 bytes, a fingerprint under 256.
+local MAX_LICENSE, MAX_FINGERPRINT = 63, 255
+-- A return receipt's text, at most (LSRV_RECEIPT_MAX, less its NUL).
+local RECEIPT_MAX = 1023
+
+local function literal(text)
+  return (text:gsub("%p", "%%%0"))
+end
 
 local function read_file(path)
   local f, err = open(path, "rb")
@@ -73,15 +89,68 @@ end
 -- Fingerprints
 ------------------------------------------------------------------------
 
--- "v1:name=hex,name=hex..." as lsrv_fingerprint writes it.
-function _M.valid_fingerprint(fp)
-  if type(fp) ~= "string" or #fp > 255 or not fp:find("^v1:") then return false end
-  local rest = fp:sub(4)
-  if rest == "" then return false end
-  for part in (rest .. ","):gmatch("([^,]*),") do
-    if not part:find("^%l+=%x+$") then return false end
+-- The components of a fingerprint (csrc/lsrv_machine.c), in the order
+-- lsrv_fingerprint writes them; a match needs a strong one.
+local COMPONENTS = { "mid", "uuid", "mac", "disk", "host" }
+local STRONG = { mid = true, uuid = true }
+local KNOWN = {}
+for _, name in ipairs(COMPONENTS) do KNOWN[name] = true end
+-- A recorded fingerprint names at least this many components.
+local MIN_COMPONENTS = 3
+_M.FINGERPRINT_COMPONENTS, _M.STRONG_COMPONENTS, _M.MIN_COMPONENTS = COMPONENTS, STRONG, MIN_COMPONENTS
+
+-- "v1:name=hex,..." -> {name = hex}, count; or nil, what is wrong.  Known
+-- names only, each at most once, 16 lowercase hex digits each.
+local function components(fp)
+  if type(fp) ~= "string" then return nil, "a fingerprint is a string" end
+  if #fp > MAX_FINGERPRINT then return nil, "longer than " .. MAX_FINGERPRINT .. " bytes" end
+  if fp:sub(1, 3) ~= "v1:" then return nil, "does not begin with v1:" end
+  local found, n = {}, 0
+  for part in (fp:sub(4) .. ","):gmatch("([^,]*),") do
+    n = n + 1
+    local name, hash = part:match("^(%l+)=(.*)$")
+    if not name then return nil, "component " .. n .. " is not name=hash" end
+    if not KNOWN[name] then
+      return nil, "component " .. n .. " has an unknown name (mid, uuid, mac, disk, host)"
+    end
+    if found[name] then return nil, name .. " appears twice" end
+    if #hash ~= 16 or hash:find("[^0-9a-f]") then
+      return nil, "the hash of " .. name .. " is not 16 hex digits"
+    end
+    found[name] = hash
   end
+  return found, n
+end
+
+-- valid_fingerprint(fp) -> true, or false, message: may the store record
+-- fp?  "v1:name=hex,..." as lsrv_fingerprint writes it, with at least
+-- three components, one of them strong (mid: machine-id, uuid: DMI
+-- product UUID).  (A fingerprint only compared, never recorded, needs
+-- none of this: lsrv_fingerprint_match answers for it.)
+function _M.valid_fingerprint(fp)
+  local found, n = components(fp)
+  if not found then return false, "fingerprint: " .. n end
+  if n < MIN_COMPONENTS then
+    return false, "fingerprint: " .. n .. " component" .. (n == 1 and "" or "s") .. ", at least " ..
+      MIN_COMPONENTS .. " are needed"
+  end
+  if not (found.mid or found.uuid) then return false, "fingerprint: neither mid nor uuid (one is needed)" end
   return true
+end
+
+-- fingerprint_changes(a, b) -> how many components differ between two
+-- fingerprints (one present in only one of them counts as a change), or
+-- nil, message, "invalid_request".
+function _M.fingerprint_changes(a, b)
+  local ca, why_a = components(a)
+  if not ca then return nil, "fingerprint: " .. why_a, "invalid_request" end
+  local cb, why_b = components(b)
+  if not cb then return nil, "fingerprint: " .. why_b, "invalid_request" end
+  local changes = 0
+  for _, name in ipairs(COMPONENTS) do
+    if ca[name] ~= cb[name] then changes = changes + 1 end
+  end
+  return changes
 end
 
 ------------------------------------------------------------------------
@@ -138,6 +207,77 @@ function _M.text(fields, key)
   return text
 end
 
+-- signature_of(text) -> the base64 signature that names a certificate
+-- (88 characters), or nil if the text is not one.
+function _M.signature_of(text)
+  local c = type(text) == "string" and core.read_certificate(text)
+  return c and c.signature or nil
+end
+
+------------------------------------------------------------------------
+-- Revocation notices
+------------------------------------------------------------------------
+
+local REASONS = { disabled = true, deactivated = true, forced = true }
+local TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"
+
+-- revocation_text{license=, server=, fingerprint=, revoked=, reason=},
+-- signing_key -> the signed notice that revokes every certificate of
+-- that license and server issued at or before `revoked`
+-- ("YYYY-MM-DDTHH:MM:SSZ"); reason "disabled", "deactivated" or "forced".
+function _M.revocation_text(r, key)
+  local function bad(what) failure.raise("invalid_request", "revocation notice: " .. what) end
+  for _, name in ipairs({ "license", "server", "fingerprint", "revoked", "reason" }) do
+    local v = r[name]
+    if type(v) ~= "string" or v == "" or v:find("%c") then
+      bad(name .. " is missing, empty or holds control bytes")
+    end
+  end
+  if #r.license > MAX_LICENSE then bad("license: longer than " .. MAX_LICENSE .. " bytes") end
+  failure.try(core.check_name(r.server, "server"))
+  if #r.fingerprint > MAX_FINGERPRINT or r.fingerprint:sub(1, 3) ~= "v1:" then
+    bad("fingerprint: not a fingerprint")
+  end
+  if not r.revoked:find(TIME) then bad("revoked: YYYY-MM-DDTHH:MM:SSZ expected") end
+  if not REASONS[r.reason] then bad("reason: disabled, deactivated or forced expected") end
+  local body = REVOCATION_BEGIN .. "format: 1\nsigner: " .. key.id .. "\nlicense: " .. r.license ..
+    "\nserver: " .. r.server .. "\nfingerprint: " .. r.fingerprint .. "\nrevoked: " .. r.revoked ..
+    "\nreason: " .. r.reason .. "\n"
+  return body .. "signature: " .. failure.try(core.sign(body, key.secret)) .. "\n" .. REVOCATION_END
+end
+
+------------------------------------------------------------------------
+-- Return receipts (written by lsrv_return in the product)
+------------------------------------------------------------------------
+
+local RECEIPT = "^" .. literal(RECEIPT_BEGIN) .. "format: 1\nlicense: ([^\n]+)\nserver: ([^\n]+)\n" ..
+  "fingerprint: ([^\n]+)\ncertificate: ([^\n]+)\n" .. literal(RECEIPT_END) .. "\n?$"
+
+-- read_receipt(text) -> {license=, server=, fingerprint=, certificate=}
+-- (certificate: the returned certificate's signature), or nil, message,
+-- "invalid_request".  Exactly the lines lsrv_return writes (the newline
+-- after the END line is optional).
+function _M.read_receipt(text)
+  local license, server, fp, signature
+  if type(text) == "string" and #text <= RECEIPT_MAX then
+    license, server, fp, signature = text:match(RECEIPT)
+  end
+  if not license then return nil, "not a licensor return receipt", "invalid_request" end
+  if #license > MAX_LICENSE or license:find("%c") then
+    return nil, "the return receipt's license is malformed", "invalid_request"
+  end
+  if not core.check_name(server) then
+    return nil, "the return receipt's server is malformed", "invalid_request"
+  end
+  local parsed, why = components(fp)
+  if not parsed then return nil, "the return receipt's fingerprint: " .. why, "invalid_request" end
+  if #signature ~= 88 or not signature:find("^[%w%+/]+==$") then
+    return nil, "the return receipt's certificate is not a signature (88 base64 characters)",
+      "invalid_request"
+  end
+  return { license = license, server = server, fingerprint = fp, certificate = signature }
+end
+
 ------------------------------------------------------------------------
 -- Activation requests (air-gapped servers)
 ------------------------------------------------------------------------
@@ -152,13 +292,15 @@ end
 -- read_request(text) -> {license=, server=, fingerprint=, build=}, or nil,
 -- message, "invalid_request"
 function _M.read_request(text)
-  local license, server, fp, build = tostring(text):match("^" .. REQUEST_BEGIN:gsub("%p", "%%%0") ..
+  local license, server, fp, build = tostring(text):match("^" .. literal(REQUEST_BEGIN) ..
     "format: 1\nlicense: ([^\n]+)\nserver: ([^\n]+)\nfingerprint: ([^\n]+)\nbuild: (%d+)\n" ..
-    REQUEST_END:gsub("%p", "%%%0") .. "$")
+    literal(REQUEST_END) .. "$")
   if not license then return nil, "not a licensor activation request", "invalid_request" end
-  if not core.check_name(server) or not _M.valid_fingerprint(fp) or #build > 15 then
-    return nil, "the activation request holds a malformed server, fingerprint or build", "invalid_request"
+  if not core.check_name(server) or #build > 15 then
+    return nil, "the activation request holds a malformed server or build", "invalid_request"
   end
+  local ok, why = _M.valid_fingerprint(fp)
+  if not ok then return nil, "the activation request's " .. why, "invalid_request" end
   return { license = license, server = server, fingerprint = fp, build = tonumber(build) }
 end
 

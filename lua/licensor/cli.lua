@@ -66,10 +66,16 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
   keys new --out FILE                a signing key (FILE, mode 0600) and its public key (FILE.pub)
   keys show FILE                     the public key and key id of a signing key
   certificate KEY SERVER --signing-key FILE [--on DATE] [--out CERT]
-  fingerprint                        this machine's fingerprint
+  fingerprint [--explain]            this machine's fingerprint (explain: each source, found or
+                                     missing, hashed)
   request KEY SERVER BUILD [--fingerprint FP] [--out FILE]   an air-gapped activation request
-  verify CERT --public-key FILE.pub [--fingerprint FP] [--state FILE [--new-state]] [--json]
-                                     exit 0 valid or grace, 1 refused
+  verify CERT --public-key FILE.pub --product ID [--fingerprint FP]
+         [--state FILE [--new-state] [--revocation NOTICE]] [--json]
+                                     exit 0 valid or grace, 1 refused (revocation: a signed notice
+                                     recorded in the state first)
+  return CERT --public-key FILE.pub --product ID --state FILE [--fingerprint FP] [--out RECEIPT]
+                                     delete CERT, keep its return in the state, write the receipt
+                                     (for deactivate --return)
   repl                               a Lua REPL with `store`, `cat`, `licensor` and `pp` loaded
   gateway [--listen ADDR:PORT] [--workers N] [--admin-token-file F] [--today DATE]
           [--rate-per-ip N] [--rate-per-key N] [--conn-per-ip N] [--prefix DIR]
@@ -86,7 +92,7 @@ malformed input.  licensor help COMMAND (or COMMAND --help) shows one command; -
 -- Flags that take no value.
 local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true,
                    version = true, lapsed = true, disabled = true, fraud = true, until_current = true,
-                   watch = true, dead = true, all = true }
+                   watch = true, dead = true, all = true, explain = true }
 
 -- Codes of malformed input: exit 2, like bad usage.
 local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true }
@@ -97,7 +103,7 @@ local MAX_ARGS = {
   deactivate = 2, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 2, ["end-lease"] = 1,
   disable = 1, enable = 1, transfer = 2, sweep = 0, events = 1, backup = 1, keys = 2, certificate = 2,
   copy = 0, deliver = 0, outbox = 2, templates = 0, set = 1,
-  fingerprint = 0, request = 3, verify = 1, repl = 0, gateway = 0, list = 0, export = 0,
+  fingerprint = 0, request = 3, verify = 1, ["return"] = 1, repl = 0, gateway = 0, list = 0, export = 0,
   ["import-licenses"] = 1,
 }
 
@@ -451,10 +457,30 @@ function commands.backup(ctx, pos)
   ctx.out("backup of " .. ctx.db .. " written to " .. path)
 end
 
-function commands.fingerprint(ctx)
-  local fp = check(require("licensor.core").fingerprint())
-  if ctx.opts.json then return ctx.out(json_encode({ fingerprint = fp })) end
-  ctx.out(fp)
+-- fingerprint [--explain]: with --explain, each source found or missing
+-- (hashes only) and whether the store can record this machine's.
+function commands.fingerprint(ctx, _, flags)
+  local core = require "licensor.core"
+  if not flags.explain then
+    local fp = check(core.fingerprint())
+    if ctx.opts.json then return ctx.out(json_encode({ fingerprint = fp })) end
+    return ctx.out(fp)
+  end
+  local fp = core.fingerprint()
+  local recordable, why = certificate.valid_fingerprint(fp)
+  local components = core.fingerprint_explain()
+  if ctx.opts.json then
+    return ctx.out(json_encode({ fingerprint = fp, recordable = recordable, why = why,
+                                 components = components }))
+  end
+  local rows = {}
+  for i, c in ipairs(components) do
+    rows[i] = { component = c.name, strong = c.strong and "yes" or "",
+                found = c.found and "found" or "missing", hash = c.hash or "-", source = c.source }
+  end
+  show_list(ctx.out, ctx.opts, rows, { "component", "strong", "found", "hash", "source" })
+  ctx.out("fingerprint " .. (fp or "(none)"))
+  if not recordable then ctx.out("not recordable: " .. why:gsub("^fingerprint: ", "")) end
 end
 
 -- request KEY SERVER BUILD [--fingerprint FP] [--out FILE]: what an
@@ -471,26 +497,58 @@ function commands.request(ctx, pos, flags)
   if not flags.out then ctx.out((text:gsub("\n$", ""))) end
 end
 
--- verify CERT --public-key FILE.pub ... [--fingerprint FP] [--state FILE]
--- [--new-state]: exit 0 for valid or grace, 1 for any refusal.
-function commands.verify(ctx, pos, flags, many)
-  local text = read_text(need(pos, 1, "CERT"), "certificate")
-  if not many.public_key then usage_error("verify needs --public-key FILE.pub") end
+-- The trusted public keys of --public-key (repeatable) and the --product
+-- that verify and return need.
+local function verifier_options(name, flags, many)
+  if not many.public_key then usage_error(name .. " needs --public-key FILE.pub") end
+  if type(flags.product) ~= "string" then
+    usage_error(name .. " needs --product ID (the product checking it)")
+  end
   local keys = {}
   for i, path in ipairs(many.public_key) do keys[i] = check(certificate.read_public_key(path)) end
+  return keys, flags.product
+end
+
+-- verify CERT --public-key FILE.pub ... --product ID [--fingerprint FP]
+-- [--state FILE [--new-state] [--revocation NOTICE]]: exit 0 for valid or
+-- grace, 1 for any refusal.
+function commands.verify(ctx, pos, flags, many)
+  local text = read_text(need(pos, 1, "CERT"), "certificate")
+  local keys, product = verifier_options("verify", flags, many)
   local core = require "licensor.core"
   local fp = flags.fingerprint or check(core.fingerprint())
-  local result = core.verify(text, { public_keys = keys, fingerprint = fp, state = flags.state,
-                                     new_state = flags.new_state })
+  if flags.revocation then
+    if not flags.state then usage_error("--revocation needs --state FILE (the notice is kept there)") end
+    check(core.revocation_apply(read_text(flags.revocation, "revocation notice"),
+      { public_keys = keys, certificate = text, fingerprint = fp, state = flags.state }))
+  end
+  local result = core.verify(text, { public_keys = keys, product = product, fingerprint = fp,
+                                     state = flags.state, new_state = flags.new_state })
   if ctx.opts.json then
     ctx.out(json_encode(result))
   else
     local left = result.grace_days_left
-    ctx.out(result.verdict .. (left and (" (" .. left .. " days left)") or ""))
+    ctx.out(result.verdict .. (left and (" (" .. left .. " days left)") or "") ..
+      (result.reason and (" (" .. result.reason .. ")") or ""))
   end
   if result.verdict ~= "valid" and result.verdict ~= "grace" then
     failure.raise(result.verdict, "the certificate is refused: " .. result.verdict, { quiet = true })
   end
+end
+
+-- return CERT --public-key FILE.pub --product ID --state FILE
+-- [--fingerprint FP] [--out RECEIPT]: the product's offline return.
+commands["return"] = function(ctx, pos, flags, many)
+  local path = need(pos, 1, "CERT")
+  local keys, product = verifier_options("return", flags, many)
+  if not flags.state then usage_error("return needs --state FILE (the return is kept there)") end
+  local core = require "licensor.core"
+  local receipt = check(core.return_certificate(path, { public_keys = keys, product = product,
+    fingerprint = flags.fingerprint or check(core.fingerprint()), state = flags.state }))
+  if flags.out then write_text(flags.out, receipt) end
+  if ctx.opts.json then return ctx.out(json_encode({ ok = true, receipt = receipt, out = flags.out })) end
+  if flags.out then return ctx.out(path .. " returned: receipt written to " .. flags.out) end
+  ctx.out((receipt:gsub("\n$", "")))
 end
 
 function commands.checkin(ctx, pos, flags)
