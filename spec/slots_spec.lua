@@ -539,7 +539,8 @@ describe("revocation reaches the machine (" .. stores.backend .. ")", function()
     local opts = { public_keys = { public }, product = "smartertrack", fingerprint = machine(1), state = state,
                    new_state = true, now = now }
     assert.are.equal("valid", licensor.verify(text, opts).verdict)
-    assert(licensor.revocation_apply(notice, opts))
+    assert(licensor.revocation_apply(notice, { public_keys = { public }, certificate = text,
+                                               fingerprint = machine(1), state = state }))
     opts.new_state = nil
     assert.are.equal("revoked", licensor.verify(text, opts).verdict)
     os.remove(state)

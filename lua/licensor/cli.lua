@@ -35,10 +35,13 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
        [--disabled] [--fraud] [--on DATE] [--limit N] [--offset N]   licenses, filters combined
   show KEY                           the license and its status
   eligible KEY [--on DATE]           the newest build the license may install
-  activate KEY SERVER BUILD [--fingerprint FP] [--on DATE]
+  activate KEY SERVER BUILD [--fingerprint FP] [--on DATE] [--signing-key FILE --revocation-out FILE]
   activate --request FILE --out CERT --signing-key FILE [--on DATE]   (air-gapped servers)
-  checkin KEY SERVER [--build N] [--on DATE]
-  deactivate KEY SERVER [--on DATE]
+  checkin KEY SERVER [--build N] [--fingerprint FP] [--on DATE] [--signing-key FILE --revocation-out FILE]
+                                     (revocation-out: where a refusal's signed revocation notice goes)
+  deactivate KEY SERVER [--on DATE] [--return RECEIPT | --force --reason TEXT]
+                                     (a certificate holds the slot until held_until unless returned
+                                     with its receipt, or freed by an admin with --force)
   installations KEY
   renew KEY [--on DATE] [--until-current]   (until-current: term by term until M&S covers the day)
   upgrade KEY [--edition E] [--level N] [--on DATE] (--quote | --pay AMOUNT)
@@ -92,7 +95,7 @@ malformed input.  licensor help COMMAND (or COMMAND --help) shows one command; -
 -- Flags that take no value.
 local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true,
                    version = true, lapsed = true, disabled = true, fraud = true, until_current = true,
-                   watch = true, dead = true, all = true, explain = true }
+                   watch = true, dead = true, all = true, explain = true, force = true }
 
 -- Codes of malformed input: exit 2, like bad usage.
 local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true }
@@ -230,7 +233,10 @@ local function show_verdict(out, opts, v)
                  eligible = v.eligible and v.eligible.number,
                  migration = v.migration and v.migration.state,
                  active = v.migration and (v.migration.active .. " of " .. v.migration.allowed),
-                 since = v.migration and v.migration.since, deadline = v.migration and v.migration.deadline }
+                 since = v.migration and v.migration.since, deadline = v.migration and v.migration.deadline,
+                 held_until = v.held_until,
+                 revocation = v.revocation and (opts.revocation_out and ("written to " .. opts.revocation_out)
+                                                or "signed (--revocation-out FILE saves it)") }
   if opts.json then
     out(json_encode(v))
     if not v.ok then failure.raise(v.code, v.message, { quiet = true }) end
@@ -376,11 +382,28 @@ local function activate_request(ctx, flags)
   ctx.out("certificate for " .. request.server .. " written to " .. flags.out)
 end
 
+-- The store for activate and checkin: with --signing-key, a refusal of a
+-- machine whose certificates no longer hold carries their revocation,
+-- which --revocation-out writes for the admin to carry to the machine.
+local function installation_store(ctx, flags)
+  if flags.revocation_out and not flags.signing_key then
+    usage_error("--revocation-out needs --signing-key FILE (the notice is signed)")
+  end
+  return flags.signing_key and signing_store(ctx, flags) or ctx.open()
+end
+
+local function show_installation_verdict(ctx, flags, v)
+  if v.revocation and flags.revocation_out then write_text(flags.revocation_out, v.revocation) end
+  ctx.opts.revocation_out = flags.revocation_out
+  show_verdict(ctx.out, ctx.opts, v)
+end
+
 function commands.activate(ctx, pos, flags)
   if flags.request then return activate_request(ctx, flags) end
   local build = tonumber(need(pos, 3, "BUILD"))
   if not build then usage_error("BUILD is a build number") end
-  show_verdict(ctx.out, ctx.opts, check(ctx.open():activate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
+  local store = installation_store(ctx, flags)
+  show_installation_verdict(ctx, flags, check(store:activate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
     build, flags.on, flags.fingerprint)))
 end
 
@@ -552,18 +575,31 @@ commands["return"] = function(ctx, pos, flags, many)
 end
 
 function commands.checkin(ctx, pos, flags)
-  show_verdict(ctx.out, ctx.opts, check(ctx.open():checkin(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
-    flags.on, number_flag(flags, "build"))))
+  local store = installation_store(ctx, flags)
+  show_installation_verdict(ctx, flags, check(store:checkin(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
+    flags.on, number_flag(flags, "build"), flags.fingerprint)))
 end
 
+-- deactivate KEY SERVER [--return RECEIPT | --force --reason TEXT]
 function commands.deactivate(ctx, pos, flags)
+  local opts
+  if flags["return"] then
+    if flags.force then usage_error("deactivate takes --return RECEIPT or --force, not both") end
+    opts = { receipt = read_text(flags["return"], "return receipt") }
+  elseif flags.force then
+    if type(flags.reason) ~= "string" or not flags.reason:find("%S") then
+      usage_error("deactivate --force needs --reason TEXT (it is logged)")
+    end
+    opts = { force = true, reason = flags.reason }
+  end
   show_verdict(ctx.out, ctx.opts, check(ctx.open():deactivate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
-    flags.on)))
+    flags.on, opts)))
 end
 
 function commands.installations(ctx, pos)
   local list = check(ctx.open():installations(need(pos, 1, "KEY")))
-  show_list(ctx.out, ctx.opts, list, { "server", "build", "first_seen", "last_seen", "deactivated" })
+  show_list(ctx.out, ctx.opts, list, { "server", "build", "first_seen", "last_seen", "deactivated",
+                                       "held_until", "freed" })
 end
 
 -- What catching up a still-lapsed M&S takes: the terms and their price.
@@ -632,8 +668,14 @@ function commands.transfer(ctx, pos, flags)
 end
 
 function commands.sweep(ctx, _, flags)
-  local taken = check(ctx.open():sweep(flags.on))
+  local taken, skipped = check(ctx.open():sweep(flags.on))
   show_list(ctx.out, ctx.opts, taken, { "key", "case", "action", "on" })
+  for _, s in ipairs(skipped) do ctx.err("licensor: sweep skipped " .. s.key .. ": " .. s.why) end
+  -- A key left unworked is for cron to see, though every other was worked.
+  if #skipped > 0 then
+    failure.raise("sweep_skipped", #skipped .. " key(s) could not be swept (each is a sweep_skipped event)",
+                  { quiet = ctx.opts.json })
+  end
 end
 
 -- events KEY: in the order they were recorded, each with the time it was
@@ -893,7 +935,7 @@ function _M.main(argv, io_opts)
   end
   local db = flags.db or os.getenv("LICENSOR_DB") or "licensor.db"
   local store
-  local ctx = { db = db, opts = { json = flags.json }, out = out, repl_io = io_opts.repl }
+  local ctx = { db = db, opts = { json = flags.json }, out = out, err = err_out, repl_io = io_opts.repl }
   -- Only init (and import --create) may create the database: a mistyped
   -- path is an error, not a new empty store.
   local may_create = name == "init" or (name == "import" and flags.create)
