@@ -129,7 +129,7 @@ typedef struct {
   lsrv_kind kind;
   int32_t start;
   int32_t ms_expires;              /* INT32_MIN: no M&S */
-  int32_t ends;                    /* last day of a trial, lease end; INT32_MIN: none */
+  int32_t ends;                    /* the first day a lease or trial no longer runs; INT32_MIN: none */
   int64_t version_lock;            /* 0: none */
   bool failover;
   lsrv_addon addons[LSRV_MAX_ADDONS];

@@ -152,8 +152,7 @@ local function setup(self, key, server, on, fingerprint)
   if fingerprint ~= nil then
     local valid, why = certificate.valid_fingerprint(fingerprint)
     if not valid then
-      refuse("invalid_request",
-             "fingerprint: " .. (why or "v1:name=hex,... as `licensor fingerprint` prints it"))
+      refuse("invalid_request", why or "fingerprint: v1:name=hex,... as `licensor fingerprint` prints it")
     end
   end
   local lic, cat = common.license_and_catalogue(self, key)
@@ -284,8 +283,8 @@ local function check_receipt(text, key, inst)
       r.server .. "', not this one")
   end
   if not inst.signature or r.certificate ~= inst.signature or r.fingerprint ~= inst.fingerprint then
-    refuse("invalid_receipt", "the return receipt names a certificate that is not server '" .. inst.server ..
-      "''s newest")
+    refuse("invalid_receipt", "the return receipt names a certificate that is not the newest of server '" ..
+      inst.server .. "' (return the newest one)")
   end
 end
 
