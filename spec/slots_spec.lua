@@ -12,7 +12,7 @@ local stores = require "support.stores"
 
 -- Fingerprints of distinct machines: machine-id, DMI uuid, MAC, disk, host.
 local function machine(n)
-  local function part(c) return string.rep(string.format("%x", (n + c) % 16), 16) end
+  local function part(c) return string.rep(string.format("%02x%02x", n % 256, c), 4) end
   return "v1:mid=" .. part(1) .. ",uuid=" .. part(3) .. ",mac=" .. part(5) .. ",disk=" .. part(7) ..
     ",host=" .. part(9)
 end
@@ -147,6 +147,23 @@ describe("a certificate keeps its slot (" .. stores.backend .. ")", function()
     assert.are.equal(before, stores.dump(store))
   end)
 
+  it("takes the receipt of the newest certificate after a drift, and of a parked one after its name was reused",
+     function()
+    assert.is_true(store:activate(lic.key, "a", 6911, "2018-12-05", machine(1)).ok)
+    local text = store:certificate(lic.key, "a", "2018-12-05")
+    assert.is_true(store:checkin(lic.key, "a", "2018-12-06", nil, drifted(machine(1), "mac", 0)).ok)
+    assert.is_nil(store:deactivate(lic.key, "a", "2018-12-07", { receipt = receipt_of(text) }).held_until)
+    assert.is_true(store:activate(lic.key, "b", 6911, "2018-12-07", machine(2)).ok)
+    local parked = store:certificate(lic.key, "b", "2018-12-07")
+    store:deactivate(lic.key, "b", "2018-12-08")
+    assert.is_true(store:activate(lic.key, "b", 6911, "2018-12-08", machine(3)).ok)
+    local d = assert(store:deactivate(lic.key, "b", "2018-12-09", { receipt = receipt_of(parked) }))
+    assert.is_true(d.ok)
+    local freed = {}
+    for _, i in ipairs(store:installations(lic.key)) do freed[#freed + 1] = tostring(i.freed) end
+    assert.are.same({ "returned", "returned", "nil" }, freed)
+  end)
+
   it("frees it when an admin forces it, with the reason logged as its own event", function()
     assert.is_true(store:activate(lic.key, "a", 6911, "2018-12-05", machine(1)).ok)
     store:certificate(lic.key, "a", "2018-12-05")
@@ -207,6 +224,29 @@ describe("a certificate keeps its slot (" .. stores.backend .. ")", function()
         store:checkin(lic.key, "new", date(d))
       end
       assert.are.same({ "email_customer", "notify_fraud_team" }, steps(store:sweep("2019-01-04")))
+    end)
+
+    it("finds the window where it left it when the parked server comes back", function()
+      assert.is_true(store:activate(lic.key, "a", 6911, "2018-12-05", machine(1)).ok)
+      assert.is_true(store:activate(lic.key, "b", 6911, "2018-12-05", machine(2)).ok)
+      for d = day("2018-12-06"), day("2019-01-02") do
+        store:checkin(lic.key, "a", date(d))
+        store:checkin(lic.key, "b", date(d))
+      end
+      store:certificate(lic.key, "b", "2019-01-02")
+      store:deactivate(lic.key, "b", "2019-01-03")       -- parked: b runs on its certificate
+      for d = day("2019-01-03"), day("2019-01-16") do
+        store:checkin(lic.key, "a", date(d))
+        assert.are.same({}, steps(store:sweep(date(d))), date(d))
+      end
+      -- Its held days are in the window (the run since 2018-12-05 never
+      -- broke): the window is over, and the machine is told its
+      -- certificates no longer hold.
+      local v = store:activate(lic.key, "b", 6911, "2019-01-17", machine(2))
+      assert.are.same({ false, "migration_window_over" }, { v.ok, v.code })
+      assert.matches("\nreason: deactivated\n", v.revocation)
+      local window = store:catalogue():migration(store:get(lic.key), store:installations(lic.key), "2019-01-17")
+      assert.are.same({ "2018-12-05", 1 }, { window.since, window.parked })
     end)
 
     it("stops the ladder of an open case once the extra server is deactivated", function()
@@ -311,6 +351,69 @@ describe("a certificate keeps its slot (" .. stores.backend .. ")", function()
       local kinds = {}
       for _, e in ipairs(store:events(lic.key)) do kinds[e.kind] = (kinds[e.kind] or 0) + 1 end
       assert.are.equal(3, kinds.fingerprint)
+    end)
+
+    it("never lets a strong component drift, at check-in or by activating again", function()
+      local fp = machine(1)
+      assert.is_true(store:activate(lic.key, "a", 6911, "2018-12-05", fp).ok)
+      local other_mid = drifted(fp, "mid", 0)
+      local v = store:checkin(lic.key, "a", "2018-12-06", nil, other_mid)
+      assert.are.same({ false, "wrong_machine" }, { v.ok, v.code })
+      assert.matches("mid changed", v.message)
+      -- Deactivated and activated again with the machine-id changed: another
+      -- machine, counted next to the slot the first one's certificate holds.
+      store:certificate(lic.key, "a", "2018-12-06")
+      store:deactivate(lic.key, "a", "2018-12-07")
+      v = store:activate(lic.key, "a", 6911, "2018-12-07", other_mid)
+      assert.are.same({ true, "migrating", 2 }, { v.ok, v.migration.state, v.migration.active })
+    end)
+
+    it("stops a walk by deactivating and activating again one component at a time", function()
+      local a = "v1:mid=aaaaaaaaaaaaaaaa,mac=1111111111111111,disk=2222222222222222,host=3333333333333333"
+      local b = "v1:mid=bbbbbbbbbbbbbbbb,mac=4444444444444444,disk=5555555555555555,host=6666666666666666"
+      local walk = { a:gsub("mac=%x+", "mac=4444444444444444"), a:gsub("disk=%x+", "disk=5555555555555555"),
+                     b:gsub("mac=%x+", "mac=1111111111111111"), b }
+      assert.is_true(store:activate(lic.key, "w", 6911, "2018-12-05", a).ok)
+      local certs = { assert(store:certificate(lic.key, "w", "2018-12-05")) }
+      for _, fp in ipairs(walk) do
+        store:deactivate(lic.key, "w", "2018-12-05")
+        local v = store:activate(lic.key, "w", 6911, "2018-12-05", fp)
+        if v.ok then certs[#certs + 1] = assert(store:certificate(lic.key, "w", "2018-12-05")) end
+      end
+      -- The same machine moved within the drift bounds keeps one slot; the
+      -- one with another machine-id is a second machine; past it, refused.
+      local machines = {}
+      for _, text in ipairs(certs) do
+        machines[assert(core.read_certificate(text)).fingerprint:match("mid=(%x+)")] = true
+      end
+      local n = 0
+      for _ in pairs(machines) do n = n + 1 end
+      assert.is_true(n <= 2)
+    end)
+
+    it("takes the slot of a renamed server back when it is the same machine", function()
+      assert.is_true(store:activate(lic.key, "host-a", 6911, "2018-12-05", machine(1)).ok)
+      store:certificate(lic.key, "host-a", "2018-12-05")
+      -- host-a lapses (never checks in again); the same machine comes back as host-b.
+      local v = store:activate(lic.key, "host-b", 6911, "2018-12-20", machine(1))
+      assert.are.same({ true, "ok", 1 }, { v.ok, v.migration.state, v.migration.active })
+      for d = day("2018-12-21"), day("2019-02-20") do
+        store:checkin(lic.key, "host-b", date(d))
+        assert.are.same({}, steps(store:sweep(date(d))), date(d))
+      end
+    end)
+
+    it("records nothing when the same components come in another order", function()
+      local fp = machine(1)
+      assert.is_true(store:activate(lic.key, "a", 6911, "2018-12-05", fp).ok)
+      local parts = {}
+      for part in fp:sub(4):gmatch("[^,]+") do table.insert(parts, 1, part) end
+      local before = #store:events(lic.key)
+      for d = 6, 9 do
+        assert.is_true(store:checkin(lic.key, "a", "2018-12-0" .. d, nil, "v1:" .. table.concat(parts, ",")).ok)
+      end
+      assert.are.equal(before, #store:events(lic.key))
+      assert.is_true(store:checkin(lic.key, "a", "2018-12-10", nil, drifted(fp, "mac", 0)).ok)
     end)
 
     it("sends another machine through R10's admission", function()

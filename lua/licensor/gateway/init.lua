@@ -218,7 +218,8 @@ end
 local function verdict_answer(v, certificate)
   answer(v.ok and 200 or 403, { ok = v.ok, code = v.code, message = v.message, eligible = v.eligible,
                                 migration = v.migration, certificate = certificate,
-                                held_until = v.held_until, revocation = v.revocation })
+                                held_until = v.held_until, revocation = v.revocation,
+                                certificate_error = v.certificate_error })
 end
 
 ------------------------------------------------------------------------
@@ -253,8 +254,20 @@ local function installation_request(name)
   end
   -- With a fingerprint and a signing key, an accepted activation or
   -- check-in answers the installation's certificate too.
+  -- The activation is committed by then: a certificate the store cannot
+  -- sign (e.g. certificate_too_large) is said next to the 200, never as a
+  -- refusal of what was done.
   local certificate
-  if v.ok and fingerprint and s.signing_key then certificate = check(s:certificate(key, server, on)) end
+  if v.ok and fingerprint and s.signing_key then
+    local text, message, code = s:certificate(key, server, on)
+    if text then
+      certificate = text
+    elseif STATUS[code] == 503 then
+      refusal(message, code)
+    else
+      v.certificate_error = { code = code, message = message }
+    end
+  end
   local took = core.monotonic_us() - t0
   metrics.write(worker.metrics, name, v.ok and "ok" or v.code, took)
   -- The time a write held the worker goes to the metrics, and to clients

@@ -65,6 +65,25 @@ local function recent_drifts(text, on, days)
   return list
 end
 
+-- The components of a fingerprint, name -> hash.
+local function components(fp)
+  local t = {}
+  for name, hash in fp:gmatch("(%l+)=(%x+)") do t[name] = hash end
+  return t
+end
+
+-- The strong components (machine-id, DMI product UUID) never drift: one
+-- recorded must come back equal.  A walk that changes them one at a time
+-- would otherwise move a slot onto another machine.
+local STRONG = { "mid", "uuid" }
+local function strong_kept(recorded, seen)
+  local was, now = components(recorded), components(seen)
+  for _, name in ipairs(STRONG) do
+    if was[name] and was[name] ~= now[name] then return false, name end
+  end
+  return true
+end
+
 -- Is `fingerprint` the installation's machine?  true and nil (the same,
 -- or none given), true and the change to record (a first fingerprint, or
 -- a drift within the policy's bounds), or false and why not.  Nothing is
@@ -78,6 +97,12 @@ local function machine_check(self, inst, fingerprint, on)
     return false, server .. " answers with another machine's fingerprint"
   end
   local changes = certificate.fingerprint_changes(inst.fingerprint, fingerprint)
+  -- The same components in another order: the same machine, nothing to record.
+  if changes == 0 then return true end
+  local kept, strong = strong_kept(inst.fingerprint, fingerprint)
+  if not kept then
+    return false, server .. "'s " .. strong .. " changed: another machine, which must activate"
+  end
   if changes > policy.drift_components then
     return false, server .. "'s fingerprint changed in " .. changes .. " components at once (at most " ..
       policy.drift_components .. "): another machine, which must activate"
@@ -192,22 +217,37 @@ local function check_in(self, key, lic, cat, installs, current, eligible, on, bu
   return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
 end
 
--- The installations but one.
-local function without(installs, inst)
+-- The installations as they will be once `moved` has held its slot only
+-- until the day before `on` (its past in the window unchanged).
+local function with_moved(installs, moved, on)
   local list = {}
   for _, i in ipairs(installs) do
-    if i ~= inst then list[#list + 1] = i end
+    if i == moved then
+      list[#list + 1] = { first_seen = i.first_seen, last_seen = i.last_seen,
+                          deactivated = i.deactivated or on, held_until = add_days(on, -1) }
+    else
+      list[#list + 1] = i
+    end
   end
   return list
 end
 
--- A server that is no longer active but whose certificate still holds
--- its slot, activating again from the same machine, takes that slot back
--- rather than counting twice.
-local function held_by_same_machine(self, cat, held, fingerprint, on)
-  if not (held and held.held_until and fingerprint and held.fingerprint) then return false end
-  if not cat:installation_holds(held, on) then return false end
-  return core.fingerprint_match(held.fingerprint, fingerprint, self.policy.fingerprint_match)
+-- The installation whose slot a new activation takes back: one that is no
+-- longer active under R9 but whose certificate still holds its slot, of
+-- the same machine (under the drift bounds, as a check-in would be),
+-- under this server name or another (a renamed host).  One machine never
+-- counts twice; nil and no change when there is none.
+local function held_by_same_machine(self, cat, installs, server, fingerprint, on)
+  if not fingerprint then return nil end
+  local found, change
+  for _, inst in ipairs(installs) do
+    if inst.held_until and inst.fingerprint and not cat:installation_active(inst, on) and
+       cat:installation_holds(inst, on) and (not found or inst.server == server) then
+      local same, drift = machine_check(self, inst, fingerprint, on)
+      if same then found, change = inst, drift end
+    end
+  end
+  return found, change
 end
 
 local function activate(self, key, server, build, on, fingerprint)
@@ -220,9 +260,8 @@ local function activate(self, key, server, build, on, fingerprint)
     -- Already installed and active: a re-activation is a check-in.
     return check_in(self, key, lic, cat, installs, current, eligible, on, build, fingerprint, "activate")
   end
-  local held = latest_of(installs, server)
-  local takes_over = held_by_same_machine(self, cat, held, fingerprint, on)
-  local counted = takes_over and without(installs, held) or installs
+  local held, change = held_by_same_machine(self, cat, installs, server, fingerprint, on)
+  local counted = held and with_moved(installs, held, on) or installs
   local admitted, window, refusal, before = cat:admission(lic, counted, on)
   if not admitted then
     return refused(self, refusal, window, eligible, cat, lic, installs, on, server, before)
@@ -232,12 +271,19 @@ local function activate(self, key, server, build, on, fingerprint)
   local last = installs[#installs]
   local seq = last and last.seq + 1 or 1
   db:defer(sql.insert_installation, key, seq, server, build, on, on, fingerprint)
-  if takes_over then
-    -- The new installation holds what the old one's certificate held.
+  if held then
+    -- The new installation holds what the old one's certificate held, and
+    -- carries its drift history; the old one held its slot until today
+    -- (its past in the window stays as it was).
     db:defer(sql.hold_installation, key, seq, held.held_until, held.signature, held.issued)
-    db:defer(sql.free_installation, key, held.seq, "moved", on)
+    db:defer(sql.set_fingerprint, key, seq, fingerprint, change and change.drifts or held.drifts)
+    db:defer(sql.move_installation, key, held.seq, add_days(on, -1), on)
+    if change and held.fingerprint ~= fingerprint then
+      log(self, key, on, "fingerprint", { server = server, from = held.fingerprint, to = fingerprint })
+    end
   end
-  log(self, key, on, "activate", { server = server, build = build })
+  log(self, key, on, "activate", { server = server, build = build, from_server = held and
+                                   held.server ~= server and held.server or nil })
   return verdict(true, nil, nil, eligible, window)
 end
 
@@ -273,19 +319,22 @@ function Store:checkin(key, server, on, build, fingerprint)
   return transaction(self, checkin, key, server, on, build, fingerprint)
 end
 
--- A return receipt frees the slot when it names the server's newest
--- certificate: its license, server, fingerprint and signature.
-local function check_receipt(text, key, inst)
+-- A return receipt frees the slot of the installation whose newest
+-- certificate it names (license, server and signature; the signature
+-- names one certificate): that installation.
+local function receipt_installation(text, key, server, installs)
   local r, msg = certificate.read_receipt(text)
   if not r then refuse("invalid_receipt", "return receipt: " .. tostring(msg)) end
-  if r.license ~= key or r.server ~= inst.server then
+  if r.license ~= key or r.server ~= server then
     refuse("invalid_receipt", "the return receipt is for license " .. r.license .. " on server '" ..
       r.server .. "', not this one")
   end
-  if not inst.signature or r.certificate ~= inst.signature or r.fingerprint ~= inst.fingerprint then
-    refuse("invalid_receipt", "the return receipt names a certificate that is not the newest of server '" ..
-      inst.server .. "' (return the newest one)")
+  for i = #installs, 1, -1 do
+    local inst = installs[i]
+    if inst.server == server and inst.signature == r.certificate then return inst end
   end
+  refuse("invalid_receipt", "the return receipt names a certificate that is not the newest of server '" ..
+    server .. "' (a check-in since answered a newer one: return that)")
 end
 
 local function deactivate(self, key, server, on, opts)
@@ -296,6 +345,7 @@ local function deactivate(self, key, server, on, opts)
     return refused(self, "not_activated", "server '" .. server .. "' has no installation of this key",
       eligible, cat, lic, installs, on, server)
   end
+  if opts.receipt then inst = receipt_installation(opts.receipt, key, server, installs) end
   if on < inst.first_seen then refuse("invalid_date", "on: before the installation's first day") end
   -- A deactivated server is deactivated once; its receipt or a force may
   -- still free the slot its certificate holds.
@@ -305,7 +355,6 @@ local function deactivate(self, key, server, on, opts)
   end
   local db, sql = self.db, self.sql
   if opts.receipt then
-    check_receipt(opts.receipt, key, inst)
     db:defer(sql.free_installation, key, inst.seq, "returned", on)
     log(self, key, on, "deactivate", { server = server, returned = inst.signature:sub(1, 16) })
     inst.held_until, inst.freed = nil, "returned"

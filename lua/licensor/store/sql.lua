@@ -46,6 +46,10 @@ _M.sqlite = {
   -- A certificate issued for installation ?2: its slot is held through ?3.
   hold_installation = [[UPDATE installations SET held_until = ?3, signature = ?4, issued = ?5
     WHERE key = ?1 AND seq = ?2]],
+  -- The same machine activated again (today ?4): its old installation
+  -- held its slot through ?3, the day before.
+  move_installation = [[UPDATE installations SET held_until = ?3, freed = 'moved',
+    deactivated = coalesce(deactivated, ?4) WHERE key = ?1 AND seq = ?2]],
   -- The slot freed at once (?3 'returned' or 'forced'), deactivated on ?4
   -- unless it already was.
   free_installation = [[UPDATE installations SET held_until = NULL, freed = ?3,
