@@ -214,7 +214,8 @@ gateway: deps
 	  --admin-token-file build/gateway-token
 
 # The verifier library: shared and static, with its header and pkg-config
-# file (installed by `make install`).
+# file (installed by `make install`), and the SONAME link next to the
+# shared one, so that a program linked against build/verify runs.
 VERIFY_BUILD := build/verify
 VERIFY_VERSION := 2.0.0
 VERIFY_SONAME := liblicensor-verify.so.$(firstword $(subst ., ,$(VERIFY_VERSION)))
@@ -222,6 +223,9 @@ $(VERIFY_BUILD)/liblicensor-verify.so: $(VERIFY_SOURCES) csrc/date.c $(HEADERS) 
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) -shared \
 	  -Wl,-soname,$(VERIFY_SONAME) -o $@ $(VERIFY_SOURCES) csrc/date.c -lsodium
+
+$(VERIFY_BUILD)/$(VERIFY_SONAME): $(VERIFY_BUILD)/liblicensor-verify.so
+	ln -sf liblicensor-verify.so $@
 
 $(VERIFY_BUILD)/liblicensor-verify.a: $(VERIFY_SOURCES) csrc/date.c $(HEADERS) Makefile
 	@mkdir -p $(VERIFY_BUILD)/obj
@@ -235,7 +239,8 @@ $(VERIFY_BUILD)/licensor-verify.pc: Makefile
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: licensor-verify\nDescription: offline verifier of licensor certificates\nVersion: %s\nRequires.private: libsodium\nCflags: -I$${includedir}\nLibs: -L$${libdir} -llicensor-verify\nLibs.private: -lsodium\n' \
 	  '$(PREFIX)' '$(VERIFY_VERSION)' > $@
 
-verify-lib: $(VERIFY_BUILD)/liblicensor-verify.so $(VERIFY_BUILD)/liblicensor-verify.a $(VERIFY_BUILD)/licensor-verify.pc
+verify-lib: $(VERIFY_BUILD)/liblicensor-verify.so $(VERIFY_BUILD)/$(VERIFY_SONAME) $(VERIFY_BUILD)/liblicensor-verify.a \
+            $(VERIFY_BUILD)/licensor-verify.pc
 
 install: all verify-lib
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor $(DESTDIR)$(PREFIX)/bin \

@@ -191,6 +191,24 @@ static const char *opt_string(lua_State *L, int opts, const char *field)
   return lua_tostring(L, -1);
 }
 
+/* opts.fingerprint, the machine a certificate is checked on: a string as
+ * given; nil: this machine's (lsrv_fingerprint into buf; "v1:", matching
+ * no certificate, when none can be read); false: NULL (no machine check,
+ * the state bound to the certificate's own fingerprint).  A string stays
+ * on the stack. */
+static const char *opt_fingerprint(lua_State *L, int opts, char buf[LSRV_FINGERPRINT_MAX])
+{
+  lua_getfield(L, opts, "fingerprint");
+  if (lua_isnil(L, -1)) {
+    if (lsrv_fingerprint(buf, LSRV_FINGERPRINT_MAX) == 0) snprintf(buf, LSRV_FINGERPRINT_MAX, "v1:");
+    return buf;
+  }
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return NULL;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_argerror(L, 2, "fingerprint: a fingerprint, nil (this machine's) or false (no machine check) expected");
+  return lua_tostring(L, -1);
+}
+
 /* Binds state to the certificate text and fingerprint and loads path into
  * it; a missing file is a new state when `missing_ok`. */
 static lsrv_state_status load_state(const char *path, const char *cert, size_t len, const char *fingerprint,
@@ -206,9 +224,11 @@ static lsrv_state_status load_state(const char *path, const char *cert, size_t l
  * state=, new_state=}) -> {verdict=, grace_days_left=, reason=,
  * certificate=} where verdict is a name of lsrv_verdict_name, or of the
  * state file's trouble ("state_missing", "state_corrupt",
- * "state_unwritable").  The state file is bound to the certificate's
- * license and server and to the fingerprint (the certificate's when none
- * is given), and written when its mark moved. */
+ * "state_unwritable").  fingerprint: the machine checked, this machine's
+ * when nil (none readable: wrong_machine), no machine check only when
+ * false.  The state file is bound to the certificate's license and server
+ * and to that fingerprint (with false, the certificate's own), and written
+ * when its mark moved. */
 static int l_verify(lua_State *L)
 {
   lsrv_public_key keys[MAX_TRUSTED];
@@ -216,6 +236,7 @@ static int l_verify(lua_State *L)
   lsrv_state state;
   lsrv_state_status status = LSRV_STATE_OK;
   size_t len, n_keys;
+  char machine[LSRV_FINGERPRINT_MAX];
   const char *text = luaL_checklstring(L, 1, &len), *fingerprint, *state_path, *product;
   long long now = (long long)time(NULL);
   bool with_state;
@@ -223,7 +244,7 @@ static int l_verify(lua_State *L)
   lb_check_table(L, 2, "options");
   n_keys = read_trusted(L, 2, keys);
   product = check_product(L, 2);
-  fingerprint = opt_string(L, 2, "fingerprint");
+  fingerprint = opt_fingerprint(L, 2, machine);
   lua_getfield(L, 2, "now");
   if (!lua_isnil(L, -1) && !lsr_tointeger_exact(L, -1, &now)) luaL_argerror(L, 2, "now: unix seconds expected");
   lua_pop(L, 1);
@@ -260,9 +281,11 @@ static int l_verify(lua_State *L)
 /* core.revocation_apply(notice, {public_keys={...}, certificate=,
  * fingerprint=, state=}) -> true, or nil, message, code: checks a signed
  * revocation notice and records it in the state file of that certificate
- * and machine (made if missing).  Codes: "malformed", "unknown_signer",
- * "bad_signature", "other_license" (genuine, not this certificate's
- * license and server) and the state file's ("state_corrupt", ...). */
+ * and machine (made if missing; fingerprint as for core.verify: this
+ * machine's when nil, the certificate's own when false).  Codes:
+ * "malformed", "unknown_signer", "bad_signature", "other_license"
+ * (genuine, not this certificate's license and server) and the state
+ * file's ("state_corrupt", ...). */
 static int l_revocation_apply(lua_State *L)
 {
   lsrv_public_key keys[MAX_TRUSTED];
@@ -270,6 +293,7 @@ static int l_revocation_apply(lua_State *L)
   lsrv_state_status status;
   lsrv_notice_status notice;
   size_t len, cert_len = 0, n_keys;
+  char machine[LSRV_FINGERPRINT_MAX];
   const char *text = luaL_checklstring(L, 1, &len), *cert, *state_path;
   lb_check_table(L, 2, "options");
   n_keys = read_trusted(L, 2, keys);
@@ -277,7 +301,7 @@ static int l_revocation_apply(lua_State *L)
   cert = lua_tolstring(L, -1, &cert_len);
   if (cert == NULL) luaL_argerror(L, 2, "certificate: the certificate text expected");
   if ((state_path = opt_string(L, 2, "state")) == NULL) luaL_argerror(L, 2, "state: the state file's path expected");
-  if (!lsrv_state_bind(&state, cert, cert_len, opt_string(L, 2, "fingerprint")))
+  if (!lsrv_state_bind(&state, cert, cert_len, opt_fingerprint(L, 2, machine)))
     return lb_fail(L, "malformed", "not a licensor certificate");
   status = lsrv_state_load(state_path, &state);
   if (status != LSRV_STATE_OK && status != LSRV_STATE_MISSING)
@@ -294,9 +318,10 @@ static int l_revocation_apply(lua_State *L)
 
 /* core.return_certificate(path, {public_keys={...}, product=,
  * fingerprint=, state=}) -> the return receipt's text, or nil, message,
- * code: deletes the certificate file and records in its state file that
- * it is returned (lsrv_return).  Nothing is deleted when the state file
- * cannot be written. */
+ * code: deletes the certificate file and records in its state file (bound
+ * as for core.verify: this machine's when nil, the certificate's own when
+ * false) that it is returned (lsrv_return).  Nothing is deleted when the
+ * state file cannot be written. */
 static int l_return_certificate(lua_State *L)
 {
   lsrv_public_key keys[MAX_TRUSTED];
@@ -304,14 +329,14 @@ static int l_return_certificate(lua_State *L)
   lsrv_state_status status;
   lsrv_return_status returned;
   lsrv_result result;
-  char text[LSRV_CERT_MAX + 1], receipt[LSRV_RECEIPT_MAX];
+  char text[LSRV_CERT_MAX + 1], receipt[LSRV_RECEIPT_MAX], machine[LSRV_FINGERPRINT_MAX];
   const char *path = luaL_checkstring(L, 1), *product, *state_path, *fingerprint;
   size_t len, n_keys;
   FILE *f;
   lb_check_table(L, 2, "options");
   n_keys = read_trusted(L, 2, keys);
   product = check_product(L, 2);
-  fingerprint = opt_string(L, 2, "fingerprint");
+  fingerprint = opt_fingerprint(L, 2, machine);
   if ((state_path = opt_string(L, 2, "state")) == NULL) luaL_argerror(L, 2, "state: the state file's path expected");
   /* The certificate's text binds its state (lsrv_return reads it again,
    * refusing a symlink). */

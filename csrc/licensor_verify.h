@@ -211,8 +211,11 @@ typedef struct {
 
 /* Each source of this machine's fingerprint, found or missing, hashed
  * (the raw value never leaves the function): mid (/etc/machine-id), uuid
- * (the DMI product UUID), mac (the network cards' MAC addresses), disk
- * (the root file system's UUID from /dev/disk/by-uuid, else the root
+ * (the DMI product UUID), mac (the physical network cards' MAC addresses:
+ * the interfaces of /sys/class/net with a `device` entry, so that virtual
+ * ones -- veth, tap, bridges, docker0, ifb -- coming and going on a
+ * container or VM host never move it; absent without a physical card),
+ * disk (the root file system's UUID from /dev/disk/by-uuid, else the root
  * disk's serial or WWID from /sys), host (the hostname).  Returns how many
  * were found. */
 LSRV_API int lsrv_fingerprint_explain(lsrv_component out[LSRV_COMPONENTS]);
@@ -248,8 +251,15 @@ LSRV_API bool lsrv_state_bind(lsrv_state *state, const char *cert, size_t len, c
  * symlinked file says so; a symlink is never followed). */
 LSRV_API lsrv_state_status lsrv_state_load(const char *path, lsrv_state *state);
 
-/* Writes it atomically: a temporary file made with mkstemp in the same
- * directory, synced and renamed over path.  A symlink at path is refused
+/* Writes it atomically, without losing another process's save: under an
+ * exclusive flock on PATH.lock (a sibling file made on first use with mode
+ * 0600, never through a symlink, and left in place), the file at path is
+ * read again and, when it is this binding's, merged in -- the later mark,
+ * the later revocation with its reason -- so that a return or a notice
+ * saved since this state was loaded survives; then a temporary file made
+ * with mkstemp in the same directory is synced and renamed over path, and
+ * the lock released.  *state itself is not changed (load again to see the
+ * merge).  A symlink at path or at PATH.lock is refused
  * (LSRV_STATE_UNWRITABLE), never written through. */
 LSRV_API lsrv_state_status lsrv_state_save(const char *path, const lsrv_state *state);
 

@@ -2,10 +2,11 @@
  * lsrv_machine.c -- the machine side of the offline verifier
  * (licensor_verify.h): this machine's fingerprint from stable Linux
  * sources, matching with drift tolerance, the state file (clock mark and
- * revocations, bound to a certificate and a machine) and the offline
- * return of a certificate file.  Certificate texts are lsrv.c's.
+ * revocations, bound to a certificate and a machine, saved under a lock
+ * that merges concurrent saves) and the offline return of a certificate
+ * file.  Certificate texts are lsrv.c's.
  */
-#define _POSIX_C_SOURCE 200809L   /* gethostname, fsync, mkstemp, O_NOFOLLOW */
+#define _POSIX_C_SOURCE 200809L   /* gethostname, fsync, mkstemp, O_NOFOLLOW (flock: <sys/file.h>) */
 #include "licensor_verify.h"
 
 #include <sodium.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,18 +45,26 @@ static int compare_strings(const void *a, const void *b)
   return strcmp((const char *)a, (const char *)b);
 }
 
-/* The network cards' MAC addresses, sorted and joined (loopback and
- * all-zero addresses left out). */
-static bool mac_addresses(char *buf, size_t size)
+/* The physical network cards' MAC addresses under `net` (/sys/class/net),
+ * sorted and joined.  Only an interface with a `device` entry (the card
+ * on a bus behind it) counts: virtual ones (loopback, veth, tap, bridges,
+ * docker0, ifb, bonds, VLANs) come and go with containers and VMs and
+ * would move the component; all-zero addresses are left out too.  False
+ * when none is found (the component is then absent). */
+static bool mac_addresses(const char *net, char *buf, size_t size)
 {
-  char macs[32][32], path[300];
+  char macs[32][32], device[512], path[512];
+  struct stat st;
   int n = 0;
   struct dirent *e;
-  DIR *d = opendir("/sys/class/net");
+  DIR *d = opendir(net);
   if (d == NULL) return false;
   while ((e = readdir(d)) != NULL && n < 32) {
-    if (e->d_name[0] == '.' || strcmp(e->d_name, "lo") == 0) continue;
-    snprintf(path, sizeof path, "/sys/class/net/%.255s/address", e->d_name);
+    if (e->d_name[0] == '.') continue;
+    if (snprintf(device, sizeof device, "%s/%s/device", net, e->d_name) >= (int)sizeof device ||
+        stat(device, &st) != 0 ||
+        snprintf(path, sizeof path, "%s/%s/address", net, e->d_name) >= (int)sizeof path)
+      continue;
     if (read_first_line(path, macs[n], sizeof macs[n]) && strcmp(macs[n], "00:00:00:00:00:00") != 0) n++;
   }
   closedir(d);
@@ -179,13 +189,13 @@ int lsrv_fingerprint_explain(lsrv_component out[LSRV_COMPONENTS])
   if (out == NULL) return 0;
   name_component(&out[0], "mid", true, "/etc/machine-id");
   name_component(&out[1], "uuid", true, "/sys/class/dmi/id/product_uuid");
-  name_component(&out[2], "mac", false, "/sys/class/net/*/address");
+  name_component(&out[2], "mac", false, "/sys/class/net/*/address (with a device)");
   name_component(&out[3], "disk", false, "");
   name_component(&out[4], "host", false, "gethostname");
   if (sodium_init() < 0) return 0;
   if (read_first_line(out[0].source, value, sizeof value)) set_component(&out[0], value);
   if (read_first_line(out[1].source, value, sizeof value)) set_component(&out[1], value);
-  if (mac_addresses(value, sizeof value)) set_component(&out[2], value);
+  if (mac_addresses("/sys/class/net", value, sizeof value)) set_component(&out[2], value);
   if (root_disk(value, sizeof value, out[3].source, sizeof out[3].source)) set_component(&out[3], value);
   if (gethostname(value, sizeof value) == 0 && value[0] != '\0') {
     value[sizeof value - 1] = '\0';
@@ -339,8 +349,9 @@ lsrv_state_status lsrv_state_load(const char *path, lsrv_state *state)
   int fd;
   if (state == NULL || !state->bound) return LSRV_STATE_UNBOUND;
   if (path == NULL || sodium_init() < 0) return LSRV_STATE_CORRUPT;
-  /* O_NOFOLLOW: a symlink at path fails (ELOOP), never read through. */
-  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  /* O_NOFOLLOW: a symlink at path fails (ELOOP), never read through;
+   * O_NONBLOCK: a FIFO planted there does not hang the open. */
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? LSRV_STATE_MISSING : LSRV_STATE_CORRUPT;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
@@ -373,31 +384,83 @@ static void sync_directory(const char *path)
   close(fd);
 }
 
+/* Takes the exclusive lock of the state file at path: an flock on
+ * PATH.lock, made on first use (mode 0600, never through a symlink, left
+ * in place: removing it while another process holds it would let a third
+ * lock a new file).  An flock belongs to the open file, so two threads
+ * exclude each other as two processes do.  The lock's fd, or -1. */
+static int lock_state(const char *path)
+{
+  char name[4096];
+  struct stat st;
+  int fd, r;
+  if (snprintf(name, sizeof name, "%s.lock", path) >= (int)sizeof name) return -1;
+  fd = open(name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return -1;
+  }
+  while ((r = flock(fd, LOCK_EX)) != 0 && errno == EINTR) {}
+  if (r != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Merges into *state what the file at path holds now for the same binding
+ * (another process may have saved it since this one loaded): the later
+ * mark, and the later revocation with its reason.  A file that does not
+ * read as this binding's adds nothing. */
+static void merge_saved(const char *path, lsrv_state *state)
+{
+  lsrv_state saved = *state;
+  if (lsrv_state_load(path, &saved) != LSRV_STATE_OK) return;
+  if (saved.mark > state->mark) state->mark = saved.mark;
+  if (saved.revoked != LSRV_NOT_REVOKED && (state->revoked == LSRV_NOT_REVOKED || saved.revoked > state->revoked)) {
+    state->revoked = saved.revoked;
+    memcpy(state->reason, saved.reason, sizeof state->reason);
+  }
+}
+
 lsrv_state_status lsrv_state_save(const char *path, const lsrv_state *state)
 {
   char tmp[4096], line[STATE_MAX + 1];
+  lsrv_state merged;
   struct stat st;
   size_t len;
-  int fd;
+  int fd, lock;
   bool ok;
   if (state == NULL || !state->bound) return LSRV_STATE_UNBOUND;
-  if (path == NULL || sodium_init() < 0 || (len = state_line(state, line, sizeof line)) == 0) return LSRV_STATE_UNWRITABLE;
+  if (path == NULL || sodium_init() < 0) return LSRV_STATE_UNWRITABLE;
   /* A symlink (or anything but a file) at path is refused: rename would
    * replace the link, but a product must not be pointed at other files. */
   if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) return LSRV_STATE_UNWRITABLE;
   /* The temporary file: in the same directory (rename stays on one file
    * system), with a name nobody can guess or plant a link at. */
   if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) return LSRV_STATE_UNWRITABLE;
-  fd = mkstemp(tmp);
-  if (fd < 0) return LSRV_STATE_UNWRITABLE;
+  /* Under the lock, re-read and merge: a return or a notice another
+   * process saved after this one loaded is never written over. */
+  if ((lock = lock_state(path)) < 0) return LSRV_STATE_UNWRITABLE;
+  merged = *state;
+  merge_saved(path, &merged);
+  len = state_line(&merged, line, sizeof line);
+  fd = len == 0 ? -1 : mkstemp(tmp);
+  if (fd < 0) {
+    close(lock);
+    return LSRV_STATE_UNWRITABLE;
+  }
   ok = write(fd, line, len) == (ssize_t)len;
   ok = fsync(fd) == 0 && ok;
   ok = close(fd) == 0 && ok;
   if (!ok || rename(tmp, path) != 0) {
     unlink(tmp);
+    close(lock);
     return LSRV_STATE_UNWRITABLE;
   }
   sync_directory(path);
+  close(lock);   /* unlocks */
   return LSRV_STATE_OK;
 }
 
@@ -420,7 +483,7 @@ lsrv_return_status lsrv_return(const char *cert_path, const lsrv_public_key *key
   ssize_t n;
   int fd, written;
   const lsrv_certificate *c = &r.cert;
-  if (cert_path == NULL || (fd = open(cert_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+  if (cert_path == NULL || (fd = open(cert_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
     return LSRV_RETURN_UNREADABLE;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);

@@ -1,9 +1,11 @@
 -- The verifier library as a vendor uses it: `make install` into a scratch
 -- tree, the example product (spec/verifier/example.c) compiled against the
 -- installed header, shared and static library and pkg-config file, and run
--- on a certificate the store issued for this machine; and the whole C API
--- (spec/verifier/verdicts.c) built with ASan and UBSan: every verdict,
--- revocation notices, returns and the state file.
+-- on a certificate the store issued for this machine, and against the
+-- build directory; the whole C API (spec/verifier/verdicts.c) built with
+-- ASan and UBSan: every verdict, revocation notices, returns and the state
+-- file, saves that interleave; and the mac component's sources on a fake
+-- /sys/class/net (spec/verifier/machine.c).
 local licensor = require "licensor"
 local core = require "licensor.core"
 local certificate = require "licensor.certificate"
@@ -82,6 +84,22 @@ describe("the installed verifier library", function()
   end)
 end)
 
+describe("the verifier library in the build directory", function()
+  it("runs a program linked against build/verify: the SONAME link is next to the library", function()
+    local dir = files.temp_dir()
+    assert.matches("exit=0", run("make -s verify-lib >/dev/null"))
+    assert.are.equal("liblicensor-verify.so\nexit=0\n", run("readlink build/verify/liblicensor-verify.so.2"))
+    assert.matches("exit=0", run("cc -std=c99 -Wall -Wextra -Werror -I csrc spec/verifier/example.c " ..
+      "-Lbuild/verify -llicensor-verify -Wl,-rpath," .. os.getenv("PWD") .. "/build/verify -o " .. dir .. "/example"))
+    files.write(dir .. "/garbage.cert", "garbage")
+    assert(certificate.new_key_files(dir .. "/vendor.key"))
+    -- It ran (the loader found liblicensor-verify.so.2): malformed, exit 1.
+    assert.are.equal("malformed 0\nexit=1\n", run(dir .. "/example " .. dir .. "/garbage.cert " .. dir ..
+      "/vendor.key.pub"))
+    files.remove_dir(dir)
+  end)
+end)
+
 describe("the verifier's C API under ASan and UBSan", function()
   local dir, program, pub, key
   local DAY = 86400
@@ -112,6 +130,10 @@ describe("the verifier's C API under ASan and UBSan", function()
     local out = run("cc -std=c99 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer " ..
       "-fsanitize=address,undefined -fno-sanitize-recover=all -I csrc spec/verifier/verdicts.c csrc/lsrv.c " ..
       "csrc/lsrv_machine.c csrc/date.c -lsodium -o " .. program)
+    assert.matches("^exit=0", out)
+    out = run("cc -std=c99 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer " ..
+      "-fsanitize=address,undefined -fno-sanitize-recover=all -I csrc spec/verifier/machine.c csrc/lsrv.c " ..
+      "csrc/date.c -lsodium -o " .. dir .. "/machine")
     assert.matches("^exit=0", out)
     assert(certificate.new_key_files(dir .. "/vendor.key"))
     key = assert(certificate.read_signing_key(dir .. "/vendor.key"))
@@ -189,6 +211,83 @@ describe("the verifier's C API under ASan and UBSan", function()
     assert.is_nil(read(path))
     files.write(path, text)
     assert.are.equal("revoked", verdict("smartertrack", FP, at("2018-12-10"), path, state))
+  end)
+
+  it("keeps a revocation another process saved after this one loaded the state (no lost update)", function()
+    local state_line = "^licensor%-state 2 " .. (at("2018-12-10") + 3600) .. " " .. core.day("2018-12-05") * DAY
+    -- A notice applied and saved by B between A's load and A's save.
+    local good, state = cert("race.cert"), dir .. "/race.state"
+    local notice = dir .. "/race.notice"
+    files.write(notice, certificate.revocation_text({ license = "K1", server = "mail1", fingerprint = FP,
+      revoked = "2018-12-05T00:00:00Z", reason = "disabled" }, key))
+    assert.are.equal("valid", verdict("smartertrack", FP, at("2018-12-05"), good, state))
+    assert.are.equal("valid revoked disabled", (run(table.concat({ program, "--race", pub, "smartertrack",
+      at("2018-12-10"), good, state, notice }, " ")):gsub("\nexit=0\n$", ""):gsub("\n", " ")))
+    -- The later mark (B's) and the revocation both kept.
+    assert.matches(state_line .. " disabled %x+\n$", read(state))
+    -- The same with a return: the kept copy of the certificate is revoked.
+    local returned, returned_state = cert("race-returned.cert"), dir .. "/race-returned.state"
+    local text = read(returned)
+    assert.are.equal("valid", verdict("smartertrack", FP, at("2018-12-05"), returned, returned_state))
+    assert.are.equal("valid revoked returned", (run(table.concat({ program, "--race", pub, "smartertrack",
+      at("2018-12-10"), returned, returned_state, "--return" }, " ")):gsub("\nexit=0\n$", ""):gsub("\n", " ")))
+    assert.is_nil(read(returned))
+    files.write(returned, text)
+    assert.are.equal("revoked", verdict("smartertrack", FP, at("2018-12-10"), returned, returned_state))
+    assert.matches(state_line .. " returned %x+\n$", read(returned_state))
+  end)
+
+  it("saves under a lock file made 0600 next to the state, never through a symlink", function()
+    local path, state = cert("locked.cert"), dir .. "/locked.state"
+    assert.are.equal("ok\nexit=0\n", run(program .. " --save " .. path .. " " .. state))
+    assert.are.equal("600\nexit=0\n", run("stat -c %a " .. state .. ".lock"))
+    local victim, link = dir .. "/lock-victim", dir .. "/linked.state"
+    files.write(victim, "precious\n")
+    assert(os.execute("ln -s " .. victim .. " " .. link .. ".lock"))
+    assert.are.equal("state_unwritable\nexit=0\n", run(program .. " --save " .. path .. " " .. link))
+    assert.are.equal("precious\n", read(victim))
+    assert.is_nil(read(link))
+  end)
+
+  it("counts only physical network cards for mac: a virtual interface coming or going changes nothing", function()
+    local net = dir .. "/net"
+    local function interface(name, address, device)
+      assert(os.execute("mkdir -p " .. net .. "/" .. name))
+      files.write(net .. "/" .. name .. "/address", address .. "\n")
+      if device == "dir" then assert(os.execute("mkdir " .. net .. "/" .. name .. "/device"))
+      elseif device then assert(os.execute("ln -s " .. device .. " " .. net .. "/" .. name .. "/device")) end
+    end
+    local function mac()
+      local out = run(dir .. "/machine --mac " .. net)
+      local value, hash = out:match("^([^\n]*)\n([^\n]*)\nexit=0\n$")
+      return value, hash
+    end
+    assert.are.same({ "none", "-" }, { mac() })                        -- no such directory
+    assert(os.execute("mkdir -p " .. net))
+    interface("lo", "00:00:00:00:00:00")
+    interface("docker0", "02:42:ac:11:00:01")
+    interface("ifb0", "aa:bb:cc:00:00:01")
+    assert.are.same({ "none", "-" }, { mac() })                        -- virtual only: absent
+    interface("eth0", "52:54:00:12:34:56", "dir")
+    interface("wlan0", "00:1b:44:11:3a:b7", net .. "/eth0/device")    -- a link, as in /sys
+    interface("eth1", "52:54:00:00:00:99", dir .. "/no-such-device")  -- a dangling one: not counted
+    interface("eth2", "00:00:00:00:00:00", "dir")                      -- all-zero: left out
+    local value, hash = mac()
+    assert.are.equal("00:1b:44:11:3a:b7,52:54:00:12:34:56,", value)
+    assert.matches("^%x+$", hash)
+    assert.are.equal(16, #hash)
+    for _, name in ipairs({ "veth3f2a1b", "tap0", "br-5e0f", "virbr0" }) do
+      interface(name, "0a:58:0a:f4:00:" .. string.format("%02x", #name))
+    end
+    assert.are.same({ value, hash }, { mac() })
+    -- This machine's fingerprint reads /sys/class/net the same way.
+    local sys_value, sys_hash = run(dir .. "/machine --mac /sys/class/net"):match("^([^\n]*)\n([^\n]*)\n")
+    local physical = run("for i in /sys/class/net/*; do [ -e \"$i/device\" ] && cat \"$i/address\"; done | " ..
+      "grep -v '^00:00:00:00:00:00$' | sort | tr '\\n' ','"):gsub("exit=%d+\n$", "")
+    assert.are.equal(physical == "" and "none" or physical, sys_value)
+    local explained = core.fingerprint_explain()[3]
+    assert.are.same({ "mac", sys_hash ~= "-", sys_hash ~= "-" and sys_hash or nil },
+                    { explained.name, explained.found, explained.hash })
   end)
 
   it("never writes a state through a symlink", function()

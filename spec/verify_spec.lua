@@ -99,6 +99,7 @@ describe("certificates", function()
     assert.are.equal("valid", verify(text, { state = state, now = at("2018-12-19") }).verdict)  -- within a day
     assert.are.equal("clock_rollback", verify(text, { state = state, now = at("2018-12-13") }).verdict)
     os.remove(state)
+    os.remove(state .. ".lock")
   end)
 
   it("read a state file that is empty, corrupt or cannot be written as a clear code", function()
@@ -355,6 +356,34 @@ describe("the verifier", function()
       assert.matches("product", err)
     end)
 
+    it("checks this machine when no fingerprint is given; only fingerprint = false skips the check", function()
+      local text = signed()   -- for FP: not this machine
+      local function bare(cert, fingerprint, state)
+        return licensor.verify(cert, { public_keys = { public }, product = "smartertrack", now = at("2018-12-10"),
+                                       fingerprint = fingerprint, state = state, new_state = true })
+      end
+      assert.are.equal("wrong_machine", bare(text).verdict)
+      assert.are.equal("valid", bare(text, false).verdict)
+      for _, wrong in ipairs({ true, 42, {} }) do
+        local ok, err = pcall(bare, text, wrong)
+        assert.is_false(ok)
+        assert.matches("fingerprint: a fingerprint, nil %(this machine's%) or false", err)
+      end
+      local here = core.fingerprint()
+      if not here then return end   -- no identity here: nothing matches it
+      local ours = signed{ fingerprint = here }
+      assert.are.equal("valid", bare(ours).verdict)
+      -- The state is this machine's too, for verify and revocation_apply alike.
+      local state = new_state_path()
+      assert.are.equal("valid", bare(ours, nil, state).verdict)
+      assert.are.equal("valid", bare(ours, here, state).verdict)
+      assert.is_true(licensor.revocation_apply(notice(), { public_keys = { public }, certificate = ours,
+                                                            state = state }))
+      assert.are.same({ "revoked", "disabled" }, { bare(ours, nil, state).verdict, bare(ours, nil, state).reason })
+      os.remove(state)
+      os.remove(state .. ".lock")
+    end)
+
     it("answers R8 for an add-on from Lua, as lsrv_addon_active does in C", function()
       local text = signed()
       assert.is_true(licensor.addon_active(text, "eas", 13, "2018-12-10"))
@@ -399,6 +428,7 @@ describe("the verifier", function()
       assert.are.same({ "revoked", "disabled" }, { r.verdict, r.reason })
     end
     os.remove(state)
+    os.remove(state .. ".lock")
   end)
 
   describe("revocation", function()
@@ -415,7 +445,10 @@ describe("the verifier", function()
       assert.are.equal("valid", verify(text, { state = state, new_state = true }).verdict)
     end)
 
-    after_each(function() os.remove(state) end)
+    after_each(function()
+      os.remove(state)
+      os.remove(state .. ".lock")
+    end)
 
     it("revokes the certificates it covers; one issued after it stays valid", function()
       assert.is_true(apply(notice{ revoked = "2018-12-05T00:00:00Z" }))   -- at the issue time: covered
@@ -465,6 +498,7 @@ describe("the verifier", function()
         certificate = mail2, fingerprint = FP, state = other_state }), "other_license" })
       assert.are.equal("valid", verify(mail2, { state = other_state, new_state = true }).verdict)
       os.remove(other_state)
+      os.remove(other_state .. ".lock")
     end)
 
     it("is signed text of the documented shape", function()
@@ -690,12 +724,14 @@ describe("the verifier", function()
       assert(os.execute("ln -s " .. victim .. " " .. planted))
       assert.are.equal("valid", verify(text, { state = state, now = at("2018-12-22") }).verdict)
       assert.are.equal("precious\n", read(victim))
-      assert.are.same({ "licensor.state", "licensor.state." .. pid .. ".tmp", "victim" }, listing(dir))
+      assert.are.same({ "licensor.state", "licensor.state." .. pid .. ".tmp", "licensor.state.lock", "victim" },
+                      listing(dir))
       assert.matches("^licensor%-state 2 " .. at("2018-12-22") .. " %- %- %x+\n$", read(state))
       -- A directory that cannot take the temporary file: unwritable, and nothing left behind.
       assert.are.equal("state_unwritable", verify(text, { state = dir .. "/missing/state", new_state = true,
                                                           now = at("2018-12-23") }).verdict)
-      assert.are.same({ "licensor.state", "licensor.state." .. pid .. ".tmp", "victim" }, listing(dir))
+      assert.are.same({ "licensor.state", "licensor.state." .. pid .. ".tmp", "licensor.state.lock", "victim" },
+                      listing(dir))
     end)
   end)
 
@@ -712,6 +748,30 @@ describe("the verifier", function()
     end)
 
     after_each(function() files.remove_dir(dir) end)
+
+    it("verify names a directory or an unreadable CERT; request names the build's limit", function()
+      local status, _, err = run("verify", dir, "--public-key", pub, "--fingerprint", FP, "--product", "smartertrack")
+      assert.are.same({ 1, "licensor: io_error: certificate " .. dir .. " cannot be read: Is a directory" },
+                      { status, err })
+      status, _, err = run("verify", dir .. "/none", "--public-key", pub, "--fingerprint", FP, "--product", "smartertrack")
+      assert.are.equal(1, status)
+      assert.matches("certificate " .. dir .. "/none: No such file", err, 1, true)
+      files.write(dir .. "/empty", "")
+      status, _, err = run("verify", dir .. "/empty", "--public-key", pub, "--fingerprint", FP, "--product", "smartertrack")
+      assert.are.same({ 2, "is empty" }, { status, err:match("is empty") })
+      for _, build in ipairs({ "99999999999999999999", "1234567890123456", "6911.5", "1e3", "0x10", "-1" }) do
+        status, _, err = run("request", "K1", "air", build, "--fingerprint", FP)
+        assert.are.same({ 2, "licensor: BUILD is a build number: a whole number of at most 15 digits" },
+                        { status, err }, build)
+      end
+      local out
+      status, out = run("request", "K1", "air", "123456789012345", "--fingerprint", FP)
+      assert.are.equal(0, status)
+      assert.are.equal(123456789012345, certificate.read_request(out .. "\n").build)
+      local long = out:gsub("build: %d+", "build: 1234567890123456") .. "\n"
+      assert.are.same({ nil, "the activation request's build is not a whole number of at most 15 digits",
+                        "invalid_request" }, { certificate.read_request(long) })
+    end)
 
     it("verify needs --product; another product's certificate is refused", function()
       local status, _, err = run("verify", cert_path, "--public-key", pub, "--fingerprint", FP)

@@ -282,6 +282,17 @@ end
 -- Activation requests (air-gapped servers)
 ------------------------------------------------------------------------
 
+-- A request's build: a whole number of at most 15 digits (like every
+-- count a certificate holds, csrc/lsrv.c; exact in a Lua number).
+local MAX_BUILD_DIGITS = 15
+_M.MAX_BUILD_DIGITS = MAX_BUILD_DIGITS
+
+-- valid_build(text) -> may a request carry this build (digits only, at
+-- most MAX_BUILD_DIGITS of them)?
+function _M.valid_build(build)
+  return type(build) == "string" and #build <= MAX_BUILD_DIGITS and build:find("^%d+$") ~= nil
+end
+
 -- request_text{license=, server=, fingerprint=, build=} -> the text a
 -- product writes for its admin to carry to the vendor.
 function _M.request_text(r)
@@ -296,8 +307,12 @@ function _M.read_request(text)
     "format: 1\nlicense: ([^\n]+)\nserver: ([^\n]+)\nfingerprint: ([^\n]+)\nbuild: (%d+)\n" ..
     literal(REQUEST_END) .. "$")
   if not license then return nil, "not a licensor activation request", "invalid_request" end
-  if not core.check_name(server) or #build > 15 then
-    return nil, "the activation request holds a malformed server or build", "invalid_request"
+  if not core.check_name(server) then
+    return nil, "the activation request holds a malformed server", "invalid_request"
+  end
+  if not _M.valid_build(build) then
+    return nil, "the activation request's build is not a whole number of at most " .. MAX_BUILD_DIGITS ..
+      " digits", "invalid_request"
   end
   local ok, why = _M.valid_fingerprint(fp)
   if not ok then return nil, "the activation request's " .. why, "invalid_request" end

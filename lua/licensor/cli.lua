@@ -509,8 +509,11 @@ end
 -- request KEY SERVER BUILD [--fingerprint FP] [--out FILE]: what an
 -- air-gapped product writes for its admin to carry to the vendor.
 function commands.request(ctx, pos, flags)
-  local build = tonumber(need(pos, 3, "BUILD"))
-  if not build then usage_error("BUILD is a build number") end
+  local build = need(pos, 3, "BUILD")
+  if not certificate.valid_build(build) then
+    usage_error("BUILD is a build number: a whole number of at most " .. certificate.MAX_BUILD_DIGITS ..
+      " digits")
+  end
   local fp = flags.fingerprint or check(require("licensor.core").fingerprint())
   local text = certificate.request_text{ license = need(pos, 1, "KEY"), server = need(pos, 2, "SERVER"),
                                          fingerprint = fp, build = build }
@@ -532,17 +535,29 @@ local function verifier_options(name, flags, many)
   return keys, flags.product
 end
 
+-- The text of a file verify reads (CERT, --revocation NOTICE); one that
+-- is missing, a directory, unreadable or empty says so.
+local function read_verified_file(path, what)
+  local f, err = io.open(path, "rb")
+  if not f then refused(what .. " " .. tostring(err), "io_error") end
+  local text, why = f:read(65536)
+  f:close()
+  if not text and why then refused(what .. " " .. path .. " cannot be read: " .. why, "io_error") end
+  if not text or text == "" then usage_error(what .. " " .. path .. " is empty") end
+  return text
+end
+
 -- verify CERT --public-key FILE.pub ... --product ID [--fingerprint FP]
 -- [--state FILE [--new-state] [--revocation NOTICE]]: exit 0 for valid or
 -- grace, 1 for any refusal.
 function commands.verify(ctx, pos, flags, many)
-  local text = read_text(need(pos, 1, "CERT"), "certificate")
+  local text = read_verified_file(need(pos, 1, "CERT"), "certificate")
   local keys, product = verifier_options("verify", flags, many)
   local core = require "licensor.core"
   local fp = flags.fingerprint or check(core.fingerprint())
   if flags.revocation then
     if not flags.state then usage_error("--revocation needs --state FILE (the notice is kept there)") end
-    check(core.revocation_apply(read_text(flags.revocation, "revocation notice"),
+    check(core.revocation_apply(read_verified_file(flags.revocation, "revocation notice"),
       { public_keys = keys, certificate = text, fingerprint = fp, state = flags.state }))
   end
   local result = core.verify(text, { public_keys = keys, product = product, fingerprint = fp,

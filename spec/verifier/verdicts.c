@@ -13,6 +13,12 @@
  *     returns CERT (lsrv_return); prints the status, then the receipt
  *   verdicts --save CERT STATE
  *     saves a new state bound to CERT; prints the status
+ *   verdicts --race PUBLIC_KEY PRODUCT NOW CERT STATE NOTICE|--return
+ *     two processes' lost update, interleaved in one: loads STATE (bound
+ *     to CERT) as A and as B; B verifies an hour after NOW, revokes
+ *     (applies NOTICE, or returns CERT) and saves; A, loaded before all
+ *     that, verifies at NOW and saves.  Prints A's verdict, then the
+ *     verdict and reason of CERT against STATE loaded afresh
  *
  * Exits 0 when it ran, 2 for bad arguments or unreadable files.
  */
@@ -48,6 +54,35 @@ static int return_certificate(const lsrv_public_key *key, const char *product, c
   return lsrv_state_save(state_path, &state) == LSRV_STATE_OK ? 0 : 2;
 }
 
+/* --race: see the head of the file.  Exits 2 if a step fails. */
+static int race(const lsrv_public_key *key, const char *product, int64_t now, const char *cert_path,
+                const char *state_path, const char *notice_path)
+{
+  char cert[LSRV_CERT_MAX + 1], notice[LSRV_CERT_MAX + 1];
+  size_t len = slurp(cert_path, cert, sizeof cert);
+  lsrv_state a, b, fresh;
+  lsrv_result r;
+  if (!lsrv_state_bind(&a, cert, len, NULL) || lsrv_state_load(state_path, &a) != LSRV_STATE_OK ||
+      !lsrv_state_bind(&b, cert, len, NULL) || lsrv_state_load(state_path, &b) != LSRV_STATE_OK)
+    return 2;
+  lsrv_verify(cert, len, key, 1, product, NULL, now + 3600, &b, &r);
+  if (strcmp(notice_path, "--return") == 0) {
+    char receipt[LSRV_RECEIPT_MAX];
+    if (lsrv_return(cert_path, key, 1, product, &b, receipt, sizeof receipt) != LSRV_RETURNED) return 2;
+  } else if (lsrv_revocation_apply(notice, slurp(notice_path, notice, sizeof notice), key, 1, &b) !=
+             LSRV_NOTICE_APPLIED) {
+    return 2;
+  }
+  if (lsrv_state_save(state_path, &b) != LSRV_STATE_OK) return 2;
+  lsrv_verify(cert, len, key, 1, product, NULL, now, &a, &r);
+  printf("%s\n", lsrv_verdict_name(r.verdict));
+  if (lsrv_state_save(state_path, &a) != LSRV_STATE_OK) return 2;
+  if (!lsrv_state_bind(&fresh, cert, len, NULL) || lsrv_state_load(state_path, &fresh) != LSRV_STATE_OK) return 2;
+  lsrv_verify(cert, len, key, 1, product, NULL, now, &fresh, &r);
+  printf("%s %s\n", lsrv_verdict_name(r.verdict), r.verdict == LSRV_REVOKED ? fresh.reason : "-");
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   char cert[LSRV_CERT_MAX + 1], pub[512], notice[LSRV_CERT_MAX + 1];
@@ -62,6 +97,10 @@ int main(int argc, char **argv)
     if (!lsrv_state_bind(&state, cert, slurp(argv[2], cert, sizeof cert), NULL)) return 2;
     printf("%s\n", lsrv_state_status_name(lsrv_state_save(argv[3], &state)));
     return 0;
+  }
+  if (argc == 8 && strcmp(argv[1], "--race") == 0) {
+    if (!lsrv_public_key_parse(pub, slurp(argv[2], pub, sizeof pub), &key)) return 2;
+    return race(&key, argv[3], (int64_t)strtoll(argv[4], NULL, 10), argv[5], argv[6], argv[7]);
   }
   if (argc == 6 && strcmp(argv[1], "--return") == 0) {
     if (!lsrv_public_key_parse(pub, slurp(argv[2], pub, sizeof pub), &key)) return 2;
