@@ -647,6 +647,7 @@ describe("revocation reaches the machine (" .. stores.backend .. ")", function()
     opts.new_state = nil
     assert.are.equal("revoked", licensor.verify(text, opts).verdict)
     os.remove(state)
+    os.remove(state .. ".lock")
     store:close()
   end)
 end)

@@ -74,7 +74,7 @@ function methods.license(self, key)
   local now = monotonic_ms()
   local hit = self.cache[key]
   if hit and now - hit.at < self.stale_ms then return hit.lic, hit.cat end
-  local lic, version, code = run(self, "call", "get", key)
+  local lic, version, code = run(self, "call", "get_versioned", key)
   if not lic then return nil, version, code end
   if version == nil then return nil, "no catalogue has been imported into this store", "no_catalogue" end
   local cat, msg

@@ -246,13 +246,23 @@ end
 ------------------------------------------------------------------------
 
 local function get(self, key)
+  return (load_license(self, normalise_key(key)))
+end
+
+local function get_versioned(self, key)
   return load_license(self, normalise_key(key))
 end
 
--- store:get(key) -> license table, active catalogue version (one
--- statement, never cached: what a gateway on PostgreSQL caches itself)
+-- store:get(key) -> the license table alone (so that
+-- cat:eligible(store:get "KEY") asks about today)
 function Store:get(key)
   return guarded(self, get, key)
+end
+
+-- store:get_versioned(key) -> license table, the active catalogue version
+-- (one statement, never cached: what a gateway on PostgreSQL caches itself)
+function Store:get_versioned(key)
+  return guarded(self, get_versioned, key)
 end
 
 -- Read-through cache of Store:license, valid while the database's
