@@ -160,10 +160,10 @@ static int cat_admission(lua_State *L)
   return 4;
 }
 
-/* cat:installation_active({first_seen=, last_seen=, deactivated=}, on) --
- * R9: is the installation active on `on` (checked in within the grace and
- * not deactivated)? */
-static int cat_installation_active(lua_State *L)
+typedef bool (*installation_test)(const lsr_installation *inst, int grace_days, lsr_day day);
+
+/* One installation table (arg 2) and `on` (arg 3) through `test`. */
+static int installation_query(lua_State *L, installation_test test)
 {
   const lsr_catalogue *cat = lb_check_catalogue(L, 3);
   lsr_installation inst;
@@ -172,23 +172,23 @@ static int cat_installation_active(lua_State *L)
   lb_check_table(L, 2, "installation");
   if ((n = read_installation_table(L, 2, 0, &inst))) return n;
   if ((n = lb_read_on(L, 3, &on))) return n;
-  lua_pushboolean(L, lsr_installation_active(&inst, cat->policy.checkin_grace_days, on));
+  lua_pushboolean(L, test(&inst, cat->policy.checkin_grace_days, on));
   return 1;
+}
+
+/* cat:installation_active({first_seen=, last_seen=, deactivated=}, on) --
+ * R9: is the installation active on `on` (checked in within the grace and
+ * not deactivated)? */
+static int cat_installation_active(lua_State *L)
+{
+  return installation_query(L, lsr_installation_active);
 }
 
 /* cat:installation_holds({first_seen=, ..., held_until=}, on) -- does it
  * hold a slot on `on`: active under R9, or a certificate of it still lives? */
 static int cat_installation_holds(lua_State *L)
 {
-  const lsr_catalogue *cat = lb_check_catalogue(L, 3);
-  lsr_installation inst;
-  lsr_day on;
-  int n;
-  lb_check_table(L, 2, "installation");
-  if ((n = read_installation_table(L, 2, 0, &inst))) return n;
-  if ((n = lb_read_on(L, 3, &on))) return n;
-  lua_pushboolean(L, lsr_installation_holds(&inst, cat->policy.checkin_grace_days, on));
-  return 1;
+  return installation_query(L, lsr_installation_holds);
 }
 
 /* cat:ladder({since=, first_step=, phoned=, disabled=}, on) -- R11: the

@@ -47,13 +47,7 @@ local function receipt_of(text)
     text:match("\nsignature: ([^\n]+)\n") .. "\n-----END LICENSOR RETURN RECEIPT-----\n"
 end
 
-local function steps(taken)
-  local list = {}
-  for _, t in ipairs(taken) do
-    if t.case then list[#list + 1] = t.action end
-  end
-  return list
-end
+local steps = stores.ladder
 
 describe("a certificate keeps its slot (" .. stores.backend .. ")", function()
   local store, key_path, lic

@@ -12,14 +12,7 @@ local function actions(taken)
   return list
 end
 
--- The ladder's steps among a sweep's (reminders have no case).
-local function ladder(taken)
-  local list = {}
-  for _, t in ipairs(taken) do
-    if t.case then list[#list + 1] = t.action end
-  end
-  return list
-end
+local ladder = stores.ladder
 
 describe("R11 store:sweep", function()
   it("takes no step while the key is migrating", function()

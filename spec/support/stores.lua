@@ -77,6 +77,15 @@ function _M.two_servers(store, through, fields)
   return lic
 end
 
+-- The ladder's steps among a sweep's answer (reminders have no case).
+function _M.ladder(taken)
+  local list = {}
+  for _, t in ipairs(taken) do
+    if t.case then list[#list + 1] = t.action end
+  end
+  return list
+end
+
 -- The raw answer of store:issue for a license with these fields changed.
 function _M.issue_result(store, fields)
   local spec = { product = "smartertrack", edition = "enterprise", level = 5, start = "2018-06-01" }
