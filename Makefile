@@ -5,7 +5,9 @@
 #   make path            print LUA_PATH / LUA_CPATH exports for this checkout
 #   make test            install what is missing, lint, run the suite on both
 #                        VMs, under ASan+UBSan and the store specs on a throwaway
-#                        PostgreSQL; ends with "licensor: N passed, N failed"
+#                        PostgreSQL, and the specs that read the clock under
+#                        faketime at five hours, days and zones; ends with
+#                        "licensor: N passed, N failed"
 #   make asan            the suite under ASan+UBSan only
 #   make demo            the FAQ questions answered on the bundled catalogue
 #   make bench           speed against a plain-Lua implementation
@@ -56,7 +58,7 @@ APT_FIRST := libluajit2-5.1-2 libluajit2-5.1-dev luajit2
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
                 libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev pkg-config lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
                 procps curl nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev \
-                lua-sec python3-aiosmtpd openssl
+                lua-sec python3-aiosmtpd openssl faketime tzdata
 
 PREFIX ?= /usr/local
 ifeq ($(LUA),luajit)

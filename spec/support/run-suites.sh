@@ -3,15 +3,29 @@
 # and on Lua 5.4 with the module built with ASan + UBSan; the store specs
 # and spec/postgresql_spec.lua against a throwaway PostgreSQL cluster; each
 # fuzz target for a few seconds from its corpus (a crash found once stays
-# found), then one line:
+# found); the specs that read the clock once more on Lua 5.4 under faketime
+# for each of CLOCK_ROUNDS; then one line:
 #   licensor: N passed, N failed[, N skipped]
 # A suite that crashes before reporting counts as one failure.
-# SUITES picks some of them: "lua54 luajit asan postgresql fuzz" (the default).
+# SUITES picks some of them: "lua54 luajit asan postgresql fuzz clock" (the
+# default).  The whole run may itself run under faketime.
 set -u
-SUITES=${SUITES:-"lua54 luajit asan postgresql fuzz"}
+SUITES=${SUITES:-"lua54 luajit asan postgresql fuzz clock"}
 PG_SPECS="spec/mail_spec.lua spec/store_spec.lua spec/store_sweep_spec.lua spec/store_reminders_spec.lua spec/store_faults_spec.lua spec/rollback_spec.lua
           spec/bulk_spec.lua spec/slots_spec.lua spec/postgresql_spec.lua"
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
+# The specs that read the clock (found by wrapping os.time, os.date,
+# core.today and core.epoch_ms over the suite): certificates and
+# verification, reminders, the CLI's, the store's and the gateway's
+# "today", the demo, mail and webhook times.  (store_faults_spec reads it
+# too, for claims and seeds only: its 25 s of crash rounds stay out.)
+CLOCK_SPECS="spec/verify_spec.lua spec/verifier_spec.lua spec/store_reminders_spec.lua spec/cli_spec.lua
+             spec/gateway_spec.lua spec/date_spec.lua spec/eligible_spec.lua spec/demo_spec.lua spec/mail_spec.lua
+             spec/webhook_spec.lua spec/store_spec.lua spec/store_sweep_spec.lua spec/slots_spec.lua spec/bulk_spec.lua"
+# Each round: ZONE@START, START a UTC time of day on the real day (the
+# run's, UTC) or a whole UTC date and time.  Kiritimati is UTC+14: at 12:00
+# UTC its day is already the next one.
+CLOCK_ROUNDS=${CLOCK_ROUNDS:-"UTC@00:05 UTC@23:55 UTC@2028-02-29T13:30 UTC@2027-12-31T23:59 Pacific/Kiritimati@12:00"}
 cd "$(dirname "$0")/../.." || exit 2
 tally=$(mktemp)
 registry=$(mktemp)
@@ -24,17 +38,29 @@ export LICENSOR_TEST_TMP
 trap 'rm -f "$tally" "$registry"; rm -rf "$LICENSOR_TEST_TMP"' EXIT
 status=0
 
-run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES: a wrapper command, spec files
+# The command under faketime from CLOCK_START (a UTC date and time), or as
+# it is without one.  faketime's own form, FAKETIME=+SECONDS from the real
+# clock, and not -f '@START': with '@' every process starts again at START
+# when it starts (nginx and the verifier example would lag the spec by
+# seconds), and FAKETIME_DONT_RESET's shared start cannot reach PostgreSQL,
+# which runs as another user.  The faketime of a run that is itself under
+# faketime is not preloaded into this one's wrapper, which reads the real
+# clock to set its offset.
+clocked() {
+  if [ -n "${CLOCK_START:-}" ]; then env -u LD_PRELOAD faketime "$CLOCK_START" "$@"; else "$@"; fi
+}
+
+run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES, CLOCK_START: a wrapper command, spec files, a fake start
   label=$1 vm=$2 cpath=$3
   shift 3
   echo "== $label"
   before=$(wc -l < "$tally")
   : > "$registry"
   # shellcheck disable=SC2086
-  env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
+  clocked env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
     ${BUSTED_WRAPPER:-} "$vm" /usr/bin/busted ${BUSTED_FILES:-} || status=1
   # The last spec: nothing the suite started may outlive it.
-  env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
+  clocked env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
     "$vm" /usr/bin/busted --pattern=leftovers spec/support/leftovers.lua || status=1
   if [ "$(wc -l < "$tally")" -lt $((before + 2)) ]; then
     echo "$label: the suite stopped before reporting"
@@ -43,12 +69,30 @@ run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES: a wrappe
   fi
 }
 
+run_clock() {  # the clock specs on Lua 5.4 for each of CLOCK_ROUNDS
+  if ! command -v faketime > /dev/null; then
+    echo "clock rounds: faketime is not installed (make deps installs it)"
+    echo "0 1 0" >> "$tally"
+    status=1
+    return
+  fi
+  day=$(date -u +%F)
+  for round in $CLOCK_ROUNDS; do
+    zone=${round%%@*} start=$(echo "${round#*@}" | tr T ' ')
+    case $start in *-*) ;; *) start="$day $start" ;; esac
+    CLOCK_START="$start:00 UTC" BUSTED_FILES=$CLOCK_SPECS \
+      run_suite "Lua 5.4 from $start UTC, TZ=$zone (faketime)" lua5.4 "$PWD/build/lua5.4/?.so" TZ="$zone"
+  done
+}
+
 run_fuzz() {  # every target in build/fuzz, a pass or a failure each
   echo "== fuzz, $FUZZ_SMOKE_SECONDS s a target"
   for target in build/fuzz/fuzz_*; do
     name=${target#build/fuzz/fuzz_}
     scratch=$(mktemp -d)
-    if "$target" -max_total_time="$FUZZ_SMOKE_SECONDS" -artifact_prefix="$scratch/" \
+    # No preload: libFuzzer's ASan start-up hangs in libfaketime's (a run
+    # under faketime), and the targets read no clock.
+    if env -u LD_PRELOAD "$target" -max_total_time="$FUZZ_SMOKE_SECONDS" -artifact_prefix="$scratch/" \
          "$scratch" "spec/fuzz/corpus/$name" > "$scratch.log" 2>&1; then
       echo "fuzz_$name: $(grep -o 'DONE.*exec/s: [0-9]*' "$scratch.log" | sed 's/.*exec/exec/')"
       echo "1 0 0" >> "$tally"
@@ -68,14 +112,22 @@ for suite in $SUITES; do
     lua54) run_suite "Lua 5.4" lua5.4 "$PWD/build/lua5.4/?.so" ;;
     luajit) run_suite "LuaJIT 2.1" luajit "$PWD/build/luajit/?.so" ;;
     asan)
+      # Under faketime its preload stays, in front of ASan's: libasan
+      # first hangs in libfaketime's start-up, and libasan second needs
+      # ASan's link-order check off.
+      asan_preload=$(gcc -print-file-name=libasan.so) asan_order=""
+      case ${LD_PRELOAD:-} in
+        *faketime*) asan_preload="$LD_PRELOAD $asan_preload" asan_order="verify_asan_link_order=0:" ;;
+      esac
       run_suite "Lua 5.4 + ASan/UBSan" lua5.4 "$PWD/build/asan-lua5.4/?.so" \
-        LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        LD_PRELOAD="$asan_preload" ASAN_OPTIONS="${asan_order}detect_leaks=1:abort_on_error=1" \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LICENSOR_SANITIZED=1 ;;
     postgresql)
       BUSTED_WRAPPER="lua5.4 spec/support/with-postgres.lua" BUSTED_FILES=$PG_SPECS \
         run_suite "Lua 5.4 + PostgreSQL" lua5.4 "$PWD/build/lua5.4/?.so" \
         LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;$PWD/spec/?.lua;;" ;;
     fuzz) run_fuzz ;;
+    clock) run_clock ;;
     *) echo "unknown suite $suite"; status=1 ;;
   esac
 done
