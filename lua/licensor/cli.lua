@@ -86,7 +86,9 @@ usage: licensor [--db PATH] [--json] COMMAND [ARGS]
           [--threads N] [--stale-ms MS]   (PostgreSQL: threads per worker, default 8; how old a
                                      cached eligibility answer may be, default 1000)
                                      (rates per second, 0: off; conn-per-ip: requests
-                                     in progress per address, default 256)
+                                     in progress per address, default 256; today: the
+                                     day every read and workflow takes, default the
+                                     real UTC day)
 
 Amounts are in minor units (cents).  Exit status: 0 done, 1 refused by a rule, 2 bad usage or
 malformed input.  licensor help COMMAND (or COMMAND --help) shows one command; --version.
