@@ -9,7 +9,7 @@
  *   l_catalogue.c  the catalogue's queries, listing and life cycle
  *   l_fraud.c      cat:migration, cat:admission, cat:ladder (R9-R11)
  *   l_compile.c    licensor.catalogue(t)
- *   l_time.c       licensor.day, date, today; core.monotonic_us
+ *   l_time.c       licensor.day, date, today; core.monotonic_us, monotonic_ms, epoch_ms
  *   l_keys.c       core.new_key, core.normalise_key
  *   l_store.c      core.open: the SQLite connection under licensor.store
  *   l_process.c    core.process: child process groups that always stop

@@ -12,9 +12,10 @@ local certificate = require "licensor.certificate"
 local stores = require "support.stores"
 local files = require "support.files"
 
--- Runs a shell command without the suite's sanitizer preload; its output.
+-- Runs a shell command without the suite's sanitizer preload (with the
+-- clock's, under faketime); its output.
 local function run(command)
-  local pipe = io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS sh -c '" ..
+  local pipe = io.popen(require("support.child_env").shell .. "sh -c '" ..
     command:gsub("'", "'\\''") .. "' 2>&1; echo \"exit=$?\"")
   local out = pipe:read("*a")
   pipe:close()
