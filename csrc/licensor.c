@@ -12,10 +12,12 @@
  *   l_time.c       licensor.day, date, today; core.monotonic_us, monotonic_ms, epoch_ms
  *   l_keys.c       core.new_key, core.normalise_key
  *   l_store.c      core.open: the SQLite connection under licensor.store
+ *   l_pg.c         core.open_pg: the PostgreSQL connection under licensor.store
  *   l_process.c    core.process: child process groups that always stop
  *   l_data.c       core.read_data, core.write_data: catalogue data as text
  *   l_sandbox.c    core.run_catalogue: catalogue files in a walled child
  *   l_certificate.c signing keys, signatures and the offline verifier
+ *   l_files.c      core.write_file: the careful writer under licensor.files
  *   l_ffi.c        what lua/licensor/ffi.lua needs
  *
  * The rule engine itself (date.c, catalogue.c, rules.c, pricing.c,
@@ -31,7 +33,7 @@ typedef void (*area_open)(lua_State *L, int module, int mt);
 static const area_open areas[] = {
   lb_open_catalogue, lb_open_fraud, lb_open_compile, lb_open_license, lb_open_time,
   lb_open_keys, lb_open_ffi, lb_open_store, lb_open_pg, lb_open_process, lb_open_data, lb_open_sandbox,
-  lb_open_certificate,
+  lb_open_certificate, lb_open_files,
 };
 
 /* tostring(failure) -> "code: message" (so an uncaught one still reads). */

@@ -1,0 +1,39 @@
+-- licensor.constants -- the one owner of the limits and defaults the Lua
+-- layers share: the gateway, the CLI, the store and the certificate code
+-- read them from here, so two layers cannot disagree.  Not a place for
+-- policy (that is the catalogue) nor for a fact only one function uses.
+-- The C side keeps its own in csrc/limits.h and csrc/licensor_verify.h;
+-- where a fact crosses the boundary, the comment names the C constant it
+-- must equal (spec/constants_spec.lua checks those).
+local _M = {}
+
+-- The largest whole number every VM represents exactly (2^53 - 1): build
+-- numbers, levels, prices, amounts paid (csrc/catalogue.h LSR_INT_MAX).
+_M.MAX_INTEGER = 9007199254740991
+
+-- The largest request body the gateway reads (nginx's
+-- client_max_body_size and client_body_buffer_size are rendered from it).
+_M.MAX_BODY_BYTES = 16 * 1024
+
+-- The largest signed certificate, revocation notice or return receipt
+-- text (csrc/licensor_verify.h LSRV_CERT_MAX).
+_M.MAX_CERTIFICATE_BYTES = 4096
+
+-- How old a worker's cached PostgreSQL read may be, in milliseconds.
+_M.STALE_MS = 1000
+
+-- store:deliver and `licensor deliver`: a failed row is tried at most
+-- max_tries times, waiting backoff_ms (doubling, with jitter) between
+-- tries; a webhook or SMTP exchange gives up after timeout seconds; a
+-- deliverer holds the rows it claimed for claim_ms.
+_M.DELIVERY = { max_tries = 8, backoff_ms = 30000, timeout = 10, claim_ms = 60000 }
+
+-- Files licensor creates (databases, signing keys, state, exports) are
+-- private: mode 0600, narrowed further by the umask.
+_M.PRIVATE_MODE = 384   -- 0600
+
+-- The user an nginx gateway started as root runs its workers as, unless
+-- told otherwise (runner option `user`).
+_M.GATEWAY_USER = "nobody"
+
+return _M
