@@ -70,10 +70,29 @@ describe("reminders of the end of M&S", function()
     swept(store, "2019-05-01")
     assert.are.equal(1, (store:deliver()))
     assert.are.same({ key = lic.key, action = "ms_expiring", on = "2019-05-01", refers_to = "2019-05-31",
-                      detail = { days = 30, item = "ms", price = price, currency = currency } },
+                      detail = { days = 30, offset = 30, item = "ms", price = price, currency = currency } },
                     { key = seen.key, action = seen.action, on = seen.on, refers_to = seen.refers_to,
                       detail = seen.detail })
     assert.are.equal("ms_expiring", store:events(lic.key)[2].kind)
+  end)
+
+  it("late: say the days actually left on the sweep's day, the policy's offset beside them", function()
+    local store = stores.new(":memory:")
+    local lic = stores.issue(store, { start = "2025-12-20" })                   -- M&S through 2026-12-19
+    assert.are.equal("2026-12-19", lic.ms_expires)
+    local seen = {}
+    local function keep(action) seen[#seen + 1] = action; return true end
+    store:on("ms_expiring", keep)
+    store:on("ms_lapsed", keep)
+    assert.are.same({ "ms_expiring 30 2026-12-19" }, swept(store, "2026-12-01"))  -- 30 was due on 11-19
+    assert.are.equal(1, (store:deliver()))
+    assert.are.same({ days = 18, offset = 30, item = "ms" },
+                    { days = seen[1].detail.days, offset = seen[1].detail.offset, item = seen[1].detail.item })
+    assert.are.same({ "ms_lapsed -1 2026-12-19" }, swept(store, "2026-12-24"))   -- late after it too
+    assert.are.equal(1, (store:deliver()))
+    assert.are.same({ -5, -1 }, { seen[2].detail.days, seen[2].detail.offset })
+    assert.are.same({ 18, 30 }, { store:outbox{ state = "all" }[1].detail.days,
+                                  store:outbox{ state = "all" }[1].detail.offset })
   end)
 
   it("follow the policy: other days, or none", function()

@@ -10,23 +10,25 @@
 --      ACTIONS): mail to the license's email address;
 --   3. --webhook URL: that URL;
 --   4. otherwise the action has no handler and stays pending.
-local common = require "licensor.store.common"
+-- The actions, and which are the customer's, are licensor.actions'.  TLS
+-- (https webhooks, STARTTLS) is licensor.tls', with one `tls` option for
+-- every handler: {cafile=, insecure=}.
+local actions = require "licensor.actions"
 
-local ipairs, pairs = ipairs, pairs
+local ipairs, pairs, setmetatable = ipairs, pairs, setmetatable
 
 local _M = {}
 
 -- Splits --webhook values into {action = url} and the catch-all url; nil,
 -- why for an action the outbox does not have.
 local function split_webhooks(urls)
-  local known = {}
-  for _, action in ipairs(common.ACTIONS) do known[action] = true end
+  local known = actions.known
   local by_action, all = {}, nil
   for _, u in ipairs(urls or {}) do
     local action, url = u:match("^([%w_]+)=(%a+://.+)$")
     if action and not known[action] then
       return nil, "--webhook " .. action .. "=...: no outbox action '" .. action .. "' (" ..
-        table.concat(common.ACTIONS, ", ") .. ")"
+        table.concat(actions.LIST, ", ") .. ")"
     end
     if action then by_action[action] = url else all = u end
   end
@@ -38,10 +40,9 @@ end
 function _M.routes(opts)
   local by_action, all = split_webhooks(opts.webhooks)
   if not by_action then return nil, all end
-  local customer = {}
-  for _, action in ipairs(require("licensor.mail").ACTIONS) do customer[action] = true end
+  local customer = actions.customer
   local plan = {}
-  for _, action in ipairs(common.ACTIONS) do
+  for _, action in ipairs(actions.LIST) do
     plan[action] = by_action[action] or (opts.smtp and customer[action] and "mail") or all
   end
   return plan
@@ -49,19 +50,25 @@ end
 
 -- install(store, opts) -> the plan (or nil, why): store:on for every
 -- routed action.
--- opts: webhooks (list of --webhook values), secret, timeout (s), and
--- mail (licensor.mail.handler's options) when mail is configured.
+-- opts: webhooks (list of --webhook values), secret, timeout (s), mail
+-- (licensor.mail.handler's options) when mail is configured, and tls
+-- (licensor.tls's {cafile=, insecure=}: the authorities webhooks and SMTP
+-- trust, or no checks at all, logged once) for both channels.
 function _M.install(store, opts)
   local plan, why = _M.routes{ webhooks = opts.webhooks, smtp = opts.mail ~= nil }
   if not plan then return nil, why end
+  local tls = opts.tls or {}
   local mail_handler
   for action, route in pairs(plan) do
     if route == "mail" then
-      mail_handler = mail_handler or require("licensor.mail").handler(store, opts.mail)
+      if not mail_handler then
+        local mail_opts = setmetatable({ tls = opts.mail.tls or opts.tls }, { __index = opts.mail })
+        mail_handler = require("licensor.mail").handler(store, mail_opts)
+      end
       store:on(action, mail_handler)
     else
       store:on(action, require("licensor.webhook").handler{ url = route, secret = opts.secret,
-                                                            timeout = opts.timeout })
+                                                            timeout = opts.timeout, tls = tls })
     end
   end
   return plan

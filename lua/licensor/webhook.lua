@@ -7,8 +7,11 @@
 -- receiver recomputes it and refuses a stale t (replays).  2xx is
 -- delivered; anything else, or no answer within the timeout, is a failure
 -- that the store retries with backoff (store:deliver).  HTTP is
--- LuaSocket's; https needs LuaSec (Debian lua-sec).
+-- LuaSocket's; https is licensor.tls's (LuaSec, Debian lua-sec): the
+-- server's certificate chains to a trusted authority and names the URL's
+-- host, or nothing is posted.
 local core = require "licensor.core"
+local tls = require "licensor.tls"
 local cjson = require("cjson").new()
 
 local type, tostring, format = type, tostring, string.format
@@ -30,26 +33,21 @@ function _M.payload(action)
                         detail = action.detail, attempt = (action.attempts or 0) + 1 })
 end
 
-local function requester(url)
-  if url:match("^https://") then
-    local ok, https = pcall(require, "ssl.https")
-    if not ok then return nil, "https needs LuaSec (Debian: apt-get install lua-sec)" end
-    return https
+-- post(url, body, headers, timeout[, tls_opts]) -> true, or nil and why.
+-- tls_opts: licensor.tls's options, for an https URL.
+function _M.post(url, body, headers, timeout, tls_opts)
+  local scheme = url:match("^(%a+)://")
+  scheme = scheme and scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil, url .. ": an http:// or https:// URL expected"
   end
-  return require "socket.http"
-end
-
--- post(url, body, headers, timeout) -> true, or nil and why.
-function _M.post(url, body, headers, timeout)
-  local http, why = requester(url)
-  if not http then return nil, why end
-  local ltn12 = require "ltn12"
-  http.TIMEOUT = timeout
+  local http, ltn12 = require "socket.http", require "ltn12"
   local sink = {}
   headers["Content-Type"] = "application/json"
   headers["Content-Length"] = tostring(#body)
   headers["User-Agent"] = "licensor-webhook"
   local ok, status = http.request{ url = url, method = "POST", headers = headers,
+                                   create = tls.connector(scheme == "https", timeout, tls_opts),
                                    source = ltn12.source.string(body), sink = ltn12.sink.table(sink) }
   if not ok then return nil, "no answer from " .. url .. ": " .. tostring(status) end
   if type(status) ~= "number" or status < 200 or status > 299 then
@@ -58,15 +56,18 @@ function _M.post(url, body, headers, timeout)
   return true
 end
 
--- handler{url=, secret=, timeout=10} -> a store:on handler that posts the
--- action and returns true on 2xx, raises the reason otherwise.
+-- handler{url=, secret=, timeout=10, tls=} -> a store:on handler that
+-- posts the action: true on 2xx, else nil, why, "retry" (the store tries
+-- again later).  tls: licensor.tls's options ({cafile=, insecure=}).
 function _M.handler(opts)
   local url, secret, timeout = opts.url, opts.secret, opts.timeout or 10
+  local tls_opts = tls.options(opts.tls)
   return function(action)
     local body = _M.payload(action)
     local ok, why = _M.post(url, body, { ["X-Licensor-Signature"] = _M.signature(secret, os.time(), body),
-                                         ["X-Licensor-Event"] = "lsr_" .. tostring(action.id) }, timeout)
-    if not ok then error(why, 0) end
+                                         ["X-Licensor-Event"] = "lsr_" .. tostring(action.id) }, timeout,
+                            tls_opts)
+    if not ok then return nil, why, "retry" end
     return true
   end
 end

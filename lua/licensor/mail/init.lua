@@ -11,15 +11,17 @@ local template = require "licensor.mail.template"
 local bundled = require "licensor.mail.bundled"
 local smtp = require "licensor.mail.smtp"
 local money = require "licensor.money"
+local actions = require "licensor.actions"
+local tls = require "licensor.tls"
 
-local ipairs, tostring, error, concat = ipairs, tostring, error, table.concat
+local ipairs, tostring, concat, setmetatable = ipairs, tostring, table.concat, setmetatable
 local os_date, find, gsub, sub = os.date, string.find, string.gsub, string.sub
 
 local _M = {}
 
--- The outbox actions meant for the customer, in store:on's order.
-_M.ACTIONS = { "email_customer", "ms_expiring", "ms_lapsed", "trial_ending", "lease_ending",
-               "addon_expiring" }
+-- The outbox actions meant for the customer, in store:on's order
+-- (licensor.actions owns the list).
+_M.ACTIONS = actions.CUSTOMER
 
 -- templates(dir) -> {action = template}, or nil, "file:line: why", code:
 -- dir/ACTION.txt where it exists, the bundled text otherwise.
@@ -41,7 +43,9 @@ function _M.templates(dir)
   return list
 end
 
--- The placeholder values of an action on a license.
+-- The placeholder values of an action on a license.  {days} is the
+-- reminder's detail.days: the days left (or gone) on the day the sweep
+-- took it, not the policy's nominal offset.
 local function values(lic, action, product_name)
   local detail = action.detail or {}
   local days = detail.days
@@ -93,11 +97,12 @@ function _M.message(from, to, subject, body, id)
 end
 
 -- compose(store, action, templates, names) -> license, subject, body; or
--- nil, why, "undeliverable" for a license without an address.  names
--- caches product names by id.
+-- nil, why, "undeliverable" for a license without an address, nil, why,
+-- "retry" when the license cannot be read now.  names caches product
+-- names by id.
 function _M.compose(store, action, templates, names)
   local lic, msg = store:get(action.key)
-  if not lic then error("license " .. tostring(action.key) .. ": " .. tostring(msg), 0) end
+  if not lic then return nil, "license " .. tostring(action.key) .. ": " .. tostring(msg), "retry" end
   if not lic.email then
     return nil, "license " .. lic.key .. " has no email address (licensor set KEY --email ADDRESS)",
       "undeliverable"
@@ -114,21 +119,23 @@ end
 
 -- handler(store, opts) -> a store:on handler.  opts: from, templates (from
 -- _M.templates), and licensor.mail.smtp's host, port, timeout, starttls,
--- user, password, cafile.  A license without an email address, or a
--- recipient or message the server refuses for good (5xx), answers nil,
--- why, "undeliverable": the row is dead-lettered at once, to be re-queued
--- (licensor outbox retry ID) once the address is mended.  Anything else
--- that fails raises, and the delivery is tried again later.
+-- user, password, tls (licensor.tls's {cafile=, insecure=}; or cafile).
+-- It answers true when the server took the message.  A license without an
+-- email address, or a recipient or message the server refuses for good
+-- (5xx), answers nil, why, "undeliverable": the row is dead-lettered at
+-- once, to be re-queued (licensor outbox retry ID) once the address is
+-- mended.  Anything else that fails answers nil, why, "retry", and the
+-- delivery is tried again later.
 function _M.handler(store, opts)
   local names = {}
+  opts = setmetatable({ tls = tls.options(smtp.tls_options(opts)) }, { __index = opts })
   return function(action)
     local lic, subject, body = _M.compose(store, action, opts.templates, names)
     if not lic then return nil, subject, body end
     local sent, why, permanent = smtp.send(opts, lic.email,
                                            _M.message(opts.from, lic.email, subject, body, action.id))
     if sent then return true end
-    if permanent then return nil, why, "undeliverable" end
-    error(why, 0)
+    return nil, why, permanent and "undeliverable" or "retry"
   end
 end
 

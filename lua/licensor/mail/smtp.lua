@@ -2,27 +2,51 @@
 -- LuaSocket's SMTP session (socket.smtp) and LuaSec for STARTTLS.
 --
 -- socket.smtp.send cannot upgrade a connection, so this drives the same
--- session step by step: greet (EHLO), STARTTLS when the server offers it
--- (or always/never, as configured), EHLO again over TLS, AUTH when a user
--- is configured, then MAIL, RCPT and DATA.  The session's socket is a
+-- session step by step: greet (EHLO), STARTTLS (required by default; see
+-- starttls_mode), EHLO again over TLS, AUTH when a user is configured,
+-- then MAIL, RCPT and DATA.  The session's socket is a
 -- small proxy whose inner connection changes from TCP to TLS after
 -- STARTTLS, given to socket.smtp through its documented `create` hook.
 --
--- TLS checks the server's certificate against a CA file (the system's by
--- default) and the certificate's names against the host: a failed check
--- is a failed delivery, never a quiet fallback to plain text.  A password
--- is never sent over an unencrypted connection.
+-- TLS is licensor.tls's: the server's certificate against the system's
+-- authorities or a cafile, its names against the host.  A failed check, or
+-- a server that does not offer STARTTLS where it is required (an offer
+-- stripped on the way), is a failed delivery, never a quiet fallback to
+-- plain text.  A password is never sent over an unencrypted connection.
 local socket = require "socket"
 local smtp = require "socket.smtp"
 local ltn12 = require "ltn12"
 local mime = require "mime"
+local tls = require "licensor.tls"
 
-local setmetatable, pcall, require, tostring, select = setmetatable, pcall, require, tostring, select
-local ipairs, find, lower = ipairs, string.find, string.lower
+local setmetatable, tostring, select = setmetatable, tostring, select
+local find, match = string.find, string.match
 
 local _M = {}
 
-_M.DEFAULT_CAFILE = "/etc/ssl/certs/ca-certificates.crt"
+_M.DEFAULT_CAFILE = tls.DEFAULT_CAFILE
+
+-- STARTTLS modes: "always" (required: no STARTTLS offered, no message),
+-- "auto" (when offered, else plain text), "never".
+_M.STARTTLS = { always = true, auto = true, never = true }
+
+-- loopback(host): is host this machine's loopback (localhost, 127/8, ::1)?
+function _M.loopback(host)
+  return host == "localhost" or host == "::1" or match(host, "^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- starttls_mode(opts) -> "always", "auto" or "never": opts.starttls when
+-- given, else "always" -- "auto" only for a server on the loopback
+-- address, where no one can strip the offer.
+function _M.starttls_mode(opts)
+  return opts.starttls or (_M.loopback(opts.host) and "auto" or "always")
+end
+
+-- The TLS options of opts: opts.tls, or the older opts.cafile alone.
+local function tls_options(opts)
+  return opts.tls or (opts.cafile and { cafile = opts.cafile }) or {}
+end
+_M.tls_options = tls_options
 
 -- A socket whose calls go to `inner`, which may be replaced; timeouts are
 -- ours, not socket.smtp's module-wide one.
@@ -46,44 +70,9 @@ local function proxy(timeout)
   end })
 end
 
--- Does a certificate name (maybe "*.example.com") cover host?
-local function name_matches(pattern, host)
-  pattern, host = lower(pattern), lower(host)
-  if pattern == host then return true end
-  local suffix = pattern:match("^%*(%..+%..+)$")
-  return suffix ~= nil and host:sub(-#suffix) == suffix and not find(host:sub(1, -#suffix - 1), "[.]")
-    and #host > #suffix
-end
-
--- The subjectAltName DNS and IP names of the peer's certificate cover host.
-local function check_host(conn, host)
-  local cert = conn:getpeercertificate()
-  if not cert then return nil, "the server sent no certificate" end
-  local san = cert:extensions()["2.5.29.17"] or {}
-  for _, field in ipairs({ "dNSName", "iPAddress" }) do
-    for _, name in ipairs(san[field] or {}) do
-      if name_matches(name, host) then return true end
-    end
-  end
-  return nil, "the server's certificate is not for " .. host
-end
-
 -- Upgrades sock to TLS (after the server's 220 to STARTTLS).
 local function start_tls(sock, opts)
-  local found, ssl = pcall(require, "ssl")
-  if not found then return nil, "STARTTLS needs LuaSec (Debian: apt-get install lua-sec)" end
-  local conn, err = ssl.wrap(sock, { mode = "client", protocol = "any", verify = { "peer" },
-                                     options = { "all", "no_sslv2", "no_sslv3", "no_tlsv1", "no_tlsv1_1" },
-                                     cafile = opts.cafile or _M.DEFAULT_CAFILE })
-  if not conn then return nil, "TLS: " .. tostring(err) end
-  conn:sni(opts.host)
-  conn:settimeout(opts.timeout)
-  local ok
-  ok, err = conn:dohandshake()
-  if not ok then return nil, "TLS handshake with " .. opts.host .. ": " .. tostring(err) end
-  ok, err = check_host(conn, opts.host)
-  if not ok then return nil, err end
-  return conn
+  return tls.wrap(sock, opts.host, tls_options(opts), opts.timeout)
 end
 
 -- The conversation; raises through the session's try (socket.protect turns
@@ -96,7 +85,8 @@ local function converse(opts, to, message, state)
   local ext = s:greet(domain)
   local secure = false
   local offered = find(ext, "STARTTLS", 1, true) ~= nil
-  if opts.starttls ~= "never" and offered then
+  local mode = _M.starttls_mode(opts)
+  if mode ~= "never" and offered then
     state.stage = "starttls"
     s.try(s.tp:command("STARTTLS"))
     s.try(s.tp:check("2.."))
@@ -104,8 +94,8 @@ local function converse(opts, to, message, state)
     s.try(s.tp:command("EHLO", domain))
     ext = select(2, s.try(s.tp:check("2..")))
     secure = true
-  elseif opts.starttls == "always" then
-    s.try(nil, opts.host .. " does not offer STARTTLS")
+  elseif mode == "always" then
+    s.try(nil, opts.host .. " does not offer STARTTLS (required; --starttls auto allows plain text)")
   end
   if opts.user then
     state.stage = "auth"
@@ -126,9 +116,10 @@ end
 local protected = socket.protect(converse)
 
 -- send(opts, to, message) -> true; or nil, why, permanent.  opts: host,
--- port (25), from, timeout (s), starttls ("auto": when offered, "always",
--- "never"), user and password (AUTH PLAIN or LOGIN, only over TLS),
--- cafile, domain (EHLO).  permanent: the server refused the recipient or
+-- port (25), from, timeout (s), starttls (starttls_mode: by default
+-- "always", "auto" on loopback), user and password (AUTH PLAIN or LOGIN,
+-- only over TLS), tls (licensor.tls's {cafile=, insecure=}; or cafile
+-- alone), domain (EHLO).  permanent: the server refused the recipient or
 -- the message with a 5xx reply, so sending it again cannot succeed;
 -- anything else (a 4xx, no answer, TLS, a refused sender) may pass later.
 function _M.send(opts, to, message)

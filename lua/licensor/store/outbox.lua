@@ -4,6 +4,7 @@
 -- when its handler returned true: at least once, never lost, and one
 -- deliverer per row at a time.
 local common = require "licensor.store.common"
+local actions = require "licensor.actions"
 local epoch_ms = require("licensor.core").epoch_ms
 
 local type, ipairs, pcall, tostring = type, ipairs, pcall, tostring
@@ -13,19 +14,15 @@ local floor, random = math.floor, math.random
 local Store = common.Store
 local bad_argument, transaction, guarded = common.bad_argument, common.transaction, common.guarded
 
--- The actions the ladder writes, the only ones store:on accepts.
-local ACTION_LIST = { "email_customer", "notify_fraud_team", "phone_customer", "disable_key", "ms_expiring",
-                      "ms_lapsed", "trial_ending", "lease_ending", "addon_expiring" }
-local ACTIONS = {}
-for _, action in ipairs(ACTION_LIST) do ACTIONS[action] = true end
-common.ACTIONS = ACTION_LIST
+-- The actions the ladder and the reminders write (licensor.actions), the
+-- only ones store:on accepts.  common.ACTIONS is the same list, for older
+-- readers (licensor.demo); new code reads licensor.actions.
+local KNOWN = actions.known
+common.ACTIONS = actions.LIST
 
 -- store:on(action, fn): the handler for an outbox action.
 function Store:on(action, fn)
-  if not ACTIONS[action] then
-    bad_argument(1, "on", "email_customer, notify_fraud_team, phone_customer, disable_key, ms_expiring, " ..
-      "ms_lapsed, trial_ending, lease_ending or addon_expiring expected")
-  end
+  if not KNOWN[action] then bad_argument(1, "on", actions.names() .. " expected") end
   if type(fn) ~= "function" then bad_argument(2, "on", "function expected") end
   self.handlers[action] = fn
 end
@@ -86,6 +83,18 @@ local function count_pending(self)
   return self.db:value(self.sql.count_pending)
 end
 
+-- What a handler's answer says: nil when it delivered (true); else the
+-- reason and whether the row is undeliverable.  A handler answers true, or
+-- nil, why, "retry" (a failed attempt), or nil, why, "undeliverable"
+-- (another try cannot succeed); a raised error (a user's handler) is a
+-- failed attempt, and so is any other answer.
+local function failure_of(ok, result, why, kind)
+  if not ok then return tostring(result), false end
+  if result == true then return nil end
+  if result == nil and why ~= nil then return tostring(why), kind == "undeliverable" end
+  return "the handler returned " .. tostring(result), false
+end
+
 -- Runs one row's handler; nil on success, else {id=, action=, step=,
 -- error=} where step says what failed: "handler" (it raised or did not
 -- return true) or "record" (it succeeded but marking the row delivered
@@ -94,11 +103,8 @@ local function deliver_row(self, row, handler, opts)
   local action = { key = row.key, case = row.case_id, action = row.action, on = row.on_day, id = row.id,
                    refers_to = row.refers_to, detail = row.detail and common.decode_detail(row.detail),
                    attempts = row.attempts }
-  local ok, result, why, kind = pcall(handler, action)
-  if not ok or result ~= true then
-    local undeliverable = ok and result == nil and kind == "undeliverable"
-    local err = undeliverable and tostring(why) or ok and ("the handler returned " .. tostring(result))
-      or tostring(result)
+  local err, undeliverable = failure_of(pcall(handler, action))
+  if err then
     local _, dead = transaction(self, function(s)
       return true, record_failure(s, row, err, opts, undeliverable)
     end)
@@ -114,8 +120,8 @@ end
 -- store:deliver{max_tries=, backoff_ms=} -> delivered, pending, failures.
 -- Claims the pending rows a batch at a time and calls each one's handler,
 -- oldest first, outside any transaction.  A handler that returns true
--- marks its row delivered.  A handler that fails (false, an error) counts
--- an attempt: the row waits backoff_ms, doubling with each attempt (with
+-- marks its row delivered.  A handler that fails (nil, why, "retry";
+-- false; an error raised) counts an attempt: the row waits backoff_ms, doubling with each attempt (with
 -- jitter; 0, the default: the next call tries again), and is dead-lettered
 -- after max_tries (default: never), or at once when the handler answers
 -- nil, why, "undeliverable" (it knows another try cannot succeed: the

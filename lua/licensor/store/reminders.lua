@@ -9,7 +9,9 @@
 -- ones.  A sweep that runs late sends the reminder due most recently, once
 -- (those it overtook are not sent any more); a reminder before the event
 -- is not sent once the event has passed, one after it only within
--- AFTER_WINDOW days of its day.
+-- AFTER_WINDOW days of its day.  Its detail.days is the days actually left
+-- on the sweep's day (negative: gone since), the words a customer reads;
+-- detail.offset is the policy's nominal day that brought it.
 local core = require "licensor.core"
 local common = require "licensor.store.common"
 
@@ -49,15 +51,17 @@ end
 
 local ACTION = { trial = "trial_ending", lease = "lease_ending", addon = "addon_expiring" }
 
--- Takes the reminder `days` before `last` of (key, item) once, writing it
--- to the outbox; detail goes to the handler.
+-- Takes the reminder `days` (the policy's offset) before `last` of (key,
+-- item) once on day number `on`, writing it to the outbox; detail goes to
+-- the handler, with the days left on `on` (a late sweep's "in 18 days",
+-- not the offset's 30).
 local function take(self, key, item, kind, last, days, on, detail, taken)
   local db, sql = self.db, self.sql
   local last_text, on_text = date(last), date(on)
   local fresh = db:run(sql.take_reminder, key, item, last_text, days, on_text)
   if fresh ~= 1 then return end
   local action = kind == "ms" and (days >= 0 and "ms_expiring" or "ms_lapsed") or ACTION[kind]
-  detail.days, detail.item = days, item
+  detail.days, detail.offset, detail.item = last - on, days, item
   db:defer(sql.insert_reminder, key, action, on_text, last_text, common.cjson.encode(detail))
   common.log(self, key, on_text, action, { item = item, refers_to = last_text, days = days })
   taken[#taken + 1] = { key = key, action = action, on = on_text, refers_to = last_text, item = item,

@@ -1,0 +1,49 @@
+-- licensor.actions -- the one list of outbox actions (doc/rules.md section
+-- 6): what the ladder (R11) and the reminders write, which of them are
+-- addressed to the customer (mailed by `licensor deliver --smtp`), in
+-- store:on's order.  store:on, licensor.delivery, licensor.mail and the
+-- specs read them from here; the C ladder's names (csrc/l_fraud.c
+-- cat_ladder) are checked against LADDER by spec/mail_spec.lua.  Not the
+-- place for how an action is delivered (licensor.delivery).
+local ipairs, concat = ipairs, table.concat
+
+local _M = {}
+
+-- Each action: its name, who writes it ("ladder": R11 in step order, the
+-- LSR_STEP_ bits of csrc/fraud.h; "reminder": store/reminders.lua), and
+-- whether it is meant for the customer.
+_M.ALL = {
+  { name = "email_customer", source = "ladder", customer = true },
+  { name = "notify_fraud_team", source = "ladder" },
+  { name = "phone_customer", source = "ladder" },
+  { name = "disable_key", source = "ladder" },
+  { name = "ms_expiring", source = "reminder", customer = true },
+  { name = "ms_lapsed", source = "reminder", customer = true },
+  { name = "trial_ending", source = "reminder", customer = true },
+  { name = "lease_ending", source = "reminder", customer = true },
+  { name = "addon_expiring", source = "reminder", customer = true },
+}
+
+-- Lists of names (LIST: every action; LADDER, REMINDERS, CUSTOMER) and
+-- sets (known[name], customer[name]), all from ALL.
+_M.LIST, _M.LADDER, _M.REMINDERS, _M.CUSTOMER = {}, {}, {}, {}
+_M.known, _M.customer = {}, {}
+for _, a in ipairs(_M.ALL) do
+  _M.LIST[#_M.LIST + 1] = a.name
+  _M.known[a.name] = true
+  local list = a.source == "ladder" and _M.LADDER or _M.REMINDERS
+  list[#list + 1] = a.name
+  if a.customer then
+    _M.CUSTOMER[#_M.CUSTOMER + 1] = a.name
+    _M.customer[a.name] = true
+  end
+end
+
+-- names([list]) -> "a, b or c": the list (every action by default) as a
+-- message names it.
+function _M.names(list)
+  list = list or _M.LIST
+  return concat(list, ", ", 1, #list - 1) .. " or " .. list[#list]
+end
+
+return _M
