@@ -1,30 +1,69 @@
 -- licensor.csv -- comma-separated values (RFC 4180) for export and bulk
 -- import: fields quoted when they hold a comma, quote or line break,
 -- quotes doubled; CRLF or LF line ends.  Rows carry the line they start
--- on, so that errors can say file:line.
+-- on, so that errors can say file:line.  What the cells mean, and which
+-- columns a file may have, is store/bulk.lua's business, not this file's.
+--
+-- Cells are safe to open in a spreadsheet: one that starts with a
+-- character a spreadsheet reads as a formula (`=`, `+`, `-`, `@`, tab,
+-- CR) is written with a leading `'`, and so is one that starts with `'`
+-- itself (or with a byte order mark), so that the escape is unambiguous:
+-- `parse` takes exactly one leading `'` off every cell that has one.  A
+-- UTF-8 byte order mark at the start of a file (Excel's "CSV UTF-8") is
+-- read as nothing.
 local _M = {}
 
-local concat, find, sub, gsub = table.concat, string.find, string.sub, string.gsub
+local concat, find, sub, gsub, byte = table.concat, string.find, string.sub, string.gsub, string.byte
+local tostring, select = tostring, select
+
+-- What Excel's "CSV UTF-8" puts before the first byte.
+_M.BOM = "\239\187\191"
+
+-- The first bytes that make a cell a formula (or hide one), and the
+-- quote that escapes them: `'` itself, so that the escape is reversible.
+local ESCAPED = { [byte "="] = true, [byte "+"] = true, [byte "-"] = true, [byte "@"] = true,
+                  [byte "\t"] = true, [byte "\r"] = true, [byte "'"] = true }
+local QUOTE = "'"
+
+-- cell(v) -> the text a spreadsheet shows as v, never as a formula.  A
+-- value that starts with a byte order mark is escaped too: as the first
+-- cell of a file it would be read as nothing.
+local function cell(v)
+  v = v == nil and "" or tostring(v)
+  if ESCAPED[byte(v, 1)] or sub(v, 1, 3) == _M.BOM then v = QUOTE .. v end
+  return v
+end
+_M.cell = cell
+
+-- uncell(text) -> the value a cell written by `cell` holds.
+local function uncell(text)
+  if sub(text, 1, 1) == QUOTE then return sub(text, 2) end
+  return text
+end
+_M.uncell = uncell
 
 local function field_text(v)
-  v = v == nil and "" or tostring(v)
+  v = cell(v)
   if find(v, '[",\r\n]') then return '"' .. gsub(v, '"', '""') .. '"' end
   return v
 end
 
--- line(values) -> one CSV line (without its line end)
+-- line(values[, n]) -> one CSV line (without its line end); nil values
+-- are empty cells.
 function _M.line(values, n)
   local out = {}
   for i = 1, n or #values do out[i] = field_text(values[i]) end
   return concat(out, ",")
 end
 
--- parse(text) -> list of {line=, fields...}, or nil, "line N: message"
+-- parse(text) -> list of {line=, values...}, each cell through `uncell`,
+-- or nil, "line N: message"
 function _M.parse(text)
   local rows, row, field, i, line, n = {}, {}, {}, 1, 1, #text
   local row_line = 1
+  if sub(text, 1, 3) == _M.BOM then i = 4 end
   local function end_field()
-    row[#row + 1] = concat(field)
+    row[#row + 1] = uncell(concat(field))
     field = {}
   end
   local function end_row()
