@@ -105,7 +105,9 @@ describe("licensor command", function()
 
   it("exports licenses as CSV or JSON lines and imports the CSV into another database", function()
     local file = os.tmpname()
+    os.remove(file)   -- export --out writes a new file, never over one
     assert.are.equal(0, (run("--db", db, "export", "--out", file)))
+    assert.are.equal(1, (run("--db", db, "export", "--out", file)))
     local other = stores.path()
     assert.are.equal(0, (run("--db", other, "init")))
     assert.are.equal(0, (run("--db", other, "import", "smartertools")))
@@ -174,7 +176,9 @@ describe("licensor command", function()
     assert.are.equal(16, #id)
     local err = select(3, run("keys", "new", "--out", signing))
     status = run("keys", "new", "--out", signing)
-    assert.are.same({ 1, "licensor: exists: " .. signing .. ": exists already (never overwritten)" }, { status, err })
+    assert.are.equal(1, status)
+    assert.matches("^licensor: exists: ", err)
+    assert.is_truthy(err:find(signing, 1, true))
     status, out = run("keys", "show", signing)
     assert.are.same({ 0, "key id " .. id }, { status, out:match("^[^\n]+") })
     local fp = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
@@ -373,5 +377,236 @@ describe("licensor --json, command by command", function()
         if name ~= "verify" then assert.are.equal(false, answer.ok, name) end
       end
     end
+  end)
+end)
+
+-- Issue 18, the command line: one registry for parsing, help and
+-- doc/cli.md; typos refused with a suggestion; money as people write it;
+-- quiet failures made loud; odd answers without a traceback.
+describe("licensor command registry", function()
+  local money = require "licensor.money"
+  local db = stores.path()
+  local key
+
+  -- run, but a Lua error escaping main fails the spec with its message.
+  local function safe(...)
+    local ok, status, out, err = pcall(run, ...)
+    assert(ok, "a Lua error escaped: " .. tostring(status))
+    return status, out, err
+  end
+
+  local function count_licenses()
+    local _, out = safe("--db", db, "--json", "list")
+    return select(2, out:gsub('"key":', ""))
+  end
+
+  local function tmp()
+    local path = os.tmpname()
+    os.remove(path)
+    return path
+  end
+
+  setup(function()
+    assert.are.equal(0, (run("--db", db, "init")))
+    assert.are.equal(0, (run("--db", db, "import", "smartertools")))
+    local _, out = run("--db", db, "--json", "issue", "--product", "smartertrack", "--edition", "enterprise",
+      "--level", "5", "--start", "2017-12-07", "--owner", "acme")
+    key = out:match('"key":"([^"]+)"')
+  end)
+
+  teardown(function() stores.remove(db) end)
+
+  it("refuses a mistyped flag with exit 2 and the nearest flag, and does nothing", function()
+    local status, out, err = safe("--db", db, "eligible", key, "--date", "2019-06-01")
+    assert.are.same({ 2, "" }, { status, out })
+    assert.matches("did you mean %-%-on%?", err)
+    local before = count_licenses()
+    status, out, err = safe("--db", db, "issue", "--product", "smartertrack", "--edition", "enterprise",
+      "--level", "5", "--ownr", "bob")
+    assert.are.same({ 2, "" }, { status, out })
+    assert.matches("did you mean %-%-owner%?", err)
+    assert.are.equal(before, count_licenses())
+    status, out, err = safe("--db", db, "list", "--ownr", "acme")
+    assert.are.same({ 2, "" }, { status, out })
+    assert.matches("did you mean %-%-owner%?", err)
+    status, out, err = safe("--db", db, "sweep", "--dry-run")
+    assert.are.same({ 2, "" }, { status, out })
+    assert.matches("unknown flag %-%-dry%-run", err)
+    assert.is_nil(err:find("needs a value", 1, true))
+    status, out, err = safe("help", "nosuch")
+    assert.are.same({ 2, "" }, { status, out })
+    assert.matches("no command 'nosuch'", err)
+    status, out, err = safe("--db", db, "eligible", key, "--on")
+    assert.are.same({ 2, "" }, { status, out })
+    assert.matches("%-%-on needs a value", err)
+    status, out, err = safe("--db", db, "issue", "--product", "--edition", "enterprise")
+    assert.are.same({ 2, "" }, { status, out })
+    assert.matches("%-%-product needs a value", err)
+    assert.are.equal(2, (safe("--db", db, "lst")))
+  end)
+
+  it("answers help, licensor help CMD and CMD --help from the registry, for every command", function()
+    local status, all = safe("help")
+    assert.are.equal(0, status)
+    for _, entry in ipairs(cli.COMMANDS) do
+      assert.matches("\n  " .. entry.name:gsub("%-", "%%-") .. "[ \n]", all, nil, nil, entry.name)
+      local s1, help = safe("help", entry.name)
+      local s2, same = safe(entry.name, "--help")
+      assert.are.same({ 0, 0, help }, { s1, s2, same }, entry.name)
+      for _, flag in ipairs(entry.flags or {}) do
+        assert.is_truthy(help:find("--" .. flag.name, 1, true), entry.name .. " --" .. flag.name)
+      end
+      assert.is_truthy(#require("licensor.cli.args").flag_names(entry) >= 4)   -- and the globals
+    end
+  end)
+
+  it("keeps doc/cli.md equal to licensor help --markdown", function()
+    local status, markdown = safe("help", "--markdown")
+    assert.are.equal(0, status)
+    local f = assert(io.open("doc/cli.md", "rb"))
+    local doc = f:read("a")
+    f:close()
+    assert.are.equal(markdown .. "\n", doc,
+      "doc/cli.md is stale: licensor help --markdown > doc/cli.md")
+    for _, entry in ipairs(cli.COMMANDS) do
+      assert.is_truthy(doc:find("\n## " .. entry.name .. "\n", 1, true), entry.name)
+    end
+  end)
+
+  it("reads money as people write it, in the catalogue's currency, and never as minor units", function()
+    for text, minor in pairs({ ["330"] = 33000, ["330.00"] = 33000, ["$330"] = 33000, ["1,100.00"] = 110000,
+                               ["USD 12.5"] = 1250, ["33000.0"] = 3300000 }) do
+      assert.are.equal(minor, money.parse(text, "USD"), text)
+    end
+    for _, text in ipairs({ "", "abc", "3.001", "1,10", "1234,567", "€3", "-5", "1e3", "0x10" }) do
+      assert.is_nil(money.parse(text, "USD"), text)
+    end
+    assert.are.equal(500, money.parse("500", "JPY"))
+    assert.is_nil(money.parse("5.5", "JPY"))
+    -- the upgrade quoted $330.00 (see above) is paid as 330.00, or $330
+    local _, out = safe("--db", db, "--json", "issue", "--product", "smartertrack", "--edition",
+      "enterprise", "--level", "5", "--start", "2017-12-07", "--owner", "pay")
+    local k = out:match('"key":"([^"]+)"')
+    local status
+    status, out = safe("--db", db, "upgrade", k, "--level", "10", "--quote", "--on", "2018-12-05")
+    assert.are.same({ 0, "upgrade costs $330.00" }, { status, out })
+    local err
+    status, _, err = safe("--db", db, "upgrade", k, "--level", "10", "--pay", "33000.0", "--on", "2018-12-05")
+    assert.are.equal(1, status)
+    assert.matches("wrong_amount", err)
+    assert.are.equal(2, (safe("--db", db, "upgrade", k, "--level", "10", "--pay", "330,00", "--on", "2018-12-05")))
+    assert.are.equal(2, (safe("--db", db, "upgrade", k, "--level", "10", "--pay", "€330", "--on", "2018-12-05")))
+    assert.are.equal(0, (safe("--db", db, "upgrade", k, "--level", "10", "--pay", "330.00", "--on", "2018-12-05")))
+  end)
+
+  it("copies from no database that does not exist, and creates none", function()
+    local missing, to = tmp(), tmp()
+    local status = safe("copy", "--from", missing, "--to", to)
+    assert.are.equal(1, status)
+    assert.is_nil(io.open(missing, "rb"))
+    assert.is_nil(io.open(to, "rb"))
+  end)
+
+  it("fails an export or a certificate to a full disk (exit 1) and leaves no file", function()
+    assert.are.equal(1, (safe("--db", db, "export", "--out", "/dev/full")))
+    local signing = tmp()
+    assert.are.equal(0, (safe("keys", "new", "--out", signing)))
+    assert.are.equal(0, (safe("--db", db, "activate", key, "full-1", "6855", "--on", "2018-12-01",
+      "--fingerprint", "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444")))
+    local status, _, err = safe("--db", db, "certificate", key, "full-1", "--signing-key", signing,
+      "--on", "2018-12-01", "--out", "/dev/full")
+    assert.are.equal(1, status)
+    assert.matches("io_error", err)
+    local out = tmp()
+    assert.are.equal(0, (safe("--db", db, "export", "--out", out)))
+    local f = assert(io.open(out, "rb"))
+    assert.is_true(#f:read("a") > 0)
+    f:close()
+    for _, path in ipairs({ out, signing, signing .. ".pub" }) do os.remove(path) end
+  end)
+
+  it("refuses a backup to '' or :memory:, and leaves no file when the disk is full", function()
+    local status, _, err = safe("--db", db, "backup", "")
+    assert.are.equal(2, status)
+    assert.is_nil(err:find("written", 1, true))
+    assert.are.equal(2, (safe("--db", db, "backup", ":memory:")))
+    -- a full disk: the file size limit (SIGXFSZ ignored, so writes fail)
+    local dir = tmp()
+    assert(os.execute("mkdir " .. dir))
+    local script = dir .. ".lua"
+    local f = assert(io.open(script, "w"))
+    f:write(("local s = assert(require('licensor').open(%q)) " ..
+      "local ok, why = s:backup(%q) io.write(tostring(ok), ' ', tostring(why))"):format(db, dir .. "/b.db"))
+    f:close()
+    -- 80 blocks of 512 bytes: more than the store's -shm, less than the database
+    local pipe = io.popen("trap '' XFSZ; ulimit -f 80; " .. stores.interpreter() .. " " .. script .. " 2>&1")
+    local said = pipe:read("a")
+    pipe:close()
+    assert.matches("^nil ", said)
+    assert.is_nil(io.open(dir .. "/b.db", "rb"), "a failed backup left " .. dir .. "/b.db")
+    os.remove(dir)
+    os.remove(script)
+  end)
+
+  it("exits 1 from deliver when a row failed, saying how many", function()
+    local other = stores.path()
+    assert.are.equal(0, (safe("--db", other, "init")))
+    assert.are.equal(0, (safe("--db", other, "import", "smartertools")))
+    assert.are.equal(0, (safe("--db", other, "issue", "--product", "smartertrack", "--edition", "enterprise",
+      "--level", "5", "--start", "2020-01-01", "--owner", "late", "--email", "late@example.com")))
+    local status, out = safe("--db", other, "--json", "sweep", "--on", "2020-12-10")
+    assert.are.equal(0, status)
+    assert.matches("ms_expiring", out)
+    local secret = tmp()
+    local f = assert(io.open(secret, "w"))
+    f:write("s3cret\n")
+    f:close()
+    local err
+    status, out, err = safe("--db", other, "deliver", "--webhook", "http://127.0.0.1:9/", "--secret-file", secret,
+      "--timeout", "2", "--max-tries", "3")
+    assert.are.equal(1, status)
+    assert.matches("failed 1", out)
+    assert.matches("delivery_failed: 1 row%(s%) failed", err)
+    os.remove(secret)
+    stores.remove(other)
+  end)
+
+  it("makes templates --out DIR when DIR does not exist", function()
+    local dir = tmp() .. "/new/templates"
+    local status, out = safe("templates", "--out", dir)
+    assert.are.equal(0, status)
+    assert.matches("ms_expiring%.txt", out)
+    local f = assert(io.open(dir .. "/ms_expiring.txt", "rb"))
+    f:close()
+    assert(os.execute("rm -r " .. dir:gsub("/new/templates$", "")))
+  end)
+
+  it("refuses to start the gateway with a token file it cannot read", function()
+    local started = false
+    local runner = package.loaded["licensor.gateway.runner"]
+    package.loaded["licensor.gateway.runner"] = { run = function() started = true return true end }
+    local status, _, err = safe("--db", db, "gateway", "--admin-token-file", "/nonexistent/token")
+    package.loaded["licensor.gateway.runner"] = runner
+    assert.are.same({ 1, false }, { status, started })
+    assert.matches("io_error", err)
+  end)
+
+  it("answers odd input with a usage error or a clean refusal, never a traceback", function()
+    local status, _, err = safe("--db", db, "list", "--ms-expiring", "1e300")
+    assert.are.equal(2, status)
+    assert.matches("whole number", err)
+    assert.are.equal(2, (safe("--db", db, "list", "--offset", "1e300")))
+    assert.are.equal(2, (safe("--db", db, "list", "--limit", "0")))
+    status, _, err = safe("--db", db, "sweep", "--on", "9999-12-31")
+    assert.are.equal(2, status)
+    assert.matches("invalid_date", err)
+    status, _, err = safe("--db", db, "transfer", key, "", "--consent", "C-1")
+    assert.are.equal(2, status)
+    assert.matches("OWNER is empty", err)
+    local out
+    status, out = safe("--db", db, "catalogue")
+    assert.are.equal(0, status)
+    assert.matches("\nreminders%s+addon: 30; lease: 30; ms: 30, 7, %-1; trial: 7, 1\n", out)
+    assert.is_nil(out:find("={", 1, true))
   end)
 end)

@@ -10,137 +10,25 @@ local licensor = require "licensor"
 local failure = require "licensor.failure"
 local certificate = require "licensor.certificate"
 local tabulate = require "licensor.tabulate"
-local pretty = require "licensor.pretty"
+local money = require "licensor.money"
+local constants = require "licensor.constants"
+local args = require "licensor.cli.args"
+local files = require "licensor.files"
 
 local _M = {}
 
 local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
 local concat, sort = table.concat, table.sort
 
-local USAGE = [=[
-usage: licensor [--db PATH] [--json] COMMAND [ARGS]
-
-  --db (default $LICENSOR_DB or ./licensor.db) is an SQLite file or a PostgreSQL connection string
-  (postgresql://user@host/db?target_session_attrs=read-write, or host=... dbname=...).
-
-  init                               create the database
-  import CATALOGUE [--create]        import a catalogue file (or a bundled one by name) as the new
-                                     active version; the active catalogue again changes nothing
-                                     (--create: make the database if it does not exist)
-  issue --product P --edition E --level N [--kind perpetual|lease|trial] [--start DATE]
-        [--owner O] [--email ADDRESS] [--failover] [--version-lock N] [--trial-days N] [--addon A]...
-  set KEY --email ADDRESS            the address customer mail goes to ("" forgets it)
-  catalogue [PRODUCT]                products, editions, prices, add-ons, policy and newest builds
-  list [--owner O] [--product P] [--kind K] [--edition E] [--ms-expiring DAYS] [--lapsed]
-       [--disabled] [--fraud] [--on DATE] [--limit N] [--offset N]   licenses, filters combined
-  show KEY                           the license and its status
-  eligible KEY [--on DATE]           the newest build the license may install
-  activate KEY SERVER BUILD [--fingerprint FP] [--on DATE] [--signing-key FILE --revocation-out FILE]
-  activate --request FILE --out CERT --signing-key FILE [--on DATE]   (air-gapped servers)
-  checkin KEY SERVER [--build N] [--fingerprint FP] [--on DATE] [--signing-key FILE --revocation-out FILE]
-                                     (revocation-out: where a refusal's signed revocation notice goes)
-  deactivate KEY SERVER [--on DATE] [--return RECEIPT | --force --reason TEXT]
-                                     (a certificate holds the slot until held_until unless returned
-                                     with its receipt, or freed by an admin with --force)
-  installations KEY
-  renew KEY [--on DATE] [--until-current]   (until-current: term by term until M&S covers the day)
-  upgrade KEY [--edition E] [--level N] [--on DATE] (--quote | --pay AMOUNT)
-  add-addon KEY ADDON [--on DATE]
-  end-lease KEY [--on DATE]
-  disable KEY [--reason R] [--on DATE]
-  enable KEY [--on DATE]
-  transfer KEY OWNER --consent REF
-  sweep [--on DATE]
-  events KEY
-  export [--format csv|jsonl] [--out FILE]   licenses with their add-ons and installations
-  import-licenses FILE               existing customers from that CSV: all rows or none
-  backup PATH                        a consistent copy of the database, made while others use it
-  deliver [--webhook URL|ACTION=URL... --secret-file F]
-          [--smtp HOST[:PORT] --mail-from ADDRESS [--templates DIR] [--starttls auto|always|never]
-           [--smtp-user U --smtp-password-file F] [--smtp-cafile FILE] [--smtp-domain NAME]]
-          [--max-tries N] [--backoff-ms MS] [--timeout S] [--claim-ms MS] [--watch [--interval S]]
-                                     pending outbox actions: webhooks (signed) and customer mail
-                                     (README "Notifications"); retried with backoff, dead-lettered
-                                     after N tries
-  templates --out DIR                the bundled mail templates as files to edit
-  outbox [--dead|--all] [--limit N]  outbox rows (pending by default); outbox retry ID re-queues one
-  copy --from DB --to DB             everything from one store into a new one, SQLite or PostgreSQL
-                                     (DB: a path, or a postgresql:// URL), in one transaction
-  keys new --out FILE                a signing key (FILE, mode 0600) and its public key (FILE.pub)
-  keys show FILE                     the public key and key id of a signing key
-  certificate KEY SERVER --signing-key FILE [--on DATE] [--out CERT]
-  fingerprint [--explain]            this machine's fingerprint (explain: each source, found or
-                                     missing, hashed)
-  request KEY SERVER BUILD [--fingerprint FP] [--out FILE]   an air-gapped activation request
-  verify CERT --public-key FILE.pub --product ID [--fingerprint FP]
-         [--state FILE [--new-state] [--revocation NOTICE]] [--json]
-                                     exit 0 valid or grace, 1 refused (revocation: a signed notice
-                                     recorded in the state first)
-  return CERT --public-key FILE.pub --product ID --state FILE [--fingerprint FP] [--out RECEIPT]
-                                     delete CERT, keep its return in the state, write the receipt
-                                     (for deactivate --return)
-  repl                               a Lua REPL with `store`, `cat`, `licensor` and `pp` loaded
-  gateway [--listen ADDR:PORT] [--workers N] [--admin-token-file F] [--today DATE]
-          [--rate-per-ip N] [--rate-per-key N] [--conn-per-ip N] [--prefix DIR]
-          [--signing-key FILE]       (answer certificates to activations with a fingerprint)
-          [--threads N] [--stale-ms MS]   (PostgreSQL: threads per worker, default 8; how old a
-                                     cached eligibility answer may be, default 1000)
-                                     (rates per second, 0: off; conn-per-ip: requests
-                                     in progress per address, default 256; today: the
-                                     day every read and workflow takes, default the
-                                     real UTC day)
-
-Amounts are in minor units (cents).  Exit status: 0 done, 1 refused by a rule, 2 bad usage or
-malformed input.  licensor help COMMAND (or COMMAND --help) shows one command; --version.
-]=]
-
--- Flags that take no value.
-local SWITCHES = { json = true, failover = true, quote = true, help = true, create = true, new_state = true,
-                   version = true, lapsed = true, disabled = true, fraud = true, until_current = true,
-                   watch = true, dead = true, all = true, explain = true, force = true }
+-- What `licensor help` and doc/cli.md say before the commands.
+local PREAMBLE = [[
+Exit status, the same for every command: 0 done, 1 refused by a rule (the code is on stderr), 2 bad
+usage or malformed input.  Amounts (--pay) are money as people write it in the catalogue's currency:
+330, 330.00, $330, 1,100.00 (there is no form for minor units: 33000.0 is 33,000).  Dates are
+YYYY-MM-DD (UTC).  Every command and flag below comes from one registry (lua/licensor/cli.lua).]]
 
 -- Codes of malformed input: exit 2, like bad usage.
 local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true }
-
--- How many positional arguments each command takes at most.
-local MAX_ARGS = {
-  init = 0, import = 1, issue = 0, catalogue = 1, show = 1, eligible = 1, activate = 3, checkin = 2,
-  deactivate = 2, installations = 1, renew = 1, upgrade = 1, ["add-addon"] = 2, ["end-lease"] = 1,
-  disable = 1, enable = 1, transfer = 2, sweep = 0, events = 1, backup = 1, keys = 2, certificate = 2,
-  copy = 0, deliver = 0, outbox = 2, templates = 0, set = 1,
-  fingerprint = 0, request = 3, verify = 1, ["return"] = 1, repl = 0, gateway = 0, list = 0, export = 0,
-  ["import-licenses"] = 1,
-}
-
--- Splits argv into positional arguments and --flags (repeatable ones are
--- kept as lists in `many`).
-local function parse(argv)
-  local positional, flags, many = {}, {}, {}
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    if a == "-h" then a = "--help" end
-    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
-    name = name or a:match("^%-%-([%w%-]+)$")
-    if name then
-      name = name:gsub("%-", "_")
-      local value = inline
-      if value == nil and not SWITCHES[name] then
-        i = i + 1
-        value = argv[i]
-        if value == nil then return nil, "--" .. name .. " needs a value" end
-      end
-      if value == nil then value = true end
-      flags[name] = value
-      many[name] = many[name] or {}
-      many[name][#many[name] + 1] = value
-    else
-      positional[#positional + 1] = a
-    end
-    i = i + 1
-  end
-  return positional, flags, many
-end
 
 -- Failures (licensor.failure) end a command: code "usage" exits 2, any
 -- other code exits 1 with "licensor: CODE: message" on stderr.
@@ -160,23 +48,12 @@ local function exists(path)
   return f ~= nil
 end
 
+-- The nth positional argument, which is never empty.
 local function need(positional, n, what)
   local v = positional[n]
   if v == nil then usage_error("missing " .. what) end
+  if v == "" then usage_error(what:match("^%S+") .. " is empty") end
   return v
-end
-
-local function number_flag(flags, name)
-  local v = flags[name]
-  if v == nil then return nil end
-  local n = tonumber(v)
-  if not n or n % 1 ~= 0 then usage_error("--" .. name:gsub("_", "-") .. " takes a whole number") end
-  return n
-end
-
-local function level_flag(flags)
-  if flags.level == "unlimited" then return "unlimited" end
-  return number_flag(flags, "level")
 end
 
 -- Unwraps `value, message, code` answers: refusals leave with exit 1.
@@ -192,26 +69,27 @@ local function json_encode(value)
   return cjson.encode(value)
 end
 
+-- A value for a table cell: a list as "a, b", a record as "k: v; k: v"
+-- (sorted), a build by its number: never a Lua dump.
+local function readable(v)
+  if type(v) ~= "table" then return tostring(v) end
+  if v.number or v.version then return tostring(v.number or v.version) end
+  local names, parts = {}, {}
+  for name in pairs(v) do names[#names + 1] = name end
+  sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  local list = #names == #v
+  for _, name in ipairs(names) do
+    local sep = type(v[name]) == "table" and ": " or "="
+    parts[#parts + 1] = list and readable(v[name]) or (tostring(name) .. sep .. readable(v[name]))
+  end
+  return concat(parts, list and ", " or (type(v[names[1]]) == "table" and "; " or ", "))
+end
+
 local function field_rows(t)
   local keys, rows = {}, {}
   for k in pairs(t) do keys[#keys + 1] = k end
   sort(keys)
-  for _, k in ipairs(keys) do
-    local v = t[k]
-    if type(v) == "table" then
-      local parts = {}
-      local names = {}
-      for name in pairs(v) do names[#names + 1] = name end
-      sort(names, function(a, b) return tostring(a) < tostring(b) end)
-      for _, name in ipairs(names) do
-        local item = v[name]
-        if type(item) == "table" then item = item.number or item.version or pretty.format(item) end
-        parts[#parts + 1] = type(name) == "number" and tostring(item) or (name .. "=" .. tostring(item))
-      end
-      v = concat(parts, ", ")
-    end
-    rows[#rows + 1] = { field = k, value = tostring(v) }
-  end
+  for _, k in ipairs(keys) do rows[#rows + 1] = { field = k, value = readable(t[k]) } end
   return rows
 end
 
@@ -278,7 +156,6 @@ end
 -- policy and the newest builds, for people (--json: the same as data).
 function commands.catalogue(ctx, pos)
   local cat = check(ctx.open():catalogue())
-  local money = require "licensor.money"
   local currency = cat:currency()
   local products = pos[1] and { check(cat:product(pos[1])) } or cat:products()
   local view = {}
@@ -319,11 +196,11 @@ function commands.catalogue(ctx, pos)
 end
 
 function commands.issue(ctx, _, flags, many)
-  local spec = { product = flags.product, edition = flags.edition, level = level_flag(flags),
+  local spec = { product = flags.product, edition = flags.edition, level = flags.level,
                  kind = flags.kind, start = flags.start, owner = flags.owner, email = flags.email,
                  failover = flags.failover and true or nil,
-                 version_lock = number_flag(flags, "version_lock"),
-                 trial_days = number_flag(flags, "trial_days"), addons = many.addon }
+                 version_lock = flags.version_lock,
+                 trial_days = flags.trial_days, addons = many.addon }
   if not spec.product then usage_error("issue needs --product") end
   show_record(ctx.out, ctx.opts, check(ctx.open():issue(spec)))
 end
@@ -346,20 +223,20 @@ function commands.eligible(ctx, pos, flags)
   show_record(ctx.out, ctx.opts, build)
 end
 
+-- The whole text of a file (never truncated), or a refusal: io_error
+-- when it cannot be read, usage when it is empty.
 local function read_text(path, what)
-  local f = io.open(path, "rb")
-  if not f then refused(path .. ": cannot be read", "io_error") end
-  local text = f:read(65536) or ""
-  f:close()
+  local text, why, code = files.read(path, what)
+  if not text then refused(why, code or "io_error") end
   if text == "" then usage_error(what .. " " .. path .. " is empty") end
   return text
 end
 
+-- A new file (mode 0600, never over an existing one, never through a
+-- symlink, never left partial or empty): or a refusal, exists or io_error.
 local function write_text(path, text)
-  local f, err = io.open(path, "wb")
-  if not f then refused(tostring(err), "io_error") end
-  f:write(text)
-  f:close()
+  local ok, why, code = files.write(path, text, { mode = constants.PRIVATE_MODE, device = true })
+  if not ok then refused(why, code or "io_error") end
 end
 
 -- The store with the signing key of --signing-key.
@@ -440,9 +317,9 @@ end
 function commands.list(ctx, _, flags)
   local rows = check(ctx.open():list{
     owner = flags.owner, product = flags.product, kind = flags.kind, edition = flags.edition,
-    ms_expiring = number_flag(flags, "ms_expiring"), lapsed = flags.lapsed, disabled = flags.disabled,
-    fraud = flags.fraud, on = flags.on, limit = number_flag(flags, "limit"),
-    offset = number_flag(flags, "offset") })
+    ms_expiring = flags.ms_expiring, lapsed = flags.lapsed, disabled = flags.disabled,
+    fraud = flags.fraud, on = flags.on, limit = flags.limit,
+    offset = flags.offset })
   local columns = { "key", "owner", "product", "edition", "level", "kind", "start", "ms_expires", "disabled" }
   if flags.fraud then
     for _, c in ipairs({ "fraud_since", "first_step", "phoned", "case_disabled" }) do
@@ -466,10 +343,7 @@ end
 -- import-licenses FILE: all rows or none
 commands["import-licenses"] = function(ctx, pos)
   local path = need(pos, 1, "FILE (CSV, as licensor export writes it)")
-  local f = io.open(path, "rb")
-  if not f then refused(path .. ": cannot be read", "io_error") end
-  local text = f:read("*a")
-  f:close()
+  local text = read_text(path, "licenses file")
   local keys = check(ctx.open():import_licenses(text, path))
   if ctx.opts.json then return ctx.out(json_encode({ ok = true, imported = #keys })) end
   ctx.out("imported " .. #keys .. " licenses from " .. path)
@@ -477,6 +351,7 @@ end
 
 function commands.backup(ctx, pos)
   local path = need(pos, 1, "PATH")
+  if path == ":memory:" then usage_error("backup PATH names a file, not :memory:") end
   check(ctx.open():backup(path))
   if ctx.opts.json then return ctx.out(json_encode({ ok = true, backup = path })) end
   ctx.out("backup of " .. ctx.db .. " written to " .. path)
@@ -537,29 +412,17 @@ local function verifier_options(name, flags, many)
   return keys, flags.product
 end
 
--- The text of a file verify reads (CERT, --revocation NOTICE); one that
--- is missing, a directory, unreadable or empty says so.
-local function read_verified_file(path, what)
-  local f, err = io.open(path, "rb")
-  if not f then refused(what .. " " .. tostring(err), "io_error") end
-  local text, why = f:read(65536)
-  f:close()
-  if not text and why then refused(what .. " " .. path .. " cannot be read: " .. why, "io_error") end
-  if not text or text == "" then usage_error(what .. " " .. path .. " is empty") end
-  return text
-end
-
 -- verify CERT --public-key FILE.pub ... --product ID [--fingerprint FP]
 -- [--state FILE [--new-state] [--revocation NOTICE]]: exit 0 for valid or
 -- grace, 1 for any refusal.
 function commands.verify(ctx, pos, flags, many)
-  local text = read_verified_file(need(pos, 1, "CERT"), "certificate")
+  local text = read_text(need(pos, 1, "CERT"), "certificate")
   local keys, product = verifier_options("verify", flags, many)
   local core = require "licensor.core"
   local fp = flags.fingerprint or check(core.fingerprint())
   if flags.revocation then
     if not flags.state then usage_error("--revocation needs --state FILE (the notice is kept there)") end
-    check(core.revocation_apply(read_verified_file(flags.revocation, "revocation notice"),
+    check(core.revocation_apply(read_text(flags.revocation, "revocation notice"),
       { public_keys = keys, certificate = text, fingerprint = fp, state = flags.state }))
   end
   local result = core.verify(text, { public_keys = keys, product = product, fingerprint = fp,
@@ -594,7 +457,7 @@ end
 function commands.checkin(ctx, pos, flags)
   local store = installation_store(ctx, flags)
   show_installation_verdict(ctx, flags, check(store:checkin(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
-    flags.on, number_flag(flags, "build"), flags.fingerprint)))
+    flags.on, flags.build, flags.fingerprint)))
 end
 
 -- deactivate KEY SERVER [--return RECEIPT | --force --reason TEXT]
@@ -640,7 +503,7 @@ function commands.renew(ctx, pos, flags)
   if ctx.opts.json or not lic.ms_expires or lic.ms_expires >= on then return end
   local terms, cost, currency = catch_up(store, lic, on)
   ctx.out("")
-  local price = cost and (" (" .. require("licensor.money").format(cost, currency) .. ")") or ""
+  local price = cost and (" (" .. money.format(cost, currency) .. ")") or ""
   ctx.out("M&S is still lapsed after this term: it covers to " .. lic.ms_expires .. "; catching up to " ..
     on .. " takes " .. terms .. " more term" .. (terms == 1 and "" or "s") .. price ..
     ": licensor renew " .. key .. " --until-current")
@@ -649,16 +512,17 @@ end
 function commands.upgrade(ctx, pos, flags)
   local store = ctx.open()
   local key = need(pos, 1, "KEY")
-  local target = { edition = flags.edition, level = level_flag(flags) }
+  local target = { edition = flags.edition, level = flags.level }
   if flags.quote then
     local lic = check(store:get(key))
     local price = check(check(store:catalogue()):quote_upgrade(lic, target, flags.on))
     if ctx.opts.json then return ctx.out(json_encode({ quote = price })) end
     local cat = check(store:catalogue())
-    return ctx.out("upgrade costs " .. require("licensor.money").format(price, cat:currency()))
+    return ctx.out("upgrade costs " .. money.format(price, cat:currency()))
   end
-  local paid = number_flag(flags, "pay")
-  if not paid then usage_error("upgrade needs --quote or --pay AMOUNT") end
+  if not flags.pay then usage_error("upgrade needs --quote or --pay AMOUNT") end
+  local paid, why = money.parse(flags.pay, check(store:catalogue()):currency())
+  if not paid then usage_error("--pay: " .. why) end
   show_record(ctx.out, ctx.opts, check(store:upgrade(key, target, flags.on, { paid = paid })))
 end
 
@@ -684,7 +548,22 @@ function commands.transfer(ctx, pos, flags)
     { consent = flags.consent })))
 end
 
+-- A sweep's day must leave its reminders' windows (the policy's offsets
+-- either side of it) inside the calendar: 9999-12-31 is refused, cleanly.
+local function check_sweep_day(store, on)
+  local core = require "licensor.core"
+  local n, widest = core.day(on), 0
+  for _, offsets in pairs(check(store:catalogue()):policy().reminders or {}) do
+    for _, offset in ipairs(offsets) do widest = math.max(widest, math.abs(offset)) end
+  end
+  if not core.date(n - widest - 1) or not core.date(n + widest + 1) then
+    failure.raise("invalid_date", "sweep --on " .. on .. ": its reminders (" .. widest ..
+      " days either side) would leave years 1-9999")
+  end
+end
+
 function commands.sweep(ctx, _, flags)
+  if flags.on then check_sweep_day(ctx.open(), flags.on) end
   local taken, skipped = check(ctx.open():sweep(flags.on))
   show_list(ctx.out, ctx.opts, taken, { "key", "case", "action", "on" })
   for _, s in ipairs(skipped) do ctx.err("licensor: sweep skipped " .. s.key .. ": " .. s.why) end
@@ -714,18 +593,13 @@ function commands.repl(ctx)
   require("licensor.repl").run(ctx.db, ctx.repl_io)
 end
 
--- deliver [--watch]: the outbox to webhooks and customer mail
--- (licensor.delivery), with retries and a dead-letter state (store:deliver).
+-- The trimmed text of a secret file (a webhook secret, an SMTP password,
+-- an admin token): never empty.
 local function read_secret(path, what)
-  local f, err = io.open(path, "rb")
-  if not f then refused("cannot read the " .. what .. " file: " .. tostring(err), "io_error") end
-  local secret = (f:read("*a") or ""):match("^%s*(.-)%s*$")
-  f:close()
+  local secret = read_text(path, what .. " file"):match("^%s*(.-)%s*$")
   if secret == "" then refused(path .. " holds no " .. what, "invalid_request") end
   return secret
 end
-
-local STARTTLS = { auto = true, always = true, never = true }
 
 -- HOST, HOST:PORT, [IPv6] or [IPv6]:PORT (a bare IPv6 address is a host).
 local function host_and_port(text, default_port)
@@ -736,43 +610,51 @@ local function host_and_port(text, default_port)
 end
 
 -- The mail options of deliver --smtp HOST[:PORT] ..., checked before any
--- delivery: a bad template stops here with file:line.
+-- delivery: a bad template stops here with file:line.  --starttls left
+-- out is licensor.mail.smtp's default: required unless the host is
+-- loopback.
 local function mail_options(flags)
   local host, port = host_and_port(flags.smtp, 25)
+  if host == "" then usage_error("--smtp takes HOST[:PORT]") end
   if type(flags.mail_from) ~= "string" then usage_error("deliver --smtp needs --mail-from ADDRESS") end
   check(require("licensor.mail.address").check(flags.mail_from))
-  local starttls = flags.starttls or "auto"
-  if not STARTTLS[starttls] then usage_error("--starttls: auto, always or never") end
   if (flags.smtp_user == nil) ~= (flags.smtp_password_file == nil) then
     usage_error("--smtp-user and --smtp-password-file go together")
   end
-  return { host = host, port = port, from = flags.mail_from, starttls = starttls,
-           timeout = number_flag(flags, "timeout") or 10, user = flags.smtp_user,
+  return { host = host, port = port, from = flags.mail_from, starttls = flags.starttls,
+           timeout = flags.timeout, user = flags.smtp_user,
            password = flags.smtp_password_file and read_secret(flags.smtp_password_file, "password"),
            cafile = flags.smtp_cafile, domain = flags.smtp_domain,
            templates = check(require("licensor.mail").templates(flags.templates)) }
 end
 
-local function delivery_options(flags, many)
+local function delivery_options(ctx, flags, many)
   if not many.webhook and not flags.smtp then
     usage_error("deliver needs --webhook URL (or ACTION=URL, repeated), --smtp HOST[:PORT], or both")
   end
   if many.webhook and type(flags.secret_file) ~= "string" then
     usage_error("deliver --webhook needs --secret-file FILE")
   end
+  if flags.insecure then
+    if flags.cafile then usage_error("deliver takes --cafile FILE or --insecure, not both") end
+    ctx.err("licensor: deliver --insecure: TLS certificates and host names are NOT checked " ..
+            "(webhooks and SMTP), as asked")
+  end
   return { webhooks = many.webhook, secret = many.webhook and read_secret(flags.secret_file, "secret"),
-           timeout = number_flag(flags, "timeout") or 10, mail = flags.smtp and mail_options(flags) }
+           timeout = flags.timeout, mail = flags.smtp and mail_options(flags),
+           tls = { cafile = flags.cafile, insecure = flags.insecure or nil } }
 end
 
+-- deliver: one round (or rounds every --interval with --watch); exits 1
+-- when a row failed in the (last) round, saying how many.
 function commands.deliver(ctx, _, flags, many)
-  local channels = delivery_options(flags, many)
+  local channels = delivery_options(ctx, flags, many)
   local store = ctx.open()
-  store.claim_ms = number_flag(flags, "claim_ms") or store.claim_ms
+  store.claim_ms = flags.claim_ms
   local _, why = require("licensor.delivery").install(store, channels)
   if why then usage_error(why) end
-  local opts = { max_tries = number_flag(flags, "max_tries") or 8,
-                 backoff_ms = number_flag(flags, "backoff_ms") or 30000 }
-  local interval = number_flag(flags, "interval") or 5
+  local opts = { max_tries = flags.max_tries, backoff_ms = flags.backoff_ms }
+  local failed
   repeat
     local delivered, pending, failures = store:deliver(opts)
     local dead = 0
@@ -781,29 +663,37 @@ function commands.deliver(ctx, _, flags, many)
       if not ctx.opts.json then ctx.out("failed #" .. f.id .. " " .. f.action .. ": " .. f.error) end
     end
     if ctx.opts.json then
-      ctx.out(json_encode({ ok = true, delivered = delivered, pending = pending, failed = #failures,
+      ctx.out(json_encode({ ok = #failures == 0, delivered = delivered, pending = pending, failed = #failures,
                             dead = dead }))
     else
       ctx.out(("delivered %d, failed %d (dead-lettered %d), pending %d"):format(delivered, #failures, dead,
                                                                                  pending))
     end
-    if flags.watch then require("socket").sleep(interval) end
+    failed = #failures
+    if flags.watch then require("socket").sleep(flags.interval) end
   until not flags.watch
+  if failed > 0 then
+    failure.raise("delivery_failed", failed .. " row(s) failed to deliver (licensor outbox lists them)",
+                  { quiet = ctx.opts.json })
+  end
 end
 
 -- templates --out DIR: the bundled mail templates as files to edit (never
 -- over existing ones).
 function commands.templates(ctx, _, flags)
-  if type(flags.out) ~= "string" then usage_error("templates needs --out DIR") end
+  if type(flags.out) ~= "string" or flags.out == "" then usage_error("templates needs --out DIR") end
+  -- DIR is made when it does not exist (mkdir -p).
+  if require("licensor.core").process.run({ "mkdir", "-p", "--", flags.out }) ~= 0 then
+    refused("cannot make the directory " .. flags.out, "io_error")
+  end
   local bundled, written = require("licensor.mail.bundled"), {}
   for _, action in ipairs(require("licensor.mail").ACTIONS) do
     local path = flags.out .. "/" .. action .. ".txt"
-    local existing = io.open(path, "rb")
-    if existing then
-      existing:close()
-    else
-      write_text(path, bundled[action])
+    local ok, why, code = files.write(path, bundled[action], { mode = 420 })
+    if ok then
       written[#written + 1] = path
+    elseif code ~= "exists" then
+      refused(why, code)
     end
   end
   if ctx.opts.json then return ctx.out(json_encode({ ok = true, written = written })) end
@@ -829,7 +719,7 @@ function commands.outbox(ctx, pos, flags)
     usage_error("outbox takes retry ID, or nothing")
   end
   local state = flags.dead and "dead" or flags.all and "all" or "pending"
-  local rows = check(store:outbox{ state = state, limit = number_flag(flags, "limit") or 100 })
+  local rows = check(store:outbox{ state = state, limit = flags.limit or 100 })
   show_list(ctx.out, ctx.opts, rows, { "id", "action", "key", "on_day", "refers_to", "attempts", "dead",
                                        "last_error" })
 end
@@ -840,6 +730,10 @@ function commands.copy(ctx, _, flags)
     usage_error("copy takes --from DB --to DB")
   end
   local display = require("licensor.store").display_name
+  -- The source must exist: copying from a mistyped path creates nothing.
+  if not licensor.is_postgresql(flags.from) and (flags.from == ":memory:" or not exists(flags.from)) then
+    failure.raise("no_database", flags.from .. " does not exist (copy --from names an existing database)")
+  end
   local counts = check(require("licensor.store.copy").copy(flags.from, flags.to))
   if ctx.opts.json then return ctx.out(json_encode({ ok = true, copied = counts })) end
   local parts = {}
@@ -853,65 +747,232 @@ function commands.gateway(ctx, _, flags)
   if flags.today ~= nil and not require("licensor.core").day(flags.today) then
     usage_error("--today takes a date YYYY-MM-DD")
   end
+  -- A token file that cannot be read is an error, never admin routes off.
+  if flags.admin_token_file then read_secret(flags.admin_token_file, "admin token") end
   local ok, msg, code = gateway.run({ db = ctx.db, listen = flags.listen,
-                                      workers = number_flag(flags, "workers"),
+                                      workers = flags.workers,
                                       admin_token_file = flags.admin_token_file, today = flags.today,
-                                      rate_per_ip = number_flag(flags, "rate_per_ip"),
-                                      rate_per_key = number_flag(flags, "rate_per_key"),
-                                      conn_per_ip = number_flag(flags, "conn_per_ip"),
+                                      rate_per_ip = flags.rate_per_ip,
+                                      rate_per_key = flags.rate_per_key,
+                                      conn_per_ip = flags.conn_per_ip,
                                       signing_key_file = flags.signing_key,
-                                      threads = number_flag(flags, "threads"),
-                                      stale_ms = number_flag(flags, "stale_ms"),
+                                      threads = flags.threads,
+                                      stale_ms = flags.stale_ms,
                                       prefix = flags.prefix, out = ctx.out })
   if not ok then refused(msg, code) end
 end
 
 ------------------------------------------------------------------------
+-- The registry: one entry per command, in the order help lists them.
+-- Parsing, help, COMMAND --help, suggestions, exit 2 and doc/cli.md all
+-- read it (licensor.cli.args describes an entry).
+------------------------------------------------------------------------
+
+local DELIVERY = constants.DELIVERY
+local ON = { "--on DATE", "the day of the workflow (default today, UTC)", type = "date",
+             hint = { "date", "day" } }
+local OUT = function(what) return { "--out FILE", "write " .. what .. " to FILE (a new file, mode 0600)" } end
+local FINGERPRINT = { "--fingerprint FP", "the machine's fingerprint (licensor fingerprint)" }
+local SIGNING_KEY = { "--signing-key FILE", "the signing key (licensor keys new)" }
+local REVOCATION_OUT = { "--revocation-out FILE",
+  "where a refusal's signed revocation notice goes (needs --signing-key)" }
+local PUBLIC_KEY = { "--public-key FILE.pub", "a trusted public key", many = true, required = true }
+local PRODUCT_ID = { "--product ID", "the product checking it", required = true }
+local WHOLE = function(spec, help, extra)
+  local f = { spec, help, type = "whole" }
+  for k, v in pairs(extra or {}) do f[k] = v end
+  return f
+end
+
+local COMMANDS
+
+-- help [COMMAND] [--markdown]: from the registry, as doc/cli.md is.
+function commands.help(ctx, pos, flags)
+  if flags.markdown then
+    if pos[1] then usage_error("help --markdown documents every command") end
+    return ctx.out(args.markdown(COMMANDS, PREAMBLE))
+  end
+  if not pos[1] then return ctx.out(args.help(COMMANDS, nil, PREAMBLE)) end
+  for _, entry in ipairs(COMMANDS) do
+    if entry.name == pos[1] then return ctx.out(args.help(COMMANDS, entry)) end
+  end
+  local guess = args.suggest_command(COMMANDS, pos[1])
+  usage_error("help: no command '" .. pos[1] .. "'" ..
+    (guess and (" (did you mean '" .. guess .. "'?)") or ""))
+end
+
+COMMANDS = {
+  { name = "init", summary = "create the database (mode 0600)", run = commands.init },
+  { name = "import", args = { "CATALOGUE" }, run = commands.import,
+    summary = "import a catalogue file (or a bundled one by name, such as smartertools) as the new " ..
+              "active version; the active catalogue again changes nothing",
+    flags = { { "--create", "make the database if it does not exist" } } },
+  { name = "issue", run = commands.issue, summary = "issue a license",
+    flags = { { "--product P", "the product", required = true }, { "--edition E", "the edition" },
+              { "--level N", "the level (a whole number, or unlimited)", type = "level" },
+              { "--kind KIND", "the kind of license", choices = { "perpetual", "lease", "trial" } },
+              { "--start DATE", "the first day (default today)", type = "date" },
+              { "--owner O", "the owner" }, { "--email ADDRESS", "where customer mail goes" },
+              { "--failover", "a failover license" },
+              WHOLE("--version-lock N", "the newest major it may install"),
+              WHOLE("--trial-days N", "a trial's length in days"),
+              { "--addon A", "an add-on", many = true } } },
+  { name = "set", args = { "KEY" }, run = commands.set, summary = "the address customer mail goes to",
+    flags = { { "--email ADDRESS", "the address (\"\" forgets it)", required = true } } },
+  { name = "catalogue", args = { "[PRODUCT]" }, run = commands.catalogue,
+    summary = "products, editions, prices, add-ons, policy and newest builds" },
+  { name = "list", run = commands.list, summary = "licenses, filters combined",
+    flags = { { "--owner O", "owned by O" }, { "--product P", "of product P" },
+              { "--kind KIND", "of this kind", choices = { "perpetual", "lease", "trial" } },
+              { "--edition E", "of edition E" },
+              WHOLE("--ms-expiring DAYS", "M&S ending within DAYS days", { max = 36525 }),
+              { "--lapsed", "M&S lapsed" }, { "--disabled", "disabled keys" },
+              { "--fraud", "keys with a fraud case (and its columns)" }, ON,
+              WHOLE("--limit N", "at most N rows", { min = 1 }), WHOLE("--offset N", "skip N rows") } },
+  { name = "show", args = { "KEY" }, run = commands.show, summary = "the license and its status",
+    flags = { ON } },
+  { name = "eligible", args = { "KEY" }, run = commands.eligible,
+    summary = "the newest build the license may install", flags = { ON } },
+  { name = "activate", args = { "KEY", "SERVER", "BUILD" }, run = commands.activate,
+    summary = "activate a server on a build;",
+    help = "activate --request FILE --out CERT --signing-key FILE answers an air-gapped server's request",
+    flags = { FINGERPRINT, ON, SIGNING_KEY, REVOCATION_OUT,
+              { "--request FILE", "an air-gapped activation request (licensor request)" },
+              OUT("the certificate (with --request)") } },
+  { name = "checkin", args = { "KEY", "SERVER" }, run = commands.checkin,
+    summary = "a server's periodic check-in",
+    flags = { WHOLE("--build N", "the build it runs"), FINGERPRINT, ON, SIGNING_KEY, REVOCATION_OUT } },
+  { name = "deactivate", args = { "KEY", "SERVER" }, run = commands.deactivate,
+    summary = "free a server's slot;",
+    help = "a certificate holds the slot until held_until unless returned with its receipt " ..
+           "(--return), or freed by an admin (--force --reason)",
+    flags = { ON, { "--return RECEIPT", "the return receipt (licensor return)" },
+              { "--force", "free a held slot (needs --reason)" }, { "--reason TEXT", "why (logged)" } } },
+  { name = "installations", args = { "KEY" }, run = commands.installations,
+    summary = "the license's servers, with held_until and freed" },
+  { name = "renew", args = { "KEY" }, run = commands.renew, summary = "renew M&S by one term",
+    flags = { ON, { "--until-current", "term by term until M&S covers the day" } } },
+  { name = "upgrade", args = { "KEY" }, run = commands.upgrade,
+    summary = "a higher edition or level: --quote prices it, --pay AMOUNT does it",
+    flags = { { "--edition E", "the new edition" },
+              { "--level N", "the new level (a whole number, or unlimited)", type = "level" }, ON,
+              { "--quote", "the price only" },
+              { "--pay AMOUNT", "the amount paid, as people write it (330, 330.00, $330, 1,100.00)",
+                type = "money" } } },
+  { name = "add-addon", args = { "KEY", "ADDON" }, run = commands["add-addon"], summary = "add an add-on",
+    flags = { ON } },
+  { name = "end-lease", args = { "KEY" }, run = commands["end-lease"], summary = "end a lease",
+    flags = { ON } },
+  { name = "disable", args = { "KEY" }, run = commands.disable, summary = "disable a key",
+    flags = { { "--reason R", "why (recorded)" }, ON } },
+  { name = "enable", args = { "KEY" }, run = commands.enable, summary = "enable a disabled key",
+    flags = { ON } },
+  { name = "transfer", args = { "KEY", "OWNER" }, run = commands.transfer, summary = "a new owner",
+    flags = { { "--consent REF", "the reference of the old owner's consent", required = true } } },
+  { name = "sweep", run = commands.sweep,
+    summary = "the day's fraud ladder and reminders, into the outbox (exit 1 when a key was skipped)",
+    flags = { ON } },
+  { name = "events", args = { "KEY" }, run = commands.events,
+    summary = "the license's events, in the order recorded" },
+  { name = "export", run = commands.export, summary = "licenses with their add-ons and installations",
+    flags = { { "--format F", "the format", choices = { "csv", "jsonl" }, default = "csv" },
+              OUT("the export") } },
+  { name = "import-licenses", args = { "FILE" }, run = commands["import-licenses"],
+    summary = "existing customers from that CSV (as export writes it): all rows or none" },
+  { name = "backup", args = { "PATH" }, run = commands.backup,
+    summary = "a consistent copy of the database in a new file, made while others use it" },
+  { name = "deliver", run = commands.deliver,
+    summary = "pending outbox actions to webhooks (signed) and customer mail, retried with backoff and " ..
+              "dead-lettered after --max-tries; exit 1 when a row failed",
+    flags = { { "--webhook URL", "a webhook for every action, or ACTION=URL", many = true },
+              { "--secret-file F", "the webhook signing secret" },
+              { "--smtp HOST[:PORT]", "the SMTP server" }, { "--mail-from ADDRESS", "the sender" },
+              { "--templates DIR", "mail templates (licensor templates)" },
+              { "--starttls MODE", "always, never, or auto (plain text when not offered); default: always " ..
+                "unless the host is loopback", choices = { "auto", "always", "never" } },
+              { "--smtp-user U", "the SMTP user" }, { "--smtp-password-file F", "the SMTP password" },
+              { "--smtp-cafile FILE", "the authorities SMTP trusts (older spelling of --cafile)" },
+              { "--smtp-domain NAME", "the name said in EHLO" },
+              { "--cafile FILE", "the authorities webhooks and SMTP trust (default the system's)" },
+              { "--insecure", "check no TLS certificate or host name (logged on stderr)" },
+              WHOLE("--max-tries N", "tries before a row is dead-lettered",
+                    { min = 1, default = DELIVERY.max_tries }),
+              WHOLE("--backoff-ms MS", "the first wait after a failure, doubling",
+                    { default = DELIVERY.backoff_ms }),
+              WHOLE("--timeout S", "seconds a webhook or SMTP exchange may take",
+                    { min = 1, max = 86400, default = DELIVERY.timeout }),
+              WHOLE("--claim-ms MS", "how long a deliverer holds the rows it claimed",
+                    { min = 1, default = DELIVERY.claim_ms }),
+              { "--watch", "deliver again every --interval seconds, until stopped" },
+              WHOLE("--interval S", "seconds between rounds with --watch",
+                    { min = 1, max = 86400, default = 5 }) } },
+  { name = "templates", run = commands.templates,
+    summary = "the bundled mail templates as files to edit (never over existing ones)",
+    flags = { { "--out DIR", "the directory (made when missing)", required = true } } },
+  { name = "outbox", args = { "[retry]", "[ID]" }, run = commands.outbox,
+    summary = "outbox rows (pending by default); outbox retry ID re-queues one",
+    flags = { { "--dead", "dead-lettered rows" }, { "--all", "every row" },
+              WHOLE("--limit N", "at most N rows", { min = 1, default = 100 }) } },
+  { name = "copy", run = commands.copy,
+    summary = "everything from one store into a new one, SQLite or PostgreSQL, in one transaction",
+    flags = { { "--from DB", "the source (a path, or a postgresql:// URL); it must exist", required = true },
+              { "--to DB", "the new store", required = true } } },
+  { name = "keys", args = { "new|show", "[FILE]" }, run = commands.keys,
+    summary = "keys new --out FILE: a signing key (mode 0600) and FILE.pub; keys show FILE: its public " ..
+              "key and key id",
+    flags = { { "--out FILE", "the new signing key (with keys new)" } } },
+  { name = "certificate", args = { "KEY", "SERVER" }, run = commands.certificate,
+    summary = "a signed certificate for an active installation",
+    flags = { { "--signing-key FILE", "the signing key (licensor keys new)", required = true }, ON,
+              OUT("the certificate") } },
+  { name = "fingerprint", run = commands.fingerprint, summary = "this machine's fingerprint",
+    flags = { { "--explain", "each source, found or missing, hashed" } } },
+  { name = "request", args = { "KEY", "SERVER", "BUILD" }, run = commands.request,
+    summary = "an air-gapped activation request", flags = { FINGERPRINT, OUT("the request") } },
+  { name = "verify", args = { "CERT" }, run = commands.verify,
+    summary = "check a certificate as the product does: exit 0 valid or grace, 1 refused",
+    flags = { PUBLIC_KEY, PRODUCT_ID, FINGERPRINT,
+              { "--state FILE", "the product's state file" }, { "--new-state", "start a new state file" },
+              { "--revocation NOTICE", "a signed revocation notice, recorded in the state first" } } },
+  { name = "return", args = { "CERT" }, run = commands["return"],
+    summary = "delete CERT, keep its return in the state, write the receipt (for deactivate --return)",
+    flags = { PUBLIC_KEY, PRODUCT_ID, { "--state FILE", "the product's state file", required = true },
+              FINGERPRINT, OUT("the receipt") } },
+  { name = "help", args = { "[COMMAND]" }, run = commands.help,
+    summary = "the commands, or one command's flags (also COMMAND --help)",
+    flags = { { "--markdown", "every command's help as Markdown (doc/cli.md)" } } },
+  { name = "repl", run = commands.repl, summary = "a Lua REPL with store, cat, licensor and pp loaded" },
+  { name = "gateway", run = commands.gateway, summary = "the HTTP gateway (nginx with OpenResty)",
+    flags = { { "--listen ADDR:PORT", "where it listens" },
+              WHOLE("--workers N", "nginx workers", { min = 1 }),
+              { "--admin-token-file F", "the admin token (it must be readable; no file: no admin routes)" },
+              { "--today DATE", "the day every read and workflow takes (default the real UTC day)",
+                type = "date" },
+              WHOLE("--rate-per-ip N", "requests per second per address (0: off)"),
+              WHOLE("--rate-per-key N", "requests per second per key (0: off)"),
+              WHOLE("--conn-per-ip N", "requests in progress per address (default 256)"),
+              { "--prefix DIR", "nginx's working directory" },
+              { "--signing-key FILE", "answer certificates to activations with a fingerprint" },
+              WHOLE("--threads N", "PostgreSQL: threads per worker (default 8)", { min = 1 }),
+              WHOLE("--stale-ms MS", "PostgreSQL: how old a cached eligibility answer may be (default " ..
+                    constants.STALE_MS .. ")") } },
+}
+_M.COMMANDS = COMMANDS
+
+------------------------------------------------------------------------
 -- Entry point
 ------------------------------------------------------------------------
 
--- The lines of USAGE about one command (its line and those indented
--- under it), or nil.
-local function usage_of(name)
-  local lines, inside = {}, false
-  for line in USAGE:gmatch("([^\n]*)\n") do
-    if line:find("^  " .. name:gsub("%-", "%%-") .. "[ \n]") or line == "  " .. name then
-      inside = true
-      lines[#lines + 1] = line
-    elseif inside and line:find("^      ") then
-      lines[#lines + 1] = line
-    else
-      inside = false
-    end
+-- What main prints for a failure: JSON on stdout with --json, and the
+-- message on stderr; the exit status.
+local function report(out, err_out, json, err)
+  if json and not err.quiet then out(json_encode({ ok = false, code = err.code, message = err.message })) end
+  if err.code == "usage" then
+    err_out("licensor: " .. err.message)
+  elseif not err.quiet then
+    err_out("licensor: " .. tostring(err.code) .. ": " .. tostring(err.message))
   end
-  return #lines > 0 and ("usage: licensor [--db PATH] [--json]\n" .. concat(lines, "\n")) or nil
-end
-
--- Edit distance (Levenshtein) between two short words.
-local function distance(a, b)
-  local previous = {}
-  for j = 0, #b do previous[j] = j end
-  for i = 1, #a do
-    local current = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      current[j] = math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-    end
-    previous = current
-  end
-  return previous[#b]
-end
-
--- The command closest to a mistyped name: one it begins, or one at most
--- two edits away.
-local function suggestion(name)
-  local best, best_distance = nil, 3
-  for candidate in pairs(MAX_ARGS) do
-    if #name >= 2 and candidate:sub(1, #name) == name then return candidate end
-    local d = distance(name, candidate)
-    if d < best_distance then best, best_distance = candidate, d end
-  end
-  return best
+  return MALFORMED[err.code] and 2 or 1
 end
 
 -- main(argv, {out=, err=, repl={read=, write=}}) -> exit status
@@ -919,43 +980,32 @@ function _M.main(argv, io_opts)
   io_opts = io_opts or {}
   local out = io_opts.out or print
   local err_out = io_opts.err or function(line) io.stderr:write(line, "\n") end
-  local positional, flags, many = parse(argv or {})
-  if not positional then
-    err_out("licensor: " .. flags)
-    return 2
+  local parsed, why, guess, json = args.parse(COMMANDS, argv or {})
+  if not parsed then
+    if guess then why = why .. " (did you mean '" .. guess .. "'?)" elseif why:find("^unknown command") then
+      why = why .. " (licensor help lists them)"
+    end
+    return report(out, err_out, json, { code = "usage", message = why })
   end
+  local entry, positional, flags, many = parsed.entry, parsed.positional, parsed.flags, parsed.many
   if flags.version then
     out("licensor " .. require("licensor.core")._VERSION)
     return 0
   end
-  local name = table.remove(positional, 1)
-  if name == "help" and positional[1] then name, flags.help = table.remove(positional, 1), true end
-  if name == nil or (flags.help and not commands[name]) or name == "help" then
-    out(USAGE)
-    return name == nil and not flags.help and 2 or 0
-  end
-  local command = commands[name]
-  if not command then
-    local guess = suggestion(name)
-    local hint = guess and (" (did you mean '" .. guess .. "'?)") or " (licensor help lists them)"
-    err_out("licensor: unknown command '" .. name .. "'" .. hint)
-    return 2
+  if entry == nil then
+    out(args.help(COMMANDS, nil, PREAMBLE))
+    return flags.help and 0 or 2
   end
   if flags.help then
-    out(usage_of(name) or USAGE)
+    out(args.help(COMMANDS, entry))
     return 0
-  end
-  if #positional > (MAX_ARGS[name] or 0) then
-    err_out("licensor: " .. name .. ": unexpected argument '" .. positional[(MAX_ARGS[name] or 0) + 1] ..
-      "' (licensor help " .. name .. ")")
-    return 2
   end
   local db = flags.db or os.getenv("LICENSOR_DB") or "licensor.db"
   local store
   local ctx = { db = db, opts = { json = flags.json }, out = out, err = err_out, repl_io = io_opts.repl }
   -- Only init (and import --create) may create the database: a mistyped
   -- path is an error, not a new empty store.
-  local may_create = name == "init" or (name == "import" and flags.create)
+  local may_create = entry.name == "init" or (entry.name == "import" and flags.create)
   function ctx.check_database()
     if not may_create and not licensor.is_postgresql(db) and not exists(db) then
       failure.raise("no_database", db .. " does not exist (run licensor init)")
@@ -968,20 +1018,11 @@ function _M.main(argv, io_opts)
     end
     return store
   end
-  local ok, err = pcall(command, ctx, positional, flags, many)
+  local ok, err = pcall(entry.run, ctx, positional, flags, many)
   if store then store:close() end
   if ok then return 0 end
   if not failure.is(err) then error(err, 0) end
-  local status = MALFORMED[err.code] and 2 or 1
-  if ctx.opts.json and not err.quiet then
-    out(json_encode({ ok = false, code = err.code, message = err.message }))
-  end
-  if err.code == "usage" then
-    err_out("licensor: " .. err.message)
-  elseif not err.quiet then
-    err_out("licensor: " .. tostring(err.code) .. ": " .. tostring(err.message))
-  end
-  return status
+  return report(out, err_out, ctx.opts.json, err)
 end
 
 return _M

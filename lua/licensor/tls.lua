@@ -56,8 +56,10 @@ function _M.params(opts)
     local f = io.open(_M.DEFAULT_CAFILE, "rb")
     if f then f:close(); cafile = _M.DEFAULT_CAFILE else capath = _M.DEFAULT_CAPATH end
   end
+  -- lsec_continue: the handshake goes on past a failed verification, so
+  -- that wrap() can say why (expired, self-signed...) before refusing.
   return { mode = "client", protocol = "any", options = OPTIONS, verify = { "peer", "fail_if_no_peer_cert" },
-           cafile = cafile, capath = capath }
+           verifyext = { "lsec_continue" }, cafile = cafile, capath = capath }
 end
 
 local function load_ssl()
@@ -111,13 +113,15 @@ function _M.check_host(conn, host)
   return nil, "the server's certificate is not for " .. host
 end
 
--- Why the peer's chain failed verification, as OpenSSL words it.
-local function verification_error(conn)
-  local ok, verified, list = pcall(conn.getpeerverification, conn)
-  if not ok or verified or type(list) ~= "table" then return nil end
-  for _, depth in pairs(list) do
-    if type(depth) == "table" and depth[1] then return tostring(depth[1]) end
+-- verified(conn) -> true, or nil, why: did the peer's chain verify?
+-- (OpenSSL's words for the first failure: expired, self-signed...)
+local function verified(conn)
+  local ok, list = conn:getpeerverification()
+  if ok then return true end
+  for _, depth in pairs(type(list) == "table" and list or {}) do
+    if type(depth) == "table" and depth[1] then return nil, tostring(depth[1]) end
   end
+  return nil, "certificate verify failed"
 end
 
 -- wrap(sock, host, opts, timeout) -> the TLS connection over sock (a
@@ -134,15 +138,16 @@ function _M.wrap(sock, host, opts, timeout)
   conn:settimeout(timeout)
   local ok
   ok, err = conn:dohandshake()
-  if not ok then
-    local reason = verification_error(conn)
-    conn:close()
-    return nil, format("TLS handshake with %s: %s%s", host, tostring(err),
-                       reason and " (" .. reason .. ")" or "")
+  if ok and not opts.insecure then
+    ok, err = verified(conn)
+    if ok then
+      ok, err = _M.check_host(conn, host)
+      if not ok then conn:close(); return nil, "TLS: " .. err end
+    end
   end
-  if not opts.insecure then
-    ok, err = _M.check_host(conn, host)
-    if not ok then conn:close(); return nil, "TLS: " .. err end
+  if not ok then
+    conn:close()
+    return nil, format("TLS handshake with %s: %s", host, tostring(err))
   end
   return conn
 end

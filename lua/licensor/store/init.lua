@@ -362,17 +362,28 @@ function Store:ping()
 end
 
 local function backup(self, path)
+  if path == "" or path == ":memory:" or path:find("^file:") then
+    refuse("invalid_request", "a backup needs a file path (not '" .. path .. "')")
+  end
   local f = io.open(path, "rb")
   if f then
     f:close()
     refuse("exists", path .. " exists already (a backup never overwrites a file)")
   end
-  return self.db:backup(path)
+  -- A backup that fails (a full disk) leaves nothing behind, so that the
+  -- retry does not meet a partial or 0-byte file that says "exists".
+  local ok, err = pcall(self.db.backup, self.db, path)
+  if not ok then
+    os.remove(path)
+    error(err, 0)
+  end
+  return true
 end
 
 -- store:backup(path) -> true: a consistent copy of the whole database in a
 -- new file, made with SQLite's online backup API while other processes
--- (the gateway) go on reading and writing.
+-- (the gateway) go on reading and writing; "exists" when path does,
+-- "invalid_request" for "" or ":memory:", and nothing left when it fails.
 function Store:backup(path)
   if type(path) ~= "string" then bad_argument(1, "backup", "path expected") end
   return guarded(self, backup, path)
