@@ -216,6 +216,48 @@ describe("delivery routes", function()
   end)
 end)
 
+describe("licensor.actions", function()
+  local actions = require "licensor.actions"
+
+  it("names every action the C ladder and the reminders write, and which are the customer's", function()
+    local cat = assert(require("licensor.core").catalogue(require("support.fixtures").catalogue_table()))
+    local steps = cat:ladder({ since = "2019-01-01" }, "2020-01-01")                      -- the first steps
+    for _, later in ipairs(cat:ladder({ since = "2019-01-01", first_step = "2019-01-01" }, "2020-01-01")) do
+      steps[#steps + 1] = later
+    end
+    assert.are.same(actions.LADDER, steps)                                 -- csrc/l_fraud.c's names, in order
+    assert.are.same({ "ms_expiring", "ms_lapsed", "trial_ending", "lease_ending", "addon_expiring" },
+                    actions.REMINDERS)
+    local all = {}
+    for _, name in ipairs(actions.LADDER) do all[#all + 1] = name end
+    for _, name in ipairs(actions.REMINDERS) do all[#all + 1] = name end
+    assert.are.same(actions.LIST, all)
+    assert.are.same(actions.CUSTOMER, mail.ACTIONS)
+    for _, name in ipairs(actions.CUSTOMER) do
+      assert.is_string(require("licensor.mail.bundled")[name], name)
+    end
+    local store = stores.new(":memory:")
+    local ok, why = pcall(store.on, store, "ms_expring", function() return true end)
+    assert.is_false(ok)
+    assert.matches(actions.names(), why, 1, true)
+    store:close()
+  end)
+
+  it("is all licensor.delivery needs: it plans routes loaded alone, before any store", function()
+    local probe = os.tmpname()
+    local code = "local plan = assert(require('licensor.delivery').routes{ smtp = true, " ..
+                 "webhooks = { 'https://crm.example/' } }) " ..
+                 "io.write(plan.disable_key, ' ', plan.ms_lapsed)"
+    local ok = os.execute(("LUA_PATH=%q LUA_CPATH=%q %s -e %q > %s 2>&1"):format(package.path, package.cpath,
+                          stores.interpreter(), code, probe))
+    local f = assert(io.open(probe))
+    local out = f:read("*a")
+    f:close()
+    os.remove(probe)
+    assert.are.same({ true, "https://crm.example/ mail" }, { ok == true or ok == 0, out })
+  end)
+end)
+
 -- deliver --smtp to server with the test authority, plus args.
 local function deliver(path, server, ...)
   return run("--db", path, "deliver", "--smtp", server.address, "--mail-from", FROM,
@@ -299,6 +341,41 @@ describe("licensor deliver --smtp", function()
     assert.matches("Zo=C3=AB M=C3=BCller", expiring.raw)                   -- 7-bit on the wire
     assert.are.equal(0, (deliver(path, tls_server)))
     assert.are.equal(8, #tls_server.received())                            -- never twice
+  end)
+
+  it("says the days actually left: a late reminder on 2026-12-01 for 2026-12-19 says \"in 18 days\"", function()
+    local store = priced_store()
+    local lic = stores.issue(store, { email = "late@acme.example", start = "2025-12-20" })
+    assert.are.equal(1, #store:sweep("2026-12-01"))                        -- 30 days before was 11-19
+    assert(delivery.install(store, { mail = { host = "127.0.0.1", port = tls_server.port, from = FROM,
+                                              timeout = 5, templates = assert(mail.templates()) },
+                                     tls = { cafile = smtpd.certificate().cert } }))
+    assert.are.equal(1, (store:deliver()))
+    local m = tls_server.received()[1]
+    assert.matches("license " .. lic.key:gsub("%-", "%%-") .. " ends on 2026%-12%-19,%s+in 18 days%.", m.body)
+    store:close()
+  end)
+
+  it("has a handler that answers true, or nil, why, \"retry\" or \"undeliverable\", never raising", function()
+    local store = priced_store()
+    local ann = stores.issue(store, { email = "ann@acme.example" }).key
+    local nobody = stores.issue(store).key
+    local opts = { host = "127.0.0.1", port = tls_server.port, from = FROM, timeout = 5,
+                   templates = assert(mail.templates()), tls = { cafile = smtpd.certificate().cert } }
+    local handler = mail.handler(store, opts)
+    local function action(key) return { id = 9, key = key, action = "ms_expiring", on = "2019-05-01",
+                                        refers_to = "2019-05-31", detail = { days = 30 } } end
+    assert.are.same({ true }, { handler(action(ann)) })
+    local answers = {}
+    for _, case in ipairs({ { handler, "NOSUCH-KEY" }, { handler, nobody },
+                            { mail.handler(store, { host = "127.0.0.1", port = 1, from = FROM, timeout = 1,
+                                                    templates = opts.templates }), ann } }) do
+      local ok, why, code = case[1](action(case[2]))
+      answers[#answers + 1] = { ok, type(why), code }
+    end
+    assert.are.same({ { nil, "string", "retry" }, { nil, "string", "undeliverable" }, { nil, "string", "retry" } },
+                    answers)
+    store:close()
   end)
 
   it("sends nothing when the server's certificate is not from the trusted authority", function()

@@ -162,6 +162,56 @@ describe("licensor deliver", function()
     assert.matches("pending 0", out)
   end)
 
+  it("says the days actually left in detail.days: a late reminder on 2026-12-01 for 2026-12-19 says 18", function()
+    local store = stores.new()
+    stores.issue(store, { start = "2025-12-20" })                            -- M&S through 2026-12-19
+    assert.are.equal(1, #store:sweep("2026-12-01"))                          -- 30 days before was 11-19
+    store:on("ms_expiring", webhook.handler{ url = receiver.url, secret = SECRET, timeout = 5 })
+    assert.are.equal(1, (store:deliver()))
+    local payload = cjson.decode(receiver.received()[1].body)
+    assert.are.same({ "2026-12-01", "2026-12-19", 18, 30 },
+                    { payload.on, payload.refers_to, payload.detail.days, payload.detail.offset })
+    store:close()
+  end)
+
+  it("has a handler that answers true, or nil, why, \"retry\" (rules.md section 8), never raising", function()
+    local handler = webhook.handler{ url = receiver.url, secret = SECRET, timeout = 5 }
+    local action = { id = 7, key = "K", action = "ms_expiring", on = "2019-05-01" }
+    assert.are.same({ true }, { handler(action) })
+    receiver.set("fail")
+    local ok, why, code = handler(action)
+    assert.are.same({ nil, "retry" }, { ok, code })
+    assert.matches("answered 500", why)
+    ok, why, code = webhook.handler{ url = "http://127.0.0.1:1/", secret = SECRET, timeout = 1 }(action)
+    assert.are.same({ nil, "retry" }, { ok, code })
+    assert.matches("^no answer from http://127%.0%.0%.1:1/: ", why)
+    ok, why, code = webhook.handler{ url = "ftp://127.0.0.1/", secret = SECRET }(action)
+    assert.are.same({ nil, "retry" }, { ok, code })
+    assert.matches("http:// or https:// URL expected", why)
+  end)
+
+  it("keeps a handler's why for a failed attempt, and still takes a raising or odd handler as one", function()
+    local path = store_with_reminder()
+    local store = assert(licensor.open(path))
+    local answers = {
+      function() return nil, "the CRM is down", "retry" end,
+      function() error("plain string", 0) end,
+      function() return false end,
+      function() return nil, "gone for good", "undeliverable" end,
+    }
+    local errors = {}
+    for _, fn in ipairs(answers) do
+      store:on("ms_expiring", fn)
+      local _, _, failures = store:deliver()
+      errors[#errors + 1] = failures[1].error .. (failures[1].dead and " (dead)" or "")
+    end
+    assert.are.same({ "the CRM is down", "plain string", "the handler returned false", "gone for good (dead)" },
+                    errors)
+    assert.are.same({ 4, true }, { store:outbox{ state = "all" }[1].attempts,
+                                   store:outbox{ state = "all" }[1].dead ~= nil })
+    store:close()
+  end)
+
   it("counts no answer within --timeout as a failure", function()
     local path = store_with_reminder()
     receiver.set("hang")
