@@ -636,13 +636,15 @@ local function delivery_options(ctx, flags, many)
     usage_error("deliver --webhook needs --secret-file FILE")
   end
   if flags.insecure then
-    if flags.cafile then usage_error("deliver takes --cafile FILE or --insecure, not both") end
+    if flags.cafile or flags.smtp_cafile then
+      usage_error("deliver takes --cafile FILE or --insecure, not both")
+    end
     ctx.err("licensor: deliver --insecure: TLS certificates and host names are NOT checked " ..
             "(webhooks and SMTP), as asked")
   end
   return { webhooks = many.webhook, secret = many.webhook and read_secret(flags.secret_file, "secret"),
            timeout = flags.timeout, mail = flags.smtp and mail_options(flags),
-           tls = { cafile = flags.cafile, insecure = flags.insecure or nil } }
+           tls = { cafile = flags.cafile or flags.smtp_cafile, insecure = flags.insecure or nil } }
 end
 
 -- deliver: one round (or rounds every --interval with --watch); exits 1

@@ -11,7 +11,8 @@
 -- A flag without a metavariable ("--lapsed") is a switch.  Types: string
 -- (default), date, whole (0 .. max, default 2^53-1), level (whole or
 -- "unlimited"), money (as people write it; licensor.money), and choices =
--- { ... }.  many = true keeps every value (many[name] is the list).  hint
+-- { ... }.  many = true keeps every value (many[name] is the list; any
+-- other flag given twice keeps the last).  hint
 -- lists mistaken names to suggest this flag for.  Optional positional
 -- arguments are written "[NAME]"; a command never takes more than #args.
 --
@@ -185,8 +186,6 @@ function _M.parse(registry, argv)
       if f.many then
         many[f.key] = many[f.key] or {}
         many[f.key][#many[f.key] + 1] = value
-      elseif flags[f.key] ~= nil and f.metavar and flags[f.key] ~= value then
-        return fail("--" .. name .. " is given twice")
       end
       flags[f.key] = value
     elseif entry == globals then
@@ -201,6 +200,7 @@ function _M.parse(registry, argv)
     i = i + 1
   end
   if entry == globals then entry = nil end
+  if entry then flag_table(entry) end
   for _, f in ipairs(entry and entry.flags or {}) do
     if f.default ~= nil and flags[f.key] == nil then flags[f.key] = f.default end
   end
