@@ -11,8 +11,9 @@
 -- The options, one table for every handler of a run:
 --   { cafile = PATH, insecure = true, warn = function(line) }
 -- cafile: the authorities to trust instead of the system's.  insecure:
--- no checks at all, an explicit choice logged once for that table (by
--- warn, default a line on stderr), so once per deliver run.
+-- no checks at all, an explicit choice that is logged once per run:
+-- `licensor deliver --insecure` says so on stderr itself; a caller that
+-- gives warn has INSECURE_WARNING logged by it, once for that table.
 local socket = require "socket"
 
 local type, tostring, pcall, require, setmetatable, ipairs, pairs = type, tostring, pcall, require,
@@ -34,15 +35,13 @@ _M.INSECURE_WARNING = "licensor: warning: TLS is not checked (insecure): certifi
 local warned = setmetatable({}, { __mode = "k" })
 local contexts = setmetatable({}, { __mode = "k" })
 
-local function stderr(line) io.stderr:write(line, "\n") end
-
 -- options(opts) -> opts (an empty table for nil): the options a handler
--- keeps; an insecure table is logged here, once.
+-- keeps; an insecure table with warn is logged here, once.
 function _M.options(opts)
   opts = opts or {}
-  if opts.insecure and not warned[opts] then
+  if opts.insecure and opts.warn and not warned[opts] then
     warned[opts] = true
-    ;(opts.warn or stderr)(_M.INSECURE_WARNING)
+    opts.warn(_M.INSECURE_WARNING)
   end
   return opts
 end
