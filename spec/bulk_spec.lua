@@ -277,6 +277,33 @@ describe("export and import-licenses (" .. stores.backend .. ")", function()
     target:close()
   end)
 
+  it("writes 10,000 random server names of any bytes, control characters included, into cells that read back",
+    function()
+      local draw = random(1205)
+      local function name()
+        local bytes = {}
+        for i = 1, draw(40) do bytes[i] = string.char(draw(256) - 1) end
+        return table.concat(bytes)
+      end
+      local lines, names = {}, {}
+      for i = 1, 10000 do
+        names[i] = { name(), name() }
+        local list = {}
+        for j, server in ipairs(names[i]) do
+          list[j] = { server = server, build = j, first_seen = "2018-12-05", last_seen = "2018-12-05" }
+        end
+        local cell = bulk.installations_cell(list)
+        assert.is_nil(cell:find("[%z\1-\31\127]"))           -- escaped: no raw control character
+        lines[i] = csv.line({ name(), cell })
+      end
+      local rows = assert(csv.parse(table.concat(lines, "\n") .. "\n"))
+      assert.are.equal(10000, #rows)
+      for i, row in ipairs(rows) do
+        local list = cjson.decode(row[2])
+        assert.are.same(names[i], { list[1].server, list[2].server })
+      end
+    end)
+
   it("refuses an installations cell it cannot read, naming the installation and its field", function()
     local before = stores.dump(store)
     local function cell(list) return type(list) == "string" and list or cjson.encode(list) end

@@ -36,8 +36,9 @@ end
 _M.cell = cell
 
 -- uncell(text) -> the value a cell written by `cell` holds.
+local QUOTE_BYTE = byte(QUOTE)
 local function uncell(text)
-  if sub(text, 1, 1) == QUOTE then return sub(text, 2) end
+  if byte(text, 1) == QUOTE_BYTE then return sub(text, 2) end
   return text
 end
 _M.uncell = uncell
