@@ -1,100 +1,22 @@
 /*
- * l_certificate.c -- signed certificates for Lua: signing keys and
- * signatures (libsodium Ed25519) for the store, and the offline verifier
+ * l_certificate.c -- signed certificates for Lua: the offline verifier
  * (licensor_verify.h) for licensor.verify, revocation_apply,
  * return_certificate, the command line and the specs, so that Lua and the
  * vendor's C product check certificates with the same code.  Certificate
- * and notice texts are written by lua/licensor/certificate.lua.
+ * and notice texts are written by lua/licensor/certificate.lua; signing
+ * keys and signatures are l_crypto.c's.
  */
 #define _POSIX_C_SOURCE 200809L   /* gmtime_r */
 #include "lbind.h"
 
 #include "licensor_verify.h"
 
-#include <sodium.h>
-
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define MAX_TRUSTED 16
-
-static void push_base64(lua_State *L, const unsigned char *bin, size_t len)
-{
-  char b64[sodium_base64_ENCODED_LEN(64, sodium_base64_VARIANT_ORIGINAL)];
-  sodium_bin2base64(b64, sizeof b64, bin, len, sodium_base64_VARIANT_ORIGINAL);
-  lua_pushstring(L, b64);
-}
-
-static bool from_base64(const char *text, unsigned char *bin, size_t len)
-{
-  size_t n = 0;
-  /* libsodium's decoder must see only the base64 alphabet. */
-  return text != NULL && strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") == strlen(text) &&
-         sodium_base642bin(bin, len, text, strlen(text), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
-         n == len;
-}
-
-/* Pushes the key id of a public key: 16 hex digits of its BLAKE2b hash. */
-static void push_key_id(lua_State *L, const unsigned char public_key[32])
-{
-  unsigned char hash[16];
-  char hex[LSRV_KEY_ID_LEN + 1];
-  crypto_generichash(hash, sizeof hash, public_key, 32, NULL, 0);
-  sodium_bin2hex(hex, sizeof hex, hash, LSRV_KEY_ID_LEN / 2);
-  lua_pushstring(L, hex);
-}
-
-static void check_sodium(lua_State *L)
-{
-  if (sodium_init() < 0) luaL_error(L, "libsodium could not be initialised");
-}
-
-/* core.new_signing_key() -> secret (base64), public (base64), key id */
-static int l_new_signing_key(lua_State *L)
-{
-  unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-  check_sodium(L);
-  crypto_sign_keypair(pk, sk);
-  push_base64(L, sk, sizeof sk);
-  sodium_memzero(sk, sizeof sk);
-  push_base64(L, pk, sizeof pk);
-  push_key_id(L, pk);
-  return 3;
-}
-
-/* core.signing_key_public(secret) -> public (base64), key id; or nil,
- * message, "invalid_key_file" */
-static int l_signing_key_public(lua_State *L)
-{
-  unsigned char sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES];
-  check_sodium(L);
-  if (!from_base64(luaL_checkstring(L, 1), sk, sizeof sk))
-    return lb_fail(L, "invalid_key_file", "not a licensor signing key");
-  crypto_sign_ed25519_sk_to_pk(pk, sk);
-  sodium_memzero(sk, sizeof sk);
-  push_base64(L, pk, sizeof pk);
-  push_key_id(L, pk);
-  return 2;
-}
-
-/* core.sign(text, secret) -> signature (base64) */
-static int l_sign(lua_State *L)
-{
-  size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
-  unsigned char sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
-  check_sodium(L);
-  if (!from_base64(luaL_checkstring(L, 2), sk, sizeof sk))
-    return lb_fail(L, "invalid_key_file", "not a licensor signing key");
-  crypto_sign_detached(sig, NULL, (const unsigned char *)text, len, sk);
-  sodium_memzero(sk, sizeof sk);
-  push_base64(L, sig, sizeof sig);
-  return 1;
-}
 
 static void set_day(lua_State *L, const char *field, int32_t day)
 {
@@ -462,69 +384,7 @@ static int l_fingerprint_match(lua_State *L)
   return 1;
 }
 
-/* core.hmac_sha256(key, message) -> the 32-byte HMAC-SHA256 as 64 hex
- * digits (webhook signatures: the receiver computes the same). */
-static int l_hmac_sha256(lua_State *L)
-{
-  size_t key_len, len;
-  const char *key = luaL_checklstring(L, 1, &key_len);
-  const char *message = luaL_checklstring(L, 2, &len);
-  unsigned char mac[crypto_auth_hmacsha256_BYTES];
-  char hex[2 * crypto_auth_hmacsha256_BYTES + 1];
-  crypto_auth_hmacsha256_state state;
-  crypto_auth_hmacsha256_init(&state, (const unsigned char *)key, key_len);
-  crypto_auth_hmacsha256_update(&state, (const unsigned char *)message, len);
-  crypto_auth_hmacsha256_final(&state, mac);
-  sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
-  lua_pushstring(L, hex);
-  return 1;
-}
-
-/* core.random_hex(n) -> n random bytes (libsodium's generator) as 2n hex
- * digits: outbox claim tokens, webhook secrets. */
-static int l_random_hex(lua_State *L)
-{
-  unsigned char bytes[64];
-  char hex[2 * sizeof bytes + 1];
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 1 && n <= (lua_Integer)sizeof bytes, 1, "1 to 64 bytes expected");
-  check_sodium(L);
-  randombytes_buf(bytes, (size_t)n);
-  sodium_bin2hex(hex, sizeof hex, bytes, (size_t)n);
-  lua_pushstring(L, hex);
-  return 1;
-}
-
-/* core.write_private_file(path, text) -> true, or nil, message, code
- * ("exists" when the file is there: a key file is never overwritten).
- * The file is created with mode 0600. */
-static int l_write_private_file(lua_State *L)
-{
-  size_t len;
-  const char *path = luaL_checkstring(L, 1), *text = luaL_checklstring(L, 2, &len);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-  bool ok;
-  if (fd < 0)
-    return lb_fail(L, errno == EEXIST ? "exists" : "io_error", "%s: %s", path,
-                   errno == EEXIST ? "exists already (never overwritten)" : strerror(errno));
-  ok = write(fd, text, len) == (ssize_t)len;
-  ok = fsync(fd) == 0 && ok;
-  ok = close(fd) == 0 && ok;
-  if (!ok) {
-    unlink(path);
-    return lb_fail(L, "io_error", "%s: cannot be written", path);
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 static const luaL_Reg certificate_functions[] = {
-  { "write_private_file", l_write_private_file },
-  { "hmac_sha256", l_hmac_sha256 },
-  { "random_hex", l_random_hex },
-  { "new_signing_key", l_new_signing_key },
-  { "signing_key_public", l_signing_key_public },
-  { "sign", l_sign },
   { "verify", l_verify },
   { "revocation_apply", l_revocation_apply },
   { "return_certificate", l_return_certificate },

@@ -12,7 +12,9 @@
 
 #include "process.h"
 
+#include <grp.h>
 #include <pwd.h>
+#include <unistd.h>
 
 #include <signal.h>
 #include <stdlib.h>
@@ -134,7 +136,31 @@ static int process_run(lua_State *L)
   return 2;
 }
 
+/* process.user([name]) -> {name=, uid=, gid=, group=} of the user called
+ * name, or of this process's effective user; or nil, message, "no_user".
+ * (The gateway renders nginx's `user NAME GROUP` from it.) */
+static int process_user(lua_State *L)
+{
+  const char *name = luaL_optstring(L, 1, NULL);
+  const struct passwd *pw = name ? getpwnam(name) : getpwuid(geteuid());
+  const struct group *gr;
+  if (pw == NULL) {
+    if (name) return lb_fail(L, "no_user", "no user %s", name);
+    return lb_fail(L, "no_user", "this process's user (uid %ld) has no name", (long)geteuid());
+  }
+  lua_createtable(L, 0, 4);
+  lb_set_string(L, "name", pw->pw_name);
+  lua_pushinteger(L, (lua_Integer)pw->pw_uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushinteger(L, (lua_Integer)pw->pw_gid);
+  lua_setfield(L, -2, "gid");
+  gr = getgrgid(pw->pw_gid);
+  if (gr != NULL) lb_set_string(L, "group", gr->gr_name);
+  return 1;
+}
+
 static const luaL_Reg process_functions[] = {
+  { "user", process_user },
   { "spawn", process_spawn },
   { "stop", process_stop },
   { "alive", process_alive },

@@ -4,8 +4,8 @@
  * transactions, the change generation and a read-only query for people.
  *
  * This object is internal: every failure is raised as a failure object
- * {code=, message=} (lb_raise), which lua/licensor/store.lua catches at
- * its public boundary.  Wrong arguments (no such statement, a value SQLite
+ * {code=, message=} (lb_raise), which lua/licensor/store/init.lua catches
+ * at its public boundary (licensor.failure).  Wrong arguments (no such statement, a value SQLite
  * cannot hold) are programming errors and raise through luaL_argerror.
  */
 #include "lbind.h"

@@ -157,5 +157,6 @@ void lb_open_data(lua_State *L, int module, int mt);
 void lb_open_sandbox(lua_State *L, int module, int mt);
 void lb_open_certificate(lua_State *L, int module, int mt);
 void lb_open_files(lua_State *L, int module, int mt);
+void lb_open_crypto(lua_State *L, int module, int mt);
 
 #endif

@@ -93,6 +93,19 @@ static void free_fork_marker(lsr_store *store)
   store->fork_marker = NULL;
 }
 
+/* Creates the database file, empty, with mode 0600 when it does not exist
+ * yet: SQLite would create it 0644, and gives its -wal and -shm files the
+ * database file's mode.  Never through a symlink; an existing file (or any
+ * failure, which sqlite3_open_v2 then reports in its words) is left alone.
+ * Not for SQLite's special names ("", ":memory:", "file:" URIs). */
+static void create_private(const char *path)
+{
+  int fd;
+  if (path[0] == '\0' || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) return;
+  fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) close(fd);
+}
+
 bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy_ms,
                     char *err, size_t errlen)
 {
@@ -102,6 +115,7 @@ bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy
   store->owner = getpid();
   store->fork_marker = new_fork_marker();
   store->busy_ms = busy_ms;
+  create_private(path);
   if (sqlite3_open_v2(path, &store->db, flags, NULL) != SQLITE_OK) return fail(store, err, errlen, path);
   sqlite3_extended_result_codes(store->db, 1);
   /* More lookaside slots: a workflow's statements then rarely call malloc. */

@@ -3,8 +3,11 @@
  * statements kept for the life of the connection, BEGIN IMMEDIATE
  * transactions that wait out other writers, and the process that owns it.
  *
- * It knows nothing of licenses: lua/licensor/store.lua holds the schema and
- * the workflows and drives this layer through the binding.
+ * It knows nothing of licenses: lua/licensor/schema.lua holds the schema,
+ * lua/licensor/store/ (init.lua, sql.lua and the workflow files) the
+ * statements and the workflows, and drives this layer through the binding.
+ * A database file it creates is private: mode 0600 (narrowed by the
+ * umask), which SQLite gives its -wal and -shm files too.
  */
 #ifndef LICENSOR_STORE_H
 #define LICENSOR_STORE_H

@@ -753,10 +753,31 @@ describe("licensor gateway (the command)", function()
     return text
   end
 
+  -- Started as root, `licensor gateway` runs its workers as nobody, who
+  -- must own the database's directory and files (runner.lua): the
+  -- documented setup, `chown nobody DIR DIR/licenses.db`.
+  local function give_to_workers(path)
+    if process.user().uid == 0 then
+      assert.is_true(gateway.run("chown nobody '" .. path:gsub("'", "'\\''") .. "'"))
+    end
+  end
+
+  -- A fresh database in a directory of its own, the workers'.  Returns
+  -- the database and a function that removes both.
+  local function workers_db()
+    local dir = os.tmpname() .. ".d"
+    assert.is_true(gateway.run("mkdir -p '" .. dir .. "'"))
+    local db = dir .. "/licenses.db"
+    assert(os.rename(fresh_db(), db))
+    give_to_workers(dir)
+    give_to_workers(db)
+    return db, function() gateway.run("rm -rf '" .. dir .. "'") end
+  end
+
   it("renders a configuration into its prefix and serves the store in the foreground", function()
-    local db = fresh_db()
+    local db, remove = workers_db()
     local pid, prefix, client = start_command(db)
-    finally(function() process.stop(pid, 0); stores.remove(db) end)
+    finally(function() process.stop(pid, 0); remove() end)
     assert.are.equal(200, (client:request("GET", "/healthz")))
     local conf = read(prefix .. "/conf/nginx.conf")
     assert.matches("init_worker_by_lua_block", conf)
@@ -768,6 +789,8 @@ describe("licensor gateway (the command)", function()
     assert.is_true(gateway.run("mkdir -p '" .. dir .. "'"))
     local db = dir .. "/my \"lic'enses\"; {x}.db"
     assert(os.rename(fresh_db(), db))
+    give_to_workers(dir)
+    give_to_workers(db)
     local prefix = dir .. "/x';touch PWNED;' \"q\" {gw}"
     local pid, _, client = start_command(db, prefix)
     finally(function() process.stop(pid, 0); gateway.run("rm -rf '" .. dir .. "'") end)
@@ -781,9 +804,9 @@ describe("licensor gateway (the command)", function()
 
   for _, signal in ipairs({ "SIGTERM", "SIGINT", "SIGHUP" }) do
     it("stops nginx, master and workers, on " .. signal .. " and nothing listens afterwards", function()
-      local db = fresh_db()
+      local db, remove = workers_db()
       local pid, prefix, client = start_command(db)
-      finally(function() process.stop(pid, 0); stores.remove(db) end)
+      finally(function() process.stop(pid, 0); remove() end)
       assert.are.equal(200, (client:request("GET", "/healthz")))
       local master = tonumber(read(prefix .. "/nginx.pid"))
       assert.is_true(process.alive(master))

@@ -6,6 +6,8 @@
 -- verifier vendors link into their products).
 local core = require "licensor.core"
 local failure = require "licensor.failure"
+local files = require "licensor.files"
+local constants = require "licensor.constants"
 
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local concat, sort = table.concat, table.sort
@@ -49,18 +51,22 @@ local function public_text(public, id)
   return "licensor-public-key 1\nid: " .. id .. "\nkey: " .. public .. "\n"
 end
 
--- new_key_files(path) -> public key text, key id; writes path (the
--- private key, mode 0600, never over an existing file) and path.pub.
+-- new_key_files(path) -> public key text, key id; or nil, message, code
+-- ("exists", "io_error").  Writes path (the private key, mode 0600) and
+-- path.pub (0644; the umask may narrow both) through licensor.files: never
+-- over an existing file or through a symlink, and never one without the
+-- other (a path.pub that cannot be written takes path away again).
 function _M.new_key_files(path)
   local secret, public, id = core.new_signing_key()
-  local ok, msg, code = core.write_private_file(path, "licensor-signing-key 1\nid: " .. id ..
-    "\nsecret: " .. secret .. "\n")
+  local key = "licensor-signing-key 1\nid: " .. id .. "\nsecret: " .. secret .. "\n"
+  local ok, msg, code = files.write(path, key, { mode = constants.PRIVATE_MODE, what = "signing key" })
   if not ok then return nil, msg, code end
   local pub = public_text(public, id)
-  local f, err = open(path .. ".pub", "wb")
-  if not f then return nil, tostring(err), "io_error" end
-  f:write(pub)
-  f:close()
+  ok, msg, code = files.write(path .. ".pub", pub, { mode = 420, what = "public key" })   -- 0644
+  if not ok then
+    os.remove(path)
+    return nil, msg, code
+  end
   return pub, id
 end
 

@@ -36,4 +36,29 @@ _M.PRIVATE_MODE = 384   -- 0600
 -- told otherwise (runner option `user`).
 _M.GATEWAY_USER = "nobody"
 
+-- The statuses nginx itself answers in the gateway's configuration (bad
+-- request lines and headers, oversized bodies, timeouts, the limits of
+-- the connection zone, upstream trouble), each with the code and message
+-- of the JSON answer the gateway's error page gives instead of nginx's
+-- HTML.  runner.lua renders one `error_page` line for each; 494 (nginx's
+-- "request header too large") is answered as 431.
+_M.GATEWAY_ERRORS = {
+  [400] = { "invalid_request", "the request is malformed" },
+  [403] = { "forbidden", "the request is forbidden" },
+  [404] = { "not_found", "no such route" },
+  [405] = { "method_not_allowed", "the method is not allowed here" },
+  [408] = { "timeout", "the request did not arrive in time" },
+  [411] = { "invalid_request", "the request needs a Content-Length" },
+  [413] = { "too_large", ("the body is larger than %d KiB"):format(_M.MAX_BODY_BYTES / 1024) },
+  [414] = { "invalid_request", "the request line is too long" },
+  [429] = { "rate_limited", "too many requests in progress from this address" },
+  [494] = { "invalid_request", "the request headers are too large" },
+  [500] = { "internal_error", "internal error" },
+  [501] = { "not_implemented", "the request uses a transfer coding or method this server does not know" },
+  [502] = { "bad_gateway", "bad gateway" },
+  [503] = { "unavailable", "the service is unavailable; try again later" },
+  [504] = { "timeout", "the answer did not come in time" },
+  [505] = { "http_version_not_supported", "the HTTP version is not supported (HTTP/1.0 and HTTP/1.1 are)" },
+}
+
 return _M

@@ -11,7 +11,7 @@ local _M = {}
 -- failure metatable, signing (the store's), the catalogue sandbox and the
 -- underscored FFI hooks.
 local INTERNAL = { process = true, Failure = true, new_signing_key = true, signing_key_public = true,
-                   sign = true, write_private_file = true, run_catalogue = true }
+                   sign = true, write_file = true, run_catalogue = true }
 for name, fn in pairs(core) do
   if name:sub(1, 1) ~= "_" and not INTERNAL[name] then _M[name] = fn end
 end

@@ -77,7 +77,8 @@ function _M.client(port)
   return setmetatable({ opts = {}, port = port, url = "http://127.0.0.1:" .. port }, Server)
 end
 
--- start{db=, today=, token=, rate_per_ip=, rate_per_key=, workers=, synchronous=, stale_ms=, threads=}
+-- start{db=, today=, token=, rate_per_ip=, rate_per_key=, workers=, synchronous=, stale_ms=, threads=,
+-- user=}
 function _M.start(opts)
   local self = setmetatable({ opts = opts }, Server)
   self.port = opts.port or _M.free_port()
@@ -95,7 +96,10 @@ function _M.start(opts)
     rate_per_ip = opts.rate_per_ip or 100000, rate_per_key = opts.rate_per_key or 100000,
     conn_per_ip = opts.conn_per_ip, signing_key_file = opts.signing_key_file,
     expose_timing = opts.expose_timing, stale_ms = opts.stale_ms, threads = opts.threads,
-    synchronous = opts.synchronous })
+    synchronous = opts.synchronous,
+    -- The suite's databases are its own user's: the workers keep that
+    -- user unless a spec asks for another (runner's `user` option).
+    user = opts.user or process.user().name })
   self.conf = conf
   -- Sanitizer settings of the suite are not nginx's business: `env` drops
   -- them (keeping faketime's) and execs nginx in the same process (the

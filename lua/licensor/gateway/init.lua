@@ -19,6 +19,8 @@ local metrics = require "licensor.gateway.metrics"
 local limit = require "licensor.gateway.limit"
 local work = require "licensor.gateway.work"
 local remote = require "licensor.gateway.remote"
+local constants = require "licensor.constants"
+local files = require "licensor.files"
 local cjson = require("cjson.safe").new()
 local bit = require "bit"
 
@@ -46,6 +48,7 @@ local worker = { store = nil, today = nil, admin_digest = nil, limits = nil,
 
 local RETRY_FIRST, RETRY_MAX = 100, 5000
 local monotonic_ms = core.monotonic_ms
+local sha256 = core.sha256
 
 -- Opens the store, or notes when to try again.  A PostgreSQL store is the
 -- thread pool's (licensor.gateway.remote): nothing connects here, and a
@@ -78,18 +81,35 @@ end
 -- Worker start
 ------------------------------------------------------------------------
 
-local function read_token(path)
+-- The admin token's SHA-256 digest (raw), from init_worker's
+-- admin_token_sha256 (hex: `licensor gateway` read the file before nginx
+-- started) or admin_token_file; nil when neither is given (admin routes
+-- off).  A file that cannot be read or holds no token is no silent "off":
+-- the worker logs it at ALERT and every admin route answers 503
+-- admin_unavailable, naming the file, until nginx is restarted.
+local function read_token(opts)
+  if opts.admin_token_sha256 then
+    local hex = opts.admin_token_sha256
+    if type(hex) ~= "string" or not hex:match("^" .. ("%x"):rep(64) .. "$") then
+      error("licensor.gateway: admin_token_sha256 must be 64 hex digits", 3)
+    end
+    return (hex:gsub("%x%x", function(byte) return string.char(tonumber(byte, 16)) end))
+  end
+  local path = opts.admin_token_file
   if not path then return nil end
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local token = (f:read("*a") or ""):match("^%s*(.-)%s*$")
-  f:close()
-  if token == "" then return nil end
-  return ngx.sha1_bin(token)
+  local text, why = files.read(path, "admin token file", 4096)
+  local token = text and text:match("^%s*(.-)%s*$")
+  if token == "" then why = "admin token file " .. path .. ": holds no token" end
+  if not token or token == "" then
+    ngx.log(ngx.ALERT, "licensor: ", why, ": the admin routes answer 503 until this is fixed")
+    return nil, why
+  end
+  return core.sha256(token)
 end
 
--- init_worker{db=, synchronous=, today=, admin_token_file=, rate_per_ip=,
--- rate_per_key=, limits_dict=, signing_key_file=, stale_ms=}
+-- init_worker{db=, synchronous=, today=, admin_token_file= or
+-- admin_token_sha256=, rate_per_ip=, rate_per_key=, limits_dict=,
+-- signing_key_file=, stale_ms=}
 function _M.init_worker(opts)
   if type(opts) ~= "table" or type(opts.db) ~= "string" then
     error("licensor.gateway.init_worker needs { db = path }", 2)
@@ -98,7 +118,7 @@ function _M.init_worker(opts)
     error("licensor.gateway: today must be a date YYYY-MM-DD", 2)
   end
   worker.today = opts.today
-  worker.admin_digest = read_token(opts.admin_token_file)
+  worker.admin_digest, worker.admin_error = read_token(opts)
   worker.limits = limit.new(opts.limits_dict or "licensor_limits", opts.rate_per_ip or _M.RATE_PER_IP,
                             opts.rate_per_key or _M.RATE_PER_KEY)
   -- A store that cannot be opened leaves the worker up, answering 503
@@ -189,7 +209,7 @@ local function body()
   ngx.req.read_body()
   local data = ngx.req.get_body_data()
   if data == nil then
-    if ngx.req.get_body_file() then refuse(413, "too_large", "the body is larger than 16 KiB") end
+    if ngx.req.get_body_file() then refuse(413, "too_large", constants.GATEWAY_ERRORS[413][2]) end
     refuse(400, "invalid_json", "the body must be a JSON object")
   end
   return request.decode(data), data
@@ -247,8 +267,9 @@ local function installation_request(name)
     v = check(s:checkin(key, server, on, request.count(b, "build", true), fingerprint))
   else
     local receipt = b.receipt
-    if receipt ~= nil and (type(receipt) ~= "string" or #receipt > 4096) then
-      refuse(400, "invalid_request", "receipt: the text of a return receipt (at most 4096 bytes)")
+    if receipt ~= nil and (type(receipt) ~= "string" or #receipt > constants.MAX_CERTIFICATE_BYTES) then
+      refuse(400, "invalid_request", "receipt: the text of a return receipt (at most " ..
+        constants.MAX_CERTIFICATE_BYTES .. " bytes)")
     end
     v = check(s:deactivate(key, server, on, receipt and { receipt = receipt }))
   end
@@ -339,12 +360,15 @@ end
 -- any case ("Bearer", "bearer", "BEARER"), as HTTP says.
 local function check_admin()
   if not worker.admin_digest then
+    if worker.admin_error then
+      refuse(503, "admin_unavailable", "admin routes are unavailable: " .. worker.admin_error)
+    end
     refuse(404, "admin_disabled", "admin routes are off: no admin token file")
   end
   local header = ngx.var.http_authorization
   local scheme, token
   if type(header) == "string" then scheme, token = match(header, "^%s*(%a+)%s+(%S+)%s*$") end
-  local good = scheme and scheme:lower() == "bearer" and same_digest(ngx.sha1_bin(token), worker.admin_digest)
+  local good = scheme and scheme:lower() == "bearer" and same_digest(sha256(token), worker.admin_digest)
   if not good then
     refuse(401, "unauthorized", "a valid admin bearer token is required", { ["WWW-Authenticate"] = "Bearer" })
   end
@@ -400,7 +424,7 @@ end
 function ADMIN.upgrade(b)
   request.only(b, { key = true, edition = true, level = true, paid = true })
   local paid = b.paid
-  if type(paid) ~= "number" or paid ~= paid or paid < 0 or paid > 9007199254740991 or paid % 1 ~= 0 then
+  if type(paid) ~= "number" or paid ~= paid or paid < 0 or paid > constants.MAX_INTEGER or paid % 1 ~= 0 then
     refuse(400, "invalid_request", "paid: the amount paid, a whole number of minor units")
   end
   local key, on = keyed(b.key), today()
@@ -573,16 +597,19 @@ function _M.handle()
 end
 
 -- The error_page location /.licensor-error/STATUS: nginx's own refusals
--- (413, 400, ...) answered as JSON too.
+-- (constants.GATEWAY_ERRORS: 413, 400, 501, 505...) answered as JSON too;
+-- 494 (nginx's header too large) as 431.
+local ERROR_PAGES = {}
+for status, words in pairs(constants.GATEWAY_ERRORS) do
+  ERROR_PAGES[status] = cjson.encode({ ok = false, code = words[1], message = words[2] })
+end
+
 function _M.error_page()
-  local status = tonumber(match(ngx.var.uri, "/(%d+)$")) or 500
-  local codes = { [400] = "invalid_request", [404] = "not_found", [405] = "method_not_allowed",
-                  [408] = "timeout", [413] = "too_large", [414] = "invalid_request", [429] = "rate_limited",
-                  [431] = "invalid_request", [494] = "invalid_request" }
-  local code = codes[status] or "internal_error"
+  local status = tonumber(match(ngx.var.uri, "/(%d+)$"))
+  if not ERROR_PAGES[status] then status = 500 end
+  local json = ERROR_PAGES[status]
   if status == 494 then status = 431 end
-  send(status, format('{"ok":false,"code":"%s","message":"%s"}', code,
-    status == 413 and "the body is larger than 16 KiB" or "the request was refused"))
+  send(status, json)
 end
 
 return _M

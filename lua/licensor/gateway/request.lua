@@ -11,7 +11,7 @@ local _M = {}
 
 local type, tostring, pairs, floor = type, tostring, pairs, math.floor
 
-local MAX_NUMBER = 9007199254740991   -- 2^53 - 1
+local MAX_NUMBER = require("licensor.constants").MAX_INTEGER   -- 2^53 - 1
 
 -- Raises an answer with this status, code, message (and extra headers).
 function _M.refuse(status, code, message, headers)

@@ -5,7 +5,18 @@
 -- No shell ever sees a path: commands run from argument vectors, and
 -- nginx runs in a process group of its own that is stopped, master and
 -- workers, when this command gets SIGTERM, SIGINT or SIGHUP.
+--
+-- Started as root, the workers run as `nobody` (constants.GATEWAY_USER)
+-- or the `user` option's user (`licensor gateway --user NAME`): that user
+-- must be able to write an SQLite database's directory and files (SQLite
+-- keeps DB-wal and DB-shm beside DB) and to read the licensor modules and
+-- the signing key; the runner checks before nginx starts and refuses with
+-- the command that fixes it.  The admin token is read here, before nginx
+-- starts (a token file that cannot be read is a refusal, never admin
+-- routes silently off), and reaches the workers as its SHA-256 digest only.
 local core = require "licensor.core"
+local constants = require "licensor.constants"
+local files = require "licensor.files"
 
 local _M = {}
 
@@ -129,8 +140,8 @@ http {
   server {
     listen %s reuseport;
     limit_conn licensor_conn %d;
-    client_max_body_size 16k;
-    client_body_buffer_size 16k;
+    client_max_body_size %d;
+    client_body_buffer_size %d;
     large_client_header_buffers 4 8k;
     default_type application/json;
     add_header Cache-Control no-store always;
@@ -146,27 +157,91 @@ http {
 }
 ]]
 
--- nginx's own refusals (oversized body, bad request line...) answered as
--- JSON by the gateway's error page.
-local NGINX_ERRORS = { 400, 404, 405, 408, 413, 414, 429, 494, 500, 502, 503, 504 }
-
+-- nginx's own refusals (oversized body, bad request line, HTTP/2.0,
+-- Transfer-Encoding: gzip...) answered as JSON by the gateway's error
+-- page: one line for each status of constants.GATEWAY_ERRORS.
 local function error_pages()
+  local statuses = {}
+  for status in pairs(constants.GATEWAY_ERRORS) do statuses[#statuses + 1] = status end
+  table.sort(statuses)
   local lines = {}
-  for _, status in ipairs(NGINX_ERRORS) do
+  for _, status in ipairs(statuses) do
     lines[#lines + 1] = format("    error_page %d /.licensor-error/%d;", status, status)
   end
   return concat(lines, "\n")
 end
 
--- Workers of a root master run as `nobody`, who cannot write a root-owned
--- database: started as root, this private gateway keeps its workers root.
--- (Read from /proc rather than by running `id`.)
-local function user_line()
-  local f = io.open("/proc/self/status")
-  local status = f and f:read("*a") or ""
-  if f then f:close() end
-  if status:match("\nUid:%s+0%s") then return "user root root;" end
-  return "# not started as root: the workers keep this user"
+-- Does `user` pass `test FLAG path`?  Asked of the kernel, as that user
+-- (a child process), so groups and ACLs count as they will for nginx.
+local function user_may(user, flag, path)
+  local pid = core.process.spawn({ "test", flag, path }, nil, user)
+  return pid ~= nil and core.process.wait(pid, 10000) == 0
+end
+
+-- The paths a worker running as `user` must reach, each with what it needs.
+local function worker_needs(db, postgresql, lua_dir, cpath, signing_key_file)
+  local needs = { { "-r", lua_dir .. "/licensor/init.lua", "read the licensor modules in " .. lua_dir },
+                  { "-r", cpath .. "/licensor/core.so", "read " .. cpath .. "/licensor/core.so" } }
+  if signing_key_file then
+    needs[#needs + 1] = { "-r", signing_key_file, "read the signing key " .. signing_key_file }
+  end
+  if not postgresql then
+    local dir = dirname(db)
+    needs[#needs + 1] = { "-w", dir, "write the database's directory " .. dir .. " (SQLite keeps " ..
+      db .. "-wal and -shm there)" }
+    for _, path in ipairs({ db, db .. "-wal", db .. "-shm" }) do
+      if exists(path) then needs[#needs + 1] = { "-w", path, "write " .. path } end
+    end
+  end
+  return needs
+end
+
+-- nginx's `user` line.  Started as root, the workers run as opts.user or
+-- nobody, and that user must reach what a worker opens; otherwise the
+-- workers keep this process's user (opts.user must then be that user).
+local function user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file)
+  local me = core.process.user()
+  if not me or me.uid ~= 0 then
+    local name = me and me.name or "this user"
+    if opts.user ~= nil and opts.user ~= name then
+      return nil, format("gateway: --user %s needs a gateway started as root (this one runs as %s)",
+        tostring(opts.user), name), "invalid_request"
+    end
+    return "# not started as root: the workers run as " .. name
+  end
+  local name = opts.user or constants.GATEWAY_USER
+  if type(name) ~= "string" or not name:match("^[%w_][%w_.-]*%$?$") then
+    return nil, "gateway: --user: a user name expected", "invalid_request"
+  end
+  local user, why = core.process.user(name)
+  if not user then return nil, "gateway: --user: " .. why, "invalid_request" end
+  if not user.group then
+    return nil, format("gateway: --user %s: the user's group %d has no name", name, user.gid),
+      "invalid_request"
+  end
+  if user.uid ~= 0 then
+    for _, need in ipairs(worker_needs(db, postgresql, lua_dir, cpath, signing_key_file)) do
+      if not user_may(name, need[1], need[2]) then
+        return nil, format("gateway: started as root, the workers run as %s, who cannot %s; give it to " ..
+          "them (chown %s:%s PATH) or choose their user with --user NAME", name, need[3], name, user.group),
+          "permission_denied"
+      end
+    end
+  end
+  return format("user %s %s;", name, user.group)
+end
+
+-- The admin token's SHA-256 digest (hex), read from its file here: a file
+-- that was given and cannot be read, or holds no token, is a refusal.
+local function admin_digest(path)
+  if path == nil then return nil end
+  local text, why, code = files.read(path, "gateway: admin token file", 4096)
+  if not text then return nil, why, code end
+  local token = text:match("^%s*(.-)%s*$")
+  if token == "" then
+    return nil, "gateway: admin token file " .. path .. ": holds no token", "invalid_request"
+  end
+  return core.sha256(token, true)
 end
 
 -- The clock's environment of this process, name -> value: TZ, and
@@ -220,7 +295,7 @@ local function is_postgresql(db)
 end
 
 -- render{db=, listen=, workers=, admin_token_file=, today=, prefix=, conn_per_ip=,
--- rate_per_ip=, rate_per_key=, synchronous=, error_log=, threads=, stale_ms=}
+-- rate_per_ip=, rate_per_key=, synchronous=, error_log=, threads=, stale_ms=, user=}
 -- -> prefix, conf path.  db is an SQLite path or a PostgreSQL URL; with a
 -- URL the prefix defaults to ./licensor.gateway.
 function _M.render(opts)
@@ -257,12 +332,19 @@ function _M.render(opts)
   if type(workers) ~= "number" or workers < 1 or workers > 64 then
     return nil, "gateway: --workers must be 1 to 64", "invalid_request"
   end
+  local token_file = opts.admin_token_file and absolute(opts.admin_token_file)
+  local signing_key_file = opts.signing_key_file and absolute(opts.signing_key_file)
+  local digest, why, code = admin_digest(token_file)
+  if token_file and not digest then return nil, why, code end
+  local user
+  user, why, code = user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file)
+  if not user then return nil, why, code end
   local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
-    admin_token_file = opts.admin_token_file and absolute(opts.admin_token_file),
-    signing_key_file = opts.signing_key_file and absolute(opts.signing_key_file),
+    admin_token_sha256 = digest, signing_key_file = signing_key_file,
     expose_timing = opts.expose_timing, stale_ms = opts.stale_ms,
     rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key }
-  local chunk, why = core.write_data(worker_opts)
+  local chunk
+  chunk, why = core.write_data(worker_opts)
   if not chunk then return nil, "gateway: " .. why, "invalid_request" end
   for _, dir in ipairs({ "", "/conf", "/logs", "/tmp" }) do
     if core.process.run({ "mkdir", "-p", "--", prefix .. dir }) ~= 0 then
@@ -270,19 +352,20 @@ function _M.render(opts)
     end
   end
   local conf = prefix .. "/conf/nginx.conf"
-  local f, err = io.open(conf, "w")
-  if not f then return nil, "gateway: " .. tostring(err), "io_error" end
   local q = nginx_string
   -- PostgreSQL calls run in this pool, never in a worker's event loop.
   local pool = postgresql and format("thread_pool licensor threads=%d max_queue=65536;", threads)
     or "# SQLite: no thread pool"
-  f:write(format(TEMPLATE, module_lines(), user_line(), pool, env_lines(), workers, q(prefix .. "/nginx.pid"),
+  local text = format(TEMPLATE, module_lines(), user, pool, env_lines(), workers, q(prefix .. "/nginx.pid"),
     q(opts.error_log or (prefix .. "/logs/error.log")), conn_per_ip,
     q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
     q(prefix .. "/tmp/fastcgi"), q(prefix .. "/tmp/uwsgi"), q(prefix .. "/tmp/scgi"),
     q(lua_dir .. "/?.lua;" .. lua_dir .. "/?/init.lua;;"), q(cpath .. "/?.so;;"),
-    (chunk:gsub("^return ", "")), listen, conn_per_ip, error_pages()))
-  f:close()
+    (chunk:gsub("^return ", "")), listen, conn_per_ip, constants.MAX_BODY_BYTES, constants.MAX_BODY_BYTES,
+    error_pages())
+  -- The configuration holds the admin token's digest: private to root.
+  local ok, msg, wcode = files.write(conf, text, { replace = true, what = "gateway: configuration" })
+  if not ok then return nil, msg, wcode end
   return prefix, conf
 end
 
