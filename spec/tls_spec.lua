@@ -17,6 +17,8 @@ local smtp = require "licensor.mail.smtp"
 local mail = require "licensor.mail"
 local delivery = require "licensor.delivery"
 
+local unpack = table.unpack or unpack   -- luacheck: ignore unpack
+
 local FROM = "licenses@vendor.example"
 
 -- The certificates a receiver may show, by what is wrong with them.
@@ -131,6 +133,30 @@ describe("https webhooks", function()
     assert.are.same({ 0, "pending 1", before }, { delivered, row_state(store), #receivers.good.received() })
     assert.matches("unable to get local issuer certificate", failures[1].error)
     store:close()
+  end)
+
+  it("licensor deliver --cafile trusts that authority, and --insecure is said once on stderr", function()
+    local run = require "support.cli"
+    local secret = os.tmpname()
+    files.write(secret, "s3cret\n")
+    local store, path = stores.new()
+    stores.issue(store)
+    assert.are.equal(1, #store:sweep("2019-05-01"))
+    store:close()
+    local base = { "--db", path, "deliver", "--webhook", receivers.other.url, "--secret-file", secret,
+                   "--backoff-ms", "0" }
+    local function licensor_deliver(...)
+      local args = { unpack(base) }
+      for _, a in ipairs({ ... }) do args[#args + 1] = a end
+      return run(unpack(args))
+    end
+    local status, out, err = licensor_deliver("--cafile", smtpd.authority().cert)
+    assert.are.equal(1, status, err)
+    assert.matches("not for 127%.0%.0%.1", out)
+    status, out, err = licensor_deliver("--insecure")
+    assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0" }, { status, out })
+    assert.are.equal(1, select(2, err:gsub("insecure", "")), err)                -- one line, once
+    os.remove(secret)
   end)
 
   it("insecure: post to any of them, and say so once per run", function()
