@@ -228,6 +228,9 @@ describe("licensor.actions", function()
     assert.are.same(actions.LADDER, steps)                                 -- csrc/l_fraud.c's names, in order
     assert.are.same({ "ms_expiring", "ms_lapsed", "trial_ending", "lease_ending", "addon_expiring" },
                     actions.REMINDERS)
+    assert.are.same({ ms = { before = "ms_expiring", after = "ms_lapsed" }, trial = { before = "trial_ending" },
+                      lease = { before = "lease_ending" }, addon = { before = "addon_expiring" } },
+                    actions.reminder)                                      -- what store/reminders.lua writes
     local all = {}
     for _, name in ipairs(actions.LADDER) do all[#all + 1] = name end
     for _, name in ipairs(actions.REMINDERS) do all[#all + 1] = name end

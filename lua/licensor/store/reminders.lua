@@ -49,7 +49,8 @@ local function window(offsets, on)
   return date(on - behind), date(on + ahead)
 end
 
-local ACTION = { trial = "trial_ending", lease = "lease_ending", addon = "addon_expiring" }
+-- The outbox action of each term's reminders (licensor.actions).
+local ACTION = require("licensor.actions").reminder
 
 -- Takes the reminder `days` (the policy's offset) before `last` of (key,
 -- item) once on day number `on`, writing it to the outbox; detail goes to
@@ -60,7 +61,7 @@ local function take(self, key, item, kind, last, days, on, detail, taken)
   local last_text, on_text = date(last), date(on)
   local fresh = db:run(sql.take_reminder, key, item, last_text, days, on_text)
   if fresh ~= 1 then return end
-  local action = kind == "ms" and (days >= 0 and "ms_expiring" or "ms_lapsed") or ACTION[kind]
+  local action = ACTION[kind][days >= 0 and "before" or "after"]
   detail.days, detail.offset, detail.item = last - on, days, item
   db:defer(sql.insert_reminder, key, action, on_text, last_text, common.cjson.encode(detail))
   common.log(self, key, on_text, action, { item = item, refers_to = last_text, days = days })
