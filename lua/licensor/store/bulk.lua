@@ -1,7 +1,12 @@
 -- licensor.store.bulk -- licenses in and out in bulk: store:export (every
--- license with its add-ons and installations, as rows) and
--- store:import_licenses (existing customers from the same CSV: all rows or
--- none, and every bad row named as file:line: column: message).
+-- license with its add-ons and installations, as rows, CSV or JSON lines)
+-- and store:import_licenses (existing customers from the same CSV,
+-- installations restored: all rows or none, and every bad row named as
+-- file:line: column: message).  Export, import, export gives the same
+-- bytes.  CSV's quoting and its formula escape are licensor.csv's; the
+-- columns, the cells' formats and their checks are this file's
+-- (doc/rules.md section 6, "Exports and imports").  Not a backup: the
+-- event log, terms, cases and the outbox stay behind (store/copy.lua).
 local core = require "licensor.core"
 local csv = require "licensor.csv"
 local failure = require "licensor.failure"
@@ -24,9 +29,9 @@ local function blank(v)
   return v == nil or v == ""
 end
 
--- The columns of an export, in order; an import reads the same ones.  New
--- columns go at the end, so that scripts that read them by position keep
--- working.
+-- The columns of an export, in order; an import reads the same ones and
+-- refuses any other.  New columns go at the end, so that scripts that
+-- read them by position keep working.
 _M.COLUMNS = { "key", "owner", "product", "edition", "level", "kind", "start", "ms_expires",
                "ms_start", "lease_ended", "trial_days", "version_lock", "failover", "disabled", "addons",
                "installations", "email" }
@@ -36,7 +41,7 @@ _M.COLUMNS = { "key", "owner", "product", "edition", "level", "kind", "start", "
 ------------------------------------------------------------------------
 
 -- The fields of an installation in the `installations` cell, in the order
--- they are written, and what each holds.  The cell is a JSON array of
+-- they are written (the installations table's columns but key and seq).  The cell is a JSON array of
 -- objects, one per installation in activation order, each field by name
 -- (absent when the store holds none), strings escaped as JSON escapes them:
 -- any server name, quotes, `@`, `;`, line breaks, control characters and
