@@ -393,11 +393,16 @@ describe("the documents' examples (" .. VM_NAME .. ")", function()
       local code = {}
       for _, b in ipairs(list) do code[#code + 1] = b.info .. "\n" .. b.body end
       local run = new_run(file, table.concat(code, "\n"))
-      finally(function() run:stop() end)
+      finally(function()
+        run:stop()
+        sh_ok("rm -rf " .. quoted(run.dir))
+      end)
       if ROOT_USER then
         for _, b in ipairs(list) do
           if b.info:find("unprivileged", 1, true) then
             assert(sh_ok("chown -R postgres " .. quoted(run.dir)))
+            assert(sh_ok("runuser -u postgres -- test -r " .. quoted(ROOT .. "/lua/bin/licensor")),
+              file .. ": its blocks run as the postgres user, who cannot read this checkout (" .. ROOT .. ")")
             run.unprivileged = true
             break
           end
@@ -430,7 +435,9 @@ describe("the documents' examples (" .. VM_NAME .. ")", function()
     io.stderr:write(("\ndocs_spec (%s): %d examples run, %d not run, %d blocks of other languages\n")
       :format(VM_NAME, ran, #skipped, other))
     for _, why in ipairs(skipped) do io.stderr:write("  not run: ", why, "\n") end
-    assert.is_true(ran >= 40, "only " .. ran .. " examples ran")
+    -- 40 run and 4 not run when this was written: a document that loses
+    -- its examples, or hides them behind no-run, fails here.
+    assert.is_true(ran >= 36, "only " .. ran .. " examples ran")
     assert.is_true(#skipped <= 6, #skipped .. " examples are not run")
   end)
 end)
