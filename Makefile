@@ -12,6 +12,20 @@
 #   make demo            the FAQ questions answered on the bundled catalogue
 #   make bench           speed against a plain-Lua implementation
 #   make fuzz            libFuzzer on every parser of outside input, FUZZ_SECONDS (60) each
+#   make install         install for LUA under DESTDIR/PREFIX (/usr/local): every module
+#                        of the one list (make -s modules) in share/lua/ABI/ (the
+#                        licensor/ there replaced whole, so a moved module leaves no
+#                        stale copy), core.so in lib/lua/ABI/licensor/, the verifier
+#                        library, header and pkg-config file in lib/ and include/, and
+#                        the command: bin/licensor runs Lua 5.4 (make install), and
+#                        another VM gets a command of its own (make install LUA=luajit:
+#                        bin/licensor-luajit), so installing for a second VM never
+#                        replaces the first one's command
+#   make modules         the one list of Lua modules, a path under lua/ a line
+#   make rockspec        write that list and the C sources into rockspec/*.rockspec
+#                        (make rockcheck fails while the rockspec differs)
+#   make rockcheck       the rockspec up to date, `luarocks make` from a copy of the
+#                        checkout (which it leaves as it was) and the installed rock
 
 LUA ?= lua5.4
 CC ?= cc
@@ -66,9 +80,29 @@ LUA_ABI := 5.1
 else
 LUA_ABI := $(subst lua,,$(LUA))
 endif
+LUADIR := $(PREFIX)/share/lua/$(LUA_ABI)
+CMODDIR := $(PREFIX)/lib/lua/$(LUA_ABI)
+# The installed command: `licensor` is Lua 5.4's; any other VM's is named
+# after it (licensor-luajit), so that one VM's install never replaces
+# another's #! line.
+ifeq ($(LUA),lua5.4)
+COMMAND := licensor
+else
+COMMAND := licensor-$(LUA)
+endif
+
+# The one list of Lua modules: every .lua file under lua/licensor, as its
+# path under lua/ (licensor/mail/address.lua).  `make install` installs
+# exactly these, `make rockspec` writes them into the rockspec's module
+# table (licensor/mail/init.lua is licensor.mail), and rockcheck and
+# spec/install_spec.lua fail when the rockspec or an installed tree holds
+# another set.  Nothing else lists modules: a new file is installed once it
+# exists.
+LUA_MODULES := $(sort $(patsubst lua/%,%,$(shell find lua/licensor -name '*.lua')))
+ROCKSPEC := rockspec/licensor-scm-1.rockspec
 
 .PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install gateway \
-        fuzz fuzz-build verify-lib
+        modules rockspec rockspec-check fuzz fuzz-build verify-lib
 
 all: $(CORE) $(BIN)
 
@@ -194,6 +228,17 @@ bench: deps
 rockcheck:
 	@sh spec/support/rockcheck.sh
 
+modules:
+	@printf '%s\n' $(LUA_MODULES)
+
+# The rockspec's module table (Lua modules and licensor.core's sources)
+# from LUA_MODULES and SOURCES; rockspec-check says what differs, exit 1.
+rockspec:
+	@lua5.4 rockspec/render.lua write $(ROCKSPEC) $(SOURCES) -- $(LUA_MODULES)
+
+rockspec-check:
+	@lua5.4 rockspec/render.lua check $(ROCKSPEC) $(SOURCES) -- $(LUA_MODULES)
+
 # The suite on Lua 5.4 with the module built with ASan + UBSan only
 # (`make test` runs it too, after the plain suites).
 asan: deps
@@ -245,16 +290,11 @@ verify-lib: $(VERIFY_BUILD)/liblicensor-verify.so $(VERIFY_BUILD)/$(VERIFY_SONAM
             $(VERIFY_BUILD)/licensor-verify.pc
 
 install: all verify-lib
-	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor $(DESTDIR)$(PREFIX)/bin \
-	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/catalogues \
-	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway \
-	  $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/store
-	install -m 755 $(CORE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/licensor/core.so
-	install -m 644 lua/licensor/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/
-	install -m 644 lua/licensor/catalogues/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/catalogues/
-	install -m 644 lua/licensor/gateway/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/gateway/
-	install -m 644 lua/licensor/store/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/licensor/store/
-	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/licensor
+	rm -rf $(DESTDIR)$(LUADIR)/licensor
+	@for m in $(LUA_MODULES); do install -D -m 644 lua/$$m $(DESTDIR)$(LUADIR)/$$m || exit 1; done
+	@echo "installed $(words $(LUA_MODULES)) modules in $(DESTDIR)$(LUADIR)"
+	install -D -m 755 $(CORE) $(DESTDIR)$(CMODDIR)/licensor/core.so
+	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/$(COMMAND)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 csrc/licensor_verify.h $(DESTDIR)$(PREFIX)/include/licensor_verify.h
 	install -m 755 $(VERIFY_BUILD)/liblicensor-verify.so \
