@@ -9,8 +9,8 @@
 --   the reason is printed; the counts of run and not-run blocks are
 --   printed and asserted, so they cannot silently drop.  Blocks of other
 --   languages (`c`, `nginx`, `json`, `text`) are not run here: the
---   product's C is spec/verifier_spec.lua's (it compiles
---   spec/verifier/example.c), the nginx snippet install_spec's.
+--   product's C is spec/verifier_spec.lua's (it compiles and runs
+--   spec/verifier/example.c, the program doc/offline.md excerpts).
 -- * Where.  Each file's blocks run in order, in one scratch directory of
 --   their own (os.tmpname-based: spec/support/scratch.lua puts it in the
 --   suite's scratch directory), so a block may use what an earlier block
