@@ -33,7 +33,8 @@ local entries, by_name = {}, {}
 for _, path in ipairs(modules) do
   local name = module_name(path)
   if by_name[name] then
-    io.stderr:write(("rockspec: lua/%s and lua/%s are both the module %s\n"):format(by_name[name], path, name))
+    io.stderr:write(("rockspec: lua/%s and lua/%s are both the module %s\n")
+      :format(by_name[name], path, name))
     os.exit(1)
   end
   by_name[name] = path
@@ -41,7 +42,9 @@ for _, path in ipairs(modules) do
 end
 table.sort(entries)
 
-local out = { BEGIN .. " from the Makefile's LUA_MODULES", "  -- and SOURCES; edit those (or add the file), not these lines.", "  modules = {" }
+local out = { BEGIN .. " from the Makefile's LUA_MODULES",
+              "  -- and SOURCES; edit those (or add the file), not these lines.",
+              "  modules = {" }
 for _, name in ipairs(entries) do
   out[#out + 1] = ('    ["%s"] = "lua/%s",'):format(name, by_name[name])
 end
@@ -49,7 +52,8 @@ out[#out + 1] = '    ["licensor.core"] = {'
 out[#out + 1] = "      sources = {"
 for _, source in ipairs(sources) do out[#out + 1] = ('        "%s",'):format(source) end
 out[#out + 1] = "      },"
-out[#out + 1] = '      incdirs = { "csrc", "$(SQLITE_INCDIR)", "$(SODIUM_INCDIR)", "$(PQ_INCDIR)/postgresql" },'
+out[#out + 1] = '      incdirs = { "csrc", "$(SQLITE_INCDIR)", "$(SODIUM_INCDIR)", '
+  .. '"$(PQ_INCDIR)/postgresql" },'
 out[#out + 1] = '      libdirs = { "$(SQLITE_LIBDIR)", "$(SODIUM_LIBDIR)", "$(PQ_LIBDIR)" },'
 out[#out + 1] = '      libraries = { "sqlite3", "sodium", "pq" },'
 out[#out + 1] = '      defines = { "LSRV_INTERNAL" },'
@@ -98,6 +102,7 @@ for line in region:gmatch("[^\n]+") do
   if not want[line] and entry(line) then problems[#problems + 1] = "not in the lists " .. entry(line) end
 end
 if #problems == 0 then problems[1] = "its lines are written otherwise" end
-io.stderr:write(rockspec .. " differs from the Makefile's LUA_MODULES and SOURCES (run `make rockspec`):\n  " ..
+io.stderr:write(rockspec .. " differs from the Makefile's LUA_MODULES and SOURCES " ..
+  "(run `make rockspec`):\n  " ..
   table.concat(problems, "\n  ") .. "\n")
 os.exit(1)
