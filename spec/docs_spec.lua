@@ -151,29 +151,49 @@ local function new_run(file, text)
   assert(sh_ok("mkdir -p " .. quoted(dir .. "/.docs/bin")))
   local run = setmetatable({ file = file, dir = dir, ports = {}, servers = {}, n = 0 }, Run)
   run.issued = dir .. "/.docs/issued"
-  -- The checkout's command on the VM under test; the output of `issue`
-  -- is kept, for KEY.
-  write(dir .. "/.docs/bin/licensor", table.concat({
-    "#!/bin/sh",
-    "# licensor for docs_spec.lua: the checkout's lua/bin/licensor on " .. VM,
-    "case \" $* \" in",
-    "  *' issue '*) out=$(" .. VM .. " " .. ROOT .. "/lua/bin/licensor \"$@\"); s=$?",
-    "    printf '%s\\n' \"$out\"; printf '%s\\n' \"$out\" >> " .. run.issued .. "; exit $s ;;",
-    "esac",
-    "exec " .. VM .. " " .. ROOT .. "/lua/bin/licensor \"$@\"", "" }, "\n"))
-  assert(sh_ok("chmod 755 " .. quoted(dir .. "/.docs/bin/licensor")))
+  run.root = ROOT
+  run:write_command()
   write(dir .. "/.docs/env", "")
   for port in text:gmatch("127%.0%.0%.1:(%d%d%d%d%d?)") do run.ports[port] = false end
   return run
+end
+
+-- The checkout's command on the VM under test; the output of `issue` is
+-- kept, for KEY.
+function Run:write_command()
+  local root = self.root
+  write(self.dir .. "/.docs/bin/licensor", table.concat({
+    "#!/bin/sh",
+    "# licensor for docs_spec.lua: the checkout's lua/bin/licensor on " .. VM,
+    "case \" $* \" in",
+    "  *' issue '*) out=$(" .. VM .. " " .. root .. "/lua/bin/licensor \"$@\"); s=$?",
+    "    printf '%s\\n' \"$out\"; printf '%s\\n' \"$out\" >> " .. self.issued .. "; exit $s ;;",
+    "esac",
+    "exec " .. VM .. " " .. root .. "/lua/bin/licensor \"$@\"", "" }, "\n"))
+  assert(sh_ok("chmod 755 " .. quoted(self.dir .. "/.docs/bin/licensor")))
+end
+
+-- A checkout the postgres user cannot read (e.g. one under /root) is
+-- copied, its modules and builds only, where it can: the blocks of an
+-- unprivileged file run on that copy.
+function Run:readable_checkout()
+  if sh_ok("runuser -u postgres -- test -r " .. quoted(ROOT .. "/lua/bin/licensor")) then return end
+  local copy = self.dir .. "/.docs/checkout"
+  assert(sh_ok("mkdir -p " .. quoted(copy .. "/build") .. " && cp -r " .. quoted(ROOT .. "/lua") .. " " ..
+    quoted(copy) .. " && cp -r " .. quoted(ROOT .. "/build/" .. VM) .. " " .. quoted(copy .. "/build/") ..
+    " && { [ ! -d " .. quoted(ROOT .. "/build/luajit") .. " ] || cp -r " .. quoted(ROOT .. "/build/luajit") ..
+    " " .. quoted(copy .. "/build/") .. "; } && chmod -R a+rX " .. quoted(copy)), "copying the checkout")
+  self.root = copy
+  self:write_command()
 end
 
 -- The environment every block and server starts from.
 function Run:prelude()
   return table.concat({
     "export PATH=" .. quoted(self.dir .. "/.docs/bin:/usr/bin:" .. (os.getenv("PATH") or "")),
-    "export LUA_PATH=" .. quoted(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"),
-    "export LUA_CPATH=" .. quoted(ROOT .. "/build/" .. VM .. "/?.so;;"),
-    "export LICENSOR_GATEWAY_CPATH=" .. quoted(ROOT .. "/build/luajit"),
+    "export LUA_PATH=" .. quoted(self.root .. "/lua/?.lua;" .. self.root .. "/lua/?/init.lua;;"),
+    "export LUA_CPATH=" .. quoted(self.root .. "/build/" .. VM .. "/?.so;;"),
+    "export LICENSOR_GATEWAY_CPATH=" .. quoted(self.root .. "/build/luajit"),
     "export HOME=" .. quoted(self.dir),
     "unset LICENSOR_DB",
     "cd " .. quoted(self.dir),
@@ -400,9 +420,8 @@ describe("the documents' examples (" .. VM_NAME .. ")", function()
       if ROOT_USER then
         for _, b in ipairs(list) do
           if b.info:find("unprivileged", 1, true) then
+            run:readable_checkout()
             assert(sh_ok("chown -R postgres " .. quoted(run.dir)))
-            assert(sh_ok("runuser -u postgres -- test -r " .. quoted(ROOT .. "/lua/bin/licensor")),
-              file .. ": its blocks run as the postgres user, who cannot read this checkout (" .. ROOT .. ")")
             run.unprivileged = true
             break
           end
