@@ -193,6 +193,7 @@ fuzz: deps
 	    || true; \
 	  [ -z "$$(ls $(FUZZ_BUILD)/crash-* $(FUZZ_BUILD)/leak-* $(FUZZ_BUILD)/timeout-* 2>/dev/null)" ] || exit 1; \
 	done
+	@$(MAKE) --no-print-directory LUA=lua5.4 all && echo "== licensor's arguments, 100,000 vectors per command" && LICENSOR_FUZZ_ARGV=100000 LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/lua5.4/?.so;;' lua5.4 /usr/bin/busted -o utfTerminal spec/cli_fuzz_spec.lua
 
 test: deps
 	@$(MAKE) --no-print-directory fuzz-build

@@ -224,9 +224,10 @@ function commands.eligible(ctx, pos, flags)
 end
 
 -- The whole text of a file (never truncated), or a refusal: io_error
--- when it cannot be read, usage when it is empty.
-local function read_text(path, what)
-  local text, why, code = files.read(path, what)
+-- when it cannot be read, too_large past max bytes (default
+-- MAX_FILE_BYTES: /dev/zero ends too), usage when it is empty.
+local function read_text(path, what, max)
+  local text, why, code = files.read(path, what, max or constants.MAX_FILE_BYTES)
   if not text then refused(why, code or "io_error") end
   if text == "" then usage_error(what .. " " .. path .. " is empty") end
   return text
@@ -235,6 +236,7 @@ end
 -- A new file (mode 0600, never over an existing one, never through a
 -- symlink, never left partial or empty): or a refusal, exists or io_error.
 local function write_text(path, text)
+  if path == "" then usage_error("an empty file name") end
   local ok, why, code = files.write(path, text, { mode = constants.PRIVATE_MODE, device = true })
   if not ok then refused(why, code or "io_error") end
 end
@@ -250,7 +252,8 @@ end
 -- activate --request FILE --out CERT --signing-key FILE: the air-gapped
 -- round trip, with the same R9/R10 checks as online.
 local function activate_request(ctx, flags)
-  local request = check(certificate.read_request(read_text(flags.request, "request")))
+  local text = read_text(flags.request, "request", constants.MAX_CERTIFICATE_BYTES)
+  local request = check(certificate.read_request(text))
   if not flags.out then usage_error("activate --request needs --out CERT") end
   local store = signing_store(ctx, flags)
   local verdict = check(store:activate(request.license, request.server, request.build, flags.on,
@@ -279,8 +282,12 @@ end
 
 function commands.activate(ctx, pos, flags)
   if flags.request then return activate_request(ctx, flags) end
-  local build = tonumber(need(pos, 3, "BUILD"))
-  if not build then usage_error("BUILD is a build number") end
+  local build = need(pos, 3, "BUILD")
+  if not certificate.valid_build(build) then
+    usage_error("BUILD is a build number: a whole number of at most " .. certificate.MAX_BUILD_DIGITS ..
+      " digits")
+  end
+  build = tonumber(build)
   local store = installation_store(ctx, flags)
   show_installation_verdict(ctx, flags, check(store:activate(need(pos, 1, "KEY"), need(pos, 2, "SERVER"),
     build, flags.on, flags.fingerprint)))
@@ -416,13 +423,14 @@ end
 -- [--state FILE [--new-state] [--revocation NOTICE]]: exit 0 for valid or
 -- grace, 1 for any refusal.
 function commands.verify(ctx, pos, flags, many)
-  local text = read_text(need(pos, 1, "CERT"), "certificate")
+  local text = read_text(need(pos, 1, "CERT"), "certificate", constants.MAX_CERTIFICATE_BYTES)
   local keys, product = verifier_options("verify", flags, many)
   local core = require "licensor.core"
   local fp = flags.fingerprint or check(core.fingerprint())
   if flags.revocation then
     if not flags.state then usage_error("--revocation needs --state FILE (the notice is kept there)") end
-    check(core.revocation_apply(read_text(flags.revocation, "revocation notice"),
+    check(core.revocation_apply(read_text(flags.revocation, "revocation notice",
+      constants.MAX_CERTIFICATE_BYTES),
       { public_keys = keys, certificate = text, fingerprint = fp, state = flags.state }))
   end
   local result = core.verify(text, { public_keys = keys, product = product, fingerprint = fp,
@@ -465,7 +473,7 @@ function commands.deactivate(ctx, pos, flags)
   local opts
   if flags["return"] then
     if flags.force then usage_error("deactivate takes --return RECEIPT or --force, not both") end
-    opts = { receipt = read_text(flags["return"], "return receipt") }
+    opts = { receipt = read_text(flags["return"], "return receipt", constants.MAX_CERTIFICATE_BYTES) }
   elseif flags.force then
     if type(flags.reason) ~= "string" or not flags.reason:find("%S") then
       usage_error("deactivate --force needs --reason TEXT (it is logged)")
