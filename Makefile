@@ -22,10 +22,12 @@
 #                        bin/licensor-luajit), so installing for a second VM never
 #                        replaces the first one's command
 #   make modules         the one list of Lua modules, a path under lua/ a line
-#   make rockspec        write that list and the C sources into rockspec/*.rockspec
-#                        (make rockcheck fails while the rockspec differs)
-#   make rockcheck       the rockspec up to date, `luarocks make` from a copy of the
-#                        checkout (which it leaves as it was) and the installed rock
+#   make rock, make rock-install
+#                        what `luarocks make rockspec/licensor-scm-1.rockspec` runs
+#                        (build.type "make"): core.so built in build/rock-VM/, the
+#                        same modules installed into LuaRocks' directories
+#   make rockcheck       `luarocks make` into a scratch tree, which leaves nothing
+#                        in the checkout outside build/, and the installed rock
 
 LUA ?= lua5.4
 CC ?= cc
@@ -92,17 +94,15 @@ COMMAND := licensor-$(LUA)
 endif
 
 # The one list of Lua modules: every .lua file under lua/licensor, as its
-# path under lua/ (licensor/mail/address.lua).  `make install` installs
-# exactly these, `make rockspec` writes them into the rockspec's module
-# table (licensor/mail/init.lua is licensor.mail), and rockcheck and
-# spec/install_spec.lua fail when the rockspec or an installed tree holds
-# another set.  Nothing else lists modules: a new file is installed once it
-# exists.
+# path under lua/ (licensor/mail/address.lua).  `make install` and the
+# rock (`make rock-install`, which the rockspec runs) install exactly
+# these, and spec/install_spec.lua and rockcheck fail when an installed
+# tree holds another set.  Nothing else lists modules: a new file is
+# installed once it exists.
 LUA_MODULES := $(sort $(patsubst lua/%,%,$(shell find lua/licensor -name '*.lua')))
-ROCKSPEC := rockspec/licensor-scm-1.rockspec
 
 .PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install gateway \
-        modules rockspec rockspec-check fuzz fuzz-build verify-lib
+        modules rock rock-install fuzz fuzz-build verify-lib
 
 all: $(CORE) $(BIN)
 
@@ -232,13 +232,36 @@ rockcheck:
 modules:
 	@printf '%s\n' $(LUA_MODULES)
 
-# The rockspec's module table (Lua modules and licensor.core's sources)
-# from LUA_MODULES and SOURCES; rockspec-check says what differs, exit 1.
-rockspec:
-	@lua5.4 rockspec/render.lua write $(ROCKSPEC) $(SOURCES) -- $(LUA_MODULES)
+# Every module of the list into $(DESTDIR)$(LUADIR), the licensor/ there
+# replaced whole (a moved module leaves no stale copy to shadow it), and
+# the core.so named by $(1) into $(DESTDIR)$(CMODDIR)/licensor.
+define install_modules
+	rm -rf $(DESTDIR)$(LUADIR)/licensor
+	@for m in $(LUA_MODULES); do install -D -m 644 lua/$$m $(DESTDIR)$(LUADIR)/$$m || exit 1; done
+	@echo "installed $(words $(LUA_MODULES)) modules in $(DESTDIR)$(LUADIR)"
+	install -D -m 755 $(1) $(DESTDIR)$(CMODDIR)/licensor/core.so
+endef
 
-rockspec-check:
-	@lua5.4 rockspec/render.lua check $(ROCKSPEC) $(SOURCES) -- $(LUA_MODULES)
+# The rock: LuaRocks (build.type "make") runs `make rock` with its
+# CFLAGS, the VM's headers (ROCK_LUA_INC) and the libraries' directories
+# (ROCK_CPPFLAGS, ROCK_LDFLAGS), then `make rock-install` with its LUADIR
+# and LIBDIR; the command is LuaRocks' own wrapper (build.install.bin).
+# Built in build/rock-VM, so LuaRocks leaves nothing in the source
+# directories; no -Werror, whatever compiler the user has.
+ROCK_LUA_INC ?= /usr/include/lua5.4
+ROCK_CPPFLAGS ?= $(PQ_INC)
+ROCK_BUILD := build/rock-$(notdir $(ROCK_LUA_INC))
+ROCK_CORE := $(ROCK_BUILD)/licensor/core.so
+$(ROCK_CORE): $(SOURCES) $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -fPIC -fvisibility=hidden -DLSRV_INTERNAL $(CFLAGS) -isystem $(ROCK_LUA_INC) \
+	  $(ROCK_CPPFLAGS) $(LDFLAGS_SO) -o $@ $(SOURCES) $(ROCK_LDFLAGS) $(LIBS)
+
+rock: $(ROCK_CORE)
+
+rock-install: CMODDIR = $(LIBDIR)
+rock-install: $(ROCK_CORE)
+	$(call install_modules,$(ROCK_CORE))
 
 # The suite on Lua 5.4 with the module built with ASan + UBSan only
 # (`make test` runs it too, after the plain suites).
@@ -291,10 +314,7 @@ verify-lib: $(VERIFY_BUILD)/liblicensor-verify.so $(VERIFY_BUILD)/$(VERIFY_SONAM
             $(VERIFY_BUILD)/licensor-verify.pc
 
 install: all verify-lib
-	rm -rf $(DESTDIR)$(LUADIR)/licensor
-	@for m in $(LUA_MODULES); do install -D -m 644 lua/$$m $(DESTDIR)$(LUADIR)/$$m || exit 1; done
-	@echo "installed $(words $(LUA_MODULES)) modules in $(DESTDIR)$(LUADIR)"
-	install -D -m 755 $(CORE) $(DESTDIR)$(CMODDIR)/licensor/core.so
+	$(call install_modules,$(CORE))
 	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/$(COMMAND)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 csrc/licensor_verify.h $(DESTDIR)$(PREFIX)/include/licensor_verify.h

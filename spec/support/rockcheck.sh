@@ -1,42 +1,44 @@
 #!/bin/sh
 # rockcheck.sh -- the rock as a user gets it (`make rockcheck`, part of make
-# test): the rockspec's module table is the Makefile's lists (make
-# rockspec-check); `luarocks make` installs it offline into a scratch tree,
-# run from a copy of the checkout's files, since LuaRocks' builtin backend
-# builds in its current directory (csrc/*.o, licensor/core.so) and this
-# checkout must be left as it was (checked: no new file, ignored ones
-# included); the installed rock loads every module of the list and answers
-# a query.  Not a test of `make install`: spec/install_spec.lua is.
+# test): `luarocks make` installs it offline into a scratch tree, through the
+# Makefile (the rockspec's build.type "make": make rock, make rock-install);
+# the checkout gains no file outside build/ (ignored ones included: the
+# builtin backend used to leave csrc/*.o and licensor/core.so); the rock
+# holds exactly the modules of the one list (make -s modules), loads each
+# and answers a query.  Not a test of `make install`: spec/install_spec.lua
+# is.
 set -eu
 cd "$(dirname "$0")/../.."
-make -s --no-print-directory rockspec-check
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-tree=$scratch/tree copy=$scratch/src
-before=$scratch/before after=$scratch/after
-git status --porcelain --ignored --untracked-files=all | sort > "$before"
-# The files a clone would have, as they are in this working tree, and any
-# not yet added (a new module is in the list as soon as it exists).
-mkdir "$copy"
-git ls-files -z --cached --others --exclude-standard | tar -cf - --null -T - | tar -xf - -C "$copy"
-modules=$(make -s --no-print-directory modules | sed 's|\.lua$||; s|/init$||; s|/|.|g' | tr '\n' ' ')
-(cd "$copy" && luarocks --lua-version=5.4 make --tree "$tree" rockspec/licensor-scm-1.rockspec) \
-  > "$scratch/log" 2>&1 || { cat "$scratch/log"; echo "rockcheck: luarocks make failed"; exit 1; }
-git status --porcelain --ignored --untracked-files=all | sort > "$after"
-new=$(comm -13 "$before" "$after")
+tree=$scratch/tree
+files() { git status --porcelain --ignored --untracked-files=all | sed 's/^.. //' | grep -v '^build/' | sort; }
+files > "$scratch/before"
+luarocks --lua-version=5.4 make --tree "$tree" rockspec/licensor-scm-1.rockspec > "$scratch/log" 2>&1 || {
+  cat "$scratch/log"; echo "rockcheck: luarocks make failed"; exit 1; }
+files > "$scratch/after"
+new=$(comm -13 "$scratch/before" "$scratch/after")
 if [ -n "$new" ]; then
-  echo "rockcheck: luarocks make left new files in the checkout:"
-  echo "$new" | sed "s/^/  /"
+  echo "rockcheck: luarocks make left files in the checkout:"
+  echo "$new" | sed 's/^/  /'
+  exit 1
+fi
+make -s --no-print-directory modules > "$scratch/modules"
+(cd "$tree/share/lua/5.4" && find . -type f | sed 's|^\./||' | sort) > "$scratch/installed"
+if ! cmp -s "$scratch/modules" "$scratch/installed"; then
+  echo "rockcheck: the rock's modules differ from make -s modules (< list, > rock):"
+  diff "$scratch/modules" "$scratch/installed" | grep '^[<>]' | sed 's/^/  /'
   exit 1
 fi
 cd /
 LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua;;" \
 LUA_CPATH="$tree/lib/lua/5.4/?.so;;" \
-lua5.4 - $modules <<'EOF'
-  for _, name in ipairs(arg) do
-    local path = package.searchpath(name, package.path)
-    assert(path and path:find(os.getenv("LUA_PATH"):match("^(.-)/%?"), 1, true),
-           "rockcheck: " .. name .. " is not in the installed rock")
+lua5.4 - $(cat "$scratch/modules") <<'EOF'
+  local root = os.getenv("LUA_PATH"):match("^(.-)/%?")
+  for _, path in ipairs(arg) do
+    local name = path:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+    local found = package.searchpath(name, package.path)
+    assert(found and found:find(root, 1, true), "rockcheck: " .. name .. " is not the rock's")
   end
   local licensor = require "licensor"
   local cat = assert(licensor.load_catalogue(licensor.catalogue_path("smartertools")))
@@ -48,3 +50,4 @@ lua5.4 - $modules <<'EOF'
   require "licensor.cli"
   print("rockcheck: installed rock ok (" .. #arg .. " modules, " .. tostring(cat) .. ")")
 EOF
+"$tree/bin/licensor" help > /dev/null || { echo "rockcheck: the rock's licensor command fails"; exit 1; }
