@@ -26,8 +26,9 @@
 #                        what `luarocks make rockspec/licensor-scm-1.rockspec` runs
 #                        (build.type "make"): core.so built in build/rock-VM/, the
 #                        same modules installed into LuaRocks' directories
-#   make rockcheck       `luarocks make` into a scratch tree, which leaves nothing
-#                        in the checkout outside build/, and the installed rock
+#   make rockcheck       `luarocks make` into a scratch tree: it leaves nothing in
+#                        the checkout outside build/, and the rock holds the one
+#                        list, loads it and answers a query
 
 LUA ?= lua5.4
 CC ?= cc
