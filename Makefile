@@ -75,7 +75,7 @@ APT_FIRST := libluajit2-5.1-2 libluajit2-5.1-dev luajit2
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
                 libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev pkg-config lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
                 procps curl nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev \
-                lua-sec python3-aiosmtpd openssl faketime tzdata
+                lua-sec python3-aiosmtpd openssl faketime tzdata valgrind
 
 PREFIX ?= /usr/local
 ifeq ($(LUA),luajit)
@@ -103,7 +103,7 @@ endif
 LUA_MODULES := $(sort $(patsubst lua/%,%,$(shell find lua/licensor -name '*.lua')))
 
 .PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install gateway \
-        modules rock rock-install fuzz fuzz-build verify-lib
+        modules rock rock-install fuzz fuzz-build valgrind-build verify-lib
 
 all: $(CORE) $(BIN)
 
@@ -180,6 +180,17 @@ $(FUZZ_BUILD)/fuzz_%: spec/fuzz/fuzz_%.c $$(FUZZ_DEPS_$$*) $(HEADERS)
 
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BUILD)/fuzz_$(t))
 
+# The valgrind round of make test (run-suites.sh "valgrind"): each fuzz
+# target built without libFuzzer or sanitizers, replaying its corpus
+# (spec/support/fuzz_replay.c), so valgrind sees what ASan cannot.
+VALGRIND_BUILD := build/valgrind
+$(VALGRIND_BUILD)/replay_%: spec/fuzz/fuzz_%.c spec/support/fuzz_replay.c $$(FUZZ_DEPS_$$*) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -g -O1 -DLSRV_INTERNAL -I csrc -isystem /usr/include/lua5.4 $(PQ_INC) -o $@ $< \
+	  spec/support/fuzz_replay.c $(FUZZ_DEPS_$*) -llua5.4 -lsqlite3 -lsodium -lpq -lm
+
+valgrind-build: $(foreach t,$(FUZZ_TARGETS),$(VALGRIND_BUILD)/replay_$(t))
+
 # Each target from the corpus kept in the repo; what it learns goes to
 # build/fuzz/corpus-TARGET, crashes to build/fuzz/ (copy a crash into the
 # repo corpus once fixed, so it stays found).
@@ -197,7 +208,7 @@ fuzz: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all && echo "== licensor's arguments, 100,000 vectors per command" && LICENSOR_FUZZ_ARGV=100000 LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/lua5.4/?.so;;' lua5.4 /usr/bin/busted -o utfTerminal spec/cli_fuzz_spec.lua
 
 test: deps
-	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory fuzz-build valgrind-build
 	@$(MAKE) --no-print-directory LUA=lua5.4 all build/lua5.4/forkhelper.so
 	@$(MAKE) --no-print-directory LUA=luajit all build/luajit/forkhelper.so
 	@$(MAKE) --no-print-directory $(ASAN_CORE) $(ASAN_BUILD)/forkhelper.so

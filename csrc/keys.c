@@ -1,14 +1,11 @@
 /*
  * keys.c -- generating and checking license keys (see keys.h).
  */
-#define _DEFAULT_SOURCE   /* getrandom */
 #include "keys.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include <sodium.h>
+
 #include <stdint.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 static const char ALPHABET[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -34,24 +31,13 @@ static int check_value(const int *values)
   return sum % 37;
 }
 
+/* The one random source of licensor.core: libsodium's (getrandom, or the
+ * system's equivalent), as for signing keys and claim tokens. */
 static bool random_bytes(unsigned char *out, size_t n)
 {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = getrandom(out + got, n - got, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  if (got == n) return true;
-  {
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t r;
-    if (fd < 0) return false;
-    r = read(fd, out, n);
-    close(fd);
-    return r == (ssize_t)n;
-  }
+  if (sodium_init() < 0) return false;
+  randombytes_buf(out, n);
+  return true;
 }
 
 static void write_grouped(const int *values, char *buf)

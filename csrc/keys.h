@@ -18,7 +18,7 @@
 #define LSR_KEY_LEN 31                 /* with three dashes */
 
 /* Writes a new key and a NUL into buf (at least LSR_KEY_LEN + 1 bytes).
- * False if the operating system gave no randomness. */
+ * False if libsodium (the random source) cannot be initialised. */
 bool lsr_key_generate(char *buf);
 
 /* Normalises a typed key (any case, dashes or spaces anywhere, O for 0 and

@@ -400,4 +400,8 @@ static const luaL_Reg certificate_functions[] = {
 void lb_open_certificate(lua_State *L, int module, int mt)
 {
   lb_setfuncs(L, module, mt, certificate_functions);
+  /* core.MAX_CERTIFICATE_BYTES: the verifier's limit (LSRV_CERT_MAX), which
+   * lua/licensor/constants.lua repeats (checked by spec/constants_spec.lua). */
+  lua_pushinteger(L, LSRV_CERT_MAX);
+  lua_setfield(L, module, "MAX_CERTIFICATE_BYTES");
 }

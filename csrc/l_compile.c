@@ -511,8 +511,10 @@ static int l_catalogue(lua_State *L)
 {
   build_error e;
   catalogue_box *box;
-  int bad_product;
-  int64_t bad_build;
+  /* Set by lsr_catalogue_compile only: a table that fails earlier
+   * (currency, policy) names no product. */
+  int bad_product = -1;
+  int64_t bad_build = -1;
   bool lenient = lua_toboolean(L, 2) != 0;
   lb_check_table(L, 1, "catalogue");
   lua_settop(L, 1);
@@ -548,4 +550,9 @@ static const luaL_Reg compile_functions[] = {
 void lb_open_compile(lua_State *L, int module, int mt)
 {
   lb_setfuncs(L, module, mt, compile_functions);
+  /* core.MAX_INTEGER: the largest build, level or price (2^53 - 1), which
+   * lua/licensor/constants.lua repeats for the Lua side (checked by
+   * spec/constants_spec.lua). */
+  lua_pushnumber(L, (lua_Number)LSR_INT_MAX);
+  lua_setfield(L, module, "MAX_INTEGER");
 }

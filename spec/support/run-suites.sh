@@ -4,13 +4,16 @@
 # and spec/postgresql_spec.lua against a throwaway PostgreSQL cluster; each
 # fuzz target for a few seconds from its corpus (a crash found once stays
 # found); the specs that read the clock once more on Lua 5.4 under faketime
-# for each of CLOCK_ROUNDS; then one line:
+# for each of CLOCK_ROUNDS; the valgrind round (the fuzz corpora replayed
+# by targets built without sanitizers, and a few core specs on Lua 5.4,
+# under valgrind: reads of uninitialised memory, which ASan cannot see);
+# then one line:
 #   licensor: N passed, N failed[, N skipped]
 # A suite that crashes before reporting counts as one failure.
-# SUITES picks some of them: "lua54 luajit asan postgresql fuzz clock" (the
-# default).  The whole run may itself run under faketime.
+# SUITES picks some of them: "lua54 luajit asan postgresql fuzz clock
+# valgrind" (the default).  The whole run may itself run under faketime.
 set -u
-SUITES=${SUITES:-"lua54 luajit asan postgresql fuzz clock"}
+SUITES=${SUITES:-"lua54 luajit asan postgresql fuzz clock valgrind"}
 PG_SPECS="spec/mail_spec.lua spec/store_spec.lua spec/store_sweep_spec.lua spec/store_reminders_spec.lua spec/store_faults_spec.lua spec/rollback_spec.lua
           spec/bulk_spec.lua spec/slots_spec.lua spec/postgresql_spec.lua"
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
@@ -26,6 +29,16 @@ CLOCK_SPECS="spec/verify_spec.lua spec/verifier_spec.lua spec/store_reminders_sp
 # run's, UTC) or a whole UTC date and time.  Kiritimati is UTC+14: at 12:00
 # UTC its day is already the next one.
 CLOCK_ROUNDS=${CLOCK_ROUNDS:-"UTC@00:05 UTC@23:55 UTC@2028-02-29T13:30 UTC@2027-12-31T23:59 Pacific/Kiritimati@12:00"}
+# The valgrind round: memcheck, an error or a definite leak fails; forked
+# children (the catalogue sandbox, which _exits without lua_close) are
+# not watched.  The specs: the C core's bindings that start no server and
+# import no catalogue file (the sandbox's memory limit stops it under
+# valgrind), about a minute in all.
+VALGRIND="valgrind -q --child-silent-after-fork=yes --error-exitcode=99 --leak-check=full
+          --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+VALGRIND_SPECS="spec/catalogue_spec.lua spec/eligible_spec.lua spec/data_spec.lua spec/files_spec.lua
+                spec/keys_spec.lua spec/money_spec.lua spec/addons_spec.lua spec/renew_spec.lua
+                spec/hostile_input_spec.lua spec/modes_spec.lua spec/migration_spec.lua"
 cd "$(dirname "$0")/../.." || exit 2
 tally=$(mktemp)
 registry=$(mktemp)
@@ -107,6 +120,54 @@ run_fuzz() {  # every target in build/fuzz, a pass or a failure each
   done
 }
 
+run_valgrind() {  # build/valgrind's replays, then VALGRIND_SPECS, each error a failure
+  if ! command -v valgrind > /dev/null; then
+    echo "valgrind round: valgrind is not installed (make deps installs it)"
+    echo "0 1 0" >> "$tally"
+    status=1
+    return
+  fi
+  echo "== valgrind: the fuzz corpora"
+  for target in build/valgrind/replay_*; do
+    name=${target#build/valgrind/replay_}
+    log=$(mktemp)
+    # shellcheck disable=SC2086
+    if env -u LD_PRELOAD $VALGRIND "$target" spec/fuzz/corpus/"$name"/* > "$log" 2>&1; then
+      echo "valgrind replay_$name: $(tail -1 "$log")"
+      echo "1 0 0" >> "$tally"
+    else
+      tail -40 "$log"
+      echo "valgrind replay_$name: FAILED"
+      echo "0 1 0" >> "$tally"
+      status=1
+    fi
+    rm -f "$log"
+  done
+  # The specs start no server, so no leftovers check.  Each valgrind
+  # process logs its errors to a file of its own: any non-empty one is a
+  # failure of the round, whatever busted says.
+  echo "== Lua 5.4 under valgrind"
+  logs=$(mktemp -d)
+  before=$(wc -l < "$tally")
+  # shellcheck disable=SC2086
+  clocked env LICENSOR_TALLY="$tally" LUA_CPATH="$PWD/build/lua5.4/?.so;;" \
+    env -u LD_PRELOAD $VALGRIND --log-file="$logs/vg.%p" lua5.4 /usr/bin/busted $VALGRIND_SPECS || status=1
+  if [ "$(wc -l < "$tally")" -lt $((before + 1)) ]; then
+    echo "valgrind: the suite stopped before reporting"
+    echo "0 1 0" >> "$tally"
+    status=1
+  fi
+  for log in "$logs"/vg.*; do
+    if [ -s "$log" ]; then
+      head -60 "$log"
+      echo "valgrind: errors in the specs' run ($log above)"
+      echo "0 1 0" >> "$tally"
+      status=1
+    fi
+  done
+  rm -rf "$logs"
+}
+
 for suite in $SUITES; do
   case $suite in
     lua54) run_suite "Lua 5.4" lua5.4 "$PWD/build/lua5.4/?.so" ;;
@@ -128,6 +189,7 @@ for suite in $SUITES; do
         LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;$PWD/spec/?.lua;;" ;;
     fuzz) run_fuzz ;;
     clock) run_clock ;;
+    valgrind) run_valgrind ;;
     *) echo "unknown suite $suite"; status=1 ;;
   esac
 done

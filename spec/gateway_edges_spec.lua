@@ -1,0 +1,248 @@
+-- The gateway's edges on a real nginx: every status nginx itself answers
+-- is JSON in the gateway's failure shape (never nginx's HTML), the
+-- workers of a gateway started as root drop to nobody (or the runner's
+-- `user`), and an admin token file that cannot be read stops the gateway
+-- before nginx starts (or, under init_worker alone, answers 503).
+local licensor = require "licensor"
+local cjson = require "cjson.safe"
+local constants = require "licensor.constants"
+local runner = require "licensor.gateway.runner"
+local gateway = require "support.gateway"
+local stores = require "support.stores"
+local child_env = require "support.child_env"
+local helpers = require "spec.support.files"
+local process = require("licensor.core").process
+local socket = require "socket"
+
+local TOKEN = "edges-admin-token-0123456789"
+local ROOT = os.getenv("PWD") or "."
+local AS_ROOT = process.user().uid == 0
+
+teardown(function() gateway.stop_all() end)
+
+local function fresh_db(path)
+  path = path or stores.path()
+  local store = assert(licensor.open(path))
+  assert(store:import("lua/licensor/catalogues/smartertools.lua"))
+  store:close()
+  return path
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- A chunked body's data.
+local function dechunk(body)
+  local out, pos = {}, 1
+  while true do
+    local size, after = body:match("^(%x+)[^\r\n]*\r\n()", pos)
+    if not size or tonumber(size, 16) == 0 then break end
+    out[#out + 1] = body:sub(after, after + tonumber(size, 16) - 1)
+    pos = after + tonumber(size, 16) + 2
+  end
+  return table.concat(out)
+end
+
+-- The status, headers and decoded JSON body of a raw answer.
+local function parse(text)
+  local status = tonumber(text:match("^HTTP/1%.%d (%d+)"))
+  local head, body = text:match("^(.-)\r\n\r\n(.*)$")
+  head, body = head or text, body or ""
+  if head:lower():find("\ntransfer%-encoding: chunked") then body = dechunk(body) end
+  return status, head, cjson.decode(body), body
+end
+
+describe("the gateway's answers to what nginx refuses itself", function()
+  local db, server
+
+  setup(function()
+    db = fresh_db()
+    server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN }
+  end)
+
+  teardown(function()
+    server:stop()
+    stores.remove(db)
+  end)
+
+  local CASES = {
+    { 505, "an HTTP/2.0 request line", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n" },
+    { 505, "an HTTP/3.1 request line", "GET /healthz HTTP/3.1\r\nHost: x\r\n\r\n" },
+    { 501, "Transfer-Encoding: gzip",
+      "POST /v1/activate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n" },
+    { 400, "a request line that is not HTTP", "GARBAGE\r\n\r\n" },
+    { 400, "no Host header in HTTP/1.1", "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n" },
+    { 405, "TRACE", "TRACE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" },
+    { 414, "a request line over 8 KiB", "GET /" .. string.rep("a", 9000) .. " HTTP/1.1\r\nHost: x\r\n\r\n" },
+    { 431, "a header over 8 KiB",
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " .. string.rep("b", 9000) .. "\r\nConnection: close\r\n\r\n" },
+    { 413, "a body over " .. constants.MAX_BODY_BYTES .. " bytes",
+      "POST /v1/activate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n" ..
+      "Content-Length: " .. (constants.MAX_BODY_BYTES + 1) .. "\r\n\r\n" .. string.rep("x", constants.MAX_BODY_BYTES + 1) },
+  }
+
+  for _, case in ipairs(CASES) do
+    local want, what, bytes = case[1], case[2], case[3]
+    it("answers " .. want .. " as JSON for " .. what, function()
+      local _, text = server:raw(bytes)
+      local status, head, json, body = parse(text)
+      assert.are.equal(want, status, text:sub(1, 300))
+      assert.matches("\r\n[Cc]ontent%-[Tt]ype: application/json", "\r\n" .. head)
+      assert.is_nil(body:find("<html", 1, true), body)
+      assert.is_table(json, body)
+      local words = constants.GATEWAY_ERRORS[want == 431 and 494 or want]
+      assert.are.same({ false, words[1], words[2] }, { json.ok, json.code, json.message })
+    end)
+  end
+
+  it("renders an error page for every status of constants.GATEWAY_ERRORS", function()
+    local conf = read(server.conf)
+    for status in pairs(constants.GATEWAY_ERRORS) do
+      assert.matches("error_page " .. status .. " /.licensor%-error/" .. status .. ";", conf)
+    end
+    assert.matches("client_max_body_size " .. constants.MAX_BODY_BYTES .. ";", conf)
+  end)
+
+  it("keeps its configuration (the admin token's digest) private: 0600, no token in it", function()
+    local p = assert(io.popen("stat -c %a '" .. server.conf .. "'"))
+    local mode = p:read("*l")
+    p:close()
+    assert.are.equal("600", mode)
+    assert.is_nil(read(server.conf):find(TOKEN, 1, true))
+  end)
+end)
+
+describe("an admin token file that cannot be read", function()
+  local dir
+  before_each(function() dir = helpers.temp_dir() end)
+  after_each(function() helpers.remove_dir(dir) end)
+
+  local function render(token_file)
+    return runner.render{ db = dir .. "/licenses.db", prefix = dir .. "/gw", listen = "127.0.0.1:1",
+                          cpath = ROOT .. "/build/luajit", admin_token_file = token_file,
+                          user = process.user().name }
+  end
+
+  it("stops licensor gateway before nginx starts: a missing file, a directory, an empty file", function()
+    local prefix, msg, code = render(dir .. "/missing.token")
+    assert.is_nil(prefix)
+    assert.are.equal("gateway: admin token file " .. dir .. "/missing.token: No such file or directory", msg)
+    assert.are.equal("io_error", code)
+    prefix, msg, code = render(dir)
+    assert.is_nil(prefix)
+    assert.are.equal("gateway: admin token file " .. dir .. ": Is a directory", msg)
+    assert.are.equal("io_error", code)
+    helpers.write(dir .. "/empty.token", " \n")
+    prefix, msg, code = render(dir .. "/empty.token")
+    assert.is_nil(prefix)
+    assert.matches("empty.token: holds no token", msg, 1, true)
+    assert.are.equal("invalid_request", code)
+    assert.is_nil(read(dir .. "/gw/conf/nginx.conf"))
+  end)
+
+  it("answers 503 admin_unavailable on every admin route when init_worker alone cannot read it", function()
+    local db = fresh_db(dir .. "/licenses.db")
+    helpers.write(dir .. "/good.token", TOKEN .. "\n")
+    local port = gateway.free_port()
+    local prefix, conf = assert(runner.render{ db = db, prefix = dir .. "/gw", listen = "127.0.0.1:" .. port,
+      cpath = ROOT .. "/build/luajit", admin_token_file = dir .. "/good.token", user = process.user().name,
+      rate_per_ip = 0 })
+    -- The README's snippet: init_worker given a token file, here one
+    -- that does not exist.
+    local text = read(conf):gsub('admin_token_sha256%s*=%s*"%x+"', 'admin_token_file="' .. dir .. '/gone.token"')
+    assert.matches("gone.token", text, 1, true)
+    local f = assert(io.open(conf, "wb"))
+    f:write(text)
+    f:close()
+    local pid = assert(process.spawn(child_env.argv(runner.command(prefix, conf)), prefix .. "/logs/start.log"))
+    gateway.register(pid, prefix)
+    finally(function() process.stop(pid, 0) end)
+    local client = gateway.client(port)
+    for _ = 1, 100 do
+      if client:request("GET", "/healthz") then break end
+      socket.sleep(0.05)
+    end
+    local status, answer = client:request("POST", "/v1/admin/issue", {}, { Authorization = "Bearer " .. TOKEN })
+    assert.are.equal(503, status)
+    assert.are.equal("admin_unavailable", answer.code)
+    assert.matches("gone.token: No such file or directory", answer.message, 1, true)
+    assert.matches("%[alert%].*gone%.token", read(prefix .. "/logs/error.log"))
+  end)
+end)
+
+describe("the gateway's workers", function()
+  local dir
+  before_each(function()
+    dir = helpers.temp_dir()
+    assert.is_true(gateway.run("chmod 755 '" .. dir .. "'"))
+  end)
+  after_each(function() helpers.remove_dir(dir) end)
+
+  -- The uid of each worker of the nginx master `master`.
+  local function worker_uids(master)
+    local uids = {}
+    local p = assert(io.popen("ps -o uid= --ppid " .. master))
+    for line in p:lines() do uids[#uids + 1] = tonumber(line) end
+    p:close()
+    return uids
+  end
+
+  if AS_ROOT then
+    it("run as nobody when started as root, and the runner refuses a database nobody cannot write", function()
+      local db = fresh_db(dir .. "/licenses.db")
+      local prefix, msg, code = runner.render{ db = db, prefix = dir .. "/gw", listen = "127.0.0.1:1",
+                                               cpath = ROOT .. "/build/luajit" }
+      assert.is_nil(prefix)
+      assert.are.equal("permission_denied", code)
+      assert.matches("the workers run as nobody, who cannot write the database's directory " .. dir, msg, 1, true)
+      assert.matches("chown nobody:", msg, 1, true)
+      assert.is_true(gateway.run("chown nobody '" .. dir .. "' '" .. db .. "'"))
+      local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN, user = "nobody",
+                                    prefix = dir .. "/gw" }
+      finally(function() server:stop() end)
+      local conf = read(server.conf)
+      assert.matches("\nuser nobody %S+;", conf)
+      local master = tonumber(read(dir .. "/gw/nginx.pid"))
+      local uids = worker_uids(master)
+      assert.is_true(#uids >= 1)
+      local nobody = process.user("nobody").uid
+      for _, uid in ipairs(uids) do assert.are.equal(nobody, uid) end
+      -- The workers write the database as nobody.
+      local status = server:admin("issue", { product = "smartertrack", edition = "enterprise", level = 5,
+                                              owner = "acme" })
+      assert.are.equal(200, status)
+      local p = assert(io.popen("stat -c '%U %a' '" .. db .. "-wal'"))
+      assert.are.equal("nobody 600", p:read("*l"))
+      p:close()
+    end)
+
+    it("run as the runner's user when asked, and an unknown user is refused", function()
+      local db = fresh_db(dir .. "/licenses.db")
+      local prefix, msg, code = runner.render{ db = db, prefix = dir .. "/gw", listen = "127.0.0.1:1",
+                                               cpath = ROOT .. "/build/luajit", user = "no-such-user-x" }
+      assert.is_nil(prefix)
+      assert.are.same({ "gateway: --user: no user no-such-user-x", "invalid_request" }, { msg, code })
+      local server = gateway.start{ db = db, today = "2019-06-01", user = "root", prefix = dir .. "/gw" }
+      finally(function() server:stop() end)
+      assert.matches("\nuser root root;", read(server.conf))
+      for _, uid in ipairs(worker_uids(tonumber(read(dir .. "/gw/nginx.pid")))) do assert.are.equal(0, uid) end
+    end)
+  else
+    it("keep this user when not started as root, and --user another is refused", function()
+      local db = fresh_db(dir .. "/licenses.db")
+      local prefix, msg, code = runner.render{ db = db, prefix = dir .. "/gw", listen = "127.0.0.1:1",
+                                               cpath = ROOT .. "/build/luajit", user = "root" }
+      assert.is_nil(prefix)
+      assert.are.equal("invalid_request", code)
+      assert.matches("needs a gateway started as root", msg, 1, true)
+      prefix = assert(runner.render{ db = db, prefix = dir .. "/gw", listen = "127.0.0.1:1",
+                                     cpath = ROOT .. "/build/luajit" })
+      assert.matches("# not started as root", read(prefix .. "/conf/nginx.conf"), 1, true)
+    end)
+  end
+end)
