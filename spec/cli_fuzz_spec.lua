@@ -2,7 +2,7 @@
 -- of the registry, run in process (spec/support/cli.lua), each ending in
 -- exit 0, 1 or 2 with no Lua error escaping main and no traceback printed.
 --
--- LICENSOR_FUZZ_ARGV vectors per command (default 40; `make fuzz` runs
+-- LICENSOR_FUZZ_ARGV vectors per command (default 200; `make fuzz` runs
 -- 100,000), drawn from LICENSOR_FUZZ_SEED (default 1) with Park-Miller, so
 -- both VMs draw the same vectors and a failure names the seed and vector
 -- (LICENSOR_FUZZ_TRACE=1 prints each vector before it runs, for a crash).
@@ -10,21 +10,25 @@
 -- Words come from the command's own flags (and misspellings of them), the
 -- values each flag's type takes and the ones it must refuse (1e300, -1,
 -- 9999-12-31, "", control bytes...), and files in a scratch directory.
--- Files a command writes have a few fixed names there, so a long run
--- cannot fill the disk: the first write makes the name, later ones meet
--- "exists".  What is not run for real, and why:
+-- The vectors run with the scratch directory as the working directory
+-- (lfs.chdir, the module paths made absolute first), so a relative name a
+-- command writes (templates --out acme, keys new --out 6911) lands there,
+-- never in the checkout; the names are the pool's, so a long run cannot
+-- fill the disk: the first write makes a name, later ones meet "exists".  What is not run for real, and why:
 --   gateway  licensor.gateway.runner is stubbed: it would start nginx (the
 --            CLI's checks before it, the token file's included, still run)
 --   repl     licensor.repl is stubbed: it would read stdin until EOF
 --   deliver  never --watch: it delivers until stopped; webhooks and SMTP go
 --            to 127.0.0.1:9, refused at once
+--   --db, --from, --to never a device: SQLite would make /dev/null-journal
+--            beside it (as root), the store's own business, not parsing's
 --   import-licenses never /dev/full: files.read takes its 64 MiB of NULs
 --            (MAX_FILE_BYTES), and the CSV import of one such line takes
 --            24 GB and a minute (licensor.store.bulk, not the CLI's parsing)
 local cli = require "licensor.cli"
 local run = require "support.cli"
 
-local COUNT = tonumber(os.getenv("LICENSOR_FUZZ_ARGV") or "") or 40
+local COUNT = tonumber(os.getenv("LICENSOR_FUZZ_ARGV") or "") or 200
 local SEED = tonumber(os.getenv("LICENSOR_FUZZ_SEED") or "") or 1
 local TRACE = os.getenv("LICENSOR_FUZZ_TRACE")   -- set: each vector on stderr before it runs
 
@@ -41,6 +45,17 @@ describe("licensor command, random argument vectors", function()
   os.remove(dir)
   local db = dir .. "/fuzz.db"
   local key, saved = nil, {}
+  local lfs = require "lfs"
+  local home, paths = lfs.currentdir(), { package.path, package.cpath }
+
+  -- A search path with every relative entry made absolute (from home).
+  local function absolute(path)
+    local parts = {}
+    for entry in path:gmatch("[^;]+") do
+      parts[#parts + 1] = entry:sub(1, 1) == "/" and entry or (home .. "/" .. entry)
+    end
+    return table.concat(parts, ";") .. ";;"
+  end
 
   setup(function()
     assert(os.execute("mkdir -p " .. dir))
@@ -57,9 +72,13 @@ describe("licensor command, random argument vectors", function()
     for _, name in ipairs({ "licensor.gateway.runner", "licensor.repl" }) do saved[name] = package.loaded[name] end
     package.loaded["licensor.gateway.runner"] = { run = function() return nil, "not started (fuzz)", "fuzz" end }
     package.loaded["licensor.repl"] = { run = function() end }
+    package.path, package.cpath = absolute(package.path), absolute(package.cpath)
+    assert(lfs.chdir(dir))
   end)
 
   teardown(function()
+    assert(lfs.chdir(home))
+    package.path, package.cpath = paths[1], paths[2]
     for name, module in pairs(saved) do package.loaded[name] = module end
     os.execute("rm -rf " .. dir)
   end)
@@ -77,7 +96,7 @@ describe("licensor command, random argument vectors", function()
              "http://127.0.0.1:9/", "ms_expiring=http://127.0.0.1:9/", "127.0.0.1:9", "[::1]:9",
              dir .. "/signing.key", dir .. "/signing.key.pub", dir .. "/licenses.csv", dir .. "/secret",
              dir .. "/missing", dir .. "/out-1", dir .. "/out-2", dir .. "/state", dir .. "/templates",
-             dir, db, ":memory:", "/dev/full", "/dev/null", "/nonexistent/x", "new", "show", "retry",
+             dir, db, ":memory:", "/dev/full", "/dev/null", dir .. "/no/such/file", "new", "show", "retry",
              "smartertools", "\0", "\n", "\27[31m", "ü", ("x"):rep(300), "--", "-", "-x", "'", "%s", "%" }
   end
 
@@ -107,6 +126,13 @@ describe("licensor command, random argument vectors", function()
         word = pick(values)
       end
       argv[#argv + 1] = word
+    end
+    for i = 2, #argv do
+      local flag, value = argv[i]:match("^(%-%-[dbfromt]+)=(/dev/.*)$")
+      if value and (flag == "--db" or flag == "--from" or flag == "--to") then argv[i] = flag .. "=" .. db end
+      if argv[i]:find("^/dev/") and (argv[i - 1] == "--db" or argv[i - 1] == "--from" or argv[i - 1] == "--to") then
+        argv[i] = db
+      end
     end
     return argv
   end

@@ -603,8 +603,10 @@ end
 
 -- The trimmed text of a secret file (a webhook secret, an SMTP password,
 -- an admin token): never empty.
+local MAX_SECRET_BYTES = 4096   -- a secret, password or token file: a line, not a document
+
 local function read_secret(path, what)
-  local secret = read_text(path, what .. " file"):match("^%s*(.-)%s*$")
+  local secret = read_text(path, what .. " file", MAX_SECRET_BYTES):match("^%s*(.-)%s*$")
   if secret == "" then refused(path .. " holds no " .. what, "invalid_request") end
   return secret
 end
