@@ -254,10 +254,9 @@ end
 -- usual names.
 function _M.clock_environment()
   local env = {}
-  local f = io.open("/proc/self/environ", "rb")
-  if f then
-    for name, value in (f:read("*a") or ""):gmatch("([^%z=]+)=([^%z]*)") do env[name] = value end
-    f:close()
+  local environ = files.read("/proc/self/environ", "environment")
+  if environ then
+    for name, value in environ:gmatch("([^%z=]+)=([^%z]*)") do env[name] = value end
   else
     for _, name in ipairs({ "TZ", "LD_PRELOAD", "FAKETIME", "FAKETIME_SHARED" }) do
       env[name] = os.getenv(name)

@@ -10,6 +10,7 @@
 -- only stores.
 local core = require "licensor.core"
 local failure = require "licensor.failure"
+local constants = require "licensor.constants"
 local loader = require "licensor.loader"
 local schema = require "licensor.schema"
 local common = require "licensor.store.common"
@@ -121,7 +122,7 @@ local function open(path, opts)
   end
   return setmetatable({ db = db, sql = sql, path = name, kind = kind, handlers = {},
                         query_ms = opts.query_ms, cache_misses = 0, row_locks = kind == "postgresql",
-                        claim_token = core.random_hex(12), claim_ms = opts.claim_ms or 60000 }, Store)
+                        claim_token = core.random_hex(12), claim_ms = opts.claim_ms }, Store)
 end
 
 local function check_ms(opts, field, default, min)
@@ -136,9 +137,10 @@ end
 -- licensor.open(path_or_url, {synchronous="full"|"normal", busy_ms=,
 -- query_ms=, stale_ms=, claim_ms=}) -> store.  A postgresql:// URL (or a libpq
 -- keyword=value string) opens a PostgreSQL store, anything else an SQLite
--- file; stale_ms (PostgreSQL, default 1000) bounds how old store:license's
--- cached reads may be; claim_ms (default 60,000) how long store:deliver
--- holds the rows it claimed.
+-- file, created 0600 (its -wal and -shm too; see csrc/store.c); stale_ms
+-- (PostgreSQL, default constants.STALE_MS) bounds how old store:license's
+-- cached reads may be; claim_ms (default constants.DELIVERY.claim_ms) how
+-- long store:deliver holds the rows it claimed.
 function _M.open(path, opts)
   if type(path) ~= "string" then bad_argument(1, "open", "path expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(2, "open", "options table expected") end
@@ -149,8 +151,8 @@ function _M.open(path, opts)
   end
   local checked = { synchronous = sync, busy_ms = check_ms(opts, "busy_ms", 10000, 0),
                     query_ms = check_ms(opts, "query_ms", 10000, 1),
-                    stale_ms = check_ms(opts, "stale_ms", 1000, 0),
-                    claim_ms = check_ms(opts, "claim_ms", 60000, 1) }
+                    stale_ms = check_ms(opts, "stale_ms", constants.STALE_MS, 0),
+                    claim_ms = check_ms(opts, "claim_ms", constants.DELIVERY.claim_ms, 1) }
   return failure.call(open, path, checked)
 end
 
