@@ -578,6 +578,9 @@ describe("licensor command registry", function()
     assert.matches("ms_expiring%.txt", out)
     local f = assert(io.open(dir .. "/ms_expiring.txt", "rb"))
     f:close()
+    status, out = safe("templates", "--out", dir)
+    assert.are.same({ 0, "every template is already in " .. dir }, { status, out })
+    assert.are.equal(1, (safe("templates", "--out", dir .. "/ms_expiring.txt")))   -- a file, not a directory
     assert(os.execute("rm -r " .. dir:gsub("/new/templates$", "")))
   end)
 

@@ -48,6 +48,16 @@ local function exists(path)
   return f ~= nil
 end
 
+-- Whether path names a directory (Linux opens one, and reading it is
+-- EISDIR).
+local function is_directory(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local text, _, errno = f:read(1)
+  f:close()
+  return text == nil and errno == 21
+end
+
 -- The nth positional argument, which is never empty.
 local function need(positional, n, what)
   local v = positional[n]
@@ -694,9 +704,12 @@ end
 -- over existing ones).
 function commands.templates(ctx, _, flags)
   if type(flags.out) ~= "string" or flags.out == "" then usage_error("templates needs --out DIR") end
-  -- DIR is made when it does not exist (mkdir -p).
-  if require("licensor.core").process.run({ "mkdir", "-p", "--", flags.out }) ~= 0 then
-    refused("cannot make the directory " .. flags.out, "io_error")
+  -- DIR is made when it does not exist (mkdir -p); a file there is refused.
+  if not is_directory(flags.out) then
+    if exists(flags.out) then refused(flags.out .. " is not a directory", "io_error") end
+    if require("licensor.core").process.run({ "mkdir", "-p", "--", flags.out }) ~= 0 then
+      refused("cannot make the directory " .. flags.out, "io_error")
+    end
   end
   local bundled, written = require("licensor.mail.bundled"), {}
   for _, action in ipairs(require("licensor.mail").ACTIONS) do
