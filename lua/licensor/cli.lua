@@ -859,8 +859,8 @@ COMMANDS = {
   { name = "eligible", args = { "KEY" }, run = commands.eligible,
     summary = "the newest build the license may install", flags = { ON } },
   { name = "activate", args = { "KEY", "SERVER", "BUILD" }, run = commands.activate,
-    summary = "activate a server on a build;",
-    help = "activate --request FILE --out CERT --signing-key FILE answers an air-gapped server's request",
+    summary = "activate a server on a build, or answer an air-gapped server's request",
+    help = "(activate --request FILE --out CERT --signing-key FILE).",
     flags = { FINGERPRINT, ON, SIGNING_KEY, REVOCATION_OUT,
               { "--request FILE", "an air-gapped activation request (licensor request)" },
               OUT("the certificate (with --request)") } },
@@ -868,9 +868,9 @@ COMMANDS = {
     summary = "a server's periodic check-in",
     flags = { WHOLE("--build N", "the build it runs"), FINGERPRINT, ON, SIGNING_KEY, REVOCATION_OUT } },
   { name = "deactivate", args = { "KEY", "SERVER" }, run = commands.deactivate,
-    summary = "free a server's slot;",
-    help = "a certificate holds the slot until held_until unless returned with its receipt " ..
-           "(--return), or freed by an admin (--force --reason)",
+    summary = "free a server's slot",
+    help = "(a certificate holds it until held_until unless returned with its receipt, --return, " ..
+           "or freed by an admin, --force --reason).",
     flags = { ON, { "--return RECEIPT", "the return receipt (licensor return)" },
               { "--force", "free a held slot (needs --reason)" }, { "--reason TEXT", "why (logged)" } } },
   { name = "installations", args = { "KEY" }, run = commands.installations,

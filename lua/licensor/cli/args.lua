@@ -268,7 +268,14 @@ function _M.help(registry, entry, preamble)
   end
   local out = { HEAD .. " COMMAND [ARGS]", "", preamble, "" }
   for _, e in ipairs(registry) do
-    local left = "  " .. e.name .. (e.args and #e.args > 0 and (" " .. concat(e.args, " ")) or "")
+    local words = { e.name }
+    for _, a in ipairs(e.args or {}) do words[#words + 1] = a end
+    for _, f in ipairs(e.flags or {}) do
+      if declare(f).required then
+        words[#words + 1] = "--" .. f.name .. (f.metavar and (" " .. f.metavar) or "")
+      end
+    end
+    local left = "  " .. concat(words, " ")
     local pad = #left < 36 and (" "):rep(36 - #left) or "\n" .. (" "):rep(36)
     out[#out + 1] = left .. pad .. wrap(e.summary, 60, (" "):rep(36))
   end
