@@ -6,6 +6,12 @@
 -- refusals included, is then JSON on stdout).  Exit status, the same for
 -- every command: 0 when the command did what was asked, 1 when a rule
 -- refused it (the code is on stderr), 2 for bad usage or malformed input.
+--
+-- Each command is one entry of COMMANDS (at the end): its arguments, its
+-- flags with their types and defaults, its help and its run function.
+-- licensor.cli.args parses argv, answers help and writes doc/cli.md from
+-- that table alone; the functions here only do the work.  Not the place
+-- for rules (licensor.store and the C core own those).
 local licensor = require "licensor"
 local failure = require "licensor.failure"
 local certificate = require "licensor.certificate"

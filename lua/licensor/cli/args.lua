@@ -150,9 +150,14 @@ function _M.parse(registry, argv)
   local json = false
   local i = 1
   local function fail(message) return nil, message, nil, json end
+  -- (a process's argv never holds a NUL; a caller in process may)
+  for n, a in ipairs(argv) do
+    if type(a) ~= "string" or a:find("\0", 1, true) then
+      return fail("argument " .. n .. " is not a string without NUL bytes")
+    end
+  end
   while i <= #argv do
     local a = argv[i]
-    if type(a) ~= "string" then return fail("argument " .. i .. " is not a string") end
     if is_flag(a) then
       if a == "-h" then a = "--help" end
       local name, inline = a:match("^%-%-([^=]+)=(.*)$")
