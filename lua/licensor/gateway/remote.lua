@@ -4,7 +4,7 @@
 -- network.  Activations and admin writes always go to the database.
 --
 -- Reads of a license (remote:license, the eligibility path) are kept in
--- this worker's memory for at most stale_ms (default 1000): an answer is
+-- this worker's memory for at most stale_ms (constants.STALE_MS): an answer is
 -- never older than that.  Ages are on the monotonic clock
 -- (core.monotonic_ms), not ngx.now(): that is the wall clock, which can be
 -- set back and would then keep an entry for as long.  The catalogue is
@@ -12,6 +12,7 @@
 local Store = require("licensor.store").Store
 local common = require "licensor.store.common"
 local monotonic_ms = require("licensor.core").monotonic_ms
+local STALE_MS = require("licensor.constants").STALE_MS
 
 local ngx = ngx
 local setmetatable, type, tostring = setmetatable, type, tostring
@@ -84,10 +85,10 @@ function methods.license(self, key)
   return lic, cat
 end
 
--- new{db=, signing_key_file=, stale_ms=1000, pool="licensor"}
+-- new{db=, signing_key_file=, stale_ms=constants.STALE_MS, pool="licensor"}
 function _M.new(opts)
   return setmetatable({ db = opts.db, key_file = opts.signing_key_file, pool = opts.pool or "licensor",
-                        stale_ms = opts.stale_ms or 1000, cache = {}, cache_size = 0, cache_misses = 0,
+                        stale_ms = opts.stale_ms or STALE_MS, cache = {}, cache_size = 0, cache_misses = 0,
                         signing_key = opts.signing_key_file ~= nil, remote = true }, Remote)
 end
 
