@@ -789,7 +789,7 @@ function commands.gateway(ctx, _, flags)
                                       signing_key_file = flags.signing_key,
                                       threads = flags.threads,
                                       stale_ms = flags.stale_ms,
-                                      prefix = flags.prefix, out = ctx.out })
+                                      prefix = flags.prefix, user = flags.user, out = ctx.out })
   if not ok then refused(msg, code) end
 end
 
@@ -839,8 +839,9 @@ COMMANDS = {
               "active version; the active catalogue again changes nothing",
     flags = { { "--create", "make the database if it does not exist" } } },
   { name = "issue", run = commands.issue, summary = "issue a license",
-    flags = { { "--product P", "the product", required = true }, { "--edition E", "the edition" },
-              { "--level N", "the level (a whole number, or unlimited)", type = "level" },
+    flags = { { "--product P", "the product", required = true },
+              { "--edition E", "the edition", required = true },
+              { "--level N", "the level (a whole number, or unlimited)", type = "level", required = true },
               { "--kind KIND", "the kind of license", choices = { "perpetual", "lease", "trial" } },
               { "--start DATE", "the first day (default today)", type = "date" },
               { "--owner O", "the owner" }, { "--email ADDRESS", "where customer mail goes" },
@@ -983,6 +984,8 @@ COMMANDS = {
               WHOLE("--rate-per-key N", "requests per second per key (0: off)"),
               WHOLE("--conn-per-ip N", "requests in progress per address (default 256)"),
               { "--prefix DIR", "nginx's working directory" },
+              { "--user NAME", "started as root: the workers' user (default nobody), who must reach the " ..
+                "database and key files" },
               { "--signing-key FILE", "answer certificates to activations with a fingerprint" },
               WHOLE("--threads N", "PostgreSQL: threads per worker (default 8)", { min = 1 }),
               WHOLE("--stale-ms MS", "PostgreSQL: how old a cached eligibility answer may be (default " ..

@@ -258,6 +258,14 @@ end
 
 local HEAD = "usage: licensor [--db PATH] [--json]"
 
+-- What help and doc/cli.md add after a flag's text: its choices, whether
+-- it repeats, its default.
+local function annotations(f)
+  local extra = f.choices and (" (one of " .. concat(f.choices, ", ") .. ")") or ""
+  if f.many then extra = extra .. " (repeatable)" end
+  return extra .. default_text(f)
+end
+
 -- help(registry, entry or nil) -> text: one command's help, or the list.
 function _M.help(registry, entry, preamble)
   if entry then
@@ -267,7 +275,7 @@ function _M.help(registry, entry, preamble)
     for _, f in ipairs(entry.flags or {}) do
       local left = ("  --%s%s"):format(f.name, f.metavar and (" " .. f.metavar) or "")
       local pad = #left < 30 and (" "):rep(30 - #left) or "\n" .. (" "):rep(30)
-      out[#out + 1] = left .. pad .. wrap(f.help .. default_text(f), 66, (" "):rep(30))
+      out[#out + 1] = left .. pad .. wrap(f.help .. annotations(declare(f)), 66, (" "):rep(30))
     end
     return concat(out, "\n")
   end
@@ -298,9 +306,7 @@ function _M.markdown(registry, preamble)
     "", preamble, "", "Flags every command takes:", "" }
   local function flag_line(f)
     local value = f.metavar and (" " .. f.metavar) or ""
-    local extra = f.choices and (" (one of " .. concat(f.choices, ", ") .. ")") or ""
-    if f.many then extra = extra .. " (repeatable)" end
-    return "- `--" .. f.name .. value .. "`: " .. f.help .. extra .. default_text(f)
+    return "- `--" .. f.name .. value .. "`: " .. f.help .. annotations(f)
   end
   for _, f in ipairs(_M.GLOBAL) do out[#out + 1] = flag_line(declare(f)) end
   local names = {}
