@@ -402,6 +402,13 @@ local function import_licenses(self, text, name)
   if two == "\255\254" or two == "\254\255" then
     refuse("invalid_request", name .. ":1: UTF-16 text; save it as CSV UTF-8")
   end
+  -- A NUL byte is no text a spreadsheet writes (and /dev/zero is not a
+  -- file of customers): refused before parsing, at its line.
+  local nul = text:find("%z")
+  if nul then
+    local _, lines = text:sub(1, nul):gsub("\n", "")
+    refuse("invalid_request", name .. ":" .. (lines + 1) .. ": a NUL byte: not a CSV text file")
+  end
   local rows, err = csv.parse(text)
   if not rows then refuse("invalid_request", name .. ":" .. err:gsub("^line ", "")) end
   local header = rows[1]
