@@ -107,7 +107,6 @@ describe("export and import-licenses (" .. stores.backend .. ")", function()
   end)
 
   it("refuses a file holding a NUL byte at once, naming its line (not a text file: /dev/zero, a binary)", function()
-    local store = stores.new(":memory:")
     local ok, msg, code = store:import_licenses("key,product\nabc\0def,x\n", "bin.csv")
     assert.are.same({ nil, "bin.csv:2: a NUL byte: not a CSV text file", "invalid_request" }, { ok, msg, code })
     ok, msg = store:import_licenses(string.rep("\0", 8 * 1024 * 1024), "zero")
