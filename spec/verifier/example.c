@@ -1,7 +1,7 @@
 /*
  * example.c -- a vendor's product checking its licensor certificate
- * offline, as the README shows it: built by the specs against the
- * installed library (pkg-config licensor-verify).
+ * offline, as doc/offline.md ("4. In the product") excerpts it: built by
+ * the specs against the installed library (pkg-config licensor-verify).
  *
  *   example CERT PUBLIC_KEY [FINGERPRINT] [STATE]
  *
