@@ -11,11 +11,10 @@ local constants = require "licensor.constants"
 
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local concat, sort = table.concat, table.sort
-local open = io.open
 
 local _M = {}
 
-_M.MAX_BYTES = 4096
+_M.MAX_BYTES = constants.MAX_CERTIFICATE_BYTES
 local BEGIN = "-----BEGIN LICENSOR CERTIFICATE-----\n"
 local END = "-----END LICENSOR CERTIFICATE-----\n"
 local REQUEST_BEGIN = "-----BEGIN LICENSOR ACTIVATION REQUEST-----\n"
@@ -35,12 +34,9 @@ local function literal(text)
   return (text:gsub("%p", "%%%0"))
 end
 
+-- Key files are a few lines: one certificate's worth of bytes at most.
 local function read_file(path)
-  local f, err = open(path, "rb")
-  if not f then return nil, tostring(err), "io_error" end
-  local text = f:read(65536) or ""
-  f:close()
-  return text
+  return files.read(path, "key file", constants.MAX_CERTIFICATE_BYTES)
 end
 
 ------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 -- layers share: the gateway, the CLI, the store and the certificate code
 -- read them from here, so two layers cannot disagree.  Not a place for
 -- policy (that is the catalogue) nor for a fact only one function uses.
--- The C side keeps its own in csrc/limits.h and csrc/licensor_verify.h;
--- where a fact crosses the boundary, the comment names the C constant it
--- must equal (spec/constants_spec.lua checks those).
+-- The C side keeps its own, once each, in csrc/catalogue.h and
+-- csrc/licensor_verify.h; where a fact crosses the boundary, the comment
+-- names the C constant it must equal (spec/constants_spec.lua checks
+-- those).
 local _M = {}
 
 -- The largest whole number every VM represents exactly (2^53 - 1): build
@@ -18,6 +19,10 @@ _M.MAX_BODY_BYTES = 16 * 1024
 -- The largest signed certificate, revocation notice or return receipt
 -- text (csrc/licensor_verify.h LSRV_CERT_MAX).
 _M.MAX_CERTIFICATE_BYTES = 4096
+
+-- The largest file the command line and the loaders read whole (CSV
+-- imports, templates): a device such as /dev/zero ends there too.
+_M.MAX_FILE_BYTES = 64 * 1024 * 1024
 
 -- How old a worker's cached PostgreSQL read may be, in milliseconds.
 _M.STALE_MS = 1000

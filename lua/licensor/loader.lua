@@ -15,7 +15,8 @@ local _M = {}
 local core = require "licensor.core"
 
 local type, error = type, error
-local open, concat = io.open, table.concat
+local files = require "licensor.files"
+local concat = table.concat
 
 _M.MAX_INSTRUCTIONS = 50000000
 _M.MAX_MEMORY_KB = 256 * 1024
@@ -23,14 +24,7 @@ _M.MAX_SECONDS = 5
 _M.MAX_SOURCE_BYTES = 16 * 1024 * 1024
 
 local function read_file(path)
-  local f, err = open(path, "rb")
-  if not f then return nil, err end
-  local source = f:read(_M.MAX_SOURCE_BYTES + 1)
-  f:close()
-  if source and #source > _M.MAX_SOURCE_BYTES then
-    return nil, path .. ": larger than " .. _M.MAX_SOURCE_BYTES .. " bytes"
-  end
-  return source or ""
+  return files.read(path, "catalogue", _M.MAX_SOURCE_BYTES)
 end
 
 -- The line of a "policy.NAME ..." message's setting: the first NAME = after

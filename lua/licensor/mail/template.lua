@@ -4,8 +4,9 @@
 -- A template is checked whole when it is read, so a misspelt placeholder
 -- stops the deliverer at start, naming the file and line, instead of
 -- reaching a customer.
-local type, ipairs, tostring, concat = type, ipairs, tostring, table.concat
-local open = io.open
+local type, ipairs, concat = type, ipairs, table.concat
+local files = require "licensor.files"
+local constants = require "licensor.constants"
 local find, sub, format = string.find, string.sub, string.format
 
 local _M = {}
@@ -71,10 +72,8 @@ end
 
 -- read(path) -> template, or nil, why, code.
 function _M.read(path)
-  local f, err = open(path, "rb")
-  if not f then return nil, "cannot read the template: " .. tostring(err), "io_error" end
-  local text = f:read("*a")
-  f:close()
+  local text, err, code = files.read(path, "template", constants.MAX_FILE_BYTES)
+  if not text then return nil, err, code end
   return _M.parse(text, path)
 end
 
