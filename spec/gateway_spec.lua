@@ -75,6 +75,12 @@ describe("the gateway", function()
     status, answer = server:request("GET", "/v1/admin/licenses/" .. key .. "/quote?level=ten", nil, headers)
     assert.are.same({ 400, "invalid_request" }, { status, answer.code })
     assert.are.equal(401, (server:request("GET", "/v1/admin/licenses/" .. key .. "/events")))
+    -- No installations is an empty list, [] as the CLI writes it, not {}.
+    local fresh = issue(server).key
+    local code, text = server:raw("GET /v1/admin/licenses/" .. fresh .. "/installations HTTP/1.1\r\nHost: x\r\n" ..
+      "Authorization: Bearer " .. TOKEN .. "\r\nConnection: close\r\n\r\n")
+    assert.are.equal(200, code)
+    assert.matches('"installations":[]', text, 1, true)
   end)
 
   it("issues existing customers' licenses with their own start, recorded on the server's day", function()

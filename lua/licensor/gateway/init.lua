@@ -506,7 +506,10 @@ local function admin_read(key, what)
   local s = store()
   if what == "events" then return answer(200, { ok = true, events = check(s:events(key)) }) end
   if what == "installations" then
-    return answer(200, { ok = true, installations = check(s:installations(key)) })
+    local list = check(s:installations(key))
+    -- lua-cjson writes an empty table as {}: a list must read as [], as the CLI's does.
+    if #list == 0 then return send(200, '{"ok":true,"installations":[]}') end
+    return answer(200, { ok = true, installations = list })
   end
   if what ~= "quote" then refuse(404, "not_found", "no such resource") end
   local args = ngx.req.get_uri_args(8)
