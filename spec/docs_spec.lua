@@ -68,13 +68,7 @@ do
   p:close()
 end
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = require("support.files").read
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))

@@ -28,13 +28,7 @@ local function fresh_db(path)
   return path
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = require("support.files").read
 
 -- A chunked body's data.
 local function dechunk(body)

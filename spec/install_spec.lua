@@ -39,13 +39,7 @@ local function sh(command)
   return tonumber(status), text
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = require("support.files").read
 
 local function is_root()
   return (read("/proc/self/status") or ""):match("\nUid:%s+0%s") ~= nil

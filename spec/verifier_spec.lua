@@ -23,13 +23,7 @@ local function run(command)
   return out
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = require("support.files").read
 
 describe("the installed verifier library", function()
   local dest = os.tmpname()

@@ -307,13 +307,7 @@ describe("the verifier", function()
     return licensor.verify(text, opts)
   end
 
-  local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local text = f:read("*a")
-    f:close()
-    return text
-  end
+  local read = require("support.files").read
 
   local function listing(dir)
     local pipe = io.popen("ls -A " .. dir)

@@ -12,6 +12,15 @@ function _M.write(path, text)
   f:close()
 end
 
+-- read(path) -> the whole file, or nil when it cannot be read.
+function _M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
 -- json_lines(path) -> the JSON values of a log written one per line; {}
 -- while the file does not exist yet.
 function _M.json_lines(path)
