@@ -535,6 +535,8 @@ describe("licensor command registry", function()
     assert(os.execute("mkdir " .. dir))
     local script = dir .. ".lua"
     local f = assert(io.open(script, "w"))
+    -- The child finds the modules where this suite does (busted's lpath is no environment variable).
+    f:write(("package.path = %q package.cpath = %q "):format(package.path, package.cpath))
     f:write(("local s = assert(require('licensor').open(%q)) " ..
       "local ok, why = s:backup(%q) io.write(tostring(ok), ' ', tostring(why))"):format(db, dir .. "/b.db"))
     f:close()
