@@ -586,6 +586,38 @@ describe("licensor command registry", function()
     assert(os.execute("rm -r " .. dir:gsub("/new/templates$", "")))
   end)
 
+  it("return checks --out before deleting CERT, and prints a receipt it cannot write", function()
+    local base = tmp()
+    local signing, request, cert, state, taken = base .. ".key", base .. ".req", base .. ".cert", base .. ".state",
+      base .. ".taken"
+    local fp = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
+    assert.are.equal(0, (safe("keys", "new", "--out", signing)))
+    assert.are.equal(0, (safe("request", key, "return-1", "6911", "--fingerprint", fp, "--out", request)))
+    assert.are.equal(0, (safe("--db", db, "activate", "--request", request, "--out", cert, "--signing-key", signing)))
+    local common = { "--public-key", signing .. ".pub", "--product", "smartertrack", "--fingerprint", fp,
+                     "--state", state }
+    local function cli(...)
+      local argv = { ... }
+      for _, a in ipairs(common) do argv[#argv + 1] = a end
+      return safe(unpack(argv))
+    end
+    assert.are.equal(0, (cli("verify", cert, "--new-state")))
+    local f = assert(io.open(taken, "w"))
+    f:write("someone's file\n")
+    f:close()
+    local status, _, err = cli("return", cert, "--out", taken)
+    assert.are.same({ 1, "licensor: exists" }, { status, err:match("^licensor: [%w_]+") })
+    assert.are.equal(2, (cli("return", cert, "--out", "")))
+    assert.is_truthy(io.open(cert, "rb"), "a refused --out deleted the certificate")
+    local out
+    status, out, err = cli("return", cert, "--out", "/dev/full")
+    assert.are.equal(1, status)
+    assert.matches("receipt is printed above", err)
+    assert.is_table(require("licensor.certificate").read_receipt(out .. "\n"))
+    assert.is_nil(io.open(cert, "rb"))
+    for _, path in ipairs({ signing, signing .. ".pub", request, state, taken }) do os.remove(path) end
+  end)
+
   it("refuses to start the gateway with a token file it cannot read", function()
     local started = false
     local runner = package.loaded["licensor.gateway.runner"]

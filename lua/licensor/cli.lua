@@ -64,6 +64,25 @@ local function is_directory(path)
   return text == nil and errno == 21
 end
 
+-- Whether a name exists at path, even a dangling symlink (renaming a name
+-- to itself changes nothing and needs the name): true, false (ENOENT,
+-- ENOTDIR), or nil and why when it cannot be told (EACCES, EROFS...).
+local function name_exists(path)
+  local ok, why, errno = os.rename(path, path)
+  if ok then return true end
+  if errno == 2 or errno == 20 then return false end
+  return nil, why
+end
+
+-- Whether path (followed through symlinks) is a character device, FIFO or
+-- socket: what files.write with device = true writes in place, and what
+-- SQLite must never be given (it makes /dev/null-journal).  Opening one to
+-- find out could block (a FIFO), so test(1) looks.
+local function is_special(path)
+  return require("licensor.core").process.run({ "sh", "-c", 'test -c "$1" || test -p "$1" || test -S "$1"',
+                                                "sh", path }) == 0
+end
+
 -- The nth positional argument, which is never empty.
 local function need(positional, n, what)
   local v = positional[n]
@@ -255,6 +274,16 @@ local function write_text(path, text)
   if path == "" then usage_error("an empty file name") end
   local ok, why, code = files.write(path, text, { mode = constants.PRIVATE_MODE, device = true })
   if not ok then refused(why, code or "io_error") end
+end
+
+-- Refuses, before work that cannot be taken back, a path write_text would
+-- refuse after it: empty, or an existing name that is not a device, FIFO
+-- or socket (exists), or one whose directory cannot be looked in.
+local function check_new_file(path)
+  if path == "" then usage_error("an empty file name") end
+  local found, why = name_exists(path)
+  if found == nil then refused(why, "io_error") end
+  if found and not is_special(path) then refused(path .. ": File exists", "exists") end
 end
 
 -- The store with the signing key of --signing-key.
@@ -470,9 +499,25 @@ commands["return"] = function(ctx, pos, flags, many)
   local keys, product = verifier_options("return", flags, many)
   if not flags.state then usage_error("return needs --state FILE (the return is kept there)") end
   local core = require "licensor.core"
+  -- The return deletes CERT: --out is checked first, and a receipt that
+  -- still cannot be written is printed, never lost.
+  if flags.out then check_new_file(flags.out) end
   local receipt = check(core.return_certificate(path, { public_keys = keys, product = product,
     fingerprint = flags.fingerprint or check(core.fingerprint()), state = flags.state }))
-  if flags.out then write_text(flags.out, receipt) end
+  if flags.out then
+    local ok, why = files.write(flags.out, receipt, { mode = constants.PRIVATE_MODE, device = true })
+    if not ok then
+      local message = why .. "; " .. path .. " is returned and deleted: its receipt is printed above, save " ..
+        "it (deactivate --return RECEIPT needs it)"
+      if ctx.opts.json then
+        ctx.out(json_encode({ ok = false, code = "io_error", message = message, receipt = receipt }))
+        ctx.err("licensor: io_error: " .. message)
+        failure.raise("io_error", message, { quiet = true })
+      end
+      ctx.out((receipt:gsub("\n$", "")))
+      refused(message, "io_error")
+    end
+  end
   if ctx.opts.json then return ctx.out(json_encode({ ok = true, receipt = receipt, out = flags.out })) end
   if flags.out then return ctx.out(path .. " returned: receipt written to " .. flags.out) end
   ctx.out((receipt:gsub("\n$", "")))
