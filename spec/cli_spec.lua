@@ -596,26 +596,127 @@ describe("licensor command registry", function()
     assert.are.equal(0, (safe("--db", db, "activate", "--request", request, "--out", cert, "--signing-key", signing)))
     local common = { "--public-key", signing .. ".pub", "--product", "smartertrack", "--fingerprint", fp,
                      "--state", state }
-    local function cli(...)
+    local function product(...)
       local argv = { ... }
       for _, a in ipairs(common) do argv[#argv + 1] = a end
       return safe(unpack(argv))
     end
-    assert.are.equal(0, (cli("verify", cert, "--new-state")))
+    assert.are.equal(0, (product("verify", cert, "--new-state")))
     local f = assert(io.open(taken, "w"))
     f:write("someone's file\n")
     f:close()
-    local status, _, err = cli("return", cert, "--out", taken)
+    local status, _, err = product("return", cert, "--out", taken)
     assert.are.same({ 1, "licensor: exists" }, { status, err:match("^licensor: [%w_]+") })
-    assert.are.equal(2, (cli("return", cert, "--out", "")))
+    assert.are.equal(2, (product("return", cert, "--out", "")))
     assert.is_truthy(io.open(cert, "rb"), "a refused --out deleted the certificate")
     local out
-    status, out, err = cli("return", cert, "--out", "/dev/full")
+    status, out, err = product("return", cert, "--out", "/dev/full")
     assert.are.equal(1, status)
     assert.matches("receipt is printed above", err)
     assert.is_table(require("licensor.certificate").read_receipt(out .. "\n"))
     assert.is_nil(io.open(cert, "rb"))
     for _, path in ipairs({ signing, signing .. ".pub", request, state, taken }) do os.remove(path) end
+  end)
+
+  it("refuses a --db (and copy --from/--to) that is a device, FIFO or socket, before SQLite opens it", function()
+    local journal = io.open("/dev/null-journal", "rb")
+    if journal then journal:close() end
+    local had_journal = journal ~= nil
+    for _, device in ipairs({ "/dev/null", "/dev/full", "/dev/zero" }) do
+      for _, argv in ipairs({ { "--db", device, "list" }, { "--db", device, "init" },
+                              { "copy", "--from", device, "--to", tmp() }, { "copy", "--from", db, "--to", device } }) do
+        local status, _, err = safe(unpack(argv))
+        assert.are.equal(2, status, table.concat(argv, " "))
+        assert.matches("is a device, FIFO or socket", err)
+      end
+    end
+    local fifo = tmp()
+    assert(os.execute("mkfifo " .. fifo))
+    assert.are.equal(2, (safe("--db", fifo, "show", key)))
+    os.remove(fifo)
+    if not had_journal then assert.is_nil(io.open("/dev/null-journal", "rb"), "SQLite made /dev/null-journal") end
+  end)
+
+  it("refuses copy --to '' and --to :memory: (a copy nobody keeps)", function()
+    for _, to in ipairs({ "", ":memory:" }) do
+      local status, out = safe("--db", db, "copy", "--from", db, "--to", to)
+      assert.are.same({ 2, "" }, { status, out }, to)
+    end
+  end)
+
+  it("fails (exit 1, io_error) when standard output cannot be written, and keeps an in-process out", function()
+    local stdout = io.stdout
+    local full = assert(io.open("/dev/full", "w"))
+    local err = {}
+    io.stdout = full   -- luacheck: ignore 122
+    local ok, status = pcall(cli.main, { "--db", db, "export" }, { err = function(line) err[#err + 1] = line end })
+    io.stdout = stdout   -- luacheck: ignore 122
+    full:close()
+    assert(ok, status)
+    assert.are.equal(1, status)
+    assert.matches("^licensor: io_error: standard output: ", table.concat(err, "\n"))
+    local out
+    status, out = safe("--db", db, "export")
+    assert.are.equal(0, status)
+    assert.matches(key, out, 1, true)
+  end)
+
+  it("refuses deliver --templates DIR that is missing or a file, naming it", function()
+    local secret = tmp()
+    local f = assert(io.open(secret, "w"))
+    f:write("s3cret\n")
+    f:close()
+    for _, dir in ipairs({ tmp(), secret }) do
+      local status, _, err = safe("--db", db, "deliver", "--webhook", "http://127.0.0.1:9/", "--secret-file", secret,
+        "--templates", dir)
+      assert.are.equal(2, status, dir)
+      assert.is_truthy(err:find("--templates " .. dir .. " is not a directory", 1, true), err)
+    end
+    os.remove(secret)
+  end)
+
+  it("refuses an empty --out with a usage error for every command that takes one", function()
+    for _, entry in ipairs(cli.COMMANDS) do
+      for _, flag in ipairs(entry.flags or {}) do
+        if flag.name == "out" or flag.name == "revocation-out" then
+          local status, out, err = safe("--db", db, entry.name, "--" .. flag.name, "")
+          assert.are.same({ 2, "", "licensor: --" .. flag.name .. ": an empty file name" }, { status, out, err },
+            entry.name)
+        end
+      end
+    end
+  end)
+
+  it("shows a wrong_amount refusal of upgrade as money in the catalogue's currency", function()
+    local _, out = safe("--db", db, "--json", "issue", "--product", "smartertrack", "--edition",
+      "enterprise", "--level", "5", "--start", "2017-12-07", "--owner", "short")
+    local k = out:match('"key":"([^"]+)"')
+    local status, _, err = safe("--db", db, "upgrade", k, "--level", "10", "--pay", "1,100.00", "--on", "2018-12-05")
+    assert.are.same({ 1, "licensor: wrong_amount: the upgrade costs $330.00, $1,100.00 was paid" }, { status, err })
+  end)
+
+  it("refuses at the start a deliver --cafile TLS cannot load, and a webhook that is not http(s)", function()
+    local secret = tmp()
+    local f = assert(io.open(secret, "w"))
+    f:write("s3cret\n")
+    f:close()
+    local webhook = { "--db", db, "deliver", "--webhook", "http://127.0.0.1:9/", "--secret-file", secret }
+    local function deliver(...)
+      local argv = { unpack(webhook) }
+      for _, a in ipairs({ ... }) do argv[#argv + 1] = a end
+      return safe(unpack(argv))
+    end
+    for _, cafile in ipairs({ "/nonexistent/ca.pem", secret }) do   -- missing, and not PEM
+      local status, out, err = deliver("--cafile", cafile)
+      assert.are.same({ 2, "" }, { status, out }, cafile)
+      assert.is_truthy(err:find("--cafile " .. cafile, 1, true), err)
+    end
+    for _, url in ipairs({ "ftp://127.0.0.1/", "ms_expiring=ftp://127.0.0.1/", "127.0.0.1:9" }) do
+      local status, out, err = safe("--db", db, "deliver", "--webhook", url, "--secret-file", secret)
+      assert.are.same({ 2, "" }, { status, out }, url)
+      assert.matches("http:// or https://", err)
+    end
+    os.remove(secret)
   end)
 
   it("refuses to start the gateway with a token file it cannot read", function()

@@ -83,6 +83,14 @@ local function is_special(path)
                                                 "sh", path }) == 0
 end
 
+-- Refuses (usage) a database path that is a device, FIFO or socket,
+-- before SQLite opens it: /dev/null would get a /dev/null-journal.
+local function check_database_path(db, what)
+  if db ~= ":memory:" and not licensor.is_postgresql(db) and name_exists(db) and is_special(db) then
+    usage_error(what .. " " .. db .. " is a device, FIFO or socket, not a database file")
+  end
+end
+
 -- The nth positional argument, which is never empty.
 local function need(positional, n, what)
   local v = positional[n]
@@ -507,8 +515,8 @@ commands["return"] = function(ctx, pos, flags, many)
   if flags.out then
     local ok, why = files.write(flags.out, receipt, { mode = constants.PRIVATE_MODE, device = true })
     if not ok then
-      local message = why .. "; " .. path .. " is returned and deleted: its receipt is printed above, save " ..
-        "it (deactivate --return RECEIPT needs it)"
+      local message = why .. "; " .. path .. " is returned and deleted: its receipt is printed above, " ..
+        "save it (deactivate --return RECEIPT needs it)"
       if ctx.opts.json then
         ctx.out(json_encode({ ok = false, code = "io_error", message = message, receipt = receipt }))
         ctx.err("licensor: io_error: " .. message)
@@ -592,7 +600,15 @@ function commands.upgrade(ctx, pos, flags)
   if not flags.pay then usage_error("upgrade needs --quote or --pay AMOUNT") end
   local paid, why = money.parse(flags.pay, check(store:catalogue()):currency())
   if not paid then usage_error("--pay: " .. why) end
-  show_record(ctx.out, ctx.opts, check(store:upgrade(key, target, flags.on, { paid = paid })))
+  local lic, msg, code = store:upgrade(key, target, flags.on, { paid = paid })
+  if code == "wrong_amount" then
+    -- the store says minor units; people read the catalogue's money
+    local cat = check(store:catalogue())
+    local quote = check(cat:quote_upgrade(check(store:get(key)), target, flags.on))
+    msg = "the upgrade costs " .. money.format(quote, cat:currency()) .. ", " ..
+      money.format(paid, cat:currency()) .. " was paid"
+  end
+  show_record(ctx.out, ctx.opts, check(lic, msg, code))
 end
 
 commands["add-addon"] = function(ctx, pos, flags)
@@ -706,6 +722,27 @@ local function delivery_options(ctx, flags, many)
   if many.webhook and type(flags.secret_file) ~= "string" then
     usage_error("deliver --webhook needs --secret-file FILE")
   end
+  -- What would fail every row is refused at the start: a scheme that is
+  -- not http(s), a templates directory that is not one, a cafile TLS
+  -- cannot load.
+  for _, w in ipairs(many.webhook or {}) do
+    local url = w:match("^[%w_]+=(.*)$") or w
+    local scheme = url:match("^(%a[%w+.%-]*)://")
+    if not scheme or (scheme:lower() ~= "http" and scheme:lower() ~= "https") then
+      usage_error("--webhook " .. w .. ": the URL is http:// or https://")
+    end
+  end
+  if flags.templates ~= nil and not is_directory(flags.templates) then
+    usage_error("--templates " .. flags.templates .. " is not a directory")
+  end
+  for _, name in ipairs({ "cafile", "smtp_cafile" }) do
+    if flags[name] ~= nil then
+      local ok, why = require("licensor.tls").check({ cafile = flags[name] })
+      if not ok then
+        usage_error("--" .. name:gsub("_", "-") .. " " .. flags[name] .. ": " .. tostring(why))
+      end
+    end
+  end
   if flags.insecure then
     if flags.cafile or flags.smtp_cafile then
       usage_error("deliver takes --cafile FILE or --insecure, not both")
@@ -805,6 +842,11 @@ function commands.copy(ctx, _, flags)
   if type(flags.from) ~= "string" or type(flags.to) ~= "string" then
     usage_error("copy takes --from DB --to DB")
   end
+  if flags.to == "" or flags.to == ":memory:" then
+    usage_error("copy --to names the new store (a file or a postgresql:// URL), not '" .. flags.to .. "'")
+  end
+  check_database_path(flags.from, "copy --from")
+  check_database_path(flags.to, "copy --to")
   local display = require("licensor.store").display_name
   -- The source must exist: copying from a mistyped path creates nothing.
   if not licensor.is_postgresql(flags.from) and (flags.from == ":memory:" or not exists(flags.from)) then
@@ -1054,11 +1096,30 @@ local function report(out, err_out, json, err)
   return MALFORMED[err.code] and 2 or 1
 end
 
--- main(argv, {out=, err=, repl={read=, write=}}) -> exit status
+local run
+
+-- main(argv, {out=, err=, repl={read=, write=}}) -> exit status.  Without
+-- out, lines go to standard output, and a write or flush that fails (a
+-- full disk, a closed pipe) is exit 1 with io_error on stderr.
 function _M.main(argv, io_opts)
   io_opts = io_opts or {}
-  local out = io_opts.out or print
   local err_out = io_opts.err or function(line) io.stderr:write(line, "\n") end
+  if io_opts.out then return run(argv, io_opts.out, err_out, io_opts.repl) end
+  local failed
+  local function out(line)
+    local ok, why = io.stdout:write(line, "\n")
+    if not ok then failed = failed or why end
+  end
+  local status = run(argv, out, err_out, io_opts.repl)
+  local ok, why = io.stdout:flush()
+  failed = failed or (not ok and why)
+  if not failed then return status end
+  err_out("licensor: io_error: standard output: " .. tostring(failed))
+  return status ~= 0 and status or 1
+end
+
+-- The work of main, with out and err_out the line writers.
+function run(argv, out, err_out, repl_io)
   local parsed, why, guess, json = args.parse(COMMANDS, argv or {})
   if not parsed then
     if guess then why = why .. " (did you mean '" .. guess .. "'?)" elseif why:find("^unknown command") then
@@ -1079,13 +1140,22 @@ function _M.main(argv, io_opts)
     out(args.help(COMMANDS, entry))
     return 0
   end
+  -- An empty file name is refused before any work (a certificate signed,
+  -- a key made) rather than after it.
+  for _, name in ipairs({ "out", "revocation_out" }) do
+    if flags[name] == "" then
+      return report(out, err_out, json, { code = "usage", message = "--" .. name:gsub("_", "-") ..
+        ": an empty file name" })
+    end
+  end
   local db = flags.db or os.getenv("LICENSOR_DB") or "licensor.db"
   local store
-  local ctx = { db = db, opts = { json = flags.json }, out = out, err = err_out, repl_io = io_opts.repl }
+  local ctx = { db = db, opts = { json = flags.json }, out = out, err = err_out, repl_io = repl_io }
   -- Only init (and import --create) may create the database: a mistyped
   -- path is an error, not a new empty store.
   local may_create = entry.name == "init" or (entry.name == "import" and flags.create)
   function ctx.check_database()
+    check_database_path(db, "--db")
     if not may_create and not licensor.is_postgresql(db) and not exists(db) then
       failure.raise("no_database", db .. " does not exist (run licensor init)")
     end
