@@ -185,8 +185,33 @@ static int l_write_file(lua_State *L)
   return 1;
 }
 
+/* core.lstat(path) -> {uid=, mode= (permission bits), kind= "directory",
+ * "file", "link" or "other"}, or nil, "path: strerror", "io_error".  The
+ * name itself, never a symlink's target: for ownership checks (the
+ * gateway's prefix). */
+static int l_lstat(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  const char *kind;
+  if (lstat(path, &st) != 0) return file_fail(L, "io_error", "", path, errno);
+  if (S_ISDIR(st.st_mode)) kind = "directory";
+  else if (S_ISREG(st.st_mode)) kind = "file";
+  else if (S_ISLNK(st.st_mode)) kind = "link";
+  else kind = "other";
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)st.st_uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  lua_setfield(L, -2, "mode");
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  return 1;
+}
+
 static const luaL_Reg files_functions[] = {
   { "write_file", l_write_file },
+  { "lstat", l_lstat },
   { NULL, NULL }
 };
 

@@ -139,6 +139,23 @@ describe("an admin token file that cannot be read", function()
     assert.is_nil(read(dir .. "/gw/conf/nginx.conf"))
   end)
 
+  it("refuses a token of fewer than 16 characters and a file of two tokens, before nginx starts", function()
+    helpers.write(dir .. "/short.token", "123456789012345\n")
+    local prefix, msg, code = render(dir .. "/short.token")
+    assert.is_nil(prefix)
+    assert.are.equal("gateway: admin token file " .. dir .. "/short.token: the token is shorter than 16 characters",
+      msg)
+    assert.are.equal("invalid_request", code)
+    helpers.write(dir .. "/two.token", TOKEN .. "\n\n" .. TOKEN .. "-second\n")
+    prefix, msg, code = render(dir .. "/two.token")
+    assert.is_nil(prefix)
+    assert.matches("two.token: holds more than one line (one token expected)", msg, 1, true)
+    assert.are.equal("invalid_request", code)
+    assert.is_nil(read(dir .. "/gw/conf/nginx.conf"))
+    helpers.write(dir .. "/ok.token", "  1234567890123456 \r\n\n")
+    assert.is_not_nil(render(dir .. "/ok.token"))
+  end)
+
   it("answers 503 admin_unavailable on every admin route when init_worker alone cannot read it", function()
     local db = fresh_db(dir .. "/licenses.db")
     helpers.write(dir .. "/good.token", TOKEN .. "\n")
@@ -166,6 +183,36 @@ describe("an admin token file that cannot be read", function()
     assert.are.equal("admin_unavailable", answer.code)
     assert.matches("gone.token: No such file or directory", answer.message, 1, true)
     assert.matches("%[alert%].*gone%.token", read(prefix .. "/logs/error.log"))
+  end)
+end)
+
+describe("the gateway's Lua search paths", function()
+  local dir
+  before_each(function() dir = helpers.temp_dir() end)
+  after_each(function() helpers.remove_dir(dir) end)
+
+  it("are LuaJIT's own: nginx does not inherit LUA_CPATH, LUA_PATH or LUA_INIT from the command", function()
+    local cjson54 = "/usr/lib/x86_64-linux-gnu/lua/5.4"
+    local db = fresh_db(dir .. "/licenses.db")
+    local port = gateway.free_port()
+    local prefix, conf = assert(runner.render{ db = db, prefix = dir .. "/gw", listen = "127.0.0.1:" .. port,
+      cpath = ROOT .. "/build/luajit", user = process.user().name, rate_per_ip = 0 })
+    -- Lua 5.4's cjson.so first in LUA_CPATH, as a Lua 5.4 CLI's may be.
+    local argv = { "env", "LUA_CPATH=" .. cjson54 .. "/?.so;;", "LUA_PATH=" .. dir .. "/?.lua;;",
+                   "LUA_INIT=error('LUA_INIT ran')" }
+    for _, word in ipairs(runner.command(prefix, conf)) do argv[#argv + 1] = word end
+    local pid = assert(process.spawn(child_env.argv(argv), prefix .. "/logs/start.log"))
+    gateway.register(pid, prefix)
+    finally(function() process.stop(pid, 0) end)
+    local client = gateway.client(port)
+    local status, answer
+    for _ = 1, 100 do
+      status, answer = client:request("GET", "/healthz")
+      if status then break end
+      socket.sleep(0.05)
+    end
+    assert.are.equal(200, status, read(prefix .. "/logs/error.log"))
+    assert.are.equal("table", type(answer))
   end)
 end)
 
@@ -197,12 +244,15 @@ describe("the gateway's workers", function()
       assert.matches("the workers run as nobody, who cannot write the database's directory " .. dir, msg, 1, true)
       assert.matches("chown nobody:", msg, 1, true)
       assert.is_true(gateway.run("chown nobody '" .. dir .. "' '" .. db .. "'"))
+      -- The prefix stays root's, out of the database's (nobody's) directory.
+      local gw = helpers.temp_dir()
+      finally(function() helpers.remove_dir(gw) end)
       local server = gateway.start{ db = db, today = "2019-06-01", token = TOKEN, user = "nobody",
-                                    prefix = dir .. "/gw" }
+                                    prefix = gw .. "/gw" }
       finally(function() server:stop() end)
       local conf = read(server.conf)
       assert.matches("\nuser nobody %S+;", conf)
-      local master = tonumber(read(dir .. "/gw/nginx.pid"))
+      local master = tonumber(read(gw .. "/gw/nginx.pid"))
       local uids = worker_uids(master)
       assert.is_true(#uids >= 1)
       local nobody = process.user("nobody").uid
@@ -214,6 +264,49 @@ describe("the gateway's workers", function()
       local p = assert(io.popen("stat -c '%U %a' '" .. db .. "-wal'"))
       assert.are.equal("nobody 600", p:read("*l"))
       p:close()
+    end)
+
+    it("keep the prefix root's: one that nobody can write, or under a directory nobody can, is refused", function()
+      local db = fresh_db(dir .. "/licenses.db")
+      assert.is_true(gateway.run("chown nobody '" .. dir .. "' '" .. db .. "'"))
+      local function render(prefix)
+        return runner.render{ db = db, prefix = prefix, listen = "127.0.0.1:1", cpath = ROOT .. "/build/luajit" }
+      end
+      -- DB.gateway inside the workers' directory: nobody could rename it
+      -- away, or plant logs/error.log -> a root file.
+      local prefix, msg, code = render(db .. ".gateway")
+      assert.is_nil(prefix)
+      assert.are.equal("permission_denied", code)
+      assert.matches(dir .. " must be a directory owned by root that no one else can write", msg, 1, true)
+      local root_dir = helpers.temp_dir()
+      finally(function() helpers.remove_dir(root_dir) end)
+      -- A prefix, or its logs/, that nobody owns or anyone may write.
+      assert.is_true(gateway.run("mkdir -p '" .. root_dir .. "/a/logs' '" .. root_dir .. "/b/logs' && " ..
+        "chown nobody '" .. root_dir .. "/a' && chmod 0777 '" .. root_dir .. "/b/logs'"))
+      prefix, msg = render(root_dir .. "/a")
+      assert.is_nil(prefix)
+      assert.matches(root_dir .. "/a must be a directory owned by root", msg, 1, true)
+      prefix, msg = render(root_dir .. "/b")
+      assert.is_nil(prefix)
+      assert.matches(root_dir .. "/b/logs must be a directory owned by root", msg, 1, true)
+      -- A symlinked logs/ (to a directory root owns) is refused too.
+      assert.is_true(gateway.run("mkdir -p '" .. root_dir .. "/c' && ln -s /tmp '" .. root_dir .. "/c/logs'"))
+      prefix, msg = render(root_dir .. "/c")
+      assert.is_nil(prefix)
+      assert.matches(root_dir .. "/c/logs must be a directory owned by root that no one else can write " ..
+        "(found link", msg, 1, true)
+      assert.is_not_nil(render(root_dir .. "/d"))
+      -- Without --prefix: under /run/licensor, root's, 0755.
+      prefix = assert(runner.render{ db = db, listen = "127.0.0.1:1", cpath = ROOT .. "/build/luajit",
+                                     user = "root" })
+      finally(function() os.execute("rm -rf '" .. prefix .. "'") end)
+      assert.matches("^/run/licensor/%x+$", prefix)
+      for _, path in ipairs({ "/run/licensor", prefix, prefix .. "/logs", prefix .. "/conf" }) do
+        local p = assert(io.popen("stat -c '%U %a' '" .. path .. "'"))
+        assert.are.equal("root 755", p:read("*l"))
+        p:close()
+      end
+      assert.is_nil(io.open(db .. ".gateway"))
     end)
 
     it("run as the runner's user when asked, and an unknown user is refused", function()

@@ -797,9 +797,13 @@ describe("licensor gateway (the command)", function()
     assert(os.rename(fresh_db(), db))
     give_to_workers(dir)
     give_to_workers(db)
-    local prefix = dir .. "/x';touch PWNED;' \"q\" {gw}"
+    -- The prefix in a directory of root's (started as root, one in the
+    -- workers' directory is refused: runner.lua's root_owned_prefix).
+    local gw = os.tmpname() .. ".g"
+    assert.is_true(gateway.run("mkdir -p -m 0755 '" .. gw .. "'"))
+    local prefix = gw .. "/x';touch PWNED;' \"q\" {gw}"
     local pid, _, client = start_command(db, prefix)
-    finally(function() process.stop(pid, 0); gateway.run("rm -rf '" .. dir .. "'") end)
+    finally(function() process.stop(pid, 0); gateway.run("rm -rf '" .. dir .. "' '" .. gw .. "'") end)
     assert.are.equal(200, (client:request("GET", "/healthz")))
     local status, answer = client:request("GET", "/v1/licenses/" .. require("licensor.core").new_key())
     assert.are.same({ 404, "unknown_key" }, { status, answer.code })

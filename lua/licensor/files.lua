@@ -14,6 +14,10 @@
 --     device   true: an existing character device, FIFO or socket
 --              (/dev/stdout, /dev/full, a pipe) is written in place, also
 --              through a symlink; false (default): such a path is "exists"
+--   files.lstat(path)                {uid=, mode=, kind=} of the name
+--                                    itself (never a symlink's target);
+--                                    kind "directory", "file", "link" or
+--                                    "other", mode the permission bits
 --
 -- A file is written under a temporary name in its own directory, fsynced,
 -- then given its name (link without replace, rename with it): a full disk,
@@ -76,6 +80,12 @@ function _M.write(path, text, opts)
   end
   return write_file(path, text, mode, opts.replace and true or false, opts.device and true or false,
                     opts.what or "")
+end
+
+-- files.lstat(path) -> {uid=, mode=, kind=}, or nil, "path: reason", "io_error"
+function _M.lstat(path)
+  if type(path) ~= "string" then error("bad argument #1 to 'lstat' (path expected)", 2) end
+  return core.lstat(path)
 end
 
 return _M

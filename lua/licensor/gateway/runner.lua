@@ -1,7 +1,8 @@
 -- licensor.gateway.runner -- `licensor gateway`: renders an nginx
 -- configuration into a private prefix directory and runs nginx in the
--- foreground with licensor answering on --listen.  No system service, no
--- root-owned paths: the prefix holds the configuration, logs and temp files.
+-- foreground with licensor answering on --listen.  No system service: the
+-- prefix holds the configuration, logs and temp files (started as root,
+-- a root-owned one; see root_owned_prefix).
 -- No shell ever sees a path: commands run from argument vectors, and
 -- nginx runs in a process group of its own that is stopped, master and
 -- workers, when this command gets SIGTERM, SIGINT or SIGHUP.
@@ -232,6 +233,9 @@ local function user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file)
   return format("user %s %s;", name, user.group)
 end
 
+-- The shortest admin token accepted.
+_M.MIN_TOKEN_LENGTH = 16
+
 -- The admin token's SHA-256 digest (hex), read from its file here: a file
 -- that was given and cannot be read, or holds no token, is a refusal.
 local function admin_digest(path)
@@ -241,6 +245,16 @@ local function admin_digest(path)
   local token = text:match("^%s*(.-)%s*$")
   if token == "" then
     return nil, "gateway: admin token file " .. path .. ": holds no token", "invalid_request"
+  end
+  -- One token on one line: a second line would become part of a token
+  -- that no client can send, and the admin routes would open to no one.
+  if token:find("[\r\n]") then
+    return nil, "gateway: admin token file " .. path .. ": holds more than one line (one token expected)",
+      "invalid_request"
+  end
+  if #token < _M.MIN_TOKEN_LENGTH then
+    return nil, format("gateway: admin token file %s: the token is shorter than %d characters", path,
+      _M.MIN_TOKEN_LENGTH), "invalid_request"
   end
   return core.sha256(token, true)
 end
@@ -287,6 +301,77 @@ local function env_lines()
   return concat(names, "\n")
 end
 
+-- Where a gateway started as root keeps its default prefix: one
+-- directory per database (a short hash of its path or URL), created 0755
+-- by root, out of the workers' reach (the database's directory is theirs).
+_M.ROOT_PREFIX_DIR = "/run/licensor"
+
+local function default_prefix(db, postgresql, as_root)
+  if as_root then return _M.ROOT_PREFIX_DIR .. "/" .. core.sha256(db, true):sub(1, 16) end
+  return postgresql and "licensor.gateway" or (db .. ".gateway")
+end
+
+-- Started as root, nginx's master (root) writes the prefix's conf/ and
+-- logs/: no one else may write them, nor the prefix, nor any directory
+-- above it (whoever can write a parent can rename the prefix away and put
+-- their own in its place), except a sticky directory such as /tmp, where
+-- only root can rename root's entries.  Each must be a real directory
+-- (not a symlink) owned by root, not writable by group or others.
+local function has_bit(mode, bit)
+  return math.floor(mode / bit) % 2 == 1
+end
+
+local function root_owned_prefix(prefix, existing_only)
+  local checks = {}
+  for _, sub in ipairs({ "/conf", "/logs", "/tmp" }) do checks[#checks + 1] = { prefix .. sub, false } end
+  local path = prefix
+  while path ~= "" do
+    checks[#checks + 1] = { path, path ~= prefix }
+    path = path:match("^(.*)/[^/]*$") or ""
+  end
+  checks[#checks + 1] = { "/", true }
+  for _, check in ipairs(checks) do
+    local dir, sticky_ok = check[1], check[2]
+    local st, why = files.lstat(dir)
+    if not st and existing_only then goto next end
+    if not st then return nil, "gateway: prefix " .. why end
+    local writable = (has_bit(st.mode, 16) or has_bit(st.mode, 2)) and   -- 0020, 0002
+      not (sticky_ok and has_bit(st.mode, 512))                             -- 01000: sticky
+    if st.kind ~= "directory" or st.uid ~= 0 or writable then
+      return nil, format("gateway: started as root, nginx writes its prefix as root: %s must be a " ..
+        "directory owned by root that no one else can write (found %s, owner %d, mode %04o); choose " ..
+        "another --prefix or fix it (chown root: and chmod go-w)", dir, st.kind, st.uid, st.mode)
+    end
+    ::next::
+  end
+  return true
+end
+
+-- Creates the prefix and its conf/, logs/ and tmp/ (0755); as root,
+-- checks who can write what exists first (nothing is created in a
+-- directory someone else controls) and everything afterwards.
+local function make_prefix(prefix, as_root)
+  if as_root then
+    local ok, why = root_owned_prefix(prefix, true)
+    if not ok then return nil, why, "permission_denied" end
+  end
+  local dirs = { "", "/conf", "/logs", "/tmp" }
+  if as_root and prefix:sub(1, #_M.ROOT_PREFIX_DIR + 1) == _M.ROOT_PREFIX_DIR .. "/" then
+    table.insert(dirs, 1, false)
+  end
+  for _, dir in ipairs(dirs) do
+    local path = dir and prefix .. dir or _M.ROOT_PREFIX_DIR
+    if core.process.run({ "mkdir", "-p", "-m", "0755", "--", path }) ~= 0 then
+      return nil, "gateway: cannot create " .. path, "io_error"
+    end
+  end
+  if as_root then
+    local ok, why = root_owned_prefix(prefix)
+    if not ok then return nil, why, "permission_denied" end
+  end
+  return true
+end
+
 -- Threads per worker for PostgreSQL calls: each holds one connection.
 _M.THREADS = 8
 
@@ -302,7 +387,9 @@ function _M.render(opts)
   if type(opts.db) ~= "string" then return nil, "gateway: --db is required", "invalid_request" end
   local postgresql = is_postgresql(opts.db)
   local db = postgresql and opts.db or absolute(opts.db)
-  local prefix = absolute(opts.prefix or (postgresql and "licensor.gateway" or (db .. ".gateway")))
+  local me = core.process.user()
+  local as_root = me ~= nil and me.uid == 0
+  local prefix = absolute(opts.prefix or default_prefix(db, postgresql, as_root))
   local threads = opts.threads or _M.THREADS
   if type(threads) ~= "number" or threads < 1 or threads > 512 or threads % 1 ~= 0 then
     return nil, "gateway: --threads must be a whole number from 1 to 512", "invalid_request"
@@ -346,11 +433,8 @@ function _M.render(opts)
   local chunk
   chunk, why = core.write_data(worker_opts)
   if not chunk then return nil, "gateway: " .. why, "invalid_request" end
-  for _, dir in ipairs({ "", "/conf", "/logs", "/tmp" }) do
-    if core.process.run({ "mkdir", "-p", "--", prefix .. dir }) ~= 0 then
-      return nil, "gateway: cannot create " .. prefix .. dir, "io_error"
-    end
-  end
+  local made, mwhy, mcode = make_prefix(prefix, as_root)
+  if not made then return nil, mwhy, mcode end
   local conf = prefix .. "/conf/nginx.conf"
   local q = nginx_string
   -- PostgreSQL calls run in this pool, never in a worker's event loop.
@@ -377,10 +461,30 @@ local function nginx_binary()
 end
 _M.nginx_binary = nginx_binary
 
+-- The Lua search-path variables nginx must not inherit from this command:
+-- `;;` in lua_package_path and lua_package_cpath would splice them in (a
+-- Lua 5.4 cjson.so in a LuaJIT worker fails init_worker, and every answer
+-- is nginx's HTML 500), and LUA_INIT would run code in every worker.
+_M.UNSET_ENV = { "LUA_PATH", "LUA_CPATH", "LUA_INIT" }
+for _, name in ipairs({ "LUA_PATH", "LUA_CPATH", "LUA_INIT" }) do
+  for _, version in ipairs({ "5_1", "5_2", "5_3", "5_4" }) do
+    _M.UNSET_ENV[#_M.UNSET_ENV + 1] = name .. "_" .. version
+  end
+end
+
 -- The command that runs nginx on a rendered prefix, in the foreground, as
--- an argument vector (no shell).
+-- an argument vector (no shell), through `env` (which execs nginx in the
+-- same process) without the Lua variables of _M.UNSET_ENV.
 function _M.command(prefix, conf)
-  return { nginx_binary(), "-p", prefix, "-c", conf, "-g", "daemon off;" }
+  local argv = { "env" }
+  for _, name in ipairs(_M.UNSET_ENV) do
+    argv[#argv + 1] = "-u"
+    argv[#argv + 1] = name
+  end
+  for _, word in ipairs({ nginx_binary(), "-p", prefix, "-c", conf, "-g", "daemon off;" }) do
+    argv[#argv + 1] = word
+  end
+  return argv
 end
 
 -- run(opts) renders and runs nginx in the foreground until it stops by
