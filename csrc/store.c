@@ -4,6 +4,7 @@
 #define _DEFAULT_SOURCE   /* usleep */
 #include "store.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,15 +96,24 @@ static void free_fork_marker(lsr_store *store)
 
 /* Creates the database file, empty, with mode 0600 when it does not exist
  * yet: SQLite would create it 0644, and gives its -wal and -shm files the
- * database file's mode.  Never through a symlink; an existing file (or any
- * failure, which sqlite3_open_v2 then reports in its words) is left alone.
- * Not for SQLite's special names ("", ":memory:", "file:" URIs). */
-static void create_private(const char *path)
+ * database file's mode.  Never through a symlink: a symlink whose target
+ * does not exist is refused (false), since SQLite would create the target
+ * 0644; an existing file, or a symlink to one, is left alone, as is any
+ * other failure, which sqlite3_open_v2 then reports in its words.  Not
+ * for SQLite's special names ("", ":memory:", "file:" URIs). */
+static bool create_private(const char *path)
 {
+  struct stat st;
   int fd;
-  if (path[0] == '\0' || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) return;
+  if (path[0] == '\0' || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) return true;
   fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd >= 0) close(fd);
+  if (fd >= 0) {
+    close(fd);
+    return true;
+  }
+  if (errno == EEXIST && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && stat(path, &st) != 0 && errno == ENOENT)
+    return false;
+  return true;
 }
 
 bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy_ms,
@@ -115,7 +125,12 @@ bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy
   store->owner = getpid();
   store->fork_marker = new_fork_marker();
   store->busy_ms = busy_ms;
-  create_private(path);
+  if (!create_private(path)) {
+    snprintf(err, errlen, "%s: a symlink to no file (a new database is never created through a symlink: "
+             "give the target's path)", path);
+    lsr_store_close(store);
+    return false;
+  }
   if (sqlite3_open_v2(path, &store->db, flags, NULL) != SQLITE_OK) return fail(store, err, errlen, path);
   sqlite3_extended_result_codes(store->db, 1);
   /* More lookaside slots: a workflow's statements then rarely call malloc. */

@@ -40,6 +40,66 @@ describe("a new SQLite database", function()
   end)
 end)
 
+describe("a new SQLite database through a symlink", function()
+  local dir
+  before_each(function() dir = helpers.temp_dir() end)
+  after_each(function() helpers.remove_dir(dir) end)
+
+  it("is refused when the symlink's target does not exist (SQLite would create it 0644)", function()
+    assert.is_true(sh("ln -s " .. dir .. "/target.db " .. dir .. "/link.db"))
+    local store, msg = licensor.open(dir .. "/link.db")
+    assert.is_nil(store)
+    assert.matches("link.db: a symlink to no file (a new database is never created through a symlink", msg, 1, true)
+    assert.is_nil(io.open(dir .. "/target.db"))
+  end)
+
+  it("opens an existing database through a symlink", function()
+    assert(licensor.open(dir .. "/target.db")):close()
+    assert.is_true(sh("ln -s " .. dir .. "/target.db " .. dir .. "/link.db"))
+    assert(licensor.open(dir .. "/link.db")):close()
+    assert.are.equal("600", mode_of(dir .. "/target.db"))
+  end)
+end)
+
+describe("store:backup and copy's SQLite target", function()
+  local dir, store
+  before_each(function()
+    dir = helpers.temp_dir()
+    store = assert(licensor.open(dir .. "/licenses.db"))
+    assert(store:import("lua/licensor/catalogues/smartertools.lua"))
+  end)
+  after_each(function()
+    store:close()
+    helpers.remove_dir(dir)
+  end)
+  local copy = require("licensor.store.copy").copy
+
+  it("create a new file 0600", function()
+    assert(store:backup(dir .. "/backup.db"))
+    assert.are.equal("600", mode_of(dir .. "/backup.db"))
+    assert(copy(dir .. "/licenses.db", dir .. "/copy.db"))
+    assert.are.equal("600", mode_of(dir .. "/copy.db"))
+    assert(licensor.open(dir .. "/copy.db")):close()
+  end)
+
+  it("never write through a symlink, dangling or not, nor over an existing name", function()
+    helpers.write(dir .. "/victim", "precious")
+    assert.is_true(sh("ln -s " .. dir .. "/victim " .. dir .. "/to-victim"))
+    assert.is_true(sh("ln -s " .. dir .. "/nothing " .. dir .. "/to-nothing"))
+    for _, path in ipairs({ dir .. "/to-victim", dir .. "/to-nothing", dir .. "/victim" }) do
+      local ok, msg, code = store:backup(path)
+      assert.are.same({ nil, "exists" }, { ok, code }, msg)
+      ok, msg, code = copy(dir .. "/licenses.db", path)
+      assert.are.same({ nil, "exists" }, { ok, code }, msg)
+      assert.is_nil(io.open(path .. "-journal"))
+    end
+    local f = assert(io.open(dir .. "/victim"))
+    assert.are.equal("precious", f:read("*a"))
+    f:close()
+    assert.is_nil(io.open(dir .. "/nothing"))
+  end)
+end)
+
 describe("certificate.new_key_files (keys new --out)", function()
   local dir
   before_each(function() dir = helpers.temp_dir() end)

@@ -5,11 +5,14 @@
 --
 -- The source is read in one transaction (a consistent snapshot: SQLite's
 -- write lock, PostgreSQL's REPEATABLE READ) and the target written in one
--- transaction: a copy happens whole or not at all.  The target must be
--- empty (just created, or never imported into).
+-- transaction: a copy happens whole or not at all.  An SQLite target is
+-- a new file (created 0600, never through a symlink; an existing name is
+-- "exists"); a PostgreSQL target must be empty (never imported into).
 local licensor = require "licensor.store"
 local common = require "licensor.store.common"
 local schema = require "licensor.schema"
+local files = require "licensor.files"
+local constants = require "licensor.constants"
 
 local ipairs, concat = ipairs, table.concat
 local unpack = table.unpack or unpack   -- luacheck: ignore unpack
@@ -70,8 +73,8 @@ local function write_all(dst, rows)
 end
 
 -- copy(from, to) -> {table = rows copied}, or nil, message, code.
--- from and to are paths or URLs; `to` is created (SQLite) or migrated
--- (PostgreSQL) if needed and must hold no data.
+-- from and to are paths or URLs; `to` is created (SQLite: a new file) or
+-- migrated (PostgreSQL) if needed and must hold no data.
 function _M.copy(from, to)
   local src, msg, code = licensor.open(from)
   if not src then return nil, msg, code end
@@ -79,13 +82,29 @@ function _M.copy(from, to)
   rows, msg, code = common.transaction(src, read_all)
   src:close()
   if not rows then return nil, msg, code end
+  -- An SQLite target is a new file, made here empty and 0600, never
+  -- through a symlink nor over an existing name; a copy that fails
+  -- removes it (and SQLite's files beside it).
+  local new_file = not licensor.is_postgresql(to) and to ~= "" and to ~= ":memory:" and not to:find("^file:")
+  if new_file then
+    local made, why, wcode = files.write(to, "", { mode = constants.PRIVATE_MODE })
+    if not made then
+      if wcode == "exists" then return nil, to .. " exists already: copy only into a new store", "exists" end
+      return nil, why, wcode
+    end
+  end
+  local function remove_new()
+    if new_file then
+      for _, suffix in ipairs({ "", "-journal", "-wal", "-shm" }) do os.remove(to .. suffix) end
+    end
+  end
   local dst
   dst, msg, code = licensor.open(to)
-  if not dst then return nil, msg, code end
+  if not dst then remove_new(); return nil, msg, code end
   local counts
   counts, msg, code = common.transaction(dst, write_all, rows)
   dst:close()
-  if not counts then return nil, msg, code end
+  if not counts then remove_new(); return nil, msg, code end
   return counts
 end
 

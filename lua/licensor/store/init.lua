@@ -367,24 +367,31 @@ local function backup(self, path)
   if path == "" or path == ":memory:" or path:find("^file:") then
     refuse("invalid_request", "a backup needs a file path (not '" .. path .. "')")
   end
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-    refuse("exists", path .. " exists already (a backup never overwrites a file)")
+  -- The new file is made here, empty and 0600, never through a symlink
+  -- and never over an existing name (even a dangling symlink); SQLite
+  -- then fills it (an empty file is an empty database).
+  local made, why, code = require("licensor.files").write(path, "", { mode = constants.PRIVATE_MODE })
+  if not made then
+    if code == "exists" then
+      refuse("exists", path .. " exists already (a backup never overwrites a file)")
+    end
+    refuse(code, why)
   end
-  -- A backup that fails (a full disk) leaves nothing behind, so that the
-  -- retry does not meet a partial or 0-byte file that says "exists".
+  -- A backup that fails (a full disk) leaves nothing behind, its journal
+  -- included, so that the retry does not meet a partial or 0-byte file
+  -- that says "exists".
   local ok, err = pcall(self.db.backup, self.db, path)
   if not ok then
-    os.remove(path)
+    for _, suffix in ipairs({ "", "-journal", "-wal", "-shm" }) do os.remove(path .. suffix) end
     error(err, 0)
   end
   return true
 end
 
 -- store:backup(path) -> true: a consistent copy of the whole database in a
--- new file, made with SQLite's online backup API while other processes
--- (the gateway) go on reading and writing; "exists" when path does,
+-- new file (0600, never through a symlink), made with SQLite's online
+-- backup API while other processes (the gateway) go on reading and
+-- writing; "exists" when path does (a symlink too),
 -- "invalid_request" for "" or ":memory:", and nothing left when it fails.
 function Store:backup(path)
   if type(path) ~= "string" then bad_argument(1, "backup", "path expected") end
