@@ -160,3 +160,20 @@ describe("files.write", function()
     assert.is_true(names == "" or names == "f", names)
   end)
 end)
+
+describe("files.lstat", function()
+  local dir
+  before_each(function() dir = helpers.temp_dir() end)
+  after_each(function() helpers.remove_dir(dir) end)
+
+  it("answers the name's own owner, permission bits and kind, never a symlink's target's", function()
+    helpers.write(dir .. "/f", "x")
+    assert.is_true(sh("chmod 1750 " .. dir .. " && chmod 640 " .. dir .. "/f && ln -s f " .. dir .. "/l"))
+    local uid = tonumber(io.popen("id -u"):read("*l"))
+    assert.are.same({ uid = uid, mode = 1000, kind = "directory" }, files.lstat(dir))   -- 01750
+    assert.are.same({ uid = uid, mode = 416, kind = "file" }, files.lstat(dir .. "/f"))  -- 0640
+    assert.are.equal("link", files.lstat(dir .. "/l").kind)
+    local st, msg, code = files.lstat(dir .. "/none")
+    assert.are.same({ nil, dir .. "/none: No such file or directory", "io_error" }, { st, msg, code })
+  end)
+end)
