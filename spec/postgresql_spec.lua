@@ -131,7 +131,7 @@ end)
 -- Gateways on PostgreSQL, each with its own throwaway cluster where a
 -- test stops or kills the server.
 describe("a gateway on PostgreSQL", function()
-  local token = "pg-spec-token"
+  local token = "pg-spec-admin-token-0123456789"
   after_each(function() gateway.stop_all() end)
 
   local function issue_keys(store, n, fields)
