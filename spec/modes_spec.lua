@@ -66,7 +66,9 @@ describe("store:backup and copy's SQLite target", function()
   before_each(function()
     dir = helpers.temp_dir()
     store = assert(licensor.open(dir .. "/licenses.db"))
-    assert(store:import("lua/licensor/catalogues/smartertools.lua"))
+    -- A table, not a file: a file's catalogue runs in a sandbox process,
+    -- which does not survive the valgrind round this spec is part of.
+    assert(store:import(require("support.fixtures").catalogue_table()))
   end)
   after_each(function()
     store:close()
