@@ -8,6 +8,13 @@
  * everything else as strings, NULL columns left out of the row -- the
  * shapes SQLite's rows have.  Every failure is raised as a failure object
  * (lb_raise); wrong arguments raise through luaL_argerror.
+ *
+ * A handle owns its connection, or (core.open_pg(..., true): nginx's
+ * thread pool) uses the calling OS thread's, looked up at each call: a
+ * Lua VM of lua-nginx-module's pool may run on any of the pool's threads,
+ * and the connections stay with the threads, at most one each.  So the
+ * handle's statement ids name texts, prepared on whichever connection
+ * runs them (lsr_pg_prepare finds a text it has already).
  */
 #include "lbind.h"
 
@@ -20,6 +27,17 @@
 
 #define LB_PG_MT "licensor.pgdb"
 
+typedef struct {
+  lsr_pg own;             /* its own connection (own.conn NULL per thread, or once closed) */
+  bool per_thread;
+  bool closed;
+  int stale_ms;
+  long long deadline_ms;  /* for every call (lsr_pg.deadline_ms); 0: none */
+  char *conninfo;         /* per thread: which of the thread's connections */
+  char **sqls;            /* the statements, by this handle's ids */
+  int n_sqls, cap_sqls;
+} lb_pgdb;
+
 /* OIDs of the types read back as numbers (catalog/pg_type.h). */
 enum { OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_FLOAT4 = 700, OID_FLOAT8 = 701,
        OID_NUMERIC = 1700 };
@@ -27,7 +45,8 @@ enum { OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_FLOAT4 = 700, OID_FLOAT8
 static const char *status_code(lsr_pg_status status)
 {
   switch (status) {
-  case LSR_PG_UNAVAILABLE: return "store_unavailable";
+  case LSR_PG_UNAVAILABLE:
+  case LSR_PG_UNKNOWN: return "store_unavailable";
   case LSR_PG_RETRY: return "busy";
   case LSR_PG_CONSTRAINT: return "constraint";
   case LSR_PG_TIMEOUT: return "timeout";
@@ -42,42 +61,103 @@ static int raise_pg(lua_State *L, const lsr_pg *pg, lsr_pg_status status)
   return lb_raise(L, status_code(status), "%s", lsr_pg_error(pg));
 }
 
-static lsr_pg *check_pg(lua_State *L)
+static lb_pgdb *check_handle(lua_State *L)
 {
-  lsr_pg *pg = luaL_checkudata(L, 1, LB_PG_MT);
-  if (pg->conn == NULL) luaL_argerror(L, 1, "store is closed");
-  if (!lsr_pg_is_owner(pg))
-    lb_raise(L, "wrong_process",
-             "this store was opened by another process (before fork); open it again here");
+  lb_pgdb *h = luaL_checkudata(L, 1, LB_PG_MT);
+  if (h->closed) luaL_argerror(L, 1, "store is closed");
+  return h;
+}
+
+/* The connection a call on handle h runs on, with the handle's deadline. */
+static lsr_pg *connection(lua_State *L, lb_pgdb *h)
+{
+  lsr_pg *pg = &h->own;
+  if (h->per_thread) {
+    char err[LB_ERRLEN];
+    pg = lsr_pg_thread(h->conninfo, h->stale_ms, h->deadline_ms, err, sizeof err);
+    if (pg == NULL) {
+      lb_raise(L, "store_unavailable", "%s", err);
+      return NULL;   /* not reached: lb_raise does not return */
+    }
+  } else if (!lsr_pg_is_owner(pg)) {
+    lb_raise(L, "wrong_process", "this store was opened by another process (before fork); open it again here");
+  }
+  pg->deadline_ms = h->deadline_ms;
   return pg;
 }
 
-/* core.open_pg(conninfo, stale_ms) -> db; raises store_unavailable. */
+static lsr_pg *check_pg(lua_State *L)
+{
+  return connection(L, check_handle(L));
+}
+
+/* core.open_pg(conninfo, stale_ms, per_thread) -> db; raises
+ * store_unavailable. */
 static int l_open_pg(lua_State *L)
 {
   char err[LB_ERRLEN];
   const char *conninfo = luaL_checkstring(L, 1);
   long long stale = 1000;
-  lsr_pg *pg;
+  lb_pgdb *h;
   if (!lua_isnoneornil(L, 2) && (!lsr_tointeger_exact(L, 2, &stale) || stale < 0 || stale > 3600000))
     luaL_argerror(L, 2, "stale_ms must be a whole number of milliseconds");
-  pg = lua_newuserdata(L, sizeof *pg);
-  memset(pg, 0, sizeof *pg);
+  h = lua_newuserdata(L, sizeof *h);
+  memset(h, 0, sizeof *h);
+  h->closed = true;   /* until it is opened: __gc has nothing to free */
   luaL_getmetatable(L, LB_PG_MT);
   lua_setmetatable(L, -2);
-  if (!lsr_pg_open(pg, conninfo, (int)stale, err, sizeof err))
+  h->stale_ms = (int)stale;
+  h->per_thread = lua_toboolean(L, 3);
+  if (h->per_thread) {
+    h->conninfo = malloc(strlen(conninfo) + 1);
+    if (h->conninfo == NULL) return lb_raise(L, "store_error", "out of memory");
+    memcpy(h->conninfo, conninfo, strlen(conninfo) + 1);
+    h->closed = false;
+    if (lsr_pg_thread(conninfo, h->stale_ms, 0, err, sizeof err) == NULL)
+      return lb_raise(L, "store_unavailable", "%s", err);
+    return 1;
+  }
+  if (!lsr_pg_open(&h->own, conninfo, (int)stale, 0, err, sizeof err))
     return lb_raise(L, "store_unavailable", "%s", err);
+  h->closed = false;
   return 1;
 }
 
 /* db:prepare(sql) -> statement id (prepared on the server at first use). */
 static int pg_prepare(lua_State *L)
 {
-  lsr_pg *pg = check_pg(L);
-  int id = lsr_pg_prepare(pg, luaL_checkstring(L, 2));
-  if (id < 0) return lb_raise(L, "store_error", "cannot prepare: %s", lsr_pg_error(pg));
-  lua_pushinteger(L, id);
+  lb_pgdb *h = check_handle(L);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  char *probe = malloc(len * 2 + 16), *copy;
+  int n = probe ? lsr_pg_translate(sql, probe, len * 2 + 16) : -1;
+  free(probe);
+  if (n < 0) return lb_raise(L, "store_error", "cannot prepare: too many parameters (or out of memory)");
+  if (h->n_sqls == h->cap_sqls) {
+    int cap = h->cap_sqls ? h->cap_sqls * 2 : 64;
+    char **grown = realloc(h->sqls, (size_t)cap * sizeof *grown);
+    if (grown == NULL) return lb_raise(L, "store_error", "out of memory");
+    h->sqls = grown;
+    h->cap_sqls = cap;
+  }
+  copy = malloc(len + 1);
+  if (copy == NULL) return lb_raise(L, "store_error", "out of memory");
+  memcpy(copy, sql, len + 1);
+  h->sqls[h->n_sqls] = copy;
+  lua_pushinteger(L, h->n_sqls++);
   return 1;
+}
+
+/* db:deadline(at_ms): the calls that follow end by at_ms on
+ * core.monotonic_ms's clock (nil or 0: no deadline). */
+static int pg_deadline(lua_State *L)
+{
+  lb_pgdb *h = check_handle(L);
+  long long at = 0;
+  if (!lua_isnoneornil(L, 2) && (!lsr_tointeger_exact(L, 2, &at) || at < 0))
+    luaL_argerror(L, 2, "a deadline in whole milliseconds of core.monotonic_ms expected");
+  h->deadline_ms = at;
+  return 0;
 }
 
 /* db:exec(script) */
@@ -129,12 +209,15 @@ static int read_values(lua_State *L, int first, int top, const char **values, nu
  * must be PQclear'ed. */
 /* The statement id at argument 2 and its values from argument 3, as many
  * as it takes (absent trailing values are NULL, as in SQLite). */
-static int statement_values(lua_State *L, const lsr_pg *pg, const char **values, number_text *buf, int *id)
+static int statement_values(lua_State *L, lsr_pg *pg, const char **values, number_text *buf, int *id)
 {
+  lb_pgdb *h = luaL_checkudata(L, 1, LB_PG_MT);
   int top = lua_gettop(L), n, expected;
-  *id = (int)luaL_checkinteger(L, 2);
+  lua_Integer mine = luaL_checkinteger(L, 2);
+  if (mine < 0 || mine >= h->n_sqls) luaL_argerror(L, 2, "no such statement");
+  *id = lsr_pg_prepare(pg, h->sqls[mine]);
+  if (*id < 0) lb_raise(L, "store_error", "cannot prepare: %s", lsr_pg_error(pg));
   expected = lsr_pg_param_count(pg, *id);
-  if (expected < 0) luaL_argerror(L, 2, "no such statement");
   n = read_values(L, 3, top, values, buf);
   if (n > expected)
     luaL_argerror(L, top, lua_pushfstring(L, "too many values for: %s", lsr_pg_sql(pg, *id)));
@@ -367,8 +450,20 @@ static int pg_commit(lua_State *L)
 /* Never raises: it runs on error paths. */
 static int pg_rollback(lua_State *L)
 {
-  lsr_pg *pg = luaL_checkudata(L, 1, LB_PG_MT);
-  if (pg->conn != NULL && lsr_pg_is_owner(pg)) lsr_pg_rollback(pg);
+  lb_pgdb *h = luaL_checkudata(L, 1, LB_PG_MT);
+  lsr_pg *pg = &h->own;
+  if (h->closed) return 0;
+  if (h->per_thread) {
+    char err[LB_ERRLEN];
+    pg = lsr_pg_thread(h->conninfo, h->stale_ms, h->deadline_ms, err, sizeof err);
+  }
+  else if (pg->conn == NULL || !lsr_pg_is_owner(pg)) {
+    pg = NULL;
+  }
+  if (pg != NULL) {
+    pg->deadline_ms = h->deadline_ms;
+    lsr_pg_rollback(pg);
+  }
   return 0;
 }
 
@@ -386,23 +481,33 @@ static int pg_backup(lua_State *L)
 }
 
 /* __gc, __close and close: safe twice; a forked child never speaks on the
- * parent's session (lsr_pg_forget). */
+ * parent's session (lsr_pg_forget); a thread's connection stays with the
+ * thread. */
 static int pg_close(lua_State *L)
 {
-  lsr_pg *pg = luaL_checkudata(L, 1, LB_PG_MT);
-  if (pg->conn != NULL) {
-    if (lsr_pg_is_owner(pg)) lsr_pg_close(pg);
-    else lsr_pg_forget(pg);
+  lb_pgdb *h = luaL_checkudata(L, 1, LB_PG_MT);
+  if (h->own.conn != NULL) {
+    if (lsr_pg_is_owner(&h->own)) lsr_pg_close(&h->own);
+    else lsr_pg_forget(&h->own);
   }
+  for (int i = 0; i < h->n_sqls; i++) free(h->sqls[i]);
+  free(h->sqls);
+  free(h->conninfo);
+  h->sqls = NULL;
+  h->conninfo = NULL;
+  h->n_sqls = h->cap_sqls = 0;
+  h->closed = true;
   lua_pushboolean(L, 1);
   return 1;
 }
 
 static int pg_tostring(lua_State *L)
 {
-  lsr_pg *pg = luaL_checkudata(L, 1, LB_PG_MT);
-  if (pg->conn == NULL) lua_pushliteral(L, "licensor.pgdb (closed)");
-  else lua_pushfstring(L, "licensor.pgdb (%s/%s)", PQhost(pg->conn), PQdb(pg->conn));
+  lb_pgdb *h = luaL_checkudata(L, 1, LB_PG_MT);
+  if (h->closed) lua_pushliteral(L, "licensor.pgdb (closed)");
+  else if (h->per_thread) lua_pushliteral(L, "licensor.pgdb (this thread's connection)");
+  else if (h->own.conn == NULL) lua_pushliteral(L, "licensor.pgdb (disconnected)");
+  else lua_pushfstring(L, "licensor.pgdb (%s/%s)", PQhost(h->own.conn), PQdb(h->own.conn));
   return 1;
 }
 
@@ -420,6 +525,7 @@ static const luaL_Reg pg_methods[] = {
   { "commit", pg_commit },
   { "rollback", pg_rollback },
   { "generation", pg_generation },
+  { "deadline", pg_deadline },
   { "close", pg_close },
   { NULL, NULL }
 };

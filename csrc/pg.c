@@ -5,20 +5,16 @@
 #include "pg.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* libpq prints server notices (a ROLLBACK with no transaction, say) on
- * stderr by default; the store reports failures itself. */
-static void ignore_notice(void *arg, const char *message)
-{
-  (void)arg;
-  (void)message;
-}
 
 static void set_message(lsr_pg *pg, const char *text)
 {
@@ -33,28 +29,146 @@ const char *lsr_pg_error(const lsr_pg *pg)
   return pg->message;
 }
 
-bool lsr_pg_open(lsr_pg *pg, const char *conninfo, int stale_ms, char *err, size_t errlen)
+long long lsr_pg_now_ms(void)
 {
-  /* Processed in order: the caller's string, expanded from dbname, wins
-   * over these defaults. */
-  const char *const keywords[] = { "connect_timeout", "application_name", "dbname", NULL };
-  const char *const values[] = { "5", "licensor", conninfo, NULL };
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Milliseconds until `limit` for poll(): -1 without one, 0 once passed. */
+static int left_until(long long limit)
+{
+  long long left;
+  if (limit <= 0) return -1;
+  left = limit - lsr_pg_now_ms();
+  if (left <= 0) return 0;
+  return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Server notices: libpq would print them on stderr (a ROLLBACK with no
+ * transaction, say), and the store reports failures itself.  A WARNING
+ * that reaches a COMMIT in flight makes its outcome unknown: it is how
+ * the server says a cancelled or terminated wait for synchronous
+ * replication left the commit local only (any other WARNING there is
+ * taken the same way: nothing but a plain COMMIT is acknowledged). */
+static void receive_notice(void *arg, const PGresult *res)
+{
+  lsr_pg *pg = arg;
+  const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char *text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  if (!pg->committing || severity == NULL || strcmp(severity, "WARNING") != 0) return;
+  if (state != NULL && strcmp(state, "25P01") == 0) return;   /* no transaction in progress */
+  pg->commit_warned = true;
+  snprintf(pg->warning, sizeof pg->warning, "%s", text ? text : "a warning from the server");
+}
+
+/* ---- licensor's own connection parameter ---- */
+
+/* Removes `name=value` from conninfo in place (a URL's query or the
+ * keyword form) and copies the value to value (at most len - 1 bytes);
+ * false when the parameter is absent. */
+static bool take_parameter(char *conninfo, const char *name, char *value, size_t len)
+{
+  size_t n = strlen(name);
+  bool url = strncmp(conninfo, "postgres://", 11) == 0 || strncmp(conninfo, "postgresql://", 13) == 0;
+  for (char *p = conninfo; (p = strstr(p, name)) != NULL; p++) {
+    char before = p == conninfo ? ' ' : p[-1];
+    char *start = p, *end;
+    size_t vlen;
+    if (p[n] != '=') continue;
+    if (url ? (before != '?' && before != '&') : (before != ' ' && before != '\t')) continue;
+    end = p + n + 1;
+    while (*end != '\0' && (url ? *end != '&' : (*end != ' ' && *end != '\t'))) end++;
+    vlen = (size_t)(end - (p + n + 1));
+    snprintf(value, len, "%.*s", (int)(vlen < len ? vlen : len - 1), p + n + 1);
+    if (*end != '\0') end++;                        /* the '&' or blank after it */
+    else if (url && before == '&') start--;         /* the last parameter: its '&' goes too */
+    else if (url) start--;                          /* the only one: its '?' goes too */
+    memmove(start, end, strlen(end) + 1);
+    return true;
+  }
+  return false;
+}
+
+/* ---- connecting ---- */
+
+/* Processed in order: the caller's string, expanded from dbname, wins
+ * over the keywords before it; client_encoding after it always holds (a
+ * startup parameter: no round trip, and PgBouncer keeps it). */
+static PGconn *start_connection(const lsr_pg *pg, bool blocking)
+{
+  const char *const keywords[] = { "connect_timeout", "application_name", "dbname", "client_encoding", NULL };
+  const char *const values[] = { "5", "licensor", pg->conninfo, "UTF8", NULL };
+  return blocking ? PQconnectdbParams(keywords, values, 1) : PQconnectStartParams(keywords, values, 1);
+}
+
+/* A new connection, within the deadline if there is one (PQconnectPoll
+ * walks a multi-host string as PQconnectdb does); false with a message. */
+static bool connect_now(lsr_pg *pg)
+{
+  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+  bool blocking = pg->deadline_ms <= 0;
+  PGconn *conn = start_connection(pg, blocking);
+  if (conn == NULL) {
+    set_message(pg, "out of memory");
+    return false;
+  }
+  while (!blocking && PQstatus(conn) != CONNECTION_BAD && state != PGRES_POLLING_OK &&
+         state != PGRES_POLLING_FAILED) {
+    struct pollfd p = { PQsocket(conn), state == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0 };
+    int wait = left_until(pg->deadline_ms);
+    int ready = wait == 0 ? 0 : poll(&p, 1, wait);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      PQfinish(conn);
+      set_message(pg, "could not connect to PostgreSQL before the deadline");
+      pg->timed_out = true;
+      return false;
+    }
+    state = PQconnectPoll(conn);
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    set_message(pg, PQerrorMessage(conn));
+    PQfinish(conn);
+    return false;
+  }
+  PQsetNoticeReceiver(conn, receive_notice, pg);
+  pg->conn = conn;
+  pg->broken = false;
+  return true;
+}
+
+bool lsr_pg_open(lsr_pg *pg, const char *conninfo, int stale_ms, long long deadline_ms, char *err,
+                 size_t errlen)
+{
+  char prepare[16];
   memset(pg, 0, sizeof *pg);
   pg->owner = getpid();
   pg->stale_ms = stale_ms;
-  pg->conn = PQconnectdbParams(keywords, values, 1);
-  if (pg->conn == NULL) {
+  pg->deadline_ms = deadline_ms;
+  pg->conninfo = malloc(strlen(conninfo) + 1);
+  if (pg->conninfo == NULL) {
     snprintf(err, errlen, "out of memory");
     return false;
   }
-  if (PQstatus(pg->conn) != CONNECTION_OK) {
-    set_message(pg, PQerrorMessage(pg->conn));
+  memcpy(pg->conninfo, conninfo, strlen(conninfo) + 1);
+  pg->prepare = true;
+  if (take_parameter(pg->conninfo, "prepared_statements", prepare, sizeof prepare)) {
+    if (strcmp(prepare, "off") != 0 && strcmp(prepare, "on") != 0) {
+      snprintf(err, errlen, "prepared_statements: on or off (PgBouncer's transaction mode needs off), not '%s'",
+               prepare);
+      lsr_pg_close(pg);
+      return false;
+    }
+    pg->prepare = strcmp(prepare, "on") == 0;
+  }
+  if (!connect_now(pg)) {
     snprintf(err, errlen, "%s", pg->message);
     lsr_pg_close(pg);
     return false;
   }
-  PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
-  PQsetClientEncoding(pg->conn, "UTF8");
   return true;
 }
 
@@ -72,6 +186,8 @@ void lsr_pg_close(lsr_pg *pg)
 {
   if (pg->conn != NULL) PQfinish(pg->conn);
   pg->conn = NULL;
+  free(pg->conninfo);
+  pg->conninfo = NULL;
   free_statements(pg);
   clear_deferred(pg);
   free(pg->deferred);
@@ -144,10 +260,19 @@ int lsr_pg_translate(const char *sql, char *out, size_t outlen)
   return max;
 }
 
+/* FNV-1a: statements are found again by their text. */
+static unsigned text_hash(const char *text)
+{
+  unsigned h = 2166136261u;
+  for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) h = (h ^ *p) * 16777619u;
+  return h;
+}
+
 int lsr_pg_prepare(lsr_pg *pg, const char *sql)
 {
   size_t cap = strlen(sql) * 2 + 16;   /* "?" becomes at most "$64" */
   char *text = malloc(cap);
+  unsigned hash;
   int n;
   if (text == NULL) {
     set_message(pg, "out of memory");
@@ -158,6 +283,13 @@ int lsr_pg_prepare(lsr_pg *pg, const char *sql)
     free(text);
     set_message(pg, "too many parameters");
     return -1;
+  }
+  hash = text_hash(text);
+  for (int i = 0; i < pg->n_stmts; i++) {
+    if (pg->stmts[i].hash == hash && strcmp(pg->stmts[i].sql, text) == 0) {
+      free(text);
+      return i;
+    }
   }
   if (pg->n_stmts == pg->cap_stmts) {
     int cap_stmts = pg->cap_stmts ? pg->cap_stmts * 2 : 64;
@@ -170,9 +302,7 @@ int lsr_pg_prepare(lsr_pg *pg, const char *sql)
     pg->stmts = grown;
     pg->cap_stmts = cap_stmts;
   }
-  pg->stmts[pg->n_stmts].sql = text;
-  pg->stmts[pg->n_stmts].nparams = n;
-  pg->stmts[pg->n_stmts].prepared = false;
+  pg->stmts[pg->n_stmts] = (lsr_pg_statement){ text, hash, n, false };
   return pg->n_stmts++;
 }
 
@@ -202,13 +332,111 @@ static lsr_pg_status classify(const char *state)
   return LSR_PG_ERROR;
 }
 
-/* The status of a result; failures keep their message and free it. */
+/* ---- waiting, within the deadline ---- */
+
+/* Asks the server to cancel what the connection runs (a blocking
+ * connection of its own, to the same server).  The connection is dropped
+ * after this call in any case: a cancel that arrives late must not stop
+ * the next statement. */
+static void cancel(lsr_pg *pg)
+{
+  PGcancel *request = PQgetCancel(pg->conn);
+  if (request != NULL) {
+    char why[256];
+    PQcancel(request, why, sizeof why);
+    PQfreeCancel(request);
+  }
+  pg->broken = true;
+}
+
+/* Waits until PQgetResult will not block.  At the deadline the statement
+ * is cancelled and its answer awaited LSR_PG_CANCEL_GRACE_MS more; false
+ * (with a message, pg->timed_out set) when none came, or when the
+ * connection failed. */
+static bool await(lsr_pg *pg)
+{
+  long long limit = pg->deadline_ms;
+  bool cancelled = false;
+  while (PQisBusy(pg->conn)) {
+    struct pollfd p = { PQsocket(pg->conn), POLLIN, 0 };
+    int wait = left_until(limit), ready;
+    if (wait == 0) {
+      if (cancelled) {
+        set_message(pg, "PostgreSQL did not answer before the deadline, nor after the cancel");
+        pg->timed_out = pg->broken = true;
+        return false;
+      }
+      cancel(pg);
+      cancelled = true;
+      limit = lsr_pg_now_ms() + LSR_PG_CANCEL_GRACE_MS;
+      continue;
+    }
+    ready = poll(&p, 1, wait);
+    if (ready < 0 && errno != EINTR) {
+      set_message(pg, strerror(errno));
+      pg->broken = true;
+      return false;
+    }
+    if (ready > 0 && PQconsumeInput(pg->conn) != 1) {
+      set_message(pg, PQerrorMessage(pg->conn));
+      pg->broken = true;
+      return false;
+    }
+  }
+  return true;
+}
+
+/* The next result of the query in flight, waited for within the deadline;
+ * NULL at its end, or (*failed set) when the wait failed. */
+static PGresult *next_result(lsr_pg *pg, bool *failed)
+{
+  if (!await(pg)) {
+    *failed = true;
+    return NULL;
+  }
+  return PQgetResult(pg->conn);
+}
+
+/* The last result of the query sent (sent: libpq queued it), as PQexec
+ * would answer it, but within the deadline; NULL when the wait failed or
+ * nothing could be sent. */
+static PGresult *last_result(lsr_pg *pg, bool sent)
+{
+  PGresult *last = NULL, *res;
+  bool failed = false;
+  if (!sent) {
+    set_message(pg, PQerrorMessage(pg->conn));
+    return NULL;
+  }
+  while ((res = next_result(pg, &failed)) != NULL) {
+    PQclear(last);
+    last = res;
+  }
+  if (failed) {
+    PQclear(last);
+    return NULL;
+  }
+  return last;
+}
+
+/* What a failed wait means: the deadline's timeout or a lost connection. */
+static lsr_pg_status wait_failure(const lsr_pg *pg)
+{
+  return pg->timed_out ? LSR_PG_TIMEOUT : LSR_PG_UNAVAILABLE;
+}
+
+/* The status of a result; failures keep their message and free it.  A
+ * NULL result is a failed wait (or libpq's out of memory). */
 static lsr_pg_status check_result(lsr_pg *pg, PGresult *res)
 {
   lsr_pg_status status;
   ExecStatusType kind = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
   if (kind == PGRES_COMMAND_OK || kind == PGRES_TUPLES_OK) return LSR_PG_OK;
-  if (res == NULL || PQstatus(pg->conn) == CONNECTION_BAD) {
+  if (res == NULL) {
+    if (pg->message[0] == '\0') set_message(pg, PQerrorMessage(pg->conn));
+    return wait_failure(pg);
+  }
+  if (PQstatus(pg->conn) == CONNECTION_BAD) {
     set_message(pg, PQerrorMessage(pg->conn));
     status = LSR_PG_UNAVAILABLE;
   } else {
@@ -219,17 +447,22 @@ static lsr_pg_status check_result(lsr_pg *pg, PGresult *res)
   return status;
 }
 
-/* Re-establishes a broken connection; its prepared statements are gone. */
+/* check_result for a result whose rows nobody reads: freed either way. */
+static lsr_pg_status check_done(lsr_pg *pg, PGresult *res)
+{
+  lsr_pg_status status = check_result(pg, res);
+  if (status == LSR_PG_OK) PQclear(res);
+  return status;
+}
+
+/* Opens the connection again (a broken or dropped one); its prepared
+ * statements are gone. */
 static bool reconnect(lsr_pg *pg)
 {
-  PQreset(pg->conn);
-  if (PQstatus(pg->conn) != CONNECTION_OK) {
-    set_message(pg, PQerrorMessage(pg->conn));
-    return false;
-  }
+  if (pg->conn != NULL) PQfinish(pg->conn);
+  pg->conn = NULL;
   for (int i = 0; i < pg->n_stmts; i++) pg->stmts[i].prepared = false;
-  PQsetClientEncoding(pg->conn, "UTF8");
-  return true;
+  return connect_now(pg);
 }
 
 static void statement_name(int id, char *name, size_t len)
@@ -237,26 +470,35 @@ static void statement_name(int id, char *name, size_t len)
   snprintf(name, len, "licensor_%d", id);
 }
 
+/* Without named prepared statements (PgBouncer in transaction mode, whose
+ * server connections change between transactions): statement id's text
+ * is sent each time, as an unnamed statement. */
+static bool send_one(lsr_pg *pg, int id, const char *sql, int n, const char *const *values)
+{
+  if (id < 0) return PQsendQueryParams(pg->conn, sql, n, NULL, values, NULL, NULL, 0) == 1;
+  return PQsendQueryParams(pg->conn, pg->stmts[id].sql, n, NULL, values, NULL, NULL, 0) == 1;
+}
+
 static lsr_pg_status attempt(lsr_pg *pg, int id, const char *sql, int n, const char *const *values,
                              PGresult **result)
 {
-  PGresult *res;
   lsr_pg_status status;
-  if (id >= 0) {
+  if (id >= 0 && pg->prepare) {
     char name[24];
     lsr_pg_statement *stmt = &pg->stmts[id];
     statement_name(id, name, sizeof name);
     if (!stmt->prepared) {
-      status = check_result(pg, PQprepare(pg->conn, name, stmt->sql, stmt->nparams, NULL));
+      status = check_done(pg, last_result(pg, PQsendPrepare(pg->conn, name, stmt->sql, stmt->nparams,
+                                                             NULL) == 1));
       if (status != LSR_PG_OK) return status;
       stmt->prepared = true;
     }
-    res = PQexecPrepared(pg->conn, name, n, values, NULL, NULL, 0);
+    status = check_result(pg, *result = last_result(pg, PQsendQueryPrepared(pg->conn, name, n, values,
+                                                                              NULL, NULL, 0) == 1));
   } else {
-    res = PQexecParams(pg->conn, sql, n, NULL, values, NULL, NULL, 0);
+    status = check_result(pg, *result = last_result(pg, send_one(pg, id, sql, n, values)));
   }
-  status = check_result(pg, res);
-  if (status == LSR_PG_OK) *result = res;
+  if (status != LSR_PG_OK) *result = NULL;
   return status;
 }
 
@@ -305,11 +547,11 @@ typedef struct {
 static bool send_query(lsr_pg *pg, int id, const char *sql, int n, const char *const *values, sent_kind kind,
                        sent_query *sent, int *n_sent)
 {
-  if (id < 0) {
-    sent[(*n_sent)++] = (sent_query){ kind, id };
-    return PQsendQueryParams(pg->conn, sql, n, NULL, values, NULL, NULL, 0) == 1;
-  }
   char name[24];
+  if (id < 0 || !pg->prepare) {
+    sent[(*n_sent)++] = (sent_query){ kind, id };
+    return send_one(pg, id, sql, n, values);
+  }
   lsr_pg_statement *stmt = &pg->stmts[id];
   statement_name(id, name, sizeof name);
   if (!stmt->prepared) {
@@ -328,8 +570,10 @@ static lsr_pg_status read_pipeline(lsr_pg *pg, const sent_query *sent, int n_sen
   lsr_pg_status status = LSR_PG_OK;
   int query = 0, empty = 0;
   for (;;) {
-    PGresult *res = PQgetResult(pg->conn);
+    bool failed = false;
+    PGresult *res = next_result(pg, &failed);
     ExecStatusType kind;
+    if (failed) return wait_failure(pg);
     if (res == NULL) {   /* the end of one query's results */
       if (PQstatus(pg->conn) == CONNECTION_BAD || ++empty > n_sent + 1) {
         if (status == LSR_PG_OK) set_message(pg, PQerrorMessage(pg->conn));
@@ -381,7 +625,7 @@ static lsr_pg_status pipeline(lsr_pg *pg, int id, const char *sql, int n, const 
   } else {
     status = read_pipeline(pg, sent, n_sent, result);
   }
-  if (PQexitPipelineMode(pg->conn) != 1 && status == LSR_PG_OK) {
+  if (!pg->broken && PQexitPipelineMode(pg->conn) != 1 && status == LSR_PG_OK) {
     set_message(pg, PQerrorMessage(pg->conn));
     status = LSR_PG_UNAVAILABLE;
   }
@@ -390,7 +634,7 @@ static lsr_pg_status pipeline(lsr_pg *pg, int id, const char *sql, int n, const 
     *result = NULL;
   }
   /* Kept when the connection failed: they may go again on a new one. */
-  if (status != LSR_PG_UNAVAILABLE) clear_deferred(pg);
+  if (status != LSR_PG_UNAVAILABLE || pg->timed_out) clear_deferred(pg);
   return status;
 }
 
@@ -427,12 +671,13 @@ out_of_memory:
   return LSR_PG_ERROR;
 }
 
-/* A connection to send on.  A broken one is re-established unless part
- * of the current transaction has reached the server (then the transaction
- * is lost); deferred statements wait for the new connection. */
+/* A connection to send on.  A broken one (lost, or dropped after a
+ * cancel) is opened again unless part of the current transaction has
+ * reached the server (then the transaction is lost); deferred statements
+ * wait for the new connection. */
 static bool usable(lsr_pg *pg)
 {
-  if (PQstatus(pg->conn) != CONNECTION_BAD) return true;
+  if (!pg->broken && PQstatus(pg->conn) != CONNECTION_BAD) return true;
   if (pg->in_transaction && pg->sent) {
     set_message(pg, "the connection to PostgreSQL was lost during the transaction");
     return false;
@@ -448,6 +693,18 @@ static lsr_pg_status send_and_run(lsr_pg *pg, int id, const char *sql, int n, co
   return attempt(pg, id, sql, n, values, result);
 }
 
+/* Before a call: its failure flags cleared; false (and a message) when its
+ * deadline has passed already, so nothing is sent. */
+static bool in_time(lsr_pg *pg)
+{
+  pg->timed_out = false;
+  pg->message[0] = '\0';
+  if (left_until(pg->deadline_ms) != 0) return true;
+  set_message(pg, "the deadline passed before the statement was sent");
+  pg->timed_out = true;
+  return false;
+}
+
 lsr_pg_status lsr_pg_run(lsr_pg *pg, int id, const char *sql, int n, const char *const *values,
                          PGresult **result)
 {
@@ -456,12 +713,14 @@ lsr_pg_status lsr_pg_run(lsr_pg *pg, int id, const char *sql, int n, const char 
   bool fresh = !pg->in_transaction || !pg->sent;
   *result = NULL;
   if (id < 0 && sql == NULL && pg->n_deferred == 0) return LSR_PG_OK;
-  if (!usable(pg)) return LSR_PG_UNAVAILABLE;
+  if (!in_time(pg)) return LSR_PG_TIMEOUT;
+  if (!usable(pg)) return wait_failure(pg);
   status = send_and_run(pg, id, sql, n, values, result);
   /* A connection that broke while idle (a restarted or promoted server)
    * is found by this call: when it began the work of its transaction and
    * commits nothing, nothing was done, so reconnect and send it again. */
-  if (status == LSR_PG_UNAVAILABLE && fresh && PQstatus(pg->conn) == CONNECTION_BAD && reconnect(pg)) {
+  if (status == LSR_PG_UNAVAILABLE && fresh && !pg->timed_out && PQstatus(pg->conn) == CONNECTION_BAD &&
+      reconnect(pg)) {
     pg->sent = false;
     status = send_and_run(pg, id, sql, n, values, result);
   }
@@ -473,15 +732,19 @@ lsr_pg_status lsr_pg_exec(lsr_pg *pg, const char *script)
   PGresult *none = NULL;
   lsr_pg_status status = lsr_pg_run(pg, -1, NULL, 0, NULL, &none);   /* deferred ones first */
   if (status != LSR_PG_OK) return status;
-  if (!usable(pg)) return LSR_PG_UNAVAILABLE;
+  if (!in_time(pg)) return LSR_PG_TIMEOUT;
+  if (!usable(pg)) return wait_failure(pg);
   pg->sent = true;
-  return check_result(pg, PQexec(pg->conn, script));
+  return check_done(pg, last_result(pg, PQsendQuery(pg->conn, script) == 1));
 }
 
 lsr_pg_status lsr_pg_begin(lsr_pg *pg, bool read_only)
 {
   PGresult *res = NULL;
   lsr_pg_status status;
+  /* A transaction a caller left open (a Lua VM that went away in the
+   * middle, on a connection the thread keeps) ends here. */
+  if (pg->in_transaction) lsr_pg_rollback(pg);
   clear_deferred(pg);
   pg->sent = false;
   if (!read_only) {
@@ -494,17 +757,40 @@ lsr_pg_status lsr_pg_begin(lsr_pg *pg, bool read_only)
   return status;
 }
 
+/* The answer to a COMMIT that may have happened: never acknowledged. */
+static lsr_pg_status unknown(lsr_pg *pg, const char *why)
+{
+  char reason[sizeof pg->message];
+  snprintf(reason, sizeof reason, "%s", why);
+  snprintf(pg->message, sizeof pg->message, "commit outcome unknown: %s", reason);
+  return LSR_PG_UNKNOWN;
+}
+
 lsr_pg_status lsr_pg_commit(lsr_pg *pg)
 {
   PGresult *res = NULL;
   lsr_pg_status status;
-  if (!usable(pg)) {
-    pg->in_transaction = false;
-    return LSR_PG_UNAVAILABLE;
+  bool in_time_now = in_time(pg);
+  if (!in_time_now || !usable(pg)) {
+    /* Nothing of COMMIT was sent: the server rolls the transaction back. */
+    lsr_pg_rollback(pg);
+    return in_time_now ? LSR_PG_UNAVAILABLE : LSR_PG_TIMEOUT;
   }
   /* Never sent again after a failure: the first COMMIT may have happened. */
+  pg->committing = true;
+  pg->commit_warned = false;
   status = send_and_run(pg, -1, "COMMIT", 0, NULL, &res);
-  pg->in_transaction = false;
+  pg->committing = false;
+  pg->in_transaction = pg->sent = false;
+  if (status == LSR_PG_OK && pg->commit_warned) {
+    PQclear(res);
+    return unknown(pg, pg->warning);
+  }
+  /* No answer, or the connection went: the COMMIT may have been applied. */
+  if (status == LSR_PG_UNAVAILABLE || (status == LSR_PG_TIMEOUT && pg->timed_out)) {
+    pg->broken = true;
+    return unknown(pg, pg->message);
+  }
   if (status != LSR_PG_OK) return status;
   /* COMMIT of a transaction that had failed answers ROLLBACK, not an error. */
   if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
@@ -517,12 +803,103 @@ lsr_pg_status lsr_pg_commit(lsr_pg *pg)
   return LSR_PG_OK;
 }
 
+/* Ends the transaction; never fails.  A connection to be dropped is not
+ * spoken to (closing it ends the transaction on the server); otherwise the
+ * ROLLBACK gets the call's deadline or, past it, LSR_PG_CANCEL_GRACE_MS. */
 void lsr_pg_rollback(lsr_pg *pg)
 {
   bool sent = pg->sent;
+  long long deadline = pg->deadline_ms;
   clear_deferred(pg);
   pg->in_transaction = pg->sent = false;
-  if (sent && pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK) PQclear(PQexec(pg->conn, "ROLLBACK"));
+  if (!sent || pg->conn == NULL || pg->broken || PQstatus(pg->conn) != CONNECTION_OK) return;
+  if (deadline > 0 && left_until(deadline) == 0) pg->deadline_ms = lsr_pg_now_ms() + LSR_PG_CANCEL_GRACE_MS;
+  PQclear(last_result(pg, PQsendQuery(pg->conn, "ROLLBACK") == 1));
+  pg->deadline_ms = deadline;
+}
+
+/* ---- one connection per OS thread ---- */
+
+/* The C core's only process-wide state: a thread-specific key made once,
+ * whose value in each thread is that thread's connections.  Nothing is
+ * shared between threads; each list is its own thread's. */
+typedef struct {
+  int n;
+  struct {
+    char *conninfo;
+    lsr_pg *pg;
+  } item[LSR_PG_THREAD_MAX];
+} thread_connections;
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static int thread_key_status = -1;
+
+static void free_thread_connections(void *arg)
+{
+  thread_connections *t = arg;
+  for (int i = 0; i < t->n; i++) {
+    lsr_pg_close(t->item[i].pg);
+    free(t->item[i].pg);
+    free(t->item[i].conninfo);
+  }
+  free(t);
+}
+
+static void make_thread_key(void)
+{
+  thread_key_status = pthread_key_create(&thread_key, free_thread_connections);
+}
+
+static thread_connections *this_thread(void)
+{
+  thread_connections *t;
+  pthread_once(&thread_key_once, make_thread_key);
+  if (thread_key_status != 0) return NULL;
+  t = pthread_getspecific(thread_key);
+  if (t == NULL) {
+    t = calloc(1, sizeof *t);
+    if (t != NULL && pthread_setspecific(thread_key, t) != 0) {
+      free(t);
+      t = NULL;
+    }
+  }
+  return t;
+}
+
+lsr_pg *lsr_pg_thread(const char *conninfo, int stale_ms, long long deadline_ms, char *err, size_t errlen)
+{
+  thread_connections *t = this_thread();
+  lsr_pg *pg;
+  char *key;
+  if (t == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  for (int i = 0; i < t->n; i++)
+    if (strcmp(t->item[i].conninfo, conninfo) == 0) return t->item[i].pg;
+  if (t->n == LSR_PG_THREAD_MAX) {
+    snprintf(err, errlen, "one thread keeps connections to at most %d databases", LSR_PG_THREAD_MAX);
+    return NULL;
+  }
+  pg = malloc(sizeof *pg);
+  key = malloc(strlen(conninfo) + 1);
+  if (pg == NULL || key == NULL) {
+    free(pg);
+    free(key);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (!lsr_pg_open(pg, conninfo, stale_ms, deadline_ms, err, errlen)) {
+    free(pg);
+    free(key);
+    return NULL;
+  }
+  memcpy(key, conninfo, strlen(conninfo) + 1);
+  t->item[t->n].conninfo = key;
+  t->item[t->n].pg = pg;
+  t->n++;
+  return pg;
 }
 
 double lsr_pg_generation(lsr_pg *pg)

@@ -11,6 +11,19 @@
  * finds a promoted standby) and the statement tried once more; inside a
  * transaction a broken connection is the transaction's failure.
  *
+ * Every wait on the server is bounded by the connection's deadline
+ * (deadline_ms, on CLOCK_MONOTONIC, the clock of core.monotonic_ms): when
+ * it passes, the statement is cancelled (PQcancel) and its answer awaited
+ * LSR_PG_CANCEL_GRACE_MS longer; then the connection is dropped.  A
+ * connection that sent a cancel is always dropped after the call, so a
+ * late cancel can never hit the next statement.
+ *
+ * Only a COMMIT the server confirmed is LSR_PG_OK.  A COMMIT answered with
+ * a WARNING (the cancelled wait for synchronous replication: "committed
+ * locally, but might not have been replicated"), or whose connection was
+ * lost or whose answer never came, is LSR_PG_UNKNOWN: it may or may not
+ * have happened, and may be lost with the primary.
+ *
  * It knows nothing of licenses and does not include lua.h.
  */
 #ifndef LICENSOR_PG_H
@@ -30,11 +43,13 @@ typedef enum {
   LSR_PG_TIMEOUT,       /* statement_timeout */
   LSR_PG_READ_ONLY,     /* a write inside a read-only transaction */
   LSR_PG_INVALID,       /* SQL the server refuses (syntax, unknown names) */
+  LSR_PG_UNKNOWN,       /* a COMMIT whose outcome is unknown (see above) */
   LSR_PG_ERROR          /* anything else */
 } lsr_pg_status;
 
 typedef struct {
   char *sql;      /* with $N placeholders */
+  unsigned hash;  /* of the text as given, for lsr_pg_prepare's lookup */
   int nparams;
   bool prepared;  /* on the current connection */
 } lsr_pg_statement;
@@ -49,6 +64,14 @@ typedef struct {
 
 typedef struct {
   PGconn *conn;
+  char *conninfo;             /* as libpq takes it (licensor's own parameters removed) */
+  bool prepare;               /* named prepared statements (prepared_statements=off: none) */
+  long long deadline_ms;      /* CLOCK_MONOTONIC ms after which waits end; 0: none */
+  bool broken;                /* to be dropped and opened again before its next use */
+  bool timed_out;             /* the last call ended at its deadline without an answer */
+  bool committing;            /* a COMMIT is in flight: its WARNINGs make it unknown */
+  bool commit_warned;
+  char warning[256];          /* the WARNING a COMMIT got */
   pid_t owner;                /* the process that opened it */
   lsr_pg_statement *stmts;
   int n_stmts;
@@ -66,10 +89,26 @@ typedef struct {
 
 /* The most parameters one statement takes. */
 #define LSR_PG_MAX_PARAMS 64
+/* How long a cancelled statement's answer is awaited past the deadline. */
+#define LSR_PG_CANCEL_GRACE_MS 1000
+/* The most databases one OS thread keeps a connection to (lsr_pg_thread). */
+#define LSR_PG_THREAD_MAX 4
 
 /* Connects with conninfo (a URL or keyword=value string; connect_timeout
- * defaults to 5 s).  False with a message in err; *pg is then closed. */
-bool lsr_pg_open(lsr_pg *pg, const char *conninfo, int stale_ms, char *err, size_t errlen);
+ * defaults to 5 s; licensor's own parameter prepared_statements=off is
+ * taken out), within deadline_ms if not 0.  False with a message in err;
+ * *pg is then closed. */
+bool lsr_pg_open(lsr_pg *pg, const char *conninfo, int stale_ms, long long deadline_ms, char *err,
+                 size_t errlen);
+
+/* The calling OS thread's connection to conninfo, opened at its first use
+ * and kept for the thread's life (nginx's thread pool: the Lua VMs that
+ * run there come and go, the connections stay, one per thread).  NULL
+ * with a message in err when it cannot be opened (tried again next time). */
+lsr_pg *lsr_pg_thread(const char *conninfo, int stale_ms, long long deadline_ms, char *err, size_t errlen);
+
+/* CLOCK_MONOTONIC in milliseconds (the deadline's clock). */
+long long lsr_pg_now_ms(void);
 void lsr_pg_close(lsr_pg *pg);
 /* In a forked child: frees the handle without telling the server, whose
  * session still belongs to the parent. */
@@ -81,7 +120,8 @@ bool lsr_pg_is_owner(const lsr_pg *pg);
  * small or a number is out of range. */
 int lsr_pg_translate(const char *sql, char *out, size_t outlen);
 
-/* Keeps sql (translated) and returns its id (>= 0), or -1. */
+/* Keeps sql (translated) and returns its id (>= 0), or -1; the same text
+ * twice is the same id. */
 int lsr_pg_prepare(lsr_pg *pg, const char *sql);
 int lsr_pg_param_count(const lsr_pg *pg, int id);
 const char *lsr_pg_sql(const lsr_pg *pg, int id);

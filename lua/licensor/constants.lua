@@ -27,6 +27,17 @@ _M.MAX_FILE_BYTES = 64 * 1024 * 1024
 -- How old a worker's cached PostgreSQL read may be, in milliseconds.
 _M.STALE_MS = 1000
 
+-- How a PostgreSQL COMMIT that may or may not have happened is answered:
+-- store_unavailable, with a message that begins with this (csrc/pg.c).
+-- The gateway says so to the client instead of its plain 503 text.
+_M.OUTCOME_UNKNOWN = "commit outcome unknown"
+
+-- The gateway on PostgreSQL: each store call's deadline, /healthz's write
+-- probe's own, in milliseconds (licensor gateway --db-timeout-ms,
+-- --health-timeout-ms).
+_M.DB_TIMEOUT_MS = 5000
+_M.HEALTH_TIMEOUT_MS = 1000
+
 -- store:deliver and `licensor deliver`: a failed row is tried at most
 -- max_tries times, waiting backoff_ms (doubling, with jitter) between
 -- tries; a webhook or SMTP exchange gives up after timeout seconds; a

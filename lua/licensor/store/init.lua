@@ -95,7 +95,7 @@ end
 _M.display_name = display_name
 
 local function connect(path, opts)
-  if is_postgresql(path) then return core.open_pg(path, opts.stale_ms), "postgresql" end
+  if is_postgresql(path) then return core.open_pg(path, opts.stale_ms, opts.per_thread), "postgresql" end
   return core.open(path, opts.synchronous == "full", opts.busy_ms), "sqlite"
 end
 
@@ -140,7 +140,9 @@ end
 -- file, created 0600 (its -wal and -shm too; see csrc/store.c); stale_ms
 -- (PostgreSQL, default constants.STALE_MS) bounds how old store:license's
 -- cached reads may be; claim_ms (default constants.DELIVERY.claim_ms) how
--- long store:deliver holds the rows it claimed.
+-- long store:deliver holds the rows it claimed.  per_thread (PostgreSQL,
+-- the gateway's thread pool) uses the calling OS thread's connection
+-- instead of one of the store's own (csrc/l_pg.c).
 function _M.open(path, opts)
   if type(path) ~= "string" then bad_argument(1, "open", "path expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(2, "open", "options table expected") end
@@ -152,7 +154,8 @@ function _M.open(path, opts)
   local checked = { synchronous = sync, busy_ms = check_ms(opts, "busy_ms", 10000, 0),
                     query_ms = check_ms(opts, "query_ms", 10000, 1),
                     stale_ms = check_ms(opts, "stale_ms", constants.STALE_MS, 0),
-                    claim_ms = check_ms(opts, "claim_ms", constants.DELIVERY.claim_ms, 1) }
+                    claim_ms = check_ms(opts, "claim_ms", constants.DELIVERY.claim_ms, 1),
+                    per_thread = opts.per_thread == true }
   return failure.call(open, path, checked)
 end
 
@@ -361,6 +364,37 @@ end
 -- /healthz), or nil, message, code.
 function Store:ping()
   return guarded(self, ping)
+end
+
+-- store:deadline(at_ms): the store calls that follow end by at_ms, a time
+-- on core.monotonic_ms's clock (nil: no deadline).  On PostgreSQL a
+-- statement still running then is cancelled (nil, message, "timeout"), and
+-- a COMMIT still waiting is answered store_unavailable with a message that
+-- begins constants.OUTCOME_UNKNOWN: it may have happened.  SQLite has its
+-- busy timeout (busy_ms) instead, and ignores this.
+function Store:deadline(at_ms)
+  if at_ms ~= nil and (type(at_ms) ~= "number" or at_ms < 0 or at_ms % 1 ~= 0) then
+    bad_argument(1, "deadline", "a time in whole milliseconds of core.monotonic_ms expected")
+  end
+  if self.kind == "postgresql" then self.db:deadline(at_ms) end
+  return true
+end
+
+local function probe_write(self)
+  if self.kind == "postgresql" then
+    -- A transaction id makes the COMMIT a real one: it is flushed and
+    -- waits for the synchronous standbys as every write does.
+    self.probe_id = self.probe_id or self.db:prepare("SELECT pg_current_xact_id()::text")
+    self.db:value(self.probe_id)
+  end
+  return true
+end
+
+-- store:probe_write() -> true when a write can commit now (PostgreSQL: a
+-- transaction that takes a transaction id commits; SQLite: the write lock
+-- is taken and let go), or nil, message, code.  The gateway's /healthz.
+function Store:probe_write()
+  return transaction(self, probe_write)
 end
 
 local function backup(self, path)
