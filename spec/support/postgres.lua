@@ -63,6 +63,35 @@ function Cluster:exec(sql, db)
   if not ok then error(tostring(err), 2) end
 end
 
+-- The rows of a reading statement (SELECT, SHOW) on database `db`
+-- (default "postgres"), within 5 s; works on a standby too.
+function Cluster:rows(sql, db)
+  local conn = core.open_pg(self:url(db or "postgres"), 0)
+  local ok, rows = pcall(conn.query, conn, 5000, sql)
+  conn:close()
+  if not ok then error(tostring(rows), 2) end
+  return rows
+end
+
+-- The first column of the first row of a reading statement.
+function Cluster:value(sql, db)
+  local row = self:rows(sql, db)[1]
+  if not row then return nil end
+  local _, v = next(row)
+  return v
+end
+
+-- Runs one of the server's tools as the server's user; true, or false and
+-- its log.
+function Cluster:tool(name, args, log)
+  local argv = { self.bin .. "/" .. name }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local pid = assert(process.spawn(argv, self.dir .. "/" .. log, self.user))
+  if process.wait(pid, 120000) == 0 then return true end
+  process.stop(pid, 0)
+  return false, capture("cat " .. self.dir .. "/" .. log)
+end
+
 -- Starts the postgres server of this cluster's data directory.
 function Cluster:start_server()
   local user = self.user
@@ -111,6 +140,7 @@ wal_level = replica
 max_wal_senders = 4
 hot_standby = on
 wal_keep_size = 256MB
+wal_log_hints = on
 log_min_messages = warning
 ]]
 
@@ -152,24 +182,39 @@ function _M.start(opts)
   return c
 end
 
--- primary:standby() -> a hot standby streaming from this cluster,
--- synchronous (the primary waits for it at each commit).
-function Cluster:standby()
-  local s = setmetatable({ bin = self.bin, user = self.user }, Cluster)
+-- This cluster's own socket and port, and a standby's stream from
+-- `primary`, appended to postgresql.auto.conf (later lines win).
+function Cluster:configure_standby(primary)
+  local f = assert(io.open(self.data .. "/postgresql.auto.conf", "a"))
+  f:write(("unix_socket_directories = '%s'\nport = %d\n"):format(self.socket_dir, self.port))
+  f:write(("primary_conninfo = 'host=%s port=%d user=postgres application_name=%s'\n")
+    :format(primary.socket_dir, primary.port, self.name or "standby"))
+  f:close()
+  local signal = self.data .. "/standby.signal"
+  assert(sh("touch " .. signal .. (self.user and (" && chown postgres: " .. signal) or "")))
+end
+
+-- primary:standby{keep_sync=false} -> a hot standby streaming from this
+-- cluster, synchronous (the primary waits for it at each commit).  With
+-- keep_sync the primary's synchronous_standby_names = '*' is written
+-- before the base backup, so the standby has it too and keeps it when
+-- promoted (the runbook's trap: doc/postgresql.md).
+function Cluster:standby(opts)
+  opts = opts or {}
+  if opts.keep_sync then self:exec("ALTER SYSTEM SET synchronous_standby_names = '*'") end
+  local s = setmetatable({ bin = self.bin, user = self.user, name = "standby" }, Cluster)
   s.dir = new_dir()
   s.data, s.socket_dir, s.port = s.dir .. "/data", s.dir, self.port + 1
   if s.user then assert(sh("chown postgres: " .. s.dir)) end
   local pid = assert(process.spawn({ self.bin .. "/pg_basebackup", "-D", s.data, "-h", self.socket_dir,
                                      "-p", tostring(self.port), "-U", "postgres", "-R", "-X", "stream",
-                                     "--no-sync" }, s.dir .. "/basebackup.log", s.user))
+                                     "--checkpoint=fast", "--no-sync" }, s.dir .. "/basebackup.log", s.user))
   if process.wait(pid, 120000) ~= 0 then
     local log = capture("cat " .. s.dir .. "/basebackup.log")
     s:stop()
     error("pg_basebackup failed: " .. log)
   end
-  local f = assert(io.open(s.data .. "/postgresql.auto.conf", "a"))
-  f:write(("unix_socket_directories = '%s'\nport = %d\n"):format(s.socket_dir, s.port))
-  f:close()
+  s:configure_standby(self)
   s:start_server()
   self:exec("ALTER SYSTEM SET synchronous_standby_names = '*'")
   self:exec("SELECT pg_reload_conf()")
@@ -180,6 +225,27 @@ end
 function Cluster:promote()
   assert(sh("runuser -u postgres -- " .. self.bin .. "/pg_ctl promote -w -D " .. self.data) or
          sh(self.bin .. "/pg_ctl promote -w -D " .. self.data))
+end
+
+-- old:rewind_from(new) rebuilds a lost primary as a standby of the
+-- promoted `new` (doc/postgresql.md, "High availability: the runbook"):
+-- pg_rewind takes back what the old timeline wrote after the fork (it
+-- finishes a killed server's crash recovery first; wal_log_hints = on
+-- makes it possible), then standby.signal and primary_conninfo, and the
+-- server starts read-only, streaming from `new`.  pg_rewind copies the
+-- source's configuration, so this cluster's socket and port are written
+-- again after it.  A CHECKPOINT on `new` first: until one, its control
+-- file still names the old timeline, and pg_rewind would see no fork.
+function Cluster:rewind_from(new)
+  self:stop_server()
+  new:exec("CHECKPOINT")
+  local ok, log = self:tool("pg_rewind", { "-D", self.data, "--source-server=host=" .. new.socket_dir ..
+    " port=" .. new.port .. " user=postgres dbname=postgres", "--no-sync" }, "rewind.log")
+  if not ok then error("pg_rewind failed: " .. log, 2) end
+  self.name = "rewound"
+  self:configure_standby(new)
+  self:start_server()
+  return self
 end
 
 return _M
