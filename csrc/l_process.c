@@ -1,8 +1,9 @@
 /*
  * l_process.c -- core.process: child process groups for Lua (process.h).
- * `licensor gateway` runs nginx with process.run; the specs start their
- * gateways with process.spawn and stop them with process.stop, master and
- * workers, even when a spec fails.
+ * `licensor gateway` runs nginx with process.run (SIGTERM drains it:
+ * nginx's graceful quit, bounded); the specs start their gateways with
+ * process.spawn and stop them with process.stop, master and workers, even
+ * when a spec fails.
  *
  * Failures to start are data problems (`nil, message, code`); wrong
  * argument types raise.
@@ -104,11 +105,14 @@ static int process_wait(lua_State *L)
   return 1;
 }
 
-/* process.signal(pid, "SIGTERM"|"SIGINT"|"SIGHUP"|"SIGKILL") -> true */
+/* process.signal(pid, NAME) -> true; NAME one of SIGTERM, SIGINT, SIGHUP,
+ * SIGKILL, SIGQUIT, SIGSTOP, SIGCONT (the specs stop a worker to model
+ * one stuck in a call). */
 static int process_signal(lua_State *L)
 {
-  static const char *const names[] = { "SIGTERM", "SIGINT", "SIGHUP", "SIGKILL", NULL };
-  static const int numbers[] = { SIGTERM, SIGINT, SIGHUP, SIGKILL };
+  static const char *const names[] = { "SIGTERM", "SIGINT", "SIGHUP", "SIGKILL", "SIGQUIT", "SIGSTOP",
+                                       "SIGCONT", NULL };
+  static const int numbers[] = { SIGTERM, SIGINT, SIGHUP, SIGKILL, SIGQUIT, SIGSTOP, SIGCONT };
   pid_t pid = check_pid(L, 1);
   int which = luaL_checkoption(L, 2, NULL, names);
   lua_pushboolean(L, kill(pid, numbers[which]) == 0);
@@ -117,23 +121,93 @@ static int process_signal(lua_State *L)
 
 static const char *signal_name(int sig)
 {
-  return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : NULL;
+  return sig == SIGTERM ? "SIGTERM" : sig == SIGQUIT ? "SIGQUIT" : sig == SIGINT ? "SIGINT" :
+         sig == SIGHUP ? "SIGHUP" : NULL;
 }
 
-/* process.run({cmd, arg...} [, grace_ms]) -> exit code, stop signal name
- * (nil when the child ended by itself); or nil, message, "spawn_failed". */
+/* on_drain's data: the Lua state, and the stack slots of the callback and
+ * of the names it may be called with (pushed beforehand, so the call
+ * allocates nothing outside its pcall). */
+typedef struct {
+  lua_State *L;
+  int callback, sigterm, sigquit;
+} drain_call;
+
+/* Calls the Lua on_drain(signal name); an error in it is dropped: the
+ * drain goes on, and the child never runs unsupervised. */
+static void call_on_drain(void *data, int sig)
+{
+  drain_call *call = data;
+  lua_pushvalue(call->L, call->callback);
+  lua_pushvalue(call->L, sig == SIGQUIT ? call->sigquit : call->sigterm);
+  if (lua_pcall(call->L, 1, 0, 0) != 0) lua_pop(call->L, 1);
+}
+
+/* The int field `name` of the options table at arg, within 0..max, or fallback. */
+static int opt_ms(lua_State *L, int arg, const char *name, int fallback, int max)
+{
+  long long ms = fallback;
+  lua_getfield(L, arg, name);
+  if (!lua_isnil(L, -1) && (!lsr_tointeger_exact(L, -1, &ms) || ms < 0 || ms > max))
+    luaL_error(L, "process.run: %s must be milliseconds from 0 to %d", name, max);
+  lua_pop(L, 1);
+  return (int)ms;
+}
+
+/* The drain signal of the options table at arg (SIGQUIT unless told). */
+static int opt_drain_signal(lua_State *L, int arg)
+{
+  static const char *const names[] = { "SIGQUIT", "SIGTERM", "SIGINT", "SIGHUP", NULL };
+  static const int numbers[] = { SIGQUIT, SIGTERM, SIGINT, SIGHUP };
+  int which;
+  lua_getfield(L, arg, "drain_signal");
+  which = luaL_checkoption(L, -1, "SIGQUIT", names);
+  lua_pop(L, 1);
+  return numbers[which];
+}
+
+/* process.run({cmd, arg...} [, grace_ms | {grace_ms=, drain_ms=, drain_signal=, on_drain=}])
+ * -> exit code, stop signal name (nil when the child ended by itself),
+ * drained (true when a SIGTERM or SIGQUIT drain ended with the group gone
+ * in time); or nil, message, "spawn_failed".  Without drain_ms, every
+ * stop signal stops the group hard, as before drains existed. */
 static int process_run(lua_State *L)
 {
   const char *argv[MAX_ARGS + 1];
   char err[LB_ERRLEN];
-  int stop_signal = 0, code, grace = check_grace(L, 2);
+  lsr_run_opts opts = { 3000, 0, SIGQUIT, NULL, NULL };
+  lsr_run_outcome outcome;
+  drain_call call;
+  int code;
   check_argv(L, argv);
-  code = lsr_run_group(argv, grace, &stop_signal, err, sizeof err);
-  if (code < 0 && stop_signal == 0) return lb_fail(L, "spawn_failed", "%s: %s", argv[0], err);
+  if (lua_istable(L, 2)) {
+    opts.grace_ms = opt_ms(L, 2, "grace_ms", 3000, 600000);
+    opts.drain_ms = opt_ms(L, 2, "drain_ms", 0, 3600000);
+    opts.drain_signal = opt_drain_signal(L, 2);
+    lua_settop(L, 2);
+    lua_getfield(L, 2, "on_drain");
+    if (!lua_isnil(L, 3)) {
+      luaL_checktype(L, 3, LUA_TFUNCTION);
+      luaL_checkstack(L, 4, "process.run");
+      lua_pushliteral(L, "SIGTERM");
+      lua_pushliteral(L, "SIGQUIT");
+      call.L = L;
+      call.callback = 3;
+      call.sigterm = 4;
+      call.sigquit = 5;
+      opts.on_drain = call_on_drain;
+      opts.data = &call;
+    }
+  } else {
+    opts.grace_ms = check_grace(L, 2);
+  }
+  code = lsr_run_group(argv, &opts, &outcome, err, sizeof err);
+  if (code < 0 && outcome.stop_signal == 0) return lb_fail(L, "spawn_failed", "%s: %s", argv[0], err);
   lua_pushinteger(L, code);
-  if (stop_signal != 0) lua_pushstring(L, signal_name(stop_signal));
+  if (outcome.stop_signal != 0) lua_pushstring(L, signal_name(outcome.stop_signal));
   else lua_pushnil(L);
-  return 2;
+  lua_pushboolean(L, outcome.drained);
+  return 3;
 }
 
 /* process.user([name]) -> {name=, uid=, gid=, group=} of the user called

@@ -45,6 +45,7 @@ static void become_leader(const char *const argv[], const char *log_path, pid_t 
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_DFL);
   signal(SIGHUP, SIG_DFL);
+  signal(SIGQUIT, SIG_DFL);
   signal(SIGCHLD, SIG_DFL);
   sigprocmask(SIG_SETMASK, mask, NULL);
   {
@@ -180,14 +181,70 @@ int lsr_wait(pid_t pid, int timeout_ms)
   }
 }
 
-int lsr_run_group(const char *const argv[], int grace_ms, int *stop_signal, char *err, size_t errlen)
+/* Milliseconds on the monotonic clock (the drain's bound ignores the
+ * wall clock's steps). */
+static long long monotonic_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool is_stop_signal(int sig)
+{
+  return sig == SIGTERM || sig == SIGQUIT || sig == SIGINT || sig == SIGHUP;
+}
+
+/* The hard stop of group pid: its exit code, 0 when the stop reaped it
+ * without a status (it had been reaped already). */
+static int stop_hard(pid_t pid, int grace_ms)
+{
+  int status = lsr_stop_group(pid, grace_ms);
+  return status < 0 ? 0 : exit_code(status);
+}
+
+/* Drains group pid (see lsr_run_opts): drain_signal to the leader, then
+ * waits, still taking the stop signals, until the leader is reaped and no
+ * member is left, drain_ms pass, or a second stop signal arrives; then
+ * stops whatever is left hard, at once (the group had its time). */
+static int drain_group(pid_t pid, const lsr_run_opts *opts, const sigset_t *stops, lsr_run_outcome *outcome)
+{
+  long long deadline = monotonic_ms() + opts->drain_ms;
+  int status = 0, code = 0;
+  bool leader_done = false;
+  if (opts->on_drain != NULL) opts->on_drain(opts->data, outcome->stop_signal);
+  kill(pid, opts->drain_signal);
+  while (monotonic_ms() < deadline) {
+    struct timespec tick = { 0, 50 * 1000000L };   /* the group's end is polled, not signalled */
+    int sig = sigtimedwait(stops, NULL, &tick);
+    if (!leader_done && waitpid(pid, &status, WNOHANG) == pid) {
+      leader_done = true;
+      code = exit_code(status);
+    }
+    if (leader_done && !lsr_group_alive(pid)) {
+      outcome->drained = true;
+      return code;
+    }
+    if (is_stop_signal(sig)) break;   /* asked again: no more waiting */
+  }
+  if (leader_done) {
+    lsr_stop_group(pid, 0);
+    return code;
+  }
+  return stop_hard(pid, 0);
+}
+
+int lsr_run_group(const char *const argv[], const lsr_run_opts *opts, lsr_run_outcome *outcome, char *err,
+                  size_t errlen)
 {
   sigset_t stops, old;
   pid_t pid;
   int status = 0, code = -1;
-  *stop_signal = 0;
+  outcome->stop_signal = 0;
+  outcome->drained = false;
   sigemptyset(&stops);
   sigaddset(&stops, SIGTERM);
+  sigaddset(&stops, SIGQUIT);
   sigaddset(&stops, SIGINT);
   sigaddset(&stops, SIGHUP);
   sigaddset(&stops, SIGCHLD);
@@ -206,10 +263,12 @@ int lsr_run_group(const char *const argv[], int grace_ms, int *stop_signal, char
       lsr_stop_group(pid, 0);   /* workers its end left behind */
       break;
     }
-    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-      *stop_signal = sig;
-      status = lsr_stop_group(pid, grace_ms);
-      code = status < 0 ? 0 : exit_code(status);
+    if (is_stop_signal(sig)) {
+      outcome->stop_signal = sig;
+      if ((sig == SIGTERM || sig == SIGQUIT) && opts->drain_ms > 0)
+        code = drain_group(pid, opts, &stops, outcome);
+      else
+        code = stop_hard(pid, opts->grace_ms);
       break;
     }
   }

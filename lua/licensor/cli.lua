@@ -865,6 +865,9 @@ function commands.gateway(ctx, _, flags)
   if flags.today ~= nil and not require("licensor.core").day(flags.today) then
     usage_error("--today takes a date YYYY-MM-DD")
   end
+  -- --read-db is checked as --db is (never a device or FIFO); the runner
+  -- refuses one that is not PostgreSQL, or beside an SQLite --db.
+  if flags.read_db ~= nil then check_database_path(flags.read_db, "--read-db") end
   -- A token file that cannot be read is an error, never admin routes off.
   if flags.admin_token_file then read_secret(flags.admin_token_file, "admin token") end
   local ok, msg, code = gateway.run({ db = ctx.db, listen = flags.listen,
@@ -876,6 +879,10 @@ function commands.gateway(ctx, _, flags)
                                       signing_key_file = flags.signing_key,
                                       threads = flags.threads,
                                       stale_ms = flags.stale_ms,
+                                      db_timeout_ms = flags.db_timeout_ms,
+                                      health_timeout_ms = flags.health_timeout_ms,
+                                      read_db = flags.read_db, queue = flags.queue,
+                                      drain_seconds = flags.drain_seconds,
                                       prefix = flags.prefix, user = flags.user, out = ctx.out })
   if not ok then refused(msg, code) end
 end
@@ -900,6 +907,16 @@ local WHOLE = function(spec, help, extra)
   local f = { spec, help, type = "whole" }
   for k, v in pairs(extra or {}) do f[k] = v end
   return f
+end
+
+-- A whole-number flag of `licensor gateway`: its bounds and default are
+-- the runner's (licensor.gateway.runner LIMITS), the one table of them.
+-- no_default: the default depends on another flag (the runner picks it).
+local GATEWAY_LIMITS = require("licensor.gateway.runner").LIMITS
+local function GATEWAY_WHOLE(spec, help, name, no_default)
+  local limit = GATEWAY_LIMITS[name]
+  return WHOLE(spec, help, { min = limit.min, max = limit.max,
+                             default = not no_default and limit.default or nil })
 end
 
 local COMMANDS
@@ -1062,21 +1079,33 @@ COMMANDS = {
     flags = { { "--markdown", "every command's help as Markdown (doc/cli.md)" } } },
   { name = "repl", run = commands.repl, summary = "a Lua REPL with store, cat, licensor and pp loaded" },
   { name = "gateway", run = commands.gateway, summary = "the HTTP gateway (nginx with OpenResty)",
-    flags = { { "--listen ADDR:PORT", "where it listens" },
-              WHOLE("--workers N", "nginx workers", { min = 1 }),
+    help = "(SIGTERM drains it: requests in flight finish, up to --drain-seconds; Ctrl-C stops it at once).",
+    flags = { { "--listen ADDR:PORT", "where it listens (refused when something listens there already)" },
+              GATEWAY_WHOLE("--workers N", "nginx workers", "workers"),
               { "--admin-token-file F", "the admin token (it must be readable; no file: no admin routes)" },
               { "--today DATE", "the day every read and workflow takes (default the real UTC day)",
                 type = "date" },
               WHOLE("--rate-per-ip N", "requests per second per address (0: off)"),
               WHOLE("--rate-per-key N", "requests per second per key (0: off)"),
-              WHOLE("--conn-per-ip N", "requests in progress per address (default 256)"),
-              { "--prefix DIR", "nginx's working directory" },
+              GATEWAY_WHOLE("--conn-per-ip N", "requests in progress per address", "conn_per_ip"),
+              { "--prefix DIR", "nginx's working directory (refused while another gateway runs in it)" },
               { "--user NAME", "started as root: the workers' user (default nobody), who must reach the " ..
                 "database and key files" },
               { "--signing-key FILE", "answer certificates to activations with a fingerprint" },
-              WHOLE("--threads N", "PostgreSQL: threads per worker (default 8)", { min = 1 }),
+              GATEWAY_WHOLE("--threads N", "PostgreSQL: threads per worker, one connection each", "threads"),
               WHOLE("--stale-ms MS", "PostgreSQL: how old a cached eligibility answer may be (default " ..
-                    constants.STALE_MS .. ")") } },
+                    constants.STALE_MS .. ")"),
+              GATEWAY_WHOLE("--db-timeout-ms MS", "every store call's deadline: past it the request is " ..
+                            "503 and the statement cancelled", "db_timeout_ms"),
+              GATEWAY_WHOLE("--health-timeout-ms MS", "/healthz's deadline, at most --db-timeout-ms " ..
+                            "(default " .. GATEWAY_LIMITS.health_timeout_ms.default ..
+                            ", or --db-timeout-ms when smaller)", "health_timeout_ms", true),
+              { "--read-db URL", "PostgreSQL: a hot standby for eligibility, status and quote reads " ..
+                "(within --stale-ms); writes stay on --db" },
+              GATEWAY_WHOLE("--queue N", "PostgreSQL: calls per worker that may wait for a database " ..
+                            "thread (503 busy beyond)", "queue"),
+              GATEWAY_WHOLE("--drain-seconds N", "SIGTERM: how long requests in flight may take to " ..
+                            "finish (0: stop at once)", "drain_seconds") } },
 }
 _M.COMMANDS = COMMANDS
 

@@ -78,7 +78,7 @@ function _M.client(port)
 end
 
 -- start{db=, today=, token=, rate_per_ip=, rate_per_key=, workers=, synchronous=, stale_ms=, threads=,
--- user=}
+-- user=, db_timeout_ms=, health_timeout_ms=, read_db=, queue=, drain_seconds=} (as runner.render takes them)
 function _M.start(opts)
   local self = setmetatable({ opts = opts }, Server)
   self.port = opts.port or _M.free_port()
@@ -96,7 +96,9 @@ function _M.start(opts)
     rate_per_ip = opts.rate_per_ip or 100000, rate_per_key = opts.rate_per_key or 100000,
     conn_per_ip = opts.conn_per_ip, signing_key_file = opts.signing_key_file,
     expose_timing = opts.expose_timing, stale_ms = opts.stale_ms, threads = opts.threads,
-    synchronous = opts.synchronous,
+    synchronous = opts.synchronous, db_timeout_ms = opts.db_timeout_ms,
+    health_timeout_ms = opts.health_timeout_ms, read_db = opts.read_db, queue = opts.queue,
+    drain_seconds = opts.drain_seconds,
     -- The suite's databases are its own user's: the workers keep that
     -- user unless a spec asks for another (runner's `user` option).
     user = opts.user or process.user().name })

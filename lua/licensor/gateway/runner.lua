@@ -4,8 +4,12 @@
 -- prefix holds the configuration, logs and temp files (started as root,
 -- a root-owned one; see root_owned_prefix).
 -- No shell ever sees a path: commands run from argument vectors, and
--- nginx runs in a process group of its own that is stopped, master and
--- workers, when this command gets SIGTERM, SIGINT or SIGHUP.
+-- nginx runs in a process group of its own that never outlives this
+-- command: SIGTERM or SIGQUIT drains it (nginx's graceful quit, bounded by
+-- --drain-seconds), SIGINT or SIGHUP stops it, master and workers, at once.
+-- A prefix that another running gateway holds, and a --listen address
+-- that something already listens on, are refused before anything is
+-- written (see in_use).
 --
 -- Started as root, the workers run as `nobody` (constants.GATEWAY_USER)
 -- or the `user` option's user (`licensor gateway --user NAME`): that user
@@ -132,6 +136,7 @@ http {
 
   lua_package_path %s;
   lua_package_cpath %s;
+%s
   lua_shared_dict licensor_limits 16m;
   lua_shared_dict licensor_metrics 1m;
   init_worker_by_lua_block {
@@ -372,17 +377,188 @@ local function make_prefix(prefix, as_root)
   return true
 end
 
--- Threads per worker for PostgreSQL calls: each holds one connection.
-_M.THREADS = 8
-
 local function is_postgresql(db)
   return require("licensor").is_postgresql(db)
 end
 
+-- The whole-number options: flag, least, greatest, default.  The one
+-- table of them: render checks against it and `licensor gateway`'s flags
+-- (licensor.cli) take their bounds and defaults from it.
+_M.LIMITS = {
+  workers = { flag = "--workers", min = 1, max = 64, default = 2 },
+  -- Threads per worker for PostgreSQL calls: each holds one connection.
+  threads = { flag = "--threads", min = 1, max = 512, default = 8 },
+  conn_per_ip = { flag = "--conn-per-ip", min = 1, max = 100000, default = _M.CONN_PER_IP },
+  -- Every store call's deadline, and /healthz's (never above it).
+  db_timeout_ms = { flag = "--db-timeout-ms", min = 100, max = 600000, default = 5000 },
+  health_timeout_ms = { flag = "--health-timeout-ms", min = 100, max = 60000, default = 1000 },
+  -- Calls per worker that may wait for a database thread (nginx's
+  -- max_queue); beyond it the gateway answers 503 busy.
+  queue = { flag = "--queue", min = 1, max = 65536, default = 256 },
+  -- SIGTERM: how long requests in flight may take to finish.
+  drain_seconds = { flag = "--drain-seconds", min = 0, max = 300, default = 10 },
+}
+_M.THREADS = _M.LIMITS.threads.default
+
+-- /healthz's write probe runs in a pool of its own (one thread, so one
+-- connection per worker) and never queues behind the store calls.
+_M.HEALTH_QUEUE = 64
+
+-- After the drain's bound, the time nginx still gets to end by itself
+-- (a worker finishing a store call, at most its deadline away, before it
+-- exits) before the command stops the group hard.
+_M.DRAIN_MARGIN_SECONDS = 5
+
+-- opts[name] checked against _M.LIMITS[name]; its default when nil.
+local function whole_option(opts, name)
+  local limit, value = _M.LIMITS[name], opts[name]
+  if value == nil then return limit.default end
+  if type(value) ~= "number" or value % 1 ~= 0 or value < limit.min or value > limit.max then
+    return nil, format("gateway: %s must be a whole number from %d to %d", limit.flag, limit.min, limit.max),
+      "invalid_request"
+  end
+  return value
+end
+
+-- The checked whole-number options, name -> value, or nil, message, code.
+-- /healthz's deadline defaults to the smaller of its own default and the
+-- store calls' deadline, and may not be above that one.
+local function whole_options(opts)
+  local values = {}
+  for _, name in ipairs({ "workers", "threads", "conn_per_ip", "db_timeout_ms", "health_timeout_ms", "queue",
+                          "drain_seconds" }) do
+    local value, why, code = whole_option(opts, name)
+    if not value then return nil, why, code end
+    values[name] = value
+  end
+  if opts.health_timeout_ms == nil then
+    values.health_timeout_ms = math.min(values.health_timeout_ms, values.db_timeout_ms)
+  elseif values.health_timeout_ms > values.db_timeout_ms then
+    return nil, format("gateway: --health-timeout-ms %d is above --db-timeout-ms %d (the probe's deadline " ..
+      "may not be longer than the calls')", values.health_timeout_ms, values.db_timeout_ms), "invalid_request"
+  end
+  return values
+end
+
+-- The pid a prefix's nginx.pid names when that process is a live nginx
+-- (its /proc entry's name, not a zombie), else nil: a pid file left by a
+-- gateway that died (SIGKILL, a crash) is no refusal.
+local function live_nginx(prefix)
+  local text = files.read(prefix .. "/nginx.pid", "pid file", 64)
+  local pid = text and tonumber(text:match("^%s*(%d+)%s*$"))
+  if not pid then return nil end
+  local stat = files.read("/proc/" .. pid .. "/stat", "process", 4096)
+  local name, state = (stat or ""):match("^%d+ %((.*)%) (%a)")
+  if not name or state == "Z" then return nil end
+  local cmdline = files.read("/proc/" .. pid .. "/cmdline", "process", 4096) or ""
+  if name == "nginx" or cmdline:find("^nginx") then return pid end
+  return nil
+end
+
+-- listen's host and port as a socket binds them ("8080" and "*:8080" are
+-- every IPv4 address, "[::1]:8080" is IPv6).
+local function listen_address(listen)
+  local host, port = listen:match("^%[(.*)%]:(%d+)$")
+  if not host then host, port = listen:match("^(.*):(%d+)$") end
+  if not host then host, port = "0.0.0.0", listen:match("^(%d+)$") end
+  if host == "*" then host = "0.0.0.0" end
+  return host, tonumber(port)
+end
+
+-- Whether something listens on listen already: a bind without
+-- SO_REUSEPORT fails when any socket holds the address (nginx's, which
+-- has reuseport, included); a second gateway with reuseport would
+-- otherwise share the port silently, each answering part of the clients.
+-- Other bind failures (a privileged port, an address not of this host)
+-- are nginx's to report.  Without LuaSocket nothing is checked.
+local function address_taken(listen)
+  local has_socket, socket = pcall(require, "socket")
+  local host, port = listen_address(listen)
+  if not has_socket or not port then return false end
+  local server, why = socket.bind(host, port)
+  if server then
+    server:close()
+    return false
+  end
+  return tostring(why):find("in use", 1, true) ~= nil
+end
+
+-- Refuses a prefix another running gateway holds (its nginx.pid, its
+-- configuration and logs would be shared, and stopping one would delete
+-- the other's pid file) and a listen address already in use.
+-- Check-then-start: a gateway started between this check and nginx's
+-- bind (well under a second) is not seen; nginx's own refusal to take a
+-- pid file or an address covers only part of that window, so two
+-- gateways started at the same instant on one prefix may still collide.
+local function in_use(prefix, listen)
+  local pid = live_nginx(prefix)
+  if pid then
+    return format("gateway: prefix %s is in use by the gateway of nginx pid %d (stop it, or pass " ..
+      "--prefix DIR)", prefix, pid), "prefix_in_use"
+  end
+  if address_taken(listen) then return "gateway: " .. listen .. " is already in use", "address_in_use" end
+  return nil
+end
+
+-- The replica for reads (--read-db): a PostgreSQL connection string, and
+-- only beside a PostgreSQL --db; nil when none.
+local function read_db_option(read_db, postgresql)
+  if read_db == nil then return nil end
+  local display = require("licensor.store").display_name
+  if type(read_db) ~= "string" or read_db == "" then
+    return nil, "gateway: --read-db takes a PostgreSQL connection string", "invalid_request"
+  end
+  if not is_postgresql(read_db) then
+    return nil, "gateway: --read-db " .. display(read_db) .. " is not a PostgreSQL connection string " ..
+      "(it names a hot standby of the PostgreSQL --db)", "invalid_request"
+  end
+  if not postgresql then
+    return nil, "gateway: --read-db needs a PostgreSQL --db (an SQLite store has no standby to read from)",
+      "invalid_request"
+  end
+  if not usable_path(read_db) then
+    return nil, "gateway: --read-db may not hold control characters", "invalid_request"
+  end
+  return read_db
+end
+
+-- nginx's thread pools (main context), the drain's bound and the kept
+-- thread VMs (http context).  Only PostgreSQL calls run in threads
+-- (SQLite's are local and short: the worker makes them itself).
+--
+-- lua-nginx-module (0.10.23) takes a Lua VM from a per-worker pool before
+-- it queues a call, keeps every VM it made until the worker exits, and
+-- answers "no available Lua vm" at once when lua_worker_thread_vm_pool_size
+-- VMs are taken.  The size is what one worker's calls can hold at once:
+-- threads running plus --queue waiting in the store pool, and the health
+-- pool's one thread plus its queue.  Smaller, the VM pool would refuse
+-- before nginx's queue (--queue would mean nothing) and a burst of stuck
+-- store calls could take the VM a /healthz probe needs; larger, it would
+-- only allow VMs nothing can use.  Connections are bounded apart from
+-- VMs: one per thread (the store's per-thread connections).
+local function pool_lines(postgresql, values)
+  local drain = values.drain_seconds > 0 and
+    format("worker_shutdown_timeout %ds;   # --drain-seconds: SIGTERM's bound on requests in flight",
+      values.drain_seconds) or "# --drain-seconds 0: SIGTERM stops nginx at once"
+  if not postgresql then
+    return "# SQLite: no thread pool\n" .. drain, "  # SQLite: no worker-thread VMs"
+  end
+  local main = concat({
+    "# PostgreSQL calls run in these pools, never in a worker's event loop.",
+    format("thread_pool licensor threads=%d max_queue=%d;", values.threads, values.queue),
+    format("thread_pool licensor_health threads=1 max_queue=%d;", _M.HEALTH_QUEUE), drain }, "\n")
+  local vms = values.threads + values.queue + 1 + _M.HEALTH_QUEUE
+  return main, format("  lua_worker_thread_vm_pool_size %d;   # every call the two pools can hold", vms)
+end
+
+
 -- render{db=, listen=, workers=, admin_token_file=, today=, prefix=, conn_per_ip=,
--- rate_per_ip=, rate_per_key=, synchronous=, error_log=, threads=, stale_ms=, user=}
+-- rate_per_ip=, rate_per_key=, synchronous=, error_log=, threads=, stale_ms=, user=,
+-- db_timeout_ms=, health_timeout_ms=, read_db=, queue=, drain_seconds=}
 -- -> prefix, conf path.  db is an SQLite path or a PostgreSQL URL; with a
--- URL the prefix defaults to ./licensor.gateway.
+-- URL the prefix defaults to ./licensor.gateway.  Refuses (prefix_in_use,
+-- address_in_use) before writing anything when another gateway holds the
+-- prefix or something listens on the address.
 function _M.render(opts)
   if type(opts.db) ~= "string" then return nil, "gateway: --db is required", "invalid_request" end
   local postgresql = is_postgresql(opts.db)
@@ -390,10 +566,11 @@ function _M.render(opts)
   local me = core.process.user()
   local as_root = me ~= nil and me.uid == 0
   local prefix = absolute(opts.prefix or default_prefix(db, postgresql, as_root))
-  local threads = opts.threads or _M.THREADS
-  if type(threads) ~= "number" or threads < 1 or threads > 512 or threads % 1 ~= 0 then
-    return nil, "gateway: --threads must be a whole number from 1 to 512", "invalid_request"
-  end
+  local values, why, code = whole_options(opts)
+  if not values then return nil, why, code end
+  local read_db
+  read_db, why, code = read_db_option(opts.read_db, postgresql)
+  if why then return nil, why, code end
   local lua_dir = lua_root()
   local cpath = opts.cpath or luajit_cpath_root()
   if not lua_dir then return nil, "gateway: cannot find the licensor Lua modules", "not_found" end
@@ -411,17 +588,12 @@ function _M.render(opts)
   if not listen:match("^[%w%.%-%[%]:]+$") then
     return nil, "gateway: bad --listen " .. listen, "invalid_request"
   end
-  local conn_per_ip = opts.conn_per_ip or _M.CONN_PER_IP
-  if type(conn_per_ip) ~= "number" or conn_per_ip < 1 or conn_per_ip > 100000 or conn_per_ip % 1 ~= 0 then
-    return nil, "gateway: --conn-per-ip must be a whole number from 1 to 100000", "invalid_request"
-  end
-  local workers = opts.workers or 2
-  if type(workers) ~= "number" or workers < 1 or workers > 64 then
-    return nil, "gateway: --workers must be 1 to 64", "invalid_request"
-  end
+  why, code = in_use(prefix, listen)
+  if why then return nil, why, code end
   local token_file = opts.admin_token_file and absolute(opts.admin_token_file)
   local signing_key_file = opts.signing_key_file and absolute(opts.signing_key_file)
-  local digest, why, code = admin_digest(token_file)
+  local digest
+  digest, why, code = admin_digest(token_file)
   if token_file and not digest then return nil, why, code end
   local user
   user, why, code = user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file)
@@ -429,7 +601,8 @@ function _M.render(opts)
   local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
     admin_token_sha256 = digest, signing_key_file = signing_key_file,
     expose_timing = opts.expose_timing, stale_ms = opts.stale_ms,
-    rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key }
+    rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key,
+    db_timeout_ms = values.db_timeout_ms, health_timeout_ms = values.health_timeout_ms, read_db = read_db }
   local chunk
   chunk, why = core.write_data(worker_opts)
   if not chunk then return nil, "gateway: " .. why, "invalid_request" end
@@ -437,16 +610,14 @@ function _M.render(opts)
   if not made then return nil, mwhy, mcode end
   local conf = prefix .. "/conf/nginx.conf"
   local q = nginx_string
-  -- PostgreSQL calls run in this pool, never in a worker's event loop.
-  local pool = postgresql and format("thread_pool licensor threads=%d max_queue=65536;", threads)
-    or "# SQLite: no thread pool"
-  local text = format(TEMPLATE, module_lines(), user, pool, env_lines(), workers, q(prefix .. "/nginx.pid"),
-    q(opts.error_log or (prefix .. "/logs/error.log")), conn_per_ip,
+  local pools, vms = pool_lines(postgresql, values)
+  local text = format(TEMPLATE, module_lines(), user, pools, env_lines(), values.workers,
+    q(prefix .. "/nginx.pid"), q(opts.error_log or (prefix .. "/logs/error.log")), values.conn_per_ip,
     q(prefix .. "/tmp/body"), q(prefix .. "/tmp/proxy"),
     q(prefix .. "/tmp/fastcgi"), q(prefix .. "/tmp/uwsgi"), q(prefix .. "/tmp/scgi"),
-    q(lua_dir .. "/?.lua;" .. lua_dir .. "/?/init.lua;;"), q(cpath .. "/?.so;;"),
-    (chunk:gsub("^return ", "")), listen, conn_per_ip, constants.MAX_BODY_BYTES, constants.MAX_BODY_BYTES,
-    error_pages())
+    q(lua_dir .. "/?.lua;" .. lua_dir .. "/?/init.lua;;"), q(cpath .. "/?.so;;"), vms,
+    (chunk:gsub("^return ", "")), listen, values.conn_per_ip, constants.MAX_BODY_BYTES,
+    constants.MAX_BODY_BYTES, error_pages())
   -- The configuration holds the admin token's digest: private to root.
   local ok, msg, wcode = files.write(conf, text, { replace = true, what = "gateway: configuration" })
   if not ok then return nil, msg, wcode end
@@ -488,19 +659,36 @@ function _M.command(prefix, conf)
 end
 
 -- run(opts) renders and runs nginx in the foreground until it stops by
--- itself or this process gets SIGTERM, SIGINT or SIGHUP (then nginx is
--- stopped, master and workers, and the run counts as done).
+-- itself or this process is asked to stop (the run then counts as done).
+-- SIGTERM or SIGQUIT drains: nginx's graceful quit (SIGQUIT: it closes its
+-- listeners and finishes the requests in flight, each cut at
+-- worker_shutdown_timeout, --drain-seconds), waited for up to
+-- drain-seconds + DRAIN_MARGIN_SECONDS, then nginx's group is stopped hard.
+-- SIGINT (Ctrl-C: someone at the terminal wants it gone now) and SIGHUP
+-- (the terminal went away) stop it hard at once, as does a second stop
+-- signal during a drain.  Lines are flushed as they are said: standard
+-- output may be a pipe to a log that must show them when they happen.
 function _M.run(opts)
   local prefix, conf, code = _M.render(opts)
   if not prefix then return nil, conf, code end
   local out = opts.out or print
-  out(format("licensor gateway: http://%s  (store %s, nginx prefix %s%s)", opts.listen or "127.0.0.1:8080",
+  local function say(line)
+    out(line)
+    io.stdout:flush()
+  end
+  say(format("licensor gateway: http://%s  (store %s, nginx prefix %s%s)", opts.listen or "127.0.0.1:8080",
     require("licensor.store").display_name(opts.db), prefix,
     opts.today and (", day pinned to " .. opts.today) or ""))
-  local status, stop_signal = core.process.run(_M.command(prefix, conf))
+  local drain = opts.drain_seconds or _M.LIMITS.drain_seconds.default
+  local status, stop_signal, drained = core.process.run(_M.command(prefix, conf), {
+    drain_ms = drain > 0 and (drain + _M.DRAIN_MARGIN_SECONDS) * 1000 or 0, drain_signal = "SIGQUIT",
+    on_drain = function(signal) say("licensor gateway: draining (" .. signal .. ")...") end })
   if status == nil then return nil, "gateway: " .. stop_signal, "nginx_failed" end
   if stop_signal then
-    out("licensor gateway: stopped (" .. stop_signal .. ")")
+    local late = drain > 0 and (stop_signal == "SIGTERM" or stop_signal == "SIGQUIT") and not drained
+    say("licensor gateway: stopped (" .. stop_signal .. (late and
+      format("; the drain did not end by itself within %d s: nginx was stopped hard",
+        drain + _M.DRAIN_MARGIN_SECONDS) or "") .. ")")
     return true
   end
   if status ~= 0 then
