@@ -760,7 +760,7 @@ lsr_pg_status lsr_pg_begin(lsr_pg *pg, bool read_only)
 /* The answer to a COMMIT that may have happened: never acknowledged. */
 static lsr_pg_status unknown(lsr_pg *pg, const char *why)
 {
-  char reason[sizeof pg->message];
+  char reason[sizeof pg->message - 32];
   snprintf(reason, sizeof reason, "%s", why);
   snprintf(pg->message, sizeof pg->message, "commit outcome unknown: %s", reason);
   return LSR_PG_UNKNOWN;

@@ -56,7 +56,8 @@ local sha256 = core.sha256
 local function open_store()
   if licensor.is_postgresql(worker.db) then
     worker.store = remote.new{ db = worker.db, signing_key_file = worker.signing_key_file,
-                               stale_ms = worker.stale_ms }
+                               stale_ms = worker.stale_ms, timeout_ms = worker.db_timeout_ms,
+                               health_timeout_ms = worker.health_timeout_ms, read_db = worker.read_db }
     return worker.store
   end
   local store, msg = licensor.open(worker.db, { synchronous = worker.synchronous })
@@ -107,9 +108,21 @@ local function read_token(opts)
   return core.sha256(token)
 end
 
+-- A whole number of milliseconds from lo to hi, or the default.
+local function milliseconds(opts, field, default, lo, hi)
+  local v = opts[field]
+  if v == nil then return default end
+  if type(v) ~= "number" or v % 1 ~= 0 or v < lo or v > hi then
+    error(format("licensor.gateway: %s must be a whole number of milliseconds from %d to %d", field, lo, hi),
+          3)
+  end
+  return v
+end
+
 -- init_worker{db=, synchronous=, today=, admin_token_file= or
 -- admin_token_sha256=, rate_per_ip=, rate_per_key=, limits_dict=,
--- signing_key_file=, stale_ms=}
+-- signing_key_file=, stale_ms=, db_timeout_ms=, health_timeout_ms=,
+-- read_db=}; the last three for PostgreSQL (licensor.gateway.remote).
 function _M.init_worker(opts)
   if type(opts) ~= "table" or type(opts.db) ~= "string" then
     error("licensor.gateway.init_worker needs { db = path }", 2)
@@ -128,6 +141,13 @@ function _M.init_worker(opts)
   worker.metrics = metrics.dict(opts.metrics_dict or "licensor_metrics")
   worker.signing_key_file = opts.signing_key_file
   worker.stale_ms = opts.stale_ms
+  worker.db_timeout_ms = milliseconds(opts, "db_timeout_ms", constants.DB_TIMEOUT_MS, 100, 600000)
+  worker.health_timeout_ms = milliseconds(opts, "health_timeout_ms", constants.HEALTH_TIMEOUT_MS, 100,
+                                          60000)
+  if opts.read_db ~= nil and (type(opts.read_db) ~= "string" or not licensor.is_postgresql(opts.read_db)) then
+    error("licensor.gateway: read_db must be a PostgreSQL connection string", 2)
+  end
+  worker.read_db = opts.read_db
   worker.retry_at, worker.backoff = 0, RETRY_FIRST
   open_store()
 end
@@ -164,14 +184,21 @@ local STATUS = {
 }
 
 -- 503s say only that the store is unavailable: the store's own words
--- (SQLite's) go to the error log, never to a client.
+-- (SQLite's) go to the error log, never to a client.  A write whose
+-- commit may or may not have happened says so, and how to learn which.
 local UNAVAILABLE = "the license store is unavailable; try again later"
+local UNKNOWN = constants.OUTCOME_UNKNOWN .. ": the license store did not confirm this write, which may or " ..
+  "may not have happened; retry with the same Idempotency-Key, or activate the same server again " ..
+  "(a check-in), to get the true state"
+local UNKNOWN_PREFIX = "^" .. constants.OUTCOME_UNKNOWN
 
 local function refusal(message, code)
   local status = STATUS[code] or 403
   if status == 503 then
     ngx.log(ngx.ERR, "licensor: store: ", code, ": ", message)
-    message = UNAVAILABLE
+    local unknown = type(message) == "string" and (match(message, UNKNOWN_PREFIX) or
+                                                   match(message, ": " .. constants.OUTCOME_UNKNOWN))
+    message = unknown and UNKNOWN or UNAVAILABLE
   end
   refuse(status, code, message)
 end
@@ -493,6 +520,38 @@ local function admin(workflow)
 end
 
 ------------------------------------------------------------------------
+-- Health
+------------------------------------------------------------------------
+
+-- /healthz.  SQLite: the database answers a read.  PostgreSQL: a write
+-- commits, within health_timeout_ms, on the health pool's own thread
+-- (never queued behind stuck commits): a primary whose synchronous
+-- standby is away answers 503 within that time.  One probe at a time per
+-- worker: requests that come while one runs share its answer.
+local probe = { running = false, round = 0, ok = nil, message = nil, code = nil }
+
+local function probe_write(s)
+  if probe.running then
+    local round, give_up = probe.round, monotonic_ms() + worker.health_timeout_ms + 1000
+    while probe.running and probe.round == round and monotonic_ms() < give_up do ngx.sleep(0.005) end
+    if probe.round ~= round then return probe.ok, probe.message, probe.code end
+    return nil, "the write probe did not end in time", "timeout"
+  end
+  probe.running = true
+  local ok, result, message, code = pcall(s.probe_write, s)
+  probe.running, probe.round = false, probe.round + 1
+  if not ok then error(result, 0) end
+  probe.ok, probe.message, probe.code = result, message, code
+  return result, message, code
+end
+
+local function healthz()
+  local s = store()
+  if s.remote then check(probe_write(s)) else check(s:ping()) end
+  return answer(200, { ok = true })
+end
+
+------------------------------------------------------------------------
 -- Dispatch
 ------------------------------------------------------------------------
 
@@ -558,9 +617,7 @@ local function route()
   if uri == "/healthz" then
     ngx.ctx.route = "healthz"
     if method ~= "GET" then method_not_allowed("GET") end
-    -- Healthy means the database answers a read, not merely that it opened.
-    check(store():ping())
-    return answer(200, { ok = true })
+    return healthz()
   end
   local install = match(uri, "^/v1/(%a+)$")
   if install == "activate" or install == "checkin" or install == "deactivate" then

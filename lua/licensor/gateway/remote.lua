@@ -2,6 +2,11 @@
 -- of licensor.store, each run in nginx's thread pool by
 -- licensor.gateway.thread, so the worker's event loop never waits on the
 -- network.  Activations and admin writes always go to the database.
+-- Each call has a deadline, timeout_ms from now (licensor gateway
+-- --db-timeout-ms); /healthz's write probe runs in a pool of its own
+-- (HEALTH_POOL) with health_timeout_ms, so it never queues behind stuck
+-- commits.  A full pool (no Lua VM free, or nginx's queue full) is 503
+-- busy at once.
 --
 -- Reads of a license (remote:license, the eligibility path) are kept in
 -- this worker's memory for at most stale_ms (constants.STALE_MS): an answer is
@@ -9,10 +14,18 @@
 -- (core.monotonic_ms), not ngx.now(): that is the wall clock, which can be
 -- set back and would then keep an entry for as long.  The catalogue is
 -- compiled here, once per version, from its text in the database.
+--
+-- With read_db (a hot standby, --read-db), license reads go there when
+-- the standby has replayed the primary's WAL up to a position sampled at
+-- most stale_ms / 2 ago, and such an entry is kept only until stale_ms
+-- after that sample: an answer is never older than stale_ms either way.
+-- A standby that lags or cannot answer is passed over for the primary.
+-- stale_ms 0 (no staleness at all) reads the primary only.
 local Store = require("licensor.store").Store
 local common = require "licensor.store.common"
 local monotonic_ms = require("licensor.core").monotonic_ms
-local STALE_MS = require("licensor.constants").STALE_MS
+local constants = require "licensor.constants"
+local STALE_MS = constants.STALE_MS
 
 local ngx = ngx
 local setmetatable, type, tostring = setmetatable, type, tostring
@@ -20,14 +33,21 @@ local setmetatable, type, tostring = setmetatable, type, tostring
 local _M = {}
 
 local THREAD_MODULE = "licensor.gateway.thread"
+local HEALTH_POOL = "licensor_health"
+_M.HEALTH_POOL = HEALTH_POOL
 
 local Remote = {}
 
 -- The answer of ngx.run_worker_thread: true, true, results...; a failure
 -- of the store is true, false, message, code; a thread that could not run
 -- the function is false, why.
+-- lua-nginx-module's words for a pool with no room: no VM left
+-- (lua_worker_thread_vm_pool_size) or nginx's queue full (max_queue).
+local FULL = { ["no available Lua vm"] = true, ["ngx_thread_task_post failed"] = true }
+
 local function unwrap(ran, done, ...)
   if not ran then
+    if FULL[done] then return nil, "every database thread is busy and the queue is full", "busy" end
     ngx.log(ngx.ERR, "licensor: worker thread: ", tostring(done))
     return nil, "the store's worker thread failed", "store_error"
   end
@@ -39,7 +59,8 @@ end
 local run_worker_thread = ngx.run_worker_thread   -- luacheck: ignore 143
 
 local function run(self, fn, ...)
-  return unwrap(run_worker_thread(self.pool, THREAD_MODULE, fn, self.db, self.key_file, ...))
+  return unwrap(run_worker_thread(self.pool, THREAD_MODULE, fn, self.db, self.key_file,
+                                  monotonic_ms() + self.timeout_ms, ...))
 end
 
 -- Any store method: run on a thread's connection.
@@ -69,26 +90,62 @@ local function catalogue_at(self, version)
   return cat
 end
 
+-- remote:probe_write(): store:probe_write in the health pool, within
+-- health_timeout_ms.
+function methods.probe_write(self)
+  return unwrap(run_worker_thread(HEALTH_POOL, THREAD_MODULE, "call", self.db, self.key_file,
+                                  monotonic_ms() + self.health_timeout_ms, "probe_write"))
+end
+
+-- The primary's WAL position, sampled at most stale_ms / 2 ago, and when.
+local function primary_lsn(self, now)
+  if self.lsn and now - self.lsn_at <= self.stale_ms / 2 then return self.lsn, self.lsn_at end
+  local lsn = run(self, "wal_lsn")
+  if lsn then self.lsn, self.lsn_at = lsn, now end
+  return lsn, now
+end
+
+-- The license from the standby when it is recent enough (and since when
+-- it is known to be), or nil: ask the primary.
+local function standby_read(self, key, now)
+  local lsn, since = primary_lsn(self, now)
+  if not lsn then return nil end
+  local lic, version, code = unwrap(run_worker_thread(self.pool, THREAD_MODULE, "read", self.read_db,
+                                                      now + self.timeout_ms, lsn, key))
+  if lic == nil and code ~= "unknown_key" then
+    self.standby_misses = self.standby_misses + 1
+    return nil
+  end
+  self.standby_reads = self.standby_reads + 1
+  return lic, version, code, since
+end
+
 -- remote:license(key) -> license table, catalogue: from this worker's
 -- memory when read less than stale_ms ago.
 function methods.license(self, key)
   local now = monotonic_ms()
   local hit = self.cache[key]
   if hit and now - hit.at < self.stale_ms then return hit.lic, hit.cat end
-  local lic, version, code = run(self, "call", "get_versioned", key)
+  local lic, version, code, since
+  if self.read_db and self.stale_ms > 0 then lic, version, code, since = standby_read(self, key, now) end
+  if since == nil then lic, version, code = run(self, "call", "get_versioned", key) end
   if not lic then return nil, version, code end
   if version == nil then return nil, "no catalogue has been imported into this store", "no_catalogue" end
   local cat, msg
   cat, msg, code = catalogue_at(self, version)
   if not cat then return nil, msg, code end
-  common.remember(self, key, { lic = lic, cat = cat, at = now })
+  common.remember(self, key, { lic = lic, cat = cat, at = since or now })
   return lic, cat
 end
 
--- new{db=, signing_key_file=, stale_ms=constants.STALE_MS, pool="licensor"}
+-- new{db=, signing_key_file=, stale_ms=constants.STALE_MS, pool="licensor",
+-- timeout_ms=constants.DB_TIMEOUT_MS, health_timeout_ms=constants.HEALTH_TIMEOUT_MS, read_db=}
 function _M.new(opts)
   return setmetatable({ db = opts.db, key_file = opts.signing_key_file, pool = opts.pool or "licensor",
                         stale_ms = opts.stale_ms or STALE_MS, cache = {}, cache_size = 0, cache_misses = 0,
+                        timeout_ms = opts.timeout_ms or constants.DB_TIMEOUT_MS,
+                        health_timeout_ms = opts.health_timeout_ms or constants.HEALTH_TIMEOUT_MS,
+                        read_db = opts.read_db, standby_reads = 0, standby_misses = 0,
                         signing_key = opts.signing_key_file ~= nil, remote = true }, Remote)
 end
 

@@ -1,12 +1,22 @@
 -- licensor.gateway.thread -- the gateway's store calls on PostgreSQL, run
 -- in nginx's thread pool (ngx.run_worker_thread) so that no worker's event
--- loop ever waits on the network.  Each thread's Lua VM keeps its own
--- connection, opened at its first call and re-established by the store
--- when the server goes away; licensor.gateway.remote is the worker's side.
+-- loop ever waits on the network; licensor.gateway.remote is the worker's
+-- side.
+--
+-- lua-nginx-module runs each call in a Lua VM of its own pool, on any of
+-- the pool's OS threads.  The stores opened here use the OS thread's
+-- connection (licensor.open{per_thread=true}, csrc/l_pg.c), so a worker
+-- holds at most one connection per thread of each pool, whatever the
+-- number of VMs or requests in flight.
+--
+-- Each call carries its deadline (core.monotonic_ms): a call that waited
+-- in the pool's queue past it is answered "timeout" without touching the
+-- database, and the store ends every wait by it (store:deadline).
 --
 -- Every function answers true, results... or false, message, code.
 local licensor = require "licensor"
 local work = require "licensor.gateway.work"
+local monotonic_ms = require("licensor.core").monotonic_ms
 
 local _M = {}
 
@@ -19,7 +29,7 @@ local function store_for(db, key_file)
   if s then return s end
   local msg, code
   -- stale_ms 0: the worker keeps the cache (and its staleness bound).
-  s, msg, code = licensor.open(db, { stale_ms = 0 })
+  s, msg, code = licensor.open(db, { stale_ms = 0, per_thread = true })
   if not s then return nil, msg, code end
   if key_file then
     local ok
@@ -38,18 +48,64 @@ local function answer(first, ...)
   return true, first, ...
 end
 
--- call(db, key_file, method, ...): store:method(...).
-function _M.call(db, key_file, method, ...)
+local LATE = "the request waited for a database thread until its deadline passed"
+
+-- The store for a call that is still in time, its deadline set.
+local function ready(db, key_file, deadline)
+  if monotonic_ms() >= deadline then return nil, LATE, "timeout" end
   local s, msg, code = store_for(db, key_file)
+  if not s then return nil, msg, code end
+  s:deadline(deadline)
+  return s
+end
+
+-- call(db, key_file, deadline, method, ...): store:method(...).
+function _M.call(db, key_file, deadline, method, ...)
+  local s, msg, code = ready(db, key_file, deadline)
   if not s then return false, msg, code end
   return answer(s[method](s, ...))
 end
 
--- admin(db, key_file, id, fingerprint, desc): licensor.gateway.work.admin.
-function _M.admin(db, key_file, id, fingerprint, desc)
-  local s, msg, code = store_for(db, key_file)
+-- admin(db, key_file, deadline, id, fingerprint, desc): licensor.gateway.work.admin.
+function _M.admin(db, key_file, deadline, id, fingerprint, desc)
+  local s, msg, code = ready(db, key_file, deadline)
   if not s then return false, msg, code end
   return answer(work.admin(s, id, fingerprint, desc))
+end
+
+-- Statements of the standby reads, by store.
+local statements = setmetatable({}, { __mode = "k" })
+
+local function statement(s, name, sql)
+  local mine = statements[s] or {}
+  statements[s] = mine
+  mine[name] = mine[name] or s.db:prepare(sql)
+  return mine[name]
+end
+
+-- wal_lsn(db, key_file, deadline): the primary's WAL position now (every
+-- commit acknowledged before this call is at or before it).
+function _M.wal_lsn(db, key_file, deadline)
+  local s, msg, code = ready(db, key_file, deadline)
+  if not s then return false, msg, code end
+  local ok, lsn = pcall(s.db.value, s.db, statement(s, "lsn", "SELECT pg_current_wal_lsn()::text"))
+  if not ok then return false, tostring(lsn.message or lsn), lsn.code or "store_error" end
+  return true, lsn
+end
+
+-- read(read_db, deadline, min_lsn, key): store:get_versioned(key) on the
+-- standby read_db, when it has replayed the primary's WAL up to min_lsn
+-- (read first: the license read after it sees at least that much); false,
+-- why, "stale" when it has not.
+function _M.read(read_db, deadline, min_lsn, key)
+  local s, msg, code = ready(read_db, nil, deadline)
+  if not s then return false, msg, code end
+  local ok, caught_up = pcall(s.db.value, s.db, statement(s, "caught_up",
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), ?::pg_lsn) >= 0 " ..
+    "ELSE true END::text"), min_lsn)
+  if not ok then return false, tostring(caught_up.message or caught_up), caught_up.code or "store_error" end
+  if caught_up ~= "true" then return false, "the standby has not replayed up to " .. min_lsn, "stale" end
+  return answer(s:get_versioned(key))
 end
 
 return _M
