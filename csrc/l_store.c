@@ -255,10 +255,13 @@ static int db_query(lua_State *L)
   return 1;
 }
 
+/* db:begin([deferred]): BEGIN IMMEDIATE, or BEGIN DEFERRED when deferred
+ * is true (see lsr_store_begin: its first write then answers "busy" at
+ * once, without waiting, when another connection writes or wrote). */
 static int db_begin(lua_State *L)
 {
   lsr_store *store = check_store(L);
-  int rc = lsr_store_begin(store);
+  int rc = lsr_store_begin(store, lua_toboolean(L, 2) != 0);
   if (rc != SQLITE_OK) return raise_sqlite(L, store, rc);
   return 0;
 }

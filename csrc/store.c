@@ -145,6 +145,8 @@ bool lsr_store_open(lsr_store *store, const char *path, bool full_sync, int busy
   if (sqlite3_exec(store->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
     return fail(store, err, errlen, path);
   if (sqlite3_prepare_v3(store->db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &store->begin_stmt, NULL) ||
+      sqlite3_prepare_v3(store->db, "BEGIN DEFERRED", -1, SQLITE_PREPARE_PERSISTENT, &store->begin_deferred_stmt,
+                         NULL) ||
       sqlite3_prepare_v3(store->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &store->commit_stmt, NULL) ||
       sqlite3_prepare_v3(store->db, "ROLLBACK", -1, SQLITE_PREPARE_PERSISTENT, &store->rollback_stmt, NULL))
     return fail(store, err, errlen, path);
@@ -162,9 +164,10 @@ static int run_once(sqlite3_stmt *stmt)
 static void finalize_all(lsr_store *store)
 {
   sqlite3_finalize(store->begin_stmt);
+  sqlite3_finalize(store->begin_deferred_stmt);
   sqlite3_finalize(store->commit_stmt);
   sqlite3_finalize(store->rollback_stmt);
-  store->begin_stmt = store->commit_stmt = store->rollback_stmt = NULL;
+  store->begin_stmt = store->begin_deferred_stmt = store->commit_stmt = store->rollback_stmt = NULL;
   for (int i = 0; i < store->n_stmts; i++) sqlite3_finalize(store->stmts[i]);
   free(store->stmts);
   store->stmts = NULL;
@@ -184,7 +187,7 @@ void lsr_store_close(lsr_store *store)
 void lsr_store_forget(lsr_store *store)
 {
   /* The statements belong to the parent's connection: drop, not finalise. */
-  store->begin_stmt = store->commit_stmt = store->rollback_stmt = NULL;
+  store->begin_stmt = store->begin_deferred_stmt = store->commit_stmt = store->rollback_stmt = NULL;
   unmap_shm(store);
   free_fork_marker(store);
   free(store->stmts);
@@ -232,14 +235,16 @@ static long long now_ms(void)
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int lsr_store_begin(lsr_store *store)
+int lsr_store_begin(lsr_store *store, bool deferred)
 {
   /* The busy handler already waits inside one attempt; this loop covers
-   * the cases where SQLite returns BUSY at once (e.g. a WAL restart). */
+   * the cases where SQLite returns BUSY at once (e.g. a WAL restart).
+   * BEGIN DEFERRED locks nothing, so it is never busy. */
   long long deadline = now_ms() + store->busy_ms;
+  sqlite3_stmt *begin = deferred ? store->begin_deferred_stmt : store->begin_stmt;
   int rc;
   for (;;) {
-    rc = run_once(store->begin_stmt);
+    rc = run_once(begin);
     if ((rc & 0xff) != SQLITE_BUSY || now_ms() >= deadline) break;
     usleep(1000);
   }

@@ -1,7 +1,9 @@
 /*
  * store.h -- the SQLite connection under licensor.open: pragmas, prepared
  * statements kept for the life of the connection, BEGIN IMMEDIATE
- * transactions that wait out other writers, and the process that owns it.
+ * transactions that wait out other writers (or deferred ones that read
+ * first and take the write lock at their first write), and the process
+ * that owns it.
  *
  * It knows nothing of licenses: lua/licensor/schema.lua holds the schema,
  * lua/licensor/store/ (init.lua, sql.lua and the workflow files) the
@@ -22,7 +24,8 @@ typedef struct {
   pid_t owner;              /* the process that opened it */
   volatile unsigned char *fork_marker; /* a page the kernel zeroes in a child */
   sqlite3_stmt **stmts;     /* prepared once, reset after each use */
-  sqlite3_stmt *begin_stmt; /* BEGIN IMMEDIATE, COMMIT, ROLLBACK, prepared */
+  sqlite3_stmt *begin_stmt; /* BEGIN IMMEDIATE, BEGIN DEFERRED, COMMIT, ROLLBACK, prepared */
+  sqlite3_stmt *begin_deferred_stmt;
   sqlite3_stmt *commit_stmt;
   sqlite3_stmt *rollback_stmt;
   int n_stmts;
@@ -61,8 +64,13 @@ int lsr_store_prepare(lsr_store *store, const char *sql, size_t len);
 sqlite3_stmt *lsr_store_statement(const lsr_store *store, int id);
 
 /* BEGIN IMMEDIATE, retried while another writer holds the lock, up to
- * busy_ms in all.  Returns the SQLite result code. */
-int lsr_store_begin(lsr_store *store);
+ * busy_ms in all; or (deferred) BEGIN DEFERRED, which takes no lock: the
+ * first read takes a WAL snapshot, the first write the write lock.  That
+ * upgrade does not wait: it fails at once with SQLITE_BUSY while another
+ * connection holds the write lock, and with SQLITE_BUSY_SNAPSHOT when one
+ * committed since the snapshot was taken (the caller rolls back and runs
+ * again with BEGIN IMMEDIATE).  Returns the SQLite result code. */
+int lsr_store_begin(lsr_store *store, bool deferred);
 int lsr_store_commit(lsr_store *store);
 void lsr_store_rollback(lsr_store *store);
 

@@ -83,9 +83,11 @@ local function finish(self, db, ok, ...)
   return failure.answer(false, ...)
 end
 
-local function attempt(self, fn, ...)
+-- One run of fn in a transaction of its own; deferred: SQLite's BEGIN
+-- DEFERRED (see checking_transaction) instead of BEGIN IMMEDIATE.
+local function attempt(self, deferred, fn, ...)
   local db = self.db
-  local began, err = pcall(db.begin, db)
+  local began, err = pcall(db.begin, db, deferred)
   if not began then return failure.answer(false, err) end
   self.in_transaction, self.may_discard, self.discard_wanted = true, true, false
   return finish(self, db, pcall(fn, self, ...))
@@ -113,7 +115,7 @@ local PG_ATTEMPTS = 5
 
 -- Runs fn(self, ...) in one transaction (SQLite: BEGIN IMMEDIATE, which
 -- waits out other writers; PostgreSQL: READ COMMITTED, each workflow
--- locking its license row first) and returns its results; on any failure
+-- taking its key's lock first) and returns its results; on any failure
 -- the transaction is rolled back and the answer is nil, message, code
 -- (bugs are raised again after the rollback).  On PostgreSQL a deadlock
 -- or serialization failure ("busy") runs the whole workflow again, up to
@@ -122,13 +124,32 @@ local PG_ATTEMPTS = 5
 -- which rolls back all.
 function _M.transaction(self, fn, ...)
   if self.in_transaction then return joined(self, fn, ...) end
-  if self.kind ~= "postgresql" then return attempt(self, fn, ...) end
+  if self.kind ~= "postgresql" then return attempt(self, false, fn, ...) end
   for n = 1, PG_ATTEMPTS do
-    local results = pack(attempt(self, fn, ...))
+    local results = pack(attempt(self, false, fn, ...))
     if results[1] ~= nil or results[3] ~= "busy" or n == PG_ATTEMPTS then
       return unpack(results, 1, results.n)
     end
   end
+end
+
+-- The same for a workflow that checks before it writes and whose answer
+-- is often a refusal (activate, checkin, deactivate).  On SQLite it runs
+-- first under BEGIN DEFERRED: its reads share the database with a writer
+-- of another connection, and a refusal, which writes nothing, answers
+-- without ever taking the write lock, however long another holds it.  Its
+-- first write takes the write lock without waiting: "busy" at once when
+-- another connection holds it or committed since this one's reads began
+-- (SQLITE_BUSY_SNAPSHOT), so nothing stale is ever written.  The whole
+-- workflow then runs once more under BEGIN IMMEDIATE, which waits out the
+-- writer as every workflow does (busy after the store's busy_ms): an
+-- accepted answer waits for the lock as before, and reads what the other
+-- writer committed.  PostgreSQL: transaction(), unchanged.
+function _M.checking_transaction(self, fn, ...)
+  if self.in_transaction or self.kind == "postgresql" then return _M.transaction(self, fn, ...) end
+  local results = pack(attempt(self, true, fn, ...))
+  if results[1] ~= nil or results[3] ~= "busy" then return unpack(results, 1, results.n) end
+  return attempt(self, false, fn, ...)
 end
 
 -- The same for reads: no transaction, failures answered the same way.
@@ -191,13 +212,25 @@ function _M.remember(self, key, value)
   self.cache[key] = value
 end
 
+-- PostgreSQL, inside a workflow: takes the key's lock (sql.lock_key),
+-- held until the transaction ends, before the statements that follow.
+-- It is sent with the next statement that needs an answer (one round
+-- trip), and that statement, READ COMMITTED, takes its snapshot only once
+-- the lock is granted: it sees every change of the lock's previous
+-- holder.  Taking it again in one transaction costs nothing: advisory
+-- locks stack, and all go at its end (or at a ROLLBACK TO SAVEPOINT of
+-- the savepoint that took them).  SQLite needs none: its write lock
+-- serialises every writer.
+local function lock_key(self, key)
+  if self.row_locks and self.in_transaction then self.db:defer(self.sql.lock_key, key) end
+end
+_M.lock_key = lock_key
+
 -- The license row and its add-ons as a rules.md section 3 table, and the
--- active catalogue version (read by the same statement).
+-- active catalogue version (read by the same statement).  A workflow
+-- holds its key's lock from here on (lock_key).
 local function load_license(self, key)
-  -- PostgreSQL: a workflow holds its key's row until it commits, and reads
-  -- the license only then, so it sees the previous holder's changes (the
-  -- lock travels with the read, and the BEGIN with both: one round trip).
-  if self.row_locks and self.in_transaction then self.db:defer(self.sql.lock_license, key) end
+  lock_key(self, key)
   local lic = self.db:first(self.sql.license, key)
   if lic == nil then refuse("unknown_key", "no license with key " .. key) end
   lic.failover = lic.failover == 1
@@ -221,7 +254,12 @@ function _M.license_and_catalogue(self, key)
   return lic, (catalogue_at(self, version))
 end
 
+-- Appends an event of key.  Its seq is the key's next, so the writer
+-- holds the key's lock: a workflow has it already (load_license); the
+-- sweep's reminders take it here, and so does a sweep's "sweep_skipped"
+-- after the key's savepoint was rolled back (with the lock taken in it).
 function _M.log(self, key, at, kind, detail)
+  lock_key(self, key)
   self.db:defer(self.sql.insert_event, key, at, kind, cjson.encode(detail or {}))
 end
 

@@ -7,7 +7,9 @@
 -- whose newest certificate still verifies holds a slot through its
 -- held_until, deactivated or lapsed, until a return receipt or an admin's
 -- force frees it.  A refusal writes nothing: every check runs before the
--- first write, and the transaction of a refusal is rolled back.
+-- first write, and the transaction of a refusal is rolled back.  On
+-- SQLite the checks run under a read lock only (common.checking_transaction),
+-- so a refusal never waits for, nor takes, the write lock.
 local core = require "licensor.core"
 local failure = require "licensor.failure"
 local certificate = require "licensor.certificate"
@@ -18,7 +20,7 @@ local concat, os_date = table.concat, os.date
 
 local Store = common.Store
 local refuse, bad_argument = common.refuse, common.bad_argument
-local transaction, guarded = common.transaction, common.guarded
+local checking_transaction, guarded = common.checking_transaction, common.guarded
 local check_on, normalise_key, log = common.check_on, common.normalise_key, common.log
 local add_days, current_of = common.add_days, common.current_of
 
@@ -294,7 +296,7 @@ function Store:activate(key, server, build, on, fingerprint)
   check_server(server, "activate")
   check_build(build, "activate", 3)
   check_fingerprint(fingerprint, "activate", 5)
-  return transaction(self, activate, key, server, build, on, fingerprint)
+  return checking_transaction(self, activate, key, server, build, on, fingerprint)
 end
 
 local function checkin(self, key, server, on, build, fingerprint)
@@ -316,7 +318,7 @@ function Store:checkin(key, server, on, build, fingerprint)
   check_server(server, "checkin")
   if build ~= nil then check_build(build, "checkin", 4) end
   check_fingerprint(fingerprint, "checkin", 5)
-  return transaction(self, checkin, key, server, on, build, fingerprint)
+  return checking_transaction(self, checkin, key, server, on, build, fingerprint)
 end
 
 -- A return receipt frees the slot of the installation whose newest
@@ -388,7 +390,7 @@ function Store:deactivate(key, server, on, opts)
       bad_argument(4, "deactivate", "force needs a reason")
     end
   end
-  return transaction(self, deactivate, key, server, on, opts)
+  return checking_transaction(self, deactivate, key, server, on, opts)
 end
 
 local function installations(self, key)

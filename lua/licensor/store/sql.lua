@@ -124,6 +124,12 @@ _M.sqlite = {
   idempotency_put = "INSERT INTO idempotency (id, fingerprint, answer, at) VALUES (?, ?, ?, ?)",
 }
 
+-- The class of licensor's advisory locks on license keys: the first int4
+-- of pg_advisory_xact_lock's two-key form ("LICN" in ASCII), so another
+-- application's advisory locks on the same database (which use their own
+-- class, or the one-bigint form: a key space of its own) never meet ours.
+_M.KEY_LOCK_CLASS = 1279869774
+
 -- PostgreSQL's versions of the statements that differ.
 _M.postgresql = {
   license = [[SELECT l.*, (SELECT string_agg(addon || chr(31) || paid_through, chr(30))
@@ -134,9 +140,14 @@ _M.postgresql = {
             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))]],
   -- Rows another deliverer is claiming right now are skipped, not waited for.
   claim_outbox = CLAIM_OUTBOX:format(" FOR UPDATE SKIP LOCKED"),
-  -- Every workflow on a key starts by locking its row: workflows on one
-  -- key run one after the other on any number of hosts (doc/rules.md 6).
-  lock_license = "SELECT 1 FROM licenses WHERE key = ? FOR UPDATE",
+  -- Every workflow on a key takes the key's lock before it reads or writes
+  -- the key's rows: workflows on one key run one after the other on any
+  -- number of hosts (doc/rules.md 6).  An advisory lock held to the end of
+  -- the transaction, not a row lock: it takes no transaction id and writes
+  -- no WAL, so a refusal (rolled back) writes nothing at all.  Two keys
+  -- whose hashtext() is equal share a lock: their workflows only wait for
+  -- each other, neither answer changes.
+  lock_key = "SELECT pg_advisory_xact_lock(" .. _M.KEY_LOCK_CLASS .. ", hashtext(?))",
   -- Two requests with one Idempotency-Key wait for each other.
   lock_idempotency = "SELECT pg_advisory_xact_lock(hashtext(?))",
 }
