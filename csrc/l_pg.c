@@ -118,7 +118,8 @@ static int l_open_pg(lua_State *L)
     return 1;
   }
   if (!lsr_pg_open(&h->own, conninfo, (int)stale, 0, err, sizeof err))
-    return lb_raise(L, "store_unavailable", "%s", err);
+    return lb_raise(L, strncmp(err, "prepared_statements:", 20) == 0 ? "invalid_request" : "store_unavailable",
+                    "%s", err);
   h->closed = false;
   return 1;
 }
