@@ -1,0 +1,177 @@
+-- PostgreSQL connections under faults (doc/rules.md section 6, "Only a
+-- confirmed commit is acknowledged"; csrc/pg.c): deadlines that cancel,
+-- commits whose outcome is unknown never answered as success, one
+-- connection per OS thread, and statements without names for PgBouncer.
+-- Runs in the PostgreSQL suite only (spec/support/run-suites.sh).
+local stores = require "support.stores"
+if not stores.postgresql then return end
+
+local licensor = require "licensor"
+local core = require "licensor.core"
+local constants = require "licensor.constants"
+local postgres = require "support.postgres"
+local fixtures = require "support.fixtures"
+
+local DAY = "2019-01-10"
+local monotonic_ms = core.monotonic_ms
+
+-- Runs fn() and answers its results and the milliseconds it took.
+local function timed(fn)
+  local t0 = monotonic_ms()
+  local results = { fn() }
+  results.ms = monotonic_ms() - t0
+  return results
+end
+
+describe("a PostgreSQL store's deadline", function()
+  it("cancels a statement still waiting when it passes: timeout, and the store works on", function()
+    local store, url = stores.new()
+    local key = stores.issue(store).key
+    -- Another session holds the licenses table: the activation waits.
+    local blocker = core.open_pg(url, 0)
+    blocker:begin()
+    blocker:exec("LOCK TABLE licenses IN ACCESS EXCLUSIVE MODE")
+    store:deadline(monotonic_ms() + 400)
+    local r = timed(function() return store:activate(key, "a", 6911, DAY) end)
+    blocker:rollback()
+    blocker:close()
+    assert.are.same({ nil, "timeout" }, { r[1], r[3] })
+    -- The cancel ends it at 400 ms; the grace allows one second more.
+    assert.is_true(r.ms >= 390 and r.ms < 400 + constants.DB_TIMEOUT_MS / 5, "took " .. r.ms .. " ms")
+    store:deadline(nil)
+    assert.is_true(assert(store:activate(key, "a", 6911, DAY)).ok)   -- a new connection, the same store
+    assert.are.equal(1, #store:installations(key))
+  end)
+
+  it("that has passed before a call sends nothing", function()
+    local store = stores.new()
+    local key = stores.issue(store).key
+    store:deadline(monotonic_ms() - 1)
+    local r = timed(function() return store:activate(key, "a", 6911, DAY) end)
+    assert.are.same({ nil, "timeout" }, { r[1], r[3] })
+    assert.is_true(r.ms < 100)
+    store:deadline(nil)
+    assert.are.equal(0, #store:installations(key))
+  end)
+
+  it("is a whole number of milliseconds", function()
+    local store = stores.new()
+    assert.has_error(function() store:deadline("soon") end)
+    assert.has_error(function() store:deadline(1.5) end)
+    assert.is_true(store:deadline(nil))
+  end)
+end)
+
+describe("a commit whose synchronous standby is away", function()
+  local primary, standby, store, key
+  setup(function()
+    primary = assert(postgres.start())
+    standby = primary:standby()
+    store = assert(licensor.open(primary:url()))
+    assert(store:import(fixtures.catalogue_table()))
+    key = stores.issue(store).key
+  end)
+  teardown(function()
+    if store then store:close() end
+    if standby then standby:stop() end
+    if primary then primary:stop() end
+  end)
+
+  it("is never acknowledged: its cancelled wait is an unknown outcome, and activating again tells the truth", function()
+    standby:stop_server()
+    store:deadline(monotonic_ms() + 600)
+    local r = timed(function() return store:activate(key, "a", 6911, DAY) end)
+    assert.are.equal("store_unavailable", r[3])
+    assert.matches("^" .. constants.OUTCOME_UNKNOWN .. ": ", r[2])
+    assert.matches("synchronous replication", r[2])
+    assert.is_true(r.ms >= 590 and r.ms < 600 + 1500, "took " .. r.ms .. " ms")
+    -- Committed locally (it may be lost with this primary): the row is
+    -- here, and was never answered as done.
+    store:deadline(nil)
+    assert.are.equal(1, #store:installations(key))
+    standby:start_server()
+    assert.is_true(assert(store:activate(key, "a", 6911, DAY)).ok)      -- a check-in now
+    assert.are.equal(1, #store:installations(key))
+  end)
+
+  it("whose session is terminated while it waits is an unknown outcome too (the connection is lost)", function()
+    standby:stop_server()
+    -- In 0.5 s another session terminates the backend waiting in SyncRep.
+    local sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+    local psql = primary.bin .. "/psql"
+    local pid = assert(core.process.spawn({ "sh", "-c", 'sleep 0.5; exec "$0" "$@"', psql, "-q", "-h",
+      primary.socket_dir, "-p", tostring(primary.port), "-U", "postgres", "-d", "licensor", "-c", sql },
+      "/dev/null"))
+    store:deadline(monotonic_ms() + 5000)
+    local r = timed(function() return store:deactivate(key, "a", DAY) end)
+    core.process.wait(pid, 5000)
+    assert.are.equal("store_unavailable", r[3])
+    assert.matches("^" .. constants.OUTCOME_UNKNOWN, r[2])
+    assert.is_true(r.ms < 4000, "took " .. r.ms .. " ms: the termination was not seen")
+    standby:start_server()
+    store:deadline(nil)
+    assert.is_truthy(store:installations(key)[1].deactivated)   -- it had committed locally
+  end)
+
+  it("fails the write probe within its deadline, and the probe passes once the standby is back", function()
+    standby:stop_server()
+    store:deadline(monotonic_ms() + 300)
+    local r = timed(function() return store:probe_write() end)
+    assert.are.same({ nil, "store_unavailable" }, { r[1], r[3] })
+    assert.is_true(r.ms < 300 + 1500)
+    standby:start_server()
+    store:deadline(monotonic_ms() + 5000)
+    assert.is_true(store:probe_write())
+    store:deadline(nil)
+  end)
+
+  it("is waited for: a refusal never waits, it writes nothing", function()
+    standby:stop_server()
+    store:deadline(monotonic_ms() + 2000)
+    local r = timed(function() return store:activate(key, "b", 1, DAY) end)
+    standby:start_server()
+    store:deadline(nil)
+    assert.is_false(assert(r[1]).ok)
+    assert.is_true(r.ms < 500, "a refusal waited " .. r.ms .. " ms")
+  end)
+end)
+
+describe("connections", function()
+  local function backend_pid(store)
+    return store:query("SELECT pg_backend_pid() AS pid")[1].pid
+  end
+
+  it("per_thread stores of one thread share its one connection, which outlives each store", function()
+    local _, url = stores.new()
+    local a = assert(licensor.open(url, { per_thread = true }))
+    local b = assert(licensor.open(url, { per_thread = true }))
+    local own = assert(licensor.open(url))
+    assert.are.equal(backend_pid(a), backend_pid(b))
+    assert.are_not.equal(backend_pid(a), backend_pid(own))
+    local pid = backend_pid(a)
+    a:close()
+    assert.are.equal(pid, backend_pid(b))
+    assert.is_truthy(tostring(b.db):find("thread", 1, true))
+    -- Statements of both, by their texts, on the one connection.
+    local key = stores.issue(b).key
+    local c = assert(licensor.open(url, { per_thread = true }))
+    assert.are.equal(key, c:get(key).key)
+    b:close(); c:close(); own:close()
+  end)
+
+  it("prepared_statements=off sends every statement unnamed; any other value is refused", function()
+    local _, url = stores.new()
+    local plain = assert(licensor.open(url))
+    local unnamed = assert(licensor.open(url .. "&prepared_statements=off"))
+    local key = stores.issue(unnamed).key
+    assert.is_true(assert(unnamed:activate(key, "a", 6911, DAY)).ok)
+    assert(plain:activate(key, "b", 6911, DAY))
+    local count = "SELECT count(*) AS n FROM pg_prepared_statements"
+    assert.are.equal(0, unnamed:query(count)[1].n)
+    assert.is_true(plain:query(count)[1].n > 0)
+    local refused, msg, code = licensor.open(url .. "&prepared_statements=maybe")
+    assert.are.same({ nil, "invalid_request" }, { refused, code })
+    assert.matches("prepared_statements: on or off", msg)
+    plain:close(); unnamed:close()
+  end)
+end)
