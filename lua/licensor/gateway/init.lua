@@ -60,7 +60,10 @@ local function open_store()
                                health_timeout_ms = worker.health_timeout_ms, read_db = worker.read_db }
     return worker.store
   end
-  local store, msg = licensor.open(worker.db, { synchronous = worker.synchronous })
+  -- SQLite's deadline is its busy timeout: a worker waits at most
+  -- db_timeout_ms for another writer's lock, then answers 503 busy.
+  local store, msg = licensor.open(worker.db, { synchronous = worker.synchronous,
+                                                busy_ms = worker.db_timeout_ms })
   if store and worker.signing_key_file then
     local id, err = store:use_signing_key(worker.signing_key_file)
     if not id then
@@ -187,8 +190,8 @@ local STATUS = {
 -- (SQLite's) go to the error log, never to a client.  A write whose
 -- commit may or may not have happened says so, and how to learn which.
 local UNAVAILABLE = "the license store is unavailable; try again later"
-local UNKNOWN = constants.OUTCOME_UNKNOWN .. ": the license store did not confirm this write, which may or " ..
-  "may not have happened; retry with the same Idempotency-Key, or activate the same server again " ..
+local UNKNOWN = constants.OUTCOME_UNKNOWN .. ": the license store did not confirm this write, which " ..
+  "may or may not have happened; retry with the same Idempotency-Key, or activate the same server again " ..
   "(a check-in), to get the true state"
 local UNKNOWN_PREFIX = "^" .. constants.OUTCOME_UNKNOWN
 
