@@ -75,7 +75,7 @@ APT_FIRST := libluajit2-5.1-2 libluajit2-5.1-dev luajit2
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
                 libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev pkg-config lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
                 procps curl nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev \
-                lua-sec python3-aiosmtpd openssl faketime tzdata valgrind
+                lua-sec python3-aiosmtpd openssl faketime tzdata valgrind pgbouncer
 
 PREFIX ?= /usr/local
 ifeq ($(LUA),luajit)
