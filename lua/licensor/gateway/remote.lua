@@ -2,8 +2,8 @@
 -- of licensor.store, each run in nginx's thread pool by
 -- licensor.gateway.thread, so the worker's event loop never waits on the
 -- network.  Activations and admin writes always go to the database.
--- Each call has a deadline, timeout_ms from now (licensor gateway
--- --db-timeout-ms); /healthz's write probe runs in a pool of its own
+-- Each request's calls share a deadline, timeout_ms after the first one
+-- (licensor gateway --db-timeout-ms); /healthz's write probe runs in a pool of its own
 -- (HEALTH_POOL) with health_timeout_ms, so it never queues behind stuck
 -- commits.  A full pool (no Lua VM free, or nginx's queue full) is 503
 -- busy at once.
@@ -58,9 +58,21 @@ end
 -- (lua-nginx-module 0.10.23's API; luacheck's ngx_lua predates it.)
 local run_worker_thread = ngx.run_worker_thread   -- luacheck: ignore 143
 
+-- The request's deadline: timeout_ms after its first store call, shared
+-- by all of them (an activation and its certificate end by one deadline).
+local function deadline_of(self)
+  local ctx = ngx.ctx
+  local at = ctx.licensor_deadline
+  if not at then
+    at = monotonic_ms() + self.timeout_ms
+    ctx.licensor_deadline = at
+  end
+  return at
+end
+
 local function run(self, fn, ...)
-  return unwrap(run_worker_thread(self.pool, THREAD_MODULE, fn, self.db, self.key_file,
-                                  monotonic_ms() + self.timeout_ms, ...))
+  return unwrap(run_worker_thread(self.pool, THREAD_MODULE, fn, self.db, self.key_file, deadline_of(self),
+                                  ...))
 end
 
 -- Any store method: run on a thread's connection.
@@ -111,7 +123,7 @@ local function standby_read(self, key, now)
   local lsn, since = primary_lsn(self, now)
   if not lsn then return nil end
   local lic, version, code = unwrap(run_worker_thread(self.pool, THREAD_MODULE, "read", self.read_db,
-                                                      now + self.timeout_ms, lsn, key))
+                                                      deadline_of(self), lsn, key))
   if lic == nil and code ~= "unknown_key" then
     self.standby_misses = self.standby_misses + 1
     return nil
