@@ -175,3 +175,52 @@ describe("connections", function()
     plain:close(); unnamed:close()
   end)
 end)
+
+describe("a gateway reading from a hot standby (--read-db)", function()
+  local gateway = require "support.gateway"
+  local socket = require "socket"
+  local primary, standby
+  teardown(function()
+    gateway.stop_all()
+    if standby then standby:stop() end
+    if primary then primary:stop() end
+  end)
+
+  it("serves eligibility from the standby, and never answers older than stale_ms when it lags", function()
+    primary = assert(postgres.start())
+    standby = primary:standby()
+    local store = assert(licensor.open(primary:url()))
+    assert(store:import(fixtures.catalogue_table()))
+    local keys = {}
+    for i = 1, 20 do keys[i] = stores.issue(store).key end
+    local server = gateway.start{ db = primary:url(), read_db = standby:url(), stale_ms = 300, today = DAY }
+    for _, key in ipairs(keys) do
+      local status, body = server:request("GET", "/v1/licenses/" .. key .. "/eligible")
+      assert.are.same({ 200, 6911 }, { status, body.number })
+    end
+    -- The reads went to the standby: the gateway's threads hold sessions there.
+    assert.is_true(tonumber(standby:value(
+      "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'licensor'", "licensor")) > 0)
+    -- The standby stops replaying: a key disabled on the primary (the
+    -- commit waits only for the standby's flush) shows within stale_ms,
+    -- read from the primary because the standby has fallen behind.
+    standby:exec("SELECT pg_wal_replay_pause()", "licensor")
+    local t0 = socket.gettime()
+    assert(store:disable(keys[1], DAY, "chargeback"))
+    local status, waited
+    repeat
+      status = server:request("GET", "/v1/licenses/" .. keys[1] .. "/eligible")
+      waited = socket.gettime() - t0
+      if status == 200 then socket.sleep(0.01) end
+    until status ~= 200 or waited > 3
+    standby:exec("SELECT pg_wal_replay_resume()", "licensor")
+    assert.are.equal(403, status)
+    assert.is_true(waited < 0.3 + 0.2, "stale for " .. waited .. " s")
+    -- Writes go to the primary.
+    status = server:request("POST", "/v1/activate", { key = keys[2], server = "a", build = 6911 })
+    assert.are.equal(200, status)
+    assert.are.equal(1, #store:installations(keys[2]))
+    store:close()
+    server:stop()
+  end)
+end)
