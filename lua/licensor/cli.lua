@@ -1095,10 +1095,10 @@ COMMANDS = {
               GATEWAY_WHOLE("--threads N", "PostgreSQL: threads per worker, one connection each", "threads"),
               WHOLE("--stale-ms MS", "PostgreSQL: how old a cached eligibility answer may be (default " ..
                     constants.STALE_MS .. ")"),
-              GATEWAY_WHOLE("--db-timeout-ms MS", "every store call's deadline: past it the request is " ..
-                            "503 and the statement cancelled", "db_timeout_ms"),
-              GATEWAY_WHOLE("--health-timeout-ms MS", "/healthz's deadline, at most --db-timeout-ms " ..
-                            "(default " .. GATEWAY_LIMITS.health_timeout_ms.default ..
+              GATEWAY_WHOLE("--db-timeout-ms MS", "PostgreSQL: every store call's deadline (503 past it, " ..
+                            "the statement cancelled)", "db_timeout_ms"),
+              GATEWAY_WHOLE("--health-timeout-ms MS", "PostgreSQL: /healthz's deadline, at most " ..
+                            "--db-timeout-ms (default " .. GATEWAY_LIMITS.health_timeout_ms.default ..
                             ", or --db-timeout-ms when smaller)", "health_timeout_ms", true),
               { "--read-db URL", "PostgreSQL: a hot standby for eligibility, status and quote reads " ..
                 "(within --stale-ms); writes stay on --db" },

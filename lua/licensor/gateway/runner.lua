@@ -389,9 +389,11 @@ _M.LIMITS = {
   -- Threads per worker for PostgreSQL calls: each holds one connection.
   threads = { flag = "--threads", min = 1, max = 512, default = 8 },
   conn_per_ip = { flag = "--conn-per-ip", min = 1, max = 100000, default = _M.CONN_PER_IP },
-  -- Every store call's deadline, and /healthz's (never above it).
-  db_timeout_ms = { flag = "--db-timeout-ms", min = 100, max = 600000, default = 5000 },
-  health_timeout_ms = { flag = "--health-timeout-ms", min = 100, max = 60000, default = 1000 },
+  -- PostgreSQL: every store call's deadline, and /healthz's (never above
+  -- it); the defaults are the workers' own (init_worker without them).
+  db_timeout_ms = { flag = "--db-timeout-ms", min = 100, max = 600000, default = constants.DB_TIMEOUT_MS },
+  health_timeout_ms = { flag = "--health-timeout-ms", min = 100, max = 60000,
+                        default = constants.HEALTH_TIMEOUT_MS },
   -- Calls per worker that may wait for a database thread (nginx's
   -- max_queue); beyond it the gateway answers 503 busy.
   queue = { flag = "--queue", min = 1, max = 65536, default = 256 },
@@ -401,7 +403,9 @@ _M.LIMITS = {
 _M.THREADS = _M.LIMITS.threads.default
 
 -- /healthz's write probe runs in a pool of its own (one thread, so one
--- connection per worker) and never queues behind the store calls.
+-- connection per worker) and never queues behind the store calls.  The
+-- pools' names are licensor.gateway.remote's ("licensor", HEALTH_POOL),
+-- which loads only inside nginx.
 _M.HEALTH_QUEUE = 64
 
 -- After the drain's bound, the time nginx still gets to end by itself
