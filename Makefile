@@ -233,6 +233,8 @@ bench: deps
 	    $$vm spec/bench/certificates.lua build/bench.cert build/bench.pub || exit 1; done
 	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
 	  lua5.4 spec/bench/postgresql.lua
+	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
+	  lua5.4 spec/bench/ha.lua
 	@for bench in list bulk delivery; do LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' \
 	  LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 spec/bench/$$bench.lua || exit 1; done
 	@$(CC) -std=c99 -O2 -I csrc -o build/bench-verify spec/bench/verify.c $(VERIFY_SOURCES) csrc/date.c -lsodium

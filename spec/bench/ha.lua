@@ -11,15 +11,20 @@
 --     application_name = 'licensor') at 16, 128 and 512 concurrent clients:
 --     at most workers x threads, or the bench fails;
 --   * eligibility with one hot standby serving the reads (read_db) next to
---     the primary alone, both with stale_ms = 0 so that every request reads
---     the database (no worker's cache answers).
+--     the primary alone.  Every request reads the database: the keys are
+--     spread so that none is asked twice within stale_ms (a pass over them
+--     takes seconds, checked), so no worker's memory answers.  Both
+--     gateways run with stale_ms 100, not 0: with stale_ms 0 a gateway
+--     reads the primary only, by design (a standby's answer cannot be
+--     known to be 0 ms old).  Transactions per request on each server
+--     (pg_stat_database) show which one answered.
 --
 -- The read-scaling ratio is not a capacity figure here.  Primary, standby,
 -- nginx and wrk share this machine's cores (2 on the reference machine):
 -- a read costs the standby what it cost the primary, and a second server
 -- adds no core, so the ratio is about 1 or below (the standby also spends
 -- CPU replaying the WAL).  The run shows that the reads do go to the
--- standby (its connection count) at about the same speed; capacity grows
+-- standby (transactions per request on each server); capacity grows
 -- with standbys on machines of their own.
 --
 -- An accepted activation is a new server on a key with a free slot; a
@@ -46,6 +51,10 @@ local CONNECTIONS = 16            -- wrk's for activations, as postgresql.lua's
 local CLIENTS = { 16, 128, 512 }  -- the connection count's loads
 local DAY = "2026-01-10"
 local COUNT_SQL = "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'licensor'"
+local XACT_SQL = "SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = 'licensor'"
+-- The read-scaling runs' stale_ms (see the header): with stale_ms 0 the
+-- gateway reads the primary only, by design.
+local READ_STALE_MS = 100
 
 local started = gettime()
 
@@ -102,14 +111,22 @@ end
 -- The connections this bench opened to count, closed at the end.
 local monitors = {}
 
--- The gateway's connections to a cluster, counted on a connection of our
--- own (named otherwise, so that it does not count itself).
-local function counter(cluster)
+-- A cluster's gateway connections and transactions in database licensor,
+-- counted on a connection of our own (named otherwise, so that it does
+-- not count itself; on database postgres, so that its own transactions
+-- are not counted either).
+local function monitor(cluster)
   local conn = core.open_pg(cluster:url("postgres", "application_name=licensor-bench"), 0)
   monitors[#monitors + 1] = conn
-  return function()
-    return math.floor(tonumber(conn:query(5000, COUNT_SQL)[1].n))
+  local function value(sql)
+    return math.floor(tonumber(conn:query(5000, sql)[1].n))
   end
+  return { connections = function() return value(COUNT_SQL) end,
+           transactions = function() return value(XACT_SQL) end,
+           sync_states = function()
+             return conn:query(5000, "SELECT coalesce(string_agg(sync_state, ','), '') AS s FROM " ..
+               "pg_stat_replication")[1].s
+           end }
 end
 
 -- run{url=, script=, keys=, clients=, seconds=, env={}, count=fn} -> req/s,
@@ -154,19 +171,34 @@ local function activations(url, keys, expect, tag, offset)
   return rps, n
 end
 
--- Eligibility lookups per second; any answer but 2xx fails the run.
-local function eligibility(url, keys, clients, count)
-  local rps, out, most = run{ url = url, script = "spec/bench/wrk/eligible.lua", keys = keys,
-                              clients = clients, seconds = count and SAMPLE_SECONDS, count = count }
-  local bad = out:match("Non%-2xx or 3xx responses:%s+(%d+)")
-  if bad then error(format("eligibility at %d clients: %s answers were not 2xx", clients or CONNECTIONS, bad)) end
-  return rps, most
+-- What wrk saw besides 2xx answers: "" or " (N non-2xx, N timeouts)".
+local function troubles(out)
+  local bad = tonumber(out:match("Non%-2xx or 3xx responses:%s+(%d+)")) or 0
+  local timeouts = tonumber(out:match("Socket errors:.-timeout (%d+)")) or 0
+  if bad + timeouts == 0 then return "" end
+  return format(", %d non-2xx, %d timeouts", bad, timeouts)
 end
 
+-- Eligibility lookups per second (each key once per pass over the list),
+-- the requests answered, and what else wrk saw.  Under a connection count's
+-- load, 503 busy (a full queue) is a designed answer and is reported;
+-- elsewhere any answer but 2xx fails the run.
+local function eligibility(url, keys, clients, count)
+  local rps, out, most = run{ url = url, script = "spec/bench/wrk/eligible_spread.lua", keys = keys,
+                              clients = clients, seconds = count and SAMPLE_SECONDS, count = count }
+  local trouble = troubles(out)
+  if trouble ~= "" and not count then
+    error(format("eligibility at %d clients%s", clients or CONNECTIONS, trouble))
+  end
+  return rps, most, tonumber(out:match("(%d+) requests in")), trouble
+end
+
+-- A gateway of WORKERS x THREADS, stale_ms 0 unless said (no worker's
+-- memory: every read goes to the database).
 local function start_gateway(db, opts)
   opts = opts or {}
   return gateway.start{ db = db, today = DAY, workers = WORKERS, threads = THREADS, synchronous = "full",
-                        stale_ms = 0, conn_per_ip = 4096, read_db = opts.read_db }
+                        stale_ms = opts.stale_ms or 0, conn_per_ip = 4096, read_db = opts.read_db }
 end
 
 local function took(t0)
@@ -177,58 +209,124 @@ end
 -- The run
 ------------------------------------------------------------------------
 
--- Refused next to accepted on one backend; the gateway stays up for PostgreSQL.
+-- Refused next to accepted on one backend: its figures and keys' files.
 local function refusals(name, db)
   local t0 = gettime()
-  local fresh, full = fill(db)
+  local r = {}
+  r.fresh, r.full = fill(db)
   local server = start_gateway(db)
-  local accepted, used = activations(server.url, fresh, "accepted", "plain")
-  local refused = activations(server.url, full, "refused", "plain")
-  print(format("%-10s refused %7.0f activations/s next to accepted %7.0f/s = %.2f  %s", name, refused,
-    accepted, refused / accepted, took(t0)))
-  return { server = server, fresh = fresh, full = full, accepted = accepted, used = used }
+  local ok, err = pcall(function()
+    r.accepted, r.used = activations(server.url, r.fresh, "accepted", "plain")
+    r.refused = activations(server.url, r.full, "refused", "plain")
+  end)
+  server:stop()
+  if not ok then error(err, 0) end
+  print(format("%-10s refused %7.0f activations/s next to accepted %7.0f/s = %.2f  %s", name, r.refused,
+    r.accepted, r.refused / r.accepted, took(t0)))
+  return r
 end
 
-local function connection_counts(pg, count)
+-- On a gateway of its own: /healthz's write probe has a pool (and a
+-- connection) of its own in each worker, there before the load (gateway.start
+-- asks /healthz); the load may add at most workers x threads to them.
+local function connection_counts(db, fresh, count)
+  count = count.connections
   local t0 = gettime()
-  local seen, most_of_all = {}, 0
-  for i, clients in ipairs(CLIENTS) do
-    local rps, most = eligibility(pg.server.url, pg.fresh, clients, count)
-    seen[i] = format("%d clients %d (%.0f req/s)", clients, most, rps)
-    most_of_all = math.max(most_of_all, most)
-  end
-  print(format("PostgreSQL connections of one gateway (%d workers x %d threads, most seen under eligibility " ..
-    "load, bound %d): %s  %s", WORKERS, THREADS, WORKERS * THREADS, concat(seen, ", "), took(t0)))
-  if most_of_all > WORKERS * THREADS then
-    error(format("%d connections: more than workers x threads = %d", most_of_all, WORKERS * THREADS))
-  end
+  local server = start_gateway(db)
+  local ok, err = pcall(function()
+    local before = count()
+    if before > WORKERS then error(before .. " connections before any load: more than the health probes'") end
+    local seen, most_of_all = {}, 0
+    for i, clients in ipairs(CLIENTS) do
+      local rps, most, _, trouble = eligibility(server.url, fresh, clients, count)
+      seen[i] = format("%d clients %d (%.0f req/s%s)", clients, most, rps, trouble)
+      most_of_all = math.max(most_of_all, most)
+    end
+    print(format("PostgreSQL connections of one gateway (%d workers x %d threads; most seen under eligibility " ..
+      "load, %d of them /healthz's before it): %s; bound %d + %d  %s", WORKERS, THREADS, before,
+      concat(seen, ", "), WORKERS * THREADS, before, took(t0)))
+    if most_of_all > WORKERS * THREADS + before then
+      error(format("%d connections: more than workers x threads = %d (+ %d)", most_of_all, WORKERS * THREADS,
+        before))
+    end
+  end)
+  server:stop()
+  if not ok then error(err, 0) end
 end
 
--- With a synchronous standby: activations (and refusals) again on the
--- same gateway, then eligibility from the primary alone and from a second
--- gateway that reads from the standby.
+-- Eligibility per second from the gateway `opts` describes, and the
+-- transactions the primary and the standby ran per request meanwhile
+-- (pg_stat_database; a backend reports its counts within a second of
+-- going idle, hence the wait).
+local function reads(db, opts, keys, primary, standby)
+  local server = start_gateway(db, opts)
+  local ok, rps, requests, p0, s0 = pcall(function()
+    local p, s = primary.transactions(), standby.transactions()
+    local r, _, n = eligibility(server.url, keys)
+    return r, n, p, s
+  end)
+  server:stop()
+  if not ok then error(rps, 0) end
+  socket.sleep(1.2)
+  return rps, (primary.transactions() - p0) / requests, (standby.transactions() - s0) / requests
+end
+
+-- Eligibility with a hot standby serving the reads next to the primary
+-- alone: both gateways with READ_STALE_MS, so the only difference is
+-- read_db; a pass over the keys must take longer than that, or a worker's
+-- memory could answer.
+local function read_scaling(cluster, standby, keys)
+  local t0 = gettime()
+  local on_primary, on_standby = monitor(cluster), monitor(standby)
+  local opts = { stale_ms = READ_STALE_MS }
+  local alone, alone_p, alone_s = reads(cluster:url(), opts, keys, on_primary, on_standby)
+  opts.read_db = standby:url(nil, "target_session_attrs=standby")
+  local scaled, scaled_p, scaled_s = reads(cluster:url(), opts, keys, on_primary, on_standby)
+  local pass_ms = FRESH / math.max(alone, scaled) * 1000
+  if pass_ms < 4 * READ_STALE_MS then
+    error(format("a pass over the keys took %.0f ms, under 4 x stale_ms: more keys (BENCH_HA_KEYS)", pass_ms))
+  end
+  if scaled_s <= scaled_p then
+    error(format("with read_db the standby ran %.2f transactions per request and the primary %.2f: the reads " ..
+      "did not go to the standby", scaled_s, scaled_p))
+  end
+  print(format("PostgreSQL eligibility, stale_ms %d and every request read from the database (a pass over the " ..
+    "keys %.0f ms): with reads on one hot standby %7.0f/s next to the primary alone %7.0f/s = %.2f " ..
+    "(transactions per request on primary/standby: alone %.2f/%.2f, with read_db %.2f/%.2f; one machine's " ..
+    "cores: see ha.lua)  %s", READ_STALE_MS, pass_ms, scaled, alone, scaled / alone, alone_p, alone_s, scaled_p,
+    scaled_s, took(t0)))
+end
+
+-- With a synchronous standby: activations (and refusals) again, on the
+-- keys the run without it left free, then the reads.
+-- Waits until the primary counts a synchronous standby (after the reload
+-- of synchronous_standby_names), or fails.
+local function await_sync(cluster)
+  local states = monitor(cluster).sync_states
+  for _ = 1, 100 do
+    if states() == "sync" then return end
+    socket.sleep(0.05)
+  end
+  error("the standby is not synchronous (pg_stat_replication.sync_state: " .. states() .. ")")
+end
+
 local function with_standby(cluster, pg)
   local t0 = gettime()
   local standby = cluster:standby()
+  local server
   local ok, err = pcall(function()
-    local accepted = activations(pg.server.url, pg.fresh, "accepted", "sync", pg.used)
-    local refused = activations(pg.server.url, pg.full, "refused", "sync")
+    await_sync(cluster)
+    server = start_gateway(cluster:url())
+    local accepted = activations(server.url, pg.fresh, "accepted", "sync", pg.used)
+    local refused = activations(server.url, pg.full, "refused", "sync")
+    server:stop()
+    server = nil
     print(format("PostgreSQL activations with a synchronous standby %7.0f/s next to without %7.0f/s = %.2f; " ..
       "refused with it %7.0f/s = %.2f of accepted  %s", accepted, pg.accepted, accepted / pg.accepted, refused,
       refused / accepted, took(t0)))
-    t0 = gettime()
-    local primary = eligibility(pg.server.url, pg.fresh)
-    pg.server:stop()
-    local reader = start_gateway(cluster:url(), { read_db = standby:url(nil, "target_session_attrs=standby") })
-    pg.server = reader
-    local count = counter(standby)
-    local from_standby = eligibility(reader.url, pg.fresh)
-    local readers = count()
-    if readers == 0 then error("the gateway opened no connection to the standby: read_db is not in effect") end
-    print(format("PostgreSQL eligibility, stale_ms 0 (every request reads the database): with reads on one hot " ..
-      "standby %7.0f/s next to the primary alone %7.0f/s = %.2f (%d connections on the standby; one machine's " ..
-      "cores: see ha.lua)  %s", from_standby, primary, from_standby / primary, readers, took(t0)))
+    read_scaling(cluster, standby, pg.fresh)
   end)
+  if server then server:stop() end
   standby:stop()
   if not ok then error(err, 0) end
 end
@@ -239,15 +337,14 @@ os.remove(sqlite_path)
 local sqlite, pg
 local ok, err = pcall(function()
   sqlite = refusals("SQLite", sqlite_path)
-  sqlite.server:stop()
   pg = refusals("PostgreSQL", cluster:url())
-  local count = counter(cluster)
-  connection_counts(pg, count)
+  print(format("PostgreSQL / SQLite, new servers accepted through the gateway: %.2f; refused: %.2f",
+    pg.accepted / sqlite.accepted, pg.refused / sqlite.refused))
+  connection_counts(cluster:url(), pg.fresh, monitor(cluster))
   with_standby(cluster, pg)
 end)
 for _, conn in ipairs(monitors) do conn:close() end
 for _, side in ipairs({ sqlite or {}, pg or {} }) do
-  if side.server then side.server:stop() end
   if side.fresh then os.remove(side.fresh) end
   if side.full then os.remove(side.full) end
 end
