@@ -9,7 +9,8 @@
 --   * accepted activations with a synchronous standby next to without;
 --   * the gateway's PostgreSQL connections (pg_stat_activity,
 --     application_name = 'licensor') at 16, 128 and 512 concurrent clients:
---     at most workers x threads, or the bench fails;
+--     at most workers x threads beyond the /healthz probes' (one per
+--     worker, there before the load), or the bench fails;
 --   * eligibility with one hot standby serving the reads (read_db) next to
 --     the primary alone.  Every request reads the database: the keys are
 --     spread so that none is asked twice within stale_ms (a pass over them
@@ -20,12 +21,15 @@
 --     (pg_stat_database) show which one answered.
 --
 -- The read-scaling ratio is not a capacity figure here.  Primary, standby,
--- nginx and wrk share this machine's cores (2 on the reference machine):
--- a read costs the standby what it cost the primary, and a second server
--- adds no core, so the ratio is about 1 or below (the standby also spends
--- CPU replaying the WAL).  The run shows that the reads do go to the
--- standby (transactions per request on each server); capacity grows
--- with standbys on machines of their own.
+-- nginx and wrk share this machine's cores (2 on the reference machine,
+-- where other work runs too): a second server adds no core, and a read
+-- from the standby costs more database work than one from the primary
+-- (two statements there: has it replayed far enough, then the read; and
+-- the primary's WAL position every stale_ms / 2 per worker), while the
+-- standby also spends CPU replaying the WAL.  So the ratio is about 1, up
+-- or down with whatever else the cores are doing; it shows that reads do
+-- go to the standby (transactions per request on each server) and what
+-- that costs.  Capacity grows with standbys on machines of their own.
 --
 -- An accepted activation is a new server on a key with a free slot; a
 -- refused one a new server on a key whose allowance and migration extra
@@ -256,8 +260,9 @@ end
 
 -- Eligibility per second from the gateway `opts` describes, and the
 -- transactions the primary and the standby ran per request meanwhile
--- (pg_stat_database; a backend reports its counts within a second of
--- going idle, hence the wait).
+-- (pg_stat_database: a busy backend reports its counts every second, an
+-- idle one up to 10 s later, one that exits at once; so they are read
+-- once the gateway is stopped, its sessions closed).
 local function reads(db, opts, keys, primary, standby)
   local server = start_gateway(db, opts)
   local ok, rps, requests, p0, s0 = pcall(function()
@@ -297,8 +302,6 @@ local function read_scaling(cluster, standby, keys)
     scaled_s, took(t0)))
 end
 
--- With a synchronous standby: activations (and refusals) again, on the
--- keys the run without it left free, then the reads.
 -- Waits until the primary counts a synchronous standby (after the reload
 -- of synchronous_standby_names), or fails.
 local function await_sync(cluster)
@@ -310,6 +313,8 @@ local function await_sync(cluster)
   error("the standby is not synchronous (pg_stat_replication.sync_state: " .. states() .. ")")
 end
 
+-- With a synchronous standby: activations (and refusals) again, on the
+-- keys the run without it left free, then the reads.
 local function with_standby(cluster, pg)
   local t0 = gettime()
   local standby = cluster:standby()
