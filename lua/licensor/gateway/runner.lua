@@ -394,8 +394,8 @@ _M.LIMITS = {
   db_timeout_ms = { flag = "--db-timeout-ms", min = 100, max = 600000, default = constants.DB_TIMEOUT_MS },
   health_timeout_ms = { flag = "--health-timeout-ms", min = 100, max = 60000,
                         default = constants.HEALTH_TIMEOUT_MS },
-  -- Calls per worker that may wait for a database thread (nginx's
-  -- max_queue); beyond it the gateway answers 503 busy.
+  -- Calls per worker that may wait for a database thread; beyond them
+  -- the gateway answers 503 busy (see pool_lines).
   queue = { flag = "--queue", min = 1, max = 65536, default = 256 },
   -- SIGTERM: how long requests in flight may take to finish.
   drain_seconds = { flag = "--drain-seconds", min = 0, max = 300, default = 10 },
@@ -405,8 +405,7 @@ _M.THREADS = _M.LIMITS.threads.default
 -- /healthz's write probe runs in a pool of its own (one thread, so one
 -- connection per worker) and never queues behind the store calls.  The
 -- pools' names are licensor.gateway.remote's ("licensor", HEALTH_POOL),
--- which loads only inside nginx.
-_M.HEALTH_QUEUE = 64
+-- which loads only inside nginx; their sizes are pool_lines'.
 
 -- After the drain's bound, the time nginx still gets to end by itself
 -- (a worker finishing a store call, at most its deadline away, before it
@@ -530,16 +529,21 @@ end
 -- thread VMs (http context).  Only PostgreSQL calls run in threads
 -- (SQLite's are local and short: the worker makes them itself).
 --
--- lua-nginx-module (0.10.23) takes a Lua VM from a per-worker pool before
--- it queues a call, keeps every VM it made until the worker exits, and
--- answers "no available Lua vm" at once when lua_worker_thread_vm_pool_size
--- VMs are taken.  The size is what one worker's calls can hold at once:
--- threads running plus --queue waiting in the store pool, and the health
--- pool's one thread plus its queue.  Smaller, the VM pool would refuse
--- before nginx's queue (--queue would mean nothing) and a burst of stuck
--- store calls could take the VM a /healthz probe needs; larger, it would
--- only allow VMs nothing can use.  Connections are bounded apart from
--- VMs: one per thread (the store's per-thread connections).
+-- lua-nginx-module 0.10.23 (Debian 12's) takes a Lua VM from a per-worker
+-- pool for each ngx.run_worker_thread call before it queues the call,
+-- keeps every VM it made until the worker exits, and answers "no available
+-- Lua vm" at once, cleanly, when lua_worker_thread_vm_pool_size VMs are
+-- taken: 503 busy (licensor.gateway.remote).  But a call that nginx's own
+-- queue refuses (max_queue reached) takes a path of that version that
+-- frees a wrong pointer: the worker aborts, with every request it held
+-- (fixed upstream in 0.10.32).  So the VM pool is the bound, and no queue
+-- may ever be the one that refuses: each pool's max_queue is the VM
+-- pool's size, which no queue can exceed (every queued call holds a VM).
+-- The VM pool is --threads running + --queue waiting + 1 for /healthz's
+-- probe; beyond that a call is 503 busy at once.  (The probe's VM is not
+-- reserved: a worker whose calls hold every VM answers /healthz 503 busy,
+-- which is what a load balancer should hear from it.)  Connections are
+-- bounded apart from VMs: one per thread (the store's per-thread ones).
 local function pool_lines(postgresql, values)
   local drain = values.drain_seconds > 0 and
     format("worker_shutdown_timeout %ds;   # --drain-seconds: SIGTERM's bound on requests in flight",
@@ -547,14 +551,20 @@ local function pool_lines(postgresql, values)
   if not postgresql then
     return "# SQLite: no thread pool\n" .. drain, "  # SQLite: no worker-thread VMs"
   end
+  local vms = _M.thread_vms(values.threads, values.queue)
   local main = concat({
-    "# PostgreSQL calls run in these pools, never in a worker's event loop.",
-    format("thread_pool licensor threads=%d max_queue=%d;", values.threads, values.queue),
-    format("thread_pool licensor_health threads=1 max_queue=%d;", _M.HEALTH_QUEUE), drain }, "\n")
-  local vms = values.threads + values.queue + 1 + _M.HEALTH_QUEUE
-  return main, format("  lua_worker_thread_vm_pool_size %d;   # every call the two pools can hold", vms)
+    "# PostgreSQL calls run in these pools, never in a worker's event loop; the VM pool",
+    "# (lua_worker_thread_vm_pool_size) bounds the calls in flight, never max_queue.",
+    format("thread_pool licensor threads=%d max_queue=%d;", values.threads, vms),
+    format("thread_pool licensor_health threads=1 max_queue=%d;", vms), drain }, "\n")
+  return main, format("  lua_worker_thread_vm_pool_size %d;   # --threads + --queue + 1 (/healthz)", vms)
 end
 
+-- The Lua VMs of one worker's thread calls: the calls it may have in
+-- flight (threads running, queue waiting, /healthz's probe).
+function _M.thread_vms(threads, queue)
+  return threads + queue + 1
+end
 
 -- render{db=, listen=, workers=, admin_token_file=, today=, prefix=, conn_per_ip=,
 -- rate_per_ip=, rate_per_key=, synchronous=, error_log=, threads=, stale_ms=, user=,
