@@ -52,14 +52,14 @@ describe("a gateway on PostgreSQL with 2 workers x 4 threads", function()
   end
 
   -- A new gateway once the connections of the one before have ended.
-  local function start_gateway()
+  local function start_gateway(queue)
     for _ = 1, 100 do
       if connections() == 0 then break end
       socket.sleep(0.02)
     end
     -- conn_per_ip: every client comes from 127.0.0.1.
     return gateway.start{ db = cluster:url(), today = TODAY, workers = WORKERS, threads = THREADS,
-                          conn_per_ip = 10000 }
+                          conn_per_ip = 10000, queue = queue }
   end
 
   -- `clients` flood the gateway with activations (client i on key i: an
@@ -112,6 +112,22 @@ describe("a gateway on PostgreSQL with 2 workers x 4 threads", function()
     local status, body = server:request("POST", "/v1/activate", { key = spare, server = "after", build = 6911 })
     assert.are.same({ 200, true }, { status, body.ok })
     server:stop()
+  end)
+
+  it("with --queue 16, answers the calls beyond the queue 503 busy at once and the others 200", function()
+    local server = start_gateway(16)
+    local before = connections()
+    local m = measure(server, 500, 3)
+    print(string.format("\n500 clients, --queue 16: at most %d connections (%d before); %s; longest 503 busy %s ms",
+      m.most, before, flood.describe(m.summary), tostring(m.summary.max_ms["503 busy"])))
+    assert.is_true(m.most <= WORKERS * THREADS + before, m.most .. " connections")
+    assert_bounded(m)
+    assert.is_true((m.summary.counts["503 busy"] or 0) > 0, flood.describe(m.summary))
+    assert.is_true((m.summary.counts["200 ok"] or 0) > 0, flood.describe(m.summary))
+    -- Refused without waiting for a thread: far below the deadline.
+    assert.is_true(m.summary.max_ms["503 busy"] < 1000, flood.describe(m.summary))
+    local status = server:request("POST", "/v1/activate", { key = spare, server = "after-queue", build = 6911 })
+    assert.are.equal(200, status)
   end)
 
   it("holds the same bound at 16 and 128 clients (the counts are printed)", function()

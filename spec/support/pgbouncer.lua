@@ -76,10 +76,10 @@ function Bouncer:log()
   return read(self.dir .. "/pgbouncer.log")
 end
 
--- Stops the server (SIGINT: at once) and removes its directory.
+-- Stops the server (SIGTERM, PgBouncer's immediate shutdown; SIGKILL
+-- after 3 s) and removes its directory.
 function Bouncer:stop()
   if self.pid then
-    process.signal(self.pid, "SIGINT")
     process.stop(self.pid, 3000)
     self.pid = nil
   end
