@@ -5,8 +5,10 @@
 -- whole answer, new connections are refused, the command exits by itself)
 -- within its bound, and a request that never finishes cannot hold it past
 -- drain-seconds + the margin; the rendered nginx.conf holds the pools, the
--- queue and the deadlines asked.  SQLite-backed whatever the round's
--- backend (the command's side is the same on both).  About 15 s.
+-- queue and the deadlines asked; and across a restart under load (three
+-- activators, SIGTERM, a new gateway on the same prefix and port) no
+-- request is done and left unanswered.  SQLite-backed whatever the
+-- round's backend (the command's side is the same on both).  About 14 s.
 local licensor = require "licensor"
 local cjson = require "cjson.safe"
 local runner = require "licensor.gateway.runner"
@@ -54,10 +56,11 @@ end
 
 -- A running gateway: {pid=, prefix=, port=, out=, client=, master=}; its
 -- nginx master is registered too, so nothing outlives a failed spec.
-local function start_command(dir, db, extra)
-  local g = { prefix = dir .. "/gw", port = gateway.free_port(), out = dir .. "/gateway.out" }
+local function start_command(dir, db, extra, port)
+  local g = { prefix = dir .. "/gw", port = port or gateway.free_port(), out = dir .. "/gateway.out" }
   local args = { "--prefix", g.prefix, "--listen", "127.0.0.1:" .. g.port }
   for _, word in ipairs(extra or {}) do args[#args + 1] = word end
+  g.out = g.out .. (port and ".again" or "")
   g.pid = spawn_command(db, g.out, args)
   g.client = gateway.client(g.port)
   for _ = 1, 200 do
@@ -157,6 +160,40 @@ local function workers(master)
     pids[#pids + 1] = tonumber(child)
   end
   return pids
+end
+
+-- `count` clients activating new servers through port for `seconds`
+-- (spec/support/activator.lua, each accepted one deactivated again), each
+-- with its own list of keys: load.wait(ms), and load.requests() -> every
+-- request's {route=, status=, server=, key=}, status 0 for no answer.
+local function activators(dir, port, keys, count, seconds)
+  local load = { pids = {}, details = {} }
+  for i = 1, count do
+    local keys_file, detail = dir .. "/keys" .. i, dir .. "/detail" .. i
+    helpers.write(keys_file, keys[i] .. "\n")
+    load.details[i] = detail
+    load.pids[i] = assert(process.spawn(child_env.argv({ "LUA_PATH=lua/?.lua;lua/?/init.lua;spec/?.lua;;",
+      "LUA_CPATH=build/" .. VM .. "/?.so;;", VM, "spec/support/activator.lua", "http://127.0.0.1:" .. port,
+      keys_file, dir .. "/answers" .. i, tostring(seconds), detail })))
+    gateway.register(load.pids[i], "activator")
+  end
+  function load.wait(ms)
+    for _, pid in ipairs(load.pids) do assert(process.wait(pid, ms), "an activator did not end") end
+  end
+  function load.stop()
+    for _, pid in ipairs(load.pids) do process.stop(pid, 0) end
+  end
+  function load.requests()
+    local list = {}
+    for _, path in ipairs(load.details) do
+      for line in (read(path) or ""):gmatch("[^\n]+") do
+        local route, status, key, server = line:match("^(%S+) (%d+) %S+ (%S+) (%S+) ")
+        if route then list[#list + 1] = { route = route, status = tonumber(status), key = key, server = server } end
+      end
+    end
+    return list
+  end
+  return load
 end
 
 describe("licensor gateway refuses to start", function()
@@ -271,6 +308,59 @@ describe("licensor gateway on SIGTERM", function()
       local list = assert(store:installations(keys[i]))
       assert.are.same({ 1, name }, { #list, list[1] and list[1].server })
     end
+  end)
+
+  it("drops no request in flight across a restart under load (SIGTERM, a new gateway on the prefix and port)",
+     function()
+    local db, keys = fresh_db(dir, 3)
+    local g = start_command(dir, db, { "--workers", "2", "--drain-seconds", "5" })
+    finally(function() stop(g) end)
+    local load = activators(dir, g.port, keys, 3, 3)
+    finally(function() load.stop() end)
+    socket.sleep(1)
+    -- Three requests in flight (mid-body) among the load's when SIGTERM
+    -- comes: each gets its whole answer from the draining gateway.
+    local held = {}
+    for i = 1, 3 do held[i] = hold_activation(g.port, keys[i], "held-" .. i) end
+    assert.is_true(all_accepted(g.port), "nginx did not accept the held requests")
+    socket.sleep(0.2)
+    assert.is_true(process.signal(g.pid, "SIGTERM"))
+    assert.is_true(eventually(5, function() return (read(g.out) or ""):find("draining (SIGTERM)...", 1, true) end))
+    for i = 1, 3 do
+      local status, answer = finish(held[i])
+      assert.are.same({ 200, true }, { status, answer and answer.ok }, "held request " .. i .. " was dropped")
+    end
+    assert.are.equal(0, process.wait(g.pid, 12000))
+    local again = start_command(dir, db, { "--workers", "2", "--drain-seconds", "5" }, g.port)
+    finally(function() stop(again) end)
+    load.wait(20000)
+    assert.is_true(process.signal(again.pid, "SIGTERM"))
+    assert.are.equal(0, process.wait(again.pid, 12000))
+    -- A request without an answer (refused while no gateway listened, or
+    -- reset in the kernel's accept queue when nginx closed it) must have
+    -- done nothing: done and unanswered is dropped in flight.
+    local store = assert(licensor.open(db))
+    finally(function() store:close() end)
+    local installed = {}
+    for _, key in ipairs(keys) do
+      for _, i in ipairs(assert(store:installations(key))) do installed[i.server] = i end
+    end
+    local answered, unanswered, dropped = 0, 0, {}
+    for _, r in ipairs(load.requests()) do
+      if r.status ~= 0 then
+        answered = answered + 1
+      else
+        unanswered = unanswered + 1
+        local i = installed[r.server]
+        if (r.route == "activate" and i) or (r.route == "deactivate" and i and i.deactivated) then
+          dropped[#dropped + 1] = r.route .. " " .. r.server
+        end
+      end
+    end
+    print(("\nrestart under load: %d answered, %d without an answer (none done), %d dropped"):format(answered,
+      unanswered, #dropped))
+    assert.are.same({}, dropped)
+    assert.is_true(answered > 20, answered .. " answers")
   end)
 
   it("cuts a request that never finishes at --drain-seconds (worker_shutdown_timeout), then exits", function()
