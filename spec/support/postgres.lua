@@ -55,9 +55,10 @@ function Cluster:url(db, extra)
     "&user=postgres" .. (extra and ("&" .. extra) or "")
 end
 
--- Runs SQL as the superuser on database `db` (default "postgres").
+-- Runs SQL as the superuser on database `db` (default "postgres"), on a
+-- connection of its own (per_thread false), closed at once.
 function Cluster:exec(sql, db)
-  local conn = core.open_pg(self:url(db or "postgres"), 0)
+  local conn = core.open_pg(self:url(db or "postgres"), 0, false)
   local ok, err = pcall(conn.exec, conn, sql)
   conn:close()
   if not ok then error(tostring(err), 2) end
@@ -66,7 +67,7 @@ end
 -- The rows of a reading statement (SELECT, SHOW) on database `db`
 -- (default "postgres"), within 5 s; works on a standby too.
 function Cluster:rows(sql, db)
-  local conn = core.open_pg(self:url(db or "postgres"), 0)
+  local conn = core.open_pg(self:url(db or "postgres"), 0, false)
   local ok, rows = pcall(conn.query, conn, 5000, sql)
   conn:close()
   if not ok then error(tostring(rows), 2) end
