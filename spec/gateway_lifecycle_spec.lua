@@ -236,7 +236,7 @@ describe("licensor gateway refuses to start", function()
     assert.are.equal(200, (first.client:request("GET", "/healthz")))
   end)
 
-  it("never for a stale nginx.pid: a dead process's, or a live process that is not nginx", function()
+  it("never for a stale nginx.pid: a dead process's, a live one's that is not nginx, another prefix's", function()
     local function render(prefix)
       return runner.render{ db = db, prefix = prefix, listen = "127.0.0.1:" .. gateway.free_port(),
                             cpath = ROOT .. "/build/luajit", user = ME }
@@ -250,6 +250,11 @@ describe("licensor gateway refuses to start", function()
     local me = read("/proc/self/stat"):match("^(%d+)")
     helpers.write(dir .. "/other/nginx.pid", me .. "\n")
     assert.are.equal(dir .. "/other", (render(dir .. "/other")))
+    -- A pid reused by the nginx master of another prefix (the first
+    -- gateway's).
+    assert.is_true(gateway.run("mkdir -p '" .. dir .. "/reused'"))
+    helpers.write(dir .. "/reused/nginx.pid", first.master .. "\n")
+    assert.are.equal(dir .. "/reused", (render(dir .. "/reused")))
   end)
 end)
 

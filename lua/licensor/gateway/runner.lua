@@ -444,8 +444,11 @@ local function whole_options(opts)
 end
 
 -- The pid a prefix's nginx.pid names when that process is a live nginx
--- (its /proc entry's name, not a zombie), else nil: a pid file left by a
--- gateway that died (SIGKILL, a crash) is no refusal.
+-- master of this prefix, else nil.  A pid file left by a gateway that died
+-- (SIGKILL, a crash) is no refusal: its pid is gone, a zombie, a process
+-- that is not nginx (/proc's name), or, reused, the master of another
+-- prefix (a master's command line reads "nginx: master process nginx -p
+-- PREFIX ..."; one without -p is taken to be this prefix's).
 local function live_nginx(prefix)
   local text = files.read(prefix .. "/nginx.pid", "pid file", 64)
   local pid = text and tonumber(text:match("^%s*(%d+)%s*$"))
@@ -453,9 +456,13 @@ local function live_nginx(prefix)
   local stat = files.read("/proc/" .. pid .. "/stat", "process", 4096)
   local name, state = (stat or ""):match("^%d+ %((.*)%) (%a)")
   if not name or state == "Z" then return nil end
-  local cmdline = files.read("/proc/" .. pid .. "/cmdline", "process", 4096) or ""
-  if name == "nginx" or cmdline:find("^nginx") then return pid end
-  return nil
+  local args = (files.read("/proc/" .. pid .. "/cmdline", "process", 65536) or ""):gsub("%z", " ") .. " "
+  if name ~= "nginx" and not args:find("^nginx") then return nil end
+  if args:find(" -p ", 1, true) and not args:find(" -p " .. prefix .. " ", 1, true) and
+     not args:find(" -p " .. prefix .. "/ ", 1, true) then
+    return nil
+  end
+  return pid
 end
 
 -- listen's host and port as a socket binds them ("8080" and "*:8080" are
