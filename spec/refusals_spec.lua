@@ -312,21 +312,5 @@ if stores.postgresql then
       session:exec("ROLLBACK")
       assert.are.equal("too_many_installations", timed:activate(keys.full, "C", 6911, DAY).code)
     end)
-
-    it("a sweep's reminder, which never reads the license, appends its event under the key's lock", function()
-      local trial = stores.issue(store, { kind = "trial", edition = "professional", start = "2019-01-01" })
-      local session = core.open_pg(cluster:url(), 0, false)
-      finally(function() session:close() end)
-      session:exec(("BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext('%s'))"):format(sql.KEY_LOCK_CLASS, trial.key))
-      local timed = assert(licensor.open(cluster:url(nil, "options=-cstatement_timeout%3D300")))
-      finally(function() timed:close() end)
-      local started = now()
-      timed:sweep("2019-01-23")   -- trial_ending, 7 days before 2019-01-30
-      local took = now() - started
-      assert.is_true(took >= 0.25, ("the sweep answered after %.3f s"):format(took))
-      session:exec("ROLLBACK")
-      local taken = assert(timed:sweep("2019-01-23"))
-      assert.are.same({ trial.key, "trial_ending" }, { taken[1].key, taken[1].action })
-    end)
   end)
 end

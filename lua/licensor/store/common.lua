@@ -219,8 +219,10 @@ end
 -- the lock is granted: it sees every change of the lock's previous
 -- holder.  Taking it again in one transaction costs nothing: advisory
 -- locks stack, and all go at its end (or at a ROLLBACK TO SAVEPOINT of
--- the savepoint that took them).  SQLite needs none: its write lock
--- serialises every writer.
+-- the savepoint that took them).  Each distinct key takes a slot of the
+-- server's lock table until then (unlike a row lock), so a transaction
+-- can lock some thousands of keys, not any number.  SQLite needs none:
+-- its write lock serialises every writer.
 local function lock_key(self, key)
   if self.row_locks and self.in_transaction then self.db:defer(self.sql.lock_key, key) end
 end
@@ -254,12 +256,13 @@ function _M.license_and_catalogue(self, key)
   return lic, (catalogue_at(self, version))
 end
 
--- Appends an event of key.  Its seq is the key's next, so the writer
--- holds the key's lock: a workflow has it already (load_license); the
--- sweep's reminders take it here, and so does a sweep's "sweep_skipped"
--- after the key's savepoint was rolled back (with the lock taken in it).
+-- Appends an event of key; its seq is the key's next, so on PostgreSQL
+-- the caller holds the key's lock (load_license, or lock_key for a key
+-- whose license it never reads).  Not taken here: an import logs each new
+-- key, which nobody else can see before it commits, and each advisory
+-- lock of a transaction takes a slot of the server's lock table
+-- (max_locks_per_transaction x max_connections, 6,400 by default).
 function _M.log(self, key, at, kind, detail)
-  lock_key(self, key)
   self.db:defer(self.sql.insert_event, key, at, kind, cjson.encode(detail or {}))
 end
 
