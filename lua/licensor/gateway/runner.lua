@@ -623,7 +623,8 @@ function _M.render(opts)
     admin_token_sha256 = digest, signing_key_file = signing_key_file,
     expose_timing = opts.expose_timing, stale_ms = opts.stale_ms,
     rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key,
-    db_timeout_ms = values.db_timeout_ms, health_timeout_ms = values.health_timeout_ms, read_db = read_db }
+    db_timeout_ms = values.db_timeout_ms, health_timeout_ms = values.health_timeout_ms, read_db = read_db,
+    threads = postgresql and values.threads or nil, queue = postgresql and values.queue or nil }
   local chunk
   chunk, why = core.write_data(worker_opts)
   if not chunk then return nil, "gateway: " .. why, "invalid_request" end
