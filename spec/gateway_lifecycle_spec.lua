@@ -416,6 +416,45 @@ describe("licensor gateway on SIGTERM", function()
   end)
 end)
 
+-- On PostgreSQL (the suite's PostgreSQL round) a store call runs in a
+-- worker thread, where nginx sees no timer of the request's: the drain
+-- must still wait for it.
+describe("licensor gateway on PostgreSQL, on SIGTERM", function()
+  local stores = require "support.stores"
+  if not stores.postgresql then return end
+  local core = require "licensor.core"
+  local dir
+  before_each(function() dir = helpers.temp_dir() end)
+  after_each(function() helpers.remove_dir(dir) end)
+
+  it("answers a request whose store call is running in a worker thread", function()
+    local url = stores.path()
+    local store = assert(licensor.open(url))
+    assert(store:import("lua/licensor/catalogues/smartertools.lua"))
+    local key = assert(store:issue{ product = "smartertrack", edition = "enterprise", level = 5, start = DAY,
+                                    owner = "acme" }).key
+    store:close()
+    local g = start_command(dir, url, { "--workers", "1", "--drain-seconds", "5", "--db-timeout-ms", "8000" })
+    finally(function() stop(g) end)
+    -- The activation's call waits in its thread for a lock the spec holds.
+    local locker = core.open_pg(url, 0)
+    finally(function() locker:close() end)
+    locker:exec("BEGIN; LOCK TABLE installations IN ACCESS EXCLUSIVE MODE")
+    local held = hold_activation(g.port, key, "in-thread")
+    assert(held.conn:send(held.rest))
+    held.rest = nil
+    socket.sleep(0.5)
+    assert.is_true(process.signal(g.pid, "SIGTERM"))
+    assert.is_true(eventually(5, function() return (read(g.out) or ""):find("draining (SIGTERM)...", 1, true) end))
+    socket.sleep(0.5)   -- nginx's workers are shutting down, the call still waits
+    locker:exec("ROLLBACK")
+    local status, answer = finish(held)
+    assert.are.same({ 200, true }, { status, answer and answer.ok }, read(g.prefix .. "/logs/error.log"))
+    assert.are.equal(0, process.wait(g.pid, 12000))
+    assert.matches("licensor gateway: stopped (SIGTERM)\n", read(g.out), 1, true)
+  end)
+end)
+
 describe("the rendered nginx.conf", function()
   local dir
   before_each(function() dir = helpers.temp_dir() end)
@@ -445,7 +484,7 @@ describe("the rendered nginx.conf", function()
     assert.matches("\nworker_shutdown_timeout 7s;", text, 1, true)
     local http = text:match("\nhttp {(.-)\n  server {")
     assert.matches("\n  lua_worker_thread_vm_pool_size 81;", http, 1, true)
-    for _, want in ipairs({ "db_timeout_ms=2500", "health_timeout_ms=700",
+    for _, want in ipairs({ "db_timeout_ms=2500", "health_timeout_ms=700", "threads=3", "queue=77",
                             'read_db="' .. url .. '?target_session_attrs=standby"' }) do
       assert.matches(want, text:match("init_worker%((.-)%)\n"), 1, true)
     end
