@@ -47,7 +47,7 @@ end
 local function spawn_command(db, out, args)
   local argv = { "LUA_PATH=lua/?.lua;lua/?/init.lua;;", "LUA_CPATH=build/" .. VM .. "/?.so;;",
                  "LICENSOR_GATEWAY_CPATH=" .. ROOT .. "/build/luajit", VM, "lua/bin/licensor", "--db", db,
-                 "gateway", "--today", DAY, "--rate-per-ip", "0", "--user", ME }
+                 "gateway", "--today", DAY, "--rate-per-ip", "0", "--rate-per-key", "0", "--user", ME }
   for _, word in ipairs(args) do argv[#argv + 1] = word end
   local pid = assert(process.spawn(child_env.argv(argv), out))
   gateway.register(pid, out)
