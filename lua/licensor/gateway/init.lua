@@ -57,7 +57,8 @@ local function open_store()
   if licensor.is_postgresql(worker.db) then
     worker.store = remote.new{ db = worker.db, signing_key_file = worker.signing_key_file,
                                stale_ms = worker.stale_ms, timeout_ms = worker.db_timeout_ms,
-                               health_timeout_ms = worker.health_timeout_ms, read_db = worker.read_db }
+                               health_timeout_ms = worker.health_timeout_ms, read_db = worker.read_db,
+                               threads = worker.threads, queue = worker.queue }
     return worker.store
   end
   -- SQLite's deadline is its busy timeout: a worker waits at most
@@ -125,7 +126,8 @@ end
 -- init_worker{db=, synchronous=, today=, admin_token_file= or
 -- admin_token_sha256=, rate_per_ip=, rate_per_key=, limits_dict=,
 -- signing_key_file=, stale_ms=, db_timeout_ms=, health_timeout_ms=,
--- read_db=}; the last three for PostgreSQL (licensor.gateway.remote).
+-- read_db=, threads=, queue=}; the last five for PostgreSQL
+-- (licensor.gateway.remote: threads and queue as nginx.conf's pool has them).
 function _M.init_worker(opts)
   if type(opts) ~= "table" or type(opts.db) ~= "string" then
     error("licensor.gateway.init_worker needs { db = path }", 2)
@@ -151,6 +153,7 @@ function _M.init_worker(opts)
     error("licensor.gateway: read_db must be a PostgreSQL connection string", 2)
   end
   worker.read_db = opts.read_db
+  worker.threads, worker.queue = opts.threads, opts.queue
   worker.retry_at, worker.backoff = 0, RETRY_FIRST
   open_store()
 end

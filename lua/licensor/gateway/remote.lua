@@ -5,8 +5,9 @@
 -- Each request's calls share a deadline, timeout_ms after the first one
 -- (licensor gateway --db-timeout-ms); /healthz's write probe runs in a pool of its own
 -- (HEALTH_POOL) with health_timeout_ms, so it never queues behind stuck
--- commits.  A full pool (no Lua VM free, or nginx's queue full) is 503
--- busy at once.
+-- commits.  At most `threads` calls are in flight per worker (take_slot);
+-- up to `queue` more wait for a slot until their deadline (then 503
+-- timeout), and beyond that a request is 503 busy at once.
 --
 -- Reads of a license (remote:license, the eligibility path) are kept in
 -- this worker's memory for at most stale_ms (constants.STALE_MS): an answer is
@@ -28,7 +29,10 @@ local constants = require "licensor.constants"
 local STALE_MS = constants.STALE_MS
 
 local ngx = ngx
-local setmetatable, type, tostring = setmetatable, type, tostring
+local semaphore = require "ngx.semaphore"
+local setmetatable, type, tostring, pcall, select, error = setmetatable, type, tostring, pcall, select, error
+local max = math.max
+local unpack = table.unpack or unpack   -- luacheck: ignore 143 unpack
 
 local _M = {}
 
@@ -70,9 +74,43 @@ local function deadline_of(self)
   return at
 end
 
+local BUSY = "every database thread is busy and the queue is full"
+local LATE = "the request waited for a database thread until its deadline passed"
+
+-- One of the worker's `threads` slots, waited for until the deadline by
+-- at most `queue` requests at a time.  The calls in flight are bounded
+-- here, not by nginx: lua-nginx-module makes a Lua VM, in the worker's
+-- event loop, for each call in flight, so a burst of 500 requests stalled
+-- every worker for seconds while it made hundreds of VMs (and kept them,
+-- ~185 MB a worker).  With the slots, a worker makes at most threads VMs
+-- for the store pool, and requests wait as coroutines.
+local function take_slot(self, at)
+  local slots = self.slots
+  if slots:count() > 0 and slots:wait(0) then return true end
+  if self.waiting >= self.queue then return nil, BUSY, "busy" end
+  self.waiting = self.waiting + 1
+  local ok = slots:wait(max(0, at - monotonic_ms()) / 1000)
+  self.waiting = self.waiting - 1
+  if ok then return true end
+  return nil, LATE, "timeout"
+end
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+local function on_thread(self, at, fn, db, ...)
+  local ok, why, code = take_slot(self, at)
+  if not ok then return nil, why, code end
+  local results = pack(pcall(run_worker_thread, self.pool, THREAD_MODULE, fn, db, ...))
+  self.slots:post(1)
+  if not results[1] then error(results[2], 0) end
+  return unwrap(unpack(results, 2, results.n))
+end
+
 local function run(self, fn, ...)
-  return unwrap(run_worker_thread(self.pool, THREAD_MODULE, fn, self.db, self.key_file, deadline_of(self),
-                                  ...))
+  local at = deadline_of(self)
+  return on_thread(self, at, fn, self.db, self.key_file, at, ...)
 end
 
 -- Any store method: run on a thread's connection.
@@ -122,8 +160,8 @@ end
 local function standby_read(self, key, now)
   local lsn, since = primary_lsn(self, now)
   if not lsn then return nil end
-  local lic, version, code = unwrap(run_worker_thread(self.pool, THREAD_MODULE, "read", self.read_db,
-                                                      deadline_of(self), lsn, key))
+  local at = deadline_of(self)
+  local lic, version, code = on_thread(self, at, "read", self.read_db, at, lsn, key)
   if lic == nil and code ~= "unknown_key" then
     self.standby_misses = self.standby_misses + 1
     return nil
@@ -151,9 +189,12 @@ function methods.license(self, key)
 end
 
 -- new{db=, signing_key_file=, stale_ms=constants.STALE_MS, pool="licensor",
--- timeout_ms=constants.DB_TIMEOUT_MS, health_timeout_ms=constants.HEALTH_TIMEOUT_MS, read_db=}
+-- timeout_ms=constants.DB_TIMEOUT_MS, health_timeout_ms=constants.HEALTH_TIMEOUT_MS, read_db=,
+-- threads=8, queue=256}
 function _M.new(opts)
+  local threads = opts.threads or 8
   return setmetatable({ db = opts.db, key_file = opts.signing_key_file, pool = opts.pool or "licensor",
+                        slots = assert(semaphore.new(threads)), waiting = 0, queue = opts.queue or 256,
                         stale_ms = opts.stale_ms or STALE_MS, cache = {}, cache_size = 0, cache_misses = 0,
                         timeout_ms = opts.timeout_ms or constants.DB_TIMEOUT_MS,
                         health_timeout_ms = opts.health_timeout_ms or constants.HEALTH_TIMEOUT_MS,

@@ -63,6 +63,12 @@ end
 local MIGRATION_LOCK = 7340212
 
 local function migrate_postgresql(db)
+  -- Up to date already: nothing to lock or create.  A hot standby (the
+  -- gateway's --read-db) refuses both, and it only ever is up to date.
+  if db:value(db:prepare("SELECT to_regclass('licensor_schema')::text")) and
+     db:value(db:prepare("SELECT coalesce(max(version), 0) FROM licensor_schema")) >= #schema.postgresql then
+    return
+  end
   db:exec("SELECT pg_advisory_xact_lock(" .. MIGRATION_LOCK .. ")")
   db:exec("CREATE TABLE IF NOT EXISTS licensor_schema (version INTEGER NOT NULL)")
   local version = db:value(db:prepare("SELECT coalesce(max(version), 0) FROM licensor_schema"))
@@ -386,8 +392,8 @@ local function probe_write(self)
     -- for the synchronous standbys as every write does (a transaction id
     -- alone would not: a commit that wrote no WAL does not wait).  The
     -- row is the schema's own, written as it is: nothing changes.
-    self.probe_id = self.probe_id or self.db:prepare(
-      "UPDATE licensor_schema SET version = version WHERE version = (SELECT max(version) FROM licensor_schema)")
+    self.probe_id = self.probe_id or self.db:prepare("UPDATE licensor_schema SET version = version " ..
+      "WHERE version = (SELECT max(version) FROM licensor_schema)")
     self.db:run(self.probe_id)
   end
   return true

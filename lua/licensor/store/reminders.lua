@@ -59,6 +59,9 @@ local ACTION = require("licensor.actions").reminder
 local function take(self, key, item, kind, last, days, on, detail, taken)
   local db, sql = self.db, self.sql
   local last_text, on_text = date(last), date(on)
+  -- The key's lock, as every writer of a key's rows takes it: the event
+  -- appended below must not race a workflow on the same key.
+  common.lock_key(self, key)
   local fresh = db:run(sql.take_reminder, key, item, last_text, days, on_text)
   if fresh ~= 1 then return end
   local action = ACTION[kind][days >= 0 and "before" or "after"]

@@ -83,6 +83,25 @@ local function why_of(err)
   return tostring(err)
 end
 
+-- How many keys a sweep on PostgreSQL works per commit.  Each key's lock
+-- (an advisory lock, common.lock_key) holds a slot of the server's lock
+-- table until its transaction ends, and the table has some thousands
+-- (max_locks_per_transaction x max_connections, 6,400 by default): one
+-- transaction for a sweep of 40,000 keys ran out of shared memory.  Each
+-- key's work is whole (its savepoint) and a sweep run again takes no step
+-- twice, so committing between keys changes no answer; a sweep that fails
+-- later keeps the keys it worked before.  Inside another transaction
+-- (store:idempotent's work) it cannot commit, and works all in one.
+local SWEEP_BATCH = 256
+
+local function next_key(self)
+  self.swept = (self.swept or 0) + 1
+  if self.kind == "postgresql" and self.may_discard and self.swept % SWEEP_BATCH == 0 then
+    self.db:commit()
+    self.db:begin()
+  end
+end
+
 -- Runs fn(...) for one key inside a savepoint; on an error its writes and
 -- steps are undone, the key is logged and added to `skipped`.
 local function each_key(self, key, on, taken, skipped, fn, ...)
@@ -91,14 +110,16 @@ local function each_key(self, key, on, taken, skipped, fn, ...)
   local ok, err = pcall(fn, ...)
   if ok then
     db:exec("RELEASE SAVEPOINT sweep_key")
-    return
+    return next_key(self)
   end
   db:exec("ROLLBACK TO SAVEPOINT sweep_key")
   db:exec("RELEASE SAVEPOINT sweep_key")
   for i = #taken, n + 1, -1 do taken[i] = nil end
   local why = why_of(err)
+  common.lock_key(self, key)   -- the rollback let the key's lock go
   log(self, key, on, "sweep_skipped", { why = why })
   skipped[#skipped + 1] = { key = key, why = why }
+  next_key(self)
 end
 
 -- Keys with excess on `on`, and keys with an open case, each once, sorted.
