@@ -50,11 +50,15 @@ end
 
 local LATE = "the request waited for a database thread until its deadline passed"
 
+-- What a store that cannot open answers the client: 503, never a 4xx
+-- about the request (its words, which name the database, go to the log).
+local OPEN_CODES = { store_unavailable = true, timeout = true, busy = true }
+
 -- The store for a call that is still in time, its deadline set.
 local function ready(db, key_file, deadline)
   if monotonic_ms() >= deadline then return nil, LATE, "timeout" end
   local s, msg, code = store_for(db, key_file)
-  if not s then return nil, msg, code end
+  if not s then return nil, msg, OPEN_CODES[code] and code or "store_error" end
   s:deadline(deadline)
   return s
 end

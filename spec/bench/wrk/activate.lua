@@ -5,6 +5,10 @@
 local keys = {}
 for line in io.lines(os.getenv("KEYS_FILE")) do keys[#keys + 1] = line end
 local threads = {}
+-- Each thread's Lua state knows only its own id, not how many threads
+-- there are: WRK_THREADS (wrkrun's -t2).  (#threads is 0 there: every
+-- request went to keys 1 and 2, check-ins of two servers.)
+local STRIDE = tonumber(os.getenv("WRK_THREADS")) or 2
 local BUCKET, BUCKETS = 50, 2000
 
 function setup(thread)
@@ -23,7 +27,7 @@ function request()
   -- Threads take interleaved slices of the keys, a new server on each key
   -- per pass: a key's two servers come a whole pass apart, so the bench
   -- measures activations, not two requests queueing for one key.
-  local index = (n - 1) * #threads + id
+  local index = (n - 1) * STRIDE + id
   local key = keys[((index - 1) % #keys) + 1]
   return wrk.format("POST", "/v1/activate", { ["Content-Type"] = "application/json" },
     '{"key":"' .. key .. '","server":"bench-' .. index .. '","build":9483}')
