@@ -99,10 +99,28 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
+-- nginx's graceful shutdown (SIGTERM's drain) ends a worker once no timer
+-- of its own is left, and a request waiting for a worker thread has none:
+-- its answer would be lost.  While calls are in flight, a timer of the
+-- worker's (keep_alive) sleeps in steps, which nginx waits for.
+local in_flight, keeping = 0, false
+
+local function keep_alive()
+  while in_flight > 0 do ngx.sleep(0.05) end
+  keeping = false
+end
+
+local function hold_worker()
+  in_flight = in_flight + 1
+  if not keeping then keeping = ngx.timer.at(0, keep_alive) ~= nil end
+end
+
 local function on_thread(self, at, fn, db, ...)
   local ok, why, code = take_slot(self, at)
   if not ok then return nil, why, code end
+  hold_worker()
   local results = pack(pcall(run_worker_thread, self.pool, THREAD_MODULE, fn, db, ...))
+  in_flight = in_flight - 1
   self.slots:post(1)
   if not results[1] then error(results[2], 0) end
   return unwrap(unpack(results, 2, results.n))
@@ -143,8 +161,12 @@ end
 -- remote:probe_write(): store:probe_write in the health pool, within
 -- health_timeout_ms.
 function methods.probe_write(self)
-  return unwrap(run_worker_thread(HEALTH_POOL, THREAD_MODULE, "call", self.db, self.key_file,
-                                  monotonic_ms() + self.health_timeout_ms, "probe_write"))
+  hold_worker()
+  local results = pack(pcall(run_worker_thread, HEALTH_POOL, THREAD_MODULE, "call", self.db, self.key_file,
+                             monotonic_ms() + self.health_timeout_ms, "probe_write"))
+  in_flight = in_flight - 1
+  if not results[1] then error(results[2], 0) end
+  return unwrap(unpack(results, 2, results.n))
 end
 
 -- The primary's WAL position, sampled at most stale_ms / 2 ago, and when.
