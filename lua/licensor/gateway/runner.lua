@@ -546,11 +546,12 @@ end
 -- (fixed upstream in 0.10.32).  So the VM pool is the bound, and no queue
 -- may ever be the one that refuses: each pool's max_queue is the VM
 -- pool's size, which no queue can exceed (every queued call holds a VM).
--- The VM pool is --threads running + --queue waiting + 1 for /healthz's
--- probe; beyond that a call is 503 busy at once.  (The probe's VM is not
--- reserved: a worker whose calls hold every VM answers /healthz 503 busy,
--- which is what a load balancer should hear from it.)  Connections are
--- bounded apart from VMs: one per thread (the store's per-thread ones).
+-- The worker bounds its calls first (licensor.gateway.remote: --threads
+-- in flight, --queue more waiting as coroutines, 503 busy beyond), so it
+-- makes about threads + 1 VMs; the VM pool, --threads + --queue + 1 for
+-- /healthz's probe, is the guard behind that bound, and a call past it is
+-- 503 busy too.  Connections are bounded apart from VMs: one per thread
+-- (the store's per-thread ones).
 local function pool_lines(postgresql, values)
   local drain = values.drain_seconds > 0 and
     format("worker_shutdown_timeout %ds;   # --drain-seconds: SIGTERM's bound on requests in flight",
