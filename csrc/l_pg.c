@@ -97,6 +97,7 @@ static int l_open_pg(lua_State *L)
 {
   char err[LB_ERRLEN];
   const char *conninfo = luaL_checkstring(L, 1);
+  bool per_thread = lua_toboolean(L, 3);   /* read before the handle goes on the stack */
   long long stale = 1000;
   lb_pgdb *h;
   if (!lua_isnoneornil(L, 2) && (!lsr_tointeger_exact(L, 2, &stale) || stale < 0 || stale > 3600000))
@@ -107,7 +108,7 @@ static int l_open_pg(lua_State *L)
   luaL_getmetatable(L, LB_PG_MT);
   lua_setmetatable(L, -2);
   h->stale_ms = (int)stale;
-  h->per_thread = lua_toboolean(L, 3);
+  h->per_thread = per_thread;
   if (h->per_thread) {
     h->conninfo = malloc(strlen(conninfo) + 1);
     if (h->conninfo == NULL) return lb_raise(L, "store_error", "out of memory");
