@@ -46,11 +46,11 @@ static const char *status_code(lsr_pg_status status)
 {
   switch (status) {
   case LSR_PG_UNAVAILABLE:
+  case LSR_PG_READ_ONLY:   /* a server that takes no writes now (a standby, a read-only primary) */
   case LSR_PG_UNKNOWN: return "store_unavailable";
   case LSR_PG_RETRY: return "busy";
   case LSR_PG_CONSTRAINT: return "constraint";
   case LSR_PG_TIMEOUT: return "timeout";
-  case LSR_PG_READ_ONLY:
   case LSR_PG_INVALID: return "invalid_request";
   default: return "store_error";
   }
@@ -91,34 +91,40 @@ static lsr_pg *check_pg(lua_State *L)
   return connection(L, check_handle(L));
 }
 
-/* core.open_pg(conninfo, stale_ms, per_thread) -> db; raises
- * store_unavailable. */
+/* core.open_pg(conninfo, stale_ms, per_thread, deadline_ms) -> db;
+ * raises store_unavailable.  deadline_ms (core.monotonic_ms's clock)
+ * bounds the connection attempt; without one libpq's connect_timeout
+ * does, per host. */
 static int l_open_pg(lua_State *L)
 {
   char err[LB_ERRLEN];
   const char *conninfo = luaL_checkstring(L, 1);
   bool per_thread = lua_toboolean(L, 3);   /* read before the handle goes on the stack */
-  long long stale = 1000;
+  long long stale = 1000, deadline = 0;
   lb_pgdb *h;
   if (!lua_isnoneornil(L, 2) && (!lsr_tointeger_exact(L, 2, &stale) || stale < 0 || stale > 3600000))
     luaL_argerror(L, 2, "stale_ms must be a whole number of milliseconds");
+  if (!lua_isnoneornil(L, 4) && (!lsr_tointeger_exact(L, 4, &deadline) || deadline < 0))
+    luaL_argerror(L, 4, "a deadline in whole milliseconds of core.monotonic_ms expected");
+  lua_settop(L, 1);
   h = lua_newuserdata(L, sizeof *h);
   memset(h, 0, sizeof *h);
   h->closed = true;   /* until it is opened: __gc has nothing to free */
   luaL_getmetatable(L, LB_PG_MT);
   lua_setmetatable(L, -2);
   h->stale_ms = (int)stale;
+  h->deadline_ms = deadline;   /* the opening's statements (migrations) too, until db:deadline */
   h->per_thread = per_thread;
   if (h->per_thread) {
     h->conninfo = malloc(strlen(conninfo) + 1);
     if (h->conninfo == NULL) return lb_raise(L, "store_error", "out of memory");
     memcpy(h->conninfo, conninfo, strlen(conninfo) + 1);
     h->closed = false;
-    if (lsr_pg_thread(conninfo, h->stale_ms, 0, err, sizeof err) == NULL)
+    if (lsr_pg_thread(conninfo, h->stale_ms, deadline, err, sizeof err) == NULL)
       return lb_raise(L, "store_unavailable", "%s", err);
     return 1;
   }
-  if (!lsr_pg_open(&h->own, conninfo, (int)stale, 0, err, sizeof err))
+  if (!lsr_pg_open(&h->own, conninfo, (int)stale, deadline, err, sizeof err))
     return lb_raise(L, strncmp(err, "prepared_statements:", 20) == 0 ? "invalid_request" : "store_unavailable",
                     "%s", err);
   h->closed = false;

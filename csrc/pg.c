@@ -66,30 +66,89 @@ static void receive_notice(void *arg, const PGresult *res)
 
 /* ---- licensor's own connection parameter ---- */
 
-/* Removes `name=value` from conninfo in place (a URL's query or the
- * keyword form) and copies the value to value (at most len - 1 bytes);
- * false when the parameter is absent. */
-static bool take_parameter(char *conninfo, const char *name, char *value, size_t len)
+/* The URL form: removes `name=value` from the query in place (its `&`
+ * or `?` too) and copies the value; *twice when it is there more than
+ * once.  A URL's values are percent-encoded: no `&` or `?` hides in one. */
+static bool take_from_url(char *conninfo, const char *name, char *value, size_t len, bool *twice)
 {
   size_t n = strlen(name);
-  bool url = strncmp(conninfo, "postgres://", 11) == 0 || strncmp(conninfo, "postgresql://", 13) == 0;
-  for (char *p = conninfo; (p = strstr(p, name)) != NULL; p++) {
-    char before = p == conninfo ? ' ' : p[-1];
-    char *start = p, *end;
-    size_t vlen;
-    if (p[n] != '=') continue;
-    if (url ? (before != '?' && before != '&') : (before != ' ' && before != '\t')) continue;
+  bool found = false;
+  char *query = strchr(conninfo, '?');
+  for (char *p = query; p != NULL && (p = strstr(p, name)) != NULL; p++) {
+    char before = p[-1], *start = p, *end;
+    if (p[n] != '=' || (before != '?' && before != '&')) continue;
+    if (found) {
+      *twice = true;
+      return true;
+    }
+    found = true;
     end = p + n + 1;
-    while (*end != '\0' && (url ? *end != '&' : (*end != ' ' && *end != '\t'))) end++;
-    vlen = (size_t)(end - (p + n + 1));
-    snprintf(value, len, "%.*s", (int)(vlen < len ? vlen : len - 1), p + n + 1);
-    if (*end != '\0') end++;                        /* the '&' or blank after it */
-    else if (url && before == '&') start--;         /* the last parameter: its '&' goes too */
-    else if (url) start--;                          /* the only one: its '?' goes too */
+    while (*end != '\0' && *end != '&') end++;
+    snprintf(value, len, "%.*s", (int)(end - (p + n + 1)), p + n + 1);
+    if (*end == '&') end++;       /* "name=v&next": the next one moves up */
+    else start--;                 /* the last one: its '&' or '?' goes too */
     memmove(start, end, strlen(end) + 1);
-    return true;
+    p = start - 1;
+    if (p < query) p = query;
   }
-  return false;
+  return found;
+}
+
+/* The end of a keyword form's value at p: 'quoted' (with \' and \\
+ * escapes, as libpq reads it) or up to a blank. */
+static char *value_end(char *p)
+{
+  if (*p == '\'') {
+    for (p++; *p != '\0' && *p != '\''; p++)
+      if (*p == '\\' && p[1] != '\0') p++;
+    return *p == '\'' ? p + 1 : p;
+  }
+  for (; *p != '\0' && !isspace((unsigned char)*p); p++)
+    if (*p == '\\' && p[1] != '\0') p++;
+  return p;
+}
+
+/* The keyword form (`key = value ...`, libpq's rules): the same as
+ * take_from_url, token by token, so that a quoted value holding
+ * "name=..." (a password, say) is never taken for the parameter. */
+static bool take_from_keywords(char *conninfo, const char *name, char *value, size_t len, bool *twice)
+{
+  bool found = false;
+  char *p = conninfo;
+  for (;;) {
+    char *start, *key_end, *v, *end;
+    while (isspace((unsigned char)*p)) p++;
+    if (*p == '\0') return found;
+    start = p;
+    while (*p != '\0' && *p != '=' && !isspace((unsigned char)*p)) p++;
+    key_end = p;
+    while (isspace((unsigned char)*p)) p++;
+    if (*p != '=') return found;   /* not libpq's form: libpq will say so */
+    for (p++; isspace((unsigned char)*p); p++) {}
+    v = p;
+    end = value_end(p);
+    p = end;
+    if ((size_t)(key_end - start) != strlen(name) || strncmp(start, name, strlen(name)) != 0) continue;
+    if (found) {
+      *twice = true;
+      return true;
+    }
+    found = true;
+    if (*v == '\'') snprintf(value, len, "%.*s", (int)(end - v > 1 ? end - v - 2 : 0), v + 1);
+    else snprintf(value, len, "%.*s", (int)(end - v), v);
+    memmove(start, end, strlen(end) + 1);
+    p = start;
+  }
+}
+
+/* Removes licensor's own parameter `name` from conninfo (a URL or the
+ * keyword form) and copies its value; false when it is absent. */
+static bool take_parameter(char *conninfo, const char *name, char *value, size_t len, bool *twice)
+{
+  bool url = strncmp(conninfo, "postgres://", 11) == 0 || strncmp(conninfo, "postgresql://", 13) == 0;
+  *twice = false;
+  return url ? take_from_url(conninfo, name, value, len, twice)
+             : take_from_keywords(conninfo, name, value, len, twice);
 }
 
 /* ---- connecting ---- */
@@ -144,6 +203,7 @@ bool lsr_pg_open(lsr_pg *pg, const char *conninfo, int stale_ms, long long deadl
                  size_t errlen)
 {
   char prepare[16];
+  bool twice;
   memset(pg, 0, sizeof *pg);
   pg->owner = getpid();
   pg->stale_ms = stale_ms;
@@ -155,10 +215,10 @@ bool lsr_pg_open(lsr_pg *pg, const char *conninfo, int stale_ms, long long deadl
   }
   memcpy(pg->conninfo, conninfo, strlen(conninfo) + 1);
   pg->prepare = true;
-  if (take_parameter(pg->conninfo, "prepared_statements", prepare, sizeof prepare)) {
-    if (strcmp(prepare, "off") != 0 && strcmp(prepare, "on") != 0) {
-      snprintf(err, errlen, "prepared_statements: on or off (PgBouncer's transaction mode needs off), not '%s'",
-               prepare);
+  if (take_parameter(pg->conninfo, "prepared_statements", prepare, sizeof prepare, &twice)) {
+    if (twice || (strcmp(prepare, "off") != 0 && strcmp(prepare, "on") != 0)) {
+      snprintf(err, errlen, "prepared_statements: on or off, once (PgBouncer's transaction mode needs off), "
+               "not '%s'%s", prepare, twice ? " and another" : "");
       lsr_pg_close(pg);
       return false;
     }
@@ -327,26 +387,49 @@ static lsr_pg_status classify(const char *state)
   if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) return LSR_PG_RETRY;
   if (strncmp(state, "23", 2) == 0) return LSR_PG_CONSTRAINT;
   if (strcmp(state, "57014") == 0) return LSR_PG_TIMEOUT;
-  if (strncmp(state, "42", 2) == 0 || strncmp(state, "22", 2) == 0 || strncmp(state, "0A", 2) == 0)
-    return LSR_PG_INVALID;
+  /* A value the server cannot take (data exceptions) is the caller's; SQL
+   * it refuses (42: syntax, unknown names, a prepared statement another
+   * client left behind a pooler) is the store's own trouble, as is
+   * anything else. */
+  if (strncmp(state, "22", 2) == 0) return LSR_PG_INVALID;
   return LSR_PG_ERROR;
 }
 
 /* ---- waiting, within the deadline ---- */
 
-/* Asks the server to cancel what the connection runs (a blocking
- * connection of its own, to the same server).  The connection is dropped
- * after this call in any case: a cancel that arrives late must not stop
- * the next statement. */
+/* The cancel request, sent by a thread of its own that nobody waits for:
+ * libpq 15's PQcancel blocks (it connects, sends, then waits for the
+ * server to close), with no time limit, and a frozen or unreachable server
+ * would hold the caller past its deadline for as long.  The thread ends
+ * when the server answers or the connection attempt fails. */
+static void *send_cancel(void *arg)
+{
+  char why[256];
+  PQcancel(arg, why, sizeof why);
+  PQfreeCancel(arg);
+  return NULL;
+}
+
+/* Asks the server to cancel what the connection runs, without waiting
+ * for the request to arrive.  The connection is dropped after this call
+ * in any case: a cancel that arrives late must not stop the next
+ * statement.  No thread to spare: no cancel (the drop still ends the
+ * call). */
 static void cancel(lsr_pg *pg)
 {
   PGcancel *request = PQgetCancel(pg->conn);
-  if (request != NULL) {
-    char why[256];
-    PQcancel(request, why, sizeof why);
-    PQfreeCancel(request);
-  }
+  pthread_attr_t attr;
+  pthread_t thread;
+  bool started = false;
   pg->broken = true;
+  if (request == NULL) return;
+  if (pthread_attr_init(&attr) == 0) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    started = pthread_create(&thread, &attr, send_cancel, request) == 0;
+    pthread_attr_destroy(&attr);
+  }
+  if (!started) PQfreeCancel(request);
 }
 
 /* Waits until PQgetResult will not block.  At the deadline the statement

@@ -172,6 +172,15 @@ describe("connections", function()
     local refused, msg, code = licensor.open(url .. "&prepared_statements=maybe")
     assert.are.same({ nil, "invalid_request" }, { refused, code })
     assert.matches("prepared_statements: on or off", msg)
+    -- Case, repeats and the keyword form: never silently obeyed, never
+    -- taken from inside another parameter's quoted value.
+    for _, bad in ipairs({ url .. "&prepared_statements=Off", url .. "&prepared_statements=off&prepared_statements=on",
+                           "host=/nonexistent prepared_statements=off prepared_statements=off" }) do
+      assert.are.equal("invalid_request", select(3, licensor.open(bad)), bad)
+    end
+    local _, why = licensor.open("host=/nonexistent password='a prepared_statements=maybe b'")
+    assert.matches("nonexistent", why)   -- connecting failed: the quoted value was left alone
+    assert.is_nil(why:find("a prepared", 1, true))
     plain:close(); unnamed:close()
   end)
 end)

@@ -38,10 +38,21 @@ local function exists(path)
   return f ~= nil
 end
 
+-- An absolute path, written one way: "//", "/./" and "dir/.." folded, no
+-- trailing "/" (a prefix spelled "/srv//gw" or "/srv/./gw" is the same
+-- prefix as "/srv/gw" for the check that refuses a prefix in use).
+-- Symbolic links are not followed (as root a prefix may not be one).
 local function absolute(path)
-  if path:sub(1, 1) == "/" then return path end
-  local pwd = os.getenv("PWD") or "."
-  return pwd .. "/" .. path
+  if path:sub(1, 1) ~= "/" then path = (os.getenv("PWD") or ".") .. "/" .. path end
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return "/" .. concat(parts, "/")
 end
 
 -- A path as an nginx quoted string: whatever it holds (spaces, quotes,
@@ -457,7 +468,7 @@ local function live_nginx(prefix)
   local name, state = (stat or ""):match("^%d+ %((.*)%) (%a)")
   if not name or state == "Z" then return nil end
   local args = (files.read("/proc/" .. pid .. "/cmdline", "process", 65536) or ""):gsub("%z", " ") .. " "
-  if name ~= "nginx" and not args:find("^nginx") then return nil end
+  if name ~= "nginx" or not args:find("^nginx: master process ") then return nil end
   if args:find(" -p ", 1, true) and not args:find(" -p " .. prefix .. " ", 1, true) and
      not args:find(" -p " .. prefix .. "/ ", 1, true) then
     return nil
@@ -574,6 +585,21 @@ function _M.thread_vms(threads, queue)
   return threads + queue + 1
 end
 
+-- licensor's own connection-string parameter (csrc/pg.c) checked before
+-- nginx starts: a typo would otherwise be every request's 503.  The store
+-- parses it for real (quoted keyword values included); this is the
+-- plain case, said early.
+local function bad_own_parameter(url, flag)
+  local seen = 0
+  for value in (" " .. url):gmatch("[%s?&]prepared_statements%s*=%s*([^%s&]*)") do
+    seen = seen + 1
+    if (value ~= "on" and value ~= "off") or seen > 1 then
+      return "gateway: " .. flag .. ": prepared_statements is on or off, once (not '" .. value .. "')"
+    end
+  end
+  return nil
+end
+
 -- render{db=, listen=, workers=, admin_token_file=, today=, prefix=, conn_per_ip=,
 -- rate_per_ip=, rate_per_key=, synchronous=, error_log=, threads=, stale_ms=, user=,
 -- db_timeout_ms=, health_timeout_ms=, read_db=, queue=, drain_seconds=}
@@ -593,6 +619,9 @@ function _M.render(opts)
   local read_db
   read_db, why, code = read_db_option(opts.read_db, postgresql)
   if why then return nil, why, code end
+  why = postgresql and (bad_own_parameter(db, "--db") or
+                         (read_db and bad_own_parameter(read_db, "--read-db")))
+  if why then return nil, why, "invalid_request" end
   local lua_dir = lua_root()
   local cpath = opts.cpath or luajit_cpath_root()
   if not lua_dir then return nil, "gateway: cannot find the licensor Lua modules", "not_found" end

@@ -23,13 +23,13 @@ local _M = {}
 -- This VM's stores, by database and signing key file.
 local stores = {}
 
-local function store_for(db, key_file)
+local function store_for(db, key_file, deadline)
   local id = db .. "\0" .. (key_file or "")
   local s = stores[id]
   if s then return s end
   local msg, code
   -- stale_ms 0: the worker keeps the cache (and its staleness bound).
-  s, msg, code = licensor.open(db, { stale_ms = 0, per_thread = true })
+  s, msg, code = licensor.open(db, { stale_ms = 0, per_thread = true, deadline_ms = deadline })
   if not s then return nil, msg, code end
   if key_file then
     local ok
@@ -57,7 +57,7 @@ local OPEN_CODES = { store_unavailable = true, timeout = true, busy = true }
 -- The store for a call that is still in time, its deadline set.
 local function ready(db, key_file, deadline)
   if monotonic_ms() >= deadline then return nil, LATE, "timeout" end
-  local s, msg, code = store_for(db, key_file)
+  local s, msg, code = store_for(db, key_file, deadline)
   if not s then return nil, msg, OPEN_CODES[code] and code or "store_error" end
   s:deadline(deadline)
   return s

@@ -95,13 +95,18 @@ _M.is_postgresql = is_postgresql
 
 -- The path or connection string without its password, for messages.
 local function display_name(path)
-  return (path:gsub("(//[^:/@]*):[^@/]*@", "%1:***@"):gsub("password%s*=%s*%S+", "password=***")
-              :gsub("([?&]password=)[^&]*", "%1***"))
+  if path:match("^postgres[%a]*://") then
+    return (path:gsub("(//[^:/@]*):[^@/]*@", "%1:***@"):gsub("([?&]password=)[^&]*", "%1***"))
+  end
+  return (path:gsub("password%s*=%s*'[^']*'", "password=***")       -- a quoted value, blanks and all
+              :gsub("password%s*=%s*[^%s']%S*", "password=***"))
 end
 _M.display_name = display_name
 
 local function connect(path, opts)
-  if is_postgresql(path) then return core.open_pg(path, opts.stale_ms, opts.per_thread), "postgresql" end
+  if is_postgresql(path) then
+    return core.open_pg(path, opts.stale_ms, opts.per_thread, opts.deadline_ms), "postgresql"
+  end
   return core.open(path, opts.synchronous == "full", opts.busy_ms), "sqlite"
 end
 
@@ -148,7 +153,9 @@ end
 -- cached reads may be; claim_ms (default constants.DELIVERY.claim_ms) how
 -- long store:deliver holds the rows it claimed.  per_thread (PostgreSQL,
 -- the gateway's thread pool) uses the calling OS thread's connection
--- instead of one of the store's own (csrc/l_pg.c).
+-- instead of one of the store's own (csrc/l_pg.c); deadline_ms (on
+-- core.monotonic_ms's clock) bounds connecting, as store:deadline bounds
+-- the calls.
 function _M.open(path, opts)
   if type(path) ~= "string" then bad_argument(1, "open", "path expected") end
   if opts ~= nil and type(opts) ~= "table" then bad_argument(2, "open", "options table expected") end
@@ -161,7 +168,7 @@ function _M.open(path, opts)
                     query_ms = check_ms(opts, "query_ms", 10000, 1),
                     stale_ms = check_ms(opts, "stale_ms", constants.STALE_MS, 0),
                     claim_ms = check_ms(opts, "claim_ms", constants.DELIVERY.claim_ms, 1),
-                    per_thread = opts.per_thread == true }
+                    per_thread = opts.per_thread == true, deadline_ms = opts.deadline_ms }
   return failure.call(open, path, checked)
 end
 

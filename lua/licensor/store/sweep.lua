@@ -94,23 +94,28 @@ end
 -- (store:idempotent's work) it cannot commit, and works all in one.
 local SWEEP_BATCH = 256
 
-local function next_key(self)
-  self.swept = (self.swept or 0) + 1
-  if self.kind == "postgresql" and self.may_discard and self.swept % SWEEP_BATCH == 0 then
+-- progress: the sweep's answer so far, {taken=, skipped=, kept=, kept_skipped=},
+-- the counts committed.  A workflow that lost a deadlock is run again
+-- whole (common.transaction): the run again starts from what was
+-- committed, so the answer still names the steps of earlier batches.
+local function next_key(self, progress, taken, skipped)
+  progress.n = progress.n + 1
+  if self.kind == "postgresql" and self.may_discard and progress.n % SWEEP_BATCH == 0 then
     self.db:commit()
     self.db:begin()
+    progress.kept, progress.kept_skipped = #taken, #skipped
   end
 end
 
 -- Runs fn(...) for one key inside a savepoint; on an error its writes and
 -- steps are undone, the key is logged and added to `skipped`.
-local function each_key(self, key, on, taken, skipped, fn, ...)
+local function each_key(self, progress, key, on, taken, skipped, fn, ...)
   local db, n = self.db, #taken
   db:exec("SAVEPOINT sweep_key")
   local ok, err = pcall(fn, ...)
   if ok then
     db:exec("RELEASE SAVEPOINT sweep_key")
-    return next_key(self)
+    return next_key(self, progress, taken, skipped)
   end
   db:exec("ROLLBACK TO SAVEPOINT sweep_key")
   db:exec("RELEASE SAVEPOINT sweep_key")
@@ -119,7 +124,7 @@ local function each_key(self, key, on, taken, skipped, fn, ...)
   common.lock_key(self, key)   -- the rollback let the key's lock go
   log(self, key, on, "sweep_skipped", { why = why })
   skipped[#skipped + 1] = { key = key, why = why }
-  next_key(self)
+  next_key(self, progress, taken, skipped)
 end
 
 -- Keys with excess on `on`, and keys with an open case, each once, sorted.
@@ -136,15 +141,17 @@ local function candidates(self, on)
   return list
 end
 
-local function sweep(self, on)
+local function sweep(self, on, progress)
   on = check_on(on)
   local cat = common.active_catalogue(self)
-  local taken, skipped = {}, {}
+  local taken, skipped = progress.taken, progress.skipped
+  for i = #taken, progress.kept + 1, -1 do taken[i] = nil end
+  for i = #skipped, progress.kept_skipped + 1, -1 do skipped[i] = nil end
   for _, key in ipairs(candidates(self, on)) do
-    each_key(self, key, on, taken, skipped, sweep_key, self, cat, key, on, taken)
+    each_key(self, progress, key, on, taken, skipped, sweep_key, self, cat, key, on, taken)
   end
   reminders.take_due(self, on, taken, function(key, fn, ...)
-    each_key(self, key, on, taken, skipped, fn, ...)
+    each_key(self, progress, key, on, taken, skipped, fn, ...)
   end)
   return taken, skipped
 end
@@ -154,7 +161,7 @@ end
 -- item=, refers_to=, days=}), and the list of keys it could not work,
 -- {key=, why=} (each also a "sweep_skipped" event)
 function Store:sweep(on)
-  return transaction(self, sweep, on)
+  return transaction(self, sweep, on, { taken = {}, skipped = {}, kept = 0, kept_skipped = 0, n = 0 })
 end
 
 return Store
