@@ -864,7 +864,10 @@ lsr_pg_status lsr_pg_commit(lsr_pg *pg)
   pg->commit_warned = false;
   status = send_and_run(pg, -1, "COMMIT", 0, NULL, &res);
   pg->committing = false;
-  pg->in_transaction = pg->sent = false;
+  pg->in_transaction = false;
+  /* A statement sent with the COMMIT that failed left the transaction
+   * open, aborted: `sent` stays, so the caller's rollback ends it. */
+  if (status == LSR_PG_OK) pg->sent = false;
   if (status == LSR_PG_OK && pg->commit_warned) {
     PQclear(res);
     return unknown(pg, pg->warning);

@@ -263,3 +263,47 @@ describe("a sweep on PostgreSQL", function()
     store:close()
   end)
 end)
+
+describe("a PostgreSQL server that stops answering", function()
+  local cluster
+  teardown(function() if cluster then cluster:stop() end end)
+
+  it("frozen whole, still ends a call by its deadline plus the cancel's grace", function()
+    cluster = assert(postgres.start())
+    local store = assert(licensor.open(cluster:url()))
+    assert(store:import(fixtures.catalogue_table()))
+    local key = stores.issue(store).key
+    -- Every process of the cluster stopped (a frozen VM): the cancel
+    -- request cannot be answered either.  (Each server process leads a
+    -- process group of its own: the postmaster and its children, by pid.)
+    local pids = cluster.pid .. " $(pgrep -P " .. cluster.pid .. " | tr '\n' ' ')"
+    local function signal(name) return os.execute("/bin/kill -s " .. name .. " " .. pids) end
+    assert(signal("STOP"))
+    finally(function() signal("CONT") end)
+    store:deadline(monotonic_ms() + 500)
+    local r = timed(function() return store:installations(key) end)
+    assert(signal("CONT"))
+    assert.are.equal("timeout", r[3])
+    assert.is_true(r.ms < 500 + 1000 + 400, "took " .. r.ms .. " ms")
+    store:deadline(monotonic_ms() + 5000)
+    assert.are.same({}, assert(store:installations(key)))                  -- thawed: it works on
+  end)
+
+  it("read-only, answers writes store_unavailable (a 503), not a refusal of the request", function()
+    local store = assert(licensor.open(cluster:url()))
+    local key = stores.issue(store).key
+    cluster:exec("ALTER SYSTEM SET default_transaction_read_only = on")
+    cluster:exec("SELECT pg_reload_conf()")
+    -- Until the store's own session has read the new setting.
+    for _ = 1, 100 do
+      if store:query("SHOW default_transaction_read_only")[1].default_transaction_read_only == "on" then break end
+      require("socket").sleep(0.02)
+    end
+    local _, _, code = store:activate(key, "a", 6911, DAY)
+    local probe = { store:probe_write() }
+    cluster:exec("ALTER SYSTEM RESET default_transaction_read_only")
+    cluster:exec("SELECT pg_reload_conf()")
+    assert.are.same({ "store_unavailable", "store_unavailable" }, { code, probe[3] }, probe[2])
+    store:close()
+  end)
+end)
