@@ -19,6 +19,7 @@
 -- runs the clients in child processes (at most PER_PROCESS each:
 -- socket.select cannot watch a descriptor above FD_SETSIZE, 1024) and
 -- handle:wait() merges their summaries.
+local files = require "support.files"
 local socket = require "socket"
 local cjson = require "cjson.safe"
 
@@ -246,19 +247,7 @@ local function read_lines(path)
   return lines
 end
 
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local read_file, write_file = files.read, files.write
 
 -- Summaries of several processes as one.
 function _M.merge(list)

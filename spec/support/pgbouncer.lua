@@ -10,6 +10,7 @@
 -- $LICENSOR_SERVER_REGISTRY for spec/support/leftovers.lua.  Nothing
 -- outside its temporary directory is used; the system's pgbouncer service
 -- and port 6432 are left alone.
+local files = require "support.files"
 local core = require "licensor.core"
 local process = core.process
 local register = require "support.registry"
@@ -31,18 +32,10 @@ function _M.installed()
   return exists(_M.BINARY)
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = files.write
 
 local function read(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local text = f:read("*a")
-  f:close()
-  return text
+  return files.read(path) or ""
 end
 
 local CONFIG = [[
