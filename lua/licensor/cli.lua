@@ -1078,15 +1078,15 @@ COMMANDS = {
     summary = "the commands, or one command's flags (also COMMAND --help)",
     flags = { { "--markdown", "every command's help as Markdown (doc/cli.md)" } } },
   { name = "repl", run = commands.repl, summary = "a Lua REPL with store, cat, licensor and pp loaded" },
-  { name = "gateway", run = commands.gateway, summary = "the HTTP gateway (nginx with OpenResty)",
+  { name = "gateway", run = commands.gateway, summary = "the HTTP gateway (nginx with lua-nginx-module)",
     help = "(SIGTERM drains it: requests in flight finish, up to --drain-seconds; Ctrl-C stops it at once).",
     flags = { { "--listen ADDR:PORT", "where it listens (refused when something listens there already)" },
               GATEWAY_WHOLE("--workers N", "nginx workers", "workers"),
               { "--admin-token-file F", "the admin token (it must be readable; no file: no admin routes)" },
               { "--today DATE", "the day every read and workflow takes (default the real UTC day)",
                 type = "date" },
-              WHOLE("--rate-per-ip N", "requests per second per address (0: off)"),
-              WHOLE("--rate-per-key N", "requests per second per key (0: off)"),
+              WHOLE("--rate-per-ip N", "requests per second per address (default 1000; 0: off)"),
+              WHOLE("--rate-per-key N", "requests per second per key (default 200; 0: off)"),
               GATEWAY_WHOLE("--conn-per-ip N", "requests in progress per address", "conn_per_ip"),
               { "--prefix DIR", "nginx's working directory (refused while another gateway runs in it)" },
               { "--user NAME", "started as root: the workers' user (default nobody), who must reach the " ..
@@ -1095,8 +1095,8 @@ COMMANDS = {
               GATEWAY_WHOLE("--threads N", "PostgreSQL: threads per worker, one connection each", "threads"),
               WHOLE("--stale-ms MS", "PostgreSQL: how old a cached eligibility answer may be (default " ..
                     constants.STALE_MS .. ")"),
-              GATEWAY_WHOLE("--db-timeout-ms MS", "PostgreSQL: every store call's deadline (503 past it, " ..
-                            "the statement cancelled)", "db_timeout_ms"),
+              GATEWAY_WHOLE("--db-timeout-ms MS", "every store call's deadline (PostgreSQL: 503 past it, " ..
+                            "the statement cancelled; SQLite: its busy timeout)", "db_timeout_ms"),
               GATEWAY_WHOLE("--health-timeout-ms MS", "PostgreSQL: /healthz's deadline, at most " ..
                             "--db-timeout-ms (default " .. GATEWAY_LIMITS.health_timeout_ms.default ..
                             ", or --db-timeout-ms when smaller)", "health_timeout_ms", true),

@@ -198,13 +198,22 @@ local UNKNOWN = constants.OUTCOME_UNKNOWN .. ": the license store did not confir
   "(a check-in), to get the true state"
 local UNKNOWN_PREFIX = "^" .. constants.OUTCOME_UNKNOWN
 
+-- busy: nothing reached the database (this worker's threads and queue
+-- were full, or SQLite's lock stayed taken); timeout: the deadline passed
+-- and nothing was committed.  Both may be retried at once elsewhere, or
+-- here after Retry-After.
+local MESSAGE_503 = { busy = "this gateway is busy; try again later",
+                      timeout = "the license store did not answer in time; nothing was done; try again" }
+local RETRY_AFTER = { ["Retry-After"] = "1" }
+
 local function refusal(message, code)
   local status = STATUS[code] or 403
   if status == 503 then
     ngx.log(ngx.ERR, "licensor: store: ", code, ": ", message)
     local unknown = type(message) == "string" and (match(message, UNKNOWN_PREFIX) or
                                                    match(message, ": " .. constants.OUTCOME_UNKNOWN))
-    message = unknown and UNKNOWN or UNAVAILABLE
+    message = unknown and UNKNOWN or MESSAGE_503[code] or UNAVAILABLE
+    refuse(status, code, message, RETRY_AFTER)
   end
   refuse(status, code, message)
 end
@@ -553,8 +562,14 @@ end
 
 local function healthz()
   local s = store()
-  if s.remote then check(probe_write(s)) else check(s:ping()) end
-  return answer(200, { ok = true })
+  local ok, message, code
+  if s.remote then ok, message, code = probe_write(s) else ok, message, code = s:ping() end
+  if ok then return answer(200, { ok = true }) end
+  ngx.log(ngx.ERR, "licensor: /healthz: ", code, ": ", message)
+  -- A probe wrote nothing anyone waits for: its unknown outcome is
+  -- simply "writes cannot commit now".
+  refuse(503, code == "busy" and "busy" or "store_unavailable", s.remote and
+         "the license store cannot commit writes now" or UNAVAILABLE, RETRY_AFTER)
 end
 
 ------------------------------------------------------------------------
