@@ -402,7 +402,12 @@ describe("store:license (the read path of the gateway)", function()
     local first, cat = store:license(lic.key)
     assert.are.same({ lic.key, "1" }, { first.key, tostring(other:catalogue_version()) })
     assert.is_userdata(cat)
-    assert.are.equal(first, (store:license(lic.key:lower())))   -- served from memory
+    -- Served from memory; on PostgreSQL a new stale_ms period may begin
+    -- between two reads (the cache's generation changes then), so one
+    -- more read shows it.
+    local again = store:license(lic.key:lower())
+    if again ~= first and stores.postgresql then first, again = again, store:license(lic.key:lower()) end
+    assert.are.equal(first, again)
     other:disable(lic.key, "2019-01-01", "elsewhere")            -- another connection commits
     settle()
     local after = store:license(lic.key)
