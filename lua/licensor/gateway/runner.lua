@@ -728,8 +728,9 @@ function _M.run(opts)
     out(line)
     io.stdout:flush()
   end
-  say(format("licensor gateway: http://%s  (store %s, nginx prefix %s%s)", opts.listen or "127.0.0.1:8080",
-    require("licensor.store").display_name(opts.db), prefix,
+  local display_name = require("licensor.store").display_name
+  say(format("licensor gateway: http://%s  (store %s, nginx prefix %s%s%s)", opts.listen or "127.0.0.1:8080",
+    display_name(opts.db), prefix, opts.read_db and (", reads from " .. display_name(opts.read_db)) or "",
     opts.today and (", day pinned to " .. opts.today) or ""))
   local drain = opts.drain_seconds or _M.LIMITS.drain_seconds.default
   local status, stop_signal, drained = core.process.run(_M.command(prefix, conf), {
