@@ -64,7 +64,24 @@ status=0
 # faketime is not preloaded into this one's wrapper, which reads the real
 # clock to set its offset.
 clocked() {
-  if [ -n "${CLOCK_START:-}" ]; then env -u LD_PRELOAD faketime "$CLOCK_START" "$@"; else "$@"; fi
+  if [ -n "${CLOCK_START:-}" ]; then
+    forget_dead_faketimes
+    env -u LD_PRELOAD faketime "$CLOCK_START" "$@"
+  else
+    "$@"
+  fi
+}
+
+# The faketime wrapper names its shared memory and semaphore after its own
+# pid and leaves them behind when it is killed; once that pid is reused, a
+# new wrapper fails ("sem_open: File exists") and its round with it.  Those
+# of processes that are gone are removed first (others' are not ours to
+# remove: /dev/shm is sticky).
+forget_dead_faketimes() {
+  for f in /dev/shm/sem.faketime_sem_* /dev/shm/faketime_shm_*; do
+    [ -e "$f" ] || continue
+    [ -d "/proc/${f##*_}" ] || rm -f "$f" 2>/dev/null
+  done
 }
 
 run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES, CLOCK_START: a wrapper command, spec files, a fake start
