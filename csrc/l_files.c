@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,21 +186,27 @@ static int l_write_file(lua_State *L)
   return 1;
 }
 
-/* core.lstat(path) -> {uid=, mode= (permission bits), kind= "directory",
- * "file", "link" or "other"}, or nil, "path: strerror", "io_error".  The
- * name itself, never a symlink's target: for ownership checks (the
- * gateway's prefix). */
+/* core.lstat(path[, follow]) -> {uid=, mode= (permission bits), kind=
+ * "directory", "file", "link" or "other", special= (a character device,
+ * FIFO or socket)}, or nil, "path: strerror", "io_error".  The name
+ * itself, never a symlink's target (for ownership checks: the gateway's
+ * prefix), unless follow: then what it names (stat), which is how the
+ * CLI tells a device from a database file without opening it (opening a
+ * FIFO would block). */
 static int l_lstat(lua_State *L)
 {
   const char *path = luaL_checkstring(L, 1);
+  bool follow = lua_toboolean(L, 2);
   struct stat st;
   const char *kind;
-  if (lstat(path, &st) != 0) return file_fail(L, "io_error", "", path, errno);
+  if ((follow ? stat(path, &st) : lstat(path, &st)) != 0) return file_fail(L, "io_error", "", path, errno);
   if (S_ISDIR(st.st_mode)) kind = "directory";
   else if (S_ISREG(st.st_mode)) kind = "file";
   else if (S_ISLNK(st.st_mode)) kind = "link";
   else kind = "other";
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
+  lua_pushboolean(L, S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+  lua_setfield(L, -2, "special");
   lua_pushinteger(L, (lua_Integer)st.st_uid);
   lua_setfield(L, -2, "uid");
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));

@@ -170,10 +170,20 @@ describe("files.lstat", function()
     helpers.write(dir .. "/f", "x")
     assert.is_true(sh("chmod 1750 " .. dir .. " && chmod 640 " .. dir .. "/f && ln -s f " .. dir .. "/l"))
     local uid = tonumber(io.popen("id -u"):read("*l"))
-    assert.are.same({ uid = uid, mode = 1000, kind = "directory" }, files.lstat(dir))   -- 01750
-    assert.are.same({ uid = uid, mode = 416, kind = "file" }, files.lstat(dir .. "/f"))  -- 0640
+    assert.are.same({ uid = uid, mode = 1000, kind = "directory", special = false }, files.lstat(dir))  -- 01750
+    assert.are.same({ uid = uid, mode = 416, kind = "file", special = false }, files.lstat(dir .. "/f"))  -- 0640
     assert.are.equal("link", files.lstat(dir .. "/l").kind)
     local st, msg, code = files.lstat(dir .. "/none")
     assert.are.same({ nil, dir .. "/none: No such file or directory", "io_error" }, { st, msg, code })
+  end)
+
+  it("files.stat answers what a symlink names, and says which names are devices, FIFOs or sockets", function()
+    helpers.write(dir .. "/f", "x")
+    assert.is_true(sh("ln -s f " .. dir .. "/l && ln -s /dev/null " .. dir .. "/null && mkfifo " .. dir .. "/p"))
+    assert.are.same({ "file", false }, { files.stat(dir .. "/l").kind, files.stat(dir .. "/l").special })
+    assert.is_true(files.stat(dir .. "/null").special)                 -- a character device, through a link
+    assert.is_true(files.stat(dir .. "/p").special)                    -- a FIFO: looked at, never opened
+    assert.is_false(files.lstat(dir .. "/null").special)               -- the link itself
+    assert.are.equal("io_error", select(3, files.stat(dir .. "/none")))
   end)
 end)

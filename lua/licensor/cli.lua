@@ -77,10 +77,10 @@ end
 -- Whether path (followed through symlinks) is a character device, FIFO or
 -- socket: what files.write with device = true writes in place, and what
 -- SQLite must never be given (it makes /dev/null-journal).  Opening one to
--- find out could block (a FIFO), so test(1) looks.
+-- find out could block (a FIFO), so stat(2) looks.
 local function is_special(path)
-  return require("licensor.core").process.run({ "sh", "-c", 'test -c "$1" || test -p "$1" || test -S "$1"',
-                                                "sh", path }) == 0
+  local st = require("licensor.files").stat(path)
+  return st ~= nil and st.special
 end
 
 -- Refuses (usage) a database path that is a device, FIFO or socket,

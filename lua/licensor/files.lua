@@ -14,7 +14,8 @@
 --     device   true: an existing character device, FIFO or socket
 --              (/dev/stdout, /dev/full, a pipe) is written in place, also
 --              through a symlink; false (default): such a path is "exists"
---   files.lstat(path)                {uid=, mode=, kind=} of the name
+--   files.lstat(path)                {uid=, mode=, kind=, special=} of the name
+--   files.stat(path)                 the same of what the name points to
 --                                    itself (never a symlink's target);
 --                                    kind "directory", "file", "link" or
 --                                    "other", mode the permission bits
@@ -86,6 +87,13 @@ end
 function _M.lstat(path)
   if type(path) ~= "string" then error("bad argument #1 to 'lstat' (path expected)", 2) end
   return core.lstat(path)
+end
+
+-- files.stat(path) -> the same of what path names (symlinks followed),
+-- special = true for a character device, FIFO or socket.
+function _M.stat(path)
+  if type(path) ~= "string" then error("bad argument #1 to 'stat' (path expected)", 2) end
+  return core.lstat(path, true)
 end
 
 return _M
