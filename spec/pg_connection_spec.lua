@@ -240,6 +240,21 @@ describe("a gateway reading from a hot standby (--read-db)", function()
   end)
 end)
 
+describe("a gateway whose --read-db is no standby", function()
+  local gateway = require "support.gateway"
+  after_each(function() gateway.stop_all() end)
+
+  it("never answers from it: a read_db that names another primary database is passed over", function()
+    local store, url = stores.new()
+    local key = stores.issue(store).key
+    local _, other = stores.new()                    -- another database, of other licenses, not in recovery
+    local server = gateway.start{ db = url, read_db = other, stale_ms = 300, today = DAY }
+    local status, body = server:request("GET", "/v1/licenses/" .. key .. "/eligible")
+    assert.are.same({ 200, 6911 }, { status, body.number })
+    server:stop()
+  end)
+end)
+
 describe("a sweep on PostgreSQL", function()
   it("commits every few hundred keys: each key's lock holds a slot of the server's small lock table", function()
     local cluster = assert(postgres.start())

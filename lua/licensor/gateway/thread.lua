@@ -100,13 +100,14 @@ end
 -- read(read_db, deadline, min_lsn, key): store:get_versioned(key) on the
 -- standby read_db, when it has replayed the primary's WAL up to min_lsn
 -- (read first: the license read after it sees at least that much); false,
--- why, "stale" when it has not.
+-- why, "stale" when it has not, or when read_db is no standby at all (a
+-- --read-db that names some other primary, a typo, must never answer).
 function _M.read(read_db, deadline, min_lsn, key)
   local s, msg, code = ready(read_db, nil, deadline)
   if not s then return false, msg, code end
   local ok, caught_up = pcall(s.db.value, s.db, statement(s, "caught_up",
-    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), ?::pg_lsn) >= 0 " ..
-    "ELSE true END::text"), min_lsn)
+    "SELECT (pg_is_in_recovery() AND pg_wal_lsn_diff(pg_last_wal_replay_lsn(), ?::pg_lsn) >= 0)::text"),
+    min_lsn)
   if not ok then return false, tostring(caught_up.message or caught_up), caught_up.code or "store_error" end
   if caught_up ~= "true" then return false, "the standby has not replayed up to " .. min_lsn, "stale" end
   return answer(s:get_versioned(key))
