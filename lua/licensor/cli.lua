@@ -750,7 +750,16 @@ local function delivery_options(ctx, flags, many)
     ctx.err("licensor: deliver --insecure: TLS certificates and host names are NOT checked " ..
             "(webhooks and SMTP), as asked")
   end
+  if (flags.portal_url == nil) ~= (flags.link_secret == nil) then
+    usage_error("--portal-url and --link-secret go together")
+  end
+  local portal = flags.portal_url and { url = flags.portal_url,
+                                        secret = check(require("licensor.links").read(flags.link_secret)) }
+  if portal and not portal.url:match("^https?://[%w%.%-%[%]:]+$") then
+    usage_error("--portal-url is http(s)://HOST[:PORT], without a path")
+  end
   return { webhooks = many.webhook, secret = many.webhook and read_secret(flags.secret_file, "secret"),
+           portal = portal,
            timeout = flags.timeout, mail = flags.smtp and mail_options(flags),
            tls = { cafile = flags.cafile or flags.smtp_cafile, insecure = flags.insecure or nil } }
 end
@@ -786,6 +795,16 @@ function commands.deliver(ctx, _, flags, many)
     failure.raise("delivery_failed", failed .. " row(s) failed to deliver (licensor outbox lists them)",
                   { quiet = ctx.opts.json })
   end
+end
+
+-- artifacts check DIR: licensor.artifacts.check against the active
+-- catalogue; exit 1 when a file is missing or differs.
+function commands.artifacts(ctx, pos)
+  if pos[1] ~= "check" then usage_error("artifacts takes check DIR") end
+  local dir = need(pos, 2, "DIR")
+  if not is_directory(dir) then usage_error("artifacts check: " .. dir .. " is not a directory") end
+  local cat = check(ctx.open():catalogue())
+  return require("licensor.artifacts").command(ctx, cat, dir)
 end
 
 -- templates --out DIR: the bundled mail templates as files to edit (never
@@ -883,6 +902,8 @@ function commands.gateway(ctx, _, flags)
                                       health_timeout_ms = flags.health_timeout_ms,
                                       read_db = flags.read_db, queue = flags.queue,
                                       drain_seconds = flags.drain_seconds,
+                                      artifacts = flags.artifacts, link_secret_file = flags.link_secret,
+                                      public_url = flags.public_url,
                                       prefix = flags.prefix, user = flags.user, out = ctx.out })
   if not ok then refused(msg, code) end
 end
@@ -1041,7 +1062,11 @@ COMMANDS = {
                     { min = 1, default = DELIVERY.claim_ms }),
               { "--watch", "deliver again every --interval seconds, until stopped" },
               WHOLE("--interval S", "seconds between rounds with --watch",
-                    { min = 1, max = 86400, default = 5 }) } },
+                    { min = 1, max = 86400, default = 5 }),
+              { "--portal-url URL", "where sign-in links lead (the gateway's --public-url)" },
+              { "--link-secret FILE", "the gateway's --link-secret (sign-in links are signed)" } } },
+  { name = "artifacts", args = { "check", "DIR" }, run = commands.artifacts,
+    summary = "check every file the active catalogue's downloads name in DIR: present, size and sha256" },
   { name = "templates", run = commands.templates,
     summary = "the bundled mail templates as files to edit (never over existing ones)",
     flags = { { "--out DIR", "the directory (made when missing)", required = true } } },
@@ -1105,7 +1130,12 @@ COMMANDS = {
               GATEWAY_WHOLE("--queue N", "PostgreSQL: calls per worker that may wait for a database " ..
                             "thread (503 busy beyond)", "queue"),
               GATEWAY_WHOLE("--drain-seconds N", "SIGTERM: how long requests in flight may take to " ..
-                            "finish (0: stop at once)", "drain_seconds") } },
+                            "finish (0: stop at once)", "drain_seconds"),
+              { "--artifacts DIR", "the build files downloads serve (catalogue builds' downloads.file)" },
+              { "--link-secret FILE", "signs download links, portal sign-in links and forms (at least 32 " ..
+                "bytes; the deliverer's --link-secret is the same file); turns the portal on" },
+              { "--public-url URL", "the portal's address as customers reach it (https:// makes its " ..
+                "cookies Secure)" } } },
 }
 _M.COMMANDS = COMMANDS
 

@@ -136,6 +136,7 @@ function _M.init_worker(opts)
     error("licensor.gateway: today must be a date YYYY-MM-DD", 2)
   end
   worker.today = opts.today
+  worker.artifacts, worker.link_keys, worker.public_url = opts.artifacts, opts.link_keys, opts.public_url
   worker.admin_digest, worker.admin_error = read_token(opts)
   worker.limits = limit.new(opts.limits_dict or "licensor_limits", opts.rate_per_ip or _M.RATE_PER_IP,
                             opts.rate_per_key or _M.RATE_PER_KEY)
@@ -625,6 +626,12 @@ local function route()
   if key then
     ngx.ctx.route = "license"
     local number = match(rest, "^/builds/([^/]+)$")
+    if rest == "/download" then
+      ngx.ctx.route = "download"
+      if method ~= "GET" then method_not_allowed("GET") end
+      client_limit()
+      return require("licensor.gateway.download").handle(_M.context, keyed(key))
+    end
     if rest ~= "" and rest ~= "/eligible" and not number then
       refuse(404, "not_found", "no such resource")
     end
@@ -648,6 +655,10 @@ local function route()
     return installation_request(install)
   end
   if match(uri, "^/v1/admin/") then return admin_route(method, uri) end
+  if uri == "/portal" or match(uri, "^/portal/") then
+    ngx.ctx.route = "portal"
+    return require("licensor.portal").handle(_M.context)
+  end
   if uri == "/metrics" then
     -- Prometheus' text format, behind the admin token.
     ngx.ctx.route = "metrics"
@@ -676,6 +687,16 @@ function _M.handle()
   handle()
   metrics.request(worker.metrics, ngx.ctx.route or "other", ngx.status)
 end
+
+-- What the download route and the portal (licensor.gateway.download,
+-- licensor.portal) use of this worker: its store and day, its limits and
+-- answers, and the link settings of init_worker (artifacts, link_keys,
+-- public_url, signing_key_file).
+_M.context = {
+  store = store, today = today, client_limit = client_limit, key_limit = key_limit,
+  refuse = refuse, answer = answer, send = send, keyed = keyed, refusal = refusal,
+  settings = worker, metrics = function() return worker.metrics end,
+}
 
 -- The error_page location /.licensor-error/STATUS: nginx's own refusals
 -- (constants.GATEWAY_ERRORS: 413, 400, 501, 505...) answered as JSON too;

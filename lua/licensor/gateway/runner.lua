@@ -22,6 +22,8 @@
 local core = require "licensor.core"
 local constants = require "licensor.constants"
 local files = require "licensor.files"
+local links = require "licensor.links"
+local download = require "licensor.gateway.download"
 
 local _M = {}
 
@@ -162,6 +164,7 @@ http {
     large_client_header_buffers 4 8k;
     default_type application/json;
     add_header Cache-Control no-store always;
+%s
 %s
     location / {
       content_by_lua_block { require("licensor.gateway").handle() }
@@ -589,6 +592,36 @@ end
 -- nginx starts: a typo would otherwise be every request's 503.  The store
 -- parses it for real (quoted keyword values included); this is the
 -- plain case, said early.
+-- --artifacts DIR, --link-secret FILE and --public-url URL (doc/portal.md):
+-- {artifacts=, keys=, public_url=} with the link keys derived from the
+-- secret (licensor.links), or nil, why, code.  Downloads and the portal
+-- sign what they hand out, so --artifacts needs --link-secret.
+local function link_options(opts)
+  local out = { public_url = opts.public_url }
+  if opts.artifacts ~= nil then
+    out.artifacts = absolute(opts.artifacts)
+    local st = files.stat(out.artifacts)
+    if not st or st.kind ~= "directory" then
+      return nil, "gateway: --artifacts " .. opts.artifacts .. " is not a directory", "invalid_request"
+    end
+    if not usable_path(out.artifacts) or out.artifacts:find('["\\;{}$]') then
+      return nil, "gateway: --artifacts may not hold control characters, quotes, ';', '{', '}' or '$'",
+        "invalid_request"
+    end
+  end
+  if opts.link_secret_file ~= nil then
+    local secret, why, code = links.read(absolute(opts.link_secret_file))
+    if not secret then return nil, "gateway: " .. why, code end
+    out.keys = links.keys(secret)
+  elseif out.artifacts then
+    return nil, "gateway: --artifacts needs --link-secret FILE (download links are signed)", "invalid_request"
+  end
+  if out.public_url ~= nil and not out.public_url:match("^https?://[%w%.%-%[%]:]+$") then
+    return nil, "gateway: --public-url is http(s)://HOST[:PORT], without a path", "invalid_request"
+  end
+  return out
+end
+
 local function bad_own_parameter(url, flag)
   local seen = 0
   for value in (" " .. url):gmatch("[%s?&]prepared_statements%s*=%s*([^%s&]*)") do
@@ -649,7 +682,11 @@ function _M.render(opts)
   local user
   user, why, code = user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file)
   if not user then return nil, why, code end
+  local link_opts
+  link_opts, why, code = link_options(opts)
+  if not link_opts then return nil, why, code end
   local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
+    artifacts = link_opts.artifacts, link_keys = link_opts.keys, public_url = link_opts.public_url,
     admin_token_sha256 = digest, signing_key_file = signing_key_file,
     expose_timing = opts.expose_timing, stale_ms = opts.stale_ms,
     rate_per_ip = opts.rate_per_ip, rate_per_key = opts.rate_per_key,
@@ -669,7 +706,7 @@ function _M.render(opts)
     q(prefix .. "/tmp/fastcgi"), q(prefix .. "/tmp/uwsgi"), q(prefix .. "/tmp/scgi"),
     q(lua_dir .. "/?.lua;" .. lua_dir .. "/?/init.lua;;"), q(cpath .. "/?.so;;"), vms,
     (chunk:gsub("^return ", "")), listen, values.conn_per_ip, constants.MAX_BODY_BYTES,
-    constants.MAX_BODY_BYTES, error_pages())
+    constants.MAX_BODY_BYTES, error_pages(), download.nginx_lines(link_opts))
   -- The configuration holds the admin token's digest: private to root.
   local ok, msg, wcode = files.write(conf, text, { replace = true, what = "gateway: configuration" })
   if not ok then return nil, msg, wcode end
