@@ -42,6 +42,14 @@ _M.HEALTH_TIMEOUT_MS = 1000
 -- max_tries times, waiting backoff_ms (doubling, with jitter) between
 -- tries; a webhook or SMTP exchange gives up after timeout seconds; a
 -- deliverer holds the rows it claimed for claim_ms.
+-- The customer portal and downloads (doc/portal.md), in seconds: a
+-- sign-in link lives 15 minutes; a session ends after 30 idle minutes or
+-- 12 hours in all; a download link lives 5 minutes.  Sign-ins mailed per
+-- address per link lifetime, and asked per client address per minute.
+_M.PORTAL = { signin_seconds = 900, idle_seconds = 1800, absolute_seconds = 43200,
+              download_link_seconds = 300, signins_per_email = 5, signins_per_client = 20,
+              downloads_per_key = 30, downloads_per_client = 60 }
+
 _M.DELIVERY = { max_tries = 8, backoff_ms = 30000, timeout = 10, claim_ms = 60000 }
 
 -- Files licensor creates (databases, signing keys, state, exports) are

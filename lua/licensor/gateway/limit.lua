@@ -48,6 +48,23 @@ local function count(self, prefix, name, rate)
   return nil
 end
 
+-- over(kind, name, rate, seconds) -> seconds to wait, or nil: counts one
+-- event of `kind` for `name` (a key, a client address, an email) in the
+-- current window of `seconds`, over when more than `rate` were counted in
+-- it.  The portal's and the downloads' own, slower limits (per minute,
+-- per 15 minutes) use it; the window's key is its start.
+function Limit:over(kind, name, rate, seconds)
+  if rate <= 0 then return nil end
+  local start = floor(ngx.now() / seconds) * seconds
+  local n, err = self.dict:incr(kind .. ":" .. start .. ":" .. name, 1, 0, seconds + 1)
+  if not n then
+    ngx.log(ngx.WARN, "licensor: rate limit dictionary: ", tostring(err))
+    return nil
+  end
+  if n > rate then return start + seconds - floor(ngx.now()) end
+  return nil
+end
+
 function Limit:client(address)
   return count(self, "ip:", address, self.per_ip)
 end

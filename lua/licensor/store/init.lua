@@ -22,6 +22,8 @@ require "licensor.store.outbox"
 require "licensor.store.certificates"
 require "licensor.store.lists"
 require "licensor.store.bulk"
+require "licensor.store.portal"
+require "licensor.store.downloads"
 
 local type, pairs, ipairs, pcall, setmetatable = type, pairs, ipairs, pcall, setmetatable
 local tostring = tostring
