@@ -78,7 +78,8 @@ function _M.client(port)
 end
 
 -- start{db=, today=, token=, rate_per_ip=, rate_per_key=, workers=, synchronous=, stale_ms=, threads=,
--- user=, db_timeout_ms=, health_timeout_ms=, read_db=, queue=, drain_seconds=} (as runner.render takes them)
+-- user=, db_timeout_ms=, health_timeout_ms=, read_db=, queue=, drain_seconds=, artifacts=,
+-- link_secret_file=, public_url=} (as runner.render takes them)
 function _M.start(opts)
   local self = setmetatable({ opts = opts }, Server)
   self.port = opts.port or _M.free_port()
@@ -99,6 +100,7 @@ function _M.start(opts)
     synchronous = opts.synchronous, db_timeout_ms = opts.db_timeout_ms,
     health_timeout_ms = opts.health_timeout_ms, read_db = opts.read_db, queue = opts.queue,
     drain_seconds = opts.drain_seconds,
+    artifacts = opts.artifacts, link_secret_file = opts.link_secret_file, public_url = opts.public_url,
     -- The suite's databases are its own user's: the workers keep that
     -- user unless a spec asks for another (runner's `user` option).
     user = opts.user or process.user().name })
