@@ -185,6 +185,31 @@ ALTER TABLE installations ADD COLUMN issued INTEGER;
 ALTER TABLE installations ADD COLUMN freed TEXT;
 ALTER TABLE installations ADD COLUMN drifts TEXT;
 ]],
+  -- 11: the customer portal (store/portal.lua).  Sign-in links (the id; the
+  -- link itself is an HMAC over it that only the deliverer's --link-secret
+  -- makes) and sessions (only the token's sha256 is kept), times in unix
+  -- seconds, addresses trimmed and lowercased; licenses found by
+  -- lower(email), as the portal asks.
+  [[
+CREATE TABLE portal_signins (
+  id         TEXT PRIMARY KEY,
+  email      TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at    INTEGER
+) WITHOUT ROWID;
+CREATE INDEX portal_signins_by_email ON portal_signins (email, created_at);
+CREATE INDEX portal_signins_by_expiry ON portal_signins (expires_at);
+CREATE TABLE portal_sessions (
+  id_hash    TEXT PRIMARY KEY,
+  email      TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  seen_at    INTEGER NOT NULL,
+  ended_at   INTEGER
+) WITHOUT ROWID;
+CREATE INDEX portal_sessions_by_age ON portal_sessions (created_at);
+CREATE INDEX licenses_email ON licenses (lower(email));
+]],
 }
 
 -- PostgreSQL stores start at version 6, in one script (the first five
@@ -338,11 +363,32 @@ ALTER TABLE installations ADD COLUMN issued BIGINT;
 ALTER TABLE installations ADD COLUMN freed TEXT;
 ALTER TABLE installations ADD COLUMN drifts TEXT;
 ]],
+  -- 11: as SQLite's.
+  [[
+CREATE TABLE portal_signins (
+  id         TEXT PRIMARY KEY,
+  email      TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at    BIGINT
+);
+CREATE INDEX portal_signins_by_email ON portal_signins (email, created_at);
+CREATE INDEX portal_signins_by_expiry ON portal_signins (expires_at);
+CREATE TABLE portal_sessions (
+  id_hash    TEXT PRIMARY KEY,
+  email      TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  seen_at    BIGINT NOT NULL,
+  ended_at   BIGINT
+);
+CREATE INDEX portal_sessions_by_age ON portal_sessions (created_at);
+CREATE INDEX licenses_email ON licenses (lower(email));
+]],
 }
 
 -- The tables in an order that keeps references satisfied (copy, dump).
 _M.tables = { "catalogues", "licenses", "addons", "terms", "installations", "fraud_cases", "outbox",
-              "events", "idempotency", "reminders" }
+              "events", "idempotency", "reminders", "portal_signins", "portal_sessions" }
 
 -- Each table's columns as of the newest version, and the order of its rows
 -- (its primary key): what copies and dumps walk.
@@ -362,9 +408,12 @@ _M.columns = {
   events = { "key", "seq", "at", "kind", "detail", "recorded" },
   idempotency = { "id", "fingerprint", "answer", "at" },
   reminders = { "key", "item", "event_day", "days", "taken" },
+  portal_signins = { "id", "email", "created_at", "expires_at", "used_at" },
+  portal_sessions = { "id_hash", "email", "created_at", "seen_at", "ended_at" },
 }
 _M.order = { catalogues = "version", licenses = "key", addons = "key, addon", terms = "id",
              installations = "key, seq", fraud_cases = "id", outbox = "id", events = "key, seq",
-             idempotency = "id", reminders = "key, item, event_day, days" }
+             idempotency = "id", reminders = "key, item, event_day, days", portal_signins = "id",
+             portal_sessions = "id_hash" }
 
 return _M

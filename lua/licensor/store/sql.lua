@@ -122,6 +122,31 @@ _M.sqlite = {
   insert_reminder = "INSERT INTO outbox (key, action, on_day, refers_to, detail) VALUES (?, ?, ?, ?, ?)",
   idempotency_get = "SELECT fingerprint, answer FROM idempotency WHERE id = ?",
   idempotency_put = "INSERT INTO idempotency (id, fingerprint, answer, at) VALUES (?, ?, ?, ?)",
+  -- The customer portal (store/portal.lua); times are unix seconds, ?1 an
+  -- address trimmed and lowercased.
+  portal_keys = "SELECT key FROM licenses WHERE lower(email) = ? ORDER BY product, key",
+  portal_first_key = "SELECT key FROM licenses WHERE lower(email) = ? ORDER BY key LIMIT 1",
+  portal_recent_signins = "SELECT count(*) FROM portal_signins WHERE email = ? AND created_at > ?",
+  portal_insert_signin = [[INSERT INTO portal_signins (id, email, created_at, expires_at)
+    VALUES (?, ?, ?, ?)]],
+  -- A sign-in link is spent once: the row that is still unused and alive
+  -- at ?2 is marked used, in the same statement that reads it.
+  portal_use_signin = [[UPDATE portal_signins SET used_at = ?2
+    WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING email]],
+  portal_insert_session = [[INSERT INTO portal_sessions (id_hash, email, created_at, seen_at)
+    VALUES (?, ?, ?, ?)]],
+  portal_session = [[SELECT id_hash, email, created_at, seen_at, ended_at FROM portal_sessions
+    WHERE id_hash = ?]],
+  portal_touch_session = "UPDATE portal_sessions SET seen_at = ?2 WHERE id_hash = ?1 AND seen_at < ?2",
+  portal_end_session = "UPDATE portal_sessions SET ended_at = ?2 WHERE id_hash = ?1 AND ended_at IS NULL",
+  -- Old rows go a few at a time, as new ones are made.
+  portal_prune_signins = [[DELETE FROM portal_signins WHERE id IN
+    (SELECT id FROM portal_signins WHERE expires_at < ? LIMIT 100)]],
+  portal_prune_sessions = [[DELETE FROM portal_sessions WHERE id_hash IN
+    (SELECT id_hash FROM portal_sessions WHERE created_at < ? LIMIT 100)]],
+  portal_outbox = "INSERT INTO outbox (key, action, on_day, detail) VALUES (?, ?, ?, ?)",
+  -- Self-service deactivations of key on or after day ?2.
+  self_deactivations = "SELECT count(*) FROM events WHERE key = ? AND kind = 'self_deactivated' AND at >= ?",
 }
 
 -- The class of licensor's advisory locks on license keys: the first int4
