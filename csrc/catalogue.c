@@ -26,6 +26,9 @@ void lsr_policy_defaults(lsr_policy *policy)
   policy->drift_components = 1;
   policy->drift_changes = 2;
   policy->drift_days = 90;
+  policy->self_deactivations = 3;
+  policy->self_deactivation_days = 365;
+  policy->checkout_url[0] = '\0';
   /* M&S 30 and 7 days before it ends and the day after it lapsed; trials
    * 7 and 1 days before their end; leases and paid add-ons 30 days before. */
   policy->reminders[LSR_REMIND_MS] = (lsr_reminder_list){ 3, { 30, 7, -1 } };
@@ -52,6 +55,8 @@ const lsr_policy_field lsr_policy_fields[] = {
   { "drift_components", offsetof(lsr_policy, drift_components), 0, 4 },
   { "drift_changes", offsetof(lsr_policy, drift_changes), 0, 1000 },
   { "drift_days", offsetof(lsr_policy, drift_days), 1, 36500 },
+  { "self_deactivations", offsetof(lsr_policy, self_deactivations), 0, 1000 },
+  { "self_deactivation_days", offsetof(lsr_policy, self_deactivation_days), 1, 3650 },
   { NULL, 0, 0, 0 }
 };
 
@@ -91,6 +96,18 @@ static void free_strings(char **list, int n)
   free(list);
 }
 
+static void free_downloads(lsr_download *list, int n)
+{
+  if (list == NULL) return;
+  for (int i = 0; i < n; i++) {
+    free(list[i].platform);
+    free(list[i].file);
+    free(list[i].url);
+    free(list[i].name);
+  }
+  free(list);
+}
+
 static void free_product(lsr_product *p)
 {
   free(p->id);
@@ -100,7 +117,10 @@ static void free_product(lsr_product *p)
   free_strings(p->addons, p->n_addons);
   free(p->addon_prices);
   if (p->builds != NULL)
-    for (int i = 0; i < p->n_builds; i++) free(p->builds[i].version);
+    for (int i = 0; i < p->n_builds; i++) {
+      free(p->builds[i].version);
+      free_downloads(p->builds[i].downloads, p->builds[i].n_downloads);
+    }
   free(p->builds);
   free(p->barriers_before);
   free(p->released);
@@ -114,6 +134,69 @@ void lsr_catalogue_free(lsr_catalogue *cat)
   for (int i = 0; i < cat->n_products; i++) free_product(&cat->products[i]);
   free(cat->products);
   free(cat);
+}
+
+static bool lower_or_digit(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static bool alnum_or_underscore(char c)
+{
+  return lower_or_digit(c) || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+bool lsr_platform_ok(const char *s, size_t len)
+{
+  if (len == 0 || len > LSR_PLATFORM_MAX || !lower_or_digit(s[0])) return false;
+  for (size_t i = 1; i < len; i++)
+    if (!lower_or_digit(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-') return false;
+  return true;
+}
+
+bool lsr_file_name_ok(const char *s, size_t len)
+{
+  if (len == 0 || len > LSR_FILE_MAX || !alnum_or_underscore(s[0])) return false;
+  for (size_t i = 1; i < len; i++)
+    if (!alnum_or_underscore(s[i]) && s[i] != '.' && s[i] != '+' && s[i] != '-') return false;
+  return true;
+}
+
+/* Each '/'-separated segment is a file name, so "", "/x", "x/", "a//b",
+ * "../x" and "a/.hidden" all fail. */
+bool lsr_file_ok(const char *s, size_t len)
+{
+  size_t start = 0;
+  if (len == 0 || len > LSR_FILE_MAX) return false;
+  for (size_t i = 0; i <= len; i++) {
+    if (i < len && s[i] != '/') continue;
+    if (!lsr_file_name_ok(s + start, i - start)) return false;
+    start = i + 1;
+  }
+  return true;
+}
+
+bool lsr_url_ok(const char *s, size_t len, size_t max)
+{
+  size_t rest;
+  if (len > max) return false;
+  if (len > 8 && memcmp(s, "https://", 8) == 0) rest = 8;
+  else if (len > 7 && memcmp(s, "http://", 7) == 0) rest = 7;
+  else return false;
+  if (s[rest] == '/') return false;   /* a host comes first */
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c <= 0x20 || c >= 0x7f || strchr("\"'<>#\\", c) != NULL) return false;
+  }
+  return true;
+}
+
+bool lsr_sha256_ok(const char *s, size_t len)
+{
+  if (len != LSR_SHA256_HEX) return false;
+  for (size_t i = 0; i < len; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+  return true;
 }
 
 static int compare_products(const void *a, const void *b)

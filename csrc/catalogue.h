@@ -25,6 +25,26 @@ typedef int64_t lsr_level;
  * beyond it a Lua 5.1 number is no longer exact. */
 #define LSR_INT_MAX 9007199254740991LL
 
+/* A build's downloads (rules.md section 2): at most LSR_DOWNLOADS_MAX per
+ * build, one per platform, each a file in the artifact directory or a url
+ * elsewhere.  The byte limits are the ones import checks and every layer
+ * after it may rely on. */
+#define LSR_DOWNLOADS_MAX 16
+#define LSR_PLATFORM_MAX 32
+#define LSR_FILE_MAX 255
+#define LSR_URL_MAX 1024
+#define LSR_CHECKOUT_URL_MAX 512
+#define LSR_SHA256_HEX 64
+
+typedef struct {
+  char *platform;    /* "linux-x64": [a-z0-9][a-z0-9._-]* */
+  char *file;        /* relative to the artifact directory; NULL for a url */
+  char *url;         /* http(s):// elsewhere (a store, a CDN); NULL for a file */
+  char *name;        /* the file name customers get: given, or the last segment */
+  char sha256[LSR_SHA256_HEX + 1]; /* lowercase hex */
+  int64_t size;      /* bytes, at least 1 */
+} lsr_download;
+
 typedef struct {
   int64_t number;
   int64_t major;
@@ -32,6 +52,8 @@ typedef struct {
   bool no_rollback;
   char *version;
   int source_index;  /* position in the catalogue's Lua array, for messages */
+  lsr_download *downloads; /* n_downloads of them, NULL when none */
+  int n_downloads;
 } lsr_build;
 
 typedef struct {
@@ -101,6 +123,9 @@ typedef struct {
   int drift_changes;       /* fingerprint changes allowed within drift_days */
   int drift_days;
   int ms_percent;          /* a year of M&S costs this % of the license price (0: not priced) */
+  int self_deactivations;  /* machines a customer may deactivate per self_deactivation_days */
+  int self_deactivation_days;
+  char checkout_url[LSR_CHECKOUT_URL_MAX + 1]; /* where renew/upgrade buttons lead; "" none */
   lsr_reminder_list reminders[LSR_REMIND_KINDS];
 } lsr_policy;
 
@@ -129,6 +154,21 @@ typedef struct {
 } lsr_catalogue;
 
 void lsr_policy_defaults(lsr_policy *policy);
+
+/* The shapes of download fields (bytes, not NUL-terminated):
+ * a platform, [a-z0-9][a-z0-9._-]* of at most LSR_PLATFORM_MAX bytes;
+ * a file name, [A-Za-z0-9_][A-Za-z0-9._+-]* of at most LSR_FILE_MAX bytes
+ * (never starting with '.': no "..", no hidden files);
+ * a file, '/'-separated file names (no leading, trailing or double '/'),
+ * at most LSR_FILE_MAX bytes;
+ * a url, "http://" or "https://" and a host, printable ASCII without
+ * quotes, '<', '>', '#' or backslash, at most `max` bytes;
+ * a sha256, LSR_SHA256_HEX lowercase hex digits. */
+bool lsr_platform_ok(const char *s, size_t len);
+bool lsr_file_name_ok(const char *s, size_t len);
+bool lsr_file_ok(const char *s, size_t len);
+bool lsr_url_ok(const char *s, size_t len, size_t max);
+bool lsr_sha256_ok(const char *s, size_t len);
 
 /* Allocates a catalogue with n zeroed products; NULL when out of memory. */
 lsr_catalogue *lsr_catalogue_new(int n_products);

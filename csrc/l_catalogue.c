@@ -231,7 +231,8 @@ static int push_addon_states(lua_State *L, const lsr_license *lic, lsr_day on)
   return 0;
 }
 
-/* cat:status(lic, on) */
+/* cat:status(lic, on) -- validity, M&S, the eligible build and its
+ * downloads (when it has any), add-on states. */
 static int cat_status(lua_State *L)
 {
   const lsr_catalogue *cat = lb_check_catalogue(L, 3);
@@ -242,7 +243,7 @@ static int cat_status(lua_State *L)
   if ((n = lb_read_query(L, cat, &lic, 3, &on))) return n;
   validity = lsr_validity(&lic, on);
   code = lsr_eligible(&lic, on, &build);
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 11);
   lb_set_bool(L, "valid", validity == LSR_OK);
   lb_set_string(L, "state", validity == LSR_OK ? "active"
                          : validity == LSR_DISABLED ? "disabled"
@@ -267,6 +268,9 @@ static int cat_status(lua_State *L)
   if (code == LSR_OK) {
     push_build(L, lic.product, build);
     lua_remove(L, -2);   /* the user value push_build leaves below */
+    /* What the license can download: the eligible build's files. */
+    lua_getfield(L, -1, "downloads");
+    lua_setfield(L, -3, "downloads");
     lua_setfield(L, -2, "eligible");
   }
   if ((n = push_addon_states(L, &lic, on))) return n;
@@ -522,13 +526,14 @@ static int cat_prices(lua_State *L)
 static int cat_policy(lua_State *L)
 {
   const lsr_policy *pol = &lb_check_catalogue(L, 1)->policy;
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 24);
   for (const lsr_policy_field *f = lsr_policy_fields; f->name != NULL; f++) {
     lua_pushinteger(L, lsr_policy_get(pol, f));
     lua_setfield(L, -2, f->name);
   }
   lb_set_string(L, "renewal_basis", lb_basis_name(pol->renewal_basis));
   lb_set_string(L, "fingerprint_match", lb_match_name(pol->fingerprint_match));
+  if (pol->checkout_url[0] != '\0') lb_set_string(L, "checkout_url", pol->checkout_url);
   lua_createtable(L, 0, LSR_REMIND_KINDS);
   for (int k = 0; k < LSR_REMIND_KINDS; k++) {
     const lsr_reminder_list *list = &pol->reminders[k];

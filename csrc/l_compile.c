@@ -18,12 +18,16 @@
 #define MAX_BUILDS 1000000
 #define MAX_NAMES 256
 #define MAX_NAME_LEN 256
+/* Downloads of all builds together: a list shared by every build costs
+ * the table little and the copy a great deal. */
+#define MAX_DOWNLOADS 100000
 
 /* Where a catalogue table went wrong: the message and what it names. */
 typedef struct {
   char text[LB_ERRLEN];
   const char *product;    /* product id, when known */
   long long build;        /* build number, -1 when not about a build */
+  int downloads;          /* downloads read so far, all builds together */
 } build_error;
 
 static bool refuse(build_error *e, const char *fmt, ...)
@@ -115,6 +119,223 @@ static bool major_of_version(const char *version, int64_t *major)
   return true;
 }
 
+/* A malloc'd copy of the string at idx (which the caller checked). */
+static char *copy_string(lua_State *L, int idx)
+{
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  char *copy = malloc(len + 1);
+  if (copy == NULL) luaL_error(L, "not enough memory");
+  memcpy(copy, s, len + 1);
+  return copy;
+}
+
+/* The fields of a download, in the order they are checked. */
+static const char *const download_fields[] = { "platform", "file", "url", "sha256", "size", "name", NULL };
+
+/* Edit distance of two short words (at most 32 bytes each), or a large
+ * number when either is longer. */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+  size_t row[33];
+  if (la > 32 || lb > 32) return 99;
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up;
+      row[j] = best;
+    }
+  }
+  return row[lb];
+}
+
+/* Every key of the download table at t is a download field: a misspelt
+ * one (sha265) would otherwise leave the file unchecked. */
+static bool check_download_keys(lua_State *L, int t, int i, build_error *e)
+{
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    size_t len;
+    const char *key, *near = NULL;
+    bool known = false;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return refuse(e, "product '%s': build %lld: downloads[%d]: the fields are platform, file, url, "
+                    "sha256, size and name", e->product, e->build, i);
+    key = lua_tolstring(L, -1, &len);
+    for (int f = 0; download_fields[f] != NULL && !known; f++) {
+      size_t flen = strlen(download_fields[f]);
+      known = len == flen && memcmp(key, download_fields[f], len) == 0;
+      if (near == NULL && edit_distance(key, len, download_fields[f], flen) <= 2) near = download_fields[f];
+    }
+    if (known) continue;
+    if (len > MAX_NAME_LEN || strlen(key) != len || !printable(key, len)) key = "?";
+    if (near != NULL)
+      return refuse(e, "product '%s': build %lld: downloads[%d].%s is not a download field (did you "
+                    "mean '%s'?)", e->product, e->build, i, key, near);
+    return refuse(e, "product '%s': build %lld: downloads[%d].%s is not a download field (the fields "
+                  "are platform, file, url, sha256, size and name)", e->product, e->build, i, key);
+  }
+  return true;
+}
+
+/* Pushes t[field] raw; returns its type. */
+static int raw_field(lua_State *L, int t, const char *field)
+{
+  lua_pushstring(L, field);
+  return lsr_rawget(L, t);
+}
+
+/* The last '/'-separated segment of a url's path (before any '?'), when
+ * it is a file name: a url download's default name.  *len is its length;
+ * NULL when there is none. */
+static const char *url_file_name(const char *url, size_t *len)
+{
+  const char *path = strstr(url, "//") + 2, *end = path + strcspn(path, "?");
+  const char *last = end;
+  while (last > path && last[-1] != '/') last--;
+  *len = (size_t)(end - last);
+  return last > path && lsr_file_name_ok(last, *len) ? last : NULL;
+}
+
+/* One download table at t (downloads[i] of build e->build). */
+static bool read_download(lua_State *L, int t, int i, lsr_download *d, build_error *e)
+{
+  size_t len;
+  const char *s;
+  long long size;
+  int has_file, has_url;
+  if (!check_download_keys(L, t, i, e)) return false;
+  s = raw_field(L, t, "platform") == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  if (s == NULL || !lsr_platform_ok(s, len))
+    return refuse(e, "product '%s': build %lld: downloads[%d].platform must be 1 to %d bytes of a-z, 0-9, "
+                  "'.', '_' and '-', starting with a letter or digit", e->product, e->build, i,
+                  LSR_PLATFORM_MAX);
+  d->platform = copy_string(L, -1);
+  has_file = raw_field(L, t, "file");
+  has_url = raw_field(L, t, "url");
+  if (has_file != LUA_TNIL && has_url != LUA_TNIL)
+    return refuse(e, "product '%s': build %lld: downloads[%d] gives both file and url (one of them)",
+                  e->product, e->build, i);
+  if (has_file == LUA_TNIL && has_url == LUA_TNIL)
+    return refuse(e, "product '%s': build %lld: downloads[%d] needs a file (in the artifact directory) "
+                  "or a url", e->product, e->build, i);
+  if (has_file != LUA_TNIL) {
+    s = has_file == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
+    if (s == NULL || strlen(s) != len || !lsr_file_ok(s, len))
+      return refuse(e, "product '%s': build %lld: downloads[%d].file must be a relative path of at most "
+                    "%d bytes: '/'-separated names of A-Z, a-z, 0-9, '.', '_', '+' and '-', none "
+                    "starting with '.'", e->product, e->build, i, LSR_FILE_MAX);
+    d->file = copy_string(L, -2);
+  } else {
+    s = has_url == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (s == NULL || strlen(s) != len || !lsr_url_ok(s, len, LSR_URL_MAX))
+      return refuse(e, "product '%s': build %lld: downloads[%d].url must be an http:// or https:// URL "
+                    "of at most %d bytes of printable ASCII without spaces, quotes, '<', '>', '#' or "
+                    "backslashes", e->product, e->build, i, LSR_URL_MAX);
+    d->url = copy_string(L, -1);
+  }
+  s = raw_field(L, t, "sha256") == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  if (s == NULL || !lsr_sha256_ok(s, len))
+    return refuse(e, "product '%s': build %lld: downloads[%d].sha256 must be %d lowercase hex digits",
+                  e->product, e->build, i, LSR_SHA256_HEX);
+  memcpy(d->sha256, s, LSR_SHA256_HEX + 1);
+  raw_field(L, t, "size");
+  if (!lsr_tointeger_exact(L, -1, &size) || size < 1)
+    return refuse(e, "product '%s': build %lld: downloads[%d].size must be a whole number of bytes above 0",
+                  e->product, e->build, i);
+  d->size = size;
+  switch (raw_field(L, t, "name")) {
+  case LUA_TNIL:
+    if (d->file != NULL) {
+      const char *slash = strrchr(d->file, '/');
+      lua_pushstring(L, slash != NULL ? slash + 1 : d->file);
+      d->name = copy_string(L, -1);
+      lua_pop(L, 1);
+    } else {
+      const char *last = url_file_name(d->url, &len);
+      if (last == NULL)
+        return refuse(e, "product '%s': build %lld: downloads[%d] needs a name: the url's path does not "
+                      "end in a file name", e->product, e->build, i);
+      lua_pushlstring(L, last, len);
+      d->name = copy_string(L, -1);
+      lua_pop(L, 1);
+    }
+    break;
+  case LUA_TSTRING:
+    s = lua_tolstring(L, -1, &len);
+    if (strlen(s) == len && lsr_file_name_ok(s, len)) {
+      d->name = copy_string(L, -1);
+      break;
+    }
+    /* fall through */
+  default:
+    return refuse(e, "product '%s': build %lld: downloads[%d].name must be a file name of at most %d "
+                  "bytes of A-Z, a-z, 0-9, '.', '_', '+' and '-', not starting with '.'", e->product,
+                  e->build, i, LSR_FILE_MAX);
+  }
+  lua_pop(L, 6);
+  return true;
+}
+
+/* downloads = { { platform =, file = or url =, sha256 =, size = [, name =] }, ... }
+ * of the build table at idx: at most LSR_DOWNLOADS_MAX, one per platform. */
+static bool read_downloads(lua_State *L, int idx, lsr_build *b, build_error *e)
+{
+  size_t n, keys = 0;
+  int list;
+  lua_getfield(L, idx, "downloads");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return true;
+  }
+  list = lua_gettop(L);
+  if (!lua_istable(L, list))
+    return refuse(e, "product '%s': build %lld: downloads must be a list of download tables", e->product,
+                  e->build);
+  n = lsr_rawlen(L, list);
+  if (n > LSR_DOWNLOADS_MAX)
+    return refuse(e, "product '%s': build %lld: more than %d downloads", e->product, e->build,
+                  LSR_DOWNLOADS_MAX);
+  /* Only 1..n: a lone download table ({ platform = ... }) is not a list. */
+  lua_pushnil(L);
+  while (lua_next(L, list) != 0) {
+    lua_pop(L, 1);
+    if (++keys > n)
+      return refuse(e, "product '%s': build %lld: downloads must be a list of download tables",
+                    e->product, e->build);
+  }
+  if (n == 0) {
+    lua_pop(L, 1);
+    return true;
+  }
+  if (e->downloads > MAX_DOWNLOADS - (int)n)
+    return refuse(e, "product '%s': build %lld: more than %d downloads in the catalogue", e->product,
+                  e->build, MAX_DOWNLOADS);
+  e->downloads += (int)n;
+  b->downloads = calloc(n, sizeof *b->downloads);
+  if (b->downloads == NULL) luaL_error(L, "not enough memory");
+  for (int i = 1; i <= (int)n; i++) {
+    lsr_download *d = &b->downloads[i - 1];
+    if (lsr_rawgeti(L, list, i) != LUA_TTABLE)
+      return refuse(e, "product '%s': build %lld: downloads[%d] must be a table", e->product, e->build, i);
+    b->n_downloads = i;   /* counted before filling so that free() sees its strings */
+    if (!read_download(L, lua_gettop(L), i, d, e)) return false;
+    for (int j = 0; j < i - 1; j++)
+      if (strcmp(b->downloads[j].platform, d->platform) == 0)
+        return refuse(e, "product '%s': build %lld: downloads[%d].platform '%s' is listed twice",
+                      e->product, e->build, i, d->platform);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return true;
+}
+
 static bool read_build(lua_State *L, int idx, int i, lsr_build *b, build_error *e)
 {
   long long v;
@@ -149,6 +370,7 @@ static bool read_build(lua_State *L, int idx, int i, lsr_build *b, build_error *
     return refuse(e, "product '%s': build %lld: no_rollback must be a boolean", e->product, v);
   b->no_rollback = lua_toboolean(L, -1) != 0;
   lua_pop(L, 5);
+  if (!read_downloads(L, idx, b, e)) return false;
   e->build = -1;
   return true;
 }
@@ -367,10 +589,11 @@ static bool read_reminders(lua_State *L, int policy_table, lsr_policy *policy, b
 }
 
 /* Is name a policy setting?  The numeric fields of lsr_policy_fields and
- * the three read by name below. */
+ * the four read by name below. */
 static bool policy_setting(const char *name)
 {
-  static const char *const named[] = { "renewal_basis", "fingerprint_match", "reminders", NULL };
+  static const char *const named[] = { "renewal_basis", "fingerprint_match", "reminders", "checkout_url",
+                                       NULL };
   for (const lsr_policy_field *f = lsr_policy_fields; f->name != NULL; f++)
     if (strcmp(name, f->name) == 0) return true;
   for (int i = 0; named[i] != NULL; i++)
@@ -392,8 +615,30 @@ static bool check_policy_keys(lua_State *L, int table, build_error *e)
   return true;
 }
 
+/* policy.checkout_url: where the portal's renew and upgrade buttons lead
+ * (with the key and amount added); absent: no buttons. */
+static bool read_checkout_url(lua_State *L, int policy_table, lsr_policy *policy, build_error *e)
+{
+  size_t len;
+  const char *url;
+  lua_getfield(L, policy_table, "checkout_url");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return true;
+  }
+  url = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  if (url == NULL || !lsr_url_ok(url, len, LSR_CHECKOUT_URL_MAX))
+    return refuse(e, "policy.checkout_url must be an http:// or https:// URL of at most %d bytes of "
+                  "printable ASCII without spaces, quotes, '<', '>', '#' or backslashes",
+                  LSR_CHECKOUT_URL_MAX);
+  memcpy(policy->checkout_url, url, len + 1);
+  lua_pop(L, 1);
+  return true;
+}
+
 /* policy = { ms_months = 12, ... }: the fields of lsr_policy_fields within
- * their bounds, renewal_basis, fingerprint_match and reminders; any other
+ * their bounds, renewal_basis, fingerprint_match, reminders and
+ * checkout_url; any other
  * key is refused unless `lenient` (catalogue versions stored before that
  * check existed must still open). */
 static bool read_policy(lua_State *L, int idx, lsr_policy *policy, bool lenient, build_error *e)
@@ -425,6 +670,7 @@ static bool read_policy(lua_State *L, int idx, lsr_policy *policy, bool lenient,
     return refuse(e, "policy.fingerprint_match must be \"most\", \"all\" or \"any\"");
   lua_pop(L, 1);
   if (!read_reminders(L, table, policy, e)) return false;
+  if (!read_checkout_url(L, table, policy, e)) return false;
   lua_pop(L, 1);
   return true;
 }
@@ -468,7 +714,27 @@ static bool read_catalogue_table(lua_State *L, int idx, bool lenient, lsr_catalo
   return read_currency(L, idx, cat, e) && read_policy(L, idx, &cat->policy, lenient, e);
 }
 
-/* The shared build records: one table per build, in compiled order. */
+/* Pushes a build's downloads: a list of {platform=, file= or url=,
+ * sha256=, size=, name=}. */
+static void push_downloads(lua_State *L, const lsr_build *b)
+{
+  lua_createtable(L, b->n_downloads, 0);
+  for (int k = 0; k < b->n_downloads; k++) {
+    const lsr_download *d = &b->downloads[k];
+    lua_createtable(L, 0, 5);
+    lb_set_string(L, "platform", d->platform);
+    if (d->file != NULL) lb_set_string(L, "file", d->file);
+    if (d->url != NULL) lb_set_string(L, "url", d->url);
+    lb_set_string(L, "sha256", d->sha256);
+    lua_pushinteger(L, (lua_Integer)d->size);
+    lua_setfield(L, -2, "size");
+    lb_set_string(L, "name", d->name);
+    lua_rawseti(L, -2, k + 1);
+  }
+}
+
+/* The shared build records: one table per build, in compiled order;
+ * `downloads` only on builds that have some. */
 static void push_build_records(lua_State *L, const lsr_catalogue *cat)
 {
   lua_createtable(L, cat->n_builds, 0);
@@ -476,7 +742,7 @@ static void push_build_records(lua_State *L, const lsr_catalogue *cat)
     const lsr_product *p = &cat->products[i];
     for (int j = 0; j < p->n_builds; j++) {
       const lsr_build *b = &p->builds[j];
-      lua_createtable(L, 0, 4);
+      lua_createtable(L, 0, 5);
       lua_pushinteger(L, (lua_Integer)b->number);
       lua_setfield(L, -2, "number");
       lb_set_string(L, "version", b->version);
@@ -484,6 +750,10 @@ static void push_build_records(lua_State *L, const lsr_catalogue *cat)
       lua_setfield(L, -2, "major");
       lb_push_date(L, b->released);
       lua_setfield(L, -2, "released");
+      if (b->n_downloads > 0) {
+        push_downloads(L, b);
+        lua_setfield(L, -2, "downloads");
+      }
       lua_rawseti(L, -2, p->record_base + j + 1);
     }
   }
@@ -520,6 +790,7 @@ static int l_catalogue(lua_State *L)
   lua_settop(L, 1);
   e.product = NULL;
   e.build = -1;
+  e.downloads = 0;
   /* The box exists before anything is allocated, so that its __gc frees a
    * half-read catalogue if a Lua error (out of memory) interrupts. */
   box = lsr_newuserdata(L, sizeof *box);

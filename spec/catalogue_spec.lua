@@ -223,6 +223,7 @@ describe("compiled catalogue", function()
                       disable_after_days = 14, case_cooldown_days = 90, certificate_days = 30,
                       grace_days = 14, fingerprint_match = "most", ms_percent = 0,
                       drift_components = 1, drift_changes = 2, drift_days = 90,
+                      self_deactivations = 3, self_deactivation_days = 365,
                       renewal_basis = "from_expiry",
                       reminders = { ms = { 30, 7, -1 }, trial = { 7, 1 }, lease = { 30 }, addon = { 30 } } },
                     cat:policy())
