@@ -128,8 +128,11 @@ describe("mail templates", function()
   it("are bundled for every customer action, and a directory's files replace them one by one", function()
     local bundled = assert(mail.templates(nil))
     for _, action in ipairs(mail.ACTIONS) do
-      local subject, body = template.render(bundled[action], { key = "KEY-1", owner = "Ann" })
-      assert.is_true(#subject > 10 and body:find("KEY-1", 1, true) ~= nil and body:find("Dear Ann") == 1,
+      local subject, body = template.render(bundled[action], { key = "KEY-1", owner = "Ann",
+                                                               link = "https://portal.example/LINK" })
+      -- A sign-in mail carries its link; the others name the license.
+      local what = action == "portal_signin" and "https://portal.example/LINK" or "KEY-1"
+      assert.is_true(#subject > 10 and body:find(what, 1, true) ~= nil and body:find("Dear Ann") == 1,
                      action)
     end
     local dir = files.temp_dir()
@@ -207,9 +210,15 @@ describe("delivery routes", function()
       email_customer = "mail", ms_expiring = "mail", trial_ending = "mail", lease_ending = "mail",
       addon_expiring = "mail", ms_lapsed = "https://crm.example/lapsed",
       notify_fraud_team = "https://crm.example/all", phone_customer = "https://crm.example/all",
-      disable_key = "https://crm.example/all" }, plan)
+      disable_key = "https://crm.example/all", portal_signin = "mail" }, plan)
     assert.are.same({ email_customer = "mail", ms_expiring = "mail", ms_lapsed = "mail", trial_ending = "mail",
-                      lease_ending = "mail", addon_expiring = "mail" }, delivery.routes{ smtp = true })
+                      lease_ending = "mail", addon_expiring = "mail", portal_signin = "mail" },
+                    delivery.routes{ smtp = true })
+    -- A sign-in link goes by mail or not at all: never to "every action"'s webhook.
+    assert.is_nil(assert(delivery.routes{ webhooks = { "https://crm.example/all" } }).portal_signin)
+    local refused, private = delivery.routes{ smtp = true, webhooks = { "portal_signin=https://crm.example/x" } }
+    assert.is_nil(refused)
+    assert.matches("portal_signin is never sent to a webhook", private, 1, true)
     local none, why = delivery.routes{ webhooks = { "ms_expring=https://crm.example/x" } }
     assert.is_nil(none)
     assert.matches("no outbox action 'ms_expring'", why)
@@ -231,10 +240,17 @@ describe("licensor.actions", function()
     assert.are.same({ ms = { before = "ms_expiring", after = "ms_lapsed" }, trial = { before = "trial_ending" },
                       lease = { before = "lease_ending" }, addon = { before = "addon_expiring" } },
                     actions.reminder)                                      -- what store/reminders.lua writes
+    assert.are.same({ "portal_signin" }, actions.PORTAL)                    -- what store/portal.lua writes
     local all = {}
     for _, name in ipairs(actions.LADDER) do all[#all + 1] = name end
     for _, name in ipairs(actions.REMINDERS) do all[#all + 1] = name end
+    for _, name in ipairs(actions.PORTAL) do all[#all + 1] = name end
     assert.are.same(actions.LIST, all)
+    local hookable = {}
+    for _, name in ipairs(actions.LIST) do
+      if name ~= "portal_signin" then hookable[#hookable + 1] = name end
+    end
+    assert.are.same(hookable, actions.WEBHOOK)                             -- a sign-in link never leaves by webhook
     assert.are.same(actions.CUSTOMER, mail.ACTIONS)
     for _, name in ipairs(actions.CUSTOMER) do
       assert.is_string(require("licensor.mail.bundled")[name], name)

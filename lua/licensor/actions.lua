@@ -11,8 +11,10 @@ local _M = {}
 
 -- Each action: its name, who writes it ("ladder": R11 in step order, the
 -- LSR_STEP_ bits of csrc/fraud.h; "reminder": store/reminders.lua, of the
--- term `reminds`, before its last day or `after` it), and whether it is
--- meant for the customer.
+-- term `reminds`, before its last day or `after` it; "portal":
+-- store/portal.lua), whether it is meant for the customer, and whether it
+-- is never sent to a webhook (`private`: a sign-in link is for the
+-- owner's mailbox alone).
 _M.ALL = {
   { name = "email_customer", source = "ladder", customer = true },
   { name = "notify_fraud_team", source = "ladder" },
@@ -23,18 +25,26 @@ _M.ALL = {
   { name = "trial_ending", source = "reminder", reminds = "trial", customer = true },
   { name = "lease_ending", source = "reminder", reminds = "lease", customer = true },
   { name = "addon_expiring", source = "reminder", reminds = "addon", customer = true },
+  { name = "portal_signin", source = "portal", customer = true, private = true },
 }
 
--- Lists of names (LIST: every action; LADDER, REMINDERS, CUSTOMER), sets
--- (known[name], customer[name]) and the reminders by term
--- (reminder[term] = {before=, after=}), all from ALL.
-_M.LIST, _M.LADDER, _M.REMINDERS, _M.CUSTOMER = {}, {}, {}, {}
-_M.known, _M.customer, _M.reminder = {}, {}, {}
+-- Lists of names (LIST: every action; LADDER, REMINDERS, PORTAL, CUSTOMER,
+-- WEBHOOK: those a webhook may carry), sets (known[name], customer[name],
+-- private[name]) and the reminders by term (reminder[term] = {before=,
+-- after=}), all from ALL.
+_M.LIST, _M.LADDER, _M.REMINDERS, _M.PORTAL, _M.CUSTOMER, _M.WEBHOOK = {}, {}, {}, {}, {}, {}
+_M.known, _M.customer, _M.private, _M.reminder = {}, {}, {}, {}
+local BY_SOURCE = { ladder = _M.LADDER, reminder = _M.REMINDERS, portal = _M.PORTAL }
 for _, a in ipairs(_M.ALL) do
   _M.LIST[#_M.LIST + 1] = a.name
   _M.known[a.name] = true
-  local list = a.source == "ladder" and _M.LADDER or _M.REMINDERS
+  local list = BY_SOURCE[a.source]
   list[#list + 1] = a.name
+  if a.private then
+    _M.private[a.name] = true
+  else
+    _M.WEBHOOK[#_M.WEBHOOK + 1] = a.name
+  end
   if a.reminds then
     _M.reminder[a.reminds] = _M.reminder[a.reminds] or {}
     _M.reminder[a.reminds][a.after and "after" or "before"] = a.name

@@ -10,6 +10,9 @@
 --      ACTIONS): mail to the license's email address;
 --   3. --webhook URL: that URL;
 --   4. otherwise the action has no handler and stays pending.
+-- A private action (portal_signin: a sign-in link, for the owner's mailbox
+-- alone) goes by mail or not at all: --webhook URL does not take it, and
+-- --webhook portal_signin=URL is refused.
 -- The actions, and which are the customer's, are licensor.actions'.  TLS
 -- (https webhooks, STARTTLS) is licensor.tls', with one `tls` option for
 -- every handler: {cafile=, insecure=}.
@@ -30,6 +33,10 @@ local function split_webhooks(urls)
       return nil, "--webhook " .. action .. "=...: no outbox action '" .. action .. "' (" ..
         table.concat(actions.LIST, ", ") .. ")"
     end
+    if action and actions.private[action] then
+      return nil, "--webhook " .. action .. "=...: " .. action .. " is never sent to a webhook " ..
+        "(it carries a sign-in link: --smtp mails it)"
+    end
     if action then by_action[action] = url else all = u end
   end
   return by_action, all
@@ -40,10 +47,11 @@ end
 function _M.routes(opts)
   local by_action, all = split_webhooks(opts.webhooks)
   if not by_action then return nil, all end
-  local customer = actions.customer
+  local customer, private = actions.customer, actions.private
   local plan = {}
   for _, action in ipairs(actions.LIST) do
-    plan[action] = by_action[action] or (opts.smtp and customer[action] and "mail") or all
+    plan[action] = by_action[action] or (opts.smtp and customer[action] and "mail") or
+      (not private[action] and all) or nil
   end
   return plan
 end
@@ -51,7 +59,9 @@ end
 -- install(store, opts) -> the plan (or nil, why): store:on for every
 -- routed action.
 -- opts: webhooks (list of --webhook values), secret, timeout (s), mail
--- (licensor.mail.handler's options) when mail is configured, and tls
+-- (licensor.mail.handler's options) when mail is configured, portal
+-- ({url=, secret=}: --portal-url and the --link-secret file's text, which
+-- sign-in mail needs), and tls
 -- (licensor.tls's {cafile=, insecure=}: the authorities webhooks and SMTP
 -- trust, or no checks at all, logged once) for both channels.
 function _M.install(store, opts)
@@ -62,7 +72,8 @@ function _M.install(store, opts)
   for action, route in pairs(plan) do
     if route == "mail" then
       if not mail_handler then
-        local mail_opts = setmetatable({ tls = opts.mail.tls or opts.tls }, { __index = opts.mail })
+        local mail_opts = setmetatable({ tls = opts.mail.tls or opts.tls,
+                                         portal = opts.mail.portal or opts.portal }, { __index = opts.mail })
         mail_handler = require("licensor.mail").handler(store, mail_opts)
       end
       store:on(action, mail_handler)

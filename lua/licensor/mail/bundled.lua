@@ -63,4 +63,17 @@ The {item} add-on of your {product} license {key} is paid through
 {date}, {days} days from now.  Renew it to keep it working after that
 day.
 ]],
+  portal_signin = [[
+Subject: Your sign-in link to the license portal
+
+Dear {owner},
+
+Someone (we hope you) asked to sign in to the license portal as {email}.
+This link signs you in; it works once, within {minutes} minutes:
+
+{link}
+
+If you did not ask for it, ignore this message: nothing happens without
+the link, and it expires on its own.
+]],
 }

@@ -13,9 +13,12 @@ local smtp = require "licensor.mail.smtp"
 local money = require "licensor.money"
 local actions = require "licensor.actions"
 local tls = require "licensor.tls"
+local links = require "licensor.links"
+local constants = require "licensor.constants"
 
-local ipairs, tostring, concat, setmetatable = ipairs, tostring, table.concat, setmetatable
-local os_date, find, gsub, sub = os.date, string.find, string.gsub, string.sub
+local ipairs, tostring, concat, setmetatable, type = ipairs, tostring, table.concat, setmetatable, type
+local os_date, find, gsub, sub, lower, floor = os.date, string.find, string.gsub, string.sub, string.lower,
+  math.floor
 
 local _M = {}
 
@@ -54,6 +57,36 @@ local function values(lic, action, product_name)
            product = product_name or lic.product, edition = lic.edition, item = detail.item,
            days = days, date = action.refers_to or action.on,
            price = detail.price and money.format(detail.price, detail.currency) }
+end
+
+-- signin_link(portal, id) -> the sign-in link of a portal_signin row:
+-- PORTAL_URL/portal/signin?token=ID.MAC, MAC = links.sign(keys.signin, ID)
+-- (portal: {url=, secret=}, the deliverer's --portal-url and the text of
+-- its --link-secret file, the gateway's).
+function _M.signin_link(portal, id)
+  local keys = portal.keys or links.keys(portal.secret)
+  return (portal.url:gsub("/+$", "")) .. "/portal/signin?token=" .. id .. "." .. links.sign(keys.signin, id)
+end
+
+-- The link of a portal_signin row, or nil, why, kind.
+local function signin_values(lic, action, portal)
+  local detail = action.detail or {}
+  local id = detail.signin
+  if type(id) ~= "string" or not find(id, "^%x+$") then
+    return nil, "outbox row " .. tostring(action.id) .. ": portal_signin without its sign-in id",
+      "undeliverable"
+  end
+  -- The license's address changed since the sign-in was asked: the link
+  -- is for the old one, whose mailbox this no longer is.
+  if detail.email and lower(lic.email) ~= detail.email then
+    return nil, "license " .. lic.key .. "'s address is no longer the one the sign-in was asked for",
+      "undeliverable"
+  end
+  if not portal then
+    return nil, "portal_signin needs the portal's address and link secret: licensor deliver " ..
+      "--portal-url URL --link-secret FILE", "retry"
+  end
+  return _M.signin_link(portal, id)
 end
 
 -- A header value: RFC 2047 base64 words when it is not plain ASCII, each
@@ -96,11 +129,12 @@ function _M.message(from, to, subject, body, id)
   return concat(headers, "\r\n") .. "\r\n\r\n" .. (text:gsub("\r\n$", ""))
 end
 
--- compose(store, action, templates, names) -> license, subject, body; or
--- nil, why, "undeliverable" for a license without an address, nil, why,
--- "retry" when the license cannot be read now.  names caches product
+-- compose(store, action, templates, names, portal) -> license, subject,
+-- body; or nil, why, "undeliverable" for a license without an address,
+-- nil, why, "retry" when the license cannot be read now (or, for
+-- portal_signin, without portal {url=, secret=}).  names caches product
 -- names by id.
-function _M.compose(store, action, templates, names)
+function _M.compose(store, action, templates, names, portal)
   local lic, msg = store:get(action.key)
   if not lic then return nil, "license " .. tostring(action.key) .. ": " .. tostring(msg), "retry" end
   if not lic.email then
@@ -113,13 +147,21 @@ function _M.compose(store, action, templates, names)
     local product = cat and cat:product(lic.product)
     names[lic.product] = product and product.name or lic.product
   end
-  local subject, body = template.render(templates[action.action], values(lic, action, names[lic.product]))
+  local v = values(lic, action, names[lic.product])
+  if action.action == "portal_signin" then
+    local link, why, kind = signin_values(lic, action, portal)
+    if not link then return nil, why, kind end
+    v.link, v.minutes = link, floor(constants.PORTAL.signin_seconds / 60)
+  end
+  local subject, body = template.render(templates[action.action], v)
   return lic, subject, body
 end
 
 -- handler(store, opts) -> a store:on handler.  opts: from, templates (from
--- _M.templates), and licensor.mail.smtp's host, port, timeout, starttls,
--- user, password, tls (licensor.tls's {cafile=, insecure=}; or cafile).
+-- _M.templates), portal ({url=, secret=}: sign-in links; without it a
+-- portal_signin row fails, to be tried again, naming the flags), and
+-- licensor.mail.smtp's host, port, timeout, starttls, user, password, tls
+-- (licensor.tls's {cafile=, insecure=}; or cafile).
 -- It answers true when the server took the message.  A license without an
 -- email address, or a recipient or message the server refuses for good
 -- (5xx), answers nil, why, "undeliverable": the row is dead-lettered at
@@ -128,9 +170,10 @@ end
 -- delivery is tried again later.
 function _M.handler(store, opts)
   local names = {}
+  local portal = opts.portal and { url = opts.portal.url, keys = links.keys(opts.portal.secret) }
   opts = setmetatable({ tls = tls.options(smtp.tls_options(opts)) }, { __index = opts })
   return function(action)
-    local lic, subject, body = _M.compose(store, action, opts.templates, names)
+    local lic, subject, body = _M.compose(store, action, opts.templates, names, portal)
     if not lic then return nil, subject, body end
     local sent, why, permanent = smtp.send(opts, lic.email,
                                            _M.message(opts.from, lic.email, subject, body, action.id))

@@ -12,7 +12,8 @@ local find, sub, format = string.find, string.sub, string.format
 local _M = {}
 
 -- The placeholders, documented in the README ("Notifications").
-_M.NAMES = { "owner", "email", "key", "product", "edition", "item", "days", "date", "price" }
+_M.NAMES = { "owner", "email", "key", "product", "edition", "item", "days", "date", "price", "link",
+             "minutes" }
 local KNOWN = {}
 for _, name in ipairs(_M.NAMES) do KNOWN[name] = true end
 

@@ -14,11 +14,12 @@ local floor, random = math.floor, math.random
 local Store = common.Store
 local bad_argument, transaction, guarded = common.bad_argument, common.transaction, common.guarded
 
--- The actions the ladder and the reminders write (licensor.actions), the
--- only ones store:on accepts.  common.ACTIONS is the same list, for older
--- readers (licensor.demo); new code reads licensor.actions.
+-- The actions the ladder, the reminders and the portal write
+-- (licensor.actions), the only ones store:on accepts.  common.ACTIONS is
+-- the list of those a webhook may carry, for older readers (licensor.demo,
+-- which sends them all to one); new code reads licensor.actions.
 local KNOWN = actions.known
-common.ACTIONS = actions.LIST
+common.ACTIONS = actions.WEBHOOK
 
 -- store:on(action, fn): the handler for an outbox action.
 function Store:on(action, fn)
