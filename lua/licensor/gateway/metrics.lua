@@ -2,7 +2,8 @@
 -- text format, kept in a lua_shared_dict so that every worker adds to
 -- the same numbers: requests by route and status, activations, check-ins
 -- and deactivations by outcome, the time store writes hold a worker (a
--- histogram), and the license cache's hits and misses.
+-- histogram), the license cache's hits and misses, and granted downloads
+-- by product, platform and way (the API or the portal).
 local ngx = ngx
 local ipairs, tostring, format = ipairs, tostring, string.format
 local concat, sort = table.concat, table.sort
@@ -38,13 +39,20 @@ function _M.write(dict, workflow, outcome, us)
   add(dict, "write_sum", us)
 end
 
+-- One granted download (licensor.gateway.download): labels from the
+-- catalogue (product, platform: at most 16 per build) and "api" or
+-- "portal", so the label sets stay few.
+function _M.download(dict, product, platform, via)
+  add(dict, "dl\t" .. product .. "\t" .. platform .. "\t" .. via)
+end
+
 function _M.cache(dict, hit)
   add(dict, hit and "cache_hit" or "cache_miss")
 end
 
 -- The Prometheus text of every counter.
 function _M.text(dict)
-  local lines, requests, writes = {}, {}, {}
+  local lines, requests, writes, downloads = {}, {}, {}, {}
   for _, key in ipairs(dict and dict:get_keys(0) or {}) do
     local kind, a, b = key:match("^(%a+)\t([^\t]*)\t?(.*)$")
     local value = dict:get(key)
@@ -52,10 +60,15 @@ function _M.text(dict)
       requests[#requests + 1] = format('licensor_requests_total{route="%s",status="%s"} %d', a, b, value)
     elseif kind == "write" then
       writes[#writes + 1] = format('licensor_writes_total{workflow="%s",outcome="%s"} %d', a, b, value)
+    elseif kind == "dl" then
+      local platform, via = b:match("^([^\t]*)\t(.*)$")
+      downloads[#downloads + 1] = format('licensor_downloads_total{product="%s",platform="%s",via="%s"} %d',
+        a, platform, via, value)
     end
   end
   sort(requests)
   sort(writes)
+  sort(downloads)
   lines[#lines + 1] = "# HELP licensor_requests_total Requests answered, by route and status."
   lines[#lines + 1] = "# TYPE licensor_requests_total counter"
   for _, l in ipairs(requests) do lines[#lines + 1] = l end
@@ -78,6 +91,9 @@ function _M.text(dict)
     lines[#lines + 1] = format('licensor_cache_reads_total{result="%s"} %d', result,
       dict and dict:get("cache_" .. result) or 0)
   end
+  lines[#lines + 1] = "# HELP licensor_downloads_total Download links granted, by product, platform and way."
+  lines[#lines + 1] = "# TYPE licensor_downloads_total counter"
+  for _, l in ipairs(downloads) do lines[#lines + 1] = l end
   return concat(lines, "\n") .. "\n"
 end
 
