@@ -57,12 +57,17 @@ local function events_of(store, key, kind)
 end
 
 -- What the store answers for one license: licensor.portal.view's view when
--- it is there, else the license and its installations, from public reads.
+-- it is there (with the self-service deactivations of the last 365 days),
+-- else the license and its installations, from public reads.
 local function expected_view(store, key, on)
   local lic, cat = assert(store:get(key)), assert(store:catalogue())
   local installs = assert(store:installations(key))
   if package.searchpath("licensor.portal.view", package.path) then
-    return require("licensor.portal.view").license(lic, cat, installs, on)
+    local used = 0
+    for _, e in ipairs(assert(store:events(key))) do
+      if e.kind == "self_deactivated" and core.day(e.at) > core.day(on) - 365 then used = used + 1 end
+    end
+    return require("licensor.portal.view").license(lic, cat, installs, on, used)
   end
   return { license = lic, installations = installs }
 end
@@ -254,6 +259,7 @@ describe("the portal's licenses (" .. stores.backend .. ")", function()
   after_each(function() store:close() end)
 
   it("are every license of the address, by product and key, each as licensor.portal.view shows it", function()
+    assert.is_true(assert(store:portal_deactivate("ann@acme.example", track.key, "web1", "2019-01-05")).ok)
     local list = assert(store:portal_licenses(" Ann@Acme.example", ON))
     assert.are.same({ expected_view(store, mail.key, ON), expected_view(store, track.key, ON) }, list)
     assert.are.same({}, assert(store:portal_licenses("nobody@acme.example", ON)))

@@ -185,15 +185,27 @@ end
 -- licensor.portal.view, once it is there; until then a view is the
 -- license and its installations as they are.
 local view_module
-local function view_of(lic, cat, installs, on)
+local function view_of(lic, cat, installs, on, used)
   if view_module == nil then
     view_module = false
     if package.searchpath and package.searchpath("licensor.portal.view", package.path) then
       view_module = require "licensor.portal.view"
     end
   end
-  if view_module and view_module.license then return view_module.license(lic, cat, installs, on) end
+  if view_module and view_module.license then return view_module.license(lic, cat, installs, on, used) end
   return { license = lic, installations = installs }
+end
+
+-- The policy's self-service budget: how many, in how many days.
+local function budget_of(cat)
+  local policy = cat:policy()
+  return policy.self_deactivations or SELF_DEACTIVATIONS,
+    policy.self_deactivation_days or SELF_DEACTIVATION_DAYS
+end
+
+-- The self-service deactivations of key counted on `on` (its window's).
+local function self_deactivations(self, key, days, on)
+  return self.db:value(self.sql.self_deactivations, key, common.add_days(on, 1 - days))
 end
 
 -- The installations as store:installations answers them (no fingerprints,
@@ -224,7 +236,9 @@ local function owned(self, email, key)
 end
 
 local function view(self, lic, cat, on)
-  return view_of(lic, cat, public_installations(self.db:all(self.sql.installations, lic.key)), on)
+  local _, days = budget_of(cat)
+  return view_of(lic, cat, public_installations(self.db:all(self.sql.installations, lic.key)), on,
+                 self_deactivations(self, lic.key, days, on))
 end
 
 local function licenses(self, email, on)
@@ -239,7 +253,8 @@ end
 
 -- store:portal_licenses(email, on) -> list of views, one per license with
 -- that address, ordered by product and key (licensor.portal.view's
--- license(lic, cat, installations, on)).
+-- license(lic, cat, installations, on, used), used: the self-service
+-- deactivations counted in the policy's window on `on`).
 function Store:portal_licenses(email, on)
   check_text(email, "portal_licenses", 1, "email address")
   return guarded(self, licenses, email, on)
@@ -281,10 +296,8 @@ local function self_deactivate(self, email, key, server, on)
   local lic, cat = owned(self, email, key)
   key = lic.key
   local db, sql = self.db, self.sql
-  local policy = cat:policy()
-  local budget = policy.self_deactivations or SELF_DEACTIVATIONS
-  local days = policy.self_deactivation_days or SELF_DEACTIVATION_DAYS
-  local used = db:value(sql.self_deactivations, key, common.add_days(on, 1 - days))
+  local budget, days = budget_of(cat)
+  local used = self_deactivations(self, key, days, on)
   if used >= budget then
     refuse("self_service_limit", "license " .. key .. " was deactivated on servers " .. used ..
       " times in the last " .. days .. " days, as many as it may be without help: contact support")
