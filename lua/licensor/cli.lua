@@ -196,7 +196,8 @@ function commands.import(ctx, pos)
 end
 
 -- catalogue [PRODUCT]: products, editions, prices per major, add-ons, the
--- policy and the newest builds, for people (--json: the same as data).
+-- policy and the newest builds with the platforms they can be downloaded
+-- for, for people (--json: the same as data, downloads included).
 function commands.catalogue(ctx, pos)
   local cat = check(ctx.open():catalogue())
   local currency = cat:currency()
@@ -229,7 +230,11 @@ function commands.catalogue(ctx, pos)
     if #addons > 0 then ctx.out("add-ons: " .. concat(addons, ", ")) end
     local newest = {}
     for _, b in ipairs(v.newest) do
-      newest[#newest + 1] = b.number .. " (" .. b.version .. ", " .. b.released .. ")"
+      -- the platforms it can be downloaded for, when it lists downloads
+      local platforms = {}
+      for _, d in ipairs(b.downloads or {}) do platforms[#platforms + 1] = d.platform end
+      newest[#newest + 1] = b.number .. " (" .. b.version .. ", " .. b.released ..
+        (#platforms > 0 and ("; " .. concat(platforms, ", ")) or "") .. ")"
     end
     if #newest > 0 then ctx.out("newest builds: " .. concat(newest, ", ")) end
     ctx.out("")
@@ -798,7 +803,8 @@ function commands.deliver(ctx, _, flags, many)
 end
 
 -- artifacts check DIR: licensor.artifacts.check against the active
--- catalogue; exit 1 when a file is missing or differs.
+-- catalogue; exit 1 when a file is missing, differs or is not a regular
+-- file inside DIR.
 function commands.artifacts(ctx, pos)
   if pos[1] ~= "check" then usage_error("artifacts takes check DIR") end
   local dir = need(pos, 2, "DIR")
@@ -977,7 +983,8 @@ COMMANDS = {
   { name = "set", args = { "KEY" }, run = commands.set, summary = "the address customer mail goes to",
     flags = { { "--email ADDRESS", "the address (\"\" forgets it)", required = true } } },
   { name = "catalogue", args = { "[PRODUCT]" }, run = commands.catalogue,
-    summary = "products, editions, prices, add-ons, policy and newest builds" },
+    summary = "products, editions, prices, add-ons, policy and newest builds (with their download " ..
+              "platforms)" },
   { name = "list", run = commands.list, summary = "licenses, filters combined",
     flags = { { "--owner O", "owned by O" }, { "--product P", "of product P" },
               { "--kind KIND", "of this kind", choices = { "perpetual", "lease", "trial" } },
@@ -1066,7 +1073,8 @@ COMMANDS = {
               { "--portal-url URL", "where sign-in links lead (the gateway's --public-url)" },
               { "--link-secret FILE", "the gateway's --link-secret (sign-in links are signed)" } } },
   { name = "artifacts", args = { "check", "DIR" }, run = commands.artifacts,
-    summary = "check every file the active catalogue's downloads name in DIR: present, size and sha256" },
+    summary = "check every file the active catalogue's downloads name in DIR: a regular file inside DIR " ..
+              "(no symlink), its size and sha256; one line per file, exit 1 on any problem" },
   { name = "templates", run = commands.templates,
     summary = "the bundled mail templates as files to edit (never over existing ones)",
     flags = { { "--out DIR", "the directory (made when missing)", required = true } } },
