@@ -19,8 +19,13 @@ describe("bundled SmarterTools catalogue", function()
   it("FAQ: SmarterTrack Enterprise 5 agents, M&S expired 2018-12-06 -> build 6911 of 2018-12-03", function()
     local lic = { product = "smartertrack", edition = "enterprise", level = 5,
                   start = "2017-12-07", ms_expires = "2018-12-06" }
-    assert.are.same({ number = 6911, version = "100.0.6911", major = 100, released = "2018-12-03" },
-      cat:eligible(lic, "2026-11-26"))
+    local build = cat:eligible(lic, "2026-11-26")
+    assert.are.same({ number = 6911, version = "100.0.6911", major = 100, released = "2018-12-03",
+                      downloads = build.downloads }, build)
+    -- the portal's download buttons: one file per platform
+    assert.are.same({ "smartertrack/SmarterTrack_100.0.6911_windows-x64.zip",
+                      "smartertrack/SmarterTrack_100.0.6911_linux-x64.zip" },
+                    { build.downloads[1].file, build.downloads[2].file })
   end)
 
   it("FAQ: SmarterMail Professional 14.x - 250 mailboxes activates on 14.7.6347", function()

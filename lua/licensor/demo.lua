@@ -323,6 +323,47 @@ function _M.store_demo(today, say, path)
   return lic.key
 end
 
+------------------------------------------------------------------------
+-- The demo artifact directory: the files the bundled catalogue's
+-- downloads name, so the portal and the download route serve something
+------------------------------------------------------------------------
+
+-- A demo build file's bytes: one line naming the product, version, build
+-- and platform, repeated (a few KB; the same on every machine and VM).
+function _M.artifact_bytes(product_name, build, platform)
+  local line = format("%s %s (build %d) for %s -- a licensor demo file, not the product\n",
+                      product_name, build.version, build.number, platform)
+  return string.rep(line, 48)
+end
+
+-- write_artifacts(dir) -> the number of files written: every `file`
+-- download of the bundled catalogue, under dir (made when missing), with
+-- the bytes whose sha256 and size the catalogue lists.
+function _M.write_artifacts(dir)
+  local cat = assert(licensor.load_catalogue(assert(licensor.catalogue_path("smartertools"))))
+  local made, written = {}, 0
+  for _, p in ipairs(cat:products()) do
+    for _, build in ipairs(cat:builds(p.id)) do
+      for _, d in ipairs(build.downloads or {}) do
+        if d.file then
+          local path = dir .. "/" .. d.file
+          local parent = path:match("^(.*)/[^/]+$")
+          if not made[parent] then
+            assert(core.process.run({ "mkdir", "-p", "--", parent }) == 0, "cannot make " .. parent)
+            made[parent] = true
+          end
+          -- plain writes: demo bytes need no fsync, and 0644 lets nginx's workers read them
+          local f = assert(io.open(path, "wb"))
+          assert(f:write(_M.artifact_bytes(p.name, build, d.platform)))
+          assert(f:close())
+          written = written + 1
+        end
+      end
+    end
+  end
+  return written
+end
+
 -- run([today [, say [, db_path]]]): today defaults to the real day, say to
 -- print; with db_path it also builds the demo database there.
 function _M.run(today, say, db_path)
