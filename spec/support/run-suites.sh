@@ -18,7 +18,7 @@ PG_SPECS="spec/mail_spec.lua spec/store_spec.lua spec/store_sweep_spec.lua spec/
           spec/bulk_spec.lua spec/slots_spec.lua spec/refusals_spec.lua spec/postgresql_spec.lua
           spec/pg_connection_spec.lua spec/connections_spec.lua spec/pgbouncer_spec.lua
           spec/gateway_lifecycle_spec.lua spec/failover_spec.lua spec/portal_store_spec.lua
-          spec/download_spec.lua"
+          spec/download_spec.lua spec/portal_spec.lua"
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
 # The specs that read the clock (found by wrapping os.time, os.date,
 # core.today and core.epoch_ms over the suite): certificates and
