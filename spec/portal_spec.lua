@@ -708,9 +708,16 @@ describe("the portal (" .. stores.backend .. ")", function()
       end
       -- Forms: too large for the gateway (nginx's 413), too many fields, repeated fields, bad encodings.
       local huge = string.rep("a", constants.MAX_BODY_BYTES + 10)
-      local status = try("POST", base .. "/deactivate", { body = "csrf=" .. csrf .. "&server=" .. huge,
-                                                          type = "application/x-www-form-urlencoded" })
+      local status, too_large, headers = try("POST", base .. "/deactivate", {
+        body = "csrf=" .. csrf .. "&server=" .. huge, type = "application/x-www-form-urlencoded" })
       assert.are.equal(413, status)
+      assert_headers(headers, "nginx's 413")
+      assert.truthy(too_large:find("The body is larger than 16 KiB.", 1, true))
+      -- nginx's other refusals of portal requests are the portal's pages too.
+      local code, raw = w.server:raw("GET /portal/licenses HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+      assert.are.equal(501, code)
+      assert.truthy(raw:find("Content-Security-Policy: ", 1, true))
+      assert.truthy(raw:find("<!DOCTYPE html>", 1, true))
       local many = { "csrf", csrf }
       for i = 1, 40 do many[#many + 1] = "f" .. i; many[#many + 1] = "v" end
       assert.are.equal(400, (try("POST", base .. "/deactivate", { form = many })))

@@ -711,6 +711,9 @@ function _M.error_page()
   if not ERROR_PAGES[status] then status = 500 end
   local json = ERROR_PAGES[status]
   if status == 494 then status = 431 end
+  -- The portal's requests get its HTML page and headers (licensor.portal).
+  local portal = match(ngx.var.request_uri or "", "^/portal")
+  if portal then return require("licensor.portal").error_page(status) end
   send(status, json)
 end
 

@@ -88,7 +88,7 @@ end
 local TITLES = {
   [400] = "Bad request", [403] = "Not allowed", [404] = "Not found", [405] = "Method not allowed",
   [409] = "Not done", [410] = "Gone", [413] = "Too large", [415] = "Unsupported form",
-  [429] = "Too many requests",
+  [429] = "Too many requests", [431] = "Headers too large",
   [500] = "Internal error", [503] = "Unavailable",
 }
 
@@ -635,11 +635,12 @@ function _M.handle(gw)
 end
 
 -- error_page(status): nginx's own refusal of a portal request (a body
--- over the limit, a malformed request) as an HTML page with the portal's
--- headers.
-function _M.error_page(status, message)
-  local r = { cookies = {} }
-  problem_page(r, status, TITLES[status] or "Refused", message or "The request was refused.")
+-- over the limit, a malformed request: constants.GATEWAY_ERRORS) as an
+-- HTML page with the portal's headers (licensor.gateway's error_page).
+function _M.error_page(status)
+  local words = constants.GATEWAY_ERRORS[status == 431 and 494 or status]
+  local message = words and (words[2]:gsub("^%l", string.upper) .. ".") or "The request was refused."
+  problem_page({ cookies = {} }, status, TITLES[status] or "Refused", message)
 end
 
 return _M
