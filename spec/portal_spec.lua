@@ -326,6 +326,37 @@ describe("the portal (" .. stores.backend .. ")", function()
       assert.are.same({ 400, used }, { s4, body4 })
     end)
 
+    it("mails at most PORTAL.signins_per_email links per address per link lifetime, answering the same", function()
+      local lic = issue(w)
+      local before = signin_rows(w)
+      local first
+      for i = 1, constants.PORTAL.signins_per_email + 2 do
+        local status, body = ask(browser(w.server), lic.email)
+        assert.are.equal(200, status)
+        first = first or body
+        assert.are.equal(first, body, "ask " .. i)
+      end
+      assert.are.equal(before + constants.PORTAL.signins_per_email, signin_rows(w))
+    end)
+
+    it("ends a session the store ended: idle too long or too old", function()
+      local lic = issue(w)
+      local now = os.time()
+      local function cookie_at(at)
+        assert(w.store:portal_signin(lic.email, at))
+        local id = assert(mailed_token(w, lic.email)):match("^(%x+)%.")
+        local token = assert(w.store:portal_redeem(id, at + 1))
+        return "licensor_session=" .. token .. "." .. links.sign(KEYS.session, "session " .. token)
+      end
+      local fresh = cookie_at(now - 10)
+      local idle = cookie_at(now - constants.PORTAL.idle_seconds - 60)
+      local b = browser(w.server)
+      assert.are.equal(200, (b:go("GET", "/portal/licenses", { cookie = fresh })))
+      local status, _, headers = b:go("GET", "/portal/licenses", { cookie = idle })
+      assert.are.same({ 303, "/portal/" }, { status, headers.location })
+      assert.truthy(headers["set-cookie"]:find("licensor_session=; Path=/portal; Max-Age=0", 1, true))
+    end)
+
     it("never takes a session cookie it did not mint (fixation): signing in always mints a new one", function()
       local lic = issue(w)
       local b = browser(w.server)
