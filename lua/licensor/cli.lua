@@ -113,10 +113,12 @@ local function json_encode(value)
 end
 
 -- A value for a table cell: a list as "a, b", a record as "k: v; k: v"
--- (sorted), a build by its number: never a Lua dump.
+-- (sorted), a build by its number, a download by its platform: never a
+-- Lua dump.
 local function readable(v)
   if type(v) ~= "table" then return tostring(v) end
   if v.number or v.version then return tostring(v.number or v.version) end
+  if v.platform and v.sha256 then return tostring(v.platform) end
   local names, parts = {}, {}
   for name in pairs(v) do names[#names + 1] = name end
   sort(names, function(a, b) return tostring(a) < tostring(b) end)
@@ -1048,7 +1050,8 @@ COMMANDS = {
   { name = "deliver", run = commands.deliver,
     summary = "pending outbox actions to webhooks (signed) and customer mail, retried with backoff and " ..
               "dead-lettered after --max-tries; exit 1 when a row failed",
-    flags = { { "--webhook URL", "a webhook for every action, or ACTION=URL", many = true },
+    flags = { { "--webhook URL", "a webhook for every action (but portal_signin: mail only), or ACTION=URL",
+                many = true },
               { "--secret-file F", "the webhook signing secret" },
               { "--smtp HOST[:PORT]", "the SMTP server" }, { "--mail-from ADDRESS", "the sender" },
               { "--templates DIR", "mail templates (licensor templates)" },
