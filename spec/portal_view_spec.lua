@@ -119,8 +119,8 @@ describe("view.license: the FAQ's dialog", function()
       { faq{ ms_expires = false, start = "2018-11-20" }, "none", "This license was bought without M&S: it may " ..
         "install the newest build released by its purchase day, November 20, 2018, and any earlier build.", 6890 },
       { { key = "L", product = "mail", edition = "professional", level = 250, start = "2016-10-03",
-          version_lock = 14 }, "none", "This license is tied to version 14.x: it may install the last 14.x " ..
-        "build and any earlier build.", 6347 },
+          version_lock = 14 }, "none (tied to version 14.x)", "This license is tied to version 14.x: it may " ..
+        "install the last 14.x build and any earlier build.", 6347 },
       { { key = "L", product = "track", kind = "lease", start = "2018-01-01" }, "not applicable (lease)",
         "A lease may install every new build while it runs.", 6947 },
       { { key = "L", product = "track", kind = "lease", start = "2018-01-01", lease_ended = "2019-02-01" },

@@ -206,7 +206,8 @@ local function download_href(v, build, platform)
   return url(license_path(v.key, "/download"), { "build", build.number, "platform", platform })
 end
 
-local DOWNLOAD = [[<li><a class="button" href="{{href}}">Download Build {{number}} for {{platform}}</a>
+local DOWNLOAD = [[<li><a class="button download" href="{{href}}">Download Build {{number}} for
+{{platform}}</a>
 <span class="meta">{{name}}, {{size}}, SHA-256 <code>{{sha256}}</code></span></li>]]
 
 local function downloads_of(v, build)

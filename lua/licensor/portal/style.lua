@@ -36,6 +36,7 @@ section { border-top: 1px solid var(--line); }
 .problem { padding: .75rem 1rem; border-left: 4px solid var(--bad); background: #fbeeee; }
 .muted { color: var(--muted); }
 .downloads, .plain { list-style: none; padding: 0; margin: 0 0 1rem; }
+.plain li { margin: 0 0 .5rem; }
 .downloads li { margin: 0 0 .75rem; }
 .meta { display: block; color: var(--muted); font-size: .875rem; overflow-wrap: anywhere; }
 .button, button { display: inline-block; padding: .5rem 1rem; border: 1px solid var(--accent);
@@ -49,14 +50,15 @@ input[type=email], input[type=file] { width: 100%; padding: .5rem; font: inherit
 table { width: 100%; border-collapse: collapse; margin: 0 0 1rem; }
 caption { text-align: left; font-weight: 600; padding: 0 0 .5rem; }
 th, td { text-align: left; vertical-align: top; padding: .5rem; border-bottom: 1px solid var(--line);
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
 th { background: var(--tint); }
 td form { margin: 0; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
   white-space: nowrap; }
 @media (max-width: 40em) {
   table.stack thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
-  table.stack, table.stack tbody, table.stack tr, table.stack td { display: block; width: 100%; }
+  table.stack, table.stack caption, table.stack tbody, table.stack tr, table.stack td { display: block;
+    width: 100%; }
   table.stack tr { border: 1px solid var(--line); border-radius: .5rem; margin: 0 0 1rem; padding: .25rem 0; }
   table.stack td { border: 0; padding: .25rem .75rem; }
   table.stack td::before { content: attr(data-label); display: block; font-weight: 600; color: var(--muted);

@@ -70,10 +70,11 @@ local function build_of(record)
 end
 
 -- The M&S words of the licenses list and the dialog.
-local function ms_words(status)
+local function ms_words(lic, status)
   if status.ms == "active" then return "active until " .. date_text(status.ms_expires) end
   if status.ms == "expired" then return "expired on " .. date_text(status.ms_expires) end
-  return status.kind == "perpetual" and "none" or "not applicable (" .. status.kind .. ")"
+  if status.kind ~= "perpetual" then return "not applicable (" .. status.kind .. ")" end
+  return lic.version_lock and format("none (tied to version %d.x)", lic.version_lock) or "none"
 end
 
 -- The last day a trial runs (rules.md R7).
@@ -302,7 +303,7 @@ function _M.license(lic, cat, installations, on, used)
     state_text = status.state == "active" and "valid" or status.state == "not_started" and "not started yet"
       or status.state,
     ms = status.ms, ms_expires = status.ms_expires, ms_expires_text = date_text(status.ms_expires),
-    ms_text = ms_words(status),
+    ms_text = ms_words(lic, status),
     start = lic.start, start_text = date_text(lic.start),
     lease_ended = kind == "lease" and lic.lease_ended or nil,
     trial_ends = kind == "trial" and trial_last_day(lic, policy) or nil,
