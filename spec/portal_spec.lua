@@ -470,6 +470,12 @@ describe("the portal (" .. stores.backend .. ")", function()
         { b, "POST", "/portal/licenses/" .. lic.key .. "/deactivate", 400, { form = { "csrf", csrf } } },
         { b, "PUT", "/portal/licenses/" .. lic.key, 405 },
         { b, "POST", "/portal/licenses/" .. lic.key .. "/activate", 415, { form = { "csrf", csrf } } },
+        { b, "POST", "/portal/licenses/" .. lic.key .. "/activate", 403, { parts = { { name = "x", value = "y" } } } },
+        { b, "GET", "/portal/licenses/" .. core.new_key() .. "/download?build=6911&platform=linux-x64", 404 },
+        { b, "POST", "/portal/signout", 403, { form = { "csrf", "0" } } },
+        { b, "GET", "/portal/signout", 405 }, { b, "POST", "/portal/licenses", 405, { form = {} } },
+        { b, "POST", "/portal/signout", 303, { form = { "csrf", csrf } } },
+        { b, "GET", "/portal/licenses", 303 }, { b, "POST", "/portal/signout", 403, { form = { "csrf", csrf } } },
       }
       for _, c in ipairs(cases) do
         local status, _, headers = c[1]:go(c[2], c[3], c[5])
