@@ -151,7 +151,7 @@ local function new_world(opts)
   w.key_file = w.dir .. "/signing.key"
   w.public = assert(certificate.new_key_files(w.key_file))
   w.server = gateway.start{ db = w.db, today = TODAY, link_secret_file = w.secret_file, artifacts = w.artifacts,
-                            signing_key_file = w.key_file, rate_per_ip = opts.rate_per_ip or 0,
+                            signing_key_file = not opts.unsigned and w.key_file or nil, rate_per_ip = opts.rate_per_ip or 0,
                             rate_per_key = opts.rate_per_key or 0, public_url = opts.public_url }
   w.owners = 0
   return w
@@ -793,7 +793,9 @@ end)
 describe("the portal's limits and cookies behind https (" .. stores.backend .. ")", function()
   local w
 
-  setup(function() w = new_world{ rate_per_ip = 100000, rate_per_key = 100000, public_url = "https://portal.example" } end)
+  setup(function()
+    w = new_world{ rate_per_ip = 100000, rate_per_key = 100000, public_url = "https://portal.example", unsigned = true }
+  end)
   teardown(function()
     assert_no_errors(w)
     end_world(w)
@@ -816,6 +818,23 @@ describe("the portal's limits and cookies behind https (" .. stores.backend .. "
     assert_headers(limited.headers, "429")
     assert.is_string(limited.headers["retry-after"])
     assert.truthy(limited.body:find("Too many requests from this address", 1, true))
+  end)
+
+  it("says so when the gateway signs no certificates (no --signing-key): a 503 page", function()
+    local lic = issue(w)
+    local b = browser(w.server)
+    -- (The form's sign-ins from this address may be spent by the spec above: the store mails this one.)
+    assert(w.store:portal_signin(lic.email, os.time()))
+    assert.are.equal(303, (follow(b, assert(mailed_token(w, lic.email)))))
+    local csrf = csrf_of(page(b, "/portal/licenses/" .. lic.key))
+    local text = certificate.request_text{ license = lic.key, server = "air", fingerprint = machine(3), build = 6911 }
+    local status, body, headers = b:go("POST", "/portal/licenses/" .. lic.key .. "/activate", { parts = {
+      { name = "csrf", value = csrf }, { name = "request", value = text, filename = "r.txt" } } })
+    assert.are.equal(503, status)
+    assert_headers(headers, "unsigned")
+    assert.is_string(headers["retry-after"])
+    assert.truthy(body:find("This portal signs no certificates", 1, true))
+    assert.are.same({}, assert(w.store:installations(lic.key)))
   end)
 
   it("marks cookies Secure when the public url is https", function()

@@ -508,6 +508,7 @@ ROUTES.deactivate = { POST = function(r, key)
     if code == "invalid_request" or code == "invalid_date" then
       refuse(400, "Not deactivated", message .. ".")
     end
+    if not UNAVAILABLE[code] then refuse(409, "Not deactivated", tostring(message) .. ".") end
     must(r, nil, message, code)
   end
   local v = owned_view(r, key)
@@ -559,7 +560,12 @@ ROUTES.activate = { POST = function(r, key)
       refuse(503, "Unavailable", "This portal signs no certificates: ask support for this one.",
              { ["Retry-After"] = "3600" })
     end
+    if not UNAVAILABLE[code] then refuse(409, "No certificate", tostring(message) .. ".") end
     must(r, nil, message, code)
+  end
+  if answer.ok and type(answer.certificate) ~= "string" then
+    refuse(409, "No certificate", "The server is activated, but its certificate could not be signed: ask " ..
+      "support for it.")
   end
   if not answer.ok then
     local v = owned_view(r, key)
