@@ -148,6 +148,8 @@ function _M.nginx_lines(opts)
     error("licensor.gateway.download: nginx_lines needs the link keys (--link-secret)", 2)
   end
   dir = gsub(dir, "/+$", "")
+  local alias = dir .. "/"
+  if dir == "" then dir = "/" end
   local lines = {
     "    # Downloads (doc/downloads.md): nginx serves the artifact directory itself.",
     "    # A link is good for its file only, with its signature, until it expires;",
@@ -157,7 +159,7 @@ function _M.nginx_lines(opts)
     '      secure_link_md5 "$secure_link_expires$uri $arg_name ' .. key .. '";',
     '      if ($secure_link = "") { rewrite ^ ' .. REFUSALS .. "invalid_link? last; }",
     '      if ($secure_link = "0") { rewrite ^ ' .. REFUSALS .. "expired_link? last; }",
-    '      alias "' .. dir .. '/";',
+    '      alias "' .. alias .. '";',
     '      disable_symlinks on from="' .. dir .. '";',
     "      sendfile on;",
     "      tcp_nopush on;",
