@@ -64,7 +64,27 @@ describe("the demo database", function()
     assert.matches("by mail %(licensor deliver %-%-smtp%)\n=+\nTo: it@customer%-%d+%.example\n" ..
                    "Subject: Maintenance & Support for %w+ ends on %d+%-%d+%-%d+\n\nDear customer%-%d+,\n", output)
     assert.matches("\nRenewal price: %$[%d,]+%.%d%d", output)
+  end)
+
+  it("ends with the portal's commands, on the FAQ's license, its artifact directory and a link secret", function()
+    local faq_key = output:match("\n(%S+) %(SmarterTrack Enterprise, 5 agents, M&S expired on December 6, 2018%) " ..
+                             "belongs to it@acme%.example; 192 demo build files are in ")
+    assert.is_string(faq_key)
+    local base = path:gsub("%.db$", "")
+    assert.matches("gateway %-%-listen 127%.0%.0%.1:8080 %-%-artifacts " .. (base .. "-artifacts"):gsub("%p", "%%%0")
+                   .. " %-%-link%-secret ", output)
+    assert.matches("deliver %-%-smtp 127%.0%.0%.1:18025 .* %-%-portal%-url http://127%.0%.0%.1:8080", output)
+    local licensor = require "licensor"
+    local store = assert(licensor.open(path))
+    local cat = assert(store:catalogue())
+    assert.are.equal(6911, cat:eligible(assert(store:get(faq_key)), "2026-11-26").number)
+    local results = require("licensor.artifacts").check(cat, base .. "-artifacts")
+    assert.are.equal(192, #results)
+    for _, r in ipairs(results) do assert.are.equal("ok", r.result, r.file) end
+    assert.is_string(assert(require("licensor.links").read(base .. "-link.secret")))
+    store:close()
     stores.remove(path)
+    os.execute("rm -rf '" .. base .. "-artifacts' '" .. base .. "-link.secret'")
   end)
 end)
 

@@ -7,6 +7,7 @@ local core = require "licensor.core"
 local _M = {}
 
 local format = string.format
+local portal_demo
 
 local function shift(date, days)
   return licensor.date(licensor.day(date) + days)
@@ -297,6 +298,34 @@ local function show_mail(say, store)
 end
 
 -- Builds the demo database at path (replacing it) and tells its story.
+-- The FAQ's customer in the portal: the license (with an address), the
+-- artifact directory and a link secret named after the database, and the
+-- commands that serve them.  Nothing is started: the commands are
+-- printed for the reader to run.
+portal_demo = function(say, store, path)
+  local lic = assert(store:issue{ product = "smartertrack", edition = "enterprise", level = 5,
+                                  start = "2017-12-07", owner = "Acme Corp", email = "it@acme.example" })
+  -- build/demo.db -> build/demo-artifacts/, build/demo-link.secret
+  local base = path:gsub("%.db$", "")
+  local artifacts, secret = base .. "-artifacts", base .. "-link.secret"
+  local files = _M.write_artifacts(artifacts)
+  assert(require("licensor.files").write(secret, core.random_hex(32) .. "\n", { replace = true }))
+  local me = core.process.user()
+  local user = (me and me.uid == 0) and (" --user " .. me.name) or ""
+  local url = "http://127.0.0.1:8080"
+  section(say, "The customer portal on this database")
+  say(format("%s (SmarterTrack Enterprise, 5 agents, M&S expired on December 6, 2018) belongs to "
+             .. "it@acme.example; %d demo build files are in %s.", lic.key, files, artifacts))
+  say("Run these, each in its own terminal, from the checkout (eval \"$(make -s path)\" first):")
+  say("  /usr/bin/python3 -m aiosmtpd -n -l 127.0.0.1:18025      # prints each mail, sign-in links included")
+  say(format("  licensor --db %s gateway --listen 127.0.0.1:8080 --artifacts %s --link-secret %s "
+             .. "--public-url %s%s", path, artifacts, secret, url, user))
+  say(format("  licensor --db %s deliver --smtp 127.0.0.1:18025 --mail-from licenses@vendor.example "
+             .. "--portal-url %s --link-secret %s --watch --interval 2", path, url, secret))
+  say("Then open " .. url .. "/portal/, ask for a link for it@acme.example, and follow the one the SMTP "
+      .. "terminal prints: the license may install Build 6911 (released December 3, 2018), and downloads it.")
+end
+
 function _M.store_demo(today, say, path)
   today = today or licensor.today()
   say = say or print
@@ -319,6 +348,7 @@ function _M.store_demo(today, say, path)
   say(tabulate.render({ { "at", "at" }, { "event", "kind" } }, rows))
   deliver_to_receiver(say, store)
   show_mail(say, store)
+  portal_demo(say, store, path)
   store:close()
   return lic.key
 end
