@@ -10,6 +10,8 @@
 #                        "licensor: N passed, N failed"
 #   make asan            the suite under ASan+UBSan only
 #   make demo            the FAQ questions answered on the bundled catalogue
+#   make screenshots     doc/portal-licenses.png and doc/portal-license.png, from the
+#                        browser spec's walk through the portal
 #   make bench           speed against a plain-Lua implementation
 #   make fuzz            libFuzzer on every parser of outside input, FUZZ_SECONDS (60) each
 #   make install         install for LUA under DESTDIR/PREFIX (/usr/local): every module
@@ -75,7 +77,12 @@ APT_FIRST := libluajit2-5.1-2 libluajit2-5.1-dev luajit2
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-busted lua-cjson lua-check luarocks \
                 libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev pkg-config lua-socket lua-sql-sqlite3 cppcheck gcc make coreutils \
                 procps curl nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev \
-                lua-sec python3-aiosmtpd openssl faketime tzdata valgrind pgbouncer
+                lua-sec python3-aiosmtpd openssl faketime tzdata valgrind pgbouncer \
+                chromium chromium-driver
+# The browser specs' axe-core comes from npm (spec/browser/package-lock.json):
+# Debian's nodejs and npm are installed only when there is no npm at all, so
+# a Node installed some other way is left as it is.
+APT_NODE := nodejs npm
 
 PREFIX ?= /usr/local
 ifeq ($(LUA),luajit)
@@ -103,7 +110,7 @@ endif
 LUA_MODULES := $(sort $(patsubst lua/%,%,$(shell find lua/licensor -name '*.lua')))
 
 .PHONY: all path test check deps lint cppcheck busted asan rockcheck demo bench clean install gateway \
-        modules rock rock-install fuzz fuzz-build valgrind-build verify-lib
+        modules rock rock-install fuzz fuzz-build valgrind-build verify-lib browser-deps screenshots
 
 all: $(CORE) $(BIN)
 
@@ -150,7 +157,13 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
 	      >/dev/null || exit 1; \
 	  fi; \
-	done
+	done; \
+	if ! command -v npm > /dev/null; then \
+	  echo "installing: $(APT_NODE)"; \
+	  [ -n "$$updated" ] || $$SUDO apt-get update -qq || exit 1; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_NODE) \
+	    >/dev/null || exit 1; \
+	fi
 
 lint:
 	luacheck -q lua spec
@@ -207,13 +220,32 @@ fuzz: deps
 	done
 	@$(MAKE) --no-print-directory LUA=lua5.4 all && echo "== licensor's arguments, 100,000 vectors per command" && LICENSOR_FUZZ_ARGV=100000 LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/lua5.4/?.so;;' lua5.4 /usr/bin/busted -o utfTerminal spec/cli_fuzz_spec.lua
 
+# axe-core for the browser specs, as spec/browser/package-lock.json pins
+# it: `npm ci` when node_modules is missing or older than the lockfile.
+BROWSER_MODULES := spec/browser/node_modules/.package-lock.json
+$(BROWSER_MODULES): spec/browser/package-lock.json spec/browser/package.json
+	npm ci --prefix spec/browser --no-audit --no-fund --loglevel=error
+	@touch $@
+
+browser-deps: $(BROWSER_MODULES)
+
 test: deps
+	@$(MAKE) --no-print-directory browser-deps
 	@$(MAKE) --no-print-directory fuzz-build valgrind-build
 	@$(MAKE) --no-print-directory LUA=lua5.4 all build/lua5.4/forkhelper.so
 	@$(MAKE) --no-print-directory LUA=luajit all build/luajit/forkhelper.so
 	@$(MAKE) --no-print-directory $(ASAN_CORE) $(ASAN_BUILD)/forkhelper.so
 	@$(MAKE) --no-print-directory lint cppcheck rockcheck
 	@sh spec/support/run-suites.sh
+
+# The portal's pictures in doc/ (the README shows them): the browser spec's
+# walk through the FAQ's example, the licenses page and the license
+# dialog each at a desktop and a phone width.
+screenshots: deps browser-deps
+	@$(MAKE) --no-print-directory LUA=lua5.4 all
+	@$(MAKE) --no-print-directory LUA=luajit all
+	@LICENSOR_SCREENSHOTS='$(CURDIR)/doc' LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' \
+	  LUA_CPATH='$(CURDIR)/build/lua5.4/?.so;;' lua5.4 /usr/bin/busted -o utfTerminal spec/portal_browser_spec.lua
 
 demo: deps all
 	@LUA_PATH='$(LUA_PATH_HERE);;' LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;' \

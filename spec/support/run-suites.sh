@@ -20,6 +20,12 @@ PG_SPECS="spec/mail_spec.lua spec/store_spec.lua spec/store_sweep_spec.lua spec/
           spec/gateway_lifecycle_spec.lua spec/failover_spec.lua spec/portal_store_spec.lua
           spec/download_spec.lua spec/portal_spec.lua"
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
+# The browser specs (chromium over WebDriver, spec/support/browser.lua) run
+# once, in the Lua 5.4 suite: what they prove is the pages a browser gets,
+# which no VM or sanitizer changes, and each browser costs seconds.  The
+# other suites leave them out (the clock, valgrind and PostgreSQL rounds
+# list their specs).
+ONCE_ONLY="--exclude-pattern=^browser_harness_spec --exclude-pattern=^portal_browser_spec"
 # The specs that read the clock (found by wrapping os.time, os.date,
 # core.today and core.epoch_ms over the suite): certificates and
 # verification, reminders, the CLI's, the store's and the gateway's
@@ -85,7 +91,8 @@ forget_dead_faketimes() {
   done
 }
 
-run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES, CLOCK_START: a wrapper command, spec files, a fake start
+run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES, BUSTED_EXCLUDE, CLOCK_START: a wrapper
+              # command, spec files, busted's --exclude-pattern options, a fake start
   label=$1 vm=$2 cpath=$3
   shift 3
   echo "== $label"
@@ -93,7 +100,7 @@ run_suite() {  # label vm cpath [env...]; BUSTED_WRAPPER, BUSTED_FILES, CLOCK_ST
   : > "$registry"
   # shellcheck disable=SC2086
   clocked env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
-    ${BUSTED_WRAPPER:-} "$vm" /usr/bin/busted ${BUSTED_FILES:-} || status=1
+    ${BUSTED_WRAPPER:-} "$vm" /usr/bin/busted ${BUSTED_EXCLUDE:-} ${BUSTED_FILES:-} || status=1
   # The last spec: nothing the suite started may outlive it.
   clocked env "$@" LICENSOR_TALLY="$tally" LICENSOR_SERVER_REGISTRY="$registry" LUA_CPATH="$cpath;;" \
     "$vm" /usr/bin/busted --pattern=leftovers spec/support/leftovers.lua || status=1
@@ -193,7 +200,7 @@ run_valgrind() {  # build/valgrind's replays, then VALGRIND_SPECS, each error a 
 for suite in $SUITES; do
   case $suite in
     lua54) run_suite "Lua 5.4" lua5.4 "$PWD/build/lua5.4/?.so" ;;
-    luajit) run_suite "LuaJIT 2.1" luajit "$PWD/build/luajit/?.so" ;;
+    luajit) BUSTED_EXCLUDE=$ONCE_ONLY run_suite "LuaJIT 2.1" luajit "$PWD/build/luajit/?.so" ;;
     asan)
       # Under faketime its preload stays, in front of ASan's: libasan
       # first hangs in libfaketime's start-up, and libasan second needs
@@ -202,7 +209,7 @@ for suite in $SUITES; do
       case ${LD_PRELOAD:-} in
         *faketime*) asan_preload="$LD_PRELOAD $asan_preload" asan_order="verify_asan_link_order=0:" ;;
       esac
-      run_suite "Lua 5.4 + ASan/UBSan" lua5.4 "$PWD/build/asan-lua5.4/?.so" \
+      BUSTED_EXCLUDE=$ONCE_ONLY run_suite "Lua 5.4 + ASan/UBSan" lua5.4 "$PWD/build/asan-lua5.4/?.so" \
         LD_PRELOAD="$asan_preload" ASAN_OPTIONS="${asan_order}detect_leaks=1:abort_on_error=1" \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LICENSOR_SANITIZED=1 ;;
     postgresql)
