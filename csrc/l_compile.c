@@ -336,6 +336,34 @@ static bool read_downloads(lua_State *L, int idx, lsr_build *b, build_error *e)
   return true;
 }
 
+/* A build's optional fields: an unknown key one typo away from one of
+ * them (downlods, no_rolback) is refused, since the field it meant would
+ * silently keep its default.  Other unknown keys stay allowed, so newer
+ * catalogues load in older versions (rules.md section 2). */
+static const char *const optional_build_fields[] = { "major", "no_rollback", "downloads", NULL };
+
+static bool check_build_typos(lua_State *L, int idx, build_error *e)
+{
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    size_t len;
+    const char *key;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) continue;
+    key = lua_tolstring(L, -1, &len);
+    for (int f = 0; optional_build_fields[f] != NULL; f++) {
+      const char *field = optional_build_fields[f];
+      size_t flen = strlen(field), d = edit_distance(key, len, field, flen);
+      if (d > 0 && d <= (flen >= 7 ? 2u : 1u) && printable(key, len) && strlen(key) == len) {
+        lua_pop(L, 1);
+        return refuse(e, "product '%s': build %lld: %s is not a build field (did you mean '%s'?)",
+                      e->product, e->build, key, field);
+      }
+    }
+  }
+  return true;
+}
+
 static bool read_build(lua_State *L, int idx, int i, lsr_build *b, build_error *e)
 {
   long long v;
@@ -370,7 +398,7 @@ static bool read_build(lua_State *L, int idx, int i, lsr_build *b, build_error *
     return refuse(e, "product '%s': build %lld: no_rollback must be a boolean", e->product, v);
   b->no_rollback = lua_toboolean(L, -1) != 0;
   lua_pop(L, 5);
-  if (!read_downloads(L, idx, b, e)) return false;
+  if (!check_build_typos(L, idx, e) || !read_downloads(L, idx, b, e)) return false;
   e->build = -1;
   return true;
 }

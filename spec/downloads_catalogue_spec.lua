@@ -181,6 +181,25 @@ describe("catalogue downloads", function()
     assert.is_true(#msg < 512)
   end)
 
+  it("refuses a build field one typo away from downloads, major or no_rollback, and allows other new ones",
+     function()
+    local function build_with(extra)
+      local t = catalogue_table()
+      for k, v in pairs(extra) do t.products[1].builds[2][k] = v end
+      return core.catalogue(t)
+    end
+    for typo, meant in pairs({ downlods = "downloads", download = "downloads", Downloads = "downloads",
+                               no_rolback = "no_rollback", majr = "major" }) do
+      local cat, msg, code = build_with({ [typo] = {} })
+      assert.is_nil(cat)
+      assert.are.equal("invalid_catalogue", code)
+      assert.are.equal("product 'smartertrack': build 6911: " .. typo .. " is not a build field (did you mean '" ..
+                       meant .. "'?)", msg)
+    end
+    -- a field a newer version may read is still ignored
+    assert.is_truthy(build_with({ minor = 3, notes = "security fix", channel = "stable" }))
+  end)
+
   it("refuses more than 16 downloads, a list that is not one, and entries that are not tables", function()
     local many = {}
     for i = 1, 17 do many[i] = download{ platform = "p" .. i } end
