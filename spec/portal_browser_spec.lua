@@ -1,0 +1,300 @@
+-- The customer portal in a real browser (headless chromium over WebDriver,
+-- spec/support/browser.lua): the FAQ's example walked as a customer walks
+-- it.  A license of SmarterTrack Enterprise 5 agents whose M&S expired on
+-- December 6, 2018, for it@acme.example; the customer asks for a sign-in
+-- link, `licensor deliver` mails it through a real SMTP server on
+-- loopback, and the link is read from the received message.  Then: the
+-- licenses page, the license's dialog (Build 6911, released December 3,
+-- 2018), the linux-x64 download through its button (sha256 checked
+-- against the catalogue), a lost server deactivated, an offline request
+-- uploaded and its certificate verified, sign-out and the old cookie
+-- refused.  axe-core runs on every page the browser shows: no serious or
+-- critical violation.
+--
+-- With LICENSOR_SCREENSHOTS=DIR (make screenshots) the walk also writes
+-- DIR/portal-licenses.png and DIR/portal-license.png: each page at a
+-- desktop and a phone width, side by side.
+--
+-- The gateway's day is pinned (TODAY); the certificate is verified at a
+-- time of that day.  Nothing depends on the hour or zone it runs at.
+local licensor = require "licensor"
+local core = require "licensor.core"
+local certificate = require "licensor.certificate"
+local browser = require "support.browser"
+local gateway = require "support.gateway"
+local smtpd = require "support.smtpd"
+local files = require "support.files"
+local run = require "support.cli"
+
+local TODAY = "2019-06-01"
+local EMAIL = "it@acme.example"
+local FROM = "licenses@vendor.example"
+local SHOTS = os.getenv("LICENSOR_SCREENSHOTS")
+local DESKTOP, PHONE = { 1280, 800 }, { 390, 844 }
+
+-- A machine fingerprint of the form `licensor fingerprint` prints.
+local function machine(n)
+  local function part(c) return string.rep(string.format("%02x%02x", n, c), 4) end
+  return "v1:mid=" .. part(1) .. ",uuid=" .. part(3) .. ",mac=" .. part(5) .. ",disk=" .. part(7) ..
+    ",host=" .. part(9)
+end
+
+local function hex(bytes)
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- The body of a raw message, as its Content-Transfer-Encoding says.
+local function mail_body(raw)
+  local head, body = raw:match("^(.-)\r?\n\r?\n(.*)$")
+  local encoding = (head:match("\n[Cc]ontent%-[Tt]ransfer%-[Ee]ncoding:%s*([%w%-]+)") or "7bit"):lower()
+  if encoding == "quoted-printable" then
+    body = body:gsub("=\r?\n", ""):gsub("=(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  elseif encoding == "base64" then
+    body = browser.unbase64(body)
+  end
+  return body, encoding
+end
+
+describe("the portal in a browser: the FAQ's example", function()
+  local w = {}
+  local b
+  local audits = {}   -- page -> {serious = n, all = n}
+
+  -- axe-core on the page the browser shows now: no serious or critical
+  -- violation.
+  local function audit(name)
+    local serious, counts = b:axe()
+    audits[#audits + 1] = { page = name, url = b:url(), violations = counts.violations, passes = counts.passes }
+    local words = {}
+    for _, v in ipairs(serious) do
+      words[#words + 1] = v.impact .. " " .. v.id .. " (" .. v.help .. "): " .. table.concat(v.nodes, " | ")
+    end
+    assert.are.same({}, words, name .. ": " .. table.concat(words, "\n"))
+  end
+
+  -- The page at the desktop and the phone width, side by side in one PNG
+  -- (make screenshots).
+  local function picture(name)
+    if not SHOTS then return end
+    local desktop, phone = os.tmpname() .. ".png", os.tmpname() .. ".png"
+    b:viewport(DESKTOP[1], DESKTOP[2])
+    b:screenshot(desktop, true)
+    b:viewport(PHONE[1], PHONE[2])
+    b:screenshot(phone, true)
+    local back = b:url()
+    local sheet = os.tmpname() .. ".html"
+    files.write(sheet, table.concat({
+      "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>", name, "</title><style>",
+      "body{margin:0;padding:24px;background:#e9ecef;display:flex;gap:32px;align-items:flex-start}",
+      "figure{margin:0}img{display:block;border:1px solid #adb5bd;background:#fff}",
+      "figcaption{font:14px sans-serif;color:#343a40;margin-bottom:8px}</style></head><body>",
+      "<figure><figcaption>Desktop, ", DESKTOP[1], " px</figcaption><img alt='' src='file://", desktop, "'></figure>",
+      "<figure><figcaption>Phone, ", PHONE[1], " px</figcaption><img alt='' src='file://", phone, "'></figure>",
+      "</body></html>" }))
+    b:viewport(DESKTOP[1] + PHONE[1] + 3 * 32, 600)
+    b:go("file://" .. sheet)
+    b:execute_async("var done = arguments[0]; Promise.all(Array.from(document.images, function (i) {" ..
+      " return i.decode(); })).then(function () { done(true); }, function (e) { done(String(e)); });")
+    b:screenshot(SHOTS .. "/" .. name .. ".png", true)
+    for _, path in ipairs{ desktop, phone, sheet } do os.remove(path) end
+    b:viewport(DESKTOP[1], DESKTOP[2])
+    b:go(back)
+  end
+
+  setup(function()
+    local ok, why = browser.available()
+    assert(ok, why)
+    w.dir = files.temp_dir()
+    w.db = w.dir .. "/licensor.db"
+    w.store = assert(licensor.open(w.db))
+    assert(w.store:import("lua/licensor/catalogues/smartertools.lua"))
+    -- The FAQ's license: bought 2017-12-07, a year of M&S to 2018-12-06.
+    w.lic = assert(w.store:issue({ product = "smartertrack", edition = "enterprise", level = 5,
+                                   start = "2017-12-07", owner = "Acme Support Ltd", email = EMAIL },
+                                 "2017-12-07"))
+    w.secret_file = w.dir .. "/link.secret"
+    files.write(w.secret_file, core.random_hex(32) .. "\n")
+    w.key_file = w.dir .. "/signing.key"
+    w.public = assert(certificate.new_key_files(w.key_file))
+    w.artifacts = w.dir .. "/artifacts"
+    require("licensor.demo").write_artifacts(w.artifacts)
+    w.smtp = smtpd.start{}
+    w.server = gateway.start{ db = w.db, today = TODAY, link_secret_file = w.secret_file,
+                              artifacts = w.artifacts, signing_key_file = w.key_file }
+    b = browser.start{ width = DESKTOP[1], height = DESKTOP[2] }
+  end)
+
+  teardown(function()
+    browser.stop_all()
+    gateway.stop_all()
+    if w.smtp then w.smtp.stop() end
+    if w.store then w.store:close() end
+    if w.dir then files.remove_dir(w.dir) end
+    if #audits > 0 and os.getenv("LICENSOR_AXE_REPORT") then
+      for _, a in ipairs(audits) do
+        io.stderr:write(("axe-core %-28s %2d violations (none serious or critical), %2d rules passed\n")
+          :format(a.page, a.violations, a.passes))
+      end
+    end
+  end)
+
+  it("walks sign-in, the licenses, the license, a download, a deactivation, an offline activation "
+     .. "and sign-out", function()
+    -- A server of the license, activated on its build beforehand: the
+    -- lost machine the customer will deactivate.
+    local status, out, err = run("--db", w.db, "activate", w.lic.key, "helpdesk-old", "6911", "--on", TODAY)
+    assert.are.equal(0, status, out .. err)
+
+    -- Sign-in: the form, then the same answer for any address.
+    b:go(w.server.url .. "/portal/")
+    assert.are.equal("Sign in", b:text("h1"))
+    audit("sign-in form")
+    b:type("#email", EMAIL)
+    b:click("form button[type=submit]")
+    b:wait_for("main h1")
+    assert.are.equal("Check your mail", b:text("main h1"))
+    audit("check your mail")
+
+    -- The deliverer mails the link over SMTP (loopback, no STARTTLS).
+    status, out, err = run("--db", w.db, "deliver", "--smtp", w.smtp.address, "--starttls", "never",
+                           "--mail-from", FROM, "--portal-url", w.server.url, "--link-secret", w.secret_file,
+                           "--backoff-ms", "0")
+    assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0" }, { status, out }, err)
+    local mails = w.smtp.received()
+    assert.are.equal(1, #mails)
+    assert.are.same({ EMAIL }, mails[1].rcpt_tos)
+    local body, encoding = mail_body(mails[1].raw)
+    assert.are.equal("quoted-printable", encoding)
+    local link = body:match("(http://127%.0%.0%.1:%d+/portal/signin%?token=[%x.]+)")
+    assert.is_string(link, body)
+    assert.truthy(mails[1].body:find(link, 1, true), "the decoded link is the one the message says")
+
+    -- The link opens a page with a button: only pressing it signs in.
+    b:go(link)
+    assert.are.equal("Sign in", b:text("main h1"))
+    assert.is_nil(b:cookie("licensor_session"))
+    audit("sign-in link")
+    b:click("main form button[type=submit]")
+    b:wait_for("table")
+    assert.are.equal(w.server.url .. "/portal/licenses", b:url())
+    local session = assert(b:cookie("licensor_session"))
+    assert.is_true(session.httpOnly)
+    assert.are.same({ "Strict", "/portal" }, { session.sameSite, session.path })
+    assert.are.equal("", b:execute("return document.cookie"))
+
+    -- The licenses page: one row, the FAQ's words.
+    assert.are.equal("Your licenses", b:text("main h1"))
+    local rows = b:find_all("table tbody tr")
+    assert.are.equal(1, #rows)
+    local row = b:text(rows[1])
+    assert.truthy(row:find(w.lic.key, 1, true), row)
+    assert.truthy(row:find("SmarterTrack", 1, true), row)
+    assert.truthy(row:find("Enterprise", 1, true), row)
+    assert.truthy(row:find("5 agents", 1, true), row)
+    assert.truthy(row:find("expired on December 6, 2018", 1, true), row)
+    assert.truthy(row:find("Build 6911", 1, true), row)
+    assert.truthy(row:find("released December 3, 2018", 1, true), row)
+    audit("licenses")
+    picture("portal-licenses")
+
+    -- The license's dialog.
+    b:click("table tbody tr a")
+    b:wait_for("article.dialog")
+    assert.are.equal(w.server.url .. "/portal/licenses/" .. w.lic.key, b:url())
+    local dialog = b:text("article.dialog")
+    assert.truthy(dialog:find("You may install Build 6911 (released December 3, 2018)", 1, true), dialog)
+    assert.truthy(dialog:find("M&S expired on December 6, 2018", 1, true), dialog)
+    assert.truthy(dialog:find("December 6, 2018", 1, true), dialog)
+    assert.truthy(dialog:find("helpdesk-old", 1, true), dialog)
+    audit("license")
+    picture("portal-license")
+
+    -- The linux-x64 download through its button: the catalogue's file.
+    local lic, cat = w.store:license(w.lic.key)
+    local build = assert(cat:eligible(lic, TODAY))
+    assert.are.equal(6911, build.number)
+    local file
+    for _, d in ipairs(build.downloads) do
+      if d.platform == "linux-x64" then file = d end
+    end
+    assert.is_table(file)
+    local button = b:find("a.download[href*='platform=linux-x64']")
+    assert.truthy(b:text(button):find("Download Build 6911 for", 1, true))
+    b:click(button)
+    local path = b:wait_download(file.name or file.file:match("[^/]+$"), 20)
+    local got = assert(files.read(path))
+    assert.are.same({ file.sha256, file.size }, { hex(core.sha256(got)), #got })
+    assert.are.equal(w.server.url .. "/portal/licenses/" .. w.lic.key, b:url())
+    local events = 0
+    for _, e in ipairs(w.store:events(w.lic.key)) do
+      if e.kind == "download" then
+        events = events + 1
+        assert.are.same({ 6911, "linux-x64", "portal" }, { e.detail.build, e.detail.platform, e.detail.via })
+      end
+    end
+    assert.are.equal(1, events)
+
+    -- The lost server, deactivated from its row.
+    b:click("form[action$='/deactivate'] button")
+    b:wait_for("p.notice")
+    assert.truthy(b:text("p.notice"):find("Server helpdesk-old is deactivated: its slot is free.", 1, true))
+    audit("license after deactivating")
+    local self_deactivated = 0
+    for _, e in ipairs(w.store:events(w.lic.key)) do
+      if e.kind == "self_deactivated" then
+        self_deactivated = self_deactivated + 1
+        assert.are.same({ "helpdesk-old", EMAIL }, { e.detail.server, e.detail.by })
+      end
+    end
+    assert.are.equal(1, self_deactivated)
+
+    -- The offline round trip: a request file from `licensor request`,
+    -- uploaded; the certificate comes back as a download and verifies.
+    local fingerprint = machine(7)
+    local request = w.dir .. "/airgap.request"
+    status, out, err = run("--db", w.db, "request", w.lic.key, "airgap-1", "6911", "--fingerprint", fingerprint,
+                           "--out", request)
+    assert.are.equal(0, status, out .. err)
+    b:type("#request", request)
+    b:click("form[action$='/activate'] button[type=submit]")
+    local cert_path = b:wait_download("airgap-1.cert", 20)
+    local cert = assert(files.read(cert_path))
+    -- As the product checks it, at a time of the gateway's day (`licensor
+    -- verify` reads the clock; this is the same check, pinned).
+    local state = w.dir .. "/product.state"
+    local verdict = licensor.verify(cert, { public_keys = { w.public }, product = "smartertrack",
+                                            fingerprint = fingerprint, state = state, new_state = true,
+                                            now = core.day(TODAY) * 86400 + 3600 })
+    assert.are.equal("valid", verdict.verdict)
+    local c = verdict.certificate
+    assert.are.same({ w.lic.key, "airgap-1", "smartertrack", "enterprise", "5", "2018-12-06" },
+                    { c.license, c.server, c.product, c.edition, tostring(c.level), c.ms_expires })
+    -- The page is the license's still, and shows the new server.
+    b:refresh()
+    assert.truthy(b:text("article.dialog"):find("airgap-1", 1, true))
+    audit("license after the offline activation")
+
+    -- Sign-out ends the session: the old cookie, set back by hand, is
+    -- refused (the sign-in page, the cookie cleared).
+    local old = session.value
+    b:click("nav form button[type=submit]")
+    b:wait_for("#email")
+    assert.are.equal(w.server.url .. "/portal/", b:url())
+    assert.is_nil(b:cookie("licensor_session"))
+    audit("signed out")
+    b:add_cookie{ name = "licensor_session", value = old, path = "/portal", httpOnly = true, sameSite = "Strict" }
+    b:go(w.server.url .. "/portal/licenses")
+    assert.are.equal(w.server.url .. "/portal/", b:url())
+    assert.are.equal("Sign in", b:text("main h1"))
+    assert.is_nil(b:page_text():find(w.lic.key, 1, true))
+    assert.is_nil(b:cookie("licensor_session"))
+    b:add_cookie{ name = "licensor_session", value = old, path = "/portal", httpOnly = true, sameSite = "Strict" }
+    b:go(w.server.url .. "/portal/licenses/" .. w.lic.key)
+    assert.are.equal(w.server.url .. "/portal/", b:url())
+    audit("old cookie refused")
+
+    -- Nothing the portal did logged an error.
+    local log = w.server:error_log()
+    assert.is_nil(log:match("%[error%][^\n]*"), log:match("%[error%][^\n]*"))
+  end)
+end)
