@@ -26,18 +26,9 @@ local function new_dir()
   return dir
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = require("support.files").write_bytes
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = require("support.files").read
 
 local bundled = assert(licensor.load_catalogue(assert(licensor.catalogue_path("smartertools"))))
 

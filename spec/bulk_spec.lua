@@ -18,12 +18,7 @@ local function random(seed)
   end
 end
 
--- Fingerprints of distinct machines: machine-id, DMI uuid, MAC, disk, host.
-local function machine(n)
-  local function part(c) return string.rep(string.format("%02x%02x", n % 256, c), 4) end
-  return "v1:mid=" .. part(1) .. ",uuid=" .. part(3) .. ",mac=" .. part(5) .. ",disk=" .. part(7) ..
-    ",host=" .. part(9)
-end
+local machine = require("support.fixtures").machine
 
 -- The rows of a CSV export, column name -> cell.
 local function csv_rows(text)

@@ -24,11 +24,7 @@ local function content(seed, n)
   return table.concat(parts)
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = require("support.files").write_bytes
 
 local function sh(command)
   assert(gateway.run(command), command)

@@ -23,11 +23,7 @@ local HEADERS = require("licensor.portal").HEADERS
 
 teardown(function() gateway.stop_all() end)
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = require("support.files").write_bytes
 
 local function temp_dir()
   local dir = os.tmpname()
@@ -36,11 +32,7 @@ local function temp_dir()
   return dir
 end
 
-local function machine(n)
-  local function part(c) return string.rep(string.format("%02x%02x", n % 256, c), 4) end
-  return "v1:mid=" .. part(1) .. ",uuid=" .. part(3) .. ",mac=" .. part(5) .. ",disk=" .. part(7) ..
-    ",host=" .. part(9)
-end
+local machine = require("support.fixtures").machine
 
 ------------------------------------------------------------------------
 -- A browser by hand: cookies, forms, no redirects followed

@@ -22,18 +22,9 @@ local NOW = 1800000000            -- 2027-01-15T08:00:00Z
 local ON = "2019-01-10"
 local FROM = "licenses@vendor.example"
 
-local function machine(n)
-  local function part(c) return string.rep(string.format("%02x%02x", n % 256, c), 4) end
-  return "v1:mid=" .. part(1) .. ",uuid=" .. part(3) .. ",mac=" .. part(5) .. ",disk=" .. part(7) ..
-    ",host=" .. part(9)
-end
+local machine = require("support.fixtures").machine
 
-local function new_key()
-  local path = os.tmpname()
-  os.remove(path)
-  local public = assert(certificate.new_key_files(path))
-  return path, public
-end
+local new_key = require("support.fixtures").new_key
 
 local function remove_key(path)
   os.remove(path)

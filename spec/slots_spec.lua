@@ -7,27 +7,16 @@
 -- invariant over random sequences.  On SQLite and PostgreSQL.
 local licensor = require "licensor"
 local core = require "licensor.core"
-local certificate = require "licensor.certificate"
 local stores = require "support.stores"
 
--- Fingerprints of distinct machines: machine-id, DMI uuid, MAC, disk, host.
-local function machine(n)
-  local function part(c) return string.rep(string.format("%02x%02x", n % 256, c), 4) end
-  return "v1:mid=" .. part(1) .. ",uuid=" .. part(3) .. ",mac=" .. part(5) .. ",disk=" .. part(7) ..
-    ",host=" .. part(9)
-end
+local machine = require("support.fixtures").machine
 
 -- The same machine with one component changed (a new network card).
 local function drifted(fp, component, n)
   return (fp:gsub(component .. "=%x+", component .. "=" .. string.rep(string.format("%x", n % 16), 16)))
 end
 
-local function new_key()
-  local path = os.tmpname()
-  os.remove(path)
-  local public = assert(certificate.new_key_files(path))
-  return path, public
-end
+local new_key = require("support.fixtures").new_key
 
 local function date(day) return core.date(day) end
 local function day(text) return core.day(text) end

@@ -12,13 +12,7 @@ local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 local FP = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
 local DAY = 86400
 
--- A signing key in a temporary file; its public key text.
-local function new_key()
-  local path = os.tmpname()
-  os.remove(path)
-  local public = assert(certificate.new_key_files(path))
-  return path, public
-end
+local new_key = require("support.fixtures").new_key
 
 -- Unix seconds at noon of a date.
 local function at(date)

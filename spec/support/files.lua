@@ -12,6 +12,13 @@ function _M.write(path, text)
   f:close()
 end
 
+-- write_bytes(path, text): the same, in binary mode.
+function _M.write_bytes(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 -- read(path) -> the whole file, or nil when it cannot be read.
 function _M.read(path)
   local f = io.open(path, "rb")

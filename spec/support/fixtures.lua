@@ -61,6 +61,22 @@ function _M.faq_license(overrides)
 end
 
 -- Returns the three results of a call as a list, for assert.same.
+-- machine(n) -> the fingerprint of the n-th of distinct machines:
+-- machine-id, DMI uuid, MAC, disk and host components.
+function _M.machine(n)
+  local function part(c) return string.rep(string.format("%02x%02x", n % 256, c), 4) end
+  return "v1:mid=" .. part(1) .. ",uuid=" .. part(3) .. ",mac=" .. part(5) .. ",disk=" .. part(7) ..
+    ",host=" .. part(9)
+end
+
+-- new_key() -> a signing key in a temporary file, its public key text.
+function _M.new_key()
+  local path = os.tmpname()
+  os.remove(path)
+  local public = assert(require("licensor.certificate").new_key_files(path))
+  return path, public
+end
+
 function _M.pack(...)
   return { n = select("#", ...), ... }
 end

@@ -303,6 +303,13 @@ function _M.current_of(installs, server)
   end
 end
 
+-- The newest installation of server, deactivated or not.
+function _M.latest_of(installs, server)
+  for i = #installs, 1, -1 do
+    if installs[i].server == server then return installs[i] end
+  end
+end
+
 -- Closes a fraud case; `reason` is "excess_ended" (it may resume, R11) or
 -- "enabled" (an admin decided), `why` the words for the event log.
 function _M.close_case(self, key, case_id, on, reason, why)

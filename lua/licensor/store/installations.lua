@@ -46,12 +46,7 @@ local function check_build(build, fn, n)
   end
 end
 
--- The newest installation of the server, deactivated or not.
-local function latest_of(installs, server)
-  for i = #installs, 1, -1 do
-    if installs[i].server == server then return installs[i] end
-  end
-end
+local latest_of = common.latest_of
 
 ------------------------------------------------------------------------
 -- Machines: drift within bounds, or another machine

@@ -279,11 +279,7 @@ end
 -- Self-service
 ------------------------------------------------------------------------
 
-local function latest_of(installs, server)
-  for i = #installs, 1, -1 do
-    if installs[i].server == server then return installs[i] end
-  end
-end
+local latest_of = common.latest_of
 
 local function refused(self, code, message, eligible, migration)
   common.discard(self)
