@@ -86,15 +86,19 @@ describe("the portal in a browser: the FAQ's example", function()
     files.write(sheet, table.concat({
       "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>", name, "</title><style>",
       "body{margin:0;padding:24px;background:#e9ecef;display:flex;gap:32px;align-items:flex-start}",
-      "figure{margin:0}img{display:block;border:1px solid #adb5bd;background:#fff}",
+      "figure{margin:0}img{display:block;border:1px solid #adb5bd;background:#fff}.crop{overflow:hidden}",
       "figcaption{font:14px sans-serif;color:#343a40;margin-bottom:8px}</style></head><body>",
       "<figure><figcaption>Desktop, ", DESKTOP[1], " px</figcaption><img alt='' src='file://", desktop, "'></figure>",
-      "<figure><figcaption>Phone, ", PHONE[1], " px</figcaption><img alt='' src='file://", phone, "'></figure>",
-      "</body></html>" }))
+      "<figure><figcaption>Phone, ", PHONE[1], " px</figcaption><div id='phone' class='crop'>",
+      "<img alt='' src='file://", phone, "'></div></figure></body></html>" }))
     b:viewport(DESKTOP[1] + PHONE[1] + 3 * 32, 600)
     b:go("file://" .. sheet)
+    -- The phone's page is cut at the desktop's height: a long page is
+    -- three times as tall on a phone.
     b:execute_async("var done = arguments[0]; Promise.all(Array.from(document.images, function (i) {" ..
-      " return i.decode(); })).then(function () { done(true); }, function (e) { done(String(e)); });")
+      " return i.decode(); })).then(function () { var crop = document.getElementById('phone');" ..
+      " crop.style.height = Math.min(crop.firstChild.naturalHeight, document.images[0].naturalHeight) + 'px';" ..
+      " done(true); }, function (e) { done(String(e)); });")
     b:screenshot(SHOTS .. "/" .. name .. ".png", true)
     for _, path in ipairs{ desktop, phone, sheet } do os.remove(path) end
     b:viewport(DESKTOP[1], DESKTOP[2])
