@@ -76,13 +76,15 @@ describe("the portal in a browser: the FAQ's example", function()
   -- (make screenshots).
   local function picture(name)
     if not SHOTS then return end
-    local desktop, phone = os.tmpname() .. ".png", os.tmpname() .. ".png"
+    -- The pieces go in the world's directory, removed in teardown.
+    local scratch = w.dir .. "/" .. name
+    assert(os.execute("mkdir " .. scratch))
+    local desktop, phone, sheet = scratch .. "/desktop.png", scratch .. "/phone.png", scratch .. "/sheet.html"
     b:viewport(DESKTOP[1], DESKTOP[2])
     b:screenshot(desktop, true)
     b:viewport(PHONE[1], PHONE[2])
     b:screenshot(phone, true)
     local back = b:url()
-    local sheet = os.tmpname() .. ".html"
     files.write(sheet, table.concat({
       "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>", name, "</title><style>",
       "body{margin:0;padding:24px;background:#e9ecef;display:flex;gap:32px;align-items:flex-start}",
@@ -95,12 +97,12 @@ describe("the portal in a browser: the FAQ's example", function()
     b:go("file://" .. sheet)
     -- The phone's page is cut at the desktop's height: a long page is
     -- three times as tall on a phone.
-    b:execute_async("var done = arguments[0]; Promise.all(Array.from(document.images, function (i) {" ..
+    local loaded = b:execute_async("var done = arguments[0]; Promise.all(Array.from(document.images, function (i) {" ..
       " return i.decode(); })).then(function () { var crop = document.getElementById('phone');" ..
       " crop.style.height = Math.min(crop.firstChild.naturalHeight, document.images[0].naturalHeight) + 'px';" ..
       " done(true); }, function (e) { done(String(e)); });")
+    assert.are.equal(true, loaded)
     b:screenshot(SHOTS .. "/" .. name .. ".png", true)
-    for _, path in ipairs{ desktop, phone, sheet } do os.remove(path) end
     b:viewport(DESKTOP[1], DESKTOP[2])
     b:go(back)
   end
