@@ -1,9 +1,10 @@
 -- The browser harness (spec/support/browser.lua) against a plain nginx
 -- serving static pages: each thing the portal's browser spec relies on is
 -- proven here on pages whose answer is known -- navigation, forms, cookies
--- (HttpOnly ones too), scripts, axe-core (it finds what is there, and the
--- serious/critical filter keeps only those), screenshots, downloads into
--- the browser's own directory, and that stopping leaves nothing behind.
+-- (HttpOnly ones too), scripts, the console, axe-core (it finds what is
+-- there, and the serious/critical filter keeps only those), screenshots,
+-- downloads into the browser's own directory, and that stopping leaves
+-- nothing behind.
 local browser = require "support.browser"
 local gateway = require "support.gateway"
 local files = require "support.files"
@@ -46,8 +47,11 @@ local function start_nginx()
   files.write(root .. "/index.html", INDEX)
   files.write(root .. "/echo.html", "<!doctype html><html lang=en><title>Echo</title><h1>Echo</h1></html>")
   files.write(root .. "/bad.html", BAD)
+  files.write(root .. "/script.html", "<!doctype html><html lang=en><title>Script</title><h1>Script</h1>" ..
+              "<script>document.title = 'ran';</script></html>")
   files.write(root .. "/bad.css", ".faint { color: #eee; background: #fff; }\n")
   files.write(root .. "/files/demo.bin", DOWNLOAD)
+  files.write(root .. "/favicon.ico", "")   -- the icon chromium asks for: no 404 in the console
   local tmp = s.dir .. "/tmp"
   files.write(s.dir .. "/nginx.conf", table.concat({
     "daemon off; master_process on; worker_processes 1;",
@@ -167,6 +171,18 @@ describe("the browser harness", function()
     assert.are.equal("serious", ids["color-contrast"])
     local all = b:axe{ minor = true, moderate = true, serious = true, critical = true }
     assert.is_true(#all >= #serious)
+  end)
+
+  it("reads the browser's console: what the page's CSP blocked", function()
+    b:go(web.url .. "/index.html")
+    b:console()
+    b:go(web.url .. "/script.html")
+    assert.are.equal("Script", b:title())
+    local console = b:console()
+    assert.are.equal(1, #console)
+    assert.are.equal("SEVERE", console[1].level)
+    assert.truthy(console[1].message:find("violates the following Content Security Policy directive", 1, true))
+    assert.are.same({}, b:console())
   end)
 
   it("takes screenshots as PNG, of the viewport and of the whole page", function()

@@ -61,7 +61,9 @@ describe("the portal in a browser: the FAQ's example", function()
   local audits = {}   -- page -> {serious = n, all = n}
 
   -- axe-core on the page the browser shows now: no serious or critical
-  -- violation.
+  -- violation.  And what only a browser sees: nothing in its console (a
+  -- resource that failed, something the CSP blocked), no script, and the
+  -- stylesheet applied (the CSP lets it in).
   local function audit(name)
     local serious, counts = b:axe()
     audits[#audits + 1] = { page = name, url = b:url(), violations = counts.violations, passes = counts.passes }
@@ -70,6 +72,28 @@ describe("the portal in a browser: the FAQ's example", function()
       words[#words + 1] = v.impact .. " " .. v.id .. " (" .. v.help .. "): " .. table.concat(v.nodes, " | ")
     end
     assert.are.same({}, words, name .. ": " .. table.concat(words, "\n"))
+    local console = {}
+    for _, c in ipairs(b:console()) do
+      -- The browser's own guess at an icon (the portal names none) is
+      -- the gateway's 404; nothing of the page's.
+      if not c.message:find(w.server.url .. "/favicon.ico ", 1, true) then
+        console[#console + 1] = c.level .. " " .. c.message
+      end
+    end
+    assert.are.same({}, console, name .. ": the console")
+    assert.are.equal(0, b:execute("return document.scripts.length"), name .. ": scripts")
+    assert.is_true(b:execute("var s = document.styleSheets; return s.length === 1 && s[0].cssRules.length > 0 " ..
+                             "&& getComputedStyle(document.body).margin !== ''"), name .. ": the stylesheet")
+  end
+
+  -- The page at a phone's width: nothing wider than the screen (no
+  -- sideways scrolling), and axe-core again (the layout is another one).
+  local function on_phone(name)
+    b:viewport(PHONE[1], PHONE[2])
+    local width = b:execute("var e = document.documentElement; return [e.scrollWidth, e.clientWidth]")
+    assert.is_true(width[1] <= width[2], ("%s: %d px wide on a %d px screen"):format(name, width[1], width[2]))
+    audit(name .. " (phone)")
+    b:viewport(DESKTOP[1], DESKTOP[2])
   end
 
   -- The page at the desktop and the phone width, side by side in one PNG
@@ -138,7 +162,7 @@ describe("the portal in a browser: the FAQ's example", function()
     if w.dir then files.remove_dir(w.dir) end
     if #audits > 0 and os.getenv("LICENSOR_AXE_REPORT") then
       for _, a in ipairs(audits) do
-        io.stderr:write(("axe-core %-28s %2d violations (none serious or critical), %2d rules passed\n")
+        io.stderr:write(("axe-core %-40s %2d violations (none serious or critical), %2d rules passed\n")
           :format(a.page, a.violations, a.passes))
       end
     end
@@ -201,6 +225,7 @@ describe("the portal in a browser: the FAQ's example", function()
     assert.truthy(row:find("Build 6911", 1, true), row)
     assert.truthy(row:find("released December 3, 2018", 1, true), row)
     audit("licenses")
+    on_phone("licenses")
     picture("portal-licenses")
 
     -- The license's dialog.
@@ -213,6 +238,7 @@ describe("the portal in a browser: the FAQ's example", function()
     assert.truthy(dialog:find("December 6, 2018", 1, true), dialog)
     assert.truthy(dialog:find("helpdesk-old", 1, true), dialog)
     audit("license")
+    on_phone("license")
     picture("portal-license")
 
     -- The linux-x64 download through its button: the catalogue's file.
@@ -275,8 +301,9 @@ describe("the portal in a browser: the FAQ's example", function()
     local c = verdict.certificate
     assert.are.same({ w.lic.key, "airgap-1", "smartertrack", "enterprise", "5", "2018-12-06" },
                     { c.license, c.server, c.product, c.edition, tostring(c.level), c.ms_expires })
-    -- The page is the license's still, and shows the new server.
-    b:refresh()
+    -- The license's page shows the new server (opened again: the page
+    -- shown is the deactivation's answer, which a reload would post again).
+    b:go(w.server.url .. "/portal/licenses/" .. w.lic.key)
     assert.truthy(b:text("article.dialog"):find("airgap-1", 1, true))
     audit("license after the offline activation")
 

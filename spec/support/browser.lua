@@ -169,6 +169,7 @@ function _M.start(opts)
   if process.user().uid == 0 then args[#args + 1] = "--no-sandbox" end
   local ok, session = pcall(command, self.port, "POST", "/session", { capabilities = { alwaysMatch = {
     browserName = "chrome", acceptInsecureCerts = false, pageLoadStrategy = "normal",
+    ["goog:loggingPrefs"] = { browser = "ALL" },
     ["goog:chromeOptions"] = { binary = _M.CHROMIUM, args = args, prefs = {
       ["download.default_directory"] = self.download_dir, ["download.prompt_for_download"] = false,
       ["download.directory_upgrade"] = true, ["safebrowsing.enabled"] = false,
@@ -338,6 +339,17 @@ end
 
 function Browser:execute_async(script, ...)
   return self:call("POST", "/execute/async", script_body(script, select("#", ...), ...))
+end
+
+-- console() -> the browser's console entries since the last call, each
+-- {level=, message=}: the page's errors, a resource that failed to load,
+-- what the Content-Security-Policy blocked.
+function Browser:console()
+  local list = {}
+  for _, e in ipairs(self:call("POST", "/se/log", { type = "browser" })) do
+    list[#list + 1] = { level = e.level, message = e.message }
+  end
+  return list
 end
 
 -- screenshot([path]) -> the PNG of the viewport (written to path when
