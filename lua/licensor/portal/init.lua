@@ -301,7 +301,9 @@ end
 -- A signed-in owner, or (GET) a redirect to the sign-in page, (POST) 403.
 local function signed_in(r)
   if session_of(r) then return r.session end
-  clear_cookie(r, _M.SESSION_COOKIE)
+  -- Only a cookie that was sent is cleared: a cross-site POST comes without
+  -- it (SameSite=Strict), and its answer must not sign the browser out.
+  if ngx.var["cookie_" .. _M.SESSION_COOKIE] then clear_cookie(r, _M.SESSION_COOKIE) end
   if r.method == "GET" then
     redirect(r, "/portal/")
     return nil
@@ -438,7 +440,7 @@ ROUTES.signin = {
 ROUTES.signout = { POST = function(r)
   local form = form_of()
   if not session_of(r) then
-    clear_cookie(r, _M.SESSION_COOKIE)
+    if ngx.var["cookie_" .. _M.SESSION_COOKIE] then clear_cookie(r, _M.SESSION_COOKIE) end
     refuse(403, "Signed out", "Your session has ended already: sign in again.")
   end
   check_csrf(r, field(form, "csrf"), r.csrf)
