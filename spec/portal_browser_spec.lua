@@ -8,8 +8,9 @@
 -- 2018), the linux-x64 download through its button (sha256 checked
 -- against the catalogue), a lost server deactivated, an offline request
 -- uploaded and its certificate verified, sign-out and the old cookie
--- refused.  axe-core runs on every page the browser shows: no serious or
--- critical violation.
+-- refused; and a page elsewhere whose forms the customer presses changes
+-- nothing (nor signs the browser out).  axe-core runs on every page the
+-- browser shows: no serious or critical violation.
 --
 -- With LICENSOR_SCREENSHOTS=DIR (make screenshots) the walk also writes
 -- DIR/portal-licenses.png and DIR/portal-license.png: each page at a
@@ -131,6 +132,48 @@ describe("the portal in a browser: the FAQ's example", function()
     b:go(back)
   end
 
+  -- Signs in as a customer does: the form, the mail (licensor deliver
+  -- over SMTP), the link, the button -> the session cookie.
+  local function sign_in()
+    b:go(w.server.url .. "/portal/")
+    assert.are.equal("Sign in", b:text("h1"))
+    audit("sign-in form")
+    b:type("#email", EMAIL)
+    b:click("form button[type=submit]")
+    b:wait_for("main h1")
+    assert.are.equal("Check your mail", b:text("main h1"))
+    audit("check your mail")
+
+    -- The deliverer mails the link over SMTP (loopback, no STARTTLS).
+    os.remove(w.smtp.log)
+    local status, out, err = run("--db", w.db, "deliver", "--smtp", w.smtp.address, "--starttls", "never",
+                                 "--mail-from", FROM, "--portal-url", w.server.url, "--link-secret",
+                                 w.secret_file, "--backoff-ms", "0")
+    assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0" }, { status, out }, err)
+    local mails = w.smtp.received()
+    assert.are.equal(1, #mails)
+    assert.are.same({ EMAIL }, mails[1].rcpt_tos)
+    local body, encoding = mail_body(mails[1].raw)
+    assert.are.equal("quoted-printable", encoding)
+    local link = body:match("(http://127%.0%.0%.1:%d+/portal/signin%?token=[%x.]+)")
+    assert.is_string(link, body)
+    assert.truthy(mails[1].body:find(link, 1, true), "the decoded link is the one the message says")
+
+    -- The link opens a page with a button: only pressing it signs in.
+    b:go(link)
+    assert.are.equal("Sign in", b:text("main h1"))
+    assert.is_nil(b:cookie("licensor_session"))
+    audit("sign-in link")
+    b:click("main form button[type=submit]")
+    b:wait_for("table")
+    assert.are.equal(w.server.url .. "/portal/licenses", b:url())
+    local session = assert(b:cookie("licensor_session"))
+    assert.is_true(session.httpOnly)
+    assert.are.same({ "Strict", "/portal" }, { session.sameSite, session.path })
+    assert.are.equal("", b:execute("return document.cookie"))
+    return session
+  end
+
   setup(function()
     local ok, why = browser.available()
     assert(ok, why)
@@ -175,42 +218,7 @@ describe("the portal in a browser: the FAQ's example", function()
     local status, out, err = run("--db", w.db, "activate", w.lic.key, "helpdesk-old", "6911", "--on", TODAY)
     assert.are.equal(0, status, out .. err)
 
-    -- Sign-in: the form, then the same answer for any address.
-    b:go(w.server.url .. "/portal/")
-    assert.are.equal("Sign in", b:text("h1"))
-    audit("sign-in form")
-    b:type("#email", EMAIL)
-    b:click("form button[type=submit]")
-    b:wait_for("main h1")
-    assert.are.equal("Check your mail", b:text("main h1"))
-    audit("check your mail")
-
-    -- The deliverer mails the link over SMTP (loopback, no STARTTLS).
-    status, out, err = run("--db", w.db, "deliver", "--smtp", w.smtp.address, "--starttls", "never",
-                           "--mail-from", FROM, "--portal-url", w.server.url, "--link-secret", w.secret_file,
-                           "--backoff-ms", "0")
-    assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0" }, { status, out }, err)
-    local mails = w.smtp.received()
-    assert.are.equal(1, #mails)
-    assert.are.same({ EMAIL }, mails[1].rcpt_tos)
-    local body, encoding = mail_body(mails[1].raw)
-    assert.are.equal("quoted-printable", encoding)
-    local link = body:match("(http://127%.0%.0%.1:%d+/portal/signin%?token=[%x.]+)")
-    assert.is_string(link, body)
-    assert.truthy(mails[1].body:find(link, 1, true), "the decoded link is the one the message says")
-
-    -- The link opens a page with a button: only pressing it signs in.
-    b:go(link)
-    assert.are.equal("Sign in", b:text("main h1"))
-    assert.is_nil(b:cookie("licensor_session"))
-    audit("sign-in link")
-    b:click("main form button[type=submit]")
-    b:wait_for("table")
-    assert.are.equal(w.server.url .. "/portal/licenses", b:url())
-    local session = assert(b:cookie("licensor_session"))
-    assert.is_true(session.httpOnly)
-    assert.are.same({ "Strict", "/portal" }, { session.sameSite, session.path })
-    assert.are.equal("", b:execute("return document.cookie"))
+    local session = sign_in()
 
     -- The licenses page: one row, the FAQ's words.
     assert.are.equal("Your licenses", b:text("main h1"))
@@ -325,6 +333,41 @@ describe("the portal in a browser: the FAQ's example", function()
     b:go(w.server.url .. "/portal/licenses/" .. w.lic.key)
     assert.are.equal(w.server.url .. "/portal/", b:url())
     audit("old cookie refused")
+
+  end)
+
+  it("answers no form a page elsewhere posts for the signed-in browser, and keeps it signed in (CSRF)", function()
+    local session = sign_in()
+    local key_url = w.server.url .. "/portal/licenses/" .. w.lic.key
+    -- A page of another site (a file here) with the portal's own forms,
+    -- without their tokens, pressed by the customer.
+    local attack = w.dir .. "/prize.html"
+    files.write(attack, table.concat({
+      "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>You won</title></head><body>",
+      "<form id='deactivate' method='post' action='", key_url, "/deactivate'>",
+      "<input type='hidden' name='server' value='airgap-1'>",
+      "<input type='hidden' name='csrf' value='", string.rep("0", 64), "'><button>Claim</button></form>",
+      "<form id='signout' method='post' action='", w.server.url, "/portal/signout'><button>Claim</button></form>",
+      "</body></html>" }))
+    for _, form in ipairs{ "deactivate", "signout" } do
+      b:go("file://" .. attack)
+      b:click("#" .. form .. " button")
+      b:wait_for("main h1")
+      -- SameSite=Strict: the browser sent no session cookie, so the
+      -- portal saw none; and its answer left the browser's cookie alone.
+      assert.are.equal(403, b:execute("return performance.getEntriesByType('navigation')[0].responseStatus"),
+                       form)
+      assert.are.equal("Signed out", b:text("main h1"))
+      assert.are.equal(session.value, (b:cookie("licensor_session") or {}).value, form)
+      b:console()   -- the 403 of the page's own navigation
+    end
+    -- Still signed in, and the server still active.
+    b:go(key_url)
+    assert.are.equal(key_url, b:url())
+    assert.truthy(b:text("article.dialog"):find("airgap-1", 1, true))
+    for _, e in ipairs(w.store:events(w.lic.key)) do
+      assert.is_false(e.kind == "self_deactivated" and e.detail.server == "airgap-1")
+    end
 
     -- Nothing the portal did logged an error.
     local log = w.server:error_log()
