@@ -204,8 +204,9 @@ end)
 
 describe("delivery routes", function()
   it("send customer actions by mail, the rest to the catch-all webhook, a named action where named", function()
-    local plan = assert(delivery.routes{ smtp = true, webhooks = { "https://crm.example/all",
-                                                                   "ms_lapsed=https://crm.example/lapsed" } })
+    local plan = assert(delivery.routes{ smtp = true, portal = true,
+                                         webhooks = { "https://crm.example/all",
+                                                      "ms_lapsed=https://crm.example/lapsed" } })
     assert.are.same({
       email_customer = "mail", ms_expiring = "mail", trial_ending = "mail", lease_ending = "mail",
       addon_expiring = "mail", ms_lapsed = "https://crm.example/lapsed",
@@ -213,7 +214,10 @@ describe("delivery routes", function()
       disable_key = "https://crm.example/all", portal_signin = "mail" }, plan)
     assert.are.same({ email_customer = "mail", ms_expiring = "mail", ms_lapsed = "mail", trial_ending = "mail",
                       lease_ending = "mail", addon_expiring = "mail", portal_signin = "mail" },
-                    delivery.routes{ smtp = true })
+                    delivery.routes{ smtp = true, portal = true })
+    -- Without the portal's address and link secret, sign-in mail is not
+    -- routed: it waits, untried.
+    assert.is_nil(assert(delivery.routes{ smtp = true }).portal_signin)
     -- A sign-in link goes by mail or not at all: never to "every action"'s webhook.
     assert.is_nil(assert(delivery.routes{ webhooks = { "https://crm.example/all" } }).portal_signin)
     local refused, private = delivery.routes{ smtp = true, webhooks = { "portal_signin=https://crm.example/x" } }
@@ -358,6 +362,13 @@ describe("licensor deliver --smtp", function()
     assert.matches("\nRenewal price: %$[%d,]+%.%d%d\r?\n", expiring.body)
     assert.matches("Content%-Transfer%-Encoding: quoted%-printable", expiring.raw)
     assert.matches("Zo=C3=AB M=C3=BCller", expiring.raw)                   -- 7-bit on the wire
+    -- a message of plain ASCII goes as written, its lines whole
+    for _, m in ipairs(got) do
+      if m.rcpt_tos[1] == "lease@acme.example" then
+        assert.matches("Content%-Transfer%-Encoding: 7bit", m.raw)
+        assert.is_nil(m.raw:find("=\r\n", 1, true))
+      end
+    end
     assert.are.equal(0, (deliver(path, tls_server)))
     assert.are.equal(8, #tls_server.received())                            -- never twice
   end)

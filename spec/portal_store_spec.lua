@@ -506,21 +506,22 @@ describe("the sign-in mail (" .. stores.backend .. ")", function()
     store:close()
   end)
 
-  it("fails, to be tried again, naming --portal-url and --link-secret when the deliverer has none", function()
+  it("stays pending, untried, naming --portal-url and --link-secret, when the deliverer has none", function()
     local store, path = stores.new()
     stores.issue(store, { email = "ann@acme.example" })
     assert(store:portal_signin("ann@acme.example", NOW))
-    local status, out = deliver(path, "--max-tries", "2")
-    assert.are.equal(1, status)
-    assert.matches("--portal-url URL --link-secret FILE", out, 1, true)
-    assert.matches("failed 1 %(dead%-lettered 0%)", out)
+    for _ = 1, 3 do
+      local status, out, err = deliver(path, "--max-tries", "2")
+      assert.are.same({ 0, "delivered 0, failed 0 (dead-lettered 0), pending 1" }, { status, out })
+      assert.matches("1 portal sign-in mail stays pending: they need --portal-url URL --link-secret FILE", err,
+                     1, true)
+    end
     local row = signins(store)[1]
-    assert.are.same({ 1, "string" }, { row.attempts, type(row.last_error) })
-    status, out = deliver(path, "--max-tries", "2")
-    assert.are.equal(1, status)
-    assert.matches("failed 1 %(dead%-lettered 1%)", out)
-    assert.is_string(signins(store)[1].dead)
-    assert.are.equal(0, #server.received())
+    -- no attempt was spent, so the mail goes at once when the flags come
+    assert.are.same({ 0, false }, { row.attempts, row.dead or false })
+    local status, out = deliver(path, "--portal-url", "https://portal.vendor.example", "--link-secret", secret_file)
+    assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0" }, { status, out })
+    assert.are.equal(1, #server.received())
     store:close()
   end)
 

@@ -176,6 +176,7 @@ end
 ------------------------------------------------------------------------
 
 local commands = {}
+local warn_artifacts
 
 function commands.init(ctx)
   local store = ctx.open()
@@ -777,8 +778,19 @@ function commands.deliver(ctx, _, flags, many)
   local channels = delivery_options(ctx, flags, many)
   local store = ctx.open()
   store.claim_ms = flags.claim_ms
-  local _, why = require("licensor.delivery").install(store, channels)
+  local plan, why = require("licensor.delivery").install(store, channels)
   if why then usage_error(why) end
+  if channels.mail and not plan.portal_signin then
+    local waiting = 0
+    for _, row in ipairs(store:outbox{ limit = 10000 }) do
+      if row.action == "portal_signin" then waiting = waiting + 1 end
+    end
+    if waiting > 0 then
+      ctx.err(("licensor: deliver: %d portal sign-in mail%s stay%s pending: they need --portal-url URL " ..
+               "--link-secret FILE (the gateway's)"):format(waiting, waiting == 1 and "" or "s",
+                                                           waiting == 1 and "s" or ""))
+    end
+  end
   local opts = { max_tries = flags.max_tries, backoff_ms = flags.backoff_ms }
   local failed
   repeat
@@ -796,7 +808,11 @@ function commands.deliver(ctx, _, flags, many)
                                                                                  pending))
     end
     failed = #failures
-    if flags.watch then require("socket").sleep(flags.interval) end
+    -- one line a round reaches a log file or pipe as it happens
+    if flags.watch then
+      io.stdout:flush()
+      require("socket").sleep(flags.interval)
+    end
   until not flags.watch
   if failed > 0 then
     failure.raise("delivery_failed", failed .. " row(s) failed to deliver (licensor outbox lists them)",
@@ -886,6 +902,24 @@ function commands.copy(ctx, _, flags)
   ctx.out("copied " .. display(flags.from) .. " to " .. display(flags.to) .. ": " .. concat(parts, ", "))
 end
 
+-- What `licensor gateway --artifacts DIR` says before it starts when DIR
+-- lacks a file the active catalogue names, or holds one of another size
+-- (licensor artifacts check DIR hashes them too): the gateway serves
+-- anyway, but those downloads would be 404 at the link.
+warn_artifacts = function(ctx, dir)
+  local cat = ctx.open():catalogue()
+  if not cat then return end
+  local results = require("licensor.artifacts").check(cat, dir, true)
+  local bad = {}
+  for _, r in ipairs(results) do
+    if r.result ~= "ok" then bad[#bad + 1] = r end
+  end
+  if #bad == 0 then return end
+  ctx.err(("licensor gateway: warning: %d of %d files the catalogue's downloads name are missing or " ..
+           "differ in %s (licensor artifacts check %s), the first: %s"):format(#bad, #results, dir, dir,
+           require("licensor.artifacts").line(bad[1])))
+end
+
 function commands.gateway(ctx, _, flags)
   local gateway = require "licensor.gateway.runner"
   ctx.check_database()
@@ -897,6 +931,7 @@ function commands.gateway(ctx, _, flags)
   if flags.read_db ~= nil then check_database_path(flags.read_db, "--read-db") end
   -- A token file that cannot be read is an error, never admin routes off.
   if flags.admin_token_file then read_secret(flags.admin_token_file, "admin token") end
+  if flags.artifacts and is_directory(flags.artifacts) then warn_artifacts(ctx, flags.artifacts) end
   local ok, msg, code = gateway.run({ db = ctx.db, listen = flags.listen,
                                       workers = flags.workers,
                                       admin_token_file = flags.admin_token_file, today = flags.today,
@@ -1240,6 +1275,12 @@ function run(argv, out, err_out, repl_io)
   local ok, err = pcall(entry.run, ctx, positional, flags, many)
   if store then store:close() end
   if ok then return 0 end
+  -- Ctrl-C (deliver --watch, a long sweep): the interpreter's "interrupted!"
+  -- is the user's wish, not a bug: no traceback, the shell's status 130.
+  if type(err) == "string" and err:find("interrupted!$") then
+    err_out("licensor: interrupted")
+    return 130
+  end
   if not failure.is(err) then error(err, 0) end
   return report(out, err_out, ctx.opts.json, err)
 end

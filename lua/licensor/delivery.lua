@@ -42,16 +42,22 @@ local function split_webhooks(urls)
   return by_action, all
 end
 
--- routes{webhooks=, smtp=(bool)} -> {action = "mail" | url}: the plan; or
--- nil, why.
+-- routes{webhooks=, smtp=(bool), portal=(bool)} -> {action = "mail" |
+-- url}: the plan; or nil, why.  The portal's sign-in mail needs the
+-- portal's address and link secret (portal): without them its rows are
+-- not routed and stay pending, untried, as an action without a webhook
+-- does, rather than spending attempts on a deliverer that cannot write
+-- the link.
 function _M.routes(opts)
   local by_action, all = split_webhooks(opts.webhooks)
   if not by_action then return nil, all end
   local customer, private = actions.customer, actions.private
+  local portal_action = {}
+  for _, action in ipairs(actions.PORTAL) do portal_action[action] = true end
   local plan = {}
   for _, action in ipairs(actions.LIST) do
-    plan[action] = by_action[action] or (opts.smtp and customer[action] and "mail") or
-      (not private[action] and all) or nil
+    local mail = opts.smtp and customer[action] and (opts.portal or not portal_action[action])
+    plan[action] = by_action[action] or (mail and "mail") or (not private[action] and all) or nil
   end
   return plan
 end
@@ -65,7 +71,8 @@ end
 -- (licensor.tls's {cafile=, insecure=}: the authorities webhooks and SMTP
 -- trust, or no checks at all, logged once) for both channels.
 function _M.install(store, opts)
-  local plan, why = _M.routes{ webhooks = opts.webhooks, smtp = opts.mail ~= nil }
+  local plan, why = _M.routes{ webhooks = opts.webhooks, smtp = opts.mail ~= nil,
+                               portal = (opts.mail and opts.mail.portal or opts.portal) ~= nil }
   if not plan then return nil, why end
   local tls = opts.tls or {}
   local mail_handler

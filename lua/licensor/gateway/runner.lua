@@ -200,9 +200,15 @@ local function user_may(user, flag, path)
 end
 
 -- The paths a worker running as `user` must reach, each with what it needs.
-local function worker_needs(db, postgresql, lua_dir, cpath, signing_key_file)
+local function worker_needs(db, postgresql, lua_dir, cpath, signing_key_file, artifacts)
   local needs = { { "-r", lua_dir .. "/licensor/init.lua", "read the licensor modules in " .. lua_dir },
                   { "-r", cpath .. "/licensor/core.so", "read " .. cpath .. "/licensor/core.so" } }
+  if artifacts then
+    -- nginx's workers open the files: they must enter the directory and
+    -- read it (its files: licensor artifacts check, run as that user)
+    needs[#needs + 1] = { "-x", artifacts, "enter the artifact directory " .. artifacts }
+    needs[#needs + 1] = { "-r", artifacts, "read the artifact directory " .. artifacts }
+  end
   if signing_key_file then
     needs[#needs + 1] = { "-r", signing_key_file, "read the signing key " .. signing_key_file }
   end
@@ -220,7 +226,7 @@ end
 -- nginx's `user` line.  Started as root, the workers run as opts.user or
 -- nobody, and that user must reach what a worker opens; otherwise the
 -- workers keep this process's user (opts.user must then be that user).
-local function user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file)
+local function user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file, artifacts)
   local me = core.process.user()
   if not me or me.uid ~= 0 then
     local name = me and me.name or "this user"
@@ -241,7 +247,7 @@ local function user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file)
       "invalid_request"
   end
   if user.uid ~= 0 then
-    for _, need in ipairs(worker_needs(db, postgresql, lua_dir, cpath, signing_key_file)) do
+    for _, need in ipairs(worker_needs(db, postgresql, lua_dir, cpath, signing_key_file, artifacts)) do
       if not user_may(name, need[1], need[2]) then
         return nil, format("gateway: started as root, the workers run as %s, who cannot %s; give it to " ..
           "them (chown %s:%s PATH) or choose their user with --user NAME", name, need[3], name, user.group),
@@ -679,12 +685,12 @@ function _M.render(opts)
   local digest
   digest, why, code = admin_digest(token_file)
   if token_file and not digest then return nil, why, code end
-  local user
-  user, why, code = user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file)
-  if not user then return nil, why, code end
   local link_opts
   link_opts, why, code = link_options(opts)
   if not link_opts then return nil, why, code end
+  local user
+  user, why, code = user_line(opts, db, postgresql, lua_dir, cpath, signing_key_file, link_opts.artifacts)
+  if not user then return nil, why, code end
   local worker_opts = { db = db, today = opts.today, synchronous = opts.synchronous,
     artifacts = link_opts.artifacts, link_keys = link_opts.keys, public_url = link_opts.public_url,
     admin_token_sha256 = digest, signing_key_file = signing_key_file,

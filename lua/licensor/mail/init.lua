@@ -19,6 +19,7 @@ local constants = require "licensor.constants"
 local ipairs, tostring, concat, setmetatable, type = ipairs, tostring, table.concat, setmetatable, type
 local os_date, find, gsub, sub, lower, floor = os.date, string.find, string.gsub, string.sub, string.lower,
   math.floor
+local gmatch = string.gmatch
 
 local _M = {}
 
@@ -113,19 +114,32 @@ local function quoted_printable(text)
   return encode(text) .. (encode(nil) or "")
 end
 
+-- A body that is plain ASCII in lines of at most 998 bytes goes as 7bit,
+-- as written: a sign-in link stays one line that any mail reader (and a
+-- debugging SMTP server's printout) shows whole; anything else is
+-- quoted-printable, which keeps the wire 7-bit.
+local function seven_bit(body)
+  if find(body, "[\128-\255]") or find(body, "[\0\r]") then return false end
+  for line in gmatch(body .. "\n", "([^\n]*)\n") do
+    if #line > 998 then return false end
+  end
+  return true
+end
+
 -- message(from, to, subject, body, id) -> the text SMTP's DATA carries.
 function _M.message(from, to, subject, body, id)
   local domain = from:match("@(.+)$") or "licensor.invalid"
+  local plain = seven_bit(body)
   local headers = {
     "From: " .. from, "To: " .. to, "Subject: " .. header_text(subject),
     "Date: " .. os_date("!%a, %d %b %Y %H:%M:%S +0000"),
     "Message-ID: <lsr_" .. tostring(id) .. "@" .. domain .. ">",
     "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
-    "Content-Transfer-Encoding: quoted-printable",
+    "Content-Transfer-Encoding: " .. (plain and "7bit" or "quoted-printable"),
     "Auto-Submitted: auto-generated",
   }
   -- DATA's terminator (CRLF . CRLF) ends the last line.
-  local text = gsub(quoted_printable(body), "\r?\n", "\r\n")
+  local text = gsub(plain and body or quoted_printable(body), "\r?\n", "\r\n")
   return concat(headers, "\r\n") .. "\r\n\r\n" .. (text:gsub("\r\n$", ""))
 end
 

@@ -376,7 +376,15 @@ local function link_id(r, token)
   if type(token) ~= "string" or #token > 200 then return nil end
   local id, mac = match(token, "^(%x+)%.(%x+)$")
   if not id or #id ~= 32 or #mac ~= 64 then return nil end
-  if not links.same(lower(mac), links.sign(r.keys.signin, lower(id))) then return nil end
+  if not links.same(lower(mac), links.sign(r.keys.signin, lower(id))) then
+    -- A well-formed link with a wrong MAC: a forgery, or a deliverer whose
+    -- --link-secret is not this gateway's (every customer then sees "used,
+    -- expired or unknown"); the operator learns which from here.  Requests
+    -- that reach this are limited per client address.
+    ngx.log(ngx.WARN, "licensor: portal: a sign-in link whose signature does not match this gateway's ",
+            "--link-secret (a forgery, or a deliverer with another secret)")
+    return nil
+  end
   return lower(id)
 end
 
