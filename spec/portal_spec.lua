@@ -821,13 +821,17 @@ describe("the portal's limits and cookies behind https (" .. stores.backend .. "
     assert.truthy(limited.body:find("Too many requests from this address", 1, true))
   end)
 
-  it("says so when the gateway signs no certificates (no --signing-key): a 503 page", function()
+  it("shows no upload form and answers an upload with a 503 page when the gateway signs no certificates",
+     function()
     local lic = issue(w)
     local b = browser(w.server)
     -- (The form's sign-ins from this address may be spent by the spec above: the store mails this one.)
     assert(w.store:portal_signin(lic.email, os.time()))
     assert.are.equal(303, (follow(b, assert(mailed_token(w, lic.email)))))
-    local csrf = csrf_of(page(b, "/portal/licenses/" .. lic.key))
+    local body_of_page = page(b, "/portal/licenses/" .. lic.key)
+    -- no upload form where no certificate can be signed
+    assert.is_nil(body_of_page:find('enctype="multipart/form-data"', 1, true))
+    local csrf = csrf_of(body_of_page)
     local text = certificate.request_text{ license = lic.key, server = "air", fingerprint = machine(3), build = 6911 }
     local status, body, headers = b:go("POST", "/portal/licenses/" .. lic.key .. "/activate", { parts = {
       { name = "csrf", value = csrf }, { name = "request", value = text, filename = "r.txt" } } })

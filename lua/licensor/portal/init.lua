@@ -74,7 +74,9 @@ end
 
 -- The page context of the request: the signed-in owner's (nav, CSRF).
 local function page_ctx(r, fields)
-  local ctx = { email = r.session and r.session.email or nil, csrf = r.csrf or "" }
+  -- offline: the upload form only where a certificate can be signed
+  local ctx = { email = r.session and r.session.email or nil, csrf = r.csrf or "",
+                offline = r.gw ~= nil and r.gw.settings.signing_key_file ~= nil }
   for k, v in pairs(fields or {}) do ctx[k] = v end
   return ctx
 end
@@ -381,7 +383,7 @@ local function link_id(r, token)
     -- --link-secret is not this gateway's (every customer then sees "used,
     -- expired or unknown"); the operator learns which from here.  Requests
     -- that reach this are limited per client address.
-    ngx.log(ngx.WARN, "licensor: portal: a sign-in link whose signature does not match this gateway's ",
+    ngx.log(ngx.WARN, "licensor: a portal sign-in link whose signature does not match this gateway's ",
             "--link-secret (a forgery, or a deliverer with another secret)")
     return nil
   end
@@ -399,7 +401,7 @@ local function ask_link(r, form)
   if answer == nil then
     if code == "invalid_request" then
       return send(r, 400, pages.signin(page_ctx(r, { csrf = r.signin_csrf,
-        problem = "That is not an email address: " .. tostring(message) .. "." }), email))
+        problem = "That is not an email address; it looks like name@example.com." }), email))
     end
     must(r, nil, message, code)
   end

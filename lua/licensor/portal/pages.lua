@@ -421,7 +421,8 @@ function _M.license(ctx, v)
   return document(ctx, v.title, render(LICENSE, {
     title = v.title, key = v.key, facts = facts_of(v), build = build_section(v), addons = addons_section(v),
     money = money_section(v), installations = installations_section(ctx, v),
-    offline = render(OFFLINE, { action = license_path(v.key, "/activate"), csrf = ctx.csrf }) }))
+    offline = ctx.offline and render(OFFLINE, { action = license_path(v.key, "/activate"), csrf = ctx.csrf })
+      or "" }))
 end
 
 ------------------------------------------------------------------------
