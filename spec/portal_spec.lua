@@ -417,7 +417,8 @@ describe("the portal (" .. stores.backend .. ")", function()
         "Older builds it may also install",
         "Build 6855 (13.5.6855, released October 8, 2018)",
         -- R15 with ms_percent 25: a year of M&S is 25% of $549.00.
-        "Renewing M&amp;S for 12 months costs $137.25; M&amp;S then runs until December 6, 2019.",
+        "Renewing M&amp;S for 12 months costs $137.25; M&amp;S then runs until December 6, 2019 (terms count " ..
+        "from December 6, 2018, the day M&amp;S ended).",
         -- R12: the price difference within the eligible build's major (100).
         "<td data-label=\"To\">Enterprise, 10 agents</td><td data-label=\"Costs\">$330.00</td>",
         "Enterprise, unlimited agents</td><td data-label=\"Costs\">$1,100.00</td>",

@@ -156,15 +156,18 @@ describe("view.license: the FAQ's dialog", function()
     -- 20% of $500.00, one term brings M&S to 2019-12-06.
     assert.are.same({ 10000, 1, 10000, "$100.00", "2019-12-06" },
                     { v.renewal.price, v.renewal.terms, v.renewal.amount, v.renewal.amount_text, v.renewal.until_date })
-    assert.are.equal("Renewing M&S for 12 months costs $100.00; M&S then runs until December 6, 2019.",
-                     v.renewal.text)
+    assert.are.equal("Renewing M&S for 12 months costs $100.00; M&S then runs until December 6, 2019 (terms " ..
+                     "count from December 6, 2018, the day M&S ended).", v.renewal.text)
     -- Lapsed for years, from_expiry: every lapsed term is paid for.
     local late = view.license(faq(), cat, {}, "2021-03-01")
     assert.are.same({ 3, 30000, "2021-12-06" }, { late.renewal.terms, late.renewal.amount, late.renewal.until_date })
     assert.are.equal("Bringing M&S up to date takes 3 terms of 12 months, $100.00 each: $300.00 in all; M&S then " ..
-                     "runs until December 6, 2021.", late.renewal.text)
+                     "runs until December 6, 2021 (terms count from December 6, 2018, the day M&S ended).",
+                     late.renewal.text)
     local fresh = catalogue{ ms_percent = 20, renewal_basis = "from_renewal" }
-    assert.are.equal(1, view.license(faq(), fresh, {}, "2021-03-01").renewal.terms)
+    local renewed = view.license(faq(), fresh, {}, "2021-03-01").renewal
+    assert.are.equal(1, renewed.terms)
+    assert.is_nil(renewed.text:find("terms count from", 1, true))
     -- No M&S price, or nothing to renew.
     assert.is_nil(view.license(faq(), catalogue{}, {}, "2019-06-01").renewal)
     assert.is_nil(view.license({ key = "L", product = "track", kind = "lease", start = "2018-01-01" }, cat, {},

@@ -193,13 +193,19 @@ local function renewal_of(cat, lic, status, policy, on, currency)
   until core.day(copy.ms_expires) >= today or terms >= 1000
   local amount = price * terms
   local text
+  -- from_expiry: a lapsed term counts from the day M&S ended, not today,
+  -- which is why "until" may be near; the sentence says so.
+  local from = ""
+  if policy.renewal_basis ~= "from_renewal" and lic.ms_expires and core.day(lic.ms_expires) < today then
+    from = " (terms count from " .. date_text(lic.ms_expires) .. ", the day M&S ended)"
+  end
   if terms == 1 then
-    text = format("Renewing M&S for %d months costs %s; M&S then runs until %s.", policy.ms_months,
-                  money.format(amount, currency), date_text(copy.ms_expires))
+    text = format("Renewing M&S for %d months costs %s; M&S then runs until %s%s.", policy.ms_months,
+                  money.format(amount, currency), date_text(copy.ms_expires), from)
   else
     text = format("Bringing M&S up to date takes %d terms of %d months, %s each: %s in all; M&S then " ..
-                  "runs until %s.", terms, policy.ms_months, money.format(price, currency),
-                  money.format(amount, currency), date_text(copy.ms_expires))
+                  "runs until %s%s.", terms, policy.ms_months, money.format(price, currency),
+                  money.format(amount, currency), date_text(copy.ms_expires), from)
   end
   return { price = price, price_text = money.format(price, currency), terms = terms, amount = amount,
            amount_text = money.format(amount, currency), until_date = copy.ms_expires,
