@@ -5,7 +5,7 @@
 -- axe-core on the page, take a screenshot.
 --
 --   local b = browser.start{ width = 1280, height = 900 }
---   b:go(url); b:click("button[type=submit]"); b:type("#email", "x@y")
+--   b:go(url); b:type("#email", "x@y"); b:follow("button[type=submit]")
 --   b:text("h1"), b:attribute("a.download", "href"), b:cookies()
 --   b:execute("return document.title"), b:execute_async(script, ...)
 --   b:axe() -> serious and critical violations; b:screenshot(path)
@@ -294,6 +294,27 @@ end
 
 function Browser:click(el) return self:call("POST", element_path(self, el) .. "/click", EMPTY) end
 function Browser:clear(el) return self:call("POST", element_path(self, el) .. "/clear", EMPTY) end
+
+-- navigate(fn, seconds): runs fn (a click, a submit) and returns once the
+-- page it leads to has loaded: a click may return before the navigation
+-- it starts has begun, and the old page's elements would still be found.
+function Browser:navigate(fn, seconds)
+  self:execute("window.__licensor_left = true")
+  fn()
+  local deadline = socket.gettime() + (seconds or 20)
+  repeat
+    local ok, loaded = pcall(self.execute, self,
+      "return window.__licensor_left !== true && document.readyState === 'complete'")
+    if ok and loaded then return end
+    sleep(0.05)
+  until socket.gettime() > deadline
+  error("no new page loaded from " .. self:url(), 2)
+end
+
+-- follow(el): clicks a link or a form's button and waits for the page.
+function Browser:follow(el, seconds)
+  return self:navigate(function() self:click(el) end, seconds)
+end
 
 -- type(el, text): keys into a field (a file input takes a path).
 function Browser:type(el, text)
