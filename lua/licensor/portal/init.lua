@@ -17,6 +17,7 @@ local core = require "licensor.core"
 local certificate = require "licensor.certificate"
 local pages = require "licensor.portal.pages"
 local style = require "licensor.portal.style"
+local address = require "licensor.mail.address"
 
 local ngx = ngx   -- luacheck: ignore 113
 local type, pairs, pcall, tostring, tonumber, error = type, pairs, pcall, tostring, tonumber, error
@@ -397,16 +398,23 @@ local function ask_link(r, form)
     return send(r, 400, pages.signin(ctx, email and sub(email, 1, pages.MAX_EMAIL) or ""))
   end
   per_client(r, "portal-signin", PORTAL.signins_per_client)
-  local answer, message, code = call(r, "portal_signin", email, r.now)
-  if answer == nil then
-    if code == "invalid_request" then
-      return send(r, 400, pages.signin(page_ctx(r, { csrf = r.signin_csrf,
-        problem = "That is not an email address; it looks like name@example.com." }), email))
-    end
-    must(r, nil, message, code)
+  -- The address is checked as the store checks it (trimmed, without case)
+  -- before anything is answered ...
+  if not address.check(lower(match(email, "^%s*(.-)%s*$"))) then
+    return send(r, 400, pages.signin(page_ctx(r, { csrf = r.signin_csrf,
+      problem = "That is not an email address; it looks like name@example.com." }), email))
   end
-  -- The same page whether or not the address has licenses.
+  -- ... and the page, the same whether or not the address has licenses,
+  -- goes out before the store looks it up: the answer's timing does not
+  -- say whether a sign-in was written (ngx.eof ends the response; the
+  -- handler goes on).  A store that fails now is only logged: the
+  -- customer asks again.
   send(r, 200, pages.sent(page_ctx(r), email))
+  ngx.eof()
+  local ok, answer, message = pcall(call, r, "portal_signin", email, r.now)
+  if not ok or answer == nil then
+    ngx.log(ngx.ERR, "licensor: portal sign-in not written: ", tostring(ok and message or answer))
+  end
 end
 
 local function spend_link(r, form)

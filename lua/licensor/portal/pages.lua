@@ -95,11 +95,13 @@ end
 
 local SENT = [[<h1>Check your mail</h1>
 <p>If licenses were issued to <strong>{{email}}</strong>, a sign-in link is on its way there. It works once,
-within {{minutes}} minutes; asking again mails a new one.</p>
+within {{minutes}} minutes. At most {{cap}} links are mailed to one address in {{minutes}} minutes: if you
+asked before, use the newest link you got.</p>
 <p><a href="/portal/">Use another address</a></p>]]
 
 function _M.sent(ctx, email)
-  return document(ctx, "Check your mail", render(SENT, { email = email, minutes = MINUTES }))
+  return document(ctx, "Check your mail", render(SENT, { email = email, minutes = MINUTES,
+                                                         cap = constants.PORTAL.signins_per_email }))
 end
 
 local CONFIRM = [[<h1>Sign in</h1>
