@@ -102,8 +102,10 @@ function _M.verify_url(keys, url, now)
   if not head or #expires > 15 then
     return nil, "the link has no expires and signature", "invalid_link"
   end
-  -- The url as it was signed: '?' began the query only when it had none.
-  if sep == "&" and not head:find("?", 1, true) then
+  -- The url as it was signed: '?' began the query only when it had none,
+  -- '&' only when it had one (x.zip?v=1?expires=... is no link of ours:
+  -- its origin would read the query as v="1?expires=...").
+  if (sep == "&") ~= (head:find("?", 1, true) ~= nil) then
     return nil, "the link has no expires and signature", "invalid_link"
   end
   if not links.same(signature:lower(), url_signature(key, expires, head)) then
@@ -182,8 +184,11 @@ function _M.nginx_lines(opts)
   for _, name in ipairs(ANSWER_ORDER) do
     local a = LOCATION_ANSWERS[name]
     -- A 416 keeps the file's headers (nginx's range filter set them
-    -- before it refused): a second Cache-Control would contradict them.
-    local headers = name == "range" and "" or " add_header Cache-Control no-store always;"
+    -- before it refused): a second Cache-Control would contradict them,
+    -- and a location without add_header of its own would inherit the
+    -- server's (no-store), so it gets another one.
+    local headers = name == "range" and " add_header X-Content-Type-Options nosniff always;" or
+      " add_header Cache-Control no-store always;"
     if name == "method" then headers = headers .. ' add_header Allow "GET, HEAD" always;' end
     lines[#lines + 1] = format("      location = %s%s {%s return %d '%s'; }", REFUSALS, name, headers, a[1],
       json_line(a[2], a[3]))
