@@ -776,6 +776,13 @@ describe("the portal (" .. stores.backend .. ")", function()
       assert.are.equal(501, code)
       assert.truthy(raw:find("Content-Security-Policy: ", 1, true))
       assert.truthy(raw:find("<!DOCTYPE html>", 1, true))
+      -- ... judged on the path nginx routes: //portal, /./portal, /%70ortal and /x/../portal are the portal
+      for _, target in ipairs({ "//portal/signin", "/./portal/signin", "/%70ortal/signin", "/x/../portal/signin" }) do
+        local got, text = w.server:raw("POST " .. target .. " HTTP/1.1\r\nHost: x\r\nContent-Length: " ..
+                                       (constants.MAX_BODY_BYTES + 10) .. "\r\n\r\n" .. huge)
+        assert.are.equal(413, got, target)
+        assert.truthy(text:find("Content-Security-Policy: ", 1, true), target)
+      end
       local many = { "csrf", csrf }
       for i = 1, 40 do many[#many + 1] = "f" .. i; many[#many + 1] = "v" end
       assert.are.equal(400, (try("POST", base .. "/deactivate", { form = many })))

@@ -702,8 +702,20 @@ _M.context = {
 -- (constants.GATEWAY_ERRORS: 413, 400, 501, 505...) answered as JSON too;
 -- 494 (nginx's header too large) as 431.
 local ERROR_PAGES = {}
+local portal_path
 for status, words in pairs(constants.GATEWAY_ERRORS) do
   ERROR_PAGES[status] = cjson.encode({ ok = false, code = words[1], message = words[2] })
+end
+
+-- Is the request line's target a portal path once normalised as nginx
+-- does (percent-decoded, slashes merged, dot segments resolved)?
+portal_path = function(target)
+  local path = (target:match("^[^?#]*")):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  local parts = {}
+  for segment in path:gmatch("[^/]+") do
+    if segment == ".." then parts[#parts] = nil elseif segment ~= "." then parts[#parts + 1] = segment end
+  end
+  return parts[1] == "portal"
 end
 
 function _M.error_page()
@@ -711,9 +723,10 @@ function _M.error_page()
   if not ERROR_PAGES[status] then status = 500 end
   local json = ERROR_PAGES[status]
   if status == 494 then status = 431 end
-  -- The portal's requests get its HTML page and headers (licensor.portal).
-  local portal = match(ngx.var.request_uri or "", "^/portal")
-  if portal then return require("licensor.portal").error_page(status) end
+  -- The portal's requests get its HTML page and headers (licensor.portal),
+  -- judged on the path as nginx routes it: //portal, /./portal and
+  -- /%70ortal are the portal too.
+  if portal_path(ngx.var.request_uri or "") then return require("licensor.portal").error_page(status) end
   send(status, json)
 end
 
