@@ -482,9 +482,14 @@ describe("the sign-in mail (" .. stores.backend .. ")", function()
     local lic = stores.issue(store, { email = "Ann@Acme.example", owner = "Ann Smith" })
     assert(store:portal_signin("ann@acme.example", NOW))
     local id = signins(store)[1].detail.signin
-    local status, out = deliver(path, "--portal-url", "https://portal.vendor.example:8443",
-                                "--link-secret", secret_file)
+    os.execute("chmod 644 '" .. secret_file .. "'")
+    local status, out, err = deliver(path, "--portal-url", "https://portal.vendor.example:8443",
+                                     "--link-secret", secret_file)
     assert.are.same({ 0, "delivered 1, failed 0 (dead-lettered 0), pending 0" }, { status, out })
+    -- a secret others may read is said, not refused
+    assert.matches("can be read by others than its owner (mode 644): chmod 600", err, 1, true)
+    os.execute("chmod 600 '" .. secret_file .. "'")
+    assert.is_nil(require("licensor.links").exposed(secret_file))
     local got = server.received()
     assert.are.equal(1, #got)
     local m = got[1]

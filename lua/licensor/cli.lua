@@ -763,6 +763,8 @@ local function delivery_options(ctx, flags, many)
   end
   local portal = flags.portal_url and { url = flags.portal_url,
                                         secret = check(require("licensor.links").read(flags.link_secret)) }
+  local exposed = portal and require("licensor.links").exposed(flags.link_secret)
+  if exposed then ctx.err("licensor: deliver: warning: " .. exposed) end
   if portal and not portal.url:match("^https?://[%w%.%-%[%]:]+$") then
     usage_error("--portal-url is http(s)://HOST[:PORT], without a path")
   end
@@ -932,6 +934,8 @@ function commands.gateway(ctx, _, flags)
   -- A token file that cannot be read is an error, never admin routes off.
   if flags.admin_token_file then read_secret(flags.admin_token_file, "admin token") end
   if flags.artifacts and is_directory(flags.artifacts) then warn_artifacts(ctx, flags.artifacts) end
+  local exposed = flags.link_secret and require("licensor.links").exposed(flags.link_secret)
+  if exposed then ctx.err("licensor gateway: warning: " .. exposed) end
   local ok, msg, code = gateway.run({ db = ctx.db, listen = flags.listen,
                                       workers = flags.workers,
                                       admin_token_file = flags.admin_token_file, today = flags.today,

@@ -36,6 +36,18 @@ function _M.read(path)
   return secret
 end
 
+-- exposed(path) -> a warning when the secret file may be read by others
+-- than its owner (group or other read bit), else nil: anyone who reads
+-- it can sign download links (and, with the database, sign-in links).
+function _M.exposed(path)
+  local st = files.stat(path)
+  if st and st.mode and (math.floor(st.mode / 8) % 8 >= 4 or st.mode % 8 >= 4) then
+    return format("link secret file %s can be read by others than its owner (mode %o): chmod 600 %s",
+                  path, st.mode, path)
+  end
+  return nil
+end
+
 -- keys(secret) -> {use = key as 64 hex digits}.
 function _M.keys(secret)
   local keys = {}
