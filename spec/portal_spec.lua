@@ -456,12 +456,34 @@ describe("the portal (" .. stores.backend .. ")", function()
       assert.is_nil(body:lower():find(" on%a+="))
     end)
 
-    it("serves the stylesheet with the same headers", function()
+    it("serves the stylesheet and the icon its pages name, with the same headers", function()
       local b = browser(w.server)
       local status, css, headers = b:go("GET", "/portal/style.css")
       assert.are.equal(200, status)
       assert_headers(headers, "style.css", "text/css; charset=utf-8")
       assert.truthy(css:find("@media (max-width: 40em)", 1, true))
+      local s2, signin = b:go("GET", "/portal/")
+      assert.are.equal(200, s2)
+      assert.truthy(signin:find('<link rel="icon" href="/portal/icon.svg" type="image/svg+xml">', 1, true))
+      local s3, svg, h3 = b:go("GET", "/portal/icon.svg")
+      assert.are.equal(200, s3)
+      assert_headers(h3, "icon", "image/svg+xml")
+      assert.matches("^<svg ", svg)
+    end)
+
+    it("takes a form whose Origin is null (a no-referrer page's) on its token, and clears no cookie it was not sent",
+       function()
+      local b = customer(w)
+      local body = page(b, "/portal/licenses")
+      local status, _, headers = b:go("POST", "/portal/signout", { form = { "csrf", csrf_of(body) },
+                                                                    headers = { Origin = "null" } })
+      assert.are.equal(303, status)
+      assert.truthy(headers["set-cookie"]:find("licensor_session=;", 1, true))
+      -- A POST from elsewhere comes without the cookie (SameSite=Strict): refused, and no Set-Cookie
+      -- signs the browser out.
+      local s2, _, h2 = browser(w.server):go("POST", "/portal/signout", { form = { "csrf", "x" } })
+      assert.are.equal(403, s2)
+      assert.is_nil(h2["set-cookie"] and h2["set-cookie"]:find("licensor_session", 1, true))
     end)
 
     it("sends every answer with the security headers: pages, redirects, refusals, errors", function()

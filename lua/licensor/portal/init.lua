@@ -372,6 +372,10 @@ ROUTES.style = { GET = function(r)
   send(r, 200, style, "text/css; charset=utf-8")
 end }
 
+ROUTES.icon = { GET = function(r)
+  send(r, 200, pages.ICON_SVG, "image/svg+xml")
+end }
+
 local INVALID_LINK = "This sign-in link was used, has expired or is unknown: ask for a new one."
 
 -- The sign-in id of a link's token `id.mac` when the MAC is right.
@@ -602,6 +606,7 @@ end }
 local function route_of(uri)
   if uri == "/portal/" then return ROUTES.home end
   if uri == "/portal/style.css" then return ROUTES.style end
+  if uri == pages.ICON then return ROUTES.icon end
   if uri == "/portal/signin" then return ROUTES.signin end
   if uri == "/portal/signout" then return ROUTES.signout end
   if uri == "/portal/licenses" or uri == "/portal/licenses/" then return ROUTES.licenses end

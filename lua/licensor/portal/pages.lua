@@ -16,8 +16,14 @@ local nothing = html.nothing
 
 local _M = {}
 
--- The stylesheet's path, the only resource a page loads.
+-- The stylesheet's and the icon's paths, the only resources a page loads
+-- (a page naming no icon makes the browser ask for /favicon.ico, outside
+-- the portal).
 _M.STYLE = "/portal/style.css"
+_M.ICON = "/portal/icon.svg"
+_M.ICON_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">' ..
+  '<rect width="16" height="16" rx="3" fill="#1d4e89"/><path d="M4 8.5l2.5 2.5L12 5" stroke="#fff" ' ..
+  'stroke-width="2" fill="none"/></svg>'
 
 local LAYOUT = [[<!DOCTYPE html>
 <html lang="en">
@@ -26,6 +32,7 @@ local LAYOUT = [[<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{title}} - Customer portal</title>
 <link rel="stylesheet" href="{{style}}">
+<link rel="icon" href="{{icon}}" type="image/svg+xml">
 </head>
 <body>
 <header class="top">
@@ -63,7 +70,7 @@ end
 -- document(ctx, title, content) -> the whole page as a string.
 local function document(ctx, title, content)
   local nav = ctx.email and render(NAV, { email = ctx.email, csrf = ctx.csrf }) or nothing
-  return html.text(render(LAYOUT, { title = title, style = _M.STYLE, nav = nav,
+  return html.text(render(LAYOUT, { title = title, style = _M.STYLE, icon = _M.ICON, nav = nav,
                                     content = html.join({ messages(ctx), content }, "\n") }))
 end
 _M.document = document
