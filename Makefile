@@ -262,6 +262,8 @@ bench: deps
 	  lua5.4 spec/bench/gateway.lua
 	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
 	  lua5.4 spec/bench/download.lua
+	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
+	  lua5.4 spec/bench/portal.lua
 	@for vm in lua5.4 luajit; do \
 	  LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" \
 	    $$vm spec/bench/certificates.lua build/bench.cert build/bench.pub || exit 1; done

@@ -119,7 +119,8 @@ end
 -- debugging SMTP server's printout) shows whole; anything else is
 -- quoted-printable, which keeps the wire 7-bit.
 local function seven_bit(body)
-  if find(body, "[\128-\255]") or find(body, "[\0\r]") then return false end
+  -- (NUL found plainly: a pattern cannot hold it on LuaJIT)
+  if find(body, "[\128-\255]") or find(body, "\0", 1, true) or find(body, "\r", 1, true) then return false end
   for line in gmatch(body .. "\n", "([^\n]*)\n") do
     if #line > 998 then return false end
   end
