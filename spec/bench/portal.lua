@@ -18,7 +18,7 @@ local wrk = require "bench.wrkrun"
 local format = string.format
 
 local LICENSES = 50
-local OWNERS = tonumber(os.getenv("BENCH_PORTAL_OWNERS")) or 4000
+local OWNERS = tonumber(os.getenv("BENCH_PORTAL_OWNERS")) or 15000
 local DURATION = tonumber(os.getenv("BENCH_SECONDS") or "5")
 
 local dir = os.tmpname()

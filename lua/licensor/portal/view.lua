@@ -268,11 +268,12 @@ local function installations_of(cat, installations, on)
   return list
 end
 
--- license(lic, cat, installations, on[, used]) -> the page's table.
--- `used`: the self-service deactivations already counted in the policy's
--- window (the store knows them from the license's events); without it
--- the budget says only what the policy allows.
-function _M.license(lic, cat, installations, on, used)
+-- license(lic, cat, installations, on[, used[, brief]]) -> the page's
+-- table.  `used`: the self-service deactivations already counted in the
+-- policy's window (the store knows them from the license's events);
+-- without it the budget says only what the policy allows.  brief: the
+-- licenses list's fields only (no older builds, prices, installations).
+function _M.license(lic, cat, installations, on, used, brief)
   local status, message, code = cat:status(lic, on)
   if not status then
     return { key = lic.key, product = { id = lic.product, name = lic.product }, broken = true,
@@ -292,15 +293,8 @@ function _M.license(lic, cat, installations, on, used)
   else
     install_text = "This license may not install any build now"
   end
-  local upgrades, downgrade = upgrades_of(cat, lic, eligible, policy, on, currency, product)
-  local allowed = policy.self_deactivations or DEFAULT_BUDGET
-  local budget = { allowed = allowed, days = policy.self_deactivation_days or DEFAULT_BUDGET_DAYS }
-  if type(used) == "number" then
-    budget.used = used
-    budget.left = allowed > used and allowed - used or 0
-  end
   local kind = status.kind
-  return {
+  local v = {
     key = lic.key, owner = lic.owner, title = title,
     product = { id = product.id, name = product.name, unit = product.unit },
     edition = lic.edition, edition_text = edition_text, level = lic.level, level_text = level,
@@ -316,16 +310,27 @@ function _M.license(lic, cat, installations, on, used)
     eligible = eligible, install_text = install_text,
     refusal = not eligible and status.message or nil, refusal_code = not eligible and status.code or nil,
     reason = reason(lic, status, policy, on),
-    older = eligible and older_builds(cat, lic, eligible, on) or {},
     addons = addons_of(lic, status),
     currency = currency,
-    renewal = renewal_of(cat, lic, status, policy, on, currency),
-    upgrades = upgrades, downgrade = downgrade and
-      "A lower edition or level is a license change: contact sales." or nil,
-    installations = installations_of(cat, installations, on),
-    self_deactivation = budget,
     on = on, on_text = date_text(on),
   }
+  -- brief: the licenses list's row, without what only the license's own
+  -- page shows (older builds, prices, installations), which cost most.
+  if brief then return v end
+  local upgrades, downgrade = upgrades_of(cat, lic, eligible, policy, on, currency, product)
+  local allowed = policy.self_deactivations or DEFAULT_BUDGET
+  local budget = { allowed = allowed, days = policy.self_deactivation_days or DEFAULT_BUDGET_DAYS }
+  if type(used) == "number" then
+    budget.used = used
+    budget.left = allowed > used and allowed - used or 0
+  end
+  v.older = eligible and older_builds(cat, lic, eligible, on) or {}
+  v.renewal = renewal_of(cat, lic, status, policy, on, currency)
+  v.upgrades = upgrades
+  v.downgrade = downgrade and "A lower edition or level is a license change: contact sales." or nil
+  v.installations = installations_of(cat, installations, on)
+  v.self_deactivation = budget
+  return v
 end
 
 return _M

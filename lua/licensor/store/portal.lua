@@ -185,14 +185,16 @@ end
 -- licensor.portal.view, once it is there; until then a view is the
 -- license and its installations as they are.
 local view_module
-local function view_of(lic, cat, installs, on, used)
+local function view_of(lic, cat, installs, on, used, brief)
   if view_module == nil then
     view_module = false
     if package.searchpath and package.searchpath("licensor.portal.view", package.path) then
       view_module = require "licensor.portal.view"
     end
   end
-  if view_module and view_module.license then return view_module.license(lic, cat, installs, on, used) end
+  if view_module and view_module.license then
+    return view_module.license(lic, cat, installs, on, used, brief)
+  end
   return { license = lic, installations = installs }
 end
 
@@ -246,15 +248,16 @@ local function licenses(self, email, on)
   local list = {}
   for _, row in ipairs(self.db:all(self.sql.portal_keys, email)) do
     local lic, cat = common.license_and_catalogue(self, row.key)
-    list[#list + 1] = view(self, lic, cat, on)
+    -- the list's rows: no installations read, no prices computed
+    list[#list + 1] = view_of(lic, cat, {}, on, nil, true)
   end
   return list
 end
 
--- store:portal_licenses(email, on) -> list of views, one per license with
--- that address, ordered by product and key (licensor.portal.view's
--- license(lic, cat, installations, on, used), used: the self-service
--- deactivations counted in the policy's window on `on`).
+-- store:portal_licenses(email, on) -> list of brief views, one per license
+-- with that address, ordered by product and key (licensor.portal.view's
+-- license(lic, cat, {}, on, nil, true): what the licenses list shows;
+-- store:portal_license has the rest, installations and budget included).
 function Store:portal_licenses(email, on)
   check_text(email, "portal_licenses", 1, "email address")
   return guarded(self, licenses, email, on)
