@@ -157,6 +157,22 @@ describe("licensor artifacts check", function()
   after_each(function() sh("rm -rf '" .. dir .. "'") end)
   teardown(function() stores.remove(db) end)
 
+  it("artifacts demo DIR writes the files check then finds ok; a file in DIR's place is refused", function()
+    local fresh = new_dir() .. "/demo"
+    local status, out, err = run("--db", db, "artifacts", "demo", fresh)
+    assert.are.same({ 0, "wrote 192 demo build files (the bundled catalogue's downloads) to " .. fresh, "" },
+                    { status, out, err })
+    status, out = run("--db", db, "artifacts", "check", fresh)
+    assert.are.equal(0, status)
+    assert.matches("192 files: 192 ok$", out)
+    local file = fresh .. "/smartertrack/SmarterTrack_100.0.6911_linux-x64.zip"
+    status, _, err = run("--db", db, "artifacts", "demo", file)
+    assert.are.equal(1, status)
+    assert.matches("is not a directory", err, 1, true)
+    assert.are.equal(2, (run("--db", db, "artifacts", "fetch", fresh)))
+    sh("rm -rf '" .. fresh:gsub("/demo$", "") .. "'")
+  end)
+
   it("prints one line per file naming product, build, platform and file, and a summary; exit 0", function()
     local status, out, err = run("--db", db, "artifacts", "check", dir)
     assert.are.same({ 0, "" }, { status, err })

@@ -823,11 +823,18 @@ function commands.deliver(ctx, _, flags, many)
 end
 
 -- artifacts check DIR: licensor.artifacts.check against the active
--- catalogue; exit 1 when a file is missing, differs or is not a regular
--- file inside DIR.
+-- catalogue; exit 1 when a file is missing or differs.  artifacts demo
+-- DIR: the bundled catalogue's demo files (licensor.demo.write_artifacts),
+-- for trying the downloads and the portal.
 function commands.artifacts(ctx, pos)
-  if pos[1] ~= "check" then usage_error("artifacts takes check DIR") end
+  if pos[1] ~= "check" and pos[1] ~= "demo" then usage_error("artifacts takes check DIR or demo DIR") end
   local dir = need(pos, 2, "DIR")
+  if pos[1] == "demo" then
+    if exists(dir) and not is_directory(dir) then refused(dir .. " is not a directory", "io_error") end
+    local n = require("licensor.demo").write_artifacts(dir)
+    if ctx.opts.json then return ctx.out(json_encode({ ok = true, files = n, dir = dir })) end
+    return ctx.out(("wrote %d demo build files (the bundled catalogue's downloads) to %s"):format(n, dir))
+  end
   if not is_directory(dir) then usage_error("artifacts check: " .. dir .. " is not a directory") end
   local cat = check(ctx.open():catalogue())
   return require("licensor.artifacts").command(ctx, cat, dir)
@@ -1114,9 +1121,10 @@ COMMANDS = {
                     { min = 1, max = 86400, default = 5 }),
               { "--portal-url URL", "where sign-in links lead (the gateway's --public-url)" },
               { "--link-secret FILE", "the gateway's --link-secret (sign-in links are signed)" } } },
-  { name = "artifacts", args = { "check", "DIR" }, run = commands.artifacts,
-    summary = "check every file the active catalogue's downloads name in DIR: a regular file inside DIR " ..
-              "(no symlink), its size and sha256; one line per file, exit 1 on any problem" },
+  { name = "artifacts", args = { "check|demo", "DIR" }, run = commands.artifacts,
+    summary = "check: every file the active catalogue's downloads name in DIR, a regular file inside DIR " ..
+              "(no symlink), its size and sha256; one line per file, exit 1 on any problem. demo: write " ..
+              "the bundled catalogue's demo files to DIR" },
   { name = "templates", run = commands.templates,
     summary = "the bundled mail templates as files to edit (never over existing ones)",
     flags = { { "--out DIR", "the directory (made when missing)", required = true } } },
