@@ -166,6 +166,7 @@ describe("licensor artifacts check", function()
     assert.are.equal(0, status)
     assert.matches("192 files: 192 ok$", out)
     local file = fresh .. "/smartertrack/SmarterTrack_100.0.6911_linux-x64.zip"
+    local _
     status, _, err = run("--db", db, "artifacts", "demo", file)
     assert.are.equal(1, status)
     assert.matches("is not a directory", err, 1, true)
