@@ -22,10 +22,6 @@ local _M = {}
 -- The older builds a license page lists below the one it may install.
 _M.OLDER_BUILDS = 5
 
--- Self-service deactivations when the catalogue's policy does not say
--- (rules.md section 2: self_deactivations, self_deactivation_days).
-local DEFAULT_BUDGET, DEFAULT_BUDGET_DAYS = 3, 365
-
 local MONTHS = { "January", "February", "March", "April", "May", "June", "July", "August", "September",
                  "October", "November", "December" }
 
@@ -171,12 +167,8 @@ local function checkout(url, fields)
   return base .. sep .. table.concat(query, "&") .. fragment
 end
 
--- The price of one M&S term: store:renewal_price, the one owner of that
--- formula, asked with this catalogue.
-local function renewal_price(cat, lic, on)
-  local Store = require("licensor.store").Store
-  return Store.renewal_price({ catalogue = function() return cat end }, lic, on)
-end
+-- The price of one M&S term (the store's formula, store.common).
+local renewal_price = require("licensor.store.common").renewal_price
 
 -- Renewing M&S (R15): one term, or as many as bring a lapsed M&S up to
 -- `on` (from_expiry pays for the lapsed time), with what they cost.
@@ -318,8 +310,8 @@ function _M.license(lic, cat, installations, on, used, brief)
   -- page shows (older builds, prices, installations), which cost most.
   if brief then return v end
   local upgrades, downgrade = upgrades_of(cat, lic, eligible, policy, on, currency, product)
-  local allowed = policy.self_deactivations or DEFAULT_BUDGET
-  local budget = { allowed = allowed, days = policy.self_deactivation_days or DEFAULT_BUDGET_DAYS }
+  local allowed = policy.self_deactivations
+  local budget = { allowed = allowed, days = policy.self_deactivation_days }
   if type(used) == "number" then
     budget.used = used
     budget.left = allowed > used and allowed - used or 0

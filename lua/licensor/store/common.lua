@@ -303,6 +303,21 @@ function _M.current_of(installs, server)
   end
 end
 
+-- renewal_price(cat, lic, on) -> the price of one M&S term and the
+-- currency (the policy's ms_percent of the license's price in the major of
+-- its eligible build), or nil when the catalogue prices no M&S: the one
+-- copy of the formula (store:renewal_price, the portal's view).
+function _M.renewal_price(cat, lic, on)
+  local percent = cat:policy().ms_percent
+  local build = cat:eligible(lic, on)
+  if percent == 0 or not build then return nil end
+  for _, p in ipairs(cat:prices(lic.product)) do
+    if p.major == build.major and p.edition == lic.edition and p.level == lic.level then
+      return math.floor(p.price * percent / 100), cat:currency()
+    end
+  end
+end
+
 -- The newest installation of server, deactivated or not.
 function _M.latest_of(installs, server)
   for i = #installs, 1, -1 do

@@ -146,14 +146,7 @@ end
 function Store:renewal_price(lic, on)
   local cat = self:catalogue()
   if not cat then return nil end
-  local percent = cat:policy().ms_percent
-  local build = cat:eligible(lic, on)
-  if percent == 0 or not build then return nil end
-  for _, p in ipairs(cat:prices(lic.product)) do
-    if p.major == build.major and p.edition == lic.edition and p.level == lic.level then
-      return math.floor(p.price * percent / 100), cat:currency()
-    end
-  end
+  return common.renewal_price(cat, lic, on)
 end
 
 -- The last day an add-on bought on `on` is paid through (R8: with M&S for
