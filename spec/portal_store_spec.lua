@@ -54,14 +54,11 @@ local function expected_view(store, key, on, brief)
   local lic, cat = assert(store:get(key)), assert(store:catalogue())
   if brief then return require("licensor.portal.view").license(lic, cat, {}, on, nil, true) end
   local installs = assert(store:installations(key))
-  if package.searchpath("licensor.portal.view", package.path) then
-    local used = 0
-    for _, e in ipairs(assert(store:events(key))) do
-      if e.kind == "self_deactivated" and core.day(e.at) > core.day(on) - 365 then used = used + 1 end
-    end
-    return require("licensor.portal.view").license(lic, cat, installs, on, used)
+  local used = 0
+  for _, e in ipairs(assert(store:events(key))) do
+    if e.kind == "self_deactivated" and core.day(e.at) > core.day(on) - 365 then used = used + 1 end
   end
-  return { license = lic, installations = installs }
+  return require("licensor.portal.view").license(lic, cat, installs, on, used)
 end
 
 -- A signed-in session of `email` (which must own a license): its token.

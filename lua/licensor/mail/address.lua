@@ -12,7 +12,7 @@
 -- server or a spam filter.
 local _M = {}
 
-local type, find, match, gmatch = type, string.find, string.match, string.gmatch
+local type, find, match, gmatch, lower = type, string.find, string.match, string.gmatch, string.lower
 
 local function bad(why)
   return nil, "email: " .. why, "invalid_request"
@@ -47,6 +47,14 @@ function _M.check(text)
   local why = check_local(localpart) or check_domain(domain)
   if why then return bad(why) end
   return text
+end
+
+-- fold(text) -> the address as owners are compared (trimmed, lowercased)
+-- when it is one, or check's refusal: the portal and its store fold the
+-- same way.
+function _M.fold(text)
+  if type(text) ~= "string" then return bad("text expected") end
+  return _M.check(lower(match(text, "^%s*(.-)%s*$")))
 end
 
 return _M

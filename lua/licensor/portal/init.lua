@@ -164,10 +164,6 @@ end
 -- through the gateway's refusal, answered as a page by handle.
 local function call(r, name, ...)
   local s = r.gw.store()
-  if type(s[name]) ~= "function" then
-    refuse(503, "Unavailable", "The portal is not available on this gateway: its store has no " .. name ..
-           ".", { ["Retry-After"] = "60" })
-  end
   return s[name](s, ...)
 end
 
@@ -404,7 +400,7 @@ local function ask_link(r, form)
   per_client(r, "portal-signin", PORTAL.signins_per_client)
   -- The address is checked as the store checks it (trimmed, without case)
   -- before anything is answered ...
-  if not address.check(lower(match(email, "^%s*(.-)%s*$"))) then
+  if not address.fold(email) then
     return send(r, 400, pages.signin(page_ctx(r, { csrf = r.signin_csrf,
       problem = "That is not an email address; it looks like name@example.com." }), email))
   end
@@ -494,9 +490,6 @@ ROUTES.download = { GET = function(r, key)
   if not signed_in(r) then return end
   owned_view(r, key)
   local download = require "licensor.gateway.download"
-  if type(download.grant) ~= "function" then
-    refuse(503, "Unavailable", "Downloads are not available on this gateway.", { ["Retry-After"] = "60" })
-  end
   local args = ngx.req.get_uri_args(MAX_FIELDS)
   local number = build_number(field(args, "build"))
   local platform = field(args, "platform")

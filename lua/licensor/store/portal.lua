@@ -40,9 +40,6 @@ local TOUCH_SECONDS = 60
 -- Sign-ins whose link died, and sessions, older than this go.
 local KEEP_SECONDS = 86400
 
--- Self-service budget defaults, while a catalogue's policy has no such keys.
-local SELF_DEACTIVATIONS, SELF_DEACTIVATION_DAYS = 3, 365
-
 local NO_SESSION = "no session (signed out, expired or unknown): sign in again"
 local INVALID_LINK = "this sign-in link was used, has expired or is unknown"
 
@@ -63,8 +60,7 @@ end
 -- The address as the store compares it: trimmed, lowercased, and a plain
 -- address (licensor.mail.address), or the refusal.
 local function folded(email)
-  local text = lower(match(email, "^%s*(.-)%s*$"))
-  return failure.try(address.check(text))
+  return failure.try(address.fold(email))
 end
 
 local function day_of(now)
@@ -182,27 +178,12 @@ end
 -- The owner's licenses
 ------------------------------------------------------------------------
 
--- licensor.portal.view, once it is there; until then a view is the
--- license and its installations as they are.
-local view_module
-local function view_of(lic, cat, installs, on, used, brief)
-  if view_module == nil then
-    view_module = false
-    if package.searchpath and package.searchpath("licensor.portal.view", package.path) then
-      view_module = require "licensor.portal.view"
-    end
-  end
-  if view_module and view_module.license then
-    return view_module.license(lic, cat, installs, on, used, brief)
-  end
-  return { license = lic, installations = installs }
-end
+local view_of = require("licensor.portal.view").license
 
 -- The policy's self-service budget: how many, in how many days.
 local function budget_of(cat)
   local policy = cat:policy()
-  return policy.self_deactivations or SELF_DEACTIVATIONS,
-    policy.self_deactivation_days or SELF_DEACTIVATION_DAYS
+  return policy.self_deactivations, policy.self_deactivation_days
 end
 
 -- The self-service deactivations of key counted on `on` (its window's).
