@@ -3,7 +3,8 @@
  * (build, eligible, can_install, status, addon_status, quote_upgrade,
  * can_rollback), listing (products, product, builds, policy) and life
  * cycle.  The migration window and the ladder are in l_fraud.c;
- * construction from a table in l_compile.c.
+ * construction from a table in l_compile.c; a license's own policy
+ * values (lic.policy) in l_policy.c.
  *
  * Answers are build records made once when the catalogue is compiled (the
  * user value of the userdata), so a query allocates nothing.  They are
@@ -104,7 +105,7 @@ static int cat_eligible(lua_State *L)
   lsr_day on;
   lsr_code code;
   int build = -1, n;
-  if ((n = lb_read_query(L, cat, &lic, 3, &on))) return n;
+  if ((n = lb_read_query(L, cat, &lic, 3, &on, NULL))) return n;
   code = lsr_eligible(&lic, on, &build);
   if (code != LSR_OK) return lb_push_refusal(L, 0, 2, &lic, on, code);
   push_build(L, lic.product, build);
@@ -130,7 +131,7 @@ static int cat_can_install(lua_State *L)
   }
   build = check_build_arg(L, 3, lic.product, &number);
   if (build < 0) return unknown_build(L, 1, lic.product, 3);
-  if ((n = lb_read_query(L, cat, &lic, 4, &on))) {
+  if ((n = lb_read_query(L, cat, &lic, 4, &on, NULL))) {
     lua_pushboolean(L, 0);
     lua_replace(L, -4);
     return n;
@@ -197,7 +198,7 @@ static int cat_addon_status(lua_State *L)
   long long number;
   int n, addons, installed = -1;
   luaL_checkstring(L, 3);
-  if ((n = lb_read_query(L, cat, &lic, 4, &on))) return n;
+  if ((n = lb_read_query(L, cat, &lic, 4, &on, NULL))) return n;
   if (!lua_isnoneornil(L, 5)) {
     installed = check_build_arg(L, 5, lic.product, &number);
     if (installed < 0) return unknown_build(L, 0, lic.product, 5);
@@ -231,6 +232,31 @@ static int push_addon_states(lua_State *L, const lsr_license *lic, lsr_day on)
   return 0;
 }
 
+/* Sets result.overrides (the result on top) to a copy of the license's
+ * policy_override, the settings stored on the license itself, when it
+ * has one.  0 or a failure count. */
+static int push_overrides(lua_State *L)
+{
+  int t = lb_get_field(L, 2, UV_POLICY_OVERRIDE), from = lua_gettop(L);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (t != LUA_TTABLE)
+    return lb_license_fail(L, 2, "invalid_license",
+                           "field 'policy_override' must be a table of policy settings");
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, from) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_setfield(L, from - 1, "overrides");
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* cat:status(lic, on) -- validity, M&S, the eligible build and its
  * downloads (when it has any), add-on states. */
 static int cat_status(lua_State *L)
@@ -240,7 +266,7 @@ static int cat_status(lua_State *L)
   lsr_day on;
   lsr_code code, validity;
   int build = -1, n;
-  if ((n = lb_read_query(L, cat, &lic, 3, &on))) return n;
+  if ((n = lb_read_query(L, cat, &lic, 3, &on, NULL))) return n;
   validity = lsr_validity(&lic, on);
   code = lsr_eligible(&lic, on, &build);
   lua_createtable(L, 0, 11);
@@ -275,6 +301,7 @@ static int cat_status(lua_State *L)
   }
   if ((n = push_addon_states(L, &lic, on))) return n;
   lua_setfield(L, -2, "addons");
+  if ((n = push_overrides(L))) return n;
   return 1;
 }
 
@@ -374,7 +401,7 @@ static int cat_quote_upgrade(lua_State *L)
   int64_t amount = 0, major = 0;
   int n, build;
   lb_check_table(L, 3, "upgrade target");
-  if ((n = lb_read_query(L, cat, &lic, 4, &on))) return n;
+  if ((n = lb_read_query(L, cat, &lic, 4, &on, NULL))) return n;
   code = lsr_eligible(&lic, on, &build);
   if (code != LSR_OK) return lb_push_refusal(L, 0, 2, &lic, on, code);
   if (lic.edition < 0 || lic.level == LSR_LEVEL_NONE)
@@ -395,7 +422,7 @@ static int cat_can_rollback(lua_State *L)
   int n, from, to;
   lsr_code code;
   lb_check_table(L, 2, "license");
-  if ((n = lb_read_license(L, cat, 2, &lic))) {
+  if ((n = lb_read_license(L, cat, 2, &lic, NULL))) {
     lua_pushboolean(L, 0);
     lua_replace(L, -4);
     return n;
@@ -522,29 +549,18 @@ static int cat_prices(lua_State *L)
   return 1;
 }
 
-/* cat:policy() -- a copy of the policy in force. */
+/* cat:policy([lic]) -- a copy of the policy in force: the license's
+ * policy value's when it carries one, else the catalogue's. */
 static int cat_policy(lua_State *L)
 {
-  const lsr_policy *pol = &lb_check_catalogue(L, 1)->policy;
-  lua_createtable(L, 0, 24);
-  for (const lsr_policy_field *f = lsr_policy_fields; f->name != NULL; f++) {
-    lua_pushinteger(L, lsr_policy_get(pol, f));
-    lua_setfield(L, -2, f->name);
+  const lsr_catalogue *cat = lb_check_catalogue(L, 2);
+  const lsr_policy *pol = &cat->policy;
+  if (!lua_isnil(L, 2)) {
+    int n;
+    lb_check_table(L, 2, "license");
+    if ((n = lb_license_policy(L, cat, 2, &pol))) return n;
   }
-  lb_set_string(L, "renewal_basis", lb_basis_name(pol->renewal_basis));
-  lb_set_string(L, "fingerprint_match", lb_match_name(pol->fingerprint_match));
-  if (pol->checkout_url[0] != '\0') lb_set_string(L, "checkout_url", pol->checkout_url);
-  lua_createtable(L, 0, LSR_REMIND_KINDS);
-  for (int k = 0; k < LSR_REMIND_KINDS; k++) {
-    const lsr_reminder_list *list = &pol->reminders[k];
-    lua_createtable(L, list->n, 0);
-    for (int i = 0; i < list->n; i++) {
-      lua_pushinteger(L, list->days[i]);
-      lua_rawseti(L, -2, i + 1);
-    }
-    lua_setfield(L, -2, lsr_reminder_kinds[k]);
-  }
-  lua_setfield(L, -2, "reminders");
+  lb_push_policy(L, pol);
   return 1;
 }
 

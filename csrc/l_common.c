@@ -13,7 +13,7 @@ static const char *const upvalue_strings[] = {
   "product", "kind", "edition", "level", "start", "ms_expires",
   "ms_start", "disabled", "lease_ended", "trial_days", "version_lock",
   "addons", "failover", "key", "owner", "transfer_consent",
-  "perpetual", "lease", "trial", "unlimited"
+  "perpetual", "lease", "trial", "unlimited", "policy", "policy_override"
 };
 
 const char *lb_upvalue_name(int uv)

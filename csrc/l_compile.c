@@ -616,17 +616,35 @@ static bool read_reminders(lua_State *L, int policy_table, lsr_policy *policy, b
   return ok;
 }
 
+/* The settings read by name below, after the numeric fields of
+ * lsr_policy_fields. */
+static const char *const named_settings[] = { "renewal_basis", "fingerprint_match", "reminders",
+                                              "checkout_url", NULL };
+
+const char *lb_policy_setting_name(int i)
+{
+  int n = 0;
+  while (lsr_policy_fields[n].name != NULL) n++;
+  if (i < 0) return NULL;
+  if (i < n) return lsr_policy_fields[i].name;
+  for (int j = 0; named_settings[j] != NULL; j++)
+    if (i == n + j) return named_settings[j];
+  return NULL;
+}
+
+int lb_policy_setting_index(const char *name)
+{
+  const char *setting;
+  for (int i = 0; (setting = lb_policy_setting_name(i)) != NULL; i++)
+    if (strcmp(name, setting) == 0) return i;
+  return -1;
+}
+
 /* Is name a policy setting?  The numeric fields of lsr_policy_fields and
  * the four read by name below. */
 static bool policy_setting(const char *name)
 {
-  static const char *const named[] = { "renewal_basis", "fingerprint_match", "reminders", "checkout_url",
-                                       NULL };
-  for (const lsr_policy_field *f = lsr_policy_fields; f->name != NULL; f++)
-    if (strcmp(name, f->name) == 0) return true;
-  for (int i = 0; named[i] != NULL; i++)
-    if (strcmp(name, named[i]) == 0) return true;
-  return false;
+  return lb_policy_setting_index(name) >= 0;
 }
 
 /* Every key of the policy table at `table` is a setting: a misspelt one
@@ -664,16 +682,14 @@ static bool read_checkout_url(lua_State *L, int policy_table, lsr_policy *policy
   return true;
 }
 
-/* policy = { ms_months = 12, ... }: the fields of lsr_policy_fields within
- * their bounds, renewal_basis, fingerprint_match, reminders and
- * checkout_url; any other
- * key is refused unless `lenient` (catalogue versions stored before that
- * check existed must still open). */
-static bool read_policy(lua_State *L, int idx, lsr_policy *policy, bool lenient, build_error *e)
+/* The settings of the policy table at `table` onto *policy: the fields of
+ * lsr_policy_fields within their bounds, renewal_basis, fingerprint_match,
+ * reminders and checkout_url; any other key is refused unless `lenient`.
+ * A catalogue's policy and a license's overrides (lb_read_policy_table)
+ * are read here alike, so both have the same bounds and messages. */
+static bool read_policy_settings(lua_State *L, int table, lsr_policy *policy, bool lenient,
+                                 build_error *e)
 {
-  int table = optional_table(L, idx, "policy");
-  if (table == 0) return true;
-  if (table < 0) return refuse(e, "policy must be a table");
   if (!lenient && !check_policy_keys(L, table, e)) return false;
   for (const lsr_policy_field *f = lsr_policy_fields; f->name != NULL; f++) {
     long long v;
@@ -697,10 +713,35 @@ static bool read_policy(lua_State *L, int idx, lsr_policy *policy, bool lenient,
       (lua_type(L, -1) != LUA_TSTRING || !lb_read_match(lua_tostring(L, -1), &policy->fingerprint_match)))
     return refuse(e, "policy.fingerprint_match must be \"most\", \"all\" or \"any\"");
   lua_pop(L, 1);
-  if (!read_reminders(L, table, policy, e)) return false;
-  if (!read_checkout_url(L, table, policy, e)) return false;
+  return read_reminders(L, table, policy, e) && read_checkout_url(L, table, policy, e);
+}
+
+/* policy = { ms_months = 12, ... }: see read_policy_settings; unknown keys
+ * pass when `lenient` (catalogue versions stored before that check existed
+ * must still open). */
+static bool read_policy(lua_State *L, int idx, lsr_policy *policy, bool lenient, build_error *e)
+{
+  int table = optional_table(L, idx, "policy");
+  if (table == 0) return true;
+  if (table < 0) return refuse(e, "policy must be a table");
+  if (!read_policy_settings(L, table, policy, lenient, e)) return false;
   lua_pop(L, 1);
   return true;
+}
+
+bool lb_read_policy_table(lua_State *L, int idx, lsr_policy *policy, char *err, size_t errlen)
+{
+  build_error e;
+  int top = lua_gettop(L);
+  bool ok;
+  e.product = NULL;
+  e.build = -1;
+  e.downloads = 0;
+  e.text[0] = '\0';
+  ok = read_policy_settings(L, lsr_absindex(L, idx), policy, false, &e);
+  lua_settop(L, top);
+  if (!ok) snprintf(err, errlen, "%s", e.text);
+  return ok;
 }
 
 /* currency = "EUR": three capital letters (ISO 4217), "USD" when absent. */

@@ -1,7 +1,8 @@
 /*
  * l_fraud.c -- the catalogue's R9-R11 methods: cat:migration (the window),
  * cat:admission (one more new server), cat:installation_active and
- * cat:ladder (the steps due in a fraud case).  Installations come in as
+ * cat:ladder (the steps due in a fraud case), each with the license's own
+ * policy values when it carries them (lic.policy, see l_policy.c).  Installations come in as
  * Lua tables and are read into a scratch userdata, so a failed read leaks
  * nothing.
  */
@@ -73,17 +74,17 @@ static void push_migration(lua_State *L, const lsr_migration *m)
   }
 }
 
-/* Reads the license (arg 2), its failover flag, `on` (arg on_arg) and
+/* Reads the license (arg 2), its policy values, its failover flag, `on` (arg on_arg) and
  * the installations list (arg 3) into a scratch userdata with room for
  * `spare` more.  Returns 0 or a failure count. */
 static int read_window_query(lua_State *L, const lsr_catalogue *cat, int on_arg, int spare,
-                             lsr_license *lic, lsr_day *on, bool *failover,
+                             lsr_license *lic, const lsr_policy **policy, lsr_day *on, bool *failover,
                              lsr_installation **inst, int *count)
 {
   size_t n_list;
   int n, t;
   lb_check_table(L, 3, "installations");
-  if ((n = lb_read_query(L, cat, lic, on_arg, on))) return n;
+  if ((n = lb_read_query(L, cat, lic, on_arg, on, policy))) return n;
   t = lb_get_field(L, 2, UV_FAILOVER);
   if (t != LUA_TNIL && t != LUA_TBOOLEAN)
     return lb_license_fail(L, 2, "invalid_license", "field 'failover' must be a boolean");
@@ -109,14 +110,15 @@ static lsr_edge *edges_after(lsr_installation *inst, int capacity)
 static int cat_migration(lua_State *L)
 {
   const lsr_catalogue *cat = lb_check_catalogue(L, 4);
+  const lsr_policy *policy;
   lsr_license lic;
   lsr_installation *inst;
   lsr_migration result;
   lsr_day on;
   bool failover;
   int n, count;
-  if ((n = read_window_query(L, cat, 4, 0, &lic, &on, &failover, &inst, &count))) return n;
-  lsr_migration_window(inst, count, lsr_allowed_installations(failover), &cat->policy, on,
+  if ((n = read_window_query(L, cat, 4, 0, &lic, &policy, &on, &failover, &inst, &count))) return n;
+  lsr_migration_window(inst, count, lsr_allowed_installations(failover), policy, on,
                        edges_after(inst, count + 1), &result);
   push_migration(L, &result);
   return 1;
@@ -127,19 +129,20 @@ static int cat_migration(lua_State *L)
 static int cat_admission(lua_State *L)
 {
   const lsr_catalogue *cat = lb_check_catalogue(L, 4);
+  const lsr_policy *policy;
   lsr_license lic;
   lsr_installation *inst;
   lsr_migration before, after;
   lsr_day on;
   bool failover;
   int n, count, allowed;
-  if ((n = read_window_query(L, cat, 4, 1, &lic, &on, &failover, &inst, &count))) return n;
+  if ((n = read_window_query(L, cat, 4, 1, &lic, &policy, &on, &failover, &inst, &count))) return n;
   allowed = lsr_allowed_installations(failover);
-  lsr_migration_window(inst, count, allowed, &cat->policy, on, edges_after(inst, count + 2), &before);
+  lsr_migration_window(inst, count, allowed, policy, on, edges_after(inst, count + 2), &before);
   inst[count].first_seen = inst[count].last_seen = on;
   inst[count].deactivated = inst[count].held_until = LSR_NO_DAY;
-  lsr_migration_window(inst, count + 1, allowed, &cat->policy, on, edges_after(inst, count + 2), &after);
-  switch (lsr_admit_new_server(&before, &after, &cat->policy)) {
+  lsr_migration_window(inst, count + 1, allowed, policy, on, edges_after(inst, count + 2), &after);
+  switch (lsr_admit_new_server(&before, &after, policy)) {
   case LSR_ADMIT_OK:
     lua_pushboolean(L, 1);
     push_migration(L, &after);
@@ -147,7 +150,7 @@ static int cat_admission(lua_State *L)
   case LSR_ADMIT_TOO_MANY:
     lua_pushboolean(L, 0);
     lua_pushfstring(L, "%d installations are active, %d allowed, and a migration may add only %d more",
-                    before.active, allowed, cat->policy.migration_extra);
+                    before.active, allowed, policy->migration_extra);
     lua_pushliteral(L, "too_many_installations");
     break;
   default:
@@ -162,49 +165,65 @@ static int cat_admission(lua_State *L)
 
 typedef bool (*installation_test)(const lsr_installation *inst, int grace_days, lsr_day day);
 
-/* One installation table (arg 2) and `on` (arg 3) through `test`. */
+/* The policy values of the optional license at argument arg (only its
+ * `policy` field is read): the catalogue's when the argument is nil. */
+static int optional_license_policy(lua_State *L, const lsr_catalogue *cat, int arg, const lsr_policy **policy)
+{
+  *policy = &cat->policy;
+  if (lua_isnil(L, arg)) return 0;
+  lb_check_table(L, arg, "license");
+  return lb_license_policy(L, cat, arg, policy);
+}
+
+/* One installation table (arg 2), `on` (arg 3) and the optional license
+ * (arg 4) through `test`. */
 static int installation_query(lua_State *L, installation_test test)
 {
-  const lsr_catalogue *cat = lb_check_catalogue(L, 3);
+  const lsr_catalogue *cat = lb_check_catalogue(L, 4);
+  const lsr_policy *policy;
   lsr_installation inst;
   lsr_day on;
   int n;
   lb_check_table(L, 2, "installation");
+  if ((n = optional_license_policy(L, cat, 4, &policy))) return n;
   if ((n = read_installation_table(L, 2, 0, &inst))) return n;
   if ((n = lb_read_on(L, 3, &on))) return n;
-  lua_pushboolean(L, test(&inst, cat->policy.checkin_grace_days, on));
+  lua_pushboolean(L, test(&inst, policy->checkin_grace_days, on));
   return 1;
 }
 
-/* cat:installation_active({first_seen=, last_seen=, deactivated=}, on) --
- * R9: is the installation active on `on` (checked in within the grace and
- * not deactivated)? */
+/* cat:installation_active({first_seen=, last_seen=, deactivated=}, on
+ * [, lic]) -- R9: is the installation active on `on` (checked in within
+ * the grace, lic's when given, and not deactivated)? */
 static int cat_installation_active(lua_State *L)
 {
   return installation_query(L, lsr_installation_active);
 }
 
-/* cat:installation_holds({first_seen=, ..., held_until=}, on) -- does it
- * hold a slot on `on`: active under R9, or a certificate of it still lives? */
+/* cat:installation_holds({first_seen=, ..., held_until=}, on [, lic]) --
+ * does it hold a slot on `on`: active under R9, or a certificate of it
+ * still lives? */
 static int cat_installation_holds(lua_State *L)
 {
   return installation_query(L, lsr_installation_holds);
 }
 
-/* cat:ladder({since=, first_step=, phoned=, disabled=}, on) -- R11: the
- * list of actions due on `on` for a fraud case whose excess began on
- * `since` (the migration's since). */
+/* cat:ladder({since=, first_step=, phoned=, disabled=}, on [, lic]) --
+ * R11: the list of actions due on `on` for a fraud case whose excess began
+ * on `since` (the migration's since), with lic's policy values when given. */
 static int cat_ladder(lua_State *L)
 {
   static const char *const fields[] = { "since", "first_step", "phoned", "disabled" };
   static const char *const steps[] = { "email_customer", "notify_fraud_team", "phone_customer",
                                        "disable_key" };
-  const lsr_catalogue *cat = lb_check_catalogue(L, 3);
+  const lsr_catalogue *cat = lb_check_catalogue(L, 4);
+  const lsr_policy *policy;
   lsr_day days[4], on;
   lsr_ladder_case c;
   unsigned due;
   int n, count = 0;
   lb_check_table(L, 2, "case");
+  if ((n = optional_license_policy(L, cat, 4, &policy))) return n;
   for (int f = 0; f < 4; f++) {
     lua_getfield(L, 2, fields[f]);
     n = lb_read_date(L, -1, &days[f]);
@@ -215,7 +234,7 @@ static int cat_ladder(lua_State *L)
   c.first_step = days[1];
   c.phoned = days[2];
   c.disabled = days[3];
-  due = lsr_ladder_due(&cat->policy, &c, days[0] + cat->policy.migration_days, on);
+  due = lsr_ladder_due(policy, &c, days[0] + policy->migration_days, on);
   lua_createtable(L, 4, 0);
   for (int s = 0; s < 4; s++)
     if (due & (1u << s)) {

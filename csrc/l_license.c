@@ -163,8 +163,10 @@ static const int field_upvalue[] = {
  * All fields are fetched onto the stack first and left there: one rawget
  * each and no pops keeps the hot path short.
  */
-int lb_read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic)
+int lb_read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic,
+                    const lsr_policy **policy)
 {
+  const lsr_policy *values;
   int n, t[F_VERSION_LOCK + 1], base = lua_gettop(L) + 1;
   for (int f = 0; f <= F_VERSION_LOCK; f++) t[f] = lb_get_field(L, lic_idx, field_upvalue[f]);
   if ((n = product_field(L, cat, lic_idx, base + F_PRODUCT, t[F_PRODUCT], lic))) return n;
@@ -177,10 +179,13 @@ int lb_read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_lic
   if ((n = count_field(L, lic_idx, UV_VERSION_LOCK, base + F_VERSION_LOCK, t[F_VERSION_LOCK],
                        LSR_INT_MAX, &lic->version_lock)))
     return n;
+  /* One rawget when the license has no policy value of its own. */
+  if ((n = lb_license_policy(L, cat, lic_idx, &values))) return n;
+  if (policy != NULL) *policy = values;
   /* Fields of other kinds are not read: a perpetual license's rules never
    * look at lease_ended or trial_days. */
   lic->lease_ended = LSR_NO_DAY;
-  lic->trial_days = cat->policy.trial_days;
+  lic->trial_days = values->trial_days;
   if (lic->kind == LSR_LEASE) {
     lb_get_field(L, lic_idx, UV_LEASE_ENDED);
     return date_field(L, lic_idx, UV_LEASE_ENDED, lua_gettop(L), false, &lic->lease_ended);
@@ -189,17 +194,18 @@ int lb_read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_lic
     int days = lb_get_field(L, lic_idx, UV_TRIAL_DAYS);
     if ((n = count_field(L, lic_idx, UV_TRIAL_DAYS, lua_gettop(L), days, 36500, &lic->trial_days)))
       return n;
-    if (lic->trial_days == 0) lic->trial_days = cat->policy.trial_days;
+    if (lic->trial_days == 0) lic->trial_days = values->trial_days;
   }
   return 0;
 }
 
 /* License (arg 2) and `on` (arg on_arg) together. */
-int lb_read_query(lua_State *L, const lsr_catalogue *cat, lsr_license *lic, int on_arg, lsr_day *on)
+int lb_read_query(lua_State *L, const lsr_catalogue *cat, lsr_license *lic, int on_arg, lsr_day *on,
+                  const lsr_policy **policy)
 {
   int n;
   lb_check_table(L, 2, "license");
-  if ((n = lb_read_license(L, cat, 2, lic))) return n;
+  if ((n = lb_read_license(L, cat, 2, lic, policy))) return n;
   return lb_read_on(L, on_arg, on);
 }
 

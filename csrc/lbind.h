@@ -33,6 +33,7 @@
 #define LB_CATALOGUE_MT "licensor.catalogue"
 #define LB_STORE_MT "licensor.db"
 #define LB_FAILURE_MT "licensor.failure"
+#define LB_POLICY_MT "licensor.policy"
 #define LB_ERRLEN 512
 
 /* Upvalues shared by every function of the catalogue and license areas:
@@ -43,8 +44,8 @@ enum {
   UV_PRODUCT, UV_KIND, UV_EDITION, UV_LEVEL, UV_START, UV_MS_EXPIRES,
   UV_MS_START, UV_DISABLED, UV_LEASE_ENDED, UV_TRIAL_DAYS, UV_VERSION_LOCK,
   UV_ADDONS, UV_FAILOVER, UV_KEY, UV_OWNER, UV_TRANSFER_CONSENT,
-  UV_PERPETUAL, UV_LEASE, UV_TRIAL, UV_UNLIMITED,
-  UV_COUNT = UV_UNLIMITED
+  UV_PERPETUAL, UV_LEASE, UV_TRIAL, UV_UNLIMITED, UV_POLICY, UV_POLICY_OVERRIDE,
+  UV_COUNT = UV_POLICY_OVERRIDE
 };
 
 #define UV(n) lua_upvalueindex(n)
@@ -98,12 +99,16 @@ const char *lb_match_name(int match);
 
 /* ---- licenses (l_license.c) ---- */
 
-/* Reads and validates every field the rules use; 0 or a failure count. */
-int lb_read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic);
+/* Reads and validates every field the rules use; 0 or a failure count.
+ * *policy (when policy is not NULL) receives the values the license's
+ * rules read: its `policy` value's, or the catalogue's. */
+int lb_read_license(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic,
+                    const lsr_policy **policy);
 /* The product alone (for can_install, which reports unknown_build first). */
 int lb_read_product(lua_State *L, const lsr_catalogue *cat, int lic_idx, lsr_license *lic);
 /* License (argument 2) and `on` (argument on_arg) together. */
-int lb_read_query(lua_State *L, const lsr_catalogue *cat, lsr_license *lic, int on_arg, lsr_day *on);
+int lb_read_query(lua_State *L, const lsr_catalogue *cat, lsr_license *lic, int on_arg, lsr_day *on,
+                  const lsr_policy **policy);
 /* Pushes lic[field] for upvalue uv; returns its type. */
 int lb_get_field(lua_State *L, int lic_idx, int uv);
 /* nil, "license 'KEY': message", code. */
@@ -116,6 +121,33 @@ void lb_push_refusal_message(lua_State *L, int lic_idx, const lsr_license *lic, 
                              lsr_code code);
 int lb_push_refusal(lua_State *L, int first, int lic_idx, const lsr_license *lic, lsr_day on,
                     lsr_code code);
+
+/* ---- policy values (l_policy.c, reading in l_compile.c) ---- */
+
+/* A resolved policy value (metatable LB_POLICY_MT): a whole policy, the
+ * catalogue's with overrides applied, owing nothing to the catalogue it
+ * came from.  `set` has bit i for setting i (lb_policy_setting_name)
+ * given in the overrides. */
+typedef struct {
+  lsr_policy policy;
+  uint32_t set;
+} lb_policy_value;
+
+/* Applies the policy table at idx onto *policy with the catalogue's
+ * bounds, messages and cross-checks, refusing unknown keys; false with
+ * the message in err.  Leaves the stack as it found it. */
+bool lb_read_policy_table(lua_State *L, int idx, lsr_policy *policy, char *err, size_t errlen);
+/* The settings of a policy table by position: the whole-number fields of
+ * lsr_policy_fields, then the named ones; NULL past the last. */
+const char *lb_policy_setting_name(int i);
+/* The position of a setting's name, or -1. */
+int lb_policy_setting_index(const char *name);
+/* Pushes the policy as a table (cat:policy's shape). */
+void lb_push_policy(lua_State *L, const lsr_policy *policy);
+/* Pushes lic.policy (left on the stack, which keeps the value alive) and
+ * points *policy at its values, or the catalogue's when it is nil;
+ * 0 or a failure count (invalid_license) when it is not a policy value. */
+int lb_license_policy(lua_State *L, const lsr_catalogue *cat, int lic_idx, const lsr_policy **policy);
 
 /* ---- catalogue data as text (l_data.c) ---- */
 
@@ -158,5 +190,6 @@ void lb_open_sandbox(lua_State *L, int module, int mt);
 void lb_open_certificate(lua_State *L, int module, int mt);
 void lb_open_files(lua_State *L, int module, int mt);
 void lb_open_crypto(lua_State *L, int module, int mt);
+void lb_open_policy(lua_State *L, int module, int mt);
 
 #endif

@@ -20,6 +20,7 @@
  *   l_crypto.c     signing keys, signatures, HMAC, SHA-256, random hex
  *   l_files.c      core.write_file: the careful writer under licensor.files
  *   l_ffi.c        what lua/licensor/ffi.lua needs
+ *   l_policy.c     cat:resolve_policy: a license's own policy values
  *
  * The rule engine itself (date.c, catalogue.c, rules.c, pricing.c,
  * renewal.c, fraud.c, keys.c, store.c, pg.c, process.c) never includes lua.h,
@@ -35,6 +36,7 @@ static const area_open areas[] = {
   lb_open_catalogue, lb_open_fraud, lb_open_compile, lb_open_license, lb_open_time,
   lb_open_keys, lb_open_ffi, lb_open_store, lb_open_pg, lb_open_process, lb_open_data, lb_open_sandbox,
   lb_open_certificate, lb_open_crypto, lb_open_files,
+  lb_open_policy,
 };
 
 /* tostring(failure) -> "code: message" (so an uncaught one still reads). */
