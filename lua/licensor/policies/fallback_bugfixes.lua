@@ -15,24 +15,14 @@
 -- licenses on M&S, version-locked ones, leases, trials and refusals to the
 -- built-in rules.  A certificate carries the cap the hook decided, so an
 -- offline server agrees without running this file.
+
+-- add_days is the sandbox's calendar (doc/policies.md, "The sandbox").
+-- luacheck: read globals add_days
 local DAYS = 60
 
 -- "16.3.6730" -> "16.3"
 local function minor_line(version)
   return version:match("^(%d+%.%d+)")
-end
-
--- Days since 1970-01-01 of "YYYY-MM-DD" (the civil calendar, whole numbers).
-local floor = math.floor
-local function day_number(date)
-  local y, m, d = date:match("^(%d+)-(%d+)-(%d+)$")
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
 end
 
 return {
@@ -44,10 +34,10 @@ return {
     local lic, fallback = ctx.license, ctx.build
     if not fallback or lic.kind ~= "perpetual" or lic.version_lock or not lic.ms_expires then return nil end
     if ctx.day <= lic.ms_expires then return nil end   -- M&S runs: the newest build already
-    local line, last = minor_line(fallback.version), day_number(lic.ms_expires) + DAYS
+    local line, last = minor_line(fallback.version), add_days(lic.ms_expires, DAYS)
     local best
-    for _, b in ipairs(ctx.builds) do
-      if b.number > fallback.number and b.released <= ctx.day and day_number(b.released) <= last
+    for _, b in ipairs(ctx.builds) do   -- "YYYY-MM-DD" compares as the days do
+      if b.number > fallback.number and b.released <= ctx.day and b.released <= last
          and minor_line(b.version) == line then
         best = b
       end
