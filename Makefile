@@ -273,6 +273,7 @@ bench: deps
 	  lua5.4 spec/bench/ha.lua
 	@for bench in list bulk delivery; do LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' \
 	  LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" lua5.4 spec/bench/$$bench.lua || exit 1; done
+	@for vm in lua5.4 luajit; do LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" $$vm spec/bench/replay.lua || exit 1; done
 	@$(CC) -std=c99 -O2 -I csrc -o build/bench-verify spec/bench/verify.c $(VERIFY_SOURCES) csrc/date.c -lsodium
 	@build/bench-verify build/bench.cert build/bench.pub
 
