@@ -34,7 +34,8 @@ usage or malformed input.  Amounts (--pay) are money as people write it in the c
 YYYY-MM-DD (UTC).  Every command and flag below comes from one registry (lua/licensor/cli.lua).]]
 
 -- Codes of malformed input: exit 2, like bad usage.
-local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true }
+local MALFORMED = { usage = true, invalid_date = true, invalid_key = true, invalid_request = true,
+                    invalid_policy = true }
 
 -- Failures (licensor.failure) end a command: code "usage" exits 2, any
 -- other code exits 1 with "licensor: CODE: message" on stderr.
@@ -1195,6 +1196,8 @@ COMMANDS = {
               { "--public-url URL", "the portal's address as customers reach it (https:// makes its " ..
                 "cookies Secure)" } } },
 }
+-- explain and policy import|show|history|test: licensor.cli.policy's entries.
+for _, entry in ipairs(require("licensor.cli.policy").COMMANDS) do COMMANDS[#COMMANDS + 1] = entry end
 _M.COMMANDS = COMMANDS
 
 ------------------------------------------------------------------------

@@ -23,6 +23,10 @@ if fast.enabled then
 end
 _M.ffi = fast.enabled
 
+-- cat:explain(lic, opts): the chain of rules behind a decision
+-- (licensor.explain, loaded on first use).
+core.catalogue_methods.explain = function(...) return require("licensor.explain").explain(...) end
+
 -- licensor.load_catalogue(path) -> catalogue, table | nil, "file:line: msg", code
 _M.load_catalogue = loader.load
 -- licensor.read_catalogue(path) -> table (unvalidated) | nil, msg, code
