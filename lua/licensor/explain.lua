@@ -581,7 +581,8 @@ function _M.explain(cat, lic, opts)
     report.outcome = c.eligible and ("may install " .. build_text(c.eligible) .. " and any earlier build") or
                      ("may install nothing (" .. tostring(code) .. ")")
     if opts.installations or opts.case then window_and_ladder(c) end
-    renewal(c)
+    -- a license the catalogue cannot read has no renewal to speak of
+    if code ~= "unknown_product" and code ~= "invalid_license" then renewal(c) end
     if opts.target then upgrade(c, opts.target) end
   end
   report.ok, report.code = ok, code
