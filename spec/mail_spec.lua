@@ -79,8 +79,8 @@ describe("the owner's email address", function()
     local store = stores.new(":memory:")
     stores.issue(store, { email = "it@acme.example" })
     local exported = assert(store:export_text("csv"))
-    assert.matches(",installations,email\r?\n", exported)
-    assert.matches(",it@acme%.example\r?\n", exported)
+    assert.matches(",installations,email,policy,tags\r?\n", exported)
+    assert.matches(",it@acme%.example,,\r?\n", exported)
     local text = "product,edition,level,start,email\n" ..
                  "smartertrack,enterprise,5,2018-06-01,ops@globex.example\n" ..
                  "smartertrack,enterprise,5,2018-06-01,ops at globex\n"
@@ -211,7 +211,8 @@ describe("delivery routes", function()
       email_customer = "mail", ms_expiring = "mail", trial_ending = "mail", lease_ending = "mail",
       addon_expiring = "mail", ms_lapsed = "https://crm.example/lapsed",
       notify_fraud_team = "https://crm.example/all", phone_customer = "https://crm.example/all",
-      disable_key = "https://crm.example/all", portal_signin = "mail" }, plan)
+      disable_key = "https://crm.example/all", portal_signin = "mail",
+      notify_reseller = "https://crm.example/all" }, plan)
     assert.are.same({ email_customer = "mail", ms_expiring = "mail", ms_lapsed = "mail", trial_ending = "mail",
                       lease_ending = "mail", addon_expiring = "mail", portal_signin = "mail" },
                     delivery.routes{ smtp = true, portal = true })
@@ -249,6 +250,7 @@ describe("licensor.actions", function()
     for _, name in ipairs(actions.LADDER) do all[#all + 1] = name end
     for _, name in ipairs(actions.REMINDERS) do all[#all + 1] = name end
     for _, name in ipairs(actions.PORTAL) do all[#all + 1] = name end
+    for _, name in ipairs(actions.POLICY) do all[#all + 1] = name end      -- a ladder hook's steps
     assert.are.same(actions.LIST, all)
     local hookable = {}
     for _, name in ipairs(actions.LIST) do

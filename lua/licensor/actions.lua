@@ -12,9 +12,10 @@ local _M = {}
 -- Each action: its name, who writes it ("ladder": R11 in step order, the
 -- LSR_STEP_ bits of csrc/fraud.h; "reminder": store/reminders.lua, of the
 -- term `reminds`, before its last day or `after` it; "portal":
--- store/portal.lua), whether it is meant for the customer, and whether it
--- is never sent to a webhook (`private`: a sign-in link is for the
--- owner's mailbox alone).
+-- store/portal.lua; "policy": the sweep, when a policy file's ladder hook
+-- answers the step, once per case), whether it is meant for the customer,
+-- and whether it is never sent to a webhook (`private`: a sign-in link is
+-- for the owner's mailbox alone).
 _M.ALL = {
   { name = "email_customer", source = "ladder", customer = true },
   { name = "notify_fraud_team", source = "ladder" },
@@ -26,15 +27,17 @@ _M.ALL = {
   { name = "lease_ending", source = "reminder", reminds = "lease", customer = true },
   { name = "addon_expiring", source = "reminder", reminds = "addon", customer = true },
   { name = "portal_signin", source = "portal", customer = true, private = true },
+  { name = "notify_reseller", source = "policy" },
 }
 
--- Lists of names (LIST: every action; LADDER, REMINDERS, PORTAL, CUSTOMER,
--- WEBHOOK: those a webhook may carry), sets (known[name], customer[name],
--- private[name]) and the reminders by term (reminder[term] = {before=,
--- after=}), all from ALL.
-_M.LIST, _M.LADDER, _M.REMINDERS, _M.PORTAL, _M.CUSTOMER, _M.WEBHOOK = {}, {}, {}, {}, {}, {}
+-- Lists of names (LIST: every action; LADDER, REMINDERS, PORTAL, POLICY
+-- (the steps a ladder hook may add to LADDER's), CUSTOMER, WEBHOOK: those
+-- a webhook may carry), sets (known[name], customer[name], private[name])
+-- and the reminders by term (reminder[term] = {before=, after=}), all
+-- from ALL.
+_M.LIST, _M.LADDER, _M.REMINDERS, _M.PORTAL, _M.POLICY, _M.CUSTOMER, _M.WEBHOOK = {}, {}, {}, {}, {}, {}, {}
 _M.known, _M.customer, _M.private, _M.reminder = {}, {}, {}, {}
-local BY_SOURCE = { ladder = _M.LADDER, reminder = _M.REMINDERS, portal = _M.PORTAL }
+local BY_SOURCE = { ladder = _M.LADDER, reminder = _M.REMINDERS, portal = _M.PORTAL, policy = _M.POLICY }
 for _, a in ipairs(_M.ALL) do
   _M.LIST[#_M.LIST + 1] = a.name
   _M.known[a.name] = true

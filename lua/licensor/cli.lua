@@ -247,14 +247,34 @@ function commands.catalogue(ctx, pos)
   show_record(ctx.out, ctx.opts, cat:policy())
 end
 
+-- A license as the commands show it: its tags a sorted list, its own
+-- override as set, and (JSON) its resolved values when anything
+-- overrides the catalogue's; never the userdata itself.
+local function license_view(lic, json)
+  local view = {}
+  for k, v in pairs(lic) do view[k] = v end
+  if lic.tags then
+    local list = {}
+    for word in pairs(lic.tags) do list[#list + 1] = word end
+    sort(list)
+    view.tags = json and list or concat(list, " ")
+  end
+  view.policy = json and lic.policy and lic.policy:table() or nil
+  return view
+end
+
+local function show_license(ctx, lic)
+  show_record(ctx.out, ctx.opts, license_view(lic, ctx.opts.json))
+end
+
 function commands.issue(ctx, _, flags, many)
   local spec = { product = flags.product, edition = flags.edition, level = flags.level,
                  kind = flags.kind, start = flags.start, owner = flags.owner, email = flags.email,
                  failover = flags.failover and true or nil,
                  version_lock = flags.version_lock,
-                 trial_days = flags.trial_days, addons = many.addon }
+                 trial_days = flags.trial_days, addons = many.addon, tags = many.tag }
   if not spec.product then usage_error("issue needs --product") end
-  show_record(ctx.out, ctx.opts, check(ctx.open():issue(spec)))
+  show_license(ctx, check(ctx.open():issue(spec)))
 end
 
 function commands.show(ctx, pos, flags)
@@ -262,8 +282,10 @@ function commands.show(ctx, pos, flags)
   local lic = check(store:get(need(pos, 1, "KEY")))
   local cat = check(store:catalogue())
   local status = check(cat:status(lic, flags.on))
-  if ctx.opts.json then return ctx.out(json_encode({ license = lic, status = status })) end
-  show_record(ctx.out, ctx.opts, lic)
+  if ctx.opts.json then
+    return ctx.out(json_encode({ license = license_view(lic, true), status = status }))
+  end
+  show_license(ctx, lic)
   ctx.out("")
   show_record(ctx.out, ctx.opts, status)
 end
@@ -570,7 +592,7 @@ end
 
 -- What catching up a still-lapsed M&S takes: the terms and their price.
 local function catch_up(store, lic, on)
-  local policy = check(store:catalogue()):policy()
+  local policy = lic.policy or check(store:catalogue()):policy()
   local terms, copy = 0, lic
   while copy.ms_expires < on and terms < 1000 do
     copy = check(licensor.renew(copy, on, { months = policy.ms_months, basis = policy.renewal_basis }))
@@ -585,7 +607,7 @@ function commands.renew(ctx, pos, flags)
   local store = ctx.open()
   local key, on = need(pos, 1, "KEY"), flags.on or licensor.today()
   local lic = check(store:renew(key, flags.on, { until_current = flags.until_current }))
-  show_record(ctx.out, ctx.opts, lic)
+  show_license(ctx, lic)
   if ctx.opts.json or not lic.ms_expires or lic.ms_expires >= on then return end
   local terms, cost, currency = catch_up(store, lic, on)
   ctx.out("")
@@ -617,28 +639,28 @@ function commands.upgrade(ctx, pos, flags)
     msg = "the upgrade costs " .. money.format(quote, cat:currency()) .. ", " ..
       money.format(paid, cat:currency()) .. " was paid"
   end
-  show_record(ctx.out, ctx.opts, check(lic, msg, code))
+  show_license(ctx, check(lic, msg, code))
 end
 
 commands["add-addon"] = function(ctx, pos, flags)
   local lic = ctx.open():add_addon(need(pos, 1, "KEY"), need(pos, 2, "ADDON"), flags.on)
-  show_record(ctx.out, ctx.opts, check(lic))
+  show_license(ctx, check(lic))
 end
 
 commands["end-lease"] = function(ctx, pos, flags)
-  show_record(ctx.out, ctx.opts, check(ctx.open():end_lease(need(pos, 1, "KEY"), flags.on)))
+  show_license(ctx, check(ctx.open():end_lease(need(pos, 1, "KEY"), flags.on)))
 end
 
 function commands.disable(ctx, pos, flags)
-  show_record(ctx.out, ctx.opts, check(ctx.open():disable(need(pos, 1, "KEY"), flags.on, flags.reason)))
+  show_license(ctx, check(ctx.open():disable(need(pos, 1, "KEY"), flags.on, flags.reason)))
 end
 
 function commands.enable(ctx, pos, flags)
-  show_record(ctx.out, ctx.opts, check(ctx.open():enable(need(pos, 1, "KEY"), flags.on)))
+  show_license(ctx, check(ctx.open():enable(need(pos, 1, "KEY"), flags.on)))
 end
 
 function commands.transfer(ctx, pos, flags)
-  show_record(ctx.out, ctx.opts, check(ctx.open():transfer(need(pos, 1, "KEY"), need(pos, 2, "OWNER"),
+  show_license(ctx, check(ctx.open():transfer(need(pos, 1, "KEY"), need(pos, 2, "OWNER"),
     { consent = flags.consent })))
 end
 
@@ -866,10 +888,56 @@ function commands.templates(ctx, _, flags)
   ctx.out(#written == 0 and "every template is already in " .. flags.out or concat(written, "\n"))
 end
 
--- set KEY --email ADDRESS: the owner's address for customer mail ("" forgets it).
-function commands.set(ctx, pos, flags)
-  if flags.email == nil then usage_error("set needs --email ADDRESS (\"\" forgets the address)") end
-  show_record(ctx.out, ctx.opts, check(ctx.open():set(need(pos, 1, "KEY"), { email = flags.email })))
+-- One --policy KEY=VALUE: a whole number or a word; KEY= removes the key
+-- from the license's override; reminders.KIND=N,N,... (or none) sets one
+-- kind of reminders.
+local function policy_change(changes, text)
+  local key, value = text:match("^([%w_%.]+)=(.*)$")
+  if not key then usage_error("--policy " .. text .. ": KEY=VALUE expected (KEY= removes the key)") end
+  local kind = key:match("^reminders%.(%w+)$")
+  if kind then
+    local list = {}
+    if value ~= "none" then
+      for item in value:gmatch("[^,]+") do
+        local n = item:match("^%s*(%-?%d+)%s*$")
+        if not n then usage_error("--policy " .. text .. ": reminders are days N,N,... (or none)") end
+        list[#list + 1] = math.tointeger and math.tointeger(tonumber(n)) or tonumber(n)
+      end
+    end
+    local reminders = type(changes.reminders) == "table" and changes.reminders or {}
+    reminders[kind] = value ~= "" and list or false
+    changes.reminders = reminders
+  elseif key:find("%.") then
+    usage_error("--policy " .. text .. ": no setting " .. key ..
+      " (reminders.KIND=... is the one dotted key)")
+  elseif value == "" then
+    changes[key] = false
+  elseif value:match("^%-?%d+$") then
+    changes[key] = math.tointeger and math.tointeger(tonumber(value)) or tonumber(value)
+  else
+    changes[key] = value
+  end
+end
+
+-- set KEY [--email ADDRESS] [--policy KEY=VALUE ... --reason TEXT] [--by WHO]
+-- [--tag WORD ...] [--untag WORD ...]
+function commands.set(ctx, pos, flags, many)
+  local fields = { email = flags.email, reason = flags.reason }
+  if many.policy then
+    fields.policy = {}
+    for _, text in ipairs(many.policy) do policy_change(fields.policy, text) end
+    if not flags.reason then usage_error("set --policy needs --reason TEXT (it is logged)") end
+  end
+  if many.tag or many.untag then
+    fields.tags = {}
+    for _, word in ipairs(many.tag or {}) do fields.tags[word] = true end
+    for _, word in ipairs(many.untag or {}) do fields.tags[word] = false end
+  end
+  if fields.email == nil and fields.policy == nil and fields.tags == nil then
+    usage_error("set needs --email, --policy, --tag or --untag")
+  end
+  fields.by = flags.by or os.getenv("USER") or "cli"
+  show_license(ctx, check(ctx.open():set(need(pos, 1, "KEY"), fields)))
 end
 
 -- outbox [--dead|--all] [--limit N]; outbox retry ID
@@ -1028,9 +1096,19 @@ COMMANDS = {
               { "--failover", "a failover license" },
               WHOLE("--version-lock N", "the newest major it may install"),
               WHOLE("--trial-days N", "a trial's length in days"),
-              { "--addon A", "an add-on", many = true } } },
-  { name = "set", args = { "KEY" }, run = commands.set, summary = "the address customer mail goes to",
-    flags = { { "--email ADDRESS", "the address (\"\" forgets it)", required = true } } },
+              { "--addon A", "an add-on", many = true },
+              { "--tag WORD", "a tag (a-z, 0-9, _ and -; at most 16)", many = true } } },
+  { name = "set", args = { "KEY" }, run = commands.set,
+    summary = "the address customer mail goes to, the license's own policy values, its tags",
+    help = "(--policy migration_days=60 --reason \"...\" overrides one value for this license alone, " ..
+           "within the catalogue's bounds; KEY= removes it; reminders.ms=30,7 sets a kind of reminders. " ..
+           "Each change is a set event with who, why, from and to).",
+    flags = { { "--email ADDRESS", "the address (\"\" forgets it)" },
+              { "--policy KEY=VALUE", "a policy value for this license (KEY= removes it)", many = true },
+              { "--reason TEXT", "why (logged; needed with --policy)" },
+              { "--by WHO", "who (logged; default $USER, or cli)" },
+              { "--tag WORD", "add a tag (a-z, 0-9, _ and -; at most 16)", many = true },
+              { "--untag WORD", "remove a tag", many = true } } },
   { name = "catalogue", args = { "[PRODUCT]" }, run = commands.catalogue,
     summary = "products, editions, prices, add-ons, policy and newest builds (with their download " ..
               "platforms)" },
@@ -1042,7 +1120,8 @@ COMMANDS = {
               { "--lapsed", "M&S lapsed" }, { "--disabled", "disabled keys" },
               { "--fraud", "keys with a fraud case (and its columns)" }, ON,
               WHOLE("--limit N", "at most N rows", { min = 1 }), WHOLE("--offset N", "skip N rows") } },
-  { name = "show", args = { "KEY" }, run = commands.show, summary = "the license and its status",
+  { name = "show", args = { "KEY" }, run = commands.show,
+    summary = "the license (its tags and own policy values too) and its status",
     flags = { ON } },
   { name = "eligible", args = { "KEY" }, run = commands.eligible,
     summary = "the newest build the license may install", flags = { ON } },

@@ -34,7 +34,7 @@ end
 -- read them by position keep working.
 _M.COLUMNS = { "key", "owner", "product", "edition", "level", "kind", "start", "ms_expires",
                "ms_start", "lease_ended", "trial_days", "version_lock", "failover", "disabled", "addons",
-               "installations", "email" }
+               "installations", "email", "policy", "tags" }
 
 ------------------------------------------------------------------------
 -- Installations: one self-describing cell
@@ -156,7 +156,7 @@ end
 ------------------------------------------------------------------------
 
 local EXPORT_LICENSES = [[SELECT key, owner, product, edition, level, kind, start, ms_expires, ms_start,
-  lease_ended, trial_days, version_lock, failover, disabled, email FROM licenses ORDER BY key]]
+  lease_ended, trial_days, version_lock, failover, disabled, email, policy, tags FROM licenses ORDER BY key]]
 local EXPORT_ADDONS = "SELECT key, addon, paid_through FROM addons ORDER BY key, addon"
 local EXPORT_INSTALLATIONS = "SELECT key, " .. concat(_M.INSTALLATION_FIELDS, ", ") ..
   " FROM installations ORDER BY key, seq"
@@ -184,7 +184,9 @@ end
 
 -- store:export() -> every license as a row (the columns of COLUMNS;
 -- add-ons "name=paid-through;...", installations a list of
--- {server=, build=, first_seen=, ...} (INSTALLATION_FIELDS) or nil).
+-- {server=, build=, first_seen=, ...} (INSTALLATION_FIELDS) or nil;
+-- policy the license's own override as JSON, keys sorted; tags the words,
+-- space-separated and sorted).
 function Store:export()
   return common.guarded(self, export)
 end
@@ -255,6 +257,35 @@ local function count_or_nil(v, column, errors)
   return n
 end
 
+-- The `policy` cell: the license's own override as JSON (store:export's
+-- text), checked with the catalogue's bounds; nil for none, or nil and
+-- why not.
+local function read_policy(cat, text)
+  if blank(text) then return nil end
+  local ok, t = pcall(cjson.decode, text)
+  if not ok or type(t) ~= "table" or t[1] ~= nil then
+    return nil, "policy: a JSON object {\"migration_days\":60,...} expected"
+  end
+  t = common.decode_detail(text)
+  local pv, msg = cat:resolve_policy(t)
+  if not pv then return nil, "policy: " .. tostring(msg) end
+  return common.override_text(t)
+end
+
+-- The `tags` cell: words separated by blanks, each checked; the set or
+-- nil for none, or nil and why not.
+local function read_tags(text)
+  if blank(text) then return nil end
+  local set, n = {}, 0
+  for word in tostring(text):gmatch("%S+") do
+    local ok, why = common.check_tag(word)
+    if not ok then return nil, "tags: " .. why end
+    if not set[word] then set[word], n = true, n + 1 end
+  end
+  if n > common.MAX_TAGS then return nil, "tags: at most " .. common.MAX_TAGS .. " on a license" end
+  return set
+end
+
 -- One row into a license table (its add-ons and installations too), or the row's errors.
 local function read_row(cat, row, keys_seen, store)
   local errors, lic = {}, {}
@@ -303,6 +334,11 @@ local function read_row(cat, row, keys_seen, store)
   end
   local installs, why = _M.read_installations(row.installations)
   if not installs then errors[#errors + 1] = "installations: " .. why end
+  local policy_why, tags_why
+  lic.policy_text, policy_why = read_policy(cat, row.policy)
+  if policy_why then errors[#errors + 1] = policy_why end
+  lic.tags, tags_why = read_tags(row.tags)
+  if tags_why then errors[#errors + 1] = tags_why end
   lic.installations = installs or {}
   if #errors == 0 then
     local status, msg = cat:status(lic, lic.start)
@@ -325,7 +361,7 @@ local function write_license(self, lic, version, today)
   local key = lic.key or core.new_key()
   db:run(sql.insert_license, key, lic.product, lic.edition, lic.level, lic.kind, lic.start, lic.ms_expires,
     lic.ms_start, lic.lease_ended, lic.trial_days, lic.version_lock, lic.failover, lic.owner, version,
-    lic.email)
+    lic.email, lic.policy_text, common.tags_text(lic.tags))
   if lic.disabled then db:run(sql.set_disabled, lic.disabled, "imported", key) end
   if lic.ms_expires then
     db:run(sql.insert_term, key, "ms", lic.ms_start or lic.start, lic.ms_expires, today)

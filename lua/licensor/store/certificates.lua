@@ -24,16 +24,18 @@ function Store:use_signing_key(path)
 end
 
 -- The server's installation, if it is active on `on` (R9).
-local function active_installation(cat, installs, server, on)
+local function active_installation(cat, lic, installs, server, on)
   local inst = common.current_of(installs, server)
-  if inst and cat:installation_active(inst, on) then return inst end
+  if inst and cat:installation_active(inst, on, lic) then return inst end
   refuse("not_activated", "server '" .. server .. "' has no installation of this key active on " .. on)
 end
 
 -- The first day a lease or trial no longer runs (the certificate's ends).
 local function ends(self, lic)
   if lic.kind == "lease" then return lic.lease_ended end
-  if lic.kind == "trial" then return add_days(lic.start, lic.trial_days or self.policy.trial_days) end
+  if lic.kind == "trial" then
+    return add_days(lic.start, lic.trial_days or common.policy_of(self, lic).trial_days)
+  end
 end
 
 -- When the certificate is issued (unix seconds): at the start of the day
@@ -56,11 +58,13 @@ local function holds_through(f)
   return through
 end
 
--- The certificate's fields for the license's installation on `on`.
+-- The certificate's fields for the license's installation on `on`:
+-- refresh-by, grace and the fingerprint match from the license's own
+-- values (its layers resolved).
 local function fields(self, cat, lic, inst, on, issued)
   local newest = cat:newest_build(lic.product, on)
   local lock_first = lic.version_lock and cat:first_build_of(lic.product, lic.version_lock)
-  local policy = self.policy
+  local policy = common.policy_of(self, lic)
   return {
     license = lic.key, server = inst.server, product = lic.product, edition = lic.edition,
     level = lic.level, kind = lic.kind, start = lic.start, ms_expires = lic.ms_expires,
@@ -78,14 +82,14 @@ local function issue_certificate(self, key, server, on)
   failure.try(core.check_name(server, "server"))
   local signing_key = self.signing_key
   if not signing_key then refuse("no_signing_key", "no signing key: store:use_signing_key(path) first") end
-  local lic, cat = common.license_and_catalogue(self, key)
+  local lic, cat = common.license_and_catalogue(self, key, on)
   -- A disabled key, an ended lease or trial get no certificate.
   local status = failure.try(cat:status(lic, on))
   if not status.valid then
     refuse(status.state, "license " .. key .. " is " .. status.state .. " on " .. on .. ": no certificate")
   end
   local installs = self.db:all(self.sql.installations, key)
-  local inst = active_installation(cat, installs, server, on)
+  local inst = active_installation(cat, lic, installs, server, on)
   if not inst.fingerprint then
     refuse("no_fingerprint", "server '" .. server .. "' activated without a machine fingerprint")
   end
@@ -96,9 +100,9 @@ local function issue_certificate(self, key, server, on)
   local through = holds_through(f)
   if inst.held_until and inst.held_until > through then through = inst.held_until end
   self.db:defer(self.sql.hold_installation, key, inst.seq, through, certificate.signature_of(text), issued)
-  common.log(self, key, on, "certificate", { server = server, signer = signing_key.id,
-                                             refresh_by = f.refresh_by, fingerprint = inst.fingerprint,
-                                             held_until = through })
+  common.log(self, key, on, "certificate", common.provenance(self, {
+    server = server, signer = signing_key.id, refresh_by = f.refresh_by, fingerprint = inst.fingerprint,
+    held_until = through }))
   return text
 end
 

@@ -16,7 +16,8 @@ if not has_cjson then
         "elsewhere: luarocks install lua-cjson)", 0)
 end
 
-local type, pairs, pcall, error, select, tonumber = type, pairs, pcall, error, select, tonumber
+local type, pairs, ipairs, next, pcall, error, select = type, pairs, ipairs, next, pcall, error, select
+local tonumber, tostring = tonumber, tostring
 local unpack = table.unpack or unpack   -- luacheck: ignore unpack
 local gmatch = string.gmatch
 
@@ -172,20 +173,75 @@ function _M.compile(source, version)
   return cat
 end
 
--- The catalogue of `version`, compiled once and kept until a newer one.
-local function catalogue_at(self, version)
+-- licensor.policy, loaded the first time a store meets a policy file or a
+-- license's own override: a store with neither never loads it (the
+-- catalogue's policy alone, as the C core reads it).
+local policy_module
+local function policy_lib()
+  policy_module = policy_module or require "licensor.policy"
+  return policy_module
+end
+_M.policy_lib = policy_lib
+
+-- Whether a compiled policy file changes anything: one with no hook and
+-- no product layer is no policy at all (the fast path).
+function _M.policy_changes_anything(P)
+  return next(P.hooks) ~= nil or (P.products ~= nil and next(P.products) ~= nil)
+end
+
+-- The decision hooks a bound catalogue applies (licensor.policy.bind):
+-- a policy whose only hook is `settings` changes values, not decisions,
+-- and leaves the C catalogue unwrapped.
+local function decides(P)
+  for hook in pairs(P.hooks) do
+    if hook ~= "settings" then return true end
+  end
+  return false
+end
+
+-- The policy file of `version` compiled against the catalogue `cat`.
+function _M.compile_policy(self, version, cat)
+  local row = self.db:first(self.sql.policy_source, version)
+  if row == nil then refuse("no_policy", "no policy version " .. tostring(version)) end
+  local P, msg = policy_lib().compile(row.source, row.name or ("policy version " .. version), cat)
+  if not P then refuse("invalid_policy", "policy version " .. version .. ": " .. msg) end
+  P.version = version
+  return P
+end
+
+-- The active policy (version `pversion`, nil: none) for the compiled
+-- catalogue: self.active_policy (the compiled file, or nil),
+-- self.live_policy (the same, or nil when it changes nothing) and
+-- self.bound (the catalogue workflows and store:catalogue answer: the
+-- policy's hooks bound to it, or the C catalogue itself).
+local function policy_at(self, pversion)
+  local P = pversion and _M.compile_policy(self, pversion, self.cat) or nil
+  local live = P and _M.policy_changes_anything(P) and P or nil
+  self.active_policy, self.live_policy = P, live
+  self.bound = live and decides(live) and live:bind(self.cat) or self.cat
+  self.policy_version = pversion or false
+end
+
+-- The catalogue of `version`, compiled once and kept until a newer one,
+-- with the policy file of `pversion` (nil: none) bound to it.  Answers
+-- the catalogue workflows use (a bound one when the policy has hooks).
+local function catalogue_at(self, version, pversion)
   if version == nil then refuse("no_catalogue", "no catalogue has been imported into this store") end
   if self.cat_version ~= version then
     local cat = failure.try(_M.compile(self.db:value(self.sql.catalogue_source, version), version))
     self.cat, self.cat_version, self.policy = cat, version, cat:policy()
+    self.policy_version = nil      -- compiled against the catalogue before
   end
-  return self.cat, version
+  if self.policy_version ~= (pversion or false) then policy_at(self, pversion) end
+  return self.bound, version
 end
 _M.catalogue_at = catalogue_at
 
--- The active catalogue: the newest version, imported by any process.
+-- The active catalogue: the newest version, imported by any process, and
+-- the newest policy file with it.
 function _M.active_catalogue(self)
-  return catalogue_at(self, self.db:value(self.sql.catalogue_version))
+  local v = self.db:first(self.sql.active_versions)
+  return catalogue_at(self, v.catalogue, v.policy)
 end
 
 ------------------------------------------------------------------------
@@ -228,32 +284,162 @@ local function lock_key(self, key)
 end
 _M.lock_key = lock_key
 
+-- Tags: words of lowercase letters, digits, "_" and "-" (the first a
+-- letter or digit), at most MAX_TAGS on a license, each at most
+-- MAX_TAG_BYTES; stored space-separated, sorted.
+_M.MAX_TAGS, _M.MAX_TAG_BYTES = 16, 40
+
+-- check_tag(word) -> word, or nil, why not, "invalid_request".
+function _M.check_tag(word)
+  if type(word) ~= "string" or not word:find("^[a-z0-9][a-z0-9_%-]*$") then
+    return nil, "tag '" .. tostring(word):sub(1, 60) .. "' must be a word of a-z, 0-9, _ and - " ..
+      "(beginning with a letter or digit)", "invalid_request"
+  end
+  if #word > _M.MAX_TAG_BYTES then
+    return nil, "tag '" .. word:sub(1, 20) .. "...' is longer than " .. _M.MAX_TAG_BYTES .. " bytes",
+      "invalid_request"
+  end
+  return word
+end
+
+-- A set of tags as a sorted list (nil for none): what events and
+-- exports show.
+function _M.tag_list(set)
+  local list = {}
+  for word in pairs(set or {}) do list[#list + 1] = word end
+  if #list == 0 then return nil end
+  table.sort(list)
+  return list
+end
+
+-- The set of the tags column's words ({msp = true}), nil for none.
+function _M.tag_set(text)
+  if text == nil or text == "" then return nil end
+  local set = {}
+  for word in gmatch(text, "%S+") do set[word] = true end
+  return set
+end
+
+-- A set of tags as the column keeps it: sorted words, nil for none.
+function _M.tags_text(set)
+  local list = _M.tag_list(set)
+  return list and table.concat(list, " ")
+end
+
+-- A policy override as the column keeps it: JSON with its keys sorted
+-- (so one override is always one text, and "the same again" is seen),
+-- nil for none.  Values are whole numbers, strings, and the reminders'
+-- table of lists (an empty table is a list: only reminder lists are).
+local function canonical(v)
+  if type(v) ~= "table" then return cjson.encode(v) end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  if #keys == 0 or #v == #keys then
+    local parts = {}
+    for i = 1, #v do parts[i] = canonical(v[i]) end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = cjson.encode(tostring(k)) .. ":" .. canonical(v[k]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+function _M.override_text(t)
+  if t == nil or next(t) == nil then return nil end
+  return canonical(t)
+end
+
+-- The license's resolved policy values on `on` (licensor.policy.values:
+-- the policy file's layers and the license's own override over the
+-- catalogue's), or nil when nothing overrides the catalogue.
+local function attach_policy(self, lic, on)
+  local P = self.live_policy
+  if P == nil and lic.policy_override == nil then return nil end
+  local pv, msg, code = policy_lib().values(P, self.cat, lic, on or core.today())
+  if pv == nil and msg then refuse(code or "invalid_policy", "license " .. lic.key .. ": " .. msg) end
+  lic.policy = pv
+end
+
 -- The license row and its add-ons as a rules.md section 3 table, and the
 -- active catalogue version (read by the same statement).  A workflow
--- holds its key's lock from here on (lock_key).
-local function load_license(self, key)
+-- holds its key's lock from here on (lock_key).  The license carries its
+-- tags (a set), its stored override (policy_override) and, when a policy
+-- file or that override changes anything, its resolved values on `on`
+-- (lic.policy, which every catalogue method reads instead of the
+-- catalogue's); `plain` leaves the resolved values out (a table that
+-- crosses threads: store:get_versioned).
+local function load_license(self, key, on, plain)
   lock_key(self, key)
   local lic = self.db:first(self.sql.license, key)
   if lic == nil then refuse("unknown_key", "no license with key " .. key) end
   lic.failover = lic.failover == 1
   lic.level = _M.level_value(lic.level)
   lic.catalogue = nil
-  local active = lic.active_catalogue
-  lic.active_catalogue = nil
+  local active, pversion = lic.active_catalogue, lic.active_policy
+  lic.active_catalogue, lic.active_policy = nil, nil
   local list = lic.addon_list
   if list then
     local map = {}
     for addon, through in gmatch(list, "([^\30\31]+)\31([^\30]+)") do map[addon] = through end
     lic.addons, lic.addon_list = map, nil
   end
-  return lic, active
+  local override, tags = lic.policy, lic.tags
+  lic.policy, lic.tags = nil, _M.tag_set(tags)
+  if override then lic.policy_override = _M.decode_detail(override) end
+  if (override or pversion) and active and not plain then
+    catalogue_at(self, active, pversion)
+    attach_policy(self, lic, on)
+  end
+  return lic, active, pversion
 end
 _M.load_license = load_license
+_M.attach_policy = attach_policy
 
--- The license and the active catalogue, read with one statement.
-function _M.license_and_catalogue(self, key)
-  local lic, version = load_license(self, key)
-  return lic, (catalogue_at(self, version))
+-- The license and the active catalogue (bound to the active policy's
+-- hooks, if any), read with one statement; the license's values on `on`.
+function _M.license_and_catalogue(self, key, on)
+  local lic, version, pversion = load_license(self, key, on)
+  return lic, (catalogue_at(self, version, pversion))
+end
+
+-- The policy values of a license: its own when anything overrides the
+-- catalogue's, else the catalogue's (the table or the resolved value
+-- index alike: values.KEY).
+function _M.policy_of(self, lic)
+  return lic and lic.policy or self.policy
+end
+
+-- Every table of policy values some license of the store may resolve
+-- its values from, as far as they can be told without reading every
+-- license: the catalogue's, each product's and edition's layer of the
+-- active policy file, and each license's own override; and `open`, true
+-- when some license's values cannot be told (a settings hook answers per
+-- license).  A license's resolved value of a key is one of these tables'
+-- value of it, so the widest of them bounds a prefilter (the sweep's
+-- SQL) that must not leave any license out.
+function _M.value_tables(self, on)
+  local tables, P = { self.policy }, self.live_policy
+  if P and P:has("settings") then return tables, true end
+  if P then
+    for _, product in ipairs(self.cat:products()) do
+      for _, edition in ipairs(product.editions) do
+        local layer = P:overrides({ product = product.id, edition = edition }, on)
+        if layer then tables[#tables + 1] = layer end
+      end
+    end
+  end
+  for _, row in ipairs(self.db:all(self.sql.licenses_with_policy)) do
+    tables[#tables + 1] = _M.decode_detail(row.policy)
+  end
+  return tables, false
+end
+
+-- The detail of an event of a decision made while a policy file is
+-- active: `policy = VERSION` added (detail is changed and answered).
+function _M.provenance(self, detail)
+  if self.live_policy then detail.policy = self.live_policy.version end
+  return detail
 end
 
 -- Appends an event of key; its seq is the key's next, so on PostgreSQL
@@ -307,13 +493,17 @@ end
 -- currency (the policy's ms_percent of the license's price in the major of
 -- its eligible build), or nil when the catalogue prices no M&S: the one
 -- copy of the formula (store:renewal_price, the portal's view).
+-- A catalogue bound to a policy with a price hook answers the price the
+-- hook decides (cat:renewal_price).
 function _M.renewal_price(cat, lic, on)
-  local percent = cat:policy().ms_percent
+  local percent = (lic.policy or cat:policy()).ms_percent
   local build = cat:eligible(lic, on)
   if percent == 0 or not build then return nil end
   for _, p in ipairs(cat:prices(lic.product)) do
     if p.major == build.major and p.edition == lic.edition and p.level == lic.level then
-      return math.floor(p.price * percent / 100), cat:currency()
+      local price, currency = math.floor(p.price * percent / 100), cat:currency()
+      if cat.renewal_price then return cat:renewal_price(lic, on, price, currency) end
+      return price, currency
     end
   end
 end

@@ -22,7 +22,8 @@ local refuse = common.refuse
 local _M = {}
 
 -- PostgreSQL's identity columns, moved past the copied ids.
-local IDENTITIES = { catalogues = "version", terms = "id", fraud_cases = "id", outbox = "id" }
+local IDENTITIES = { catalogues = "version", terms = "id", fraud_cases = "id", outbox = "id",
+                     policies = "version" }
 
 local PAGE = 5000
 

@@ -24,6 +24,8 @@ require "licensor.store.lists"
 require "licensor.store.bulk"
 require "licensor.store.portal"
 require "licensor.store.downloads"
+require "licensor.store.policies"
+require "licensor.store.explain"
 
 local type, pairs, ipairs, pcall, setmetatable = type, pairs, ipairs, pcall, setmetatable
 local tostring = tostring
@@ -202,7 +204,9 @@ end
 ------------------------------------------------------------------------
 
 -- store:catalogue() -> the active catalogue (reloaded when a newer version
--- has been imported, by this or any other process).
+-- has been imported, by this or any other process): bound to the active
+-- policy file's hooks when it has any (licensor.policy.bind: W.raw is the
+-- C catalogue), else the C catalogue itself.
 function Store:catalogue()
   return guarded(self, active_catalogue)
 end
@@ -234,10 +238,33 @@ local function keeps_licensed_products(self, cat)
   end
 end
 
+-- A catalogue under which the active policy file no longer compiles (a
+-- product or edition it names gone), or a license's own override no
+-- longer resolves, is refused whole: every read of those licenses would
+-- fail.
+local function keeps_policies(self, cat)
+  local pversion = self.db:value(self.sql.policy_version)
+  if pversion then
+    local ok, err = pcall(common.compile_policy, self, pversion, cat)
+    if not ok then
+      if not failure.is(err) then error(err, 0) end
+      refuse("invalid_catalogue", "the active policy does not fit the catalogue: " .. err.message)
+    end
+  end
+  for _, row in ipairs(self.db:all(self.sql.licenses_with_policy)) do
+    local pv, msg = cat:resolve_policy(common.decode_detail(row.policy))
+    if not pv then
+      refuse("invalid_catalogue", "license " .. row.key .. "'s own policy override does not fit the " ..
+        "catalogue: " .. tostring(msg))
+    end
+  end
+end
+
 local function import(self, t, today)
   local cat, msg, code = core.catalogue(t)
   if not cat then refuse(code, msg) end
   keeps_licensed_products(self, cat)
+  keeps_policies(self, cat)
   -- Kept as data text, read back by the data-only reader (no code runs).
   local source = failure.try(core.write_data(t))
   local active = self.db:value(self.sql.catalogue_version)
@@ -270,7 +297,7 @@ local function get(self, key)
 end
 
 local function get_versioned(self, key)
-  return load_license(self, normalise_key(key))
+  return load_license(self, normalise_key(key), nil, true)
 end
 
 -- store:get(key) -> the license table alone (so that
@@ -279,8 +306,11 @@ function Store:get(key)
   return guarded(self, get, key)
 end
 
--- store:get_versioned(key) -> license table, the active catalogue version
--- (one statement, never cached: what a gateway on PostgreSQL caches itself)
+-- store:get_versioned(key) -> license table, the active catalogue version,
+-- the active policy version (one statement, never cached: what a gateway
+-- on PostgreSQL caches itself).  The table crosses threads: it carries the
+-- license's override and tags but not its resolved values (lic.policy),
+-- which the caller attaches (store.common.attach_policy).
 function Store:get_versioned(key)
   return guarded(self, get_versioned, key)
 end

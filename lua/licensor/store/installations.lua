@@ -22,6 +22,7 @@ local Store = common.Store
 local refuse, bad_argument = common.refuse, common.bad_argument
 local checking_transaction, guarded = common.checking_transaction, common.guarded
 local check_on, normalise_key, log = common.check_on, common.normalise_key, common.log
+local policy_of, provenance = common.policy_of, common.provenance
 local add_days, current_of = common.add_days, common.current_of
 
 local function verdict(ok, code, message, eligible, migration)
@@ -83,12 +84,12 @@ end
 
 -- Is `fingerprint` the installation's machine?  true and nil (the same,
 -- or none given), true and the change to record (a first fingerprint, or
--- a drift within the policy's bounds), or false and why not.  Nothing is
--- written here: the caller records the change once every check passed.
-local function machine_check(self, inst, fingerprint, on)
+-- a drift within the bounds of `policy`, the license's values), or false
+-- and why not.  Nothing is written here: the caller records the change
+-- once every check passed.
+local function machine_check(policy, inst, fingerprint, on)
   if fingerprint == nil or fingerprint == inst.fingerprint then return true end
   if not inst.fingerprint then return true, { fingerprint = fingerprint, drifts = inst.drifts } end
-  local policy = self.policy
   local server = "server '" .. inst.server .. "'"
   if not core.fingerprint_match(inst.fingerprint, fingerprint, policy.fingerprint_match) then
     return false, server .. " answers with another machine's fingerprint"
@@ -177,7 +178,7 @@ local function setup(self, key, server, on, fingerprint)
       refuse("invalid_request", why or "fingerprint: v1:name=hex,... as `licensor fingerprint` prints it")
     end
   end
-  local lic, cat = common.license_and_catalogue(self, key)
+  local lic, cat = common.license_and_catalogue(self, key, on)
   local installs = self.db:all(self.sql.installations, key)
   return key, on, lic, cat, installs, current_of(installs, server), cat:eligible(lic, on)
 end
@@ -196,7 +197,7 @@ end
 -- the same): its machine, R5 for the build, R13 when it goes back.
 local function check_in(self, key, lic, cat, installs, current, eligible, on, build, fingerprint, kind)
   local server = current.server
-  local same, change = machine_check(self, current, fingerprint, on)
+  local same, change = machine_check(policy_of(self, lic), current, fingerprint, on)
   if not same then
     return refused(self, "wrong_machine", change, eligible, cat, lic, installs, on, server)
   end
@@ -208,7 +209,7 @@ local function check_in(self, key, lic, cat, installs, current, eligible, on, bu
   self.db:defer(self.sql.touch_installation, key, current.seq, on, build)
   if on > current.last_seen then current.last_seen = on end
   if build ~= current.build then
-    log(self, key, on, kind, { server = server, build = build, from_build = current.build })
+    log(self, key, on, kind, provenance(self, { server = server, build = build, from_build = current.build }))
     current.build = build
   end
   return verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))
@@ -234,13 +235,13 @@ end
 -- the same machine (under the drift bounds, as a check-in would be),
 -- under this server name or another (a renamed host).  One machine never
 -- counts twice; nil and no change when there is none.
-local function held_by_same_machine(self, cat, installs, server, fingerprint, on)
+local function held_by_same_machine(self, cat, lic, installs, server, fingerprint, on)
   if not fingerprint then return nil end
   local found, change
   for _, inst in ipairs(installs) do
-    if inst.held_until and inst.fingerprint and not cat:installation_active(inst, on) and
-       cat:installation_holds(inst, on) and (not found or inst.server == server) then
-      local same, drift = machine_check(self, inst, fingerprint, on)
+    if inst.held_until and inst.fingerprint and not cat:installation_active(inst, on, lic) and
+       cat:installation_holds(inst, on, lic) and (not found or inst.server == server) then
+      local same, drift = machine_check(policy_of(self, lic), inst, fingerprint, on)
       if same then found, change = inst, drift end
     end
   end
@@ -253,13 +254,13 @@ local function activate(self, key, server, build, on, fingerprint)
   local db, sql = self.db, self.sql
   local ok, msg, code = cat:can_install(lic, build, on)
   if not ok then return refused(self, code, msg, eligible, cat, lic, installs, on, server) end
-  if current and cat:installation_active(current, on) then
+  if current and cat:installation_active(current, on, lic) then
     -- Already installed and active: a re-activation is a check-in.
     return check_in(self, key, lic, cat, installs, current, eligible, on, build, fingerprint, "activate")
   end
-  local held, change = held_by_same_machine(self, cat, installs, server, fingerprint, on)
+  local held, change = held_by_same_machine(self, cat, lic, installs, server, fingerprint, on)
   local counted = held and with_moved(installs, held, on) or installs
-  local admitted, window, refusal, before = cat:admission(lic, counted, on)
+  local admitted, window, refusal, before = cat:admission(lic, counted, on, server)
   if not admitted then
     return refused(self, refusal, window, eligible, cat, lic, installs, on, server, before)
   end
@@ -279,8 +280,8 @@ local function activate(self, key, server, build, on, fingerprint)
       log(self, key, on, "fingerprint", { server = server, from = held.fingerprint, to = fingerprint })
     end
   end
-  log(self, key, on, "activate", { server = server, build = build, from_server = held and
-                                   held.server ~= server and held.server or nil })
+  log(self, key, on, "activate", provenance(self, { server = server, build = build, from_server = held and
+                                                   held.server ~= server and held.server or nil }))
   return verdict(true, nil, nil, eligible, window)
 end
 
@@ -299,7 +300,7 @@ local function checkin(self, key, server, on, build, fingerprint)
   key, on, lic, cat, installs, current, eligible = setup(self, key, server, on, fingerprint)
   -- R9: only a server whose installation is active that day checks in; a
   -- lapsed or deactivated one activates again, through R10's admission.
-  if not current or not cat:installation_active(current, on) then
+  if not current or not cat:installation_active(current, on, lic) then
     return refused(self, "not_activated", "server '" .. server .. "' has no installation of this key " ..
       "active on that day (it must activate again)", eligible, cat, lic, installs, on, server)
   end
@@ -353,15 +354,17 @@ local function deactivate(self, key, server, on, opts)
   local db, sql = self.db, self.sql
   if opts.receipt then
     db:defer(sql.free_installation, key, inst.seq, "returned", on)
-    log(self, key, on, "deactivate", { server = server, returned = inst.signature:sub(1, 16) })
+    log(self, key, on, "deactivate", provenance(self, { server = server,
+                                                      returned = inst.signature:sub(1, 16) }))
     inst.held_until, inst.freed = nil, "returned"
   elseif opts.force then
     db:defer(sql.free_installation, key, inst.seq, "forced", on)
-    log(self, key, on, "force_free", { server = server, reason = opts.reason, held_until = inst.held_until })
+    log(self, key, on, "force_free", provenance(self, { server = server, reason = opts.reason,
+                                                      held_until = inst.held_until }))
     inst.held_until, inst.freed = nil, "forced"
   else
     db:defer(sql.deactivate_installation, key, inst.seq, on)
-    log(self, key, on, "deactivate", { server = server })
+    log(self, key, on, "deactivate", provenance(self, { server = server }))
   end
   inst.deactivated = inst.deactivated or on
   local v = verdict(true, nil, nil, eligible, cat:migration(lic, installs, on))

@@ -1,7 +1,8 @@
 -- licensor.store.licenses -- the workflows of a license's own life:
 -- issue, renew (R15), add_addon (R8), upgrade (R12), end_lease (R6),
--- disable, enable, transfer (R14) and set (the owner's email address).  Each is one transaction through
--- common.transaction; the rules are the C core's.
+-- disable, enable, transfer (R14) and set (the owner's email address, the
+-- license's own policy override and its tags).  Each is one transaction
+-- through common.transaction; the rules are the C core's.
 local core = require "licensor.core"
 local failure = require "licensor.failure"
 local address = require "licensor.mail.address"
@@ -13,7 +14,7 @@ local Store = common.Store
 local refuse, bad_argument, transaction = common.refuse, common.bad_argument, common.transaction
 local check_on, normalise_key, add_days = common.check_on, common.normalise_key, common.add_days
 local load_license, license_and_catalogue = common.load_license, common.license_and_catalogue
-local log = common.log
+local log, policy_of, provenance = common.log, common.policy_of, common.provenance
 
 local function unknown_addon(product, addon)
   refuse("unknown_addon", "product '" .. product .. "' has no add-on '" .. tostring(addon) .. "'")
@@ -21,7 +22,7 @@ end
 
 local ISSUE_FIELDS = { product = "string", edition = "string", kind = "string", start = "string",
                        owner = "string", email = "string", failover = "boolean", version_lock = "number",
-                       trial_days = "number", addons = "table" }
+                       trial_days = "number", addons = "table", tags = "table" }
 
 local function check_issue_spec(spec)
   if type(spec) ~= "table" then bad_argument(1, "issue", "license table expected", 2) end
@@ -45,16 +46,34 @@ local function issued_addons(cat, lic, wanted, paid_through)
   return addons
 end
 
+-- The set of a list of tags, each checked (invalid_request), at most
+-- common.MAX_TAGS.
+local function tag_list_set(list)
+  local set, n = {}, 0
+  for _, word in ipairs(list) do
+    failure.try(common.check_tag(word))
+    if not set[word] then set[word], n = true, n + 1 end
+  end
+  if n > common.MAX_TAGS then
+    refuse("invalid_request", "tags: at most " .. common.MAX_TAGS .. " on a license, not " .. n)
+  end
+  return set
+end
+
 local function issue(self, spec, today)
   if spec.owner ~= nil then failure.try(core.check_name(spec.owner, "owner")) end
   if spec.email ~= nil then failure.try(address.check(spec.email)) end
   local cat, version = common.active_catalogue(self)
-  local policy = self.policy
   local kind = spec.kind or "perpetual"
   local start = spec.start or today
   local lic = { product = spec.product, edition = spec.edition, level = spec.level, kind = kind,
                 start = start, failover = spec.failover or false, version_lock = spec.version_lock,
-                trial_days = spec.trial_days, owner = spec.owner }
+                trial_days = spec.trial_days, owner = spec.owner,
+                tags = spec.tags and next(spec.tags) and tag_list_set(spec.tags) or nil }
+  -- The policy file's layers for this product and edition (its settings
+  -- hook sees the new license's fields and tags).
+  if self.live_policy and type(lic.product) == "string" then common.attach_policy(self, lic, today) end
+  local policy = policy_of(self, lic)
   -- Terms that would leave the calendar (after 9999-12-31) are refused.
   if kind == "perpetual" then lic.ms_expires = failure.try(core.term(start, policy.ms_months)) end
   if kind == "trial" and not lic.trial_days then lic.trial_days = policy.trial_days end
@@ -73,7 +92,8 @@ local function issue(self, spec, today)
   local db, sql = self.db, self.sql
   local key = core.new_key()
   db:run(sql.insert_license, key, lic.product, lic.edition, lic.level, kind, start, lic.ms_expires,
-    nil, nil, lic.trial_days, lic.version_lock, lic.failover, lic.owner, version, spec.email)
+    nil, nil, lic.trial_days, lic.version_lock, lic.failover, lic.owner, version, spec.email, nil,
+    common.tags_text(lic.tags))
   if lic.ms_expires then db:run(sql.insert_term, key, "ms", start, lic.ms_expires, today) end
   for addon, through in pairs(addons) do
     db:run(sql.set_addon, key, addon, through)
@@ -82,13 +102,14 @@ local function issue(self, spec, today)
   log(self, key, today, "issue", { product = lic.product, edition = lic.edition, level = lic.level,
                                    kind = kind, start = start, ms_expires = lic.ms_expires,
                                    owner = lic.owner, email = spec.email, addons = spec.addons,
-                                   catalogue = version })
-  return (load_license(self, key))
+                                   catalogue = version, tags = spec.tags and common.tag_list(lic.tags),
+                                   policy = self.live_policy and self.live_policy.version })
+  return (load_license(self, key, today))
 end
 
 -- store:issue{product=, edition=, level=, kind=, start=, owner=, email=,
--- failover=, version_lock=, trial_days=, addons={"eas"}}[, on] -> license
--- table; `on` (default today, UTC) is the day it is recorded on
+-- failover=, version_lock=, trial_days=, addons={"eas"}, tags={"msp"}}[, on]
+-- -> license table; `on` (default today, UTC) is the day it is recorded on
 function Store:issue(spec, on)
   check_issue_spec(spec)
   if on ~= nil and (type(on) ~= "string" or not core.day(on)) then
@@ -103,9 +124,9 @@ end
 
 local function renew(self, key, on)
   key, on = normalise_key(key), check_on(on)
-  local lic = license_and_catalogue(self, key)   -- and the policy in force
-  local renewed, msg, code = core.renew(lic, on, { months = self.policy.ms_months,
-                                                   basis = self.policy.renewal_basis })
+  local lic = license_and_catalogue(self, key, on)   -- and the policy in force
+  local policy = policy_of(self, lic)
+  local renewed, msg, code = core.renew(lic, on, { months = policy.ms_months, basis = policy.renewal_basis })
   if not renewed then refuse(code, msg) end
   local db, sql = self.db, self.sql
   db:run(sql.set_ms, renewed.ms_expires, renewed.ms_start, key)
@@ -116,9 +137,9 @@ local function renew(self, key, on)
     db:run(sql.set_addon, key, addon, through)
     db:run(sql.insert_term, key, addon, term_start, through, on)
   end
-  log(self, key, on, "renew", { from = lic.ms_expires, to = renewed.ms_expires,
-                                basis = self.policy.renewal_basis, ms_start = renewed.ms_start })
-  return (load_license(self, key))
+  log(self, key, on, "renew", provenance(self, { from = lic.ms_expires, to = renewed.ms_expires,
+                                                basis = policy.renewal_basis, ms_start = renewed.ms_start }))
+  return (load_license(self, key, on))
 end
 
 -- Renews term by term until M&S covers `on` (at least one term).
@@ -160,14 +181,14 @@ local function addon_paid_through(self, lic, status, on)
   end
   if not status.valid then refuse(status.code, status.message) end
   if lic.kind == "trial" then
-    return add_days(lic.start, (lic.trial_days or self.policy.trial_days) - 1)
+    return add_days(lic.start, (lic.trial_days or policy_of(self, lic).trial_days) - 1)
   end
   return "9999-12-31"
 end
 
 local function add_addon(self, key, addon, on)
   key, on = normalise_key(key), check_on(on)
-  local lic, cat = license_and_catalogue(self, key)
+  local lic, cat = license_and_catalogue(self, key, on)
   local status, msg, code = cat:status(lic, on)
   if not status then refuse(code, msg) end
   local known = false
@@ -181,7 +202,7 @@ local function add_addon(self, key, addon, on)
   db:run(sql.set_addon, key, addon, through)
   db:run(sql.insert_term, key, addon, on, through, on)
   log(self, key, on, "add_addon", { addon = addon, paid_through = through })
-  return (load_license(self, key))
+  return (load_license(self, key, on))
 end
 
 -- store:add_addon(key, addon, on) -> license table
@@ -192,7 +213,7 @@ end
 
 local function upgrade(self, key, target, on, paid)
   key, on = normalise_key(key), check_on(on)
-  local lic, cat = license_and_catalogue(self, key)
+  local lic, cat = license_and_catalogue(self, key, on)
   local quote, msg, code = cat:quote_upgrade(lic, target, on)
   if not quote then refuse(code, msg) end
   if paid ~= quote then
@@ -200,9 +221,9 @@ local function upgrade(self, key, target, on, paid)
   end
   local edition, level = target.edition or lic.edition, target.level or lic.level
   self.db:run(self.sql.set_edition_level, edition, level, key)
-  log(self, key, on, "upgrade", { from = { edition = lic.edition, level = lic.level },
-                                  to = { edition = edition, level = level }, paid = paid })
-  return (load_license(self, key))
+  log(self, key, on, "upgrade", provenance(self, { from = { edition = lic.edition, level = lic.level },
+                                                  to = { edition = edition, level = level }, paid = paid }))
+  return (load_license(self, key, on))
 end
 
 -- store:upgrade(key, {edition=, level=}, on, {paid=}) -> license table
@@ -285,8 +306,50 @@ function Store:transfer(key, owner, opts, on)
   return transaction(self, transfer, key, owner, opts, on)
 end
 
--- What store:set may change; the owner changes by transfer (R14) only.
-local SETTABLE = { email = true }
+-- What store:set takes, and the type of each; the owner changes by
+-- transfer (R14) only.
+local SETTABLE = { email = "string", policy = "table", tags = "table", reason = "string", by = "string" }
+
+-- The override after `changes` ({KEY = VALUE | false}: false removes the
+-- key; reminders = {KIND = {...} | false} changes those kinds alone).
+local function merged_override(old, changes)
+  local new = {}
+  for k, v in pairs(old or {}) do new[k] = v end
+  for k, v in pairs(changes) do
+    if v == false then
+      new[k] = nil
+    elseif k == "reminders" and type(v) == "table" and next(v) ~= nil and #v == 0 then
+      local kinds = {}
+      local before = type(new.reminders) == "table" and new.reminders or {}
+      for kind, list in pairs(before) do kinds[kind] = list end
+      for kind, list in pairs(v) do
+        if list == false then kinds[kind] = nil else kinds[kind] = list end
+      end
+      new.reminders = next(kinds) and kinds or nil
+    else
+      new[k] = v
+    end
+  end
+  return new
+end
+
+-- The license's tags after `change`: a list is the whole new set, a map
+-- {WORD = true | false} adds and removes words.
+local function changed_tags(old, change)
+  if #change > 0 or next(change) == nil then return tag_list_set(change) end
+  local set, added = {}, {}
+  for word in pairs(old or {}) do set[word] = true end
+  for word, wanted in pairs(change) do
+    if wanted then
+      added[#added + 1] = word
+    else
+      set[word] = nil
+    end
+  end
+  for word in pairs(tag_list_set(added)) do set[word] = true end
+  local list = common.tag_list(set) or {}
+  return tag_list_set(list)
+end
 
 local function set(self, key, fields, on)
   key = normalise_key(key)
@@ -294,22 +357,61 @@ local function set(self, key, fields, on)
   local email = fields.email
   if email == "" then email = nil end
   if email ~= nil then failure.try(address.check(email)) end
-  local lic = load_license(self, key)
-  if lic.email ~= email then
-    self.db:run(self.sql.set_email, email, key)
+  local lic = load_license(self, key, on)
+  local db, sql = self.db, self.sql
+  local who, why = fields.by, fields.reason
+  if fields.email ~= nil and lic.email ~= email then
+    db:run(sql.set_email, email, key)
     log(self, key, on, "set", { field = "email", from = lic.email, to = email })
   end
-  return (load_license(self, key))
+  if fields.policy ~= nil then
+    local override = merged_override(lic.policy_override, fields.policy)
+    local text = common.override_text(override)
+    if text then
+      -- The catalogue's bounds, messages and cross-checks, exactly.
+      common.active_catalogue(self)
+      local ok, msg, code = self.cat:resolve_policy(override)
+      if not ok then refuse(code or "invalid_policy", msg) end
+    end
+    if text ~= common.override_text(lic.policy_override) then
+      db:run(sql.set_policy, text, key)
+      log(self, key, on, "set", { field = "policy", from = lic.policy_override,
+                                  to = text and common.decode_detail(text), by = who, why = why })
+    end
+  end
+  if fields.tags ~= nil then
+    local tags = changed_tags(lic.tags, fields.tags)
+    local text = common.tags_text(tags)
+    if text ~= common.tags_text(lic.tags) then
+      db:run(sql.set_tags, text, key)
+      log(self, key, on, "set", { field = "tags", from = common.tag_list(lic.tags),
+                                  to = common.tag_list(tags), by = who, why = why })
+    end
+  end
+  return (load_license(self, key, on))
 end
 
--- store:set(key, {email=ADDRESS}) -> license table: the address customer
--- actions are mailed to ("" forgets it).  Logged as a "set" event when it
--- changes; setting the same address again is not an event.
+-- store:set(key, {email=ADDRESS, policy={KEY=VALUE|false}, tags=LIST|{WORD=
+-- true|false}, reason=TEXT, by=WHO}[, on]) -> license table.  email: the
+-- address customer actions are mailed to ("" forgets it).  policy: the
+-- license's own override of policy values (the most specific layer),
+-- merged into the one it has (false removes a key; reminders = {KIND =
+-- LIST|false} changes those kinds), validated with the catalogue's
+-- bounds (invalid_policy names the field); it needs a reason.  tags: a
+-- list is the whole set, a map adds (true) and removes (false) words.
+-- Each change is a "set" event {field=, from=, to=, by=, why=}; setting
+-- the same again is not an event.
 function Store:set(key, fields, on)
   if type(fields) ~= "table" then bad_argument(2, "set", "fields table expected") end
   for field, value in pairs(fields) do
-    if not SETTABLE[field] then bad_argument(2, "set", "only email can be set, not " .. tostring(field)) end
-    if type(value) ~= "string" then bad_argument(2, "set", field .. " must be a string") end
+    local kind = SETTABLE[field]
+    if not kind then
+      bad_argument(2, "set", "email, policy, tags, reason and by can be set, not " .. tostring(field))
+    end
+    if type(value) ~= kind then bad_argument(2, "set", field .. " must be a " .. kind) end
+  end
+  if fields.policy ~= nil and (fields.reason == nil or not fields.reason:find("%S")) then
+    return nil, "reason: a change of a license's policy needs a reason (it is logged)", "invalid_request"
   end
   return transaction(self, set, key, fields, on)
 end

@@ -180,9 +180,10 @@ end
 
 local view_of = require("licensor.portal.view").license
 
--- The policy's self-service budget: how many, in how many days.
-local function budget_of(cat)
-  local policy = cat:policy()
+-- The license's self-service budget (its own policy values): how many,
+-- in how many days.
+local function budget_of(self, lic)
+  local policy = common.policy_of(self, lic)
   return policy.self_deactivations, policy.self_deactivation_days
 end
 
@@ -202,14 +203,14 @@ end
 
 -- The license of key when it is the owner's: one answer for a key that is
 -- malformed, unknown or someone else's.
-local function owned(self, email, key)
+local function owned(self, email, key, on)
   local unknown = "no license " .. tostring(key)
   local ok, canonical = pcall(common.normalise_key, key)
   if not ok then
     if failure.is(canonical) then refuse("unknown_key", unknown) end
     error(canonical, 0)
   end
-  local found, lic, cat = pcall(common.license_and_catalogue, self, canonical)
+  local found, lic, cat = pcall(common.license_and_catalogue, self, canonical, on)
   if not found then
     if failure.is(lic) and lic.code == "unknown_key" then refuse("unknown_key", unknown) end
     error(lic, 0)
@@ -219,7 +220,7 @@ local function owned(self, email, key)
 end
 
 local function view(self, lic, cat, on)
-  local _, days = budget_of(cat)
+  local _, days = budget_of(self, lic)
   return view_of(lic, cat, public_installations(self.db:all(self.sql.installations, lic.key)), on,
                  self_deactivations(self, lic.key, days, on))
 end
@@ -228,7 +229,7 @@ local function licenses(self, email, on)
   email, on = folded(email), check_on(on)
   local list = {}
   for _, row in ipairs(self.db:all(self.sql.portal_keys, email)) do
-    local lic, cat = common.license_and_catalogue(self, row.key)
+    local lic, cat = common.license_and_catalogue(self, row.key, on)
     -- the list's rows: no installations read, no prices computed
     list[#list + 1] = view_of(lic, cat, {}, on, nil, true)
   end
@@ -246,7 +247,7 @@ end
 
 local function one_license(self, email, key, on)
   email, on = folded(email), check_on(on)
-  local lic, cat = owned(self, email, key)
+  local lic, cat = owned(self, email, key, on)
   return view(self, lic, cat, on)
 end
 
@@ -273,10 +274,10 @@ end
 local function self_deactivate(self, email, key, server, on)
   email, on = folded(email), check_on(on)
   failure.try(core.check_name(server, "server"))
-  local lic, cat = owned(self, email, key)
+  local lic, cat = owned(self, email, key, on)
   key = lic.key
   local db, sql = self.db, self.sql
-  local budget, days = budget_of(cat)
+  local budget, days = budget_of(self, lic)
   local used = self_deactivations(self, key, days, on)
   if used >= budget then
     refuse("self_service_limit", "license " .. key .. " was deactivated on servers " .. used ..
@@ -298,7 +299,8 @@ local function self_deactivate(self, email, key, server, on)
   -- As an admin's force: the slot is free today, whatever a certificate
   -- of the machine said (its later refusals carry the revocation).
   db:defer(sql.free_installation, key, inst.seq, "forced", on)
-  log(self, key, on, "self_deactivated", { server = server, by = email, held_until = inst.held_until })
+  log(self, key, on, "self_deactivated", common.provenance(self, { server = server, by = email,
+                                                                  held_until = inst.held_until }))
   inst.held_until, inst.freed = nil, "forced"
   inst.deactivated = inst.deactivated or on
   return { ok = true, eligible = eligible, migration = cat:migration(lic, installs, on),
@@ -326,7 +328,7 @@ local function activate(self, email, text, on)
       " bytes")
   end
   local request = failure.try(certificate.read_request((text:gsub("\r\n", "\n"))))
-  local lic = owned(self, email, request.license)
+  local lic = owned(self, email, request.license, on)
   if not self.signing_key then
     refuse("no_signing_key", "this portal signs no certificates (no signing key)")
   end

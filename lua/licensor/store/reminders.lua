@@ -12,10 +12,15 @@
 -- AFTER_WINDOW days of its day.  Its detail.days is the days actually left
 -- on the sweep's day (negative: gone since), the words a customer reads;
 -- detail.offset is the policy's nominal day that brought it.
+--
+-- The offsets are each license's own (its policy layers and override,
+-- then a policy file's reminders hook): the candidates' SQL takes the
+-- widest window of any layer (of the catalogue's bounds when a hook
+-- decides), and each row is then judged with its license's offsets.
 local core = require "licensor.core"
 local common = require "licensor.store.common"
 
-local ipairs, tonumber = ipairs, tonumber
+local ipairs, tonumber, type = ipairs, tonumber, type
 local day, date = core.day, core.date
 
 local _M = {}
@@ -49,6 +54,25 @@ local function window(offsets, on)
   return date(on - behind), date(on + ahead)
 end
 
+-- The catalogue's bounds of each kind's offsets (csrc/l_compile.c,
+-- read_reminder_list): what a hook's answer stays within.
+_M.OFFSET_BOUNDS = { ms = { -365, 3650 }, trial = { 0, 3650 }, lease = { 0, 3650 }, addon = { 0, 3650 } }
+
+-- The offsets of `kind` that bound every license's: each value table's
+-- list together (common.value_tables), or the kind's bounds when a hook
+-- decides.
+local function widest_offsets(tables, open, kind)
+  if open then return _M.OFFSET_BOUNDS[kind] end
+  local all, seen = {}, {}
+  for _, t in ipairs(tables) do
+    local list = type(t.reminders) == "table" and t.reminders[kind]
+    for _, d in ipairs(type(list) == "table" and list or {}) do
+      if not seen[d] then seen[d], all[#all + 1] = true, d end
+    end
+  end
+  return all
+end
+
 -- The outbox action of each term's reminders (licensor.actions).
 local ACTION = require("licensor.actions").reminder
 
@@ -67,7 +91,8 @@ local function take(self, key, item, kind, last, days, on, detail, taken)
   local action = ACTION[kind][days >= 0 and "before" or "after"]
   detail.days, detail.offset, detail.item = last - on, days, item
   db:defer(sql.insert_reminder, key, action, on_text, last_text, common.cjson.encode(detail))
-  common.log(self, key, on_text, action, { item = item, refers_to = last_text, days = days })
+  common.log(self, key, on_text, action, common.provenance(self, { item = item, refers_to = last_text,
+                                                                  days = days }))
   taken[#taken + 1] = { key = key, action = action, on = on_text, refers_to = last_text, item = item,
                         days = days }
 end
@@ -85,12 +110,15 @@ local KINDS = {
       return { price = price, currency = currency }
     end },
   { kind = "trial",
-    rows = function(self, offsets, on)
+    rows = function(self, offsets, on, longest_default)
       local from = window(offsets, on)
-      local longest = tonumber(self.db:value(self.sql.longest_trial)) or self.policy.trial_days
+      local longest = tonumber(self.db:value(self.sql.longest_trial)) or longest_default
+      if longest < longest_default then longest = longest_default end
       return self.db:all(self.sql.trial_reminder_candidates, date(day(from) - longest))
     end,
-    last = function(self, row) return day(row.start) + (row.trial_days or self.policy.trial_days) - 1 end },
+    last = function(self, row, lic)
+      return day(row.start) + (row.trial_days or common.policy_of(self, lic).trial_days) - 1
+    end },
   { kind = "lease",
     -- A lease's last day is the day before lease_ended.
     rows = function(self, offsets, on)
@@ -106,8 +134,25 @@ local KINDS = {
     item = function(row) return row.addon end },
 }
 
+-- The offsets of the row's license on day number `n`: its own values,
+-- then the policy file's reminders hook (the bound catalogue's
+-- reminder_offsets; the C catalogue has none).
+local function license_offsets(self, k, lic, n)
+  local offsets = common.policy_of(self, lic).reminders[k.kind]
+  local bound = self.bound
+  if bound.reminder_offsets then return bound:reminder_offsets(lic, k.kind, date(n), offsets) or offsets end
+  return offsets
+end
+
+-- offsets: the catalogue's, when every license has them; nil: the
+-- license's own, read for the row.
 local function take_row(self, k, row, offsets, n, taken)
-  local last = k.last(self, row)
+  local lic
+  if offsets == nil then
+    lic = common.load_license(self, row.key, date(n))
+    offsets = license_offsets(self, k, lic, n)
+  end
+  local last = k.last(self, row, lic)
   local days = due(offsets, last, n)
   if days then
     take(self, row.key, k.item and k.item(row) or k.kind, k.kind, last, days, n,
@@ -117,14 +162,27 @@ end
 
 -- Takes every reminder due on `on` (a date), appending to `taken`, in the
 -- sweep's transaction; each row through protect(key, fn, ...), which
--- runs it and keeps one key's failure from stopping the others.
+-- runs it and keeps one key's failure from stopping the others.  While
+-- every license has the catalogue's offsets (no policy file, no override)
+-- no license is read for its offsets.
 function _M.take_due(self, on, taken, protect)
   local n = day(on)
+  local tables, open = common.value_tables(self, on)
+  local P = self.live_policy
+  open = open or (P ~= nil and P:has("reminders"))
+  local own = open or #tables > 1
+  local longest_default = 0
+  for _, t in ipairs(tables) do
+    local days = t.trial_days
+    if type(days) == "number" and days > longest_default then longest_default = days end
+  end
+  if open then longest_default = 36500 end   -- trial_days' bound (csrc/catalogue.c)
   for _, k in ipairs(KINDS) do
     local offsets = self.policy.reminders[k.kind]
-    if #offsets > 0 then
-      for _, row in ipairs(k.rows(self, offsets, n)) do
-        protect(row.key, take_row, self, k, row, offsets, n, taken)
+    local widest = own and widest_offsets(tables, open, k.kind) or offsets
+    if #widest > 0 then
+      for _, row in ipairs(k.rows(self, widest, n, longest_default)) do
+        protect(row.key, take_row, self, k, row, not own and offsets or nil, n, taken)
       end
     end
   end

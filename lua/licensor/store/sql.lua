@@ -20,15 +20,25 @@ _M.sqlite = {
   catalogue_version = "SELECT max(version) FROM catalogues",
   catalogue_source = "SELECT source FROM catalogues WHERE version = ?",
   insert_catalogue = "INSERT INTO catalogues (imported, source, policy) VALUES (?, ?, ?) RETURNING version",
+  -- The active catalogue and policy file: the newest of each.
+  active_versions = [[SELECT (SELECT max(version) FROM catalogues) AS catalogue,
+    (SELECT max(version) FROM policies) AS policy]],
+  policy_version = "SELECT max(version) FROM policies",
+  policy_source = "SELECT source, name FROM policies WHERE version = ?",
+  insert_policy = "INSERT INTO policies (imported, source, name) VALUES (?, ?, ?) RETURNING version",
+  policy_history = "SELECT version, imported, name, source FROM policies ORDER BY version",
+  -- Licenses with an override of their own (the partial index).
+  licenses_with_policy = "SELECT key, policy FROM licenses WHERE policy IS NOT NULL ORDER BY key",
   -- One statement per license read: the add-ons come folded into one
   -- column, "eas<US>2019-12-06<RS>ews<US>..." (names never hold control
   -- characters: the catalogue refuses them).
   license = [[SELECT l.*, (SELECT group_concat(addon || char(31) || paid_through, char(30))
     FROM addons a WHERE a.key = l.key) AS addon_list,
-    (SELECT max(version) FROM catalogues) AS active_catalogue FROM licenses l WHERE l.key = ?]],
+    (SELECT max(version) FROM catalogues) AS active_catalogue,
+    (SELECT max(version) FROM policies) AS active_policy FROM licenses l WHERE l.key = ?]],
   insert_license = [[INSERT INTO licenses (key, product, edition, level, kind, start, ms_expires,
-    ms_start, lease_ended, trial_days, version_lock, failover, owner, catalogue, email)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+    ms_start, lease_ended, trial_days, version_lock, failover, owner, catalogue, email, policy, tags)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
   set_addon = [[INSERT INTO addons (key, addon, paid_through) VALUES (?, ?, ?)
     ON CONFLICT (key, addon) DO UPDATE SET paid_through = excluded.paid_through]],
   insert_term = "INSERT INTO terms (key, item, starts, ends, bought) VALUES (?, ?, ?, ?, ?)",
@@ -38,6 +48,8 @@ _M.sqlite = {
   set_disabled = "UPDATE licenses SET disabled = ?, disabled_reason = ? WHERE key = ?",
   set_owner = "UPDATE licenses SET owner = ?, transfer_consent = ? WHERE key = ?",
   set_email = "UPDATE licenses SET email = ? WHERE key = ?",
+  set_policy = "UPDATE licenses SET policy = ? WHERE key = ?",
+  set_tags = "UPDATE licenses SET tags = ? WHERE key = ?",
   installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated, fingerprint,
     held_until, signature, issued, freed, drifts FROM installations WHERE key = ? ORDER BY seq]],
   insert_installation = [[INSERT INTO installations
@@ -87,6 +99,8 @@ _M.sqlite = {
   case_first_step = "UPDATE fraud_cases SET first_step = ? WHERE id = ?",
   case_phoned = "UPDATE fraud_cases SET phoned = ? WHERE id = ?",
   case_disabled = "UPDATE fraud_cases SET disabled = ? WHERE id = ?",
+  -- Whether a case's outbox already has the action (a step a ladder hook adds).
+  case_action_taken = "SELECT 1 FROM outbox WHERE case_id = ? AND action = ? LIMIT 1",
   insert_outbox = "INSERT INTO outbox (key, case_id, action, on_day) VALUES (?, ?, ?, ?)",
   claim_outbox = CLAIM_OUTBOX:format(""),
   release_outbox = [[UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
@@ -159,7 +173,8 @@ _M.KEY_LOCK_CLASS = 1279869774
 _M.postgresql = {
   license = [[SELECT l.*, (SELECT string_agg(addon || chr(31) || paid_through, chr(30))
     FROM addons a WHERE a.key = l.key) AS addon_list,
-    (SELECT max(version) FROM catalogues) AS active_catalogue FROM licenses l WHERE l.key = ?]],
+    (SELECT max(version) FROM catalogues) AS active_catalogue,
+    (SELECT max(version) FROM policies) AS active_policy FROM licenses l WHERE l.key = ?]],
   insert_event = [[INSERT INTO events (key, seq, at, kind, detail, recorded)
     VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE key = ?1), ?2, ?3, ?4,
             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))]],

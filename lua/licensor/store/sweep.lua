@@ -8,6 +8,12 @@
 -- within the policy's case_cooldown_days of that closing; closed for good
 -- ("enabled") when an admin re-enables the key.
 --
+-- Each key's values are its own (its policy layers and override): the
+-- candidates' SQL prefilter takes the widest check-in grace of any layer,
+-- and each key is then judged with its own.  Steps a policy's ladder hook
+-- adds (notify_reseller) go to the outbox like the built-in ones, once
+-- per case.
+--
 -- A key the sweep cannot work (data no catalogue answers, or a bug) is
 -- rolled back alone to a savepoint, logged and reported, and every other
 -- key is still worked: one bad key never stops the ladder for everyone.
@@ -20,19 +26,37 @@ local sort = table.sort
 
 local Store = common.Store
 local transaction, check_on, log = common.transaction, common.check_on, common.log
-local add_days = common.add_days
+local add_days, policy_of, provenance = common.add_days, common.policy_of, common.provenance
 
 local CASE_COLUMN = { email_customer = "case_first_step", notify_fraud_team = "case_first_step",
                       phone_customer = "case_phoned", disable_key = "case_disabled" }
 
+-- A step a ladder hook adds: taken once per case (the outbox says
+-- whether it was); the first warning of a case when none came before it,
+-- so the later steps count from it as from the built-in first step.
+local function hooked_step(self, case, action, on)
+  local db, sql = self.db, self.sql
+  if db:value(sql.case_action_taken, case.id, action) then return false end
+  if not case.first_step then
+    db:defer(sql.case_first_step, on, case.id)
+    case.first_step = on
+  end
+  return true
+end
+
 local function take_step(self, key, case, action, on, taken)
   local db, sql = self.db, self.sql
-  db:defer(sql[CASE_COLUMN[action]], on, case.id)
+  local column = CASE_COLUMN[action]
+  if column then
+    db:defer(sql[column], on, case.id)
+  elseif not hooked_step(self, case, action, on) then
+    return
+  end
   db:defer(sql.insert_outbox, key, case.id, action, on)
   if action == "disable_key" then
     db:defer(sql.set_disabled, on, "fraud", key)
   end
-  log(self, key, on, action, { case = case.id })
+  log(self, key, on, action, provenance(self, { case = case.id }))
   taken[#taken + 1] = { key = key, case = case.id, action = action, on = on }
 end
 
@@ -48,23 +72,24 @@ local function case_for(self, key, lic, window, on)
     end
     return case
   end
-  case = db:first(sql.resumable_case, key, add_days(on, -self.policy.case_cooldown_days))
+  case = db:first(sql.resumable_case, key, add_days(on, -policy_of(self, lic).case_cooldown_days))
   if case then
     db:defer(sql.resume_case, window.since, case.id)
-    log(self, key, on, "case_resumed", { case = case.id, closed = case.closed, since = window.since })
+    log(self, key, on, "case_resumed", provenance(self, { case = case.id, closed = case.closed,
+                                                        since = window.since }))
     case.since = window.since
     return case
   end
   -- A key disabled for another reason gets no new case.
   if window.state ~= "fraud" or (lic.disabled and lic.disabled <= on) then return nil end
   local _, id = db:run(sql.insert_case, key, window.since, on)
-  log(self, key, on, "case_opened", { case = id, since = window.since })
+  log(self, key, on, "case_opened", provenance(self, { case = id, since = window.since }))
   return { id = id, since = window.since }
 end
 
 local function sweep_key(self, cat, key, on, taken)
   local db, sql = self.db, self.sql
-  local lic = common.load_license(self, key)
+  local lic = common.load_license(self, key, on)
   local window = failure.try(cat:migration(lic, db:all(sql.installations, key), on))
   if window.state == "ok" then
     local open = db:first(sql.open_case, key)
@@ -75,7 +100,9 @@ local function sweep_key(self, cat, key, on, taken)
   -- No step while the excess is only certificates of deactivated servers,
   -- which end by themselves (an honest move); the case stays open.
   if not case or (window.parked and window.active - window.parked <= window.allowed) then return end
-  for _, action in ipairs(cat:ladder(case, on)) do take_step(self, key, case, action, on, taken) end
+  for _, action in ipairs(failure.try(cat:ladder(case, on, lic))) do
+    take_step(self, key, case, action, on, taken)
+  end
 end
 
 local function why_of(err)
@@ -127,11 +154,25 @@ local function each_key(self, progress, key, on, taken, skipped, fn, ...)
   next_key(self, progress, taken, skipped)
 end
 
+-- The first day a check-in keeps an installation active on `on` under
+-- the widest grace of any license (any day at all when a settings hook
+-- decides some license's grace).
+local function widest_grace_from(self, on)
+  local tables, open = common.value_tables(self, on)
+  if open then return "0000-01-01" end
+  local grace = 0
+  for _, t in ipairs(tables) do
+    local days = t.checkin_grace_days
+    if type(days) == "number" and days > grace then grace = days end
+  end
+  return add_days(on, -grace)
+end
+
 -- Keys with excess on `on`, and keys with an open case, each once, sorted.
 local function candidates(self, on)
   local db, sql = self.db, self.sql
   local list, seen = {}, {}
-  local grace_from = add_days(on, -self.policy.checkin_grace_days)
+  local grace_from = widest_grace_from(self, on)
   for _, rows in ipairs({ db:all(sql.excess_keys, on, grace_from), db:all(sql.open_case_keys) }) do
     for _, row in ipairs(rows) do
       if not seen[row.key] then seen[row.key] = true; list[#list + 1] = row.key end
