@@ -177,7 +177,9 @@ describe("cat:explain, may a server come in (R9, R10)", function()
     assert.is_true(r.ok)   -- it would be admitted again as a new server
     assert.matches("^R9: server 'a' has no installation active on 2019%-01%-20",
                    explain.because(r, "not_activated"))
-    assert.are.equal(r.because, explain.because(r, "too_many_installations"))
+    assert.are.equal("R10: 2 of 1", explain.because(r, "too_many_installations", "2 of 1"))
+    assert.are.equal("R9: another machine", explain.because(nil, "wrong_machine", "another machine"))
+    assert.are.equal("odd: what happened", explain.because(nil, "odd", "what happened"))
   end)
 end)
 
@@ -300,5 +302,93 @@ describe("store:explain on " .. stores.backend, function()
     assert.matches("no license", msg)
     assert.are.equal("invalid_key", select(3, store:explain("nope", {})))
     assert.are.equal("invalid_date", select(3, store:explain(stores.issue(store).key, { on = "tomorrow" })))
+  end)
+end)
+
+describe("store:explain with a policy file on " .. stores.backend, function()
+  local store
+
+  before_each(function() store = stores.new() end)
+  after_each(function() store:close() end)
+
+  local function source(name)
+    local path = assert(package.searchpath("licensor.policies." .. name, package.path))
+    local f = assert(io.open(path))
+    local text = f:read("*a")
+    f:close()
+    return text
+  end
+
+  it("a product layer's migration_days = 45 shows 'product smartermail' as the layer", function()
+    assert(store:import_policy(source("smartermail_migration"), "smartermail_migration.lua", "2018-01-01"))
+    local mail = stores.issue(store, { product = "smartermail", edition = "professional", level = 250,
+                                       start = "2018-06-01" })
+    assert.is_true(store:activate(mail.key, "mail1", 6900, "2018-12-01").ok)
+    assert.is_true(store:activate(mail.key, "mail2", 6900, "2018-12-02").ok)
+    local r = assert(store:explain(mail.key, { on = "2018-12-02", server = "mail3" }))
+    local r10 = step_of(r, "R10")
+    assert.are.equal(45, r10.inputs.migration_days)
+    assert.are.equal("product smartermail", r10.layers.migration_days)
+    assert.are.equal("product smartermail", r10.layer)
+    assert.are.equal("catalogue", r10.layers.migration_extra)
+    assert.are.equal(1, r.policy)
+    assert.matches("migration_days 45 %(product smartermail%)", (explain.text(r):gsub("%s+", " ")))
+    assert.matches("Layer product smartermail sets migration_days", explain.text(r))
+    -- SmarterTrack keeps the catalogue's 30 days
+    local track = stores.two_servers(store, "2018-12-06")
+    local t = assert(store:explain(track.key, { on = "2018-12-06", server = "third" }))
+    assert.are.equal(30, step_of(t, "R10").inputs.migration_days)
+    assert.are.equal("catalogue", step_of(t, "R10").layers.migration_days)
+  end)
+
+  it("a license's stored override is the license layer", function()
+    local lic = stores.issue(store)
+    assert(store:set(lic.key, { policy = { checkin_grace_days = 60 }, reason = "change windows" }, "2018-07-01"))
+    local r = assert(store:explain(lic.key, { on = "2018-07-02", server = "a" }))
+    local r9 = step_of(r, "R9")
+    assert.are.equal(60, r9.inputs.checkin_grace_days)
+    assert.are.equal("license", r9.layers.checkin_grace_days)
+  end)
+
+  it("a hook's change shows the hook, the policy version and its because", function()
+    assert(store:import_policy([[
+return {
+  name = "bugfix-6947",
+  eligible = function(ctx)
+    if ctx.build and ctx.build.number == 6911 then
+      return { build = 6947, because = "6947 only fixes 6911's mail loop" }
+    end
+  end,
+}]], "bugfix.lua", "2018-01-01"))
+    local lic = stores.issue(store, { start = "2017-12-07" })      -- M&S to 2018-12-06: build 6911
+    local before = stores.dump(store)
+    local r = assert(store:explain(lic.key, { on = "2019-06-01", build = 6947 }))
+    assert.is_true(r.ok)
+    assert.same({ "R1", "R3", "R3 eligible", "R5" }, rules(r))
+    local hook = r.steps[3]
+    assert.are.equal("eligible", hook.hook)
+    assert.are.equal(1, hook.version)
+    assert.are.equal("6947 only fixes 6911's mail loop", hook.because)
+    assert.are.equal("build 6947 instead of build 6911", hook.outcome)
+    assert.are.equal(6947, r.eligible)
+    assert.matches("R3 eligible hook %(policy v1%): build 6947 instead of build 6911 %-%- 6947 only fixes",
+                   r.because)
+    local text = explain.text(r)
+    assert.matches("R3 eligible hook, policy version 1: build 6947 instead of build 6911", text)
+    assert.matches("because: 6947 only fixes 6911's mail loop", text)
+    assert.are.equal("bugfix-6947", cjson.decode(explain.json(r)).policy_name)
+    assert.are.equal(before, stores.dump(store))
+  end)
+
+  it("a hook that fails shows the failure, and the built-in decision stands", function()
+    assert(store:import_policy([[
+return { eligible = function(ctx) error("no such table") end }]], "broken.lua", "2018-01-01"))
+    local lic = stores.issue(store, { start = "2017-12-07" })
+    local r = assert(store:explain(lic.key, { on = "2019-06-01" }))
+    assert.are.equal(6911, r.eligible)
+    local hook = r.steps[3]
+    assert.are.equal("eligible", hook.hook)
+    assert.are.equal("error", hook.failure)
+    assert.matches("the built%-in decision stands", hook.outcome)
   end)
 end)

@@ -84,7 +84,7 @@ end
 -- and the override stored on the license.
 local function layers_of(raw, P, lic, on)
   if P and P.layers then
-    local ok, list = pcall(P.layers, P, lic, on)
+    local ok, list = pcall(P.layers, P, lic, on, raw)
     if ok and type(list) == "table" then return list end
   end
   local list = { { layer = "catalogue", values = raw:policy() } }
@@ -120,10 +120,14 @@ local function traced(c, method, ...)
   return trace, unpack(results, 2, results.n)
 end
 
--- A hooked value, said in a few words.
-local function describe(v)
+-- A hooked value, said in a few words: a build number as a build, an
+-- admission as admitted or refused, a list of steps or offsets as a list.
+local function describe(v, hook)
   if v == nil then return "none" end
+  if hook == "eligible" and type(v) == "number" then return "build " .. v end
+  if hook == "admission" and type(v) == "boolean" then return v and "admitted" or "refused" end
   if type(v) ~= "table" then return tostring(v) end
+  if #v == 0 and next(v) == nil then return "none" end
   if v.number and v.version then return "build " .. v.number .. " (" .. v.version .. ")" end
   if v.admit ~= nil then return v.admit and "admit" or "refuse" end
   if v.price ~= nil then return tostring(v.price) end
@@ -174,15 +178,18 @@ local function hook_steps(c, trace)
     if not c.hooks_shown[id] then
       c.hooks_shown[id] = true
       local failed = e.failure or e.error or e.reason
+      local before, after = describe(e.before, e.hook), describe(e.after, e.hook)
       local outcome
       if failed then
-        outcome = "the hook failed (" .. tostring(failed) .. "): the built-in decision stands"
+        outcome = "the hook failed (" .. tostring(failed) .. "): the built-in decision stands, " .. before
+      elseif before == after then
+        outcome = after .. " (the built-in decision stands)"
       else
-        outcome = describe(e.after)
-        if describe(e.before) == outcome then outcome = outcome .. " (the built-in decision)" end
+        outcome = after .. " instead of " .. before
       end
       local s = { rule = e.rule, name = RULES[e.rule], hook = e.hook, version = e.version or c.version,
-                  because = e.because, inputs = { before = describe(e.before) }, outcome = outcome }
+                  because = e.because, failure = failed, inputs = { before = before, after = after },
+                  outcome = outcome }
       c.steps[#c.steps + 1] = s
       added[#added + 1] = s
     end
@@ -369,7 +376,7 @@ local function admission(c, server)
                   (lic.failover and " allowed with fail-over)" or " allowed without fail-over)"),
                   inputs, { "checkin_grace_days" }, "not_activated")
   c.not_activated = r9
-  local trace, admitted, a, b, d = traced(c, "admission", lic, installs, on)
+  local trace, admitted, a, b, d = traced(c, "admission", lic, installs, on, server)
   local window, code, msg
   if admitted then window = a else msg, code, window = a, b, d end
   local w = type(window) == "table" and window or {}
@@ -507,6 +514,20 @@ end
 -- The report
 ------------------------------------------------------------------------
 
+-- The layers above the catalogue, each with the keys it sets (and a
+-- settings hook's because), or nil when only the catalogue speaks.
+local function layer_summary(layers)
+  local list = {}
+  for i = 2, #layers do
+    local l, keys = layers[i], {}
+    local values = type(l.values) == "table" and l.values or {}
+    for k in pairs(values) do keys[#keys + 1] = tostring(k) end
+    sort(keys)
+    if #keys > 0 then list[#list + 1] = { layer = l.layer, keys = keys, because = l.because } end
+  end
+  return #list > 0 and list or nil
+end
+
 local Report = {}
 Report.__index = Report
 
@@ -590,19 +611,35 @@ function _M.explain(cat, lic, opts)
   report.renewal_price = c.renewal_price
   report.because = because_of(decisive)
   report.steps = c.steps
+  report.layers = layer_summary(c.layers)
   return setmetatable(report, Report)
 end
 
--- explain.because(report, code) -> the one line for a refusal with `code`:
--- the report's own, or the line of the step that refused with that code
--- (a check-in's not_activated is R9's, though the same server would be
--- admitted as a new one).
-function _M.because(report, code)
-  if code == nil or report.code == code then return report.because end
-  for _, s in ipairs(report.steps) do
-    if s.code == code then return because_of({ s }) end
+-- The rule behind each refusal code, for a refusal no step of a report
+-- names (a check-in's wrong_machine, an admin workflow's downgrade).
+local CODE_RULE = {
+  disabled = "R1", not_started = "R1", no_build = "R3", newer_than_eligible = "R5", unknown_build = "R5",
+  ms_expired = "R8", unknown_addon = "R8", already_owned = "R8",
+  not_activated = "R9", wrong_machine = "R9", too_many_installations = "R10", migration_window_over = "R10",
+  policy_refused = "R10",
+  downgrade = "R12", same_license = "R12", different_major = "R12", no_price = "R12", wrong_amount = "R12",
+  rollback_barrier = "R13", not_older = "R13", transfer_requires_consent = "R14",
+}
+
+-- explain.because(report, code[, message]) -> the one line for a refusal
+-- with `code`: the report's own when it refused with that code, else the
+-- line of the step that did (a check-in's not_activated is R9's, though
+-- the same server would be admitted as a new one), else -- no report, or
+-- none of its steps refused so -- the code's rule and the message.
+function _M.because(report, code, message)
+  if report then
+    if code == nil or report.code == code then return report.because end
+    for _, s in ipairs(report.steps) do
+      if s.code == code then return because_of({ s }) end
+    end
   end
-  return report.because
+  local rule = CODE_RULE[code]
+  return because_of({ { rule = rule or tostring(code), outcome = tostring(message or code) } })
 end
 
 ------------------------------------------------------------------------
@@ -655,6 +692,10 @@ function _M.text(report)
   if report.policy then
     out[#out + 1] = "Policy version " .. tostring(report.policy) ..
       (report.policy_name and (" (" .. report.policy_name .. ")") or "")
+  end
+  for _, l in ipairs(report.layers or {}) do
+    wrap(out, "Layer " .. l.layer .. " sets ", "  ", concat(l.keys, ", ") ..
+         (l.because and (" -- " .. l.because) or ""))
   end
   for i, s in ipairs(report.steps) do
     local head = (" %d. %s %s"):format(i, s.rule, s.hook and (s.hook .. " hook" ..
