@@ -11,7 +11,7 @@ local constants = require "licensor.constants"
 
 local _M = {}
 
-local tostring, tonumber, ipairs, pairs = tostring, tonumber, ipairs, pairs
+local type, tostring, tonumber, ipairs, pairs, next = type, tostring, tonumber, ipairs, pairs, next
 local concat = table.concat
 
 local check = failure.try
@@ -24,6 +24,20 @@ local function json_encode(value)
   local cjson = require("cjson").new()
   cjson.encode_sparse_array(true)
   return cjson.encode(value)
+end
+
+-- JSON of value where the tables `lists` names (parent, key pairs) are
+-- lists, written [] when empty (lua-cjson writes an empty table as {}):
+-- each empty one is a marker of this call's own until encoded.
+local function json_with_lists(value, lists)
+  local marker = "licensorEmptyList" .. require("licensor.core").random_hex(8)
+  for _, at in ipairs(lists) do
+    local parent, key = at[1], at[2]
+    if type(parent) == "table" and type(parent[key]) == "table" and next(parent[key]) == nil then
+      parent[key] = marker
+    end
+  end
+  return (json_encode(value):gsub('"' .. marker .. '"', "[]"))
 end
 
 local function need(positional, n, what)
@@ -88,7 +102,11 @@ end
 
 local function history(ctx)
   local list = check(ctx.open():policy_history())
-  if ctx.opts.json then return ctx.out(#list == 0 and "[]" or json_encode(list)) end
+  if ctx.opts.json then
+    local lists = {}
+    for _, v in ipairs(list) do lists[#lists + 1] = { v, "hooks" } end
+    return ctx.out(#list == 0 and "[]" or json_with_lists(list, lists))
+  end
   if #list == 0 then return ctx.out("no policy has been imported") end
   local rows = {}
   for i, v in ipairs(list) do
@@ -97,7 +115,7 @@ local function history(ctx)
                 active = v.active and "active" or "" }
   end
   ctx.out(require("licensor.tabulate").render({ { "version", "version" }, { "imported", "imported" },
-    { "name", "name" }, { "hooks", "hooks" }, { "active", "" } }, rows))
+    { "name", "name" }, { "hooks", "hooks" }, { "", "active" } }, rows))
 end
 
 -- Is standard error a terminal (the replay's progress line goes there)?
@@ -106,17 +124,18 @@ local function stderr_is_terminal()
   return result == true or result == 0
 end
 
--- The kinds of decision a replay counts, in the order they are shown.
-local KINDS = { "eligible", "admission", "ladder", "reminders", "price" }
-
 local function test(ctx, pos, flags)
+  local replay = require "licensor.replay"
   local given = need(pos, 2, "FILE (the proposed policy file)")
   local path = policy_path(given)
   local opts = { policy = read_text(path, "policy file"), policy_name = given, since = flags.since,
                  on = flags.on }
   if flags.catalogue then
-    opts.catalogue = read_text(flags.catalogue, "catalogue file")
-    opts.catalogue_name = flags.catalogue
+    -- loaded as `import` loads one (its sandbox, file:line messages); a
+    -- file that does not load is malformed input, exit 2
+    local cat, msg = require("licensor").load_catalogue(flags.catalogue)
+    if not cat then failure.raise("invalid_request", msg) end
+    opts.catalogue, opts.catalogue_name = cat, flags.catalogue
   end
   if not ctx.opts.json and stderr_is_terminal() then
     opts.progress = function(done, total)
@@ -124,33 +143,30 @@ local function test(ctx, pos, flags)
       io.stderr:flush()
     end
   end
-  local result, msg, code = require("licensor.replay").run(ctx.open(), opts)
+  local result, msg, code = replay.run(ctx.open(), opts)
   if opts.progress then io.stderr:write("\n") end
-  if not result then
-    -- a file that does not compile is malformed input (invalid_policy: exit 2)
-    failure.raise(code or "failed", msg)
-  end
-  local changes, total = result.changes or {}, 0
-  for _, n in pairs(changes) do total = total + n end
+  -- a file that does not compile is malformed input (invalid_policy: exit 2)
+  if not result then failure.raise(code or "failed", msg) end
+  local changes, changed = result.changes or {}, result.changed or 0
   if ctx.opts.json then
-    ctx.out(json_encode(result))
+    local lists = { { result.policy, "hooks" }, { result, "problems" }, { result, "hook_log" } }
+    for kind in pairs(result.examples or {}) do lists[#lists + 1] = { result.examples, kind } end
+    ctx.out(json_with_lists(result, lists))
   else
-    ctx.out(("replayed %d licenses and %d installations: %d decisions would change"):format(
-      result.licenses or 0, result.installations or 0, total))
-    for _, kind in ipairs(KINDS) do
-      local n = changes[kind] or 0
-      ctx.out(("  %-10s %d"):format(kind, n))
-      local examples = result.examples and result.examples[kind] or {}
-      for i = 1, math.min(#examples, 5) do
-        local e = examples[i]
-        ctx.out(("    %s on %s: %s -> %s"):format(tostring(e.key), tostring(e.day), tostring(e.before),
-                                                   tostring(e.after)))
+    ctx.out(("replayed %d licenses and %d installations%s to %s: %d decisions would change"):format(
+      result.licenses or 0, result.installations or 0, result.since and (" from " .. result.since) or "",
+      tostring(result.on), changed))
+    for _, kind in ipairs(replay.KINDS) do
+      ctx.out(("  %-10s %d"):format(kind, changes[kind] or 0))
+      for _, e in ipairs(result.examples and result.examples[kind] or {}) do
+        ctx.out(("    %s on %s%s: %s -> %s"):format(tostring(e.key), tostring(e.day),
+          e.what and (" (" .. tostring(e.what) .. ")") or "", tostring(e.before), tostring(e.after)))
       end
     end
   end
   -- Something would change: exit 1, so a deploy script stops.
-  if total > 0 then
-    failure.raise("policy_changes", total .. " decisions would change under " .. given,
+  if changed > 0 then
+    failure.raise("policy_changes", changed .. " decisions would change under " .. given,
                   { quiet = ctx.opts.json })
   end
 end
