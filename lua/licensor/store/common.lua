@@ -224,12 +224,13 @@ end
 
 -- The catalogue of `version`, compiled once and kept until a newer one,
 -- with the policy file of `pversion` (nil: none) bound to it.  Answers
--- the catalogue workflows use (a bound one when the policy has hooks).
+-- the catalogue workflows use (a bound one when the policy has hooks);
+-- self.cat is the C catalogue, self.cat_policy its policy values.
 local function catalogue_at(self, version, pversion)
   if version == nil then refuse("no_catalogue", "no catalogue has been imported into this store") end
   if self.cat_version ~= version then
     local cat = failure.try(_M.compile(self.db:value(self.sql.catalogue_source, version), version))
-    self.cat, self.cat_version, self.policy = cat, version, cat:policy()
+    self.cat, self.cat_version, self.cat_policy = cat, version, cat:policy()
     self.policy_version = nil      -- compiled against the catalogue before
   end
   if self.policy_version ~= (pversion or false) then policy_at(self, pversion) end
@@ -407,7 +408,7 @@ end
 -- catalogue's, else the catalogue's (the table or the resolved value
 -- index alike: values.KEY).
 function _M.policy_of(self, lic)
-  return lic and lic.policy or self.policy
+  return lic and lic.policy or self.cat_policy
 end
 
 -- Every table of policy values some license of the store may resolve
@@ -419,7 +420,7 @@ end
 -- value of it, so the widest of them bounds a prefilter (the sweep's
 -- SQL) that must not leave any license out.
 function _M.value_tables(self, on)
-  local tables, P = { self.policy }, self.live_policy
+  local tables, P = { self.cat_policy }, self.live_policy
   if P and P:has("settings") then return tables, true end
   if P then
     for _, product in ipairs(self.cat:products()) do
@@ -496,7 +497,8 @@ end
 -- A catalogue bound to a policy with a price hook answers the price the
 -- hook decides (cat:renewal_price).
 function _M.renewal_price(cat, lic, on)
-  local percent = (lic.policy or cat:policy()).ms_percent
+  -- (A bound catalogue's `policy` field is its policy file: W.raw is the C one.)
+  local percent = (lic.policy or (cat.raw or cat):policy()).ms_percent
   local build = cat:eligible(lic, on)
   if percent == 0 or not build then return nil end
   for _, p in ipairs(cat:prices(lic.product)) do

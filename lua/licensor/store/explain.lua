@@ -20,7 +20,7 @@ local function explain_key(self, key, opts)
   local installs = db:all(sql.installations, key)
   -- The case a sweep on `on` works: the open one, else one closed within
   -- the cooldown, which returning excess resumes (store/sweep.lua).
-  local values = lic.policy or self.policy
+  local values = common.policy_of(self, lic)
   local case = db:first(sql.open_case, key) or
     db:first(sql.resumable_case, key, add_days(on, -values.case_cooldown_days))
   -- A server's rollback starts from the build its installation runs.

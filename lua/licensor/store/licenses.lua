@@ -366,13 +366,13 @@ local function set(self, key, fields, on)
   end
   if fields.policy ~= nil then
     local override = merged_override(lic.policy_override, fields.policy)
-    local text = common.override_text(override)
-    if text then
+    if next(override) ~= nil then
       -- The catalogue's bounds, messages and cross-checks, exactly.
       common.active_catalogue(self)
       local ok, msg, code = self.cat:resolve_policy(override)
       if not ok then refuse(code or "invalid_policy", msg) end
     end
+    local text = common.override_text(override)
     if text ~= common.override_text(lic.policy_override) then
       db:run(sql.set_policy, text, key)
       log(self, key, on, "set", { field = "policy", from = lic.policy_override,

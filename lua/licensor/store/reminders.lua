@@ -178,7 +178,7 @@ function _M.take_due(self, on, taken, protect)
   end
   if open then longest_default = 36500 end   -- trial_days' bound (csrc/catalogue.c)
   for _, k in ipairs(KINDS) do
-    local offsets = self.policy.reminders[k.kind]
+    local offsets = self.cat_policy.reminders[k.kind]
     local widest = own and widest_offsets(tables, open, k.kind) or offsets
     if #widest > 0 then
       for _, row in ipairs(k.rows(self, widest, n, longest_default)) do
