@@ -100,7 +100,6 @@ local function side(raw, P)
     cat = live and decides(live) and live:bind(raw) or raw,
     policy = raw:policy(),
     per_day = live ~= nil and live:has("settings"),
-    reminders_hook = live ~= nil and live:has("reminders"),
     tables = setmetatable({}, { __mode = "k" }),   -- pv -> its values as a table
     prices = {},                                   -- product -> cat:prices
   }
@@ -327,14 +326,13 @@ local function terms_of(lic, trial_days)
   return terms
 end
 
--- The offsets of a term's reminders on side s: the policy's, or the
--- reminders hook's answer.
+-- The offsets of a term's reminders on side s: the license's values', or
+-- the reminders hook's answer (W:reminder_offsets of a bound catalogue).
 local function offsets_of(s, lic, kind, settings, on)
   local offsets = settings.reminders[kind] or {}
-  if s.reminders_hook then
-    local answer = s.P:decide("reminders", { day = on, license = lic, policy = settings, kind = kind,
-                                             offsets = offsets })
-    if answer and answer.offsets then return answer.offsets end
+  local cat = s.cat
+  if cat ~= s.raw and cat.reminder_offsets then
+    return cat:reminder_offsets(lic, kind, on, offsets) or offsets
   end
   return offsets
 end
@@ -383,8 +381,12 @@ local function replay_reminders(w, lic)
   end
 end
 
+-- The renewal price on side s: the store's formula on the C catalogue,
+-- then the price hook of a bound one (W:renewal_price).
 local function renewal_of(s, lic, on)
-  local price = common.renewal_price(s.cat, lic, on)
+  local price, currency = common.renewal_price(s.raw, lic, on)
+  local cat = s.cat
+  if price and cat ~= s.raw and cat.renewal_price then price = cat:renewal_price(lic, on, price, currency) end
   return price or "none"
 end
 

@@ -51,8 +51,10 @@ local INSTALLATIONS = [[SELECT key, seq, server, build, first_seen, last_seen, d
   FROM installations WHERE key >= ? AND key <= ? ORDER BY key, seq]]
 local CASES = [[SELECT key, id, since, opened, first_step, phoned, disabled, closed, closed_reason
   FROM fraud_cases WHERE key >= ? AND key <= ? ORDER BY key, id]]
-local EVENT_DAYS = "SELECT DISTINCT key, at FROM events WHERE key >= ? AND key <= ? " ..
-  "AND at >= ? AND at <= ? AND kind IN " .. in_list(_M.DECISION_EVENTS) .. " ORDER BY key, at"
+-- In the key's own order (its primary key: no sort); the caller takes
+-- each day once.
+local EVENT_DAYS = "SELECT key, at FROM events WHERE key >= ? AND key <= ? " ..
+  "AND at >= ? AND at <= ? AND kind IN " .. in_list(_M.DECISION_EVENTS) .. " ORDER BY key, seq"
 
 local function pack(...)
   return { n = select("#", ...), ... }
@@ -139,9 +141,9 @@ end
 -- order ({seq=, server=, build=, first_seen=, last_seen=, deactivated=,
 -- held_until=, freed=}), its fraud cases oldest first ({id=, since=,
 -- opened=, first_step=, phoned=, disabled=, closed=, closed_reason=}), and
--- the distinct days from since to on (both included) of its
--- DECISION_EVENTS, ascending.  The lists are empty when there are none;
--- entries are the caller's to keep or change.  Run it inside
+-- the days from since to on (both included) of its DECISION_EVENTS, in
+-- the log's order (a day may come more than once).  The lists are empty
+-- when there are none; entries are the caller's to keep or change.  Run it inside
 -- history.snapshot for one consistent view.
 function _M.walk(self, opts, visit)
   local db, ms = self.db, self.query_ms
