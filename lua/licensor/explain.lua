@@ -574,7 +574,10 @@ function _M.explain(cat, lic, opts)
     if opts.build then
       if c.eligible then
         local good, why, _, d = may_install(c, opts.build, opts.from)
-        if not good then ok, code, decisive = false, why, d end
+        if not good then
+          ok, code, decisive = false, why, d
+          for _, s in ipairs(decided) do decisive[#decisive + 1] = s end
+        end
       else
         ok, code, decisive = false, c.refusal.code, decided
       end

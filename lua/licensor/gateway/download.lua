@@ -235,15 +235,19 @@ end
 -- The build the license may download: the eligible one, or `number`
 -- when R3-R7 allow it (earlier builds too, R4).  A refusal names the
 -- build that is allowed, when there is one.
-local function decide(cat, lic, number, on)
+-- The refusal carries licensor.explain's one line why (gw.because).
+local function decide(gw, cat, lic, number, on)
   if number == nil then
     local b, message, code = cat:eligible(lic, on)
-    if not b then refuse(403, code, message) end
+    if not b then
+      refuse(403, code, message, { because = gw.because(cat, lic, { on = on }, code, message) })
+    end
     return b
   end
   local ok, message, code = cat:can_install(lic, number, on)
   if not ok then
-    refuse(403, code, message, { eligible = build_view((cat:eligible(lic, on))) })
+    refuse(403, code, message, { eligible = build_view((cat:eligible(lic, on))),
+                                 because = gw.because(cat, lic, { on = on, build = number }, code, message) })
   end
   return (cat:build(lic.product, number))
 end
@@ -298,7 +302,7 @@ end
 -- Decides, signs, records: the location, the build and the download.
 local function granted(gw, key, lic, cat, number, platform, via)
   local on = gw.today()
-  local b = decide(cat, lic, number, on)
+  local b = decide(gw, cat, lic, number, on)
   local d = pick(lic, b, platform)
   local expires = floor(ngx.time()) + PORTAL.download_link_seconds
   local location = link(gw, d, expires)
@@ -363,7 +367,7 @@ function _M.handle(gw, key)
   local ok, err = pcall(route, gw, key)
   if ok then return end
   if failure.is(err) and err.status then
-    return gw.answer(err.status, { ok = false, code = err.code, message = err.message,
+    return gw.answer(err.status, { ok = false, code = err.code, message = err.message, because = err.because,
                                    eligible = err.eligible, platforms = err.platforms }, err.headers)
   end
   error(err, 0)

@@ -10,7 +10,8 @@
 -- are JSON only; bad input is a 4xx answer and never reaches the store;
 -- every workflow, reads and writes, takes the server's own UTC day
 -- (licensor.today, the day the CLI and the store use) or the day pinned
--- with init_worker{today=}.
+-- with init_worker{today=}.  Every refusal (403) carries `because`, the one
+-- line of licensor.explain behind it, built only when refusing.
 local licensor = require "licensor"
 local core = require "licensor.core"
 local failure = require "licensor.failure"
@@ -21,6 +22,7 @@ local work = require "licensor.gateway.work"
 local remote = require "licensor.gateway.remote"
 local constants = require "licensor.constants"
 local files = require "licensor.files"
+local explain = require "licensor.explain"
 local cjson = require("cjson.safe").new()
 
 local ngx = ngx
@@ -215,6 +217,9 @@ local function refusal(message, code)
     message = unknown and UNKNOWN or MESSAGE_503[code] or UNAVAILABLE
     refuse(status, code, message, RETRY_AFTER)
   end
+  if status == 403 then
+    failure.raise(code, message, { status = 403, because = explain.because(nil, code, message) })
+  end
   refuse(status, code, message)
 end
 
@@ -222,6 +227,24 @@ end
 local function check(value, message, code)
   if value == nil then refusal(message, code) end
   return value
+end
+
+-- The one line why a license's decision refused with `code`: the chain
+-- licensor.explain finds for the same question (opts: on, build, server),
+-- from the license and catalogue at hand, or -- with a key -- from the
+-- store (its installations and case too).  Only ever built for a refusal.
+-- An explanation that fails is logged and answered by the code's rule and
+-- the refusal's message: never a 500.
+local function because(cat, lic, opts, code, message)
+  local ok, report = pcall(explain.explain, cat, lic, opts)
+  if not ok then ngx.log(ngx.ERR, "licensor: explain: ", tostring(report)) end
+  return explain.because(ok and report or nil, code, message)
+end
+
+local function store_because(s, key, opts, code, message)
+  local ok, report, msg = pcall(s.explain, s, key, opts)
+  if not ok or not report then ngx.log(ngx.ERR, "licensor: explain: ", tostring(ok and msg or report)) end
+  return explain.because(ok and report or nil, code, message)
 end
 
 -- The server's UTC day (or the pinned one): licensor.today's, asked once
@@ -281,7 +304,7 @@ local function verdict_answer(v, certificate)
   answer(v.ok and 200 or 403, { ok = v.ok, code = v.code, message = v.message, eligible = v.eligible,
                                 migration = v.migration, certificate = certificate,
                                 held_until = v.held_until, revocation = v.revocation,
-                                certificate_error = v.certificate_error })
+                                certificate_error = v.certificate_error, because = v.because })
 end
 
 ------------------------------------------------------------------------
@@ -314,6 +337,9 @@ local function installation_request(name)
         constants.MAX_CERTIFICATE_BYTES .. " bytes)")
     end
     v = check(s:deactivate(key, server, on, receipt and { receipt = receipt }))
+  end
+  if not v.ok then
+    v.because = store_because(s, key, { on = on, server = server, build = b.build }, v.code, v.message)
   end
   -- With a fingerprint and a signing key, an accepted activation or
   -- check-in answers the installation's certificate too.
@@ -364,7 +390,9 @@ local function license_eligible(key)
   if on ~= nil then on = request.date(ngx.unescape_uri(on), "on") end
   local lic, cat = license_of(key)
   local build, msg, code = cat:eligible(lic, on or today())
-  if not build then refuse(403, code, msg) end
+  if not build then
+    failure.raise(code, msg, { status = 403, because = because(cat, lic, { on = on or today() }, code, msg) })
+  end
   local json = build_json[build]
   if not json then
     json = '{"ok":true,' .. cjson.encode(build):sub(2)
@@ -382,7 +410,8 @@ local function license_build(key, number_text)
   local ok, msg, code = cat:can_install(lic, number, today())
   if ok then return answer(200, { ok = true }) end
   if code == "unknown_product" or code == "invalid_license" then refusal(msg, code) end
-  answer(403, { ok = false, code = code, message = msg })
+  answer(403, { ok = false, code = code, message = msg,
+                because = because(cat, lic, { on = today(), build = number }, code, msg) })
 end
 
 ------------------------------------------------------------------------
@@ -673,7 +702,8 @@ local function handle()
   local ok, err = pcall(route)
   if ok then return end
   if failure.is(err) then
-    return answer(err.status or 500, { ok = false, code = err.code, message = err.message }, err.headers)
+    return answer(err.status or 500,
+                  { ok = false, code = err.code, message = err.message, because = err.because }, err.headers)
   end
   ngx.log(ngx.ERR, "licensor: ", tostring(err))
   send(500, '{"ok":false,"code":"internal_error","message":"internal error"}')
@@ -682,6 +712,9 @@ end
 function _M.handle()
   handle()
   metrics.request(worker.metrics, ngx.ctx.route or "other", ngx.status)
+  -- the hooks of the policy this worker's store compiled count in /metrics
+  local s = worker.store
+  if s then metrics.watch_policy(worker.metrics, s.active_policy) end
 end
 
 -- What the download route and the portal (licensor.gateway.download,
@@ -690,7 +723,7 @@ end
 -- public_url, signing_key_file).
 _M.context = {
   store = store, today = today, client_limit = client_limit, key_limit = key_limit,
-  refuse = refuse, answer = answer, send = send, keyed = keyed, refusal = refusal,
+  refuse = refuse, answer = answer, send = send, keyed = keyed, refusal = refusal, because = because,
   settings = worker, metrics = function() return worker.metrics end,
 }
 

@@ -2,10 +2,11 @@
 -- text format, kept in a lua_shared_dict so that every worker adds to
 -- the same numbers: requests by route and status, activations, check-ins
 -- and deactivations by outcome, the time store writes hold a worker (a
--- histogram), the license cache's hits and misses, and granted downloads
--- by product, platform and way (the API or the portal).
+-- histogram), the license cache's hits and misses, granted downloads
+-- by product, platform and way (the API or the portal), and policy hooks
+-- that failed (the built-in decision stood) by hook and reason.
 local ngx = ngx
-local ipairs, tostring, format = ipairs, tostring, string.format
+local ipairs, pairs, type, tostring, format = ipairs, pairs, type, tostring, string.format
 local concat, sort = table.concat, table.sort
 
 local _M = {}
@@ -46,13 +47,39 @@ function _M.download(dict, product, platform, via)
   add(dict, "dl\t" .. product .. "\t" .. platform .. "\t" .. via)
 end
 
+-- One policy hook that raised, overran a budget or answered a malformed
+-- value (licensor.policy's failure callback): its hook ("eligible") and
+-- reason ("error", "instructions", "memory", "answer"...).  The labels
+-- are checked to be words: a reason never carries a message.
+local WORD = "^[%w_]+$"
+function _M.hook_failure(dict, hook, reason, n)
+  hook, reason = tostring(hook), tostring(reason)
+  if not hook:match(WORD) or #hook > 32 then hook = "other" end
+  if not reason:match(WORD) or #reason > 32 then reason = "other" end
+  add(dict, "hook\t" .. hook .. "\t" .. reason, n)
+end
+
+-- Counts the hook failures of a policy a store compiled (store.active_policy:
+-- a licensor.policy object, or nil): the first time it is seen, the
+-- failures it counted so far (P.failures["HOOK REASON"]), and from then on
+-- each one as it happens (P.on_failure).  A new policy version is a new
+-- object, seen after the request that compiled it.
+function _M.watch_policy(dict, P)
+  if type(P) ~= "table" or P.on_failure ~= nil or type(P.failures) ~= "table" then return end
+  for name, n in pairs(P.failures) do
+    local hook, reason = tostring(name):match("^(%S+) (%S+)$")
+    if hook then _M.hook_failure(dict, hook, reason, n) end
+  end
+  P.on_failure = function(hook, reason) _M.hook_failure(dict, hook, reason) end
+end
+
 function _M.cache(dict, hit)
   add(dict, hit and "cache_hit" or "cache_miss")
 end
 
 -- The Prometheus text of every counter.
 function _M.text(dict)
-  local lines, requests, writes, downloads = {}, {}, {}, {}
+  local lines, requests, writes, downloads, hooks = {}, {}, {}, {}, {}
   for _, key in ipairs(dict and dict:get_keys(0) or {}) do
     local kind, a, b = key:match("^(%a+)\t([^\t]*)\t?(.*)$")
     local value = dict:get(key)
@@ -64,11 +91,14 @@ function _M.text(dict)
       local platform, via = b:match("^([^\t]*)\t(.*)$")
       downloads[#downloads + 1] = format('licensor_downloads_total{product="%s",platform="%s",via="%s"} %d',
         a, platform, via, value)
+    elseif kind == "hook" then
+      hooks[#hooks + 1] = format('licensor_policy_hook_failures_total{hook="%s",reason="%s"} %d', a, b, value)
     end
   end
   sort(requests)
   sort(writes)
   sort(downloads)
+  sort(hooks)
   lines[#lines + 1] = "# HELP licensor_requests_total Requests answered, by route and status."
   lines[#lines + 1] = "# TYPE licensor_requests_total counter"
   for _, l in ipairs(requests) do lines[#lines + 1] = l end
@@ -94,6 +124,10 @@ function _M.text(dict)
   lines[#lines + 1] = "# HELP licensor_downloads_total Download links granted, by product, platform and way."
   lines[#lines + 1] = "# TYPE licensor_downloads_total counter"
   for _, l in ipairs(downloads) do lines[#lines + 1] = l end
+  lines[#lines + 1] = "# HELP licensor_policy_hook_failures_total Policy hooks that failed (the built-in " ..
+    "decision stood), by hook and reason."
+  lines[#lines + 1] = "# TYPE licensor_policy_hook_failures_total counter"
+  for _, l in ipairs(hooks) do lines[#lines + 1] = l end
   return concat(lines, "\n") .. "\n"
 end
 
