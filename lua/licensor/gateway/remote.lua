@@ -14,7 +14,10 @@
 -- never older than that.  Ages are on the monotonic clock
 -- (core.monotonic_ms), not ngx.now(): that is the wall clock, which can be
 -- set back and would then keep an entry for as long.  The catalogue is
--- compiled here, once per version, from its text in the database.
+-- compiled here, once per version, from its text in the database, and so
+-- is the active policy file (licensor.policy, against that catalogue):
+-- a license read answers the catalogue bound to the policy's hooks and
+-- the license with its resolved values, as store:license does.
 --
 -- With read_db (a hot standby, --read-db), license reads go there when
 -- the standby has replayed the primary's WAL up to a position sampled at
@@ -24,13 +27,15 @@
 -- stale_ms 0 (no staleness at all) reads the primary only.
 local Store = require("licensor.store").Store
 local common = require "licensor.store.common"
+local failure = require "licensor.failure"
 local monotonic_ms = require("licensor.core").monotonic_ms
 local constants = require "licensor.constants"
 local STALE_MS = constants.STALE_MS
 
 local ngx = ngx
 local semaphore = require "ngx.semaphore"
-local setmetatable, type, tostring, pcall, select, error = setmetatable, type, tostring, pcall, select, error
+local setmetatable, type, tostring, pcall, select, error, pairs = setmetatable, type, tostring, pcall, select,
+  error, pairs
 local max = math.max
 local unpack = table.unpack or unpack   -- luacheck: ignore 143 unpack
 
@@ -155,7 +160,37 @@ local function catalogue_at(self, version)
   cat, msg, code = common.compile(source, version)
   if not cat then return nil, msg, code end
   self.cat, self.cat_version = cat, version
+  self.policy_version = nil      -- compiled against the catalogue before
   return cat
+end
+
+-- Whether a policy decides anything (a hook other than settings): then
+-- the catalogue is bound to it, as the store binds its own.
+local function decides(P)
+  for hook in pairs(P.hooks) do
+    if hook ~= "settings" then return true end
+  end
+  return false
+end
+
+-- The catalogue answers go through for policy version `pversion` (nil:
+-- none) of the compiled catalogue: bound to its hooks, or the catalogue
+-- itself.  Sets active_policy (the compiled file; /metrics watches it) and
+-- live_policy (the same, or nil when it changes nothing), as the store does.
+local function policy_at(self, pversion)
+  if self.policy_version == (pversion or false) then return self.bound end
+  local P, live, bound = nil, nil, self.cat
+  if pversion then
+    local source, msg, code = run(self, "call", "policy_source", pversion)
+    if not source then return nil, msg, code end
+    P, msg = require("licensor.policy").compile(source, "policy version " .. pversion, self.cat)
+    if not P then return nil, "policy version " .. pversion .. ": " .. tostring(msg), "invalid_policy" end
+    P.version = pversion
+    live = common.policy_changes_anything(P) and P or nil
+    bound = live and decides(live) and live:bind(self.cat) or self.cat
+  end
+  self.active_policy, self.live_policy, self.bound, self.policy_version = P, live, bound, pversion or false
+  return bound
 end
 
 -- remote:probe_write(): store:probe_write in the health pool, within
@@ -198,14 +233,24 @@ function methods.license(self, key)
   local now = monotonic_ms()
   local hit = self.cache[key]
   if hit and now - hit.at < self.stale_ms then return hit.lic, hit.cat end
-  local lic, version, code, since
-  if self.read_db and self.stale_ms > 0 then lic, version, code, since = standby_read(self, key, now) end
-  if since == nil then lic, version, code = run(self, "call", "get_versioned", key) end
-  if not lic then return nil, version, code end
+  -- a read answers the license, the catalogue version and the policy
+  -- version (or nil, message, code)
+  local lic, version, pversion, since
+  if self.read_db and self.stale_ms > 0 then lic, version, pversion, since = standby_read(self, key, now) end
+  if since == nil then lic, version, pversion = run(self, "call", "get_versioned", key) end
+  if not lic then return nil, version, pversion end
   if version == nil then return nil, "no catalogue has been imported into this store", "no_catalogue" end
-  local cat, msg
-  cat, msg, code = catalogue_at(self, version)
+  local cat, msg, code = catalogue_at(self, version)
   if not cat then return nil, msg, code end
+  cat, msg, code = policy_at(self, pversion)
+  if not cat then return nil, msg, code end
+  -- the license's own values (store.common.attach_policy: the policy's
+  -- layers and its stored override), as store:license resolves them
+  if self.live_policy or lic.policy_override then
+    local _
+    _, msg, code = failure.call(common.attach_policy, self, lic)
+    if msg then return nil, msg, code end
+  end
   common.remember(self, key, { lic = lic, cat = cat, at = since or now })
   return lic, cat
 end

@@ -14,9 +14,16 @@
 -- database, and the store ends every wait by it (store:deadline).
 --
 -- Every function answers true, results... or false, message, code.
+-- Policy hooks that fail here count in /metrics as the worker's do: the
+-- shared dict is reachable from the pool's VMs.
 local licensor = require "licensor"
 local work = require "licensor.gateway.work"
+local metrics = require "licensor.gateway.metrics"
 local monotonic_ms = require("licensor.core").monotonic_ms
+
+local ngx = ngx   -- luacheck: ignore 113 (the pool's VMs have ngx.shared)
+local has_dict, dict = pcall(function() return ngx.shared.licensor_metrics end)
+if not has_dict then dict = nil end
 
 local _M = {}
 
@@ -63,18 +70,24 @@ local function ready(db, key_file, deadline)
   return s
 end
 
+-- The answer of a call, once the policy its store compiled is watched.
+local function watched(s, ...)
+  if dict then metrics.watch_policy(dict, s.active_policy) end
+  return answer(...)
+end
+
 -- call(db, key_file, deadline, method, ...): store:method(...).
 function _M.call(db, key_file, deadline, method, ...)
   local s, msg, code = ready(db, key_file, deadline)
   if not s then return false, msg, code end
-  return answer(s[method](s, ...))
+  return watched(s, s[method](s, ...))
 end
 
 -- admin(db, key_file, deadline, id, fingerprint, desc): licensor.gateway.work.admin.
 function _M.admin(db, key_file, deadline, id, fingerprint, desc)
   local s, msg, code = ready(db, key_file, deadline)
   if not s then return false, msg, code end
-  return answer(work.admin(s, id, fingerprint, desc))
+  return watched(s, work.admin(s, id, fingerprint, desc))
 end
 
 -- Statements of the standby reads, by store.
