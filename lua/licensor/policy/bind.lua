@@ -1,0 +1,254 @@
+-- licensor.policy.bind -- a catalogue with a policy's hooks applied:
+-- P:bind(cat) -> W, which answers every catalogue method, the hooked ones
+-- through their hooks (doc/rules.md section 11):
+--
+--   W:eligible(lic, on)                            eligible hook (R3-R7)
+--   W:can_install(lic, number, on)                 up to the hooked eligible build
+--   W:status(lic, on)                              its eligible part
+--   W:admission(lic, installations, on [, server]) admission hook (R10)
+--   W:ladder(case, on [, lic])                     ladder hook (R11)
+--   W:quote_upgrade(lic, target, on)               price hook, item "upgrade" (R12)
+--   W:renewal_price(lic, on, price, currency)      price hook, item "renewal" (R15)
+--   W:reminder_offsets(lic, kind, on [, offsets])  reminders hook
+--
+-- W.raw is the catalogue, W.policy the policy.  When W.trace is a table,
+-- each decision a hook was asked for appends { rule =, hook =, version =,
+-- before =, after =, because = [, failure =] } to it.  Only the hooks the
+-- file defines cost anything: a method whose hook is absent is the raw
+-- method behind one forwarding call (renewal_price and reminder_offsets
+-- then answer what they were given).  Not the place for the answers'
+-- checks (licensor.policy) nor for where a decision is recorded (the
+-- store).
+local core = require "licensor.core"
+local sandbox = require "licensor.policy.sandbox"
+
+local type, tostring, tonumber, setmetatable, rawset, pcall, require, pairs = type, tostring,
+  tonumber, setmetatable, rawset, pcall, require, pairs
+local format = string.format
+local today = core.today
+local build_view = sandbox.build_view
+
+local _M = {}
+
+-- The built-in refusals a hook may turn into a build: the rules' own
+-- answers.  A disabled key stays disabled (R11's last step), and a
+-- license the catalogue cannot read is not a decision.
+local HOOKABLE = { not_started = true, expired = true, no_build = true }
+_M.HOOKABLE = HOOKABLE
+
+local function trace(W, rule, hook, before, after, answer, failure)
+  local t = W.trace
+  if type(t) ~= "table" then return end
+  t[#t + 1] = { rule = rule, hook = hook, version = W.policy.version, before = before, after = after,
+                because = answer and answer.because or nil, failure = failure }
+end
+
+-- The forwarder of one of the catalogue's methods.
+local function forwarder(cat, name)
+  local method = cat[name]
+  if type(method) ~= "function" then return method end
+  return function(_, ...) return method(cat, ...) end
+end
+
+local W_MT = {
+  -- The catalogue's other methods, forwarded; each forwarder is made on
+  -- first use and kept.
+  __index = function(W, name)
+    local f = forwarder(W.raw, name)
+    if type(f) == "function" then rawset(W, name, f) end
+    return f
+  end,
+  __tostring = function(W)
+    return format("licensor.catalogue with %s (%s)", require("licensor.policy").label(W.policy),
+                  tostring(W.raw))
+  end,
+}
+
+-- Each decision site keeps one input table, filled for a call and emptied
+-- after it (no hook reaches another decision, so calls never overlap):
+-- the hot path allocates nothing of its own.
+local function clear(t)
+  for k in pairs(t) do t[k] = nil end
+end
+
+-- bind(P, cat) -> W (P:bind(cat) calls it)
+function _M.bind(P, cat)
+  -- trace is false until a caller sets a table: reading it never reaches
+  -- the forwarding __index.
+  local W = setmetatable({ raw = cat, policy = P, trace = false }, W_MT)
+
+  -- explain (licensor.explain, when present) reads W itself, its trace and
+  -- its policy, so it is never forwarded to the raw catalogue.
+  local has_explain, explain = pcall(require, "licensor.explain")
+  if has_explain and type(explain) == "table" and type(explain.explain) == "function" then
+    W.explain = function(w, lic, opts) return explain.explain(w, lic, opts) end
+  end
+
+  local raw_eligible = cat.eligible
+  local decide_eligible, eligible_data = P:decider("eligible", cat)
+  local eligible_input = {}
+
+  -- The eligible hook on a built-in answer (b, or msg and code): the
+  -- record, or the built-in answer.  The hot path: the ctx's data is
+  -- filled here, field by field.
+  local function hooked_eligible(w, lic, on, b, msg, code)
+    local input, data = eligible_input, eligible_data
+    local day = on or today()
+    input.day, input.license, input.build, data.day = day, lic, b, day
+    if b then
+      data.build = build_view(b)
+    else
+      input.refused = { code = code, message = msg }
+    end
+    local answer, failure = decide_eligible(input, true)
+    input.day, input.license, input.build, input.refused = nil, nil, nil, nil
+    if w.trace then
+      local before = b and b.number or code
+      trace(w, "R3", "eligible", before, answer and answer.build or before, answer, failure)
+    end
+    if answer then return answer.record end
+    return b, msg, code
+  end
+
+  if decide_eligible then
+    W.eligible = function(w, lic, on)
+      local b, msg, code = raw_eligible(cat, lic, on)
+      if not b and not HOOKABLE[code] then return b, msg, code end
+      return hooked_eligible(w, lic, on, b, msg, code)
+    end
+
+    local raw_can_install = cat.can_install
+    W.can_install = function(w, lic, number, on)
+      local ok, msg, code = raw_can_install(cat, lic, number, on)
+      if not ok and code ~= "newer_than_eligible" and not HOOKABLE[code] then return ok, msg, code end
+      local b, emsg, ecode = raw_eligible(cat, lic, on)
+      if not b and not HOOKABLE[ecode] then return ok, msg, code end
+      local rec, rmsg, rcode = hooked_eligible(w, lic, on, b, emsg, ecode)
+      if not rec then return false, rmsg, rcode end
+      if tonumber(number) <= rec.number then return true end
+      return false, format("build %s is newer than build %d, the newest this license may install",
+                           tostring(number), rec.number), "newer_than_eligible"
+    end
+
+    local raw_status = cat.status
+    W.status = function(w, lic, on)
+      local st, msg, code = raw_status(cat, lic, on)
+      if not st then return st, msg, code end
+      if st.code and not HOOKABLE[st.code] then return st end
+      local b = st.eligible
+      local rec = hooked_eligible(w, lic, on, b, st.message, st.code)
+      if rec and rec ~= b then
+        st.eligible, st.downloads, st.code, st.message = rec, rec.downloads, nil, nil
+      end
+      return st
+    end
+  end
+
+  local decide_admission = P:decider("admission", cat)
+  if decide_admission then
+    local raw_admission, raw_migration = cat.admission, cat.migration
+    local input = {}
+    W.admission = function(w, lic, installations, on, server)
+      local ok, a, b, c = raw_admission(cat, lic, installations, on)
+      if ok == nil then return ok, a, b, c end
+      -- The counts without and with the new server: the built-in answer
+      -- has one window, the other differs by the new server alone.
+      local window = ok and a or c
+      local active = window.active
+      if ok then active = active - 1 end
+      local day = on or today()
+      input.day, input.license, input.server, input.admit = day, lic, server, ok
+      input.code = not ok and b or nil
+      input.before = { active = active, allowed = window.allowed }
+      input.after = { active = active + 1, allowed = window.allowed }
+      local answer, failure = decide_admission(input)
+      clear(input)
+      if w.trace then
+        trace(w, "R10", "admission", ok, answer and answer.admit or (answer == nil and ok), answer, failure)
+      end
+      if not answer or answer.admit == ok then return ok, a, b, c end
+      if answer.admit then
+        -- The window with the new server in, as the built-in answer has it.
+        local with = {}
+        for i = 1, #installations do with[i] = installations[i] end
+        with[#with + 1] = { first_seen = day, last_seen = day }
+        return true, raw_migration(cat, lic, with, day)
+      end
+      return false, answer.because or "the license's policy admits no more servers", "policy_refused",
+             raw_migration(cat, lic, installations, day)
+    end
+  end
+
+  local decide_ladder = P:decider("ladder", cat)
+  if decide_ladder then
+    local raw_ladder = cat.ladder
+    local input = {}
+    W.ladder = function(w, case, on, lic)
+      local steps, msg, code = raw_ladder(cat, case, on, lic)
+      if not steps or type(lic) ~= "table" then return steps, msg, code end
+      input.day, input.license, input.case, input.steps = on or today(), lic, case, steps
+      local answer, failure = decide_ladder(input)
+      clear(input)
+      trace(w, "R11", "ladder", steps, answer and answer.steps or steps, answer, failure)
+      if answer then return answer.steps end
+      return steps
+    end
+  end
+
+  local decide_price = P:decider("price", cat)
+  local currency = cat:currency()
+  if decide_price then
+    local raw_quote = cat.quote_upgrade
+    local input = {}
+    W.quote_upgrade = function(w, lic, target, on)
+      local price, msg, code = raw_quote(cat, lic, target, on)
+      if not price then return price, msg, code end
+      input.day, input.license, input.item, input.price, input.currency = on or today(), lic, "upgrade",
+        price, currency
+      input.target = { edition = target.edition or lic.edition, level = target.level or lic.level }
+      local answer, failure = decide_price(input)
+      clear(input)
+      trace(w, "R12", "price", price, answer and answer.price or price, answer, failure)
+      if answer then return answer.price end
+      return price
+    end
+
+    W.renewal_price = function(w, lic, on, price, cur)
+      if price == nil then return nil end
+      input.day, input.license, input.item, input.price, input.currency = on or today(), lic, "renewal",
+        price, cur or currency
+      local answer, failure = decide_price(input)
+      clear(input)
+      trace(w, "R15", "price", price, answer and answer.price or price, answer, failure)
+      if answer then return answer.price, cur end
+      return price, cur
+    end
+  else
+    W.renewal_price = function(_, _, _, price, cur) return price, cur end
+  end
+
+  local function offsets_of(lic, kind, offsets)
+    if offsets then return offsets end
+    local r = cat:policy(lic).reminders
+    return r and r[kind]
+  end
+  local decide_reminders = P:decider("reminders", cat)
+  if decide_reminders then
+    local input = {}
+    W.reminder_offsets = function(w, lic, kind, on, offsets)
+      offsets = offsets_of(lic, kind, offsets)
+      input.day, input.license, input.kind, input.offsets = on or today(), lic, kind, offsets
+      local answer, failure = decide_reminders(input)
+      clear(input)
+      trace(w, "reminders", "reminders", offsets, answer and answer.offsets or offsets, answer, failure)
+      if answer then return answer.offsets end
+      return offsets
+    end
+  else
+    W.reminder_offsets = function(_, lic, kind, _, offsets) return offsets_of(lic, kind, offsets) end
+  end
+
+  return W
+end
+
+return _M

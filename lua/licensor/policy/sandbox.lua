@@ -1,0 +1,317 @@
+-- licensor.policy.sandbox -- the environment a policy file's code runs in,
+-- and the read-only `ctx` its hooks are handed.  Not the budgets (those
+-- are core.run_hook's) nor what an answer may say (licensor.policy).
+--
+-- The environment offers only pure functions, the same on Lua 5.4 and
+-- LuaJIT (where the two differ, only what both have): no I/O, os, clock,
+-- random, require, load, debug, coroutine, metatables, raw access or
+-- collector.  Its globals and library tables are read-only: assigning one
+-- raises.  Strings' methods reach only the safe string table while a hook
+-- runs (run_hook swaps the string metatable's __index to it), and that
+-- table is never handed out as a value: `string` is a read-only view of
+-- it.
+--
+-- ctx is an empty table whose fields are read through its metatable from
+-- the host's input for that one call: it answers nothing once the call is
+-- over, assigning to it raises, and each table it hands out is a fresh
+-- copy made for this call on first read (ctx.builds, ctx.license, ...),
+-- so a hook's writes reach neither the store nor the next call.  Tables
+-- in it are plain copies rather than read-only views because `#` and
+-- ipairs must read them alike on both VMs (LuaJIT has no __len for
+-- tables).
+local core = require "licensor.core"
+
+local type, error, next, pairs, ipairs, select, tostring, tonumber = type, error, next, pairs, ipairs,
+  select, tostring, tonumber
+local pcall, xpcall, assert, setmetatable, rawequal, rawset = pcall, xpcall, assert, setmetatable, rawequal,
+  rawset
+local floor = math.floor
+local core_day, core_date = core.day, core.date
+
+local _M = {}
+
+-- Each read-only view and the table it shows, for the sandbox's pairs,
+-- next and ipairs (LuaJIT's own do not look through a metatable).
+local VIEW = setmetatable({}, { __mode = "k" })
+
+-- A read-only view of t: reads reach t, writes raise naming `what`.
+local function frozen(t, what)
+  local v = setmetatable({}, {
+    __index = t,
+    __newindex = function(_, k)
+      error(("%s%s is read-only in a policy"):format(what, tostring(k)), 2)
+    end,
+    __metatable = false,
+  })
+  VIEW[v] = t
+  return v
+end
+
+local function s_next(t, k)
+  return next(VIEW[t] or t, k)
+end
+
+local function s_pairs(t)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'pairs' (table expected, got " .. type(t) .. ")", 2)
+  end
+  return next, VIEW[t] or t, nil
+end
+
+local function s_ipairs(t)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'ipairs' (table expected, got " .. type(t) .. ")", 2)
+  end
+  return ipairs(VIEW[t] or t)
+end
+
+-- The string functions both VMs have, without string.dump (bytecode) and
+-- Lua 5.4's pack/unpack (LuaJIT has none).
+local SAFE_STRING = {}
+for _, name in ipairs({ "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match",
+                        "rep", "reverse", "sub", "upper" }) do
+  SAFE_STRING[name] = string[name]
+end
+-- What strings' methods reach during a hook (run_hook's limits.string_index).
+_M.string_index = SAFE_STRING
+
+-- The math both VMs have, without random and randomseed.
+local SAFE_MATH = {}
+for _, name in ipairs({ "abs", "acos", "asin", "atan", "ceil", "cos", "exp", "floor", "fmod", "huge",
+                        "log", "max", "min", "modf", "pi", "sin", "sqrt", "tan" }) do
+  SAFE_MATH[name] = math[name]
+end
+
+local unpack = table.unpack or unpack   -- luacheck: ignore 143 (LuaJIT's global)
+local SAFE_TABLE = { concat = table.concat, insert = table.insert, remove = table.remove,
+                     sort = table.sort, unpack = unpack }
+
+-- The calendar, on "YYYY-MM-DD" strings and day numbers (days since
+-- 1970-01-01), as licensor.core counts them.  A bad date raises.
+local function day(date)
+  if type(date) ~= "string" then error("day: a date YYYY-MM-DD expected", 2) end
+  local n, msg = core_day(date)
+  if not n then error("day: " .. tostring(msg), 2) end
+  return n
+end
+
+local function date(n)
+  if type(n) ~= "number" or n ~= floor(n) then error("date: a whole number of days expected", 2) end
+  local ok, d, msg = pcall(core_date, n)
+  if not ok or not d then error("date: " .. tostring(ok and msg or d), 2) end
+  return d
+end
+
+local GLOBALS = {
+  assert = assert, error = error, ipairs = s_ipairs, next = s_next, pairs = s_pairs, pcall = pcall,
+  rawequal = rawequal, select = select, tonumber = tonumber, tostring = tostring, type = type,
+  unpack = unpack, xpcall = xpcall,
+  string = frozen(SAFE_STRING, "string."), math = frozen(SAFE_MATH, "math."),
+  table = frozen(SAFE_TABLE, "table."),
+  day = day,
+  date = date,
+  -- add_days("2018-12-06", 60) -> "2019-02-04"
+  add_days = function(d, n)
+    if type(n) ~= "number" or n ~= floor(n) then error("add_days: a whole number of days expected", 2) end
+    return date(day(d) + n)
+  end,
+  -- days_between("2018-12-06", "2019-02-04") -> 60 (negative when b is earlier)
+  days_between = function(a, b) return day(b) - day(a) end,
+}
+
+-- The names a policy's code can see, for the docs and the specs.
+_M.GLOBALS = {}
+for name in pairs(GLOBALS) do _M.GLOBALS[#_M.GLOBALS + 1] = name end
+table.sort(_M.GLOBALS)
+_M.STRING, _M.MATH, _M.TABLE = {}, {}, {}
+for name in pairs(SAFE_STRING) do _M.STRING[#_M.STRING + 1] = name end
+for name in pairs(SAFE_MATH) do _M.MATH[#_M.MATH + 1] = name end
+for name in pairs(SAFE_TABLE) do _M.TABLE[#_M.TABLE + 1] = name end
+table.sort(_M.STRING)
+table.sort(_M.MATH)
+table.sort(_M.TABLE)
+
+-- The one environment every policy shares: it is read-only, so sharing
+-- it carries nothing from one policy or call to another.
+_M.env = setmetatable({}, {
+  __index = GLOBALS,
+  __newindex = function(_, k)
+    error(("assignment to global '%s': a policy's globals are read-only"):format(tostring(k)), 2)
+  end,
+  __metatable = false,
+})
+
+-- ctx ------------------------------------------------------------------
+
+-- The fields of each hook's ctx (doc/policies.md "The context"); other
+-- fields of the input stay hidden.
+local FIELDS = {
+  settings = { "day", "license", "policy" },
+  eligible = { "day", "license", "policy", "build", "refused", "builds" },
+  admission = { "day", "license", "policy", "server", "before", "after", "admit", "code" },
+  price = { "day", "license", "policy", "item", "price", "currency", "target" },
+  ladder = { "day", "license", "policy", "case", "steps" },
+  reminders = { "day", "license", "policy", "kind", "offsets" },
+}
+_M.FIELDS = FIELDS
+local FIELD_SET = {}
+_M.FIELD_SET = FIELD_SET
+for hook, list in pairs(FIELDS) do
+  FIELD_SET[hook] = {}
+  for _, name in ipairs(list) do FIELD_SET[hook][name] = true end
+end
+
+-- ctx.license's fields (doc/rules.md section 3); tags and addons are
+-- always tables, so `ctx.license.tags.msp` never raises.
+local LICENSE_FIELDS = { "key", "product", "edition", "level", "kind", "start", "ms_expires", "ms_start",
+                         "lease_ended", "trial_days", "version_lock", "failover", "disabled", "owner" }
+
+-- A plain copy of data (strings, numbers, booleans, tables of them; other
+-- values left out), at most `depth` tables deep.
+local function copy(v, depth)
+  local tv = type(v)
+  if tv == "table" then
+    if depth <= 0 then return nil end
+    local t = {}
+    for k, x in next, v do
+      local tk = type(k)
+      if tk == "string" or tk == "number" or tk == "boolean" then t[k] = copy(x, depth - 1) end
+    end
+    return t
+  elseif tv == "string" or tv == "number" or tv == "boolean" then
+    return v
+  end
+  return nil
+end
+_M.copy = copy
+
+-- A build record in ctx's shape.
+local function build_copy(b)
+  return { number = b.number, version = b.version, major = b.major, released = b.released }
+end
+_M.build_copy = build_copy
+
+-- A build record as ctx shows it: a read-only view, one per record (the
+-- catalogue's records are made once and shared), so ctx.build costs a
+-- lookup.  Weak: a closed catalogue's records go with it.
+local BUILD_VIEWS = setmetatable({}, { __mode = "k" })
+local function build_view(rec)
+  local v = BUILD_VIEWS[rec]
+  if not v then
+    v = frozen(build_copy(rec), "ctx build field ")
+    BUILD_VIEWS[rec] = v
+  end
+  return v
+end
+_M.build_view = build_view
+
+local function license_copy(lic)
+  local t = {}
+  for i = 1, #LICENSE_FIELDS do
+    local name = LICENSE_FIELDS[i]
+    local v = lic[name]
+    local tv = type(v)
+    if tv == "string" or tv == "number" or tv == "boolean" then t[name] = v end
+  end
+  t.kind = t.kind or "perpetual"
+  t.tags = copy(lic.tags, 1) or {}
+  t.addons = copy(lic.addons, 2) or {}
+  return t
+end
+
+-- How each table field is copied, and what an absent one is made from
+-- (the catalogue of the call): ctx.builds and ctx.policy cost nothing
+-- unless a hook reads them.
+local COPY = {
+  license = function(v) return license_copy(v) end,
+  build = build_view,
+}
+local MAKE = {
+  builds = function(input, cat)
+    local lic = input.license
+    if not cat or type(lic) ~= "table" or type(lic.product) ~= "string" then return nil end
+    local list = cat:builds(lic.product)
+    if type(list) ~= "table" then return nil end
+    local t = {}
+    for i = 1, #list do t[i] = build_view(list[i]) end
+    return t
+  end,
+  policy = function(input, cat)
+    if not cat then return nil end
+    local lic = input.license
+    return copy(cat:policy(type(lic) == "table" and lic or nil), 3)
+  end,
+}
+
+-- The call in progress, while a hook runs (its fields nil otherwise):
+-- its input, catalogue and hook's field set.  Hooks do not nest: nothing
+-- a hook can reach (the makers call only the catalogue's C methods) takes
+-- a decision.  licensor.policy's deciders set it around each call.
+local state = { input = nil, cat = nil, fields = nil }
+_M.state = state
+
+-- A field made on its first read (a table field of the input, a host's
+-- thunk, or one of MAKE's), kept in the call's data for later reads.
+local function make_field(data, k)
+  local input, fields = state.input, state.fields
+  if input == nil or not fields[k] then return nil end
+  local v = input[k]
+  local tv = type(v)
+  if tv == "function" then
+    v = v()   -- a host's thunk
+    tv = type(v)
+  end
+  if v == nil then
+    local make = MAKE[k]
+    if not make then return nil end
+    v = make(input, state.cat)
+  elseif tv == "table" then
+    local c = COPY[k]
+    if c then v = c(v) else v = copy(v, 4) end
+  else
+    v = copy(v, 0)
+  end
+  if v ~= nil then rawset(data, k, v) end
+  return v
+end
+
+local DATA_MT = { __index = make_field, __metatable = false }
+
+local function ctx_readonly(_, k)
+  error(("ctx is read-only (cannot set ctx.%s)"):format(tostring(k)), 2)
+end
+
+-- Why the ctx is built this way: while a hook runs, every instruction
+-- of interpreted code pays for the count hook, so reading a ctx field
+-- should run no Lua code.  ctx is an empty table whose __index is the
+-- call's data table (the VM follows a table __index without running any
+-- Lua): the input's scalars and the catalogue's shared build records (as
+-- read-only views) are put there before the call, and only the table
+-- fields that need a copy run make_field, once, when first read.
+--
+-- new_ctx() -> ctx, data: one pair per decision site, reused for every
+-- call.  Nothing a hook holds survives its call, so no hook sees another
+-- call's ctx, and between calls the data is empty.
+function _M.new_ctx()
+  local data = setmetatable({}, DATA_MT)
+  local ctx = setmetatable({}, { __index = data, __newindex = ctx_readonly, __metatable = false })
+  return ctx, data
+end
+
+-- fill(data, fields, input): input's scalars and build go into data (a
+-- caller on a hot path fills data itself).  data has no __newindex:
+-- plain assignment is raw.
+function _M.fill(data, fields, input)
+  for i = 1, #fields do
+    local k = fields[i]
+    local v = input[k]
+    local tv = type(v)
+    if tv == "string" or tv == "number" or tv == "boolean" then
+      data[k] = v
+    elseif tv == "table" and k == "build" then
+      data.build = build_view(v)
+    end
+  end
+end
+
+return _M
