@@ -126,6 +126,10 @@ describe("a license's own policy values (store:set policy)", function()
     end
     local ok, msg, code = store:set(a.key, { policy = { grace_days = 3 }, by = "ann" })
     assert.are.same({ "invalid_request", true }, { code, ok == nil and msg:find("reason", 1, true) ~= nil })
+    assert.are.equal("invalid_request", select(3, store:set(a.key, { policy = { grace_days = 3 },
+                                                                      reason = ("x"):rep(1001) })))
+    assert.are.equal("invalid_request", select(3, store:set(a.key, { policy = { grace_days = 3 }, reason = "x",
+                                                                      by = "ann\nforged line" })))
     assert.has_error(function() store:set(a.key, { policy = "migration_days=3", reason = "x" }) end)
     assert.are.equal(before, stores.dump(store))
     assert.are.same({ migration_days = 60 }, assert(store:get(a.key)).policy_override)

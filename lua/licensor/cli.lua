@@ -203,7 +203,9 @@ end
 -- policy and the newest builds with the platforms they can be downloaded
 -- for, for people (--json: the same as data, downloads included).
 function commands.catalogue(ctx, pos)
+  -- The C catalogue (a policy file's hooks bound to it change no table here).
   local cat = check(ctx.open():catalogue())
+  cat = cat.raw or cat
   local currency = cat:currency()
   local products = pos[1] and { check(cat:product(pos[1])) } or cat:products()
   local view = {}
@@ -592,7 +594,8 @@ end
 
 -- What catching up a still-lapsed M&S takes: the terms and their price.
 local function catch_up(store, lic, on)
-  local policy = lic.policy or check(store:catalogue()):policy()
+  local cat = check(store:catalogue())
+  local policy = lic.policy or (cat.raw or cat):policy()
   local terms, copy = 0, lic
   while copy.ms_expires < on and terms < 1000 do
     copy = check(licensor.renew(copy, on, { months = policy.ms_months, basis = policy.renewal_basis }))
@@ -669,7 +672,8 @@ end
 local function check_sweep_day(store, on)
   local core = require "licensor.core"
   local n, widest = core.day(on), 0
-  for _, offsets in pairs(check(store:catalogue()):policy().reminders or {}) do
+  local cat = check(store:catalogue())
+  for _, offsets in pairs((cat.raw or cat):policy().reminders or {}) do
     for _, offset in ipairs(offsets) do widest = math.max(widest, math.abs(offset)) end
   end
   if not core.date(n - widest - 1) or not core.date(n + widest + 1) then

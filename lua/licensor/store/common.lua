@@ -358,7 +358,10 @@ local function attach_policy(self, lic, on)
   local P = self.live_policy
   if P == nil and lic.policy_override == nil then return nil end
   local pv, msg, code = policy_lib().values(P, self.cat, lic, on or core.today())
-  if pv == nil and msg then refuse(code or "invalid_policy", "license " .. lic.key .. ": " .. msg) end
+  if pv == nil and msg then
+    local who = lic.key and ("license " .. lic.key) or "the new license"
+    refuse(code or "invalid_policy", who .. ": " .. msg)
+  end
   lic.policy = pv
 end
 

@@ -309,6 +309,8 @@ end
 -- What store:set takes, and the type of each; the owner changes by
 -- transfer (R14) only.
 local SETTABLE = { email = "string", policy = "table", tags = "table", reason = "string", by = "string" }
+-- The longest reason an event keeps (bytes).
+local MAX_REASON_BYTES = 1000
 
 -- The override after `changes` ({KEY = VALUE | false}: false removes the
 -- key; reminders = {KIND = {...} | false} changes those kinds alone).
@@ -412,6 +414,13 @@ function Store:set(key, fields, on)
   end
   if fields.policy ~= nil and (fields.reason == nil or not fields.reason:find("%S")) then
     return nil, "reason: a change of a license's policy needs a reason (it is logged)", "invalid_request"
+  end
+  if fields.reason and #fields.reason > MAX_REASON_BYTES then
+    return nil, "reason: at most " .. MAX_REASON_BYTES .. " bytes", "invalid_request"
+  end
+  if fields.by then
+    local ok, msg, code = core.check_name(fields.by, "by")
+    if not ok then return nil, msg, code end
   end
   return transaction(self, set, key, fields, on)
 end

@@ -20,9 +20,6 @@ local Store = common.Store
 local refuse, bad_argument = common.refuse, common.bad_argument
 local transaction, guarded, check_on = common.transaction, common.guarded, common.check_on
 
--- The longest policy file the store keeps (bytes).
-local MAX_POLICY_BYTES = 1024 * 1024
-
 -- Licenses with an override of their own must still resolve under the
 -- policy's layers (the cross-checks span layers: a product's
 -- phone_after_days against a license's disable_after_days).
@@ -56,16 +53,14 @@ end
 
 -- store:import_policy(source, name[, on]) -> version, unchanged; or nil,
 -- "NAME:LINE: message", "invalid_policy" for a file that does not compile
--- against the active catalogue (nothing is stored).  name is the file's
+-- against the active catalogue (nothing is stored; a file is at most
+-- licensor.policy.MAX_SOURCE_BYTES).  name is the file's
 -- name, for messages; the history shows the file's own `name` when it
 -- has one.  Importing the active file again adds no version (unchanged
 -- is true).  `on` (default today) is the day recorded.
 function Store:import_policy(source, name, on)
   if type(source) ~= "string" then bad_argument(1, "import_policy", "policy file text expected") end
   if name ~= nil and type(name) ~= "string" then bad_argument(2, "import_policy", "file name expected") end
-  if #source > MAX_POLICY_BYTES then
-    return nil, (name or "policy") .. ": longer than " .. MAX_POLICY_BYTES .. " bytes", "invalid_policy"
-  end
   return transaction(self, import_policy, source, name or "policy", on)
 end
 
