@@ -187,6 +187,7 @@ void lb_open_pg(lua_State *L, int module, int mt);
 void lb_open_process(lua_State *L, int module, int mt);
 void lb_open_data(lua_State *L, int module, int mt);
 void lb_open_sandbox(lua_State *L, int module, int mt);
+void lb_open_hook(lua_State *L, int module, int mt);
 void lb_open_certificate(lua_State *L, int module, int mt);
 void lb_open_files(lua_State *L, int module, int mt);
 void lb_open_crypto(lua_State *L, int module, int mt);

@@ -16,6 +16,7 @@
  *   l_process.c    core.process: child process groups that always stop
  *   l_data.c       core.read_data, core.write_data: catalogue data as text
  *   l_sandbox.c    core.run_catalogue: catalogue files in a walled child
+ *   l_hook.c       core.run_hook: policy hooks in-process, under budgets
  *   l_certificate.c the offline verifier: certificates, notices, receipts
  *   l_crypto.c     signing keys, signatures, HMAC, SHA-256, random hex
  *   l_files.c      core.write_file: the careful writer under licensor.files
@@ -36,6 +37,7 @@ static const area_open areas[] = {
   lb_open_catalogue, lb_open_fraud, lb_open_compile, lb_open_license, lb_open_time,
   lb_open_keys, lb_open_ffi, lb_open_store, lb_open_pg, lb_open_process, lb_open_data, lb_open_sandbox,
   lb_open_certificate, lb_open_crypto, lb_open_files,
+  lb_open_hook,
   lb_open_policy,
 };
 

@@ -1,0 +1,327 @@
+/*
+ * l_hook.c -- core.run_hook: a policy hook runs in the calling Lua state
+ * (in-process, in the gateway's workers too) behind an instruction budget
+ * and a memory budget that its code cannot catch or outgrow.
+ *
+ *   core.run_hook(fn, arg [, limits]) -> true, result
+ *                                     |  false, reason, message
+ *
+ * reason is "instructions", "memory" or "error".  limits = { instructions
+ * = N (default 1,000,000), memory = BYTES (default 8 MiB), string_index =
+ * TABLE }.  Only fn's first result is passed back (a hook answers one
+ * value); an error is reported as its message when it is a string (one
+ * line, at most 200 bytes) and as its type otherwise ("error object is a
+ * TABLE"): no metamethod of the error object is ever called.
+ *
+ * How each budget is kept, on both VMs alike:
+ *  - instructions: a count hook that fires every HOOK_TICK instructions
+ *    and raises once the budget is spent; from then on it raises at every
+ *    instruction, so code that caught the error (a hook has no pcall, but
+ *    the host's code might) cannot go on.  The hook set before (busted's,
+ *    luacov's) is saved and set back afterwards.  On LuaJIT, compiled code
+ *    calls no hooks: callers must jit.off() a hook's function (and what it
+ *    calls) before running it, or a warmed-up loop escapes the budget.
+ *  - memory: the state's allocator is wrapped for the call and set back
+ *    afterwards (lua_setallocf works on Lua 5.4 and on luajit2 in GC64
+ *    mode).  The budget counts the net growth of the heap during the call:
+ *    bytes allocated minus bytes freed, whoever owned them.  An allocation
+ *    past the budget fails, which the VM raises as a memory error; once
+ *    spent, every further growth fails.  So `s = s .. s` and
+ *    ("x"):rep(2^40) end in "memory" without the process ever holding more
+ *    than the budget above what it held before.
+ *  - call depth: deeper than HOOK_MAX_DEPTH levels below the hook raises
+ *    "stack overflow" (reason "error"), checked at each tick, so a deep
+ *    recursion ends the same way on both VMs and well before it could use
+ *    the memory budget on Lua 5.4's large stack frames.
+ *  - limits.string_index: the string metatable's __index is set to it for
+ *    the call, so ("x"):rep(...) reaches only the sandbox's string table.
+ *
+ * A budget spent is the reason reported, whatever became of the error
+ * it raised.  A yield inside fn fails as "error" (lua_pcall is not a
+ * yieldable call).
+ *
+ * Nesting: run_hook called while a run_hook is active (a hook cannot
+ * reach it, but host code run from one might) runs under the tighter of
+ * the two instruction budgets, and what it used is charged to the outer
+ * call (at least HOOK_TICK each time, since the outer count restarts when
+ * its hook is set back); its allocations count in both memory budgets.
+ * If the outer budget is spent, the nested call raises, so the outer call
+ * ends with that reason: nesting never escapes an outer budget.
+ *
+ * The state of a call lives in a struct on the C stack, reached from the
+ * hook and the allocator through the allocator's user data; nothing is
+ * kept once run_hook returns.
+ */
+#include "lbind.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Instructions between two runs of the count hook. */
+#define HOOK_TICK 1000
+/* Call levels below the hook's function a hook may use. */
+#define HOOK_MAX_DEPTH 200
+/* The longest error message reported, in bytes. */
+#define HOOK_MESSAGE_MAX 200
+
+#define HOOK_DEFAULT_INSTRUCTIONS 1000000LL
+#define HOOK_MAX_INSTRUCTIONS 1000000000LL
+#define HOOK_DEFAULT_MEMORY (8LL << 20)
+#define HOOK_MAX_MEMORY (1LL << 30)
+
+/* What ended a call early (the reason reported). */
+enum { SPENT_NONE = 0, SPENT_INSTRUCTIONS, SPENT_MEMORY };
+
+/* One run_hook call: its budgets and what it replaced. */
+typedef struct {
+  lua_Alloc alloc;        /* the allocator in place before the call */
+  void *alloc_ud;
+  long long instructions; /* the budget, as given (for messages) */
+  long long left;         /* instructions left, counted at each tick */
+  long long memory;       /* the budget in bytes */
+  long long net;          /* heap growth during the call (negative if it shrank) */
+  int tick;               /* the count the hook is set with */
+  int depth_limit;        /* lua_getstack level that must not exist; 0 until the first tick */
+  int spent;              /* SPENT_* */
+} hook_call;
+
+static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+  hook_call *c = ud;
+  size_t old = ptr != NULL ? osize : 0;   /* osize is a type tag for a new block */
+  void *p;
+  if (nsize > old) {
+    if (c->spent == SPENT_MEMORY) return NULL;
+    if (nsize - old > (size_t)HOOK_MAX_MEMORY || c->net + (long long)(nsize - old) > c->memory) {
+      if (c->spent == SPENT_NONE) c->spent = SPENT_MEMORY;
+      return NULL;
+    }
+  }
+  p = c->alloc(c->alloc_ud, ptr, osize, nsize);
+  if (p != NULL || nsize == 0) c->net += (long long)nsize - (long long)old;
+  return p;
+}
+
+/* The call whose budgets are in force, or NULL. */
+static hook_call *active_call(lua_State *L)
+{
+  void *ud = NULL;
+  return lua_getallocf(L, &ud) == hook_alloc ? ud : NULL;
+}
+
+/* Pushes the message of a spent budget. */
+static void push_spent(lua_State *L, const hook_call *c)
+{
+  char buf[96];
+  if (c->spent == SPENT_MEMORY)
+    snprintf(buf, sizeof buf, "memory budget of %lld bytes exhausted", c->memory);
+  else
+    snprintf(buf, sizeof buf, "instruction budget of %lld exhausted", c->instructions);
+  lua_pushstring(L, buf);
+}
+
+/* Raises the error of a spent budget (never returns). */
+static int raise_spent(lua_State *L, const hook_call *c)
+{
+  push_spent(L, c);
+  return lua_error(L);
+}
+
+/* The number of levels on L's stack (lua_getstack is linear in the level:
+ * doubling then halving keeps this O(depth log depth), once per call). */
+static int stack_depth(lua_State *L)
+{
+  lua_Debug ar;
+  int low = 0, high = 1;
+  while (lua_getstack(L, high, &ar)) {
+    low = high;
+    if (high > (1 << 28)) return high;
+    high *= 2;
+  }
+  while (high - low > 1) {   /* level low exists, level high does not */
+    int mid = low + (high - low) / 2;
+    if (lua_getstack(L, mid, &ar)) low = mid;
+    else high = mid;
+  }
+  return low + 1;
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+  lua_Debug level;
+  hook_call *c = active_call(L);
+  (void)ar;
+  if (c == NULL) return;
+  if (c->spent == SPENT_NONE) {
+    c->left -= c->tick;
+    if (c->left <= 0) c->spent = SPENT_INSTRUCTIONS;
+  }
+  if (c->spent != SPENT_NONE) {
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);   /* every instruction raises from now on */
+    raise_spent(L, c);
+    return;
+  }
+  /* The first tick sees the hook's function at most a few levels deep:
+   * the limit is counted from there. */
+  if (c->depth_limit == 0) c->depth_limit = stack_depth(L) + HOOK_MAX_DEPTH;
+  else if (lua_getstack(L, c->depth_limit, &level)) {
+    lua_pushfstring(L, "stack overflow (calls nested deeper than %d levels)", HOOK_MAX_DEPTH);
+    lua_error(L);
+    return;
+  }
+  if (c->left < c->tick) {
+    c->tick = (int)c->left;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, c->tick);
+  }
+}
+
+/* limits[field]: a whole number from 1 to max, or fallback when absent. */
+static long long read_limit(lua_State *L, int limits, const char *field, long long fallback,
+                            long long max)
+{
+  long long v = fallback;
+  if (limits == 0) return v;
+  lua_getfield(L, limits, field);
+  if (!lua_isnil(L, -1) && (!lsr_tointeger_exact(L, -1, &v) || v < 1 || v > max)) {
+    char buf[96];
+    snprintf(buf, sizeof buf, "limits.%s must be a whole number from 1 to %lld", field, max);
+    luaL_argerror(L, 3, buf);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Pushes the message of the error object at idx: a string as one line of
+ * at most HOOK_MESSAGE_MAX bytes, anything else by its type alone. */
+static void push_error_message(lua_State *L, int idx)
+{
+  char buf[HOOK_MESSAGE_MAX + 1];
+  size_t len, n = 0;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) {
+    const char *type = lua_typename(L, lua_type(L, idx));
+    size_t i;
+    for (i = 0; type[i] != '\0' && i < sizeof buf - 1; i++)
+      buf[i] = (char)(type[i] >= 'a' && type[i] <= 'z' ? type[i] - 'a' + 'A' : type[i]);
+    buf[i] = '\0';
+    lua_pushfstring(L, "error object is a %s", buf);
+    return;
+  }
+  s = lua_tolstring(L, idx, &len);
+  if (len > HOOK_MESSAGE_MAX) {
+    len = HOOK_MESSAGE_MAX;
+    while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) len--;   /* whole UTF-8 characters */
+  }
+  for (n = 0; n < len; n++) {
+    unsigned char ch = (unsigned char)s[n];
+    buf[n] = (char)(ch < 0x20 || ch == 0x7F ? ' ' : ch);   /* one line */
+  }
+  lua_pushlstring(L, buf, n);
+}
+
+/* core.run_hook(fn, arg [, limits]): see the top of the file. */
+static int l_run_hook(lua_State *L)
+{
+  hook_call c, *outer;
+  lua_Hook old_hook;
+  int old_mask, old_count, status, limits = 0, string_mt = 0;
+  long long outer_start = 0;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  if (!lua_isnil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    limits = 3;
+  }
+  luaL_checkstack(L, 8, "run_hook");
+  memset(&c, 0, sizeof c);
+  c.instructions = read_limit(L, limits, "instructions", HOOK_DEFAULT_INSTRUCTIONS,
+                              HOOK_MAX_INSTRUCTIONS);
+  c.memory = read_limit(L, limits, "memory", HOOK_DEFAULT_MEMORY, HOOK_MAX_MEMORY);
+  if (limits != 0) lua_getfield(L, limits, "string_index");   /* 4 */
+  else lua_pushnil(L);
+  if (!lua_isnil(L, 4) && !lua_istable(L, 4)) luaL_argerror(L, 3, "limits.string_index must be a table");
+
+  outer = active_call(L);
+  if (outer != NULL) {
+    /* The outer call's count restarts when its hook is set back: charge
+     * it a whole tick for the time it ran since its last one. */
+    if (outer->spent == SPENT_NONE) {
+      outer->left -= outer->tick;
+      if (outer->left <= 0) outer->spent = SPENT_INSTRUCTIONS;
+    }
+    if (outer->spent != SPENT_NONE) return raise_spent(L, outer);
+    if (c.instructions > outer->left) c.instructions = outer->left;
+    outer_start = c.instructions;
+  }
+  c.left = c.instructions;
+  c.tick = c.left < HOOK_TICK ? (int)c.left : HOOK_TICK;
+
+  /* The string metatable's __index (5) is swapped first: a memory error
+   * there happens before anything else was changed. */
+  if (!lua_isnil(L, 4)) {
+    lua_pushliteral(L, "");
+    if (lua_getmetatable(L, -1)) {
+      lua_replace(L, -2);
+      string_mt = lua_gettop(L);
+      lua_pushliteral(L, "__index");
+      lua_rawget(L, string_mt);    /* 6: the __index to set back */
+      lua_pushliteral(L, "__index");
+      lua_pushvalue(L, 4);
+      lua_rawset(L, string_mt);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+
+  /* From here to the restoring nothing may raise outside lua_pcall. */
+  old_hook = lua_gethook(L);
+  old_mask = lua_gethookmask(L);
+  old_count = lua_gethookcount(L);
+  c.alloc = lua_getallocf(L, &c.alloc_ud);
+  lua_setallocf(L, hook_alloc, &c);
+  lua_sethook(L, count_hook, LUA_MASKCOUNT, c.tick);
+  status = lua_pcall(L, 1, 1, 0);
+  lua_sethook(L, old_hook, old_mask, old_count);
+  lua_setallocf(L, c.alloc, c.alloc_ud);
+
+  if (string_mt != 0) {   /* stack: ... mt old_index result */
+    lua_pushliteral(L, "__index");
+    lua_pushvalue(L, string_mt + 1);
+    lua_rawset(L, string_mt);   /* the key is there: no allocation */
+  }
+  if (outer != NULL) {
+    outer->left -= outer_start - c.left + c.tick;
+    if (outer->left <= 0 && outer->spent == SPENT_NONE) outer->spent = SPENT_INSTRUCTIONS;
+    if (outer->spent != SPENT_NONE) return raise_spent(L, outer);
+  }
+  if (status == 0 && c.spent == SPENT_NONE) {
+    lua_pushboolean(L, 1);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 0);
+  if (c.spent != SPENT_NONE) {
+    if (c.spent == SPENT_MEMORY) lua_pushliteral(L, "memory");
+    else lua_pushliteral(L, "instructions");
+    push_spent(L, &c);
+  } else if (status == LUA_ERRMEM) {
+    lua_pushliteral(L, "memory");
+    lua_pushliteral(L, "not enough memory");
+  } else {
+    lua_pushliteral(L, "error");
+    push_error_message(L, -3);
+  }
+  return 3;
+}
+
+static const luaL_Reg hook_functions[] = {
+  { "run_hook", l_run_hook },
+  { NULL, NULL }
+};
+
+void lb_open_hook(lua_State *L, int module, int mt)
+{
+  lb_setfuncs(L, module, mt, hook_functions);
+}
