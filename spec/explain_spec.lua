@@ -238,6 +238,7 @@ describe("the report's forms", function()
     assert.matches("\n 3%. R5 Backwards compatible: refused", text)
     for _, line in ipairs(lines) do assert.is_true(#line <= 78, line) end
     assert.are.equal(text, tostring(r))
+    assert.are.equal(text, require("licensor.pretty").format(r))    -- the REPL shows it so
     local with_policy = explain.text(assert(cat:explain(lic, { on = "2019-06-01" })))
     assert.matches("policy: ms_months 12 %(catalogue%)", with_policy)
   end)
@@ -378,6 +379,30 @@ return {
     assert.matches("because: 6947 only fixes 6911's mail loop", text)
     assert.are.equal("bugfix-6947", cjson.decode(explain.json(r)).policy_name)
     assert.are.equal(before, stores.dump(store))
+  end)
+
+  it("a price hook's renewal price, over a product layer's ms_percent, is the store's", function()
+    assert(store:import_policy([[
+return {
+  products = { smartertrack = { ms_percent = 25 } },
+  price = function(ctx)
+    if ctx.item == "renewal" then return { price = 9900, because = "renewal promotion" } end
+  end,
+}]], "promo.lua", "2018-01-01"))
+    local lic = stores.issue(store, { start = "2017-12-07" })
+    local r = assert(store:explain(lic.key, { on = "2019-06-01" }))
+    local r15 = step_of(r, "R15")
+    assert.are.equal(25, r15.inputs.ms_percent)
+    assert.are.equal("product smartertrack", r15.layers.ms_percent)
+    assert.matches("%$124%.75 %(25%% of %$499%.00%)", r15.outcome)
+    assert.are.equal(9900, r.renewal_price)
+    local stored = assert(store:license(lic.key))       -- with its resolved values
+    assert.are.equal(store:renewal_price(stored, "2019-06-01"), r.renewal_price)
+    local hook = r.steps[#r.steps]
+    assert.are.equal("R15", hook.rule)
+    assert.are.equal("price", hook.hook)
+    assert.are.equal("9900 instead of 12475", hook.outcome)
+    assert.are.equal("renewal promotion", hook.because)
   end)
 
   it("a hook that fails shows the failure, and the built-in decision stands", function()

@@ -4,6 +4,7 @@ local _M = {}
 
 local type, pairs, tostring, format, concat, sort, rep =
   type, pairs, tostring, string.format, table.concat, table.sort, string.rep
+local getmetatable = getmetatable
 
 local function key_order(a, b)
   local ta, tb = type(a), type(b)
@@ -30,6 +31,12 @@ local function write(v, out, indent, seen)
   end
   if seen[v] then
     out[#out + 1] = "<cycle>"
+    return
+  end
+  -- A table that says how it reads (an explain report) is shown that way.
+  local mt = getmetatable(v)
+  if type(mt) == "table" and mt.__tostring then
+    out[#out + 1] = tostring(v)
     return
   end
   if next(v) == nil then

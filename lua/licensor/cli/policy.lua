@@ -95,8 +95,16 @@ local function show(ctx, pos)
     if not version:match("^%d+$") or #version > 15 then usage_error("VERSION is a whole number") end
     version = tonumber(version)
   end
-  local source = check(ctx.open():policy_source(version))
-  if ctx.opts.json then return ctx.out(json_encode({ version = version, source = source })) end
+  local store = ctx.open()
+  local source = check(store:policy_source(version))
+  if ctx.opts.json then
+    if version == nil then
+      for _, v in ipairs(check(store:policy_history())) do
+        if v.active then version = v.version end
+      end
+    end
+    return ctx.out(json_encode({ version = version, source = source }))
+  end
   ctx.out((source:gsub("\n$", "")))
 end
 
