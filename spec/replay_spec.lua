@@ -238,6 +238,17 @@ describe("replay.run (" .. stores.backend .. ")", function()
     assert.matches("^syntax%.lua:%d+: ", msg)
   end)
 
+  it("a proposed catalogue that does not compile, or never ends, is refused before anything is read", function()
+    assert.are.same({ nil, "proposed.lua: products: the catalogue lists no product", "invalid_catalogue" },
+      { replay.run(store, { on = ON, catalogue = "return { products = {} }", catalogue_name = "proposed.lua" }) })
+    local report, msg, code = replay.run(store, { on = ON, catalogue = "return {", catalogue_name = "proposed.lua" })
+    assert.are.same({ nil, "invalid_catalogue" }, { report, code })
+    assert.matches("^proposed%.lua:1: ", msg)
+    report, msg, code = replay.run(store, { on = ON, catalogue = "while true do end", catalogue_name = "loop.lua" })
+    assert.are.same({ nil, "catalogue_limit" }, { report, code })
+    assert.matches("^loop%.lua: ", msg)
+  end)
+
   it("refuses bad days and calls progress from 0 to the total", function()
     assert.are.same({ nil, "on: date YYYY-MM-DD expected", "invalid_date" },
       { replay.run(store, { on = "2019-02-30" }) })
@@ -272,6 +283,18 @@ describe("replay.run (" .. stores.backend .. ")", function()
       assert.are.same({ read_only = "on", isolation = "repeatable read" }, inside)
     else
       assert.are.same({ writer = true }, inside)
+    end
+    assert.are.equal(before, stores.dump(store))
+    -- Not even a workflow run from inside the replay (its progress
+    -- callback) is kept: PostgreSQL refuses it, SQLite's is rolled back.
+    local report, msg = replay.run(store, { on = ON, progress = function(done)
+      if done == 0 then store:issue({ product = "smartertrack", edition = "enterprise", level = 5 }) end
+    end })
+    if stores.postgresql then
+      assert.is_nil(report)
+      assert.matches("read%-only transaction", msg)
+    else
+      assert.are.equal(4, report.licenses)   -- the replay's own transaction saw it, then rolled it back
     end
     assert.are.equal(before, stores.dump(store))
     -- The store works on as before.

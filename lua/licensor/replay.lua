@@ -381,13 +381,10 @@ local function replay_reminders(w, lic)
   end
 end
 
--- The renewal price on side s: the store's formula on the C catalogue,
--- then the price hook of a bound one (W:renewal_price).
+-- The renewal price on side s: the store's one formula, through the
+-- side's catalogue (a bound one applies its price hook).
 local function renewal_of(s, lic, on)
-  local price, currency = common.renewal_price(s.raw, lic, on)
-  local cat = s.cat
-  if price and cat ~= s.raw and cat.renewal_price then price = cat:renewal_price(lic, on, price, currency) end
-  return price or "none"
+  return common.renewal_price(s.cat, lic, on) or "none"
 end
 
 local function quote_of(s, lic, target, on)
