@@ -120,6 +120,29 @@ describe("cat:explain, the build a license may install (R1-R7)", function()
     assert.is_true(fine.ok)
     assert.matches("is allowed", step_of(fine, "R13").outcome)
   end)
+
+  it("R13: the barrier named is the lowest refusing build above N, among 200 builds with two barriers", function()
+    local builds = {}
+    for i = 0, 199 do
+      builds[#builds + 1] = { number = 1000 + i, version = "1.0." .. (1000 + i),
+                              released = core.date(core.day("2018-01-01") + i),
+                              no_rollback = (i == 30 or i == 120) or nil }
+    end
+    local many = assert(licensor.catalogue({ products = { { id = "p", name = "P", editions = { "e" },
+                                                            builds = builds } } }))
+    local lic = { product = "p", edition = "e", start = "2018-01-01", ms_expires = "2030-01-01" }
+    local function barrier(n)
+      return step_of(assert(many:explain(lic, { on = "2019-01-01", build = n })), "R13").inputs.barrier
+    end
+    assert.are.equal(1030, barrier(1000))
+    assert.are.equal(1030, barrier(1029))
+    assert.are.equal(1120, barrier(1030))
+    assert.are.equal(1120, barrier(1100))
+    assert.is_nil(barrier(1120))
+    assert.is_nil(barrier(1198))
+    local brief = assert(many:explain(lic, { on = "2019-01-01", build = 1000, brief = true }))
+    assert.is_nil(step_of(brief, "R13"))
+  end)
 end)
 
 describe("cat:explain, may a server come in (R9, R10)", function()

@@ -11,7 +11,9 @@
 --   explain.because(report, code)    the one line a gateway refusal carries
 --
 -- opts = { on = DAY, build = N, server = NAME, from = N, installations = {...},
--- case = {...}, target = {edition=, level=}, policy = P }.  The question asked:
+-- case = {...}, target = {edition=, level=}, policy = P, brief = true }
+-- (brief: only the chain behind the answer, as a gateway refusal needs it:
+-- no R13 barrier listing, no window, ladder or prices).  The question asked:
 --   server: may SERVER come in on DAY (R1-R7 and R5 for `build` when given,
 --           R9 its installation, R10 admission and the window; fail-over);
 --   build:  may the license install build N on DAY (R1-R7, R5, R13's
@@ -285,6 +287,23 @@ local function eligibility(c)
   return decisive
 end
 
+-- The lowest build above `number`, up to `eligible`, from which rolling
+-- back to `number` is refused (nil: none).  Refused from X means refused
+-- from every later build too (the barrier stays between them), so a
+-- binary search over the product's builds asks R13 a few times only.
+local function first_barrier(c, number, eligible)
+  local builds = c.raw:builds(c.lic.product)
+  local lo, hi = 1, #builds
+  while lo <= hi and builds[lo].number <= number do lo = lo + 1 end
+  while hi >= lo and builds[hi].number > eligible do hi = hi - 1 end
+  if lo > hi or c.cat:can_rollback(c.lic, builds[hi].number, number) then return nil end
+  while lo < hi do
+    local mid = floor((lo + hi) / 2)
+    if c.cat:can_rollback(c.lic, builds[mid].number, number) then lo = mid + 1 else hi = mid end
+  end
+  return builds[lo].number
+end
+
 -- R5 (and R13 below the eligible build) for build N.
 local function may_install(c, number, from)
   local lic, on = c.lic, c.on
@@ -311,14 +330,8 @@ local function may_install(c, number, from)
                      or ("refused (" .. tostring(bcode) .. "): " .. tostring(bmsg)),
                    { from = from, to = number }, nil, not back and bcode or nil)
     if not back then return false, bcode, bmsg, { r, s } end
-  elseif eligible and number < eligible then
-    local barrier
-    for _, b in ipairs(c.raw:builds(lic.product)) do
-      if b.number > number and b.number <= eligible and not c.cat:can_rollback(lic, b.number, number) then
-        barrier = b.number
-        break
-      end
-    end
+  elseif eligible and number < eligible and not c.brief then
+    local barrier = first_barrier(c, number, eligible)
     step(c, "R13", barrier and
                    ("a server on build " .. barrier .. " or newer may not roll back to " .. number ..
                     " (rollback_barrier); an older one may")
@@ -562,6 +575,7 @@ function _M.explain(cat, lic, opts)
   local W, raw, P
   cat, raw, P, W = unwrap(cat, opts.policy)
   local c = { cat = cat, raw = raw, W = W, P = P, lic = lic, on = on, steps = {}, hooks_shown = {},
+              brief = opts.brief,
               installations = opts.installations or {}, case = opts.case,
               version = P and P.version or nil }
   c.values = raw:policy(lic)
@@ -604,10 +618,12 @@ function _M.explain(cat, lic, opts)
     code = c.refusal and c.refusal.code
     report.outcome = c.eligible and ("may install " .. build_text(c.eligible) .. " and any earlier build") or
                      ("may install nothing (" .. tostring(code) .. ")")
-    if opts.installations or opts.case then window_and_ladder(c) end
-    -- a license the catalogue cannot read has no renewal to speak of
-    if code ~= "unknown_product" and code ~= "invalid_license" then renewal(c) end
-    if opts.target then upgrade(c, opts.target) end
+    if not c.brief then
+      if opts.installations or opts.case then window_and_ladder(c) end
+      -- a license the catalogue cannot read has no renewal to speak of
+      if code ~= "unknown_product" and code ~= "invalid_license" then renewal(c) end
+      if opts.target then upgrade(c, opts.target) end
+    end
   end
   report.ok, report.code = ok, code
   report.eligible = c.eligible and c.eligible.number or nil

@@ -236,12 +236,14 @@ end
 -- An explanation that fails is logged and answered by the code's rule and
 -- the refusal's message: never a 500.
 local function because(cat, lic, opts, code, message)
+  opts.brief = true      -- the chain behind the answer only
   local ok, report = pcall(explain.explain, cat, lic, opts)
   if not ok then ngx.log(ngx.ERR, "licensor: explain: ", tostring(report)) end
   return explain.because(ok and report or nil, code, message)
 end
 
 local function store_because(s, key, opts, code, message)
+  opts.brief = true
   local ok, report, msg = pcall(s.explain, s, key, opts)
   if not ok or not report then ngx.log(ngx.ERR, "licensor: explain: ", tostring(ok and msg or report)) end
   return explain.because(ok and report or nil, code, message)

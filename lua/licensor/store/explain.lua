@@ -30,11 +30,11 @@ local function explain_key(self, key, opts)
     from = current and current.build
   end
   return explain.explain(cat, lic, {
-    on = on, build = opts.build, server = opts.server, from = from, target = opts.target,
+    on = on, build = opts.build, server = opts.server, from = from, target = opts.target, brief = opts.brief,
     installations = installs, case = case, policy = self.active_policy })
 end
 
--- store:explain(key, {on=, build=, server=, target=}) -> the report of
+-- store:explain(key, {on=, build=, server=, target=, brief=}) -> the report of
 -- licensor.explain, or nil, message, code (unknown_key, invalid_key,
 -- invalid_date).
 function Store:explain(key, opts)
