@@ -437,9 +437,17 @@ function Policy:decider(hook, cat)
   local state, fill = sandbox.state, sandbox.fill
   local fields, field_set = sandbox.FIELDS[hook], sandbox.FIELD_SET[hook]
   local n_fields = #fields
+  -- The table fields the file names (a text search: a field it reaches
+  -- by a computed name is still made when read), copied before the call.
+  local eager, prefetch = {}, sandbox.prefetch
+  for _, f in ipairs(fields) do
+    if sandbox.EAGER[f] and find(self.source, "%f[%w_]" .. f .. "%f[^%w_]") then eager[#eager + 1] = f end
+  end
+  local n_eager = #eager
   return function(input, filled)
     state.input, state.cat, state.fields = input, cat, field_set
     if not filled then fill(data, fields, input) end
+    for i = 1, n_eager do prefetch(data, eager[i]) end
     local ok, result, message = run_hook(fn, ctx, limits)
     state.input, state.cat, state.fields = nil, nil, nil
     for i = 1, n_fields do data[fields[i]] = nil end
@@ -470,12 +478,15 @@ end
 -- Answers are checked: eligible {build=N, record=}, admission
 -- {admit=}, price {price=}, ladder {steps=}, reminders {offsets=},
 -- settings {values=}; each with because when the hook gave one.
+local NO_CAT = {}
 function Policy:decide(hook, input, cat)
   cat = cat or self.cat
-  local by_cat = self.deciders[cat]
+  -- Without a catalogue, hooks whose answers need none to be checked
+  -- (admission, price, ladder) still decide; the others raise.
+  local by_cat = self.deciders[cat or NO_CAT]
   if not by_cat then
     by_cat = {}
-    self.deciders[cat] = by_cat
+    self.deciders[cat or NO_CAT] = by_cat
   end
   local d = by_cat[hook]
   if d == nil then

@@ -161,10 +161,8 @@ for hook, list in pairs(FIELDS) do
   for _, name in ipairs(list) do FIELD_SET[hook][name] = true end
 end
 
--- ctx.license's fields (doc/rules.md section 3); tags and addons are
+-- ctx.license's fields are doc/rules.md section 3's; tags and addons are
 -- always tables, so `ctx.license.tags.msp` never raises.
-local LICENSE_FIELDS = { "key", "product", "edition", "level", "kind", "start", "ms_expires", "ms_start",
-                         "lease_ended", "trial_days", "version_lock", "failover", "disabled", "owner" }
 
 -- A plain copy of data (strings, numbers, booleans, tables of them; other
 -- values left out), at most `depth` tables deep.
@@ -205,18 +203,23 @@ local function build_view(rec)
 end
 _M.build_view = build_view
 
+-- One table constructor, no loop: this runs inside the hook's budget,
+-- where each instruction costs (the license's fields are the scalars the
+-- catalogue read; tags and addons are copied key by key).
 local function license_copy(lic)
-  local t = {}
-  for i = 1, #LICENSE_FIELDS do
-    local name = LICENSE_FIELDS[i]
-    local v = lic[name]
-    local tv = type(v)
-    if tv == "string" or tv == "number" or tv == "boolean" then t[name] = v end
+  local tags, addons = {}, {}
+  local lt, la = lic.tags, lic.addons
+  if type(lt) == "table" then
+    for k, v in next, lt do tags[k] = v end
   end
-  t.kind = t.kind or "perpetual"
-  t.tags = copy(lic.tags, 1) or {}
-  t.addons = copy(lic.addons, 2) or {}
-  return t
+  if type(la) == "table" then
+    for k, v in next, la do addons[k] = v end
+  end
+  return { key = lic.key, product = lic.product, edition = lic.edition, level = lic.level,
+           kind = lic.kind or "perpetual", start = lic.start, ms_expires = lic.ms_expires,
+           ms_start = lic.ms_start, lease_ended = lic.lease_ended, trial_days = lic.trial_days,
+           version_lock = lic.version_lock, failover = lic.failover, disabled = lic.disabled,
+           owner = lic.owner, tags = tags, addons = addons }
 end
 
 -- How each table field is copied, and what an absent one is made from
@@ -276,6 +279,15 @@ local function make_field(data, k)
 end
 
 local DATA_MT = { __index = make_field, __metatable = false }
+
+-- The table fields cheap enough to copy before a call whose file names
+-- them (licensor.policy's deciders): a copy made inside the call runs
+-- under the count hook, several times slower.  ctx.builds and ctx.policy
+-- stay lazy: they are large, and hooks read them on some paths only.
+_M.EAGER = { license = true, refused = true, before = true, after = true, target = true, case = true,
+             steps = true, offsets = true }
+-- prefetch(data, k): makes field k now (inside enter's state).
+_M.prefetch = make_field
 
 local function ctx_readonly(_, k)
   error(("ctx is read-only (cannot set ctx.%s)"):format(tostring(k)), 2)
