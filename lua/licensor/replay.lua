@@ -74,14 +74,11 @@ end
 -- Sides: a catalogue, a policy file, and how a license's values resolve
 ------------------------------------------------------------------------
 
--- Whether a compiled policy changes anything (no hook and no product
--- layer: no policy at all), and whether it decides (any hook but
--- settings): the store's own tests (store/common.lua), so that both sides
--- take the path the store takes.
-local function changes_anything(P)
-  if common.policy_changes_anything then return common.policy_changes_anything(P) end
-  return next(P.hooks) ~= nil or (P.products ~= nil and next(P.products) ~= nil)
-end
+-- Whether a compiled policy decides anything (a hook but settings): as
+-- the store tells (store/common.lua), so that both sides take the path
+-- the store's workflows take -- a file that changes nothing is no file,
+-- and only one that decides is bound.
+local changes_anything = common.policy_changes_anything
 
 local function decides(P)
   for hook in pairs(P.hooks) do
@@ -477,8 +474,8 @@ local function run(self, opts, proposed_raw)
   local on, since = opts.on, opts.since
   local report = new_report(on, since)
   report.limit, report.hook_log = opts.examples or _M.EXAMPLES, {}
-  local active = common.active_catalogue(self)
-  local cur_raw = self.cat or (active and active.raw) or active
+  common.active_catalogue(self)
+  local cur_raw = self.cat       -- the C catalogue in force (the store keeps it)
   local new_raw = proposed_raw or cur_raw
   local cur_P = current_policy(self, cur_raw)
   local new_P
