@@ -11,7 +11,6 @@ local explain = require "licensor.explain"
 local fixtures = require "support.fixtures"
 local stores = require "support.stores"
 local cjson = require "cjson"
-require "licensor.store.explain"
 
 local cat = fixtures.catalogue()
 
@@ -325,6 +324,7 @@ describe("store:explain on " .. stores.backend, function()
     assert.are.equal("unknown_key", code)
     assert.matches("no license", msg)
     assert.are.equal("invalid_key", select(3, store:explain("nope", {})))
+    assert.are.equal("invalid_request", select(3, store:explain(stores.issue(store).key, { server = "a\tb" })))
     assert.are.equal("invalid_date", select(3, store:explain(stores.issue(store).key, { on = "tomorrow" })))
   end)
 end)

@@ -60,7 +60,6 @@ end
 ------------------------------------------------------------------------
 
 local function explain(ctx, pos, flags)
-  require "licensor.store.explain"
   local store = ctx.open()
   local report = check(store:explain(need(pos, 1, "KEY"), { on = flags.on, build = flags.build,
                                                             server = flags.server }))

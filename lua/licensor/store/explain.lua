@@ -3,6 +3,8 @@
 -- its resolved policy values and the active policy, its installations
 -- (R9, R10) and its fraud case (R11, the case a sweep on the day would
 -- work).  It only reads: no transaction, no lock, nothing written.
+local core = require "licensor.core"
+local failure = require "licensor.failure"
 local common = require "licensor.store.common"
 local explain = require "licensor.explain"
 
@@ -15,6 +17,8 @@ local check_on, normalise_key, add_days = common.check_on, common.normalise_key,
 local function explain_key(self, key, opts)
   key = normalise_key(key)
   local on = check_on(opts.on)
+  -- a server name is checked as the workflows check it (invalid_request)
+  if opts.server ~= nil then failure.try(core.check_name(opts.server, "server")) end
   local lic, cat = common.license_and_catalogue(self, key, on)
   local db, sql = self.db, self.sql
   local installs = db:all(sql.installations, key)
