@@ -130,6 +130,32 @@ describe("replay.run (" .. stores.backend .. ")", function()
       { window.before, window.after })
   end)
 
+  it("a settings hook (the license layer) changes the decisions of the licenses it answers for", function()
+    local report = assert(replay.run(store, { on = ON, policy = [[
+      return { settings = function(ctx)
+        if ctx.license.owner == "msp-customer" then return { migration_days = 60, because = "MSP" } end
+      end }
+    ]] }))
+    assert.is_true(report.changes.ladder > 0)
+    assert.are.same({ [keys.imported] = true }, keys_of(report.examples.ladder))
+    assert.are.equal(report.changes.ladder, report.changed)
+  end)
+
+  it("a ladder hook changes the steps due on the days they were taken", function()
+    local report = assert(replay.run(store, { on = ON, policy = [[
+      return { ladder = function(ctx)
+        local steps = {}
+        for _, s in ipairs(ctx.steps) do if s ~= "phone_customer" then steps[#steps + 1] = s end end
+        return { steps = steps, because = "no phone calls" }
+      end }
+    ]] }))
+    -- The phone calls of 2019-01-12, one per key.
+    assert.are.equal(3, report.changes.ladder)
+    for _, e in ipairs(report.examples.ladder) do
+      assert.are.same({ "2019-01-12", "phone_customer", "none" }, { e.day, e.before, e.after })
+    end
+  end)
+
   it("an eligible hook changes eligible builds, each example with its key, day, before and after", function()
     local report = assert(replay.run(store, { on = ON, policy = [[
       return {

@@ -261,8 +261,10 @@ local function steps_of(s, lic, case, day)
   return concat(steps, ",")
 end
 
--- The day a case's excess turns fraud on side s, the license's values pv.
-local function fraud_day(s, pv, c)
+-- The day a case's excess turns fraud on side s: its since plus the
+-- license's migration_days there (as its values stood on since).
+local function fraud_day(w, s, fixed, lic, c)
+  local pv = values_on(w, s, fixed, lic, c.since)
   return date_text(day_number(c.since) + settings_of(s, pv).migration_days)
 end
 
@@ -287,8 +289,8 @@ local function replay_ladder(w, lic, entry)
     add(c.phoned)
     add(c.disabled)
     if not c.closed then add(on) end
-    add(fraud_day(cur, w.cur_pv, c))
-    add(fraud_day(new, w.new_pv, c))
+    add(fraud_day(w, cur, w.cur_pv, lic, c))
+    add(fraud_day(w, new, w.new_pv, lic, c))
     sort(days)
     local what = "case " .. tostring(c.id)
     for _, d in ipairs(days) do
