@@ -61,6 +61,13 @@ describe("a hook that", function()
     eligible_stands("return { because = ('x'):rep(2^30) }", "memory", "ran past its memory budget")
   end)
 
+  it("repeats an empty string without end is answered at once", function()
+    local W, P = bound("return { eligible = function(ctx)\n"
+                       .. "  return { build = 6855 + #(''):rep(1e15) + #string.rep('', 1e15, '') } end }")
+    assert.are.equal(6855, W:eligible(fixtures.faq_license(), ON).number)
+    assert.same({}, P.failures)
+  end)
+
   it("recurses deeply is stopped", function()
     eligible_stands("local function f(n) return f(n + 1) + 1 end return { build = f(1) }", "error",
                     "raised .*stack overflow")

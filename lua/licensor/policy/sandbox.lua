@@ -72,6 +72,14 @@ for _, name in ipairs({ "byte", "char", "find", "format", "gmatch", "gsub", "len
                         "rep", "reverse", "sub", "upper" }) do
   SAFE_STRING[name] = string[name]
 end
+-- string.rep of an empty string (and separator) loops n times in C
+-- without allocating: neither budget would end ("").rep("", 1e15).  The
+-- answer is "" whatever n is, so n is taken as 1.
+local rep = string.rep
+SAFE_STRING.rep = function(s, n, sep)
+  if s == "" and (sep == nil or sep == "") and type(n) == "number" and n > 1 then n = 1 end
+  return rep(s, n, sep)
+end
 -- What strings' methods reach during a hook (run_hook's limits.string_index).
 _M.string_index = SAFE_STRING
 
