@@ -106,7 +106,7 @@ local KINDS = {
     end,
     last = function(_, row) return day(row.ms_expires) end,
     detail = function(self, row, on)
-      local price, currency = self:renewal_price(common.load_license(self, row.key), date(on))
+      local price, currency = self:renewal_price(common.load_license(self, row.key, date(on)), date(on))
       return { price = price, currency = currency }
     end },
   { kind = "trial",
