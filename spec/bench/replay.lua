@@ -68,25 +68,24 @@ return {
   end,
 }
 ]]
-local has_policy = pcall(require, "licensor.policy")
 
+-- A progress line when standard error is a terminal, as `licensor policy test` has.
 local function progress(done, total)
-  if done == total then io.stderr:write("\n") end
-  io.stderr:write(string.format("\rreplay: %d of %d licenses", done, total))
+  io.stderr:write(string.format("\rreplay: %d of %d licenses", done, total), done == total and "\n" or "")
 end
+local terminal = os.execute("[ -t 2 ]")
 
 t0 = clock()
-local report = assert(replay.run(store, { policy = has_policy and POLICY or nil, catalogue = catalogue,
-                                          on = "2019-03-01", progress = os.getenv("LICENSOR_BENCH_PROGRESS")
-                                            and progress or nil }))
+local report = assert(replay.run(store, { policy = POLICY, catalogue = catalogue,
+                                          on = "2019-03-01",
+                                          progress = (terminal == true or terminal == 0) and progress or nil }))
 local seconds = (clock() - t0) / 1e6
 assert(report.licenses == N and report.installations == 3 * N)
 local decided = 0
 for _, n in pairs(report.decisions) do decided = decided + n end
 print(string.format("%-22s policy test: %d licenses, %d installations, %d decisions twice in %.2f s " ..
-  "(%.0f licenses/s; %d changed; store built in %.1f s)%s", jit and jit.version or _VERSION, report.licenses,
-  report.installations, decided, seconds, report.licenses / seconds, report.changed, built,
-  has_policy and "" or " [no policy module: catalogue only]"))
+  "(%.0f licenses/s; %d changed; store built in %.1f s)", jit and jit.version or _VERSION, report.licenses,
+  report.installations, decided, seconds, report.licenses / seconds, report.changed, built))
 store:close()
 os.remove(path)
 os.remove(path .. "-wal")
