@@ -18,7 +18,9 @@ PG_SPECS="spec/mail_spec.lua spec/store_spec.lua spec/store_sweep_spec.lua spec/
           spec/bulk_spec.lua spec/slots_spec.lua spec/refusals_spec.lua spec/postgresql_spec.lua
           spec/pg_connection_spec.lua spec/connections_spec.lua spec/pgbouncer_spec.lua
           spec/gateway_lifecycle_spec.lua spec/failover_spec.lua spec/portal_store_spec.lua
-          spec/download_spec.lua spec/portal_spec.lua"
+          spec/download_spec.lua spec/portal_spec.lua
+          spec/store_policy_spec.lua spec/policies_spec.lua spec/replay_spec.lua spec/explain_spec.lua
+          spec/gateway_explain_spec.lua"
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-3}
 # The browser specs (chromium over WebDriver, spec/support/browser.lua) run
 # once, in the Lua 5.4 suite: what they prove is the pages a browser gets,
