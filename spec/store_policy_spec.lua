@@ -186,6 +186,8 @@ describe("tags", function()
     for i = 1, 17 do many[i] = "t" .. i end
     assert.are.equal("invalid_request", select(3, store:set(lic.key, { tags = many })))
     assert.are.equal("invalid_request", select(3, stores.issue_result(store, { tags = { "A" } })))
+    assert.has_error(function() store:set(lic.key, { tags = { "msp", edu = true } }) end)
+    assert.has_error(function() store:set(lic.key, { tags = { msp = "yes" } }) end)
     assert.are.equal(before, stores.dump(store))
     lic = assert(store:set(lic.key, { tags = {} }))
     assert.is_nil(lic.tags)

@@ -177,7 +177,7 @@ function _M.open(path, opts)
 end
 
 function Store:close()
-  self.cat = nil
+  self.cat, self.bound, self.active_policy, self.live_policy = nil, nil, nil, nil
   return self.db:close()
 end
 Store.__close = Store.close

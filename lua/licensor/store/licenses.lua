@@ -412,6 +412,14 @@ function Store:set(key, fields, on)
     end
     if type(value) ~= kind then bad_argument(2, "set", field .. " must be a " .. kind) end
   end
+  if fields.tags then
+    local n = #fields.tags
+    for k, v in pairs(fields.tags) do
+      if n > 0 and type(k) ~= "number" or n == 0 and (type(k) ~= "string" or type(v) ~= "boolean") then
+        bad_argument(2, "set", "tags: a list of words or a map {WORD = true | false}, not both")
+      end
+    end
+  end
   if fields.policy ~= nil and (fields.reason == nil or not fields.reason:find("%S")) then
     return nil, "reason: a change of a license's policy needs a reason (it is logged)", "invalid_request"
   end
