@@ -69,6 +69,15 @@
 #define HOOK_DEFAULT_MEMORY (8LL << 20)
 #define HOOK_MAX_MEMORY (1LL << 30)
 
+/* Lua 5.2 and later collect all garbage and ask once more when an
+ * allocation fails (an emergency collection): there the second refusal
+ * of the same request is final.  LuaJIT raises at the first. */
+#if LUA_VERSION_NUM >= 502
+#define HOOK_ASKS_AGAIN 1
+#else
+#define HOOK_ASKS_AGAIN 0
+#endif
+
 /* What ended a call early (the reason reported). */
 enum { SPENT_NONE = 0, SPENT_INSTRUCTIONS, SPENT_MEMORY };
 
@@ -83,6 +92,9 @@ typedef struct {
   int tick;               /* the count the hook is set with */
   int depth_limit;        /* lua_getstack level that must not exist; 0 until the first tick */
   int spent;              /* SPENT_* */
+  int refusals;           /* allocations refused */
+  const void *refused_ptr; /* the last refused request (0 size: none since a growth) */
+  size_t refused_size;
 } hook_call;
 
 static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -93,12 +105,18 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
   if (nsize > old) {
     if (c->spent == SPENT_MEMORY) return NULL;
     if (nsize - old > (size_t)HOOK_MAX_MEMORY || c->net + (long long)(nsize - old) > c->memory) {
-      if (c->spent == SPENT_NONE) c->spent = SPENT_MEMORY;
+      c->refusals++;
+      if (c->spent == SPENT_NONE &&
+          (!HOOK_ASKS_AGAIN || (c->refused_ptr == ptr && c->refused_size == nsize)))
+        c->spent = SPENT_MEMORY;
+      c->refused_ptr = ptr;
+      c->refused_size = nsize;
       return NULL;
     }
   }
   p = c->alloc(c->alloc_ud, ptr, osize, nsize);
   if (p != NULL || nsize == 0) c->net += (long long)nsize - (long long)old;
+  if (p != NULL && nsize > old) c->refused_size = 0;
   return p;
 }
 
@@ -201,7 +219,7 @@ static void push_error_message(lua_State *L, int idx)
   if (lua_type(L, idx) != LUA_TSTRING) {
     const char *type = lua_typename(L, lua_type(L, idx));
     size_t i;
-    for (i = 0; type[i] != '\0' && i < sizeof buf - 1; i++)
+    for (i = 0; i < sizeof buf - 1 && type[i] != '\0'; i++)
       buf[i] = (char)(type[i] >= 'a' && type[i] <= 'z' ? type[i] - 'a' + 'A' : type[i]);
     buf[i] = '\0';
     lua_pushfstring(L, "error object is a %s", buf);
@@ -308,7 +326,12 @@ static int l_run_hook(lua_State *L)
     push_spent(L, &c);
   } else if (status == LUA_ERRMEM) {
     lua_pushliteral(L, "memory");
-    lua_pushliteral(L, "not enough memory");
+    if (c.refusals > 0) {   /* refused once, when Lua could not collect first */
+      c.spent = SPENT_MEMORY;
+      push_spent(L, &c);
+    } else {
+      lua_pushliteral(L, "not enough memory");
+    }
   } else {
     lua_pushliteral(L, "error");
     push_error_message(L, -3);
