@@ -603,12 +603,51 @@ end
 -- catalogue's own values: the fast path).  A stored override the
 -- catalogue refuses is nil, message, "invalid_policy".  A settings answer
 -- the merged layers refuse is the hook's failure: it is left out.
+-- The values of a product and edition layer alone (no settings hook, no
+-- stored override: most licenses of a policy with layers), by catalogue,
+-- policy, product and edition: found without building any text.
+local by_layer = setmetatable({}, { __mode = "k" })
+
+local function layer_values(P, cat, lic)
+  local for_cat = by_layer[cat]
+  if not for_cat then
+    for_cat = setmetatable({}, { __mode = "k" })
+    by_layer[cat] = for_cat
+  end
+  local for_policy = for_cat[P]
+  if not for_policy then
+    for_policy = {}
+    for_cat[P] = for_policy
+  end
+  local product, edition = lic.product, lic.edition or ""
+  local for_product = for_policy[product]
+  if not for_product then
+    for_product = {}
+    for_policy[product] = for_product
+  end
+  local pv = for_product[edition]
+  if pv == nil then
+    local values, on_edition = file_layers(P, lic)
+    local merged = merge(merge({}, values), on_edition)
+    local msg, code
+    if next(merged) == nil then
+      pv = false
+    else
+      pv, msg, code = cached(cat, P, merged)
+      if not pv then return nil, msg, code end
+    end
+    for_product[edition] = pv
+  end
+  return pv or nil
+end
+
 function _M.values(P, cat, lic, on)
   local stored = lic.policy_override
   if P == nil or (P.products[lic.product] == nil and not P.calls.settings) then
     if is_empty(stored) then return nil end
     return cached(cat, nil, stored)
   end
+  if not P.calls.settings and is_empty(stored) then return layer_values(P, cat, lic) end
   local product, edition = file_layers(P, lic)
   local merged = merge(merge({}, product), edition)
   local answer = settings_answer(P, lic, on, cat, merged)
