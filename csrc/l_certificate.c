@@ -33,7 +33,7 @@ static void push_certificate(lua_State *L, const lsrv_certificate *c)
   char issued[32];
   time_t t = (time_t)c->issued;
   struct tm tm;
-  lua_createtable(L, 0, 24);
+  lua_createtable(L, 0, 26);
   lua_pushinteger(L, c->format);
   lua_setfield(L, -2, "format");
   lb_set_string(L, "signer", c->signer);
@@ -68,6 +68,11 @@ static void push_certificate(lua_State *L, const lsrv_certificate *c)
   set_day(L, "refresh_by", c->refresh_by);
   lua_pushinteger(L, c->grace_days);
   lua_setfield(L, -2, "grace_days");
+  if (c->build_cap != 0) {
+    lua_pushinteger(L, (lua_Integer)c->build_cap);
+    lua_setfield(L, -2, "build_cap");
+    set_day(L, "build_cap_released", c->build_cap_released);
+  }
   lb_set_string(L, "signature", c->signature);
 }
 
@@ -326,6 +331,24 @@ static int l_may_run(lua_State *L)
   return 1;
 }
 
+/* core.may_run_build(text, number, released, major, day) -> may build
+ * `number`, released on `released`, of `major`, run on `day` (R3-R7
+ * offline, with a format-2 certificate's build cap)?  Read, not verified:
+ * verify it first. */
+static int l_may_run_build(lua_State *L)
+{
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  int32_t released = check_day(L, 3), day = check_day(L, 5);
+  long long number = 0, major = 0;
+  lsrv_certificate c;
+  if (!lsr_tointeger_exact(L, 2, &number)) luaL_argerror(L, 2, "build number expected");
+  if (!lsr_tointeger_exact(L, 4, &major)) luaL_argerror(L, 4, "major version number expected");
+  if (lsrv_read(text, len, &c) != LSRV_VALID) return lb_fail(L, "malformed", "not a licensor certificate");
+  lua_pushboolean(L, lsrv_may_run_build(&c, (int64_t)number, released, (int64_t)major, day));
+  return 1;
+}
+
 /* core.addon_active(text, addon, installed_major, day) -> does the named
  * add-on work on `day` with the installed build's major (R8 offline)?  The
  * text is read, not verified: verify it first. */
@@ -390,6 +413,7 @@ static const luaL_Reg certificate_functions[] = {
   { "return_certificate", l_return_certificate },
   { "read_certificate", l_read_certificate },
   { "may_run", l_may_run },
+  { "may_run_build", l_may_run_build },
   { "addon_active", l_addon_active },
   { "fingerprint", l_fingerprint },
   { "fingerprint_explain", l_fingerprint_explain },

@@ -15,7 +15,15 @@
  * Certificate format 1 (text, at most LSRV_CERT_MAX bytes): a BEGIN line,
  * then "name: value" lines in a fixed order, a signature line and an END
  * line.  The Ed25519 signature covers the exact bytes from the BEGIN line
- * through the newline that ends the line before "signature:".
+ * through the newline that ends the line before "signature:".  Format 2
+ * is format 1's lines ("format: 2") and two more before the signature:
+ *
+ *   build_cap: <the highest build number the license may run, or ->
+ *   build_cap_released: <that build's release day, YYYY-MM-DD, or ->
+ *
+ * the build a policy's eligible hook chose for the license on the issue
+ * day, where it differs from the rules' own (doc/offline.md).  Both are
+ * "-" or neither.  Any other format is malformed.
  *
  * A revocation notice (at most LSRV_CERT_MAX bytes) has the same shape,
  * signed by the vendor's key the same way:
@@ -44,6 +52,8 @@
  *
  * Version 2 of the library (liblicensor-verify.so.2): lsrv_verify names
  * the product, the state is bound to a certificate and a machine.
+ * Version 2.1 (the same ABI, additions only): format 2 and
+ * lsrv_may_run_build.
  */
 #ifndef LICENSOR_VERIFY_H
 #define LICENSOR_VERIFY_H
@@ -125,7 +135,13 @@ typedef struct {
   char server[LSRV_FIELD_MAX];
   char product[LSRV_FIELD_MAX];
   char edition[LSRV_FIELD_MAX];
-  char level[32];                  /* a number or "unlimited" */
+  /* 2.0's char level[32] held at most 16 bytes; 2.1 keeps the build cap in
+   * the rest, so that the struct's size and every other field's offset
+   * stay 2.0's (lsrv.c checks it when it is compiled). */
+  char level[19];                  /* a number (at most 15 digits) or "unlimited" */
+  int32_t build_cap_released;      /* format 2: the cap's release day; INT32_MIN: no cap */
+  int64_t build_cap;               /* format 2: the highest build number that may run; 0: no cap */
+  char reserved[4];
   lsrv_kind kind;
   int32_t start;
   int32_t ms_expires;              /* INT32_MIN: no M&S */
@@ -188,9 +204,26 @@ LSRV_API const char *lsrv_verdict_name(lsrv_verdict verdict);
  * products call lsrv_verify).  LSRV_VALID, or LSRV_MALFORMED. */
 LSRV_API lsrv_verdict lsrv_read(const char *text, size_t len, lsrv_certificate *out);
 
-/* R3-R7 offline: may the build (number, release day, major, as the product
- * knows them about itself) run on `day` under this certificate's license? */
+/* R3-R7 offline: may the build (release day and major, as the product
+ * knows them about itself) run on `day` under this certificate's license?
+ * A certificate with a build cap (format 2) is answered on the safe side,
+ * since the build's number is not given: a build runs only if it would
+ * without the cap AND it was released before the cap's release day.  A
+ * product's release days never go down as its build numbers go up (the
+ * catalogue refuses it), so that admits builds below the cap only: never
+ * one the cap forbids, nor one format 1's rules refuse.  The cap's own
+ * build, anything released on its day and the builds a cap adds need
+ * lsrv_may_run_build. */
 LSRV_API bool lsrv_may_run(const lsrv_certificate *cert, int32_t released, int64_t major, int32_t day);
+
+/* R3-R7 offline for the build numbered `number` (2.1).  Without a cap,
+ * lsrv_may_run's answer (the number plays no part).  With one, the cap
+ * replaces the release-day rules: the build may run iff the license runs
+ * on `day` (started, lease or trial not ended), number <= build_cap and
+ * released <= day -- the build cap is what cat:can_install allowed with
+ * the policy's eligible hook on the issue day. */
+LSRV_API bool lsrv_may_run_build(const lsrv_certificate *cert, int64_t number, int32_t released, int64_t major,
+                                 int32_t day);
 
 /* R8 offline: does the named add-on work on `day` with the installed
  * build's major?  (The newest major is the one known on the issue day.) */

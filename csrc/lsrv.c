@@ -1,6 +1,7 @@
 /*
  * lsrv.c -- certificates for the offline verifier (licensor_verify.h):
- * the strict reader of format 1 (certificates and revocation notices),
+ * the strict reader of formats 1 and 2 (certificates) and of revocation
+ * notices,
  * the signature check, revocations in the state, and the offline rules
  * (R3-R8) over a verified certificate.  Every read stays inside the given
  * bytes; nothing is allocated; no state outlives a call.  Files (the
@@ -12,22 +13,33 @@
 
 #include <sodium.h>
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NO_DAY INT32_MIN
 
-/* The fields of format 1, in their one order. */
+/* Version 2.0 put level (char[32]) at byte 865 of the struct and kind at
+ * 900, after 3 bytes of padding; 2.1 keeps the build cap in what was the
+ * tail of level, and the library's ABI holds only while kind (and so
+ * every field after it) stays where 2.0 put it.  A negative array size
+ * stops the build if it ever moves. */
+typedef char layout_kept_from_2_0[offsetof(lsrv_certificate, level) == 865 &&
+                                  offsetof(lsrv_certificate, kind) == 900 ? 1 : -1];
+
+/* The fields of format 2, in their one order; format 1's are the same
+ * without the last two. */
 enum {
   F_FORMAT, F_SIGNER, F_LICENSE, F_SERVER, F_PRODUCT, F_EDITION, F_LEVEL, F_KIND, F_START,
   F_MS_EXPIRES, F_ENDS, F_VERSION_LOCK, F_FAILOVER, F_ADDONS, F_NEWEST_MAJOR, F_LOCK_FIRST_RELEASE,
-  F_FINGERPRINT, F_MATCH, F_ISSUED, F_REFRESH_BY, F_GRACE_DAYS, F_COUNT
+  F_FINGERPRINT, F_MATCH, F_ISSUED, F_REFRESH_BY, F_GRACE_DAYS, F_BUILD_CAP, F_BUILD_CAP_RELEASED, F_COUNT
 };
+#define F_COUNT_1 F_BUILD_CAP
 
 static const char *const field_names[F_COUNT] = {
   "format", "signer", "license", "server", "product", "edition", "level", "kind", "start",
   "ms_expires", "ends", "version_lock", "failover", "addons", "newest_major", "lock_first_release",
-  "fingerprint", "match", "issued", "refresh_by", "grace_days"
+  "fingerprint", "match", "issued", "refresh_by", "grace_days", "build_cap", "build_cap_released"
 };
 
 /* The fields of a revocation notice, in their one order. */
@@ -47,8 +59,15 @@ typedef struct {
   int long_field;
 } block_form;
 
-static const block_form certificate_form = {
-  "-----BEGIN LICENSOR CERTIFICATE-----\n", "-----END LICENSOR CERTIFICATE-----", field_names, F_COUNT, F_ADDONS
+#define CERTIFICATE_BEGIN "-----BEGIN LICENSOR CERTIFICATE-----\n"
+#define CERTIFICATE_END "-----END LICENSOR CERTIFICATE-----"
+
+static const block_form certificate_form_1 = {
+  CERTIFICATE_BEGIN, CERTIFICATE_END, field_names, F_COUNT_1, F_ADDONS
+};
+
+static const block_form certificate_form_2 = {
+  CERTIFICATE_BEGIN, CERTIFICATE_END, field_names, F_COUNT, F_ADDONS
 };
 
 static const block_form notice_form = {
@@ -166,24 +185,43 @@ static bool read_addons(span v, lsrv_certificate *c)
   return true;
 }
 
-static bool read_level(span v, char *buf)
+static bool read_level(span v, lsrv_certificate *c)
 {
   int64_t n;
   if (!equals(v, "unlimited") && (!read_count(v, &n) || n < 1)) return false;
-  return copy_value(v, buf, 32);
+  return copy_value(v, c->level, sizeof c->level);
+}
+
+/* Format 2's build cap: a build number and its release day, both "-" or
+ * neither. */
+static bool read_build_cap(span number, span released, lsrv_certificate *c)
+{
+  c->build_cap = 0;
+  c->build_cap_released = NO_DAY;
+  if (equals(number, "-")) return equals(released, "-");
+  return read_count(number, &c->build_cap) && c->build_cap >= 1 &&
+         read_day(released, false, &c->build_cap_released);
 }
 
 /* Fills c from the values of the fields; false if any is malformed. */
 static bool read_fields(const span *f, lsrv_certificate *c)
 {
   int64_t n;
-  if (!equals(f[F_FORMAT], "1")) return false;
-  c->format = 1;
+  if (equals(f[F_FORMAT], "1")) c->format = 1;
+  else if (equals(f[F_FORMAT], "2")) c->format = 2;
+  else return false;
+  memset(c->reserved, 0, sizeof c->reserved);
+  if (c->format == 1) {
+    c->build_cap = 0;
+    c->build_cap_released = NO_DAY;
+  } else if (!read_build_cap(f[F_BUILD_CAP], f[F_BUILD_CAP_RELEASED], c)) {
+    return false;
+  }
   if (f[F_SIGNER].len != LSRV_KEY_ID_LEN || !copy_value(f[F_SIGNER], c->signer, sizeof c->signer) ||
       !copy_value(f[F_LICENSE], c->license, sizeof c->license) ||
       !copy_value(f[F_SERVER], c->server, sizeof c->server) ||
       !copy_value(f[F_PRODUCT], c->product, sizeof c->product) ||
-      !copy_value(f[F_EDITION], c->edition, sizeof c->edition) || !read_level(f[F_LEVEL], c->level))
+      !copy_value(f[F_EDITION], c->edition, sizeof c->edition) || !read_level(f[F_LEVEL], c))
     return false;
   if (equals(f[F_KIND], "perpetual")) c->kind = LSRV_PERPETUAL;
   else if (equals(f[F_KIND], "lease")) c->kind = LSRV_LEASE;
@@ -255,13 +293,18 @@ static bool parse_block(const char *text, size_t len, const block_form *form, sp
   return p == end;
 }
 
-/* Parses text into c and finds the signed bytes and the signature. */
+/* Parses text into c and finds the signed bytes and the signature.  The
+ * format line, first after BEGIN, says which fields follow; read_fields
+ * refuses a format it does not know. */
 static bool parse(const char *text, size_t len, lsrv_certificate *c, size_t *signed_len,
                   unsigned char signature[64])
 {
+  static const char format_2[] = CERTIFICATE_BEGIN "format: 2\n";
   span fields[F_COUNT], sig;
-  return parse_block(text, len, &certificate_form, fields, signed_len, &sig, signature) &&
-         read_fields(fields, c) && copy_value(sig, c->signature, sizeof c->signature);
+  const block_form *form = len >= sizeof format_2 - 1 && memcmp(text, format_2, sizeof format_2 - 1) == 0
+                             ? &certificate_form_2 : &certificate_form_1;
+  return parse_block(text, len, form, fields, signed_len, &sig, signature) && read_fields(fields, c) &&
+         copy_value(sig, c->signature, sizeof c->signature);
 }
 
 static const lsrv_public_key *find_key(const lsrv_public_key *keys, size_t n, const char *id)
@@ -376,7 +419,8 @@ const char *lsrv_verdict_name(lsrv_verdict verdict)
   return (unsigned)verdict < sizeof names / sizeof *names ? names[verdict] : "malformed";
 }
 
-bool lsrv_may_run(const lsrv_certificate *c, int32_t released, int64_t major, int32_t day)
+/* Format 1's rules: R3-R7 by release day and major. */
+static bool may_run_by_day(const lsrv_certificate *c, int32_t released, int64_t major, int32_t day)
 {
   int32_t cutoff;
   if (!runs_on(c, day)) return false;
@@ -391,6 +435,25 @@ bool lsrv_may_run(const lsrv_certificate *c, int32_t released, int64_t major, in
   else if (c->ms_expires == NO_DAY) cutoff = c->start;
   else cutoff = day <= c->ms_expires ? day : c->ms_expires;
   return released <= cutoff;
+}
+
+static bool capped(const lsrv_certificate *c)
+{
+  return c->format >= 2 && c->build_cap != 0;
+}
+
+bool lsrv_may_run(const lsrv_certificate *c, int32_t released, int64_t major, int32_t day)
+{
+  /* Without the number, a build released before the cap's day is below
+   * the cap; one released on that day may be above it (the header). */
+  if (capped(c) && released >= c->build_cap_released) return false;
+  return may_run_by_day(c, released, major, day);
+}
+
+bool lsrv_may_run_build(const lsrv_certificate *c, int64_t number, int32_t released, int64_t major, int32_t day)
+{
+  if (!capped(c)) return may_run_by_day(c, released, major, day);
+  return runs_on(c, day) && number <= c->build_cap && released <= day;
 }
 
 bool lsrv_addon_active(const lsrv_certificate *c, const char *addon, int64_t installed_major, int32_t day)

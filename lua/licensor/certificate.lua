@@ -1,6 +1,6 @@
 -- licensor.certificate -- the texts of offline licensing: signing key
--- files, certificates and revocation notices (format 1, see
--- csrc/licensor_verify.h), the activation requests of air-gapped servers,
+-- files, certificates (formats 1 and 2) and revocation notices (format 1,
+-- see csrc/licensor_verify.h), the activation requests of air-gapped servers,
 -- the return receipts products write, and fingerprints as the store
 -- records them.  Signing and verifying are C (libsodium, and the same
 -- verifier vendors link into their products).
@@ -11,6 +11,7 @@ local constants = require "licensor.constants"
 
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local concat, sort = table.concat, table.sort
+local format = string.format
 
 local _M = {}
 
@@ -162,6 +163,15 @@ end
 local FIELDS = { "format", "signer", "license", "server", "product", "edition", "level", "kind", "start",
                  "ms_expires", "ends", "version_lock", "failover", "addons", "newest_major",
                  "lock_first_release", "fingerprint", "match", "issued", "refresh_by", "grace_days" }
+-- Format 2: format 1's fields, then the build cap (the build a policy's
+-- eligible hook chose, where it differs from the rules' own: the
+-- verifier's lsrv_may_run_build honours it).  A certificate without a cap
+-- stays format 1, byte for byte.
+local FIELDS_2 = {}
+for i, name in ipairs(FIELDS) do FIELDS_2[i] = name end
+FIELDS_2[#FIELDS_2 + 1] = "build_cap"
+FIELDS_2[#FIELDS_2 + 1] = "build_cap_released"
+_M.FIELDS, _M.FIELDS_2 = FIELDS, FIELDS_2
 
 -- What the verifier reads (csrc/licensor_verify.h): at most 32 add-ons,
 -- each name under 128 bytes.
@@ -184,16 +194,38 @@ local function addons_value(addons)
   return concat(names, ",")
 end
 
+-- A build cap: a build number of at most 15 digits (the verifier's
+-- counts) and its release day.
+local function check_build_cap(fields)
+  local cap, released = fields.build_cap, fields.build_cap_released
+  if not (type(cap) == "number" and cap >= 1 and cap % 1 == 0 and cap < 1e15) then
+    failure.raise("invalid_license", "certificate field build_cap must be a build number, not " ..
+      tostring(cap))
+  end
+  if type(released) ~= "string" or not released:find("^%d%d%d%d%-%d%d%-%d%d$") then
+    failure.raise("invalid_license", "certificate field build_cap_released must be a day YYYY-MM-DD, not " ..
+      tostring(released))
+  end
+end
+
 -- text(fields, signing_key) -> the signed certificate text.  fields: the
--- names of FIELDS (nil for "-"; failover a boolean; addons a table).
+-- names of FIELDS (nil for "-"; failover a boolean; addons a table), and
+-- build_cap (a build number) with build_cap_released (its release day)
+-- for a format-2 certificate.
 function _M.text(fields, key)
   local lines = { BEGIN }
-  for _, name in ipairs(FIELDS) do
+  local names, version = FIELDS, 1
+  if fields.build_cap ~= nil then
+    check_build_cap(fields)
+    names, version = FIELDS_2, 2
+  end
+  for _, name in ipairs(names) do
     local v = fields[name]
     if name == "signer" then v = key.id
-    elseif name == "format" then v = 1
+    elseif name == "format" then v = version
     elseif name == "failover" then v = v and "yes" or "no"
     elseif name == "addons" then v = addons_value(v)
+    elseif name == "build_cap" then v = format("%d", v)
     elseif v == nil then v = "-" end
     v = tostring(v)
     if v == "" or v:find("[%c]") then
