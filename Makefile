@@ -339,7 +339,7 @@ gateway: deps
 # file (installed by `make install`), and the SONAME link next to the
 # shared one, so that a program linked against build/verify runs.
 VERIFY_BUILD := build/verify
-VERIFY_VERSION := 2.0.0
+VERIFY_VERSION := 2.1.0
 VERIFY_SONAME := liblicensor-verify.so.$(firstword $(subst ., ,$(VERIFY_VERSION)))
 $(VERIFY_BUILD)/liblicensor-verify.so: $(VERIFY_SOURCES) csrc/date.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
