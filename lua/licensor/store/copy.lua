@@ -1,7 +1,8 @@
 -- licensor.store.copy -- everything from one store into another, across
--- backends (SQLite to PostgreSQL and back): catalogue versions, licenses,
--- add-ons, terms, installations, fraud cases, the outbox, the whole event
--- log and the idempotency answers, with their ids.
+-- backends (SQLite to PostgreSQL and back): catalogue and policy file
+-- versions, licenses (their overrides and tags), add-ons, terms,
+-- installations, fraud cases, the outbox, the whole event log, the
+-- idempotency answers and the portal's rows, with their ids.
 --
 -- The source is read in one transaction (a consistent snapshot: SQLite's
 -- write lock, PostgreSQL's REPEATABLE READ) and the target written in one
