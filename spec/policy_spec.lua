@@ -570,6 +570,18 @@ return { build = 6855, because = tostring(before) .. " " .. tostring(ctx.license
     assert.same({ price = 2, because = "OK" }, R:decide("price", { day = ON, license = lic, item = "renewal", price = 5 }, cat))
   end)
 
+  it("table.insert, remove and sort refuse the read-only tables on both VMs", function()
+    for _, body in ipairs({ "table.insert(ctx, 1)", "table.insert(string, 'x')", "table.remove(ctx.build)",
+                            "table.sort(math)", "table.insert(ctx.build, 1, 2)" }) do
+      local P = hook("eligible", body .. " return { build = 6855 }", cat)
+      local input = { day = ON, license = lic, build = cat:eligible(lic, ON) }
+      assert.is_nil(P:decide("eligible", input, cat), body)
+      assert.matches("the table is read%-only", P.lines[1], 1, false, body)
+      local Q = hook("eligible", "return { build = 6855 + #ctx + #string + #ctx.build + #math }", cat)
+      assert.are.equal(6855, Q:decide("eligible", input, cat).build)
+    end
+  end)
+
   it("pairs and ipairs read the read-only views alike on both VMs", function()
     local P = hook("price", [[
 local keys = {}

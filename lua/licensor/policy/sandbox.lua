@@ -33,6 +33,9 @@ local _M = {}
 -- Each read-only view and the table it shows, for the sandbox's pairs,
 -- next and ipairs (LuaJIT's own do not look through a metatable).
 local VIEW = setmetatable({}, { __mode = "k" })
+-- Every read-only table (views, ctx, the globals): LuaJIT's table.insert,
+-- remove and sort write raw, past __newindex, so the sandbox's refuse them.
+local READONLY = setmetatable({}, { __mode = "k" })
 
 -- A read-only view of t: reads reach t, writes raise naming `what`.
 local function frozen(t, what)
@@ -44,6 +47,7 @@ local function frozen(t, what)
     __metatable = false,
   })
   VIEW[v] = t
+  READONLY[v] = true
   return v
 end
 
@@ -91,8 +95,26 @@ for _, name in ipairs({ "abs", "acos", "asin", "atan", "ceil", "cos", "exp", "fl
 end
 
 local unpack = table.unpack or unpack   -- luacheck: ignore 143 (LuaJIT's global)
-local SAFE_TABLE = { concat = table.concat, insert = table.insert, remove = table.remove,
-                     sort = table.sort, unpack = unpack }
+local insert, remove, sort = table.insert, table.remove, table.sort
+local function writable(t, name)
+  if READONLY[t] then error(("bad argument #1 to '%s' (the table is read-only)"):format(name), 3) end
+end
+local SAFE_TABLE = {
+  concat = table.concat,
+  insert = function(t, ...)
+    writable(t, "insert")
+    return insert(t, ...)
+  end,
+  remove = function(t, ...)
+    writable(t, "remove")
+    return remove(t, ...)
+  end,
+  sort = function(t, ...)
+    writable(t, "sort")
+    return sort(t, ...)
+  end,
+  unpack = unpack,
+}
 
 -- The calendar, on "YYYY-MM-DD" strings and day numbers (days since
 -- 1970-01-01), as licensor.core counts them.  A bad date raises.
@@ -148,6 +170,7 @@ _M.env = setmetatable({}, {
   end,
   __metatable = false,
 })
+READONLY[_M.env] = true
 
 -- ctx ------------------------------------------------------------------
 
@@ -315,6 +338,7 @@ end
 function _M.new_ctx()
   local data = setmetatable({}, DATA_MT)
   local ctx = setmetatable({}, { __index = data, __newindex = ctx_readonly, __metatable = false })
+  READONLY[ctx] = true
   return ctx, data
 end
 
