@@ -603,20 +603,11 @@ return { build = ctx.build.number, because = table.concat(keys, ",") .. " " .. n
     assert.are.equal("major,number,released,version " .. #sandbox.MATH, a.because)
   end)
 
-  if _VERSION == "Lua 5.4" then
-    it("a hook that assigns _ENV leaves the sandbox in place for the next call", function()
-      local P = compile([[
-return {
-  price = function(ctx)
-    if ctx.item == "renewal" then _ENV = { } return { price = 1 } end
-    return { price = tonumber("7") }
-  end,
-}
-]], cat)
-      assert.are.equal(1, P:decide("price", { day = ON, license = lic, item = "renewal", price = 5 }, cat).price)
-      assert.are.equal(7, P:decide("price", { day = ON, license = lic, item = "upgrade", price = 5 }, cat).price)
-    end)
-  end
+  it("a file may not name _ENV, on either VM", function()
+    assert.same({ nil, "test.lua:3: a policy file may not name _ENV (the globals are the sandbox's)", "invalid_policy" },
+                { policy.compile("return {\n  price = function(ctx)\n    _ENV = {}\n  end,\n}\n", "test.lua") })
+    assert.is_nil(policy.compile("local _ENV = { x = 1 }\nreturn {}\n", "test.lua"))
+  end)
 end)
 
 describe("P:bind", function()

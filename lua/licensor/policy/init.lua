@@ -24,7 +24,7 @@ local floor, huge = math.floor, math.huge
 local sort, concat = table.sort, table.concat
 local format, find, gsub, sub, byte = string.format, string.find, string.gsub, string.sub, string.byte
 local today = core.today
-local debug_getinfo, debug_getupvalue, debug_setupvalue = debug.getinfo, debug.getupvalue, debug.setupvalue
+local debug_getinfo, debug_getupvalue = debug.getinfo, debug.getupvalue
 local jit = rawget(_G, "jit")
 
 local _M = {}
@@ -431,8 +431,7 @@ end
 function Policy:decider(hook, cat)
   local fn = self.calls[hook]
   if not fn then return nil end
-  local P, limits, check, main, env_index, env = self, self.limits, CHECK[hook], self.main, self.env_index,
-    sandbox.env
+  local P, limits, check = self, self.limits, CHECK[hook]
   local ctx, data = sandbox.new_ctx()
   local state, fill = sandbox.state, sandbox.fill
   local fields, field_set = sandbox.FIELDS[hook], sandbox.FIELD_SET[hook]
@@ -451,12 +450,6 @@ function Policy:decider(hook, cat)
     local ok, result, message = run_hook(fn, ctx, limits)
     state.input, state.cat, state.fields = nil, nil, nil
     for i = 1, n_fields do data[fields[i]] = nil end
-    if env_index then
-      -- A hook that assigned _ENV (Lua 5.4) changed the upvalue the
-      -- file's every function shares: put the sandbox back.
-      local _, e = debug_getupvalue(main, env_index)
-      if e ~= env then debug_setupvalue(main, env_index, env) end
-    end
     if not ok then return failed(P, hook, input, result, message) end
     if result == nil then return nil end
     if type(result) ~= "table" then
@@ -680,16 +673,6 @@ local function load_chunk(source, name)
   return fn
 end
 
--- The index of main's _ENV upvalue (Lua 5.4), when the source names _ENV.
-local function env_upvalue(main, source)
-  if not find(source, "_ENV", 1, true) then return nil end
-  for i = 1, 255 do
-    local name = debug_getupvalue(main, i)
-    if name == nil then return nil end
-    if name == "_ENV" then return i end
-  end
-end
-
 -- Does fn keep state of its file: any upvalue but _ENV?
 local function has_upvalues(fn)
   for i = 1, 255 do
@@ -712,8 +695,9 @@ end
 --  - a hook with upvalues is found again for each call by running the
 --    file's top level first (inside the same budget), so its locals,
 --    helpers and tables are the fresh ones of that run.
--- On Lua 5.4 the one upvalue every function of the file shares, _ENV,
--- is put back after a call that changed it.
+-- A file may not name _ENV: on Lua 5.4 it is the upvalue every function
+-- of the file shares (assigning it would swap the globals for a table of
+-- the hook's, kept from call to call), on LuaJIT an ordinary global.
 local function hook_call(main, name, fn)
   if not has_upvalues(fn) then return fn, false end
   local function call(ctx)
@@ -745,14 +729,16 @@ local function check_products(P, products, source, name, cat)
   sort(ids)
   for _, id in ipairs(ids) do
     local entry = products[id]
+    local pid = (gsub(id, "%c", "?"))   -- as messages show it: one line
     local where = { "products", id }
     if type(entry) ~= "table" then
-      return refuse(name, locate(source, where), format("products.%s must be a table of policy settings", id))
+      return refuse(name, locate(source, where),
+                    format("products.%s must be a table of policy settings", pid))
     end
     local product = cat and cat:product(id)
     if cat and not product then
       return refuse(name, locate(source, where),
-                    format("products.%s: the catalogue has no product '%s'", id, id))
+                    format("products.%s: the catalogue has no product '%s'", pid, pid))
     end
     local values, editions = {}, nil
     for k, v in next, entry do
@@ -766,13 +752,13 @@ local function check_products(P, products, source, name, cat)
     local ok, msg = check:resolve_policy(values)
     if not ok then
       local key = msg:match("^policy%.([%w_]+)")
-      return refuse(name, locate(source, { "products", id, key or id }), format("products.%s: %s", id, msg))
+      return refuse(name, locate(source, { "products", id, key or id }), format("products.%s: %s", pid, msg))
     end
     local out = { values = values }
     if editions ~= nil then
       if type(editions) ~= "table" then
         return refuse(name, locate(source, { "products", id, "editions" }),
-                      format("products.%s.editions must be a table of editions", id))
+                      format("products.%s.editions must be a table of editions", pid))
       end
       local known
       if product then
@@ -784,28 +770,29 @@ local function check_products(P, products, source, name, cat)
       for e in next, editions do
         if type(e) ~= "string" then
           return refuse(name, locate(source, { "products", id, "editions" }),
-                        format("products.%s.editions: the key %s is not an edition", id, show(e)))
+                        format("products.%s.editions: the key %s is not an edition", pid, show(e)))
         end
         names[#names + 1] = e
       end
       sort(names)
       for _, e in ipairs(names) do
+        local ed = (gsub(e, "%c", "?"))
         local ewhere = { "products", id, "editions", e }
         local ev = editions[e]
         if known and not known[e] then
           return refuse(name, locate(source, ewhere),
-                        format("products.%s.editions: product '%s' has no edition '%s'", id, id, e))
+                        format("products.%s.editions: product '%s' has no edition '%s'", pid, pid, ed))
         end
         if type(ev) ~= "table" then
           return refuse(name, locate(source, ewhere),
-                        format("products.%s.editions.%s must be a table of policy settings", id, e))
+                        format("products.%s.editions.%s must be a table of policy settings", pid, ed))
         end
         ev = sandbox.copy(ev, 3)
         ok, msg = check:resolve_policy(merge(merge({}, values), ev))
         if not ok then
           local key = msg:match("^policy%.([%w_]+)")
           ewhere[#ewhere + 1] = key
-          return refuse(name, locate(source, ewhere), format("products.%s.editions.%s: %s", id, e, msg))
+          return refuse(name, locate(source, ewhere), format("products.%s.editions.%s: %s", pid, ed, msg))
         end
         out.editions[e] = ev
       end
@@ -826,6 +813,12 @@ function _M.compile(source, name, cat)
     return refuse(name, 1, format("a policy file is at most %d bytes", _M.MAX_SOURCE_BYTES))
   end
   if byte(source, 1) == 27 then return refuse(name, 1, "a policy file is Lua text, not bytecode") end
+  local env_at = find(source, "%f[%w_]_ENV%f[^%w_]")
+  if env_at then
+    local line = 1
+    for _ in source:sub(1, env_at):gmatch("\n") do line = line + 1 end
+    return refuse(name, line, "a policy file may not name _ENV (the globals are the sandbox's)")
+  end
   local main, err = load_chunk(source, name)
   if not main then return nil, err, "invalid_policy" end
   local limits = { instructions = _M.INSTRUCTIONS, memory = _M.MEMORY, string_index = sandbox.string_index }
@@ -882,7 +875,6 @@ function _M.compile(source, name, cat)
       P.calls[h] = hook_call(main, h, fn)
     end
   end
-  P.env_index = env_upvalue(main, source)
   return P
 end
 
