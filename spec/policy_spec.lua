@@ -582,6 +582,21 @@ return { build = 6855, because = tostring(before) .. " " .. tostring(ctx.license
     end
   end)
 
+  it("pairs and ipairs never hand out the table behind a read-only view", function()
+    local P = hook("eligible", [[
+local _, t = pairs(ctx.build)
+local _, s = pairs(string)
+local _, m = ipairs(math)
+local ok = pcall(function() t.number = 1 end)
+local ok2 = pcall(function() s.upper = nil end)
+local ok3 = pcall(function() m.floor = nil end)
+return { build = 6855, because = tostring(ok) .. tostring(ok2) .. tostring(ok3) }]], cat)
+    local input = { day = ON, license = lic, build = cat:eligible(lic, ON) }
+    assert.are.equal("falsefalsefalse", P:decide("eligible", input, cat).because)
+    local Q = hook("eligible", "return { build = ctx.build.number, because = string.upper('x') }", cat)
+    assert.same({ 6911, "X" }, { Q:decide("eligible", input, cat).build, Q:decide("eligible", input, cat).because })
+  end)
+
   it("pairs and ipairs read the read-only views alike on both VMs", function()
     local P = hook("price", [[
 local keys = {}

@@ -51,6 +51,9 @@ local function frozen(t, what)
   return v
 end
 
+-- The iterators take the view itself as their state, never the table
+-- behind it: a hook that kept pairs' second result must not get a table
+-- it could write.
 local function s_next(t, k)
   return next(VIEW[t] or t, k)
 end
@@ -59,14 +62,20 @@ local function s_pairs(t)
   if type(t) ~= "table" then
     error("bad argument #1 to 'pairs' (table expected, got " .. type(t) .. ")", 2)
   end
-  return next, VIEW[t] or t, nil
+  return s_next, t, nil
+end
+
+local function s_inext(t, i)
+  i = i + 1
+  local v = (VIEW[t] or t)[i]
+  if v ~= nil then return i, v end
 end
 
 local function s_ipairs(t)
   if type(t) ~= "table" then
     error("bad argument #1 to 'ipairs' (table expected, got " .. type(t) .. ")", 2)
   end
-  return ipairs(VIEW[t] or t)
+  return s_inext, t, 0
 end
 
 -- The string functions both VMs have, without string.dump (bytecode) and
