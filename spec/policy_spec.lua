@@ -398,6 +398,9 @@ return { steps = steps, because = "reseller" }]])
     local bad = hook("settings", "return { checkin_grace = 60 }", cat)
     assert.same({ nil, "answer", "answered policy.checkin_grace is not a policy setting (misspelt?)" },
                 { bad:decide("settings", { day = ON, license = lic }, cat) })
+    local fn = hook("settings", "return { checkin_grace_days = function() end }", cat)
+    assert.same({ nil, "answer", "answered policy.checkin_grace_days must be a whole number from 0 to 36500" },
+                { fn:decide("settings", { day = ON, license = lic }, cat) })
   end)
 
   it("nil: the built-in decision stands, nothing counted", function()

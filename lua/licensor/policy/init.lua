@@ -389,21 +389,23 @@ function CHECK.reminders(a, input, cat)
 end
 
 function CHECK.settings(a, _, cat)
-  local values = {}
+  local given = {}
   local n = 0
   for k, v in next, a do
     n = n + 1
     if n > 64 then return nil, "answered a table of more than 64 keys" end
     if type(k) ~= "string" then return nil, format("answered a key %s, which is not a name", show(k)) end
-    if k ~= "because" then values[k] = sandbox.copy(v, 3) end
+    if k ~= "because" then given[k] = v end
   end
   if a.because ~= nil then
     local why = bad_because(a.because)
     if why then return nil, why end
   end
-  local ok, msg = cat:resolve_policy(values)
+  -- The values as answered are checked (a function or a table where a
+  -- number belongs is refused, not dropped), and a plain copy kept.
+  local ok, msg = cat:resolve_policy(given)
   if not ok then return nil, "answered " .. tostring(msg) end
-  return { values = values, because = a.because }
+  return { values = sandbox.copy(given, 3), because = a.because }
 end
 
 -- Decisions ------------------------------------------------------------
