@@ -89,6 +89,11 @@ return {
     assert.are.equal("invalid_policy", code)
   end)
 
+  it("refuses a value that is not data", function()
+    local _, msg = policy.compile("return { products = {\n  smartermail = { migration_days = function() end } } }", "test.lua")
+    assert.are.equal("test.lua:2: products.smartermail: policy.migration_days must be a whole number from 1 to 36500", msg)
+  end)
+
   it("refuses a value out of the catalogue's bounds in an edition, on its line", function()
     local _, msg = policy.compile([[
 return {

@@ -750,12 +750,14 @@ local function check_products(P, products, source, name, cat)
         values[k] = v
       end
     end
-    values = sandbox.copy(values, 3)
+    -- The values as written are checked (a function where a number
+    -- belongs is refused, not dropped), then kept as a plain copy.
     local ok, msg = check:resolve_policy(values)
     if not ok then
       local key = msg:match("^policy%.([%w_]+)")
       return refuse(name, locate(source, { "products", id, key or id }), format("products.%s: %s", pid, msg))
     end
+    values = sandbox.copy(values, 3)
     local out = { values = values }
     if editions ~= nil then
       if type(editions) ~= "table" then
@@ -789,13 +791,13 @@ local function check_products(P, products, source, name, cat)
           return refuse(name, locate(source, ewhere),
                         format("products.%s.editions.%s must be a table of policy settings", pid, ed))
         end
-        ev = sandbox.copy(ev, 3)
         ok, msg = check:resolve_policy(merge(merge({}, values), ev))
         if not ok then
           local key = msg:match("^policy%.([%w_]+)")
           ewhere[#ewhere + 1] = key
           return refuse(name, locate(source, ewhere), format("products.%s.editions.%s: %s", pid, ed, msg))
         end
+        ev = sandbox.copy(ev, 3)
         out.editions[e] = ev
       end
     end
