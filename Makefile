@@ -258,6 +258,8 @@ bench: deps
 	  LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" \
 	    $$vm spec/bench/$$bench.lua || exit 1; \
 	done; done
+	@for vm in lua5.4 luajit; do LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' \
+	  LUA_CPATH="$(CURDIR)/build/$$vm/?.so;;" $$vm spec/bench/policy.lua || exit 1; done
 	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
 	  lua5.4 spec/bench/gateway.lua
 	@LUA_PATH='$(LUA_PATH_HERE);$(CURDIR)/spec/?.lua;;' LUA_CPATH="$(CURDIR)/build/lua5.4/?.so;;" \
