@@ -7,6 +7,7 @@
 local licensor = require "licensor"
 local core = require "licensor.core"
 local stores = require "support.stores"
+local fixtures = require "support.fixtures"
 local read = require("support.files").read
 
 local DIR = "lua/licensor/policies/"
@@ -186,6 +187,27 @@ describe("fallback_bugfixes.lua (eligible hook: R3)", function()
     assert.is_true(store:activate(lic.key, "a", 6855, "2019-06-01").ok)
     local denied = plain:activate(same.key, "a", 6855, "2019-06-01")
     assert.are.same({ false, "newer_than_eligible" }, { denied.ok, denied.code })
+  end)
+
+  it("puts the cap in the certificate, so the offline verifier allows the bugfix and nothing above it", function()
+    local key_path = fixtures.new_key()
+    finally(function() os.remove(key_path); os.remove(key_path .. ".pub") end)
+    local store = new_store("fallback_bugfixes")
+    assert(store:use_signing_key(key_path))
+    local lic = issue(store, LAPSED)
+    assert.is_true(store:activate(lic.key, "a", 6855, "2019-06-01", fixtures.machine(1)).ok)
+    local text = assert(store:certificate(lic.key, "a", "2019-06-01"))
+    assert.matches("\nbuild_cap: 6855\nbuild_cap_released: 2018%-10%-08\n", text)
+    assert.is_true(core.may_run_build(text, 6855, "2018-10-08", 13, "2019-06-02"))
+    assert.is_false(core.may_run_build(text, 6911, "2018-12-03", 100, "2019-06-02"))
+    -- Without the file the same license's certificate has no cap (format 1).
+    local plain = new_store()
+    assert(plain:use_signing_key(key_path))
+    local same = issue(plain, LAPSED)
+    assert.is_true(plain:activate(same.key, "a", 6802, "2019-06-01", fixtures.machine(1)).ok)
+    local text1 = assert(plain:certificate(same.key, "a", "2019-06-01"))
+    assert.is_nil(text1:find("build_cap", 1, true))
+    assert.is_false(core.may_run_build(text1, 6855, "2018-10-08", 13, "2019-06-02"))
   end)
 
   it("does not give a bugfix before it is released", function()
