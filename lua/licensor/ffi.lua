@@ -11,7 +11,7 @@ local _M = {}
 local ok_ffi, ffi = pcall(require, "ffi")
 local core = require "licensor.core"
 
-local type, setmetatable = type, setmetatable
+local type, setmetatable, rawget = type, setmetatable, rawget
 local classic_eligible = core.catalogue_methods.eligible
 local classic_close = core.catalogue_methods.close
 
@@ -142,11 +142,12 @@ local function fill(lic, on)
      and set_date("on", "on_len", on)
 end
 
--- A license with policy values of its own (lic.policy) goes to the classic
--- binding, which reads them; the query here carries only the catalogue's.
+-- A license with policy values of its own (lic.policy, read raw as the
+-- binding reads it) goes to the classic binding, which reads them; the
+-- query here carries only the catalogue's.
 function _M.eligible(cat, lic, on)
   local entry = compiled[cat] or compiled_of(cat)
-  if entry ~= nil and type(lic) == "table" and lic.policy == nil and fill(lic, on) then
+  if entry ~= nil and type(lic) == "table" and rawget(lic, "policy") == nil and fill(lic, on) then
     local index = lib.lsr_ffi_eligible(entry[1], query)
     if index >= 0 then return entry[2][index + 1] end
   end
