@@ -267,6 +267,9 @@ static int cat_status(lua_State *L)
   lsr_code code, validity;
   int build = -1, n;
   if ((n = lb_read_query(L, cat, &lic, 3, &on, NULL))) return n;
+  /* The license's fields stay on the stack below the answer, the add-ons'
+   * walk and the overrides' copy: room for all of them. */
+  luaL_checkstack(L, LUA_MINSTACK, NULL);
   validity = lsr_validity(&lic, on);
   code = lsr_eligible(&lic, on, &build);
   lua_createtable(L, 0, 11);
@@ -406,6 +409,7 @@ static int cat_quote_upgrade(lua_State *L)
   if (code != LSR_OK) return lb_push_refusal(L, 0, 2, &lic, on, code);
   if (lic.edition < 0 || lic.level == LSR_LEVEL_NONE)
     return lb_license_fail(L, 2, "invalid_license", "an upgrade needs the license's edition and level");
+  luaL_checkstack(L, LUA_MINSTACK, NULL);   /* the license's fields stay below the target's */
   if ((n = read_target(L, &lic, &target))) return n;
   code = lsr_quote_upgrade(&lic, &target, on, &amount, &major);
   if (code != LSR_OK) return quote_refusal(L, &lic, &target, code, major);

@@ -2,9 +2,9 @@
  * l_fraud.c -- the catalogue's R9-R11 methods: cat:migration (the window),
  * cat:admission (one more new server), cat:installation_active and
  * cat:ladder (the steps due in a fraud case), each with the license's own
- * policy values when it carries them (lic.policy, see l_policy.c).  Installations come in as
- * Lua tables and are read into a scratch userdata, so a failed read leaks
- * nothing.
+ * policy values when it carries them (lic.policy, see l_policy.c).
+ * Installations come in as Lua tables and are read into a scratch
+ * userdata, so a failed read leaks nothing.
  */
 #include "lbind.h"
 
@@ -74,9 +74,9 @@ static void push_migration(lua_State *L, const lsr_migration *m)
   }
 }
 
-/* Reads the license (arg 2), its policy values, its failover flag, `on` (arg on_arg) and
- * the installations list (arg 3) into a scratch userdata with room for
- * `spare` more.  Returns 0 or a failure count. */
+/* Reads the license (arg 2), its policy values, its failover flag, `on`
+ * (arg on_arg) and the installations list (arg 3) into a scratch userdata
+ * with room for `spare` more.  Returns 0 or a failure count. */
 static int read_window_query(lua_State *L, const lsr_catalogue *cat, int on_arg, int spare,
                              lsr_license *lic, const lsr_policy **policy, lsr_day *on, bool *failover,
                              lsr_installation **inst, int *count)

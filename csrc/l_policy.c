@@ -108,13 +108,18 @@ static int pv_index(lua_State *L)
       lua_pushinteger(L, lsr_policy_get(pol, f));
       return 1;
     }
-  if (strcmp(key, "renewal_basis") == 0) lua_pushstring(L, lb_basis_name(pol->renewal_basis));
-  else if (strcmp(key, "fingerprint_match") == 0) lua_pushstring(L, lb_match_name(pol->fingerprint_match));
-  else if (strcmp(key, "checkout_url") == 0 && pol->checkout_url[0] != '\0') lua_pushstring(L, pol->checkout_url);
-  else if (strcmp(key, "reminders") == 0) {
+  if (strcmp(key, "renewal_basis") == 0) {
+    lua_pushstring(L, lb_basis_name(pol->renewal_basis));
+  } else if (strcmp(key, "fingerprint_match") == 0) {
+    lua_pushstring(L, lb_match_name(pol->fingerprint_match));
+  } else if (strcmp(key, "checkout_url") == 0 && pol->checkout_url[0] != '\0') {
+    lua_pushstring(L, pol->checkout_url);
+  } else if (strcmp(key, "reminders") == 0) {
     lb_push_policy(L, pol);
     lua_getfield(L, -1, "reminders");
-  } else return 0;
+  } else {
+    return 0;
+  }
   return 1;
 }
 
