@@ -22,10 +22,11 @@
 local core = require "licensor.core"
 local sandbox = require "licensor.policy.sandbox"
 
-local type, tostring, tonumber, setmetatable, rawset, pcall, require, pairs = type, tostring,
-  tonumber, setmetatable, rawset, pcall, require, pairs
+local type, tostring, tonumber, setmetatable, rawset, pcall, require, pairs, assert = type, tostring,
+  tonumber, setmetatable, rawset, pcall, require, pairs, assert
 local format = string.format
 local today = core.today
+local run_hook = core.run_hook
 local build_view = sandbox.build_view
 
 local _M = {}
@@ -85,23 +86,45 @@ function _M.bind(P, cat)
   end
 
   local raw_eligible = cat.eligible
-  local decide_eligible, eligible_data = P:decider("eligible", cat)
-  local eligible_input = {}
+  local site = P:hook_site("eligible", cat)
+  local decide_eligible = site ~= nil
 
   -- The eligible hook on a built-in answer (b, or msg and code): the
-  -- record, or the built-in answer.  The hot path: the ctx's data is
-  -- filled here, field by field.
+  -- record, or the built-in answer.  The hottest path, so P:decider's
+  -- steps are written out here: the ctx's data filled field by field,
+  -- run_hook called directly, the data emptied without a loop.
+  local hook_fn, limits, ctx, data, finish = nil, nil, nil, nil, nil
+  local eager, n_eager, state, eligible_set, prefetch, views
+  if site then
+    hook_fn, limits, ctx, data, finish = site.fn, site.limits, site.ctx, site.data, site.finish
+    eager, n_eager, state = site.eager, #site.eager, sandbox.state
+    eligible_set, prefetch, views = sandbox.FIELD_SET.eligible, sandbox.prefetch, sandbox.BUILD_VIEWS
+    -- The fields emptied below must be every field of the eligible ctx.
+    assert(table.concat(sandbox.FIELDS.eligible, " ") == "day license policy build refused builds")
+  end
+  local e_input = {}
   local function hooked_eligible(w, lic, on, b, msg, code)
-    local input, data = eligible_input, eligible_data
+    local input = e_input
     local day = on or today()
+    -- day and build stay in data between calls (no one can read this ctx
+    -- then; the next call overwrites them), so that both are assigned on
+    -- the VM's fast path; the fields made on a read are emptied.
     input.day, input.license, input.build, data.day = day, lic, b, day
     if b then
-      data.build = build_view(b)
+      data.build = views[b] or build_view(b)
     else
-      input.refused = { code = code, message = msg }
+      data.build, input.refused = nil, { code = code, message = msg }
     end
-    local answer, failure = decide_eligible(input, true)
-    input.day, input.license, input.build, input.refused = nil, nil, nil, nil
+    state.input, state.cat, state.fields = input, cat, eligible_set
+    for i = 1, n_eager do prefetch(data, eager[i]) end
+    local ok, result, message = run_hook(hook_fn, ctx, limits)
+    state.input = false
+    if state.dirty then
+      data.license, data.policy, data.refused, data.builds, state.dirty = nil, nil, nil, nil, false
+    end
+    local answer, failure
+    if not ok or result ~= nil then answer, failure = finish(input, ok, result, message) end
+    if not b then input.refused = nil end
     if w.trace then
       local before = b and b.number or code
       trace(w, "R3", "eligible", before, answer and answer.build or before, answer, failure)

@@ -431,27 +431,43 @@ end
 -- itself and pass filled = true; the table fields stay in input, copied
 -- when the hook reads them.  nil when the file has no such hook.
 function Policy:decider(hook, cat)
-  local fn = self.calls[hook]
-  if not fn then return nil end
-  local P, limits, check = self, self.limits, CHECK[hook]
-  local ctx, data = sandbox.new_ctx()
-  local state, fill = sandbox.state, sandbox.fill
-  local fields, field_set = sandbox.FIELDS[hook], sandbox.FIELD_SET[hook]
-  local n_fields = #fields
-  -- The table fields the file names (a text search: a field it reaches
-  -- by a computed name is still made when read), copied before the call.
-  local eager, prefetch = {}, sandbox.prefetch
-  for _, f in ipairs(fields) do
-    if sandbox.EAGER[f] and find(self.source, "%f[%w_]" .. f .. "%f[^%w_]") then eager[#eager + 1] = f end
-  end
-  local n_eager = #eager
+  local site = self:hook_site(hook, cat)
+  if not site then return nil end
+  local fn, limits, ctx, data, finish = site.fn, site.limits, site.ctx, site.data, site.finish
+  local state, fill, prefetch = sandbox.state, sandbox.fill, sandbox.prefetch
+  local fields, field_set, eager = sandbox.FIELDS[hook], sandbox.FIELD_SET[hook], site.eager
+  local n_fields, n_eager = #fields, #site.eager
   return function(input, filled)
     state.input, state.cat, state.fields = input, cat, field_set
     if not filled then fill(data, fields, input) end
     for i = 1, n_eager do prefetch(data, eager[i]) end
     local ok, result, message = run_hook(fn, ctx, limits)
-    state.input, state.cat, state.fields = nil, nil, nil
+    state.input = false
     for i = 1, n_fields do data[fields[i]] = nil end
+    if ok and result == nil then return nil end
+    return finish(input, ok, result, message)
+  end, data
+end
+
+-- P:hook_site(hook, cat) -> the parts of a decider, for a caller that
+-- runs the call itself (licensor.policy.bind's eligible, the hottest
+-- path): { fn =, limits =, ctx =, data =, eager = {field names to
+-- prefetch}, finish = function(input, ok, result, message) -> P:decide's
+-- answer for what run_hook answered }.  The caller sets sandbox.state
+-- around core.run_hook(fn, ctx, limits) and empties data after it, as
+-- P:decider does.
+function Policy:hook_site(hook, cat)
+  local fn = self.calls[hook]
+  if not fn then return nil end
+  local P, check = self, CHECK[hook]
+  local ctx, data = sandbox.new_ctx()
+  -- The table fields the file names (a text search: a field it reaches
+  -- by a computed name is still made when read), copied before the call.
+  local eager = {}
+  for _, f in ipairs(sandbox.FIELDS[hook]) do
+    if sandbox.EAGER[f] and find(self.source, "%f[%w_]" .. f .. "%f[^%w_]") then eager[#eager + 1] = f end
+  end
+  local function finish(input, ok, result, message)
     if not ok then return failed(P, hook, input, result, message) end
     if result == nil then return nil end
     if type(result) ~= "table" then
@@ -460,7 +476,8 @@ function Policy:decider(hook, cat)
     local answer, why = check(result, input, cat)
     if not answer then return fail(P, hook, input, "answer", why) end
     return answer
-  end, data
+  end
+  return { fn = fn, limits = self.limits, ctx = ctx, data = data, eager = eager, finish = finish }
 end
 
 -- P:decide(hook, input [, cat]) -> the checked answer, or nil (the hook

@@ -242,6 +242,7 @@ local function build_view(rec)
   return v
 end
 _M.build_view = build_view
+_M.BUILD_VIEWS = BUILD_VIEWS
 
 -- One table constructor, no loop: this runs inside the hook's budget,
 -- where each instruction costs (the license's fields are the scalars the
@@ -290,14 +291,18 @@ local MAKE = {
 -- its input, catalogue and hook's field set.  Hooks do not nest: nothing
 -- a hook can reach (the makers call only the catalogue's C methods) takes
 -- a decision.  licensor.policy's deciders set it around each call.
-local state = { input = nil, cat = nil, fields = nil }
+-- Idle, input is false (not nil: a field that keeps its slot is
+-- assigned on the VM's fast path, and this is set twice a call); dirty
+-- says make_field put a field into some data table since it was last
+-- emptied.
+local state = { input = false, cat = false, fields = false, dirty = false }
 _M.state = state
 
 -- A field made on its first read (a table field of the input, a host's
 -- thunk, or one of MAKE's), kept in the call's data for later reads.
 local function make_field(data, k)
   local input, fields = state.input, state.fields
-  if input == nil or not fields[k] then return nil end
+  if not input or not fields[k] then return nil end
   local v = input[k]
   local tv = type(v)
   if tv == "function" then
@@ -314,7 +319,10 @@ local function make_field(data, k)
   else
     v = copy(v, 0)
   end
-  if v ~= nil then rawset(data, k, v) end
+  if v ~= nil then
+    rawset(data, k, v)
+    state.dirty = true
+  end
   return v
 end
 
