@@ -2,9 +2,11 @@
 -- tree, the example product (spec/verifier/example.c) compiled against the
 -- installed header, shared and static library and pkg-config file, and run
 -- on a certificate the store issued for this machine, and against the
--- build directory; the whole C API (spec/verifier/verdicts.c) built with
--- ASan and UBSan: every verdict, revocation notices, returns and the state
--- file, saves that interleave; and the mac component's sources on a fake
+-- build directory; a program built for version 2.0 (its header kept in
+-- spec/verifier/abi-2.0) on today's library; the whole C API
+-- (spec/verifier/verdicts.c) built with ASan and UBSan: every verdict,
+-- format 2's build cap, revocation notices, returns and the state file,
+-- saves that interleave; and the mac component's sources on a fake
 -- /sys/class/net (spec/verifier/machine.c).
 local licensor = require "licensor"
 local core = require "licensor.core"
@@ -94,6 +96,46 @@ describe("the verifier library in the build directory", function()
       "/vendor.key.pub"))
     files.remove_dir(dir)
   end)
+
+  it("runs a program built for 2.0 unchanged: the same layout, and a capped certificate answered safely", function()
+    local dir = files.temp_dir()
+    assert.matches("exit=0", run("make -s verify-lib >/dev/null"))
+    local layouts = {}
+    for i, include in ipairs({ "spec/verifier/abi-2.0", "csrc" }) do
+      assert.matches("exit=0", run("cc -std=c99 -Wall -Wextra -Werror -I " .. include ..
+        " spec/verifier/layout.c -o " .. dir .. "/layout" .. i))
+      layouts[i] = run(dir .. "/layout" .. i)
+    end
+    assert.matches("^sizeof lsrv_public_key %d+\n.*lsrv_certificate%.kind %d+\n.*exit=0\n$", layouts[1])
+    assert.are.equal(layouts[1], layouts[2])
+    -- example.c built against the 2.0 header, run on build/verify's 2.1.
+    assert.matches("exit=0", run("cc -std=c99 -Wall -Wextra -Werror -I spec/verifier/abi-2.0 " ..
+      "spec/verifier/example.c -Lbuild/verify -llicensor-verify -Wl,-rpath," .. os.getenv("PWD") ..
+      "/build/verify -o " .. dir .. "/example-2.0"))
+    assert(certificate.new_key_files(dir .. "/vendor.key"))
+    local key = assert(certificate.read_signing_key(dir .. "/vendor.key"))
+    local today = licensor.today()
+    local fp = "v1:mid=1111111111111111,uuid=2222222222222222,mac=3333333333333333,host=4444444444444444"
+    local function example(over)
+      local f = { license = "K1", server = "mail1", product = "smartertrack", edition = "enterprise", level = 5,
+                  kind = "perpetual", start = "2018-06-01", ms_expires = core.date(core.day(today) + 100),
+                  addons = { eas = core.date(core.day(today) + 100) }, newest_major = 100, fingerprint = fp,
+                  match = "most", issued = today .. "T00:00:00Z", refresh_by = core.date(core.day(today) + 30),
+                  grace_days = 14 }
+      for k, v in pairs(over or {}) do f[k] = v end
+      files.write(dir .. "/license.cert", certificate.text(f, key))
+      return run(dir .. "/example-2.0 " .. dir .. "/license.cert " .. dir .. "/vendor.key.pub " .. fp)
+    end
+    -- Build 6911 (2018-12-03): format 1 runs it; a cap released after it
+    -- too; a cap released that same day is refused by lsrv_may_run, which
+    -- cannot tell the cap's build from a later one of that day.
+    assert.are.equal("valid 0\nbuild 6911 may run\neas works\nexit=0\n", example())
+    assert.are.equal("valid 0\nbuild 6911 may run\neas works\nexit=0\n",
+      example{ build_cap = 6912, build_cap_released = "2018-12-04" })
+    assert.are.equal("valid 0\nbuild 6911 may not run\neas works\nexit=0\n",
+      example{ build_cap = 6911, build_cap_released = "2018-12-03" })
+    files.remove_dir(dir)
+  end)
 end)
 
 describe("the verifier's C API under ASan and UBSan", function()
@@ -165,6 +207,45 @@ describe("the verifier's C API under ASan and UBSan", function()
     for _, case in ipairs(cases) do
       assert.are.equal(case[1], verdict(case[2], case[3], case[4], case[5]), case[1])
     end
+  end)
+
+  -- verdicts --may-run on DAY for builds {number, release date, major}:
+  -- the verdict and format, then "NUMBER OLD NEW" (lsrv_may_run,
+  -- lsrv_may_run_build) for each.
+  local function may_run(path, now, day, builds)
+    local args = { program, "--may-run", pub, "smartertrack", tostring(now), path, tostring(core.day(day)) }
+    for _, b in ipairs(builds) do args[#args + 1] = b[1] .. ":" .. core.day(b[2]) .. ":" .. b[3] end
+    return (run(table.concat(args, " ")):gsub("\nexit=0\n$", ""):gsub("\n", " "))
+  end
+
+  it("honours format 2's build cap: up to the cap with lsrv_may_run_build, below its day with lsrv_may_run", function()
+    -- M&S to 2018-11-30; the cap: 6911 (2018-12-03), a fix after the expiry.
+    local over = { start = "2017-12-01", ms_expires = "2018-11-30", issued = "2018-12-10T00:00:00Z",
+                   refresh_by = "2019-01-09" }
+    local plain = cert("plain.cert", over)
+    over.build_cap, over.build_cap_released = 6911, "2018-12-03"
+    local capped = cert("capped.cert", over)
+    local builds = { { 6855, "2018-10-08", 13 }, { 6911, "2018-12-03", 13 }, { 6912, "2018-12-03", 13 },
+                     { 6947, "2019-01-11", 13 }, { 7010, "2019-03-15", 14 } }
+    assert.are.equal("valid 1 6855 yes yes 6911 no no 6912 no no 6947 no no 7010 no no",
+      may_run(plain, at("2018-12-10"), "2018-12-10", builds))
+    assert.are.equal("valid 2 6855 yes yes 6911 no yes 6912 no no 6947 no no 7010 no no",
+      may_run(capped, at("2018-12-10"), "2018-12-10", builds))
+    -- Before the capped build was released (a clock within the tolerance).
+    assert.are.equal("valid 2 6911 no no", may_run(capped, at("2018-12-10"), "2018-12-02", { builds[2] }))
+    -- A lowered cap on a license with M&S: below the cap's day only, for
+    -- the old entry point.
+    local lowered = cert("lowered.cert", { start = "2018-06-01", ms_expires = "2019-05-31",
+      issued = "2019-04-01T00:00:00Z", refresh_by = "2019-05-01", build_cap = 6947,
+      build_cap_released = "2019-01-11" })
+    assert.are.equal("valid 2 6855 yes yes 6911 yes yes 6947 no yes 7010 no no",
+      may_run(lowered, at("2019-04-02"), "2019-04-02", { builds[1], builds[2], builds[4], builds[5] }))
+    -- The cap edited: bad_signature; format 3: malformed.
+    local edited = dir .. "/edited.cert"
+    files.write(edited, (read(capped):gsub("build_cap: 6911", "build_cap: 7010")))
+    assert.are.equal("bad_signature 2", may_run(edited, at("2018-12-10"), "2018-12-10", builds))
+    files.write(edited, (read(capped):gsub("format: 2", "format: 3")))
+    assert.are.equal("malformed 0", may_run(edited, at("2018-12-10"), "2018-12-10", builds))
   end)
 
   it("applies revocation notices to the state: revoked, a newer certificate valid, strangers refused", function()

@@ -794,3 +794,248 @@ describe("the verifier", function()
     end)
   end)
 end)
+
+-- Format 2: a policy's eligible hook decided another build than the
+-- rules' own, and the certificate carries it (build_cap), so that the
+-- offline verifier agrees with the store without running the policy.
+describe("a certificate's build cap (format 2)", function()
+  local key_path, public, signing_key
+
+  -- SmarterTrack's fixture builds: 6855 (13.4, 2018-10-08), 6911 (13.5,
+  -- 2018-12-03), 6947 (13.5, 2019-01-11), 7010 (14.0, 2019-03-15).
+  local B = {}
+
+  -- A lapsed license's fallback major keeps its fixes released after the
+  -- M&S expiry (a cap raised above the rules' cutoff).
+  local RAISE = [[
+return {
+  eligible = function(ctx)
+    local fallback, lic = ctx.build, ctx.license
+    if not fallback or lic.kind ~= "perpetual" or not lic.ms_expires or ctx.day <= lic.ms_expires then
+      return nil
+    end
+    local best
+    for _, b in ipairs(ctx.builds) do
+      if b.number > fallback.number and b.major == fallback.major and b.released <= ctx.day then best = b end
+    end
+    if best then return { build = best.number, because = "fixes of the fallback's major" } end
+  end,
+}
+]]
+  -- Licenses tagged "stay13" stay on major 13 (a cap below the rules').
+  local LOWER = [[
+return {
+  eligible = function(ctx)
+    if not (ctx.license.tags and ctx.license.tags.stay13) or not ctx.build or ctx.build.major <= 13 then
+      return nil
+    end
+    local best
+    for _, b in ipairs(ctx.builds) do
+      if b.major == 13 and b.released <= ctx.day then best = b end
+    end
+    if best then return { build = best.number, because = "stays on 13" } end
+  end,
+}
+]]
+
+  setup(function()
+    key_path, public = new_key()
+    signing_key = assert(certificate.read_signing_key(key_path))
+    local s = stores.new(":memory:")
+    for _, b in ipairs(s:catalogue():builds("smartertrack")) do B[b.number] = b end
+  end)
+
+  teardown(function()
+    os.remove(key_path)
+    os.remove(key_path .. ".pub")
+  end)
+
+  local function new_store(policy)
+    local store = stores.new(":memory:")
+    assert(store:use_signing_key(key_path))
+    if policy then assert(store:import_policy(policy, "cap.lua", "2018-01-01")) end
+    return store
+  end
+
+  local function verify(text, now)
+    return licensor.verify(text, { public_keys = { public }, product = "smartertrack", fingerprint = FP,
+                                   now = at(now) })
+  end
+
+  -- The old entry point and the new one, for a build of the fixtures.
+  local function runs(text, number, day)
+    local b = B[number]
+    return { core.may_run(text, b.released, b.major, day), core.may_run_build(text, number, b.released, b.major, day) }
+  end
+
+  local function fields(over)
+    local f = { license = "K1", server = "mail1", product = "smartertrack", edition = "enterprise", level = 5,
+                kind = "perpetual", start = "2017-12-01", ms_expires = "2018-11-30", addons = {},
+                newest_major = 13, fingerprint = FP, match = "most", issued = "2018-12-10T00:00:00Z",
+                refresh_by = "2019-01-09", grace_days = 14 }
+    for k, v in pairs(over or {}) do f[k] = v end
+    return f
+  end
+
+  it("lets the capped bugfix build run offline and refuses a build above the cap", function()
+    local text = certificate.text(fields{ build_cap = 6911, build_cap_released = "2018-12-03" }, signing_key)
+    assert.matches("\ngrace_days: 14\nbuild_cap: 6911\nbuild_cap_released: 2018%-12%-03\nsignature: ", text)
+    local r = verify(text, "2018-12-10")
+    assert.are.same({ "valid", 2, 6911, "2018-12-03" },
+      { r.verdict, r.certificate.format, r.certificate.build_cap, r.certificate.build_cap_released })
+    -- { lsrv_may_run, lsrv_may_run_build } on 2018-12-10
+    assert.are.same({ true, true }, runs(text, 6855, "2018-12-10"))     -- the fallback
+    assert.are.same({ false, true }, runs(text, 6911, "2018-12-10"))    -- the cap: a fix after the expiry
+    assert.are.same({ false, false }, runs(text, 6947, "2018-12-10"))   -- above the cap
+    assert.are.same({ false, false }, runs(text, 7010, "2019-04-01"))
+    assert.are.same({ false, false }, runs(text, 6911, "2017-11-30"))   -- before the start (R1)
+  end)
+
+  it("lowered below the rules' build, holds the license to it; the old entry point stays below it", function()
+    local on = fields{ ms_expires = "2019-11-30", issued = "2019-04-01T00:00:00Z", refresh_by = "2019-05-01" }
+    local plain = certificate.text(on, signing_key)
+    on.build_cap, on.build_cap_released = 6947, "2019-01-11"
+    local text = certificate.text(on, signing_key)
+    assert.are.equal("valid", verify(text, "2019-04-02").verdict)
+    assert.are.same({ true, true }, runs(plain, 7010, "2019-04-02"))   -- format 1: 14.0 on M&S
+    assert.are.same({ false, false }, runs(text, 7010, "2019-04-02"))   -- capped at 6947
+    assert.are.same({ true, true }, runs(text, 6911, "2019-04-02"))
+    -- Released on the cap's day: the old entry point, without the number,
+    -- cannot tell the cap from a later build of that day, and refuses.
+    assert.are.same({ false, true }, runs(text, 6947, "2019-04-02"))
+  end)
+
+  it("answers a lease past its end and a trial past its days no, cap or not", function()
+    local lease = certificate.text(fields{ kind = "lease", ms_expires = nil, ends = "2019-01-01",
+                                           build_cap = 6911, build_cap_released = "2018-12-03" }, signing_key)
+    assert.are.same({ false, true }, runs(lease, 6911, "2018-12-31"))
+    assert.are.same({ false, false }, runs(lease, 6911, "2019-01-01"))
+  end)
+
+  it("cannot be widened: an edited cap is bad_signature, one cut off or half of one malformed", function()
+    local text = certificate.text(fields{ build_cap = 6911, build_cap_released = "2018-12-03" }, signing_key)
+    assert.are.equal("bad_signature", verify((text:gsub("build_cap: 6911", "build_cap: 6947")), "2018-12-10").verdict)
+    assert.are.equal("bad_signature", verify((text:gsub("released: 2018%-12%-03", "released: 2019-01-11")),
+      "2018-12-10").verdict)
+    -- Back to format 1 without the cap: the signed bytes change.
+    local as_1 = text:gsub("format: 2", "format: 1"):gsub("build_cap: [^\n]*\nbuild_cap_released: [^\n]*\n", "")
+    assert.are.equal("bad_signature", verify(as_1, "2018-12-10").verdict)
+    assert.are.equal("malformed", verify((text:gsub("build_cap_released: [^\n]*\n", "")), "2018-12-10").verdict)
+    assert.are.equal("malformed", verify((text:gsub("format: 2", "format: 1")), "2018-12-10").verdict)
+    assert.are.equal("malformed", verify((text:gsub("build_cap: 6911", "build_cap: -")), "2018-12-10").verdict)
+    assert.are.equal("malformed", verify((text:gsub("build_cap: 6911", "build_cap: 0")), "2018-12-10").verdict)
+    assert.are.equal("malformed", verify((text:gsub("build_cap: 6911", "build_cap: -6911")), "2018-12-10").verdict)
+    assert.are.equal("malformed", verify((text:gsub("build_cap: 6911", "build_cap: 1234567890123456")),
+      "2018-12-10").verdict)
+    -- Every other byte of the cap's lines, every value: never valid.
+    local first, last = text:find("build_cap: [^\n]*\nbuild_cap_released: [^\n]*\n")
+    local allowed = { bad_signature = true, malformed = true }
+    for i = first, last do
+      for v = 0, 255 do
+        if v ~= text:byte(i) then
+          local verdict = verify(text:sub(1, i - 1) .. string.char(v) .. text:sub(i + 1), "2018-12-10").verdict
+          assert.is_true(allowed[verdict], "byte " .. i .. " -> " .. v .. ": " .. verdict)
+        end
+      end
+    end
+  end)
+
+  it("of format 2 with no cap (both '-') answers as format 1; formats 0, 3 and 10 are malformed", function()
+    local text1 = certificate.text(fields(), signing_key)
+    local body = text1:match("^(.-)signature: "):gsub("format: 1", "format: 2") ..
+      "build_cap: -\nbuild_cap_released: -\n"
+    local text2 = body .. "signature: " .. assert(core.sign(body, signing_key.secret)) ..
+      "\n-----END LICENSOR CERTIFICATE-----\n"
+    local r = verify(text2, "2018-12-10")
+    assert.are.same({ "valid", 2 }, { r.verdict, r.certificate.format })
+    assert.is_nil(r.certificate.build_cap)
+    for _, number in ipairs({ 6855, 6911, 6947 }) do
+      assert.are.same(runs(text1, number, "2018-12-10"), runs(text2, number, "2018-12-10"), number)
+    end
+    for _, format in ipairs({ "0", "3", "10" }) do
+      for _, text in ipairs({ text1, text2 }) do
+        local b = text:match("^(.-)signature: "):gsub("format: %d", "format: " .. format)
+        local t = b .. "signature: " .. assert(core.sign(b, signing_key.secret)) ..
+          "\n-----END LICENSOR CERTIFICATE-----\n"
+        assert.are.equal("malformed", verify(t, "2018-12-10").verdict, format)
+      end
+    end
+  end)
+
+  it("keeps format 1 exactly as it was: the same 21 fields, and the number plays no part", function()
+    local text = certificate.text(fields(), signing_key)
+    local names = {}
+    for name in text:gmatch("\n([%l_]+): ") do names[#names + 1] = name end
+    table.remove(names)   -- signature
+    assert.are.same(certificate.FIELDS, names)
+    assert.are.equal(1, core.read_certificate(text).format)
+    for number, b in pairs(B) do
+      for _, day in ipairs({ "2018-06-01", "2018-12-10", "2019-06-30" }) do
+        assert.are.equal(core.may_run(text, b.released, b.major, day),
+                         core.may_run_build(text, number, b.released, b.major, day))
+        assert.are.equal(core.may_run(text, b.released, b.major, day),
+                         core.may_run_build(text, 1, b.released, b.major, day))
+      end
+    end
+  end)
+
+  it("is issued by the store when a policy's eligible hook raises the build, and the verifier honours it", function()
+    local store = new_store(RAISE)
+    local lic = stores.issue(store, { start = "2017-12-01" })   -- M&S to 2018-11-30: falls back to 6855
+    local cat = store:catalogue()
+    assert.are.same({ 6855, 6911 }, { cat.raw:eligible(store:get(lic.key), "2018-12-10").number,
+                                      cat:eligible(store:get(lic.key), "2018-12-10").number })
+    assert.is_true(store:activate(lic.key, "mail1", 6911, "2018-12-10", FP).ok)
+    local text = assert(store:certificate(lic.key, "mail1", "2018-12-10"))
+    local r = verify(text, "2018-12-10")
+    assert.are.same({ "valid", 2, 6911, "2018-12-03" },
+      { r.verdict, r.certificate.format, r.certificate.build_cap, r.certificate.build_cap_released })
+    -- On the issue day the offline answer is the store's, build for build;
+    -- over the certificate's life it never allows what the store refuses.
+    local last = core.day(r.certificate.refresh_by) + r.certificate.grace_days
+    local held = store:get(lic.key)
+    for number, b in pairs(B) do
+      for day = core.day("2018-12-10"), last do
+        local online = cat:can_install(held, number, core.date(day)) == true
+        local offline = core.may_run_build(text, number, b.released, b.major, core.date(day))
+        if day == core.day("2018-12-10") then assert.are.equal(online, offline, number) end
+        if offline then assert.is_true(online, number .. " on " .. core.date(day)) end
+      end
+    end
+    assert.are.same({ false, true }, runs(text, 6911, "2018-12-10"))
+    assert.are.same({ false, false }, runs(text, 6947, "2019-01-12"))   -- released since: a refresh gives it
+    for day = core.day("2018-12-11"), core.day("2019-01-11") do
+      assert.is_true(store:checkin(lic.key, "mail1", core.date(day), 6911, FP).ok)
+    end
+    assert.is_true(store:checkin(lic.key, "mail1", "2019-01-12", 6947, FP).ok)   -- the fix installed
+    local later = assert(store:certificate(lic.key, "mail1", "2019-01-12"))
+    assert.are.equal(6947, core.read_certificate(later).build_cap)
+    assert.are.same({ false, true }, runs(later, 6947, "2019-01-12"))
+  end)
+
+  it("is issued lowered for the licenses a hook holds back", function()
+    local store = new_store(LOWER)
+    local lic = stores.issue(store, { start = "2018-06-01" })           -- M&S to 2019-05-31
+    assert(store:set(lic.key, { tags = { "stay13" } }, "2018-06-01"))
+    assert.is_true(store:activate(lic.key, "mail1", 6947, "2019-04-01", FP).ok)
+    local text = assert(store:certificate(lic.key, "mail1", "2019-04-01"))
+    local c = core.read_certificate(text)
+    assert.are.same({ 2, 6947, "2019-01-11" }, { c.format, c.build_cap, c.build_cap_released })
+    assert.are.same({ false, false }, runs(text, 7010, "2019-04-01"))
+    assert.are.same({ true, true }, runs(text, 6911, "2019-04-01"))
+  end)
+
+  it("stays format 1 without a policy, and where the hook leaves the rules' build", function()
+    for _, policy in ipairs({ false, RAISE, LOWER }) do
+      local store = new_store(policy or nil)
+      local lic = stores.issue(store, { start = "2018-06-01" })          -- on M&S: neither hook applies
+      assert.is_true(store:activate(lic.key, "mail1", 6911, "2018-12-10", FP).ok)
+      local text = assert(store:certificate(lic.key, "mail1", "2018-12-10"))
+      assert.matches("\nformat: 1\n", text)
+      assert.is_nil(text:find("build_cap", 1, true))
+      -- The same bytes as format 1's writer makes of its fields.
+      local f = core.read_certificate(text)
+      assert.are.equal(text, certificate.text(f, signing_key))
+    end
+  end)
+end)

@@ -2,7 +2,7 @@
  * fuzz_certificate.c -- libFuzzer target: the certificate reader, the
  * whole verify path and the revocation notice reader on any bytes, against
  * a fixed public key.  Nothing may crash; nothing unsigned may come out
- * valid or be applied.
+ * valid or be applied; a certificate's build cap is never exceeded.
  */
 #include "licensor_verify.h"
 
@@ -25,11 +25,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   state.revoked = LSRV_NOT_REVOKED;
   (void)lsrv_public_key_parse(pub, sizeof pub - 1, &key);
   memcpy(key.id, "0000000000000000", 17);
-  (void)lsrv_read((const char *)data, size, &cert);
+  if (lsrv_read((const char *)data, size, &cert) == LSRV_VALID) {
+    /* Without a cap the number plays no part; with one, nothing above it
+     * runs, and the old entry point stays below the cap's day. */
+    bool run_old = lsrv_may_run(&cert, 17868, 100, 20000);
+    if (cert.build_cap == 0) {
+      if (run_old != lsrv_may_run_build(&cert, 6911, 17868, 100, 20000)) abort();
+    } else if (cert.format != 2 || lsrv_may_run_build(&cert, cert.build_cap + 1, 17868, 100, 20000) ||
+               (run_old && 17868 >= cert.build_cap_released)) {
+      abort();
+    }
+  }
   lsrv_verify((const char *)data, size, &key, 1, "smartertrack", "v1:mid=00", 1800000000, &state, &result);
   /* The all-zero key signs nothing: no input can be valid. */
   if (result.verdict == LSRV_VALID || result.verdict == LSRV_GRACE) abort();
-  if (result.verdict != LSRV_MALFORMED) (void)lsrv_may_run(&result.cert, 17868, 100, 20000);
+  if (result.verdict != LSRV_MALFORMED) {
+    (void)lsrv_may_run(&result.cert, 17868, 100, 20000);
+    (void)lsrv_may_run_build(&result.cert, 6911, 17868, 100, 20000);
+  }
   /* A state bound to the license and server of the corpus's notice. */
   state.bound = true;
   memcpy(state.license, "99F5NFF-5Q99SQQ-2P6TC32-00BTK2G", 32);

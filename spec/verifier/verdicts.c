@@ -19,6 +19,11 @@
  *     (applies NOTICE, or returns CERT) and saves; A, loaded before all
  *     that, verifies at NOW and saves.  Prints A's verdict, then the
  *     verdict and reason of CERT against STATE loaded afresh
+ *   verdicts --may-run PUBLIC_KEY PRODUCT NOW CERT DAY BUILD...
+ *     verifies CERT at NOW (no machine check, no state), prints the
+ *     verdict and its format, then for each BUILD (NUMBER:RELEASED:MAJOR,
+ *     days as day numbers) "NUMBER OLD NEW": lsrv_may_run's and
+ *     lsrv_may_run_build's answer on DAY (a day number), "yes" or "no"
  *
  * Exits 0 when it ran, 2 for bad arguments or unreadable files.
  */
@@ -83,6 +88,24 @@ static int race(const lsrv_public_key *key, const char *product, int64_t now, co
   return 0;
 }
 
+/* --may-run: see the head of the file. */
+static int may_run(const lsrv_public_key *key, const char *product, int64_t now, const char *cert_path,
+                   int32_t day, int n_builds, char **builds)
+{
+  char cert[LSRV_CERT_MAX + 1];
+  lsrv_result r;
+  lsrv_verify(cert, slurp(cert_path, cert, sizeof cert), key, 1, product, NULL, now, NULL, &r);
+  printf("%s %d\n", lsrv_verdict_name(r.verdict), r.verdict == LSRV_MALFORMED ? 0 : r.cert.format);
+  if (r.verdict != LSRV_VALID && r.verdict != LSRV_GRACE) return 0;
+  for (int i = 0; i < n_builds; i++) {
+    long long number, released, major;
+    if (sscanf(builds[i], "%lld:%lld:%lld", &number, &released, &major) != 3) return 2;
+    printf("%lld %s %s\n", number, lsrv_may_run(&r.cert, (int32_t)released, (int64_t)major, day) ? "yes" : "no",
+           lsrv_may_run_build(&r.cert, (int64_t)number, (int32_t)released, (int64_t)major, day) ? "yes" : "no");
+  }
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   char cert[LSRV_CERT_MAX + 1], pub[512], notice[LSRV_CERT_MAX + 1];
@@ -101,6 +124,11 @@ int main(int argc, char **argv)
   if (argc == 8 && strcmp(argv[1], "--race") == 0) {
     if (!lsrv_public_key_parse(pub, slurp(argv[2], pub, sizeof pub), &key)) return 2;
     return race(&key, argv[3], (int64_t)strtoll(argv[4], NULL, 10), argv[5], argv[6], argv[7]);
+  }
+  if (argc >= 7 && strcmp(argv[1], "--may-run") == 0) {
+    if (!lsrv_public_key_parse(pub, slurp(argv[2], pub, sizeof pub), &key)) return 2;
+    return may_run(&key, argv[3], (int64_t)strtoll(argv[4], NULL, 10), argv[5], (int32_t)strtol(argv[6], NULL, 10),
+                   argc - 7, argv + 7);
   }
   if (argc == 6 && strcmp(argv[1], "--return") == 0) {
     if (!lsrv_public_key_parse(pub, slurp(argv[2], pub, sizeof pub), &key)) return 2;

@@ -58,13 +58,29 @@ local function holds_through(f)
   return through
 end
 
+-- The build cap a certificate carries (format 2): the eligible build of
+-- the active policy's hook, where it is not the rules' own, so that the
+-- offline verifier (lsrv_may_run_build) allows exactly what can_install
+-- allows on the issue day.  cat is the store's catalogue: a bound one (a
+-- table, W.raw the C catalogue) when a policy with hooks is active.
+local function build_cap(cat, lic, on)
+  if type(cat) ~= "table" or cat.raw == nil then return nil end
+  local hooked = cat:eligible(lic, on)
+  if not hooked then return nil end
+  local built_in = cat.raw:eligible(lic, on)
+  if built_in and built_in.number == hooked.number then return nil end
+  return hooked
+end
+
 -- The certificate's fields for the license's installation on `on`:
 -- refresh-by, grace and the fingerprint match from the license's own
--- values (its layers resolved).
+-- values (its layers resolved), and the build cap of a policy's eligible
+-- hook.
 local function fields(self, cat, lic, inst, on, issued)
   local newest = cat:newest_build(lic.product, on)
   local lock_first = lic.version_lock and cat:first_build_of(lic.product, lic.version_lock)
   local policy = common.policy_of(self, lic)
+  local cap = build_cap(cat, lic, on)
   return {
     license = lic.key, server = inst.server, product = lic.product, edition = lic.edition,
     level = lic.level, kind = lic.kind, start = lic.start, ms_expires = lic.ms_expires,
@@ -74,6 +90,7 @@ local function fields(self, cat, lic, inst, on, issued)
     fingerprint = inst.fingerprint, match = policy.fingerprint_match,
     issued = os_date("!%Y-%m-%dT%H:%M:%SZ", issued), refresh_by = add_days(on, policy.certificate_days),
     grace_days = policy.grace_days,
+    build_cap = cap and cap.number, build_cap_released = cap and cap.released,
   }
 end
 
