@@ -93,10 +93,11 @@ function _M.bind(P, cat)
   -- record, or the built-in answer.  The hottest path, so P:decider's
   -- steps are written out here: the ctx's data filled field by field,
   -- run_hook called directly, the data emptied without a loop.
-  local hook_fn, limits, ctx, data, finish = nil, nil, nil, nil, nil
+  local hook_fn, limits, ctx, data, finish, runner = nil, nil, nil, nil, nil, nil
   local eager, n_eager, state, eligible_set, prefetch, views
   if site then
-    hook_fn, limits, ctx, data, finish = site.fn, site.limits, site.ctx, site.data, site.finish
+    hook_fn, limits, ctx, data = site.fn, site.limits, site.ctx, site.data
+    finish, runner = site.finish, site.run
     eager, n_eager, state = site.eager, #site.eager, sandbox.state
     eligible_set, prefetch, views = sandbox.FIELD_SET.eligible, sandbox.prefetch, sandbox.BUILD_VIEWS
     -- The fields emptied below must be every field of the eligible ctx.
@@ -117,7 +118,12 @@ function _M.bind(P, cat)
     end
     state.input, state.cat, state.fields = input, cat, eligible_set
     for i = 1, n_eager do prefetch(data, eager[i]) end
-    local ok, result, message = run_hook(hook_fn, ctx, limits)
+    local ok, result, message
+    if runner then
+      ok, result, message = runner(hook_fn, ctx)
+    else
+      ok, result, message = run_hook(hook_fn, ctx, limits)
+    end
     state.input = false
     if state.dirty then
       data.license, data.policy, data.refused, data.builds, state.dirty = nil, nil, nil, nil, false

@@ -60,6 +60,9 @@ for _, s in ipairs(_M.LADDER_STEPS) do IS_STEP[s] = true end
 local MAX_INTEGER = constants.MAX_INTEGER
 
 local run_hook = core.run_hook
+-- core.hook_runner(limits) -> run(fn, arg), run_hook with the limits read
+-- once, where the core has it (each call then skips reading them).
+local hook_runner = core.hook_runner
 
 local Policy = {}
 Policy.__index = Policy
@@ -433,7 +436,8 @@ end
 function Policy:decider(hook, cat)
   local site = self:hook_site(hook, cat)
   if not site then return nil end
-  local fn, limits, ctx, data, finish = site.fn, site.limits, site.ctx, site.data, site.finish
+  local fn, limits, ctx, data = site.fn, site.limits, site.ctx, site.data
+  local finish, runner = site.finish, site.run
   local state, fill, prefetch = sandbox.state, sandbox.fill, sandbox.prefetch
   local fields, field_set, eager = sandbox.FIELDS[hook], sandbox.FIELD_SET[hook], site.eager
   local n_fields, n_eager = #fields, #site.eager
@@ -441,7 +445,12 @@ function Policy:decider(hook, cat)
     state.input, state.cat, state.fields = input, cat, field_set
     if not filled then fill(data, fields, input) end
     for i = 1, n_eager do prefetch(data, eager[i]) end
-    local ok, result, message = run_hook(fn, ctx, limits)
+    local ok, result, message
+    if runner then
+      ok, result, message = runner(fn, ctx)
+    else
+      ok, result, message = run_hook(fn, ctx, limits)
+    end
     state.input = false
     for i = 1, n_fields do data[fields[i]] = nil end
     if ok and result == nil then return nil end
@@ -453,9 +462,10 @@ end
 -- runs the call itself (licensor.policy.bind's eligible, the hottest
 -- path): { fn =, limits =, ctx =, data =, eager = {field names to
 -- prefetch}, finish = function(input, ok, result, message) -> P:decide's
--- answer for what run_hook answered }.  The caller sets sandbox.state
--- around core.run_hook(fn, ctx, limits) and empties data after it, as
--- P:decider does.
+-- answer for what run_hook answered, run = core.hook_runner(limits) or
+-- nil }.  The caller sets sandbox.state around run(fn, ctx) (or
+-- core.run_hook(fn, ctx, limits)) and empties data after it, as P:decider
+-- does.  P.limits are read when the site is made.
 function Policy:hook_site(hook, cat)
   local fn = self.calls[hook]
   if not fn then return nil end
@@ -477,7 +487,8 @@ function Policy:hook_site(hook, cat)
     if not answer then return fail(P, hook, input, "answer", why) end
     return answer
   end
-  return { fn = fn, limits = self.limits, ctx = ctx, data = data, eager = eager, finish = finish }
+  return { fn = fn, limits = self.limits, ctx = ctx, data = data, eager = eager, finish = finish,
+           run = hook_runner and hook_runner(self.limits) or nil }
 end
 
 -- P:decide(hook, input [, cat]) -> the checked answer, or nil (the hook
