@@ -7,7 +7,7 @@
 -- every edition, unless an edition of the file or the license's own
 -- override (licensor set KEY --policy migration_days=N) says otherwise.
 --
---   licensor policy import lua/licensor/policies/smartermail_migration.lua
+--   licensor policy import smartermail_migration      (a bundled file, by name)
 return {
   name = "smartermail-migration",
   products = {
