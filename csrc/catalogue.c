@@ -14,6 +14,7 @@ void lsr_policy_defaults(lsr_policy *policy)
   policy->trial_days = 30;
   policy->migration_days = 30;
   policy->migration_extra = 1;
+  policy->extra_servers = 0;
   policy->checkin_grace_days = 7;
   policy->renewal_basis = LSR_BASIS_FROM_EXPIRY;
   policy->phone_after_days = 7;
@@ -44,6 +45,7 @@ const lsr_policy_field lsr_policy_fields[] = {
   { "trial_days", offsetof(lsr_policy, trial_days), 1, 36500 },
   { "migration_days", offsetof(lsr_policy, migration_days), 1, 36500 },
   { "migration_extra", offsetof(lsr_policy, migration_extra), 0, 1000 },
+  { "extra_servers", offsetof(lsr_policy, extra_servers), 0, 1000 },
   { "migration_gap_days", offsetof(lsr_policy, migration_gap_days), 0, 36500 },
   { "checkin_grace_days", offsetof(lsr_policy, checkin_grace_days), 0, 36500 },
   { "phone_after_days", offsetof(lsr_policy, phone_after_days), 0, 36500 },

@@ -110,6 +110,7 @@ typedef struct {
   int trial_days;
   int migration_days;
   int migration_extra;
+  int extra_servers;       /* servers beyond R9's allowance (a layer's, e.g. an MSP's) */
   int checkin_grace_days;
   int renewal_basis;
   int phone_after_days;    /* ladder: days after the first step */

@@ -12,9 +12,9 @@
 
 #include <stdlib.h>
 
-int lsr_allowed_installations(bool failover)
+int lsr_allowed_installations(bool failover, const lsr_policy *policy)
 {
-  return failover ? 2 : 1;
+  return (failover ? 2 : 1) + policy->extra_servers;
 }
 
 /* First day the installation is no longer active. */

@@ -35,8 +35,9 @@ typedef struct {
   int delta;
 } lsr_edge;
 
-/* Installations allowed by R9. */
-int lsr_allowed_installations(bool failover);
+/* Installations allowed by R9 (1, or 2 with fail-over), plus the
+ * policy's extra_servers. */
+int lsr_allowed_installations(bool failover, const lsr_policy *policy);
 
 /* Is the installation active on `day` (R9)? */
 bool lsr_installation_active(const lsr_installation *inst, int grace_days, lsr_day day);

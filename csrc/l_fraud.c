@@ -118,7 +118,7 @@ static int cat_migration(lua_State *L)
   bool failover;
   int n, count;
   if ((n = read_window_query(L, cat, 4, 0, &lic, &policy, &on, &failover, &inst, &count))) return n;
-  lsr_migration_window(inst, count, lsr_allowed_installations(failover), policy, on,
+  lsr_migration_window(inst, count, lsr_allowed_installations(failover, policy), policy, on,
                        edges_after(inst, count + 1), &result);
   push_migration(L, &result);
   return 1;
@@ -137,7 +137,7 @@ static int cat_admission(lua_State *L)
   bool failover;
   int n, count, allowed;
   if ((n = read_window_query(L, cat, 4, 1, &lic, &policy, &on, &failover, &inst, &count))) return n;
-  allowed = lsr_allowed_installations(failover);
+  allowed = lsr_allowed_installations(failover, policy);
   lsr_migration_window(inst, count, allowed, policy, on, edges_after(inst, count + 2), &before);
   inst[count].first_seen = inst[count].last_seen = on;
   inst[count].deactivated = inst[count].held_until = LSR_NO_DAY;

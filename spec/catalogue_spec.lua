@@ -219,7 +219,7 @@ describe("compiled catalogue", function()
     assert.are.equal(6700, builds[1].number)
     assert.are.equal(7100, builds[#builds].number)
     assert.are.same({ ms_months = 12, trial_days = 30, migration_days = 30, migration_extra = 1,
-                      migration_gap_days = 14, checkin_grace_days = 7, phone_after_days = 7,
+                      extra_servers = 0, migration_gap_days = 14, checkin_grace_days = 7, phone_after_days = 7,
                       disable_after_days = 14, case_cooldown_days = 90, certificate_days = 30,
                       grace_days = 14, fingerprint_match = "most", ms_percent = 0,
                       drift_components = 1, drift_changes = 2, drift_days = 90,

@@ -153,6 +153,27 @@ describe("a license's policy value", function()
     assert.are.equal("2 installations are active, 1 allowed, and a migration may add only 0 more", message)
   end)
 
+
+  it("raises R9's allowance (extra_servers): the servers it adds are no excess for R10", function()
+    local msp = with(lic, { policy = resolve({ extra_servers = 1 }) })
+    -- Two servers for months: with the catalogue's allowance of one, a
+    -- migration that turned fraud; with one extra server, no excess at all.
+    assert.are.equal("fraud", cat:migration(lic, two, "2019-05-01").state)
+    assert.are.same({ state = "ok", allowed = 2, active = 2 },
+                    { state = cat:migration(msp, two, "2019-05-01").state,
+                      allowed = cat:migration(msp, two, "2019-05-01").allowed,
+                      active = cat:migration(msp, two, "2019-05-01").active })
+    -- A third server is a migration beyond the raised allowance, a fourth
+    -- beyond what a migration may add.
+    local admitted, window = cat:admission(msp, two, "2019-05-01")
+    assert.is_true(admitted)
+    assert.are.same({ "migrating", 3, 2 }, { window.state, window.active, window.allowed })
+    local three = { two[1], two[2], install("c", "2019-05-01", "2019-06-01") }
+    local ok, message, code = cat:admission(msp, three, "2019-05-02")
+    assert.is_false(ok)
+    assert.are.equal("too_many_installations", code)
+    assert.are.equal("3 installations are active, 2 allowed, and a migration may add only 1 more", message)
+  end)
   it("changes installation_active and installation_holds (checkin_grace_days)", function()
     local quiet = install("a", "2019-01-01", "2019-01-10")
     local own = with(lic, { policy = resolve({ checkin_grace_days = 14 }) })

@@ -361,13 +361,14 @@ local function window_text(w)
   return text
 end
 
-local WINDOW_KEYS = { "migration_days", "migration_gap_days", "migration_extra", "checkin_grace_days" }
+local WINDOW_KEYS = { "migration_days", "migration_gap_days", "migration_extra", "extra_servers",
+                      "checkin_grace_days" }
 
 -- May `server` come in on the day?  Answers ok, code, message, decisive.
 local function admission(c, server)
   local lic, on = c.lic, c.on
   local installs = c.installations
-  local allowed = lic.failover and 2 or 1
+  local allowed = (lic.failover and 2 or 1) + c.raw:policy(lic).extra_servers
   local current = current_of(installs, server)
   local active = current and c.raw:installation_active(current, on, lic)
   local inputs = { server = server, failover = lic.failover == true, allowed = allowed,
@@ -387,7 +388,7 @@ local function admission(c, server)
   local r9 = step(c, "R9", "server '" .. server .. "' has no installation active on " .. on .. " (" .. why ..
                   "): it comes in as a new server, through R10's admission (" .. allowed ..
                   (lic.failover and " allowed with fail-over)" or " allowed without fail-over)"),
-                  inputs, { "checkin_grace_days" }, "not_activated")
+                  inputs, { "checkin_grace_days", "extra_servers" }, "not_activated")
   c.not_activated = r9
   local trace, admitted, a, b, d = traced(c, "admission", lic, installs, on, server)
   local window, code, msg
