@@ -48,6 +48,19 @@ describe("a hook that", function()
                     "ran past its instruction budget")
   end)
 
+  it("backtracks without end in one pattern match is refused before the match starts", function()
+    eligible_stands("return ('a'):rep(5000):find('.-.-.-.-b') and { build = 6855 }", "error",
+                    "raised bad.lua:1: string.find: a pattern with 4 repetitions on 5000 bytes may backtrack too long")
+  end)
+
+  it("matches versions, keys and addresses with patterns as usual", function()
+    local W = bound([[return { eligible = function(ctx)
+      local major, minor = ctx.build.version:match("^(%d+)%.(%d+)")
+      if major and minor and ctx.license.key:find("-", 1, true) then return { build = 6855 } end
+    end }]])
+    assert.are.equal(6855, W:eligible(fixtures.faq_license(), ON).number)
+  end)
+
   it("allocates without end runs out of memory", function()
     eligible_stands("local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(1000, tostring(i)) end", "memory",
                     "ran past its memory budget %(8388608 bytes%)")

@@ -93,6 +93,41 @@ SAFE_STRING.rep = function(s, n, sep)
   if s == "" and (sep == nil or sep == "") and type(n) == "number" and n > 1 then n = 1 end
   return rep(s, n, sep)
 end
+-- Lua's pattern matcher backtracks inside one C call, where the count
+-- hook never fires: ("a"):rep(5000):find(".-.-.-.-b") would run for
+-- hours within both budgets.  A match with k repetition items (*, +, -,
+-- ?) on n bytes tries at most about (n + 1)^(k + 1) positions, so a call
+-- whose bound passes PATTERN_STEPS is refused before it starts.  Version
+-- strings, keys and addresses, what hooks match, stay far below it.
+local PATTERN_STEPS = 1e8
+local function repetitions(p)
+  local k, i, n = 0, 1, #p
+  while i <= n do
+    local c = p:sub(i, i)
+    if c == "%" then i = i + 1
+    elseif c == "*" or c == "+" or c == "-" or c == "?" then k = k + 1 end
+    i = i + 1
+  end
+  return k
+end
+local function guarded(name)
+  local f = string[name]
+  return function(s, p, init, plain)
+    if type(s) == "string" and type(p) == "string" and not (name == "find" and plain) then
+      local bound, k = 1, repetitions(p)
+      for _ = 0, k do
+        bound = bound * (#s + 1)
+        if bound > PATTERN_STEPS then
+          error(("string.%s: a pattern with %d repetitions on %d bytes may backtrack too long for a " ..
+                 "policy hook"):format(name, k, #s), 2)
+        end
+      end
+    end
+    return f(s, p, init, plain)
+  end
+end
+for _, name in ipairs({ "find", "gmatch", "gsub", "match" }) do SAFE_STRING[name] = guarded(name) end
+
 -- What strings' methods reach during a hook (run_hook's limits.string_index).
 _M.string_index = SAFE_STRING
 
