@@ -108,10 +108,15 @@ describe("the verifier library in the build directory", function()
     end
     assert.matches("^sizeof lsrv_public_key %d+\n.*lsrv_certificate%.kind %d+\n.*exit=0\n$", layouts[1])
     assert.are.equal(layouts[1], layouts[2])
-    -- example.c built against the 2.0 header, run on build/verify's 2.1.
-    assert.matches("exit=0", run("cc -std=c99 -Wall -Wextra -Werror -I spec/verifier/abi-2.0 " ..
-      "spec/verifier/example.c -Lbuild/verify -llicensor-verify -Wl,-rpath," .. os.getenv("PWD") ..
-      "/build/verify -o " .. dir .. "/example-2.0"))
+    -- 2.0's example.c built against the 2.0 header, run on build/verify's
+    -- 2.1; and today's, which knows its build's number.
+    for name, source in pairs({ ["example-2.0"] = "spec/verifier/abi-2.0/example.c",
+                                example = "spec/verifier/example.c" }) do
+      local include = name == "example" and "csrc" or "spec/verifier/abi-2.0"
+      assert.matches("exit=0", run("cc -std=c99 -Wall -Wextra -Werror -I " .. include .. " " .. source ..
+        " -Lbuild/verify -llicensor-verify -Wl,-rpath," .. os.getenv("PWD") .. "/build/verify -o " .. dir ..
+        "/" .. name))
+    end
     assert(certificate.new_key_files(dir .. "/vendor.key"))
     local key = assert(certificate.read_signing_key(dir .. "/vendor.key"))
     local today = licensor.today()
@@ -124,16 +129,19 @@ describe("the verifier library in the build directory", function()
                   grace_days = 14 }
       for k, v in pairs(over or {}) do f[k] = v end
       files.write(dir .. "/license.cert", certificate.text(f, key))
-      return run(dir .. "/example-2.0 " .. dir .. "/license.cert " .. dir .. "/vendor.key.pub " .. fp)
+      local args = " " .. dir .. "/license.cert " .. dir .. "/vendor.key.pub " .. fp
+      return run(dir .. "/example-2.0" .. args) .. run(dir .. "/example" .. args)
     end
+    local runs, refused = "valid 0\nbuild 6911 may run\neas works\nexit=0\n",
+      "valid 0\nbuild 6911 may not run\neas works\nexit=0\n"
     -- Build 6911 (2018-12-03): format 1 runs it; a cap released after it
-    -- too; a cap released that same day is refused by lsrv_may_run, which
-    -- cannot tell the cap's build from a later one of that day.
-    assert.are.equal("valid 0\nbuild 6911 may run\neas works\nexit=0\n", example())
-    assert.are.equal("valid 0\nbuild 6911 may run\neas works\nexit=0\n",
-      example{ build_cap = 6912, build_cap_released = "2018-12-04" })
-    assert.are.equal("valid 0\nbuild 6911 may not run\neas works\nexit=0\n",
-      example{ build_cap = 6911, build_cap_released = "2018-12-03" })
+    -- too; a cap released that same day is refused by 2.0's lsrv_may_run,
+    -- which cannot tell the cap's build from a later one of that day, and
+    -- allowed by lsrv_may_run_build; a cap below it refuses it in both.
+    assert.are.equal(runs .. runs, example())
+    assert.are.equal(runs .. runs, example{ build_cap = 6912, build_cap_released = "2018-12-04" })
+    assert.are.equal(refused .. runs, example{ build_cap = 6911, build_cap_released = "2018-12-03" })
+    assert.are.equal(refused .. refused, example{ build_cap = 6910, build_cap_released = "2018-12-03" })
     files.remove_dir(dir)
   end)
 end)

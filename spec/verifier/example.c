@@ -54,8 +54,9 @@ int main(int argc, char **argv)
   if (with_state) lsrv_state_save(argv[4], &state);
   printf("%s %d\n", lsrv_verdict_name(result.verdict), result.grace_days_left);
   if (result.verdict != LSRV_VALID && result.verdict != LSRV_GRACE) return 1;
-  /* Build 6911, released 2018-12-03 (day 17868), major 100. */
-  printf("build 6911 %s\n", lsrv_may_run(&result.cert, 17868, 100, today) ? "may run" : "may not run");
+  /* Build 6911, released 2018-12-03 (day 17868), major 100: under a
+   * certificate's build cap too (format 2). */
+  printf("build 6911 %s\n", lsrv_may_run_build(&result.cert, 6911, 17868, 100, today) ? "may run" : "may not run");
   printf("eas %s\n", lsrv_addon_active(&result.cert, "eas", 100, today) ? "works" : "does not work");
   return 0;
 }
