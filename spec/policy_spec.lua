@@ -648,6 +648,12 @@ describe("P:bind", function()
     assert.same({ cat:can_install(lic, 6947, ON) }, { W:can_install(lic, 6947, ON) })
     assert.are.equal(cat:quote_upgrade(lic, { level = 10 }, ON), W:quote_upgrade(lic, { level = 10 }, ON))
     assert.are.equal(30, W:policy().migration_days)
+    local own = {}
+    for k, v in pairs(lic) do own[k] = v end
+    own.policy = assert(cat:resolve_policy({ migration_days = 45 }))
+    assert.are.equal(45, W:policy(own).migration_days)
+    assert.are.equal(cat, W.raw)
+    assert.is_not_nil(W.policy_file.hooks)
     assert.are.equal("USD", W:currency())
     assert.same({ 100, "USD" }, { W:renewal_price(lic, ON, 100, "USD") })
     assert.same({ 30, 7, -1 }, W:reminder_offsets(lic, "ms", ON))

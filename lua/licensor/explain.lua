@@ -70,12 +70,12 @@ end
 
 -- The catalogue object that answers, the C catalogue under it, and the
 -- policy (P) of a policy's wrapper W (licensor.policy.bind): W.raw is the
--- C catalogue, W.policy the policy.  A plain C catalogue has no policy.
+-- C catalogue, W.policy_file the policy.  A plain C catalogue has no policy.
 -- opts.policy names the policy when the catalogue is not wrapped (a
 -- policy of settings and layers only changes values, not decisions).
 local function unwrap(cat, P)
   if type(cat) == "table" and cat.raw ~= nil then
-    if type(cat.policy) == "table" then P = cat.policy end
+    P = cat.policy_file
     return cat, cat.raw, P, cat
   end
   return cat, cat, P, nil

@@ -11,10 +11,11 @@
 --   W:renewal_price(lic, on, price, currency)      price hook, item "renewal" (R15)
 --   W:reminder_offsets(lic, kind, on [, offsets])  reminders hook
 --
--- W.raw is the catalogue, W.policy the policy.  When W.trace is a table,
--- each decision a hook was asked for appends { rule =, hook =, version =,
--- before =, after =, because = [, failure =] } to it.  Only the hooks the
--- file defines cost anything: a method whose hook is absent is the raw
+-- W.raw is the catalogue, W.policy_file the policy (not W.policy: that
+-- is the catalogue's own cat:policy([lic]), forwarded like the rest).
+-- When W.trace is a table, each decision a hook was asked for appends
+-- { rule =, hook =, version =, before =, after =, because = [, failure =] }
+-- to it.  Only the hooks the file defines cost anything: a method whose hook is absent is the raw
 -- method behind one forwarding call (renewal_price and reminder_offsets
 -- then answer what they were given).  Not the place for the answers'
 -- checks (licensor.policy) nor for where a decision is recorded (the
@@ -40,7 +41,7 @@ _M.HOOKABLE = HOOKABLE
 local function trace(W, rule, hook, before, after, answer, failure)
   local t = W.trace
   if type(t) ~= "table" then return end
-  t[#t + 1] = { rule = rule, hook = hook, version = W.policy.version, before = before, after = after,
+  t[#t + 1] = { rule = rule, hook = hook, version = W.policy_file.version, before = before, after = after,
                 because = answer and answer.because or nil, failure = failure }
 end
 
@@ -60,7 +61,7 @@ local W_MT = {
     return f
   end,
   __tostring = function(W)
-    return format("licensor.catalogue with %s (%s)", require("licensor.policy").label(W.policy),
+    return format("licensor.catalogue with %s (%s)", require("licensor.policy").label(W.policy_file),
                   tostring(W.raw))
   end,
 }
@@ -76,7 +77,7 @@ end
 function _M.bind(P, cat)
   -- trace is false until a caller sets a table: reading it never reaches
   -- the forwarding __index.
-  local W = setmetatable({ raw = cat, policy = P, trace = false }, W_MT)
+  local W = setmetatable({ raw = cat, policy_file = P, trace = false }, W_MT)
 
   -- explain (licensor.explain, when present) reads W itself, its trace and
   -- its policy, so it is never forwarded to the raw catalogue.

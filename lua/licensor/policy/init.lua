@@ -66,13 +66,6 @@ local hook_runner = core.hook_runner
 
 local Policy = {}
 Policy.__index = Policy
--- W.policy is the policy (licensor.policy.bind), which would hide the
--- catalogue's own cat:policy([lic]) method: W:policy(lic) calls P with
--- W first, and answers the catalogue's policy table.
-function Policy.__call(_, w, ...)
-  if type(w) ~= "table" or w.raw == nil then error("a policy is not a function", 2) end
-  return w.raw:policy(...)
-end
 
 -- Messages -----------------------------------------------------------
 

@@ -271,7 +271,7 @@ function _M.license(lic, cat, installations, on, used, brief)
     return { key = lic.key, product = { id = lic.product, name = lic.product }, broken = true,
              message = message, code = code }
   end
-  local policy = cat:policy()
+  local policy = cat:policy(lic)
   local currency = cat:currency()
   local product = cat:product(lic.product) or { id = lic.product, name = lic.product }
   local eligible = build_of(status.eligible)
