@@ -254,6 +254,12 @@ describe("the verifier's C API under ASan and UBSan", function()
     assert.are.equal("bad_signature 2", may_run(edited, at("2018-12-10"), "2018-12-10", builds))
     files.write(edited, (read(capped):gsub("format: 2", "format: 3")))
     assert.are.equal("malformed 0", may_run(edited, at("2018-12-10"), "2018-12-10", builds))
+    -- A state binds to it, and it returns, as format 1 does.
+    local signature = certificate.signature_of(read(capped))
+    assert.are.equal("valid", verdict("smartertrack", FP, at("2018-12-10"), capped, dir .. "/capped.state"))
+    assert.matches("^returned\n.*\ncertificate: " .. signature:gsub("%p", "%%%0") .. "\n",
+      run(table.concat({ program, "--return", pub, "smartertrack", capped, dir .. "/capped.state" }, " ")))
+    assert.is_nil(read(capped))
   end)
 
   it("applies revocation notices to the state: revoked, a newer certificate valid, strangers refused", function()
