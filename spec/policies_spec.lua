@@ -114,25 +114,56 @@ describe("smartermail_migration.lua (products layer: R10's window)", function()
   end)
 end)
 
-describe("msp_third_server.lua (admission hook: R10)", function()
-  it("admits a third server for a license tagged msp, not a fourth", function()
+describe("msp_third_server.lua (settings hook: extra_servers, R9-R11)", function()
+  it("lets a license tagged msp run three servers, without a window or a ladder", function()
     local store = new_store("msp_third_server")
     local lic = issue(store, { tags = { "msp" } })
-    assert.is_true(store:activate(lic.key, "a", 6911, "2019-01-10").ok)
-    assert.is_true(store:activate(lic.key, "b", 6911, "2019-01-10").ok)   -- R10's migration_extra
-    assert.is_true(store:activate(lic.key, "c", 6911, "2019-01-10").ok)   -- the policy's
-    local fourth = store:activate(lic.key, "d", 6911, "2019-01-10")
-    assert.are.same({ false, "too_many_installations" }, { fourth.ok, fourth.code })
+    for _, server in ipairs({ "a", "b", "c" }) do
+      assert.is_true(store:activate(lic.key, server, 6911, "2019-01-10").ok)
+    end
+    for day = core.day("2019-01-11"), core.day("2019-03-01") do
+      for _, server in ipairs({ "a", "b", "c" }) do store:checkin(lic.key, server, core.date(day)) end
+    end
+    local m = store:checkin(lic.key, "a", "2019-03-01").migration
+    assert.are.same({ "ok", 3, 3 }, { m.state, m.active, m.allowed })
+    assert.are.same({}, ladder(store:sweep("2019-03-01"), lic.key))
+    assert.are.equal(2, store:get(lic.key).policy.extra_servers)
   end)
 
-  it("leaves a license without the tag to R10", function()
+  it("counts a fourth server as excess, R10's migration, and refuses a fifth", function()
     local store = new_store("msp_third_server")
+    local lic = issue(store, { tags = { "msp" } })
+    for _, server in ipairs({ "a", "b", "c" }) do
+      assert.is_true(store:activate(lic.key, server, 6911, "2019-01-10").ok)
+    end
+    local fourth = store:activate(lic.key, "d", 6911, "2019-01-10")
+    assert.are.same({ true, "migrating", "2019-02-08" }, { fourth.ok, fourth.migration.state, fourth.migration.deadline })
+    local fifth = store:activate(lic.key, "e", 6911, "2019-01-10")
+    assert.are.same({ false, "too_many_installations" }, { fifth.ok, fifth.code })
+  end)
+
+  it("gives a fail-over license with the tag one server more, three in all", function()
+    local store = new_store("msp_third_server")
+    local lic = issue(store, { failover = true, tags = { "msp" } })
+    assert.are.equal(1, store:get(lic.key).policy.extra_servers)
+    for _, server in ipairs({ "a", "b", "c" }) do
+      assert.is_true(store:activate(lic.key, server, 6911, "2019-01-10").ok)
+    end
+    assert.are.equal("ok", store:checkin(lic.key, "a", "2019-01-10").migration.state)
+  end)
+
+  it("leaves a license without the tag to R9 and R10", function()
+    local store, plain = new_store("msp_third_server"), new_store()
     local lic = issue(store, { tags = { "reseller" } })
-    assert.is_true(store:activate(lic.key, "a", 6911, "2019-01-10").ok)
-    assert.is_true(store:activate(lic.key, "b", 6911, "2019-01-10").ok)
-    local third = store:activate(lic.key, "c", 6911, "2019-01-10")
-    assert.are.same({ false, "too_many_installations" }, { third.ok, third.code })
-    assert.are.equal(2, #store:installations(lic.key))
+    local same = issue(plain, { tags = { "reseller" } })
+    assert.is_nil(store:get(lic.key).policy)
+    for _, s in ipairs({ { store, lic }, { plain, same } }) do
+      assert.is_true(s[1]:activate(s[2].key, "a", 6911, "2019-01-10").ok)
+      local second = s[1]:activate(s[2].key, "b", 6911, "2019-01-10")
+      assert.are.same({ true, "migrating" }, { second.ok, second.migration.state })
+      local third = s[1]:activate(s[2].key, "c", 6911, "2019-01-10")
+      assert.are.same({ false, "too_many_installations" }, { third.ok, third.code })
+    end
   end)
 end)
 
