@@ -19,16 +19,22 @@
  *    instruction, so code that caught the error (a hook has no pcall, but
  *    the host's code might) cannot go on.  The hook set before (busted's,
  *    luacov's) is saved and set back afterwards.  On LuaJIT, compiled code
- *    calls no hooks: callers must jit.off() a hook's function (and what it
- *    calls) before running it, or a warmed-up loop escapes the budget.
+ *    calls no hooks: callers must jit.off() a hook's function (and every
+ *    Lua function it reaches: jit.off(true, true) at the top of a helper
+ *    module) before running it, or a warmed-up loop escapes the budget
+ *    (and a memory failure inside compiled code may crash LuaJIT).
  *  - memory: the state's allocator is wrapped for the call and set back
  *    afterwards (lua_setallocf works on Lua 5.4 and on luajit2 in GC64
  *    mode).  The budget counts the net growth of the heap during the call:
- *    bytes allocated minus bytes freed, whoever owned them.  An allocation
- *    past the budget fails, which the VM raises as a memory error; once
- *    spent, every further growth fails.  So `s = s .. s` and
- *    ("x"):rep(2^40) end in "memory" without the process ever holding more
- *    than the budget above what it held before.
+ *    bytes allocated minus bytes freed, whoever owned them; garbage the
+ *    call made is collected before it counts against it.  On Lua 5.4 an
+ *    allocation past the budget fails (a memory error), and once spent
+ *    every further growth fails; on LuaJIT the count hook checks the
+ *    growth at each tick and the allocator refuses large requests past
+ *    the budget, small ones only well past it (see HOOK_TICK_MEMORY for
+ *    why).  So `s = s .. s` and ("x"):rep(2^40) end in "memory" (or in
+ *    rep's own size check) with the heap never more than the budget
+ *    above where it was (LuaJIT: twice the budget and 1 MiB).
  *  - call depth: deeper than HOOK_MAX_DEPTH levels below the hook raises
  *    "stack overflow" (reason "error"), checked at each tick, so a deep
  *    recursion ends the same way on both VMs and well before it could use
@@ -69,13 +75,31 @@
 #define HOOK_DEFAULT_MEMORY (8LL << 20)
 #define HOOK_MAX_MEMORY (1LL << 30)
 
-/* Lua 5.2 and later collect all garbage and ask once more when an
- * allocation fails (an emergency collection): there the second refusal
- * of the same request is final.  LuaJIT raises at the first. */
+/* How the memory budget is kept differs by VM:
+ *  - Lua 5.4 handles a failed allocation anywhere, and collects all
+ *    garbage and asks once more before it raises (an emergency
+ *    collection): the allocator refuses growth past the budget, and the
+ *    second refusal of the same request is final.
+ *  - LuaJIT (luajit2 2.1-20230119, before upstream's fixes of OOM inside
+ *    traces, LuaJIT#1247) can crash when an allocation fails while
+ *    compiled code runs (a GC step or a trace exit raising the memory
+ *    error): in a stress of hooks left JIT-compiled it did, every run;
+ *    with the hooks' functions jit.off() it never did.  So the count
+ *    hook, which runs only in the interpreter, checks the growth at each
+ *    tick (after one full collection, the emergency collection's part)
+ *    and raises a plain error past the budget.  The allocator refuses a
+ *    large request (HOOK_LARGE or more: a string buffer, a table's array
+ *    doubling, how a heap runs away inside one tick) past the budget,
+ *    and small ones only past twice the budget and HOOK_BACKSTOP, which
+ *    small allocations in one tick of interpreted code never reach.
+ *    Every Lua function that may run during a call (the hook's, and the
+ *    host's helpers it reaches) must therefore run with the JIT off. */
+#define HOOK_LARGE ((size_t)64 << 10)   /* bytes */
+#define HOOK_BACKSTOP (1LL << 20)       /* bytes */
 #if LUA_VERSION_NUM >= 502
-#define HOOK_ASKS_AGAIN 1
+#define HOOK_TICK_MEMORY 0
 #else
-#define HOOK_ASKS_AGAIN 0
+#define HOOK_TICK_MEMORY 1
 #endif
 
 /* What ended a call early (the reason reported). */
@@ -93,6 +117,7 @@ typedef struct {
   int depth_limit;        /* lua_getstack level that must not exist; 0 until the first tick */
   int spent;              /* SPENT_* */
   int refusals;           /* allocations refused */
+  int collected;          /* the count hook's one full collection was made (LuaJIT) */
   const void *refused_ptr; /* the last refused request (0 size: none since a growth) */
   size_t refused_size;
 } hook_call;
@@ -103,11 +128,14 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
   size_t old = ptr != NULL ? osize : 0;   /* osize is a type tag for a new block */
   void *p;
   if (nsize > old) {
-    if (c->spent == SPENT_MEMORY) return NULL;
-    if (nsize - old > (size_t)HOOK_MAX_MEMORY || c->net + (long long)(nsize - old) > c->memory) {
+    /* (LuaJIT: small requests fail only past the backstop.) */
+    long long cap = !HOOK_TICK_MEMORY || nsize - old >= HOOK_LARGE ? c->memory
+                                                                   : 2 * c->memory + HOOK_BACKSTOP;
+    if ((!HOOK_TICK_MEMORY && c->spent == SPENT_MEMORY) || nsize - old > (size_t)cap ||
+        c->net + (long long)(nsize - old) > cap) {
       c->refusals++;
       if (c->spent == SPENT_NONE &&
-          (!HOOK_ASKS_AGAIN || (c->refused_ptr == ptr && c->refused_size == nsize)))
+          (HOOK_TICK_MEMORY || (c->refused_ptr == ptr && c->refused_size == nsize)))
         c->spent = SPENT_MEMORY;
       c->refused_ptr = ptr;
       c->refused_size = nsize;
@@ -170,6 +198,13 @@ static void count_hook(lua_State *L, lua_Debug *ar)
   hook_call *c = active_call(L);
   (void)ar;
   if (c == NULL) return;
+  if (HOOK_TICK_MEMORY && c->spent == SPENT_NONE && c->net > c->memory) {
+    if (!c->collected) {
+      c->collected = 1;
+      lua_gc(L, LUA_GCCOLLECT, 0);
+    }
+    if (c->net > c->memory) c->spent = SPENT_MEMORY;
+  }
   if (c->spent == SPENT_NONE) {
     c->left -= c->tick;
     if (c->left <= 0) c->spent = SPENT_INSTRUCTIONS;
@@ -309,9 +344,12 @@ static int l_run_hook(lua_State *L)
     lua_pushvalue(L, string_mt + 1);
     lua_rawset(L, string_mt);   /* the key is there: no allocation */
   }
+  /* Past the budget in the last tick (only LuaJIT's count can be). */
+  if (c.spent == SPENT_NONE && c.net > c.memory) c.spent = SPENT_MEMORY;
   if (outer != NULL) {
     outer->left -= outer_start - c.left + c.tick;
-    if (outer->left <= 0 && outer->spent == SPENT_NONE) outer->spent = SPENT_INSTRUCTIONS;
+    if (outer->spent == SPENT_NONE && outer->left <= 0) outer->spent = SPENT_INSTRUCTIONS;
+    if (outer->spent == SPENT_NONE && outer->net > outer->memory) outer->spent = SPENT_MEMORY;
     if (outer->spent != SPENT_NONE) return raise_spent(L, outer);
   }
   if (status == 0 && c.spent == SPENT_NONE) {

@@ -186,7 +186,7 @@ describe("the memory budget", function()
     collectgarbage()
     collectgarbage()
     local before = collectgarbage("count")
-    for _ = 1, 20 do
+    for _ = 1, 5 do
       assert.are.equal("memory", select(2, run(doubling)))
       assert.are.equal("memory", select(2, run(growing, nil, { instructions = 1e9 })))
     end
