@@ -118,7 +118,7 @@ typedef struct {
   int spent;              /* SPENT_* */
   int refusals;           /* allocations refused */
   int collected;          /* the count hook's one full collection was made (LuaJIT) */
-  const void *refused_ptr; /* the last refused request (0 size: none since a growth) */
+  const void *refused_ptr; /* the last refused request (size 0: a growth came after it) */
   size_t refused_size;
 } hook_call;
 
@@ -131,12 +131,15 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     /* (LuaJIT: small requests fail only past the backstop.) */
     long long cap = !HOOK_TICK_MEMORY || nsize - old >= HOOK_LARGE ? c->memory
                                                                    : 2 * c->memory + HOOK_BACKSTOP;
+    bool retry = c->refused_size != 0 && c->refused_ptr == ptr && c->refused_size == nsize;
+    /* Lua 5.4: a refusal the same request does not follow (the retry
+     * after the emergency collection) was final. */
+    if (!HOOK_TICK_MEMORY && c->refused_size != 0 && !retry && c->spent == SPENT_NONE)
+      c->spent = SPENT_MEMORY;
     if ((!HOOK_TICK_MEMORY && c->spent == SPENT_MEMORY) || nsize - old > (size_t)cap ||
         c->net + (long long)(nsize - old) > cap) {
       c->refusals++;
-      if (c->spent == SPENT_NONE &&
-          (HOOK_TICK_MEMORY || (c->refused_ptr == ptr && c->refused_size == nsize)))
-        c->spent = SPENT_MEMORY;
+      if (c->spent == SPENT_NONE && (HOOK_TICK_MEMORY || retry)) c->spent = SPENT_MEMORY;
       c->refused_ptr = ptr;
       c->refused_size = nsize;
       return NULL;
@@ -344,8 +347,10 @@ static int l_run_hook(lua_State *L)
     lua_pushvalue(L, string_mt + 1);
     lua_rawset(L, string_mt);   /* the key is there: no allocation */
   }
-  /* Past the budget in the last tick (only LuaJIT's count can be). */
-  if (c.spent == SPENT_NONE && c.net > c.memory) c.spent = SPENT_MEMORY;
+  /* Past the budget in the last tick (LuaJIT's count), or refused last
+   * with no retry (Lua 5.4). */
+  if (c.spent == SPENT_NONE && (c.net > c.memory || (!HOOK_TICK_MEMORY && c.refused_size != 0)))
+    c.spent = SPENT_MEMORY;
   if (outer != NULL) {
     outer->left -= outer_start - c.left + c.tick;
     if (outer->spent == SPENT_NONE && outer->left <= 0) outer->spent = SPENT_INSTRUCTIONS;

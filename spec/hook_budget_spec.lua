@@ -180,6 +180,11 @@ describe("the memory budget", function()
       return "escaped"
     end)
     assert.are.same({ false, "memory" }, { ok, reason })
+    local rep = string.rep
+    assert.are.same({ false, "memory" }, outcome(run(function()
+      catch(rep, "x", 100000000)
+      return "escaped"
+    end)))
   end)
 
   it("sets the allocator back: after a failure memory use is as before and big allocations work", function()
