@@ -304,3 +304,37 @@ describe("run_hook refuses bad arguments", function()
     end
   end)
 end)
+
+describe("core.hook_runner(limits)", function()
+  local function prepared(fn, arg, limits)
+    if jit then jit.off(fn, true) end
+    return core.hook_runner(limits)(fn, arg)
+  end
+
+  it("answers as run_hook with the same limits: a result, an error, each budget", function()
+    local safe = { len = function() return 42 end }
+    assert.same({ true, 42 }, { prepared(function(s) return s:len() end, "abc", { string_index = safe }) })
+    assert.are.equal(string_index(), getmetatable("").__index)
+    assert.same({ false, "error" }, outcome(prepared(function() error("no") end)))
+    assert.same({ false, "instructions" }, outcome(prepared(forever, nil, { instructions = 10000 })))
+    assert.same({ false, "memory" }, outcome(prepared(doubling, nil, { memory = 1024 * 1024 })))
+  end)
+
+  it("reads its limits once: changing the table later changes nothing", function()
+    local limits = { instructions = 10000 }
+    local run_it = core.hook_runner(limits)
+    limits.instructions = 1e9
+    if jit then jit.off(forever, true) end
+    assert.same({ false, "instructions" }, outcome(run_it(forever)))
+  end)
+
+  it("refuses bad limits as run_hook does, naming its own argument", function()
+    for _, limits in ipairs({ 5, { instructions = 0 }, { memory = 2 ^ 40 }, { string_index = "string" } }) do
+      assert.has_error(function() core.hook_runner(limits) end)
+    end
+    local ok, message = pcall(core.hook_runner, { instructions = 0 })
+    assert.is_false(ok)
+    assert.matches("bad argument #1", message)
+    assert.has_error(function() core.hook_runner()("print") end)
+  end)
+end)

@@ -21,6 +21,14 @@
 -- tables).
 local core = require "licensor.core"
 
+-- On LuaJIT every Lua function that may run during core.run_hook runs
+-- interpreted, these helpers (guards, views, the calendar) as much as
+-- the file's own: compiled code calls no count hook, so a warmed-up
+-- helper would escape the instruction budget, and an allocation refused
+-- inside a trace can bring this LuaJIT down (csrc/l_hook.c).
+local jit = rawget(_G, "jit")
+if jit then jit.off(true, true) end
+
 local type, error, next, pairs, ipairs, select, tostring, tonumber = type, error, next, pairs, ipairs,
   select, tostring, tonumber
 local pcall, xpcall, assert, setmetatable, rawequal, rawset = pcall, xpcall, assert, setmetatable, rawequal,
