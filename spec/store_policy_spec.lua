@@ -412,6 +412,50 @@ return {
     assert.are.equal(1, P.failures["price answer"])
   end)
 
+  it("leave the built-in decisions in force when the stored version does not compile on this host", function()
+    local lic = stores.issue(store)
+    local policy = require "licensor.policy"
+    local lines, log = {}, policy.log
+    policy.log = function(line) lines[#lines + 1] = line end
+    -- As a host of another licensor or VM would find it: stored, but not
+    -- a file this host can compile.
+    store.db:run(store.sql.insert_policy, "2018-11-01",
+                 "return { eligible = function(ctx) return { build = ctx.build.number // 1 end }", "newer.lua")
+    local ok, cat = pcall(store.catalogue, store)
+    local got = ok and cat and store:get(lic.key)
+    local eligible = got and cat:eligible(got, "2019-06-01")
+    policy.log = log
+    assert.is_true(ok)
+    assert.is_nil(store:policy())
+    assert.are.equal("userdata", type(cat))          -- the C catalogue: no hook bound
+    assert.is_truthy(eligible.number)
+    assert.is_true(activate(store, lic, "mail1", "2019-06-01").ok)
+    assert.are.equal(1, #lines)
+    assert.matches("^policy v1 does not compile on this host %(.*%): its layers and hooks are not applied here; " ..
+                   "the built%-in decisions stand$", lines[1])
+  end)
+
+  it("keep a license readable when a settings hook's answer of some days clashes with its own override", function()
+    local lic = stores.issue(store)
+    assert(set_policy(store, lic.key, { disable_after_days = 10 }))
+    assert(store:import_policy([[
+return {
+  settings = function(ctx)
+    if ctx.day >= "2019-01-01" then return { phone_after_days = 20, disable_after_days = 30 } end
+  end,
+}]], "later.lua", "2018-11-01"))
+    local P = assert(store:policy())
+    local lines = {}
+    P.log = function(line) lines[#lines + 1] = line end
+    assert.is_true(activate(store, lic, "mail1", "2019-02-01").ok)
+    local cat = assert(store:catalogue())
+    local values = assert(require("licensor.policy").values(P, cat.raw or cat, assert(store:get(lic.key)),
+                                                            "2019-02-01"))
+    assert.are.same({ 7, 10 }, { values.phone_after_days, values.disable_after_days })
+    assert.is_truthy(lines[1]:find("settings hook (license " .. lic.key .. "): answered settings the other " ..
+                                   "layers refuse", 1, true))
+  end)
+
   it("resolve a settings hook per license, and the sweep still finds every key it widens", function()
     assert(store:import_policy([[
 return {

@@ -80,13 +80,6 @@ end
 -- and only one that decides is bound.
 local changes_anything = common.policy_changes_anything
 
-local function decides(P)
-  for hook in pairs(P.hooks) do
-    if hook ~= "settings" then return true end
-  end
-  return false
-end
-
 -- A side of the comparison: the C catalogue `raw`, the policy file P (nil:
 -- none), the catalogue its decisions go through (bound to P's hooks, or
 -- raw itself), and caches of what does not change between licenses.
@@ -94,7 +87,7 @@ local function side(raw, P)
   local live = P and changes_anything(P) and P or nil
   return {
     raw = raw, P = live,
-    cat = live and decides(live) and live:bind(raw) or raw,
+    cat = live and policy_lib().decides(live) and live:bind(raw) or raw,
     policy = raw:policy(),
     per_day = live ~= nil and live:has("settings"),
     tables = setmetatable({}, { __mode = "k" }),   -- pv -> its values as a table

@@ -34,8 +34,7 @@ local STALE_MS = constants.STALE_MS
 
 local ngx = ngx
 local semaphore = require "ngx.semaphore"
-local setmetatable, type, tostring, pcall, select, error, pairs = setmetatable, type, tostring, pcall, select,
-  error, pairs
+local setmetatable, type, tostring, pcall, select, error = setmetatable, type, tostring, pcall, select, error
 local max = math.max
 local unpack = table.unpack or unpack   -- luacheck: ignore 143 unpack
 
@@ -164,15 +163,6 @@ local function catalogue_at(self, version)
   return cat
 end
 
--- Whether a policy decides anything (a hook other than settings): then
--- the catalogue is bound to it, as the store binds its own.
-local function decides(P)
-  for hook in pairs(P.hooks) do
-    if hook ~= "settings" then return true end
-  end
-  return false
-end
-
 -- The catalogue answers go through for policy version `pversion` (nil:
 -- none) of the compiled catalogue: bound to its hooks, or the catalogue
 -- itself.  Sets active_policy (the compiled file; /metrics watches it) and
@@ -183,11 +173,11 @@ local function policy_at(self, pversion)
   if pversion then
     local source, msg, code = run(self, "call", "policy_source", pversion)
     if not source then return nil, msg, code end
-    P, msg = require("licensor.policy").compile(source, "policy version " .. pversion, self.cat)
-    if not P then return nil, "policy version " .. pversion .. ": " .. tostring(msg), "invalid_policy" end
-    P.version = pversion
-    live = common.policy_changes_anything(P) and P or nil
-    bound = live and decides(live) and live:bind(self.cat) or self.cat
+    -- One that does not compile here is left out, as the store does.
+    local policy = require "licensor.policy"
+    P = policy.stored(source, pversion, nil, self.cat)
+    live = P and common.policy_changes_anything(P) and P or nil
+    bound = live and policy.decides(live) and live:bind(self.cat) or self.cat
   end
   self.active_policy, self.live_policy, self.bound, self.policy_version = P, live, bound, pversion or false
   return bound

@@ -668,8 +668,11 @@ function _M.values(P, cat, lic, on)
   local merged = merge(merge({}, product), edition)
   local answer = settings_answer(P, lic, on, cat, merged)
   if answer then
+    -- Checked with the stored override on top, as it will apply: an
+    -- answer that only some days give must not make the license's
+    -- values unreadable on those days.
     local with = merge(merge({}, merged), answer.values)
-    local ok, why = cat:resolve_policy(with)
+    local ok, why = cat:resolve_policy(merge(merge({}, with), stored))
     if ok then
       merged = with
     else
@@ -679,7 +682,47 @@ function _M.values(P, cat, lic, on)
   end
   merge(merged, stored)
   if next(merged) == nil then return nil end
-  return cached(cat, P, merged)
+  local pv, msg, code = cached(cat, P, merged)
+  if pv or is_empty(stored) then return pv, msg, code end
+  -- The file's layers and the stored override disagree (the override was
+  -- checked against the layers of its day): the override, the license's
+  -- own and most specific layer, applies over the catalogue alone.
+  local log = P.log or _M.log
+  if log then
+    log(format("%s: license %s: its own override and the file's layers disagree (%s); its override " ..
+               "applies over the catalogue's values", label(P), tostring(lic.key), tostring(msg)))
+  end
+  return cached(cat, nil, stored)
+end
+
+-- policy.decides(P) -> whether a bound catalogue applies P's hooks: a
+-- policy whose only hook is settings changes values, not decisions.
+function _M.decides(P)
+  for hook in pairs(P.hooks) do
+    if hook ~= "settings" then return true end
+  end
+  return false
+end
+
+-- policy.stored(source, version, name, cat) -> the compiled file of a
+-- stored (imported) version, or nil when it does not compile here (a
+-- host of an older licensor, a catalogue it no longer fits).  That is
+-- logged and counted (on_failure("file", "compile")), and the built-in
+-- decisions stand: the same as for a hook that fails, never a refusal
+-- of every license.
+function _M.stored(source, version, name, cat)
+  local P, msg = _M.compile(source, name or ("policy version " .. tostring(version)), cat)
+  if P then
+    P.version = version
+    return P
+  end
+  local log = _M.log
+  if log then
+    log(format("policy v%s does not compile on this host (%s): its layers and hooks are not applied " ..
+               "here; the built-in decisions stand", tostring(version), tostring(msg)))
+  end
+  if _M.on_failure then _M.on_failure("file", "compile", nil) end
+  return nil, msg
 end
 
 -- Compiling ------------------------------------------------------------

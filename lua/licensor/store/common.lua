@@ -189,16 +189,6 @@ function _M.policy_changes_anything(P)
   return next(P.hooks) ~= nil or (P.products ~= nil and next(P.products) ~= nil)
 end
 
--- The decision hooks a bound catalogue applies (licensor.policy.bind):
--- a policy whose only hook is `settings` changes values, not decisions,
--- and leaves the C catalogue unwrapped.
-local function decides(P)
-  for hook in pairs(P.hooks) do
-    if hook ~= "settings" then return true end
-  end
-  return false
-end
-
 -- The policy file of `version` compiled against the catalogue `cat`.
 function _M.compile_policy(self, version, cat)
   local row = self.db:first(self.sql.policy_source, version)
@@ -214,11 +204,17 @@ end
 -- self.live_policy (the same, or nil when it changes nothing) and
 -- self.bound (the catalogue workflows and store:catalogue answer: the
 -- policy's hooks bound to it, or the C catalogue itself).
+-- A stored version that does not compile on this host is left out, as a
+-- failing hook is (licensor.policy.stored logs and counts it).
 local function policy_at(self, pversion)
-  local P = pversion and _M.compile_policy(self, pversion, self.cat) or nil
+  local P
+  if pversion then
+    local row = self.db:first(self.sql.policy_source, pversion)
+    if row then P = policy_lib().stored(row.source, pversion, row.name, self.cat) end
+  end
   local live = P and _M.policy_changes_anything(P) and P or nil
   self.active_policy, self.live_policy = P, live
-  self.bound = live and decides(live) and live:bind(self.cat) or self.cat
+  self.bound = live and policy_lib().decides(live) and live:bind(self.cat) or self.cat
   self.policy_version = pversion or false
 end
 
