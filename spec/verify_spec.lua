@@ -1025,6 +1025,26 @@ return {
     assert.are.same({ true, true }, runs(text, 6911, "2019-04-01"))
   end)
 
+  it("carries the cap whenever the hook answered, also with the rules' own build (a pin)", function()
+    local store = new_store([[
+return {
+  eligible = function(ctx)
+    if ctx.license.tags.pinned then return { build = 6911, because = "pinned to 13.5" } end
+  end,
+}
+]])
+    local lic = stores.issue(store, { start = "2018-06-01" })          -- on M&S: 6911 is the rules' build too
+    assert(store:set(lic.key, { tags = { "pinned" } }, "2018-06-01"))
+    assert.is_true(store:activate(lic.key, "mail1", 6911, "2018-12-20", FP).ok)
+    local text = assert(store:certificate(lic.key, "mail1", "2018-12-20"))
+    local c = core.read_certificate(text)
+    assert.are.same({ 2, 6911 }, { c.format, c.build_cap })
+    -- 6947 (released 2019-01-11, within the certificate's life) stays
+    -- refused offline, as the pin refuses it online.
+    assert.are.same({ false, false }, runs(text, 6947, "2019-01-15"))
+    assert.is_false(store:catalogue():can_install(store:get(lic.key), 6947, "2019-01-15") == true)
+  end)
+
   it("stays format 1 without a policy, and where the hook leaves the rules' build", function()
     for _, policy in ipairs({ false, RAISE, LOWER }) do
       local store = new_store(policy or nil)

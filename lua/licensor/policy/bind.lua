@@ -14,10 +14,11 @@
 -- W.raw is the catalogue, W.policy_file the policy (not W.policy: that
 -- is the catalogue's own cat:policy([lic]), forwarded like the rest).
 -- When W.trace is a table, each decision a hook was asked for appends
--- { rule =, hook =, version =, before =, after =, because = [, failure =] }
--- to it.  Only the hooks the file defines cost anything: a method whose hook is absent is the raw
--- method behind one forwarding call (renewal_price and reminder_offsets
--- then answer what they were given).  Not the place for the answers'
+-- { rule =, hook =, version =, before =, after =, because = [, failure =]
+-- [, answered = true] } to it (answered: the hook's answer was taken).
+-- Only the hooks the file defines cost anything: a method whose hook is
+-- absent is the raw method behind one forwarding call (renewal_price and
+-- reminder_offsets then answer what they were given).  Not the place for the answers'
 -- checks (licensor.policy) nor for where a decision is recorded (the
 -- store).
 local core = require "licensor.core"
@@ -42,7 +43,8 @@ local function trace(W, rule, hook, before, after, answer, failure)
   local t = W.trace
   if type(t) ~= "table" then return end
   t[#t + 1] = { rule = rule, hook = hook, version = W.policy_file.version, before = before, after = after,
-                because = answer and answer.because or nil, failure = failure }
+                because = answer and answer.because or nil, failure = failure,
+                answered = answer ~= nil or nil }
 end
 
 -- The forwarder of one of the catalogue's methods.

@@ -7,7 +7,7 @@ local failure = require "licensor.failure"
 local certificate = require "licensor.certificate"
 local common = require "licensor.store.common"
 
-local type, os_date = type, os.date
+local type, ipairs, os_date = type, ipairs, os.date
 
 local Store = common.Store
 local refuse, bad_argument, transaction = common.refuse, common.bad_argument, common.transaction
@@ -58,18 +58,25 @@ local function holds_through(f)
   return through
 end
 
--- The build cap a certificate carries (format 2): the eligible build of
--- the active policy's hook, where it is not the rules' own, so that the
--- offline verifier (lsrv_may_run_build) allows exactly what can_install
--- allows on the issue day.  cat is the store's catalogue: a bound one (a
--- table, W.raw the C catalogue) when a policy with hooks is active.
+-- The build cap a certificate carries (format 2): the eligible build an
+-- eligible hook answered on the issue day, so that the offline verifier
+-- (lsrv_may_run_build) allows exactly what can_install allows that day.
+-- Whenever the hook answered -- also with the rules' own build: a hook
+-- that pins a build means that build, while format 1's cutoff would move
+-- on with the days of the certificate's life.  cat is the store's
+-- catalogue: a bound one (a table, W.raw the C catalogue) when a policy
+-- with hooks is active.
 local function build_cap(cat, lic, on)
   if type(cat) ~= "table" or cat.raw == nil then return nil end
+  local outer, trace = cat.trace, {}
+  cat.trace = trace
   local hooked = cat:eligible(lic, on)
+  cat.trace = outer
   if not hooked then return nil end
-  local built_in = cat.raw:eligible(lic, on)
-  if built_in and built_in.number == hooked.number then return nil end
-  return hooked
+  for _, step in ipairs(trace) do
+    if step.hook == "eligible" and step.answered then return hooked end
+  end
+  return nil
 end
 
 -- The certificate's fields for the license's installation on `on`:
