@@ -59,20 +59,7 @@ local function flag_table(entry)
   return t
 end
 
--- Edit distance (Levenshtein) between two short words.
-local function distance(a, b)
-  local previous = {}
-  for j = 0, #b do previous[j] = j end
-  for i = 1, #a do
-    local current = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      current[j] = math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-    end
-    previous = current
-  end
-  return previous[#b]
-end
+local distance = require("licensor.spelling").distance
 
 -- The candidate closest to a mistyped word: one it begins, one it was
 -- hinted for, or one at most two edits away (ties: the first in order).

@@ -16,6 +16,7 @@
 -- counts it (P.on_failure(hook, reason) is told too, for metrics).
 local core = require "licensor.core"
 local sandbox = require "licensor.policy.sandbox"
+local dialect = require "licensor.policy.dialect"
 local constants = require "licensor.constants"
 
 local type, error, next, pairs, ipairs, tostring, setmetatable, load, assert, require, rawget = type,
@@ -23,7 +24,7 @@ local type, error, next, pairs, ipairs, tostring, setmetatable, load, assert, re
 local floor, huge = math.floor, math.huge
 local sort, concat = table.sort, table.concat
 local format, find, gsub, sub, byte = string.format, string.find, string.gsub, string.sub, string.byte
-local today = core.today
+local today, check_name = core.today, core.check_name
 local debug_getinfo, debug_getupvalue = debug.getinfo, debug.getupvalue
 local jit = rawget(_G, "jit")
 
@@ -35,6 +36,16 @@ local _M = {}
 -- its file's locals.
 _M.INSTRUCTIONS = 1000000
 _M.MEMORY = 8 * 1024 * 1024
+-- Each call's time backstop, in milliseconds (core.run_hook's
+-- limits.time_ms, reason "time"): the instruction budget is the limit,
+-- this catches what it cannot see.
+_M.TIME_MS = 100
+-- The instructions the file's top level may take at import: a tenth of
+-- a call's (100,000 by default).  A hook that uses the file's locals
+-- runs the top level again before each call, inside that call's budget,
+-- so a file whose top level took most of the budget would import and
+-- then fail every call; this leaves such a hook nine tenths.
+_M.TOP_LEVEL_SHARE = 10
 -- The largest policy file, in bytes.
 _M.MAX_SOURCE_BYTES = 1024 * 1024
 -- The longest `because`, in bytes (one line).
@@ -69,23 +80,7 @@ Policy.__index = Policy
 
 -- Messages -----------------------------------------------------------
 
--- Levenshtein distance, for "did you mean".
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = byte(a, i) == byte(b, j) and 0 or 1
-      local best = prev[j] + 1
-      if cur[j - 1] + 1 < best then best = cur[j - 1] + 1 end
-      if prev[j - 1] + cost < best then best = prev[j - 1] + cost end
-      cur[j] = best
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
+local distance = require("licensor.spelling").distance
 
 local function nearest(name, names)
   local best, best_d
@@ -131,6 +126,13 @@ local function locate(source, names)
   local line = 1
   for _ in source:sub(1, line_pos):gmatch("\n") do line = line + 1 end
   return line
+end
+
+-- 100000 -> "100,000", as the docs write a budget.
+local function thousands(n)
+  local text, k = format("%d", n), 1
+  while k > 0 do text, k = gsub(text, "^(%d+)(%d%d%d)", "%1,%2") end
+  return text
 end
 
 local function refuse(name, line, message)
@@ -211,6 +213,7 @@ end
 local REASONS = {
   instructions = function(P) return format("ran past its instruction budget (%d)", P.limits.instructions) end,
   memory = function(P) return format("ran past its memory budget (%d bytes)", P.limits.memory) end,
+  time = function(P) return format("ran past its time limit (%d ms)", P.limits.time_ms) end,
 }
 
 -- The policy as a log line names it.
@@ -258,13 +261,20 @@ local function not_whole(what, v)
   if floor(v) ~= v then return format("answered %s %s, which is not a whole number", what, show(v)) end
 end
 
--- Why `because` is not one line of at most MAX_BECAUSE bytes, or nil.
+-- Why `because` is not one line of at most MAX_BECAUSE bytes of UTF-8
+-- text, or nil.  Traces, explain and the log show it as it is, so it may
+-- not hold bidirectional controls (U+202A-U+202E, U+2066-U+2069) that
+-- would reorder what is printed after it: core.check_name's test.
 local function bad_because(v)
   if type(v) ~= "string" then return format("answered because %s, which is not a string", show(v)) end
   if #v > _M.MAX_BECAUSE then
     return format("answered a because of %d bytes (at most %d)", #v, _M.MAX_BECAUSE)
   end
   if find(v, "%c") then return "answered a because that is not one line of text" end
+  if find(v, "[\128-\255]") then
+    local ok, msg = check_name(v, "because")
+    if not ok then return "answered a because that " .. gsub(msg, "^because ", "") end
+  end
 end
 
 -- Why an answer's keys are not `name` and `because` (checked), or nil.
@@ -342,7 +352,8 @@ function CHECK.price(a)
   if a.price == nil then return nil, "answered no price" end
   why = not_whole("price", a.price)
   if why then return nil, why end
-  return { price = floor(a.price), because = a.because }
+  -- + 0 makes -0 (which LuaJIT's floor keeps, and Lua 5.4's makes 0) 0.
+  return { price = floor(a.price) + 0, because = a.because }
 end
 
 function CHECK.ladder(a)
@@ -881,6 +892,8 @@ function _M.compile(source, name, cat)
     return refuse(name, 1, format("a policy file is at most %d bytes", _M.MAX_SOURCE_BYTES))
   end
   if byte(source, 1) == 27 then return refuse(name, 1, "a policy file is Lua text, not bytecode") end
+  local dialect_line, dialect_msg = dialect.check(source)
+  if dialect_line then return refuse(name, dialect_line, dialect_msg) end
   local env_at = find(source, "%f[%w_]_ENV%f[^%w_]")
   if env_at then
     local line = 1
@@ -889,16 +902,23 @@ function _M.compile(source, name, cat)
   end
   local main, err = load_chunk(source, name)
   if not main then return nil, err, "invalid_policy" end
-  local limits = { instructions = _M.INSTRUCTIONS, memory = _M.MEMORY, string_index = sandbox.string_index }
-  local ok, t, message = run_hook(main, nil, limits)
+  local limits = { instructions = _M.INSTRUCTIONS, memory = _M.MEMORY, time_ms = _M.TIME_MS,
+                   string_index = sandbox.string_index }
+  local top = floor(_M.INSTRUCTIONS / _M.TOP_LEVEL_SHARE)
+  local ok, t, message = run_hook(main, nil, { instructions = top, memory = _M.MEMORY, time_ms = _M.TIME_MS,
+                                               string_index = sandbox.string_index })
   if not ok then
     if t == "error" then
       local where, rest = tostring(message):match("^([^:]+:%d+): (.*)$")
       if where then return nil, where .. ": " .. rest, "invalid_policy" end
       return refuse(name, 1, "the file raised " .. tostring(message))
     end
-    return refuse(name, 1, format("the file's top level ran past its %s budget", t == "memory" and "memory"
-                                  or "instruction"))
+    if t == "instructions" then
+      return refuse(name, 1, format("the file's top level runs before each hook call and must fit in %s "
+                                    .. "instructions", thousands(top)))
+    end
+    return refuse(name, 1, format("the file's top level ran past its %s", t == "memory" and "memory budget"
+                                  or t == "time" and "time limit" or tostring(t)))
   end
   if type(t) ~= "table" then
     return refuse(name, 1, format("a policy file must return a table (it returned %s)", show(t)))

@@ -16,7 +16,7 @@ local common = require "licensor.store.common"
 local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
 local next, pcall = next, pcall
 local concat, sort, format = table.concat, table.sort, string.format
-local min, max, floor = math.min, math.max, math.floor
+local max, floor = math.max, math.floor
 
 local Store = common.Store
 local refuse, bad_argument = common.refuse, common.bad_argument
@@ -391,20 +391,7 @@ local function write_license(self, lic, version, today)
   return key
 end
 
--- The edit distance between two column names (for "did you mean").
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
+local distance = require("licensor.spelling").distance
 
 -- The header's columns, name -> position; an empty, unknown, misspelt or
 -- doubled column refuses the file (as name:1: ...), and so does one of
