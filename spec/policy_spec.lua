@@ -732,8 +732,8 @@ return {
     W.trace = {}
     W:eligible(lic, ON)
     W:can_install(lic, 6911, ON)
-    assert.same({ rule = "R3", hook = "eligible", version = 4, before = 6911, after = 6855, because = "pinned" },
-                W.trace[1])
+    assert.same({ rule = "R3", hook = "eligible", version = 4, before = 6911, after = 6855, because = "pinned",
+                  answered = true }, W.trace[1])
     assert.are.equal(2, #W.trace)
     assert.same({ false, "build 6911 is newer than build 6855, the newest this license may install",
                   "newer_than_eligible" }, { W:can_install(lic, 6911, ON) })
