@@ -1,5 +1,5 @@
 -- policy.lua -- `make bench`, layered policies: what the policy machinery
--- costs, as ratios measured in one run (doc/design.md's speed figures).
+-- costs, as ratios measured in one run, each line with its target.
 --
 -- (a) No policy file: cat:eligible and store activations against the same
 --     calls on licensor as it was before policies existed (commit
