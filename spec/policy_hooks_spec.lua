@@ -50,7 +50,8 @@ describe("a hook that", function()
 
   it("backtracks without end in one pattern match is refused before the match starts", function()
     eligible_stands("return ('a'):rep(5000):find('.-.-.-.-b') and { build = 6855 }", "error",
-                    "raised bad.lua:1: string.find: a pattern with 4 repetitions on 5000 bytes may backtrack too long")
+                    "raised bad.lua:1: string.find: a pattern of 9 bytes with 4 repetitions on 5000 bytes may run "
+                    .. "too long")
   end)
 
   it("matches versions, keys and addresses with patterns as usual", function()
@@ -199,5 +200,186 @@ end }]])
     local t = {}
     for i = 1, 100000 do t[i] = i end   -- the host allocates freely again
     assert.are.equal(100000, #t)
+  end)
+end)
+
+describe("the pattern guard", function()
+  -- Each is refused before the match starts: the whole call takes well
+  -- under a second, where the match itself would take minutes or hours.
+  local function refused_at_once(body, why)
+    local t0 = os.clock()
+    eligible_stands(body .. " return { build = 6855 }", "error", "raised bad.lua:1: " .. why)
+    assert.is_true(os.clock() - t0 < 1)
+  end
+
+  it("counts %b and %f as repetitions", function()
+    refused_at_once("local _ = ('('):rep(2000000):find('%b()')",
+                    "string.find: a pattern of 4 bytes with 1 repetitions on 2000000 bytes may run too long")
+    refused_at_once("local _ = ('a'):rep(20000):match(('%f[a]'):rep(2) .. 'b')",
+                    "string.match: a pattern of 11 bytes with 2 repetitions on 20000 bytes")
+  end)
+
+  it("writes a number subject as the sandbox's tostring does, and bounds it", function()
+    refused_at_once("local _ = string.find(-1.2345678901234e-300, ('.-'):rep(22) .. 'x')",
+                    "string.find: a pattern of 45 bytes with 22 repetitions on 21 bytes")
+    local P = assert(policy.compile([[return { price = function(ctx)
+      return { price = 1, because = string.match(3.0, "^%d+$") .. " " .. string.gsub(12, "1", "x") } end }]], "n.lua"))
+    assert.are.equal("3 x2", P:decide("price", { day = ON, price = 5, item = "upgrade" }).because)
+  end)
+
+  it("refuses a subject or pattern that is neither a string nor a number", function()
+    eligible_stands("local _ = string.find({}, 'a')", "error",
+                    "raised bad.lua:1: bad argument #1 to 'find' %(string expected, got table%)")
+    eligible_stands("local _ = ('a'):gsub(ctx, 'b')", "error",
+                    "raised bad.lua:1: bad argument #2 to 'gsub' %(string expected, got table%)")
+  end)
+
+  it("multiplies the bound by the pattern's length", function()
+    refused_at_once("local _ = ('a'):rep(100000):find(('.'):rep(50000) .. 'b')",
+                    "string.find: a pattern of 50001 bytes with 0 repetitions on 100000 bytes")
+  end)
+
+  it("bounds a plain find by subject times pattern", function()
+    -- ("a"):rep(3e6):find(("a"):rep(1.5e6) .. "b", 1, true) is refused the
+    -- same way on Lua 5.4; on LuaJIT its strings spend the memory budget
+    -- first, so the spec uses a size both VMs reach the guard with.
+    refused_at_once("local _ = ('a'):rep(1e6):find(('a'):rep(2e5) .. 'b', 1, true)",
+                    "string.find: a pattern of 200001 bytes with 0 repetitions on 1000000 bytes")
+  end)
+
+  it("answers string.rep of an empty string at once, the count given as text too", function()
+    local W, P = bound("return { eligible = function(ctx)\n"
+                       .. "  return { build = 6855 + #string.rep('', '1000000000000000') + #(''):rep('1e15', '') } end }")
+    local t0 = os.clock()
+    assert.are.equal(6855, W:eligible(fixtures.faq_license(), ON).number)
+    assert.is_true(os.clock() - t0 < 1)
+    assert.same({}, P.failures)
+  end)
+end)
+
+describe("the same answer on both VMs", function()
+  local function answer(body)
+    local P = assert(policy.compile("return { price = function(ctx) " .. body .. " end }", "vm.lua"))
+    P.lines = {}
+    P.log = function(line) P.lines[#P.lines + 1] = line end
+    local a = P:decide("price", { day = ON, license = { key = "ST-VM" }, price = 33000, item = "upgrade",
+                                  currency = "USD" })
+    return a, P
+  end
+
+  it("tostring names a reference type without an address", function()
+    local a = answer("return { price = 1, because = tostring({}) .. ' ' .. tostring(ctx) .. ' ' .. "
+                     .. "tostring(tostring) .. ' ' .. tostring(nil) .. ' ' .. tostring(true) }")
+    assert.are.equal("table table function nil true", a.because)
+  end)
+
+  it("tostring writes numbers alike: integral below 2^53 as %d, others as %.14g", function()
+    local a = answer("return { price = 1, because = tostring(3.0) .. ' ' .. tostring(-0.0) .. ' ' .. "
+                     .. "tostring(2^53) .. ' ' .. tostring(1/3) .. ' ' .. tostring(1e300) .. ' ' .. "
+                     .. "tostring(0/0) .. ' ' .. tostring(-1/0) .. ' ' .. tostring(2^53 - 1) }")
+    assert.are.equal("3 0 9.007199254741e+15 0.33333333333333 1e+300 nan -inf 9007199254740991", a.because)
+  end)
+
+  it("string.format refuses %p and reference arguments", function()
+    for _, body in ipairs({ "string.format('%p', {})", "string.format('%s', {})", "string.format('%d %s', 1, ctx)",
+                            "('%s'):format(tostring)" }) do
+      local a, P = answer("return { price = 1, because = " .. body .. " }")
+      assert.is_nil(a)
+      assert.are.equal(1, P.failures["price error"])
+      assert.matches("raised vm.lua:1: bad argument #%d to 'format' %((.*) in a policy%)", P.lines[1])
+    end
+  end)
+
+  it("string.format's integer conversions refuse a fraction", function()
+    for _, conv in ipairs({ "d", "i", "c", "o", "u", "x", "X" }) do
+      local a, P = answer(("return { price = 1, because = string.format('%%%s', 65.5) }"):format(conv))
+      assert.is_nil(a)
+      assert.matches("a whole number below 2%^53 expected for %%" .. conv, P.lines[1])
+    end
+    local a = answer("return { price = 1, because = string.format('%d %i %c %o %u %x %X', 3.0, '4', 65, 8, 9, 255, "
+                     .. "255) }")
+    assert.are.equal("3 4 A 10 9 ff FF", a.because)
+  end)
+
+  it("string.format's %s writes a number as tostring does", function()
+    local a = answer("return { price = 1, because = string.format('%s|%s|%5s|%s', 3.0, 2^53, 1.5, true) }")
+    assert.are.equal("3|9.007199254741e+15|  1.5|true", a.because)
+  end)
+
+  it("a price of -0 is 0", function()
+    local a = answer("return { price = -0.0 }")
+    assert.are.equal(0, a.price)
+    assert.are.equal(math.huge, 1 / a.price)
+  end)
+end)
+
+describe("a because", function()
+  local function because_of(text)
+    local P = assert(policy.compile(("return { price = function(ctx) return { price = 1, because = %q } end }")
+                                    :format(text), "b.lua"))
+    P.lines = {}
+    P.log = function(line) P.lines[#P.lines + 1] = line end
+    local a = P:decide("price", { day = ON, price = 5, item = "upgrade" })
+    return a, P
+  end
+
+  it("is UTF-8 text", function()
+    assert.are.equal("café, 50 % off", because_of("café, 50 % off").because)
+    local a, P = because_of("bad \255 byte")
+    assert.is_nil(a)
+    assert.same({ ["price answer"] = 1 }, P.failures)
+    assert.matches("answered a because that is not valid UTF%-8", P.lines[1])
+    assert.is_nil(because_of("overlong \192\175"))
+  end)
+
+  it("holds no bidirectional control", function()
+    for _, c in ipairs({ "\226\128\170", "\226\128\174", "\226\129\166", "\226\129\169" }) do   -- U+202A/E, 2066/9
+      local a, P = because_of("price " .. c .. "cba")
+      assert.is_nil(a)
+      assert.matches("answered a because that holds a control or bidirectional%-override character", P.lines[1])
+    end
+  end)
+end)
+
+describe("a reason of store:set", function()
+  local stores = require "support.stores"
+
+  it("is UTF-8 without control or bidirectional characters, and nothing is written", function()
+    local store = stores.new(":memory:")
+    local lic = stores.issue(store)
+    local before = stores.dump(store)
+    for _, case in ipairs({
+      { "ticket\n2019-06-01 forged event", "reason holds a control character" },
+      { "ticket \27[2J", "reason holds a control character" },
+      { "ticket \194\133", "reason holds a control character" },            -- U+0085, C1
+      { "bad \255 byte", "reason is not valid UTF-8" },
+      { "surrogate \237\160\128", "reason is not valid UTF-8" },
+      { "cut \226\128", "reason is not valid UTF-8" },
+      { "ticket \226\128\174 4 ", "reason holds a bidirectional control character" },
+      { "ticket \226\129\167 4", "reason holds a bidirectional control character" },
+    }) do
+      assert.same({ nil, case[2], "invalid_request" },
+                  { store:set(lic.key, { policy = { grace_days = 3 }, reason = case[1], by = "ann" }) })
+    end
+    assert.are.equal(before, stores.dump(store))
+    assert(store:set(lic.key, { policy = { grace_days = 3 }, reason = "ticket 9 — Müller", by = "ann" }))
+    store:close()
+  end)
+end)
+
+describe("the time backstop", function()
+  it("is passed to run_hook, and a call past it is logged and counted as the others", function()
+    local P = assert(policy.compile("return { price = function(ctx) return { price = 1 } end }", "t.lua"))
+    assert.are.equal(policy.TIME_MS, P.limits.time_ms)
+    assert.are.equal(100, P.limits.time_ms)
+    P.version = 3
+    P.lines = {}
+    P.log = function(line) P.lines[#P.lines + 1] = line end
+    local site = P:hook_site("price")
+    local answer, reason = site.finish({ license = { key = "ST-T" } }, false, "time", "time limit")
+    assert.are.same({ nil, "time" }, { answer, reason })
+    assert.same({ ["price time"] = 1 }, P.failures)
+    assert.are.equal("policy v3 price hook (license ST-T): ran past its time limit (100 ms); the built-in "
+                     .. "decision stands", P.lines[1])
   end)
 end)

@@ -130,10 +130,99 @@ return {
   end)
 
   it("runs the top level under the budgets", function()
-    assert.same({ nil, "test.lua:1: the file's top level ran past its instruction budget", "invalid_policy" },
+    assert.same({ nil, "test.lua:1: the file's top level runs before each hook call and must fit in 100,000 "
+                  .. "instructions", "invalid_policy" },
                 { policy.compile("while true do end\n", "test.lua") })
     assert.same({ nil, "test.lua:1: the file's top level ran past its memory budget", "invalid_policy" },
                 { policy.compile("local t = {}\nfor i = 1, 1e9 do t[i] = ('x'):rep(1000, tostring(i)) end\n", "test.lua") })
+  end)
+end)
+
+describe("policy.compile's top level", function()
+  -- A hook that uses the file's locals runs the top level again before
+  -- each call, inside that call's budget of 1,000,000.
+  local function looping(n)
+    return ("local n = 0\nfor i = 1, %d do n = n + i end\n"
+            .. "return { price = function(ctx) return { price = n %% 7 } end }\n"):format(n)
+  end
+
+  it("must fit in a tenth of a call's instruction budget", function()
+    assert.are.equal(100000, math.floor(policy.INSTRUCTIONS / policy.TOP_LEVEL_SHARE))
+    -- A loop step is two instructions: 600,000 steps are past a call's
+    -- budget too, 300,000 would leave a call 400,000, 60,000 just past
+    -- the tenth; all are refused.
+    for _, n in ipairs({ 600000, 300000, 60000 }) do
+      assert.same({ nil, "big.lua:1: the file's top level runs before each hook call and must fit in 100,000 "
+                    .. "instructions", "invalid_policy" }, { policy.compile(looping(n), "big.lua") })
+    end
+  end)
+
+  it("that fits leaves each call of a hook using its locals the rest of the budget", function()
+    local P = assert(policy.compile(looping(10000), "small.lua"))
+    for _ = 1, 3 do
+      assert.are.equal((10000 * 10001 / 2) % 7, P:decide("price", { day = ON, price = 5, item = "upgrade" }).price)
+    end
+    assert.same({}, P.failures)
+  end)
+end)
+
+describe("policy.compile's dialect check", function()
+  local BOTH = ": policy files run on Lua 5.4 and LuaJIT"
+  -- Each construct parses on one VM only; in a string or comment it is text.
+  local CASES = {
+    { "local a = 7 // 2", "`//` is Lua 5.4 only" },
+    { "local a = 6 & 3", "`&` is Lua 5.4 only" },
+    { "local a = 6 | 3", "`|` is Lua 5.4 only" },
+    { "local a = 6 ~ 3", "`~` is Lua 5.4 only" },
+    { "local a = ~6", "`~` is Lua 5.4 only" },
+    { "local a = 1 << 3", "`<<` is Lua 5.4 only" },
+    { "local a = 8 >> 3", "`>>` is Lua 5.4 only" },
+    { "local a <const> = 1", "`<const>` is Lua 5.4 only" },
+    { "local a <close> = nil", "`<close>` is Lua 5.4 only" },
+    { "local a = 12LL", "`LL` is LuaJIT only" },
+    { "local a = 12ULL", "`ULL` is LuaJIT only" },
+    { "local a = 0x1fll", "`ll` is LuaJIT only" },
+    { "local a = 3i", "`i` is LuaJIT only" },
+    { "local a = 1.5e-3i", "`i` is LuaJIT only" },
+  }
+
+  it("refuses in code what only one VM parses, naming the line, alike on both", function()
+    for _, c in ipairs(CASES) do
+      local source = "-- a policy\nlocal x = 1\n" .. c[1] .. "\nreturn {}\n"
+      assert.same({ nil, "d.lua:3: " .. c[2] .. BOTH, "invalid_policy" }, { policy.compile(source, "d.lua") })
+    end
+  end)
+
+  it("accepts each of them inside a string or a comment", function()
+    for _, c in ipairs(CASES) do
+      local text = c[1]
+      local sources = {
+        ("local s = %q\nreturn {}\n"):format(text),
+        ("local s = '%s'\nreturn {}\n"):format(text),
+        ("local s = [[%s]]\nreturn {}\n"):format(text),
+        ("local s = [==[\n]] %s ]=]\n]==]\nreturn {}\n"):format(text),
+        ("-- %s\nreturn {}\n"):format(text),
+        ("--[[ %s\n]] return {}\n"):format(text),
+        ("--[=[ ]] %s ]=] return {}\n"):format(text),
+      }
+      for _, source in ipairs(sources) do
+        local P, msg = policy.compile(source, "ok.lua")
+        assert(P, msg)
+      end
+    end
+  end)
+
+  it("accepts what both read alike: ~=, <= and >=, comparisons, exponents and hex numbers", function()
+    local P, msg = policy.compile([[
+local a, b = 1e-3 + 0x1p+4 + 0xAB + 2E+2 + .5, 3
+local s = 'it\'s' .. "a\"//" .. "x\
+| y"
+return { price = function(ctx)
+  if a ~= b and a <= b or a >= b or (a < b and b > a) then return { price = #s } end
+end }
+]], "ok.lua")
+    assert(P, msg)
+    assert.are.equal(13, P:decide("price", { day = ON, price = 5, item = "upgrade" }).price)
   end)
 end)
 

@@ -34,6 +34,7 @@ local type, error, next, pairs, ipairs, select, tostring, tonumber = type, error
 local pcall, xpcall, assert, setmetatable, rawequal, rawset = pcall, xpcall, assert, setmetatable, rawequal,
   rawset
 local floor = math.floor
+local unpack = table.unpack or unpack   -- luacheck: ignore 143 (LuaJIT's global)
 local core_day, core_date = core.day, core.date
 
 local _M = {}
@@ -86,34 +87,82 @@ local function s_ipairs(t)
   return s_inext, t, 0
 end
 
--- The string functions both VMs have, without string.dump (bytecode) and
--- Lua 5.4's pack/unpack (LuaJIT has none).
-local SAFE_STRING = {}
-for _, name in ipairs({ "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match",
-                        "rep", "reverse", "sub", "upper" }) do
-  SAFE_STRING[name] = string[name]
+-- tostring, alike on both VMs: a reference type (table, function, ...)
+-- is its type name alone (an address would differ from run to run, and
+-- a hook could key on it), and a number is written the same way by both
+-- (Lua 5.4 writes 3.0 and 2^53 where LuaJIT writes 3 and 9.007e+15): an
+-- integral value below 2^53 as "%d", NaN and the infinities by name,
+-- any other as "%.14g".
+local format, find, byte = string.format, string.find, string.byte
+local TWO_53 = 2 ^ 53
+local function s_tostring(v)
+  local tv = type(v)
+  if tv == "string" then return v end
+  if tv == "number" then
+    if v ~= v then return "nan" end
+    if v == floor(v) and v < TWO_53 and v > -TWO_53 then return format("%d", v) end
+    if v == 1 / 0 then return "inf" end
+    if v == -1 / 0 then return "-inf" end
+    return format("%.14g", v)
+  end
+  if tv == "boolean" then return v and "true" or "false" end
+  if tv == "nil" then return "nil" end
+  return tv
 end
+_M.tostring = s_tostring
+
+-- A string function's text argument: a string, or a number as
+-- s_tostring writes it (the VMs' own coercions differ), else an error.
+local function text_arg(v, i, name)
+  local tv = type(v)
+  if tv == "string" then return v end
+  if tv == "number" then return s_tostring(v) end
+  error(("bad argument #%d to '%s' (string expected, got %s)"):format(i, name, tv), 3)
+end
+
+-- The string functions both VMs have, without string.dump (bytecode) and
+-- Lua 5.4's pack/unpack (LuaJIT has none).  Each takes a number for its
+-- text as s_tostring writes it.
+local SAFE_STRING = {}
+for _, name in ipairs({ "byte", "len", "lower", "reverse", "sub", "upper" }) do
+  local f = string[name]
+  SAFE_STRING[name] = function(s, ...)
+    if type(s) ~= "string" then s = text_arg(s, 1, name) end
+    return f(s, ...)
+  end
+end
+SAFE_STRING.char = string.char
 -- string.rep of an empty string (and separator) loops n times in C
 -- without allocating: neither budget would end ("").rep("", 1e15).  The
--- answer is "" whatever n is, so n is taken as 1.
+-- answer is "" whatever n is, so n is taken as 1.  n is made a number
+-- first: a count given as text ("1000000000000000") is one too.
 local rep = string.rep
 SAFE_STRING.rep = function(s, n, sep)
+  if type(s) ~= "string" then s = text_arg(s, 1, "rep") end
+  if sep ~= nil and type(sep) ~= "string" then sep = text_arg(sep, 3, "rep") end
+  n = tonumber(n) or n
   if s == "" and (sep == nil or sep == "") and type(n) == "number" and n > 1 then n = 1 end
   return rep(s, n, sep)
 end
 -- Lua's pattern matcher backtracks inside one C call, where the count
 -- hook never fires: ("a"):rep(5000):find(".-.-.-.-b") would run for
 -- hours within both budgets.  A match with k repetition items (*, +, -,
--- ?) on n bytes tries at most about (n + 1)^(k + 1) positions, so a call
--- whose bound passes PATTERN_STEPS is refused before it starts.  Version
--- strings, keys and addresses, what hooks match, stay far below it.
+-- ?, and %b and %f, which scan the subject too) of a pattern of m bytes
+-- on n bytes tries at most about (n + 1)^(k + 1) positions, each
+-- comparing up to m items, so a call whose bound (n + 1)^(k + 1) * (m +
+-- 1) passes PATTERN_STEPS is refused before it starts; a plain find is
+-- bounded by (n + 1) * (m + 1).  Version strings, keys and addresses,
+-- what hooks match, stay far below it.
 local PATTERN_STEPS = 1e8
 local function repetitions(p)
   local k, i, n = 0, 1, #p
   while i <= n do
-    local c = p:sub(i, i)
-    if c == "%" then i = i + 1
-    elseif c == "*" or c == "+" or c == "-" or c == "?" then k = k + 1 end
+    local c = byte(p, i)
+    if c == 37 then   -- %
+      local d = byte(p, i + 1)
+      if d == 98 or d == 102 then k = k + 1 end   -- %b, %f
+      i = i + 1
+    elseif c == 42 or c == 43 or c == 45 or c == 63 then k = k + 1 end   -- * + - ?
     i = i + 1
   end
   return k
@@ -121,20 +170,71 @@ end
 local function guarded(name)
   local f = string[name]
   return function(s, p, init, plain)
-    if type(s) == "string" and type(p) == "string" and not (name == "find" and plain) then
-      local bound, k = 1, repetitions(p)
-      for _ = 0, k do
-        bound = bound * (#s + 1)
-        if bound > PATTERN_STEPS then
-          error(("string.%s: a pattern with %d repetitions on %d bytes may backtrack too long for a " ..
-                 "policy hook"):format(name, k, #s), 2)
-        end
+    if type(s) ~= "string" then s = text_arg(s, 1, name) end
+    if type(p) ~= "string" then p = text_arg(p, 2, name) end
+    local k = (name == "find" and plain) and 0 or repetitions(p)
+    local bound = #p + 1
+    for _ = 0, k do
+      bound = bound * (#s + 1)
+      if bound > PATTERN_STEPS then
+        error(("string.%s: a pattern of %d bytes with %d repetitions on %d bytes may run too long for a " ..
+               "policy hook"):format(name, #p, k, #s), 2)
       end
     end
     return f(s, p, init, plain)
   end
 end
 for _, name in ipairs({ "find", "gmatch", "gsub", "match" }) do SAFE_STRING[name] = guarded(name) end
+
+-- string.format, alike on both VMs: no %p (an address); no table,
+-- function or other reference as an argument (its text is an address);
+-- %d %i %c %o %u %x %X take only a whole number below 2^53 (LuaJIT
+-- truncates a fraction where Lua 5.4 raises); %s writes a number as
+-- s_tostring does; %q takes text only (Lua 5.4 writes a float in hex);
+-- %a %e %f %g refuse NaN (written "-nan" by one VM, "nan" by the other).
+local INTEGRAL = { d = true, i = true, c = true, o = true, u = true, x = true, X = true }
+local FLOAT = { a = true, A = true, e = true, E = true, f = true, F = true, g = true, G = true }
+SAFE_STRING.format = function(fmt, ...)
+  if type(fmt) ~= "string" then fmt = text_arg(fmt, 1, "format") end
+  local args, n = { ... }, select("#", ...)
+  local i, arg = 1, 0
+  while true do
+    local at = find(fmt, "%", i, true)
+    if not at then break end
+    local spec_end, conv = select(2, find(fmt, "^[-+ #0]*%d*%.?%d*(.)", at + 1))
+    if not spec_end then break end
+    i = spec_end + 1
+    if conv ~= "%" then
+      arg = arg + 1
+      local v = args[arg]
+      local tv = type(v)
+      if conv == "p" then error("bad argument #1 to 'format' (%p is not offered in a policy)", 2) end
+      if arg <= n and tv ~= "string" and tv ~= "number" and tv ~= "boolean" and tv ~= "nil" then
+        error(("bad argument #%d to 'format' (a %s has no text in a policy)"):format(arg + 1, tv), 2)
+      end
+      if INTEGRAL[conv] then
+        local x = tonumber(v)
+        if x == nil or x ~= floor(x) or x >= TWO_53 or x <= -TWO_53 then
+          error(("bad argument #%d to 'format' (a whole number below 2^53 expected for %%%s)")
+                :format(arg + 1, conv), 2)
+        end
+        args[arg] = x
+      elseif FLOAT[conv] then
+        local x = tonumber(v)
+        if x ~= nil and x ~= x then
+          error(("bad argument #%d to 'format' (NaN for %%%s)"):format(arg + 1, conv), 2)
+        end
+      elseif conv == "s" then
+        if arg <= n then args[arg] = s_tostring(v) end
+      elseif conv == "q" then
+        if tv ~= "string" then
+          error(("bad argument #%d to 'format' (a string expected for %%q, got %s)"):format(arg + 1, tv), 2)
+        end
+      end
+    end
+  end
+  return format(fmt, unpack(args, 1, n))
+end
 
 -- What strings' methods reach during a hook (run_hook's limits.string_index).
 _M.string_index = SAFE_STRING
@@ -146,7 +246,6 @@ for _, name in ipairs({ "abs", "acos", "asin", "atan", "ceil", "cos", "exp", "fl
   SAFE_MATH[name] = math[name]
 end
 
-local unpack = table.unpack or unpack   -- luacheck: ignore 143 (LuaJIT's global)
 local insert, remove, sort = table.insert, table.remove, table.sort
 local function writable(t, name)
   if READONLY[t] then error(("bad argument #1 to '%s' (the table is read-only)"):format(name), 3) end
@@ -186,7 +285,7 @@ end
 
 local GLOBALS = {
   assert = assert, error = error, ipairs = s_ipairs, next = s_next, pairs = s_pairs, pcall = pcall,
-  rawequal = rawequal, select = select, tonumber = tonumber, tostring = tostring, type = type,
+  rawequal = rawequal, select = select, tonumber = tonumber, tostring = s_tostring, type = type,
   unpack = unpack, xpcall = xpcall,
   string = frozen(SAFE_STRING, "string."), math = frozen(SAFE_MATH, "math."),
   table = frozen(SAFE_TABLE, "table."),

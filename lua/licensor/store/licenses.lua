@@ -9,6 +9,7 @@ local address = require "licensor.mail.address"
 local common = require "licensor.store.common"
 
 local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
+local find, byte = string.find, string.byte
 
 local Store = common.Store
 local refuse, bad_argument, transaction = common.refuse, common.bad_argument, common.transaction
@@ -312,6 +313,41 @@ local SETTABLE = { email = "string", policy = "table", tags = "table", reason = 
 -- The longest reason an event keeps (bytes).
 local MAX_REASON_BYTES = 1000
 
+-- Why a reason is not text to print, or nil: `licensor events` prints it
+-- raw, so it must be valid UTF-8 (shortest forms, no surrogates) without
+-- control characters (C0, DEL, C1) or the bidirectional controls that
+-- reorder what a terminal shows after them (U+202A-U+202E,
+-- U+2066-U+2069).  core.check_name's test, for text past its 255 bytes.
+local function bad_reason(s)
+  if find(s, "%c") then return "holds a control character" end
+  if not find(s, "[\128-\255]") then return nil end
+  local i, n = 1, #s
+  while i <= n do
+    local c = byte(s, i)
+    if c < 0x80 then
+      i = i + 1
+    else
+      local len, cp, min
+      if c >= 0xC2 and c <= 0xDF then len, cp, min = 2, c - 0xC0, 0x80
+      elseif c >= 0xE0 and c <= 0xEF then len, cp, min = 3, c - 0xE0, 0x800
+      elseif c >= 0xF0 and c <= 0xF4 then len, cp, min = 4, c - 0xF0, 0x10000
+      else return "is not valid UTF-8" end
+      for k = 1, len - 1 do
+        local d = byte(s, i + k)
+        if not d or d < 0x80 or d > 0xBF then return "is not valid UTF-8" end
+        cp = cp * 64 + (d - 0x80)
+      end
+      if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return "is not valid UTF-8" end
+      if cp <= 0x9F then return "holds a control character" end
+      if (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069) then
+        return "holds a bidirectional control character"
+      end
+      i = i + len
+    end
+  end
+  return nil
+end
+
 -- The override after `changes` ({KEY = VALUE | false}: false removes the
 -- key; reminders = {KIND = {...} | false} changes those kinds alone).
 local function merged_override(old, changes)
@@ -426,6 +462,8 @@ function Store:set(key, fields, on)
   if fields.reason and #fields.reason > MAX_REASON_BYTES then
     return nil, "reason: at most " .. MAX_REASON_BYTES .. " bytes", "invalid_request"
   end
+  local why = fields.reason and bad_reason(fields.reason)
+  if why then return nil, "reason " .. why, "invalid_request" end
   if fields.by then
     local ok, msg, code = core.check_name(fields.by, "by")
     if not ok then return nil, msg, code end
