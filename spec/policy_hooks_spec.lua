@@ -306,6 +306,39 @@ describe("the same answer on both VMs", function()
     assert.are.equal("3|9.007199254741e+15|  1.5|true", a.because)
   end)
 
+  it("positions and counts with a fraction are refused (Lua 5.4 raises, LuaJIT truncates)", function()
+    for _, case in ipairs({
+      { "string.char(65.5)", "#1 to 'char'" }, { "string.byte('abc', 1.5)", "#2 to 'byte'" },
+      { "('abc'):sub(1.5)", "#2 to 'sub'" }, { "('a'):rep(2.5)", "#2 to 'rep'" },
+      { "('abc'):find('b', 1.5)", "#3 to 'find'" }, { "('abc'):match('b', '1.5')", "#3 to 'match'" },
+      { "('aaa'):gsub('a', 'b', 1.5)", "#4 to 'gsub'" }, { "table.concat({ 1, 2 }, ',', 1.5)", "#3 to 'concat'" },
+      { "unpack({ 1, 2 }, 1.5)", "#2 to 'unpack'" }, { "select(1.5, 'a', 'b')", "#1 to 'select'" },
+      { "table.insert({ 1 }, 1.5, 2)", "#2 to 'insert'" }, { "table.remove({ 1, 2 }, 1.5)", "#2 to 'remove'" },
+      { "('abc'):sub(1, 2^60)", "#3 to 'sub'" },
+    }) do
+      local a, P = answer("return { price = 1, because = " .. case[1] .. " }")
+      assert.is_nil(a)
+      assert.matches("raised vm.lua:1: bad argument " .. case[2] .. " %(number has no integer representation%)",
+                     P.lines[1])
+    end
+    local a = answer("return { price = 1, because = string.char(72, 105.0) .. ('hello'):sub(2, 3.0) .. "
+                     .. "select(2.0, 'a', 'b') .. ('abc'):byte(2.0) .. unpack({ 'u' }, 1.0) }")
+    assert.are.equal("Hielb98u", a.because)
+  end)
+
+  it("gmatch takes no init (LuaJIT's ignores it)", function()
+    local a, P = answer("for w in ('a b'):gmatch('%a', 2) do end return { price = 1 }")
+    assert.is_nil(a)
+    assert.matches("bad argument #3 to 'gmatch' %(no init in a policy", P.lines[1])
+  end)
+
+  it("gsub's replacement and table.concat's list write numbers as tostring does", function()
+    local a = answer("return { price = 1, because = ('abc'):gsub('b', 2.0) .. ('abc'):gsub('%w', { a = 1.0 }) .. "
+                     .. "('abc'):gsub('c', function() return 3.0 end) .. table.concat({ 1.0, 'x', 2^53 }, ',') .. "
+                     .. "table.concat({ 1.0, 2.0, 3.0 }, '-', 2, 3) }")
+    assert.are.equal("a2c1bcab31,x,9.007199254741e+152-3", a.because)
+  end)
+
   it("a price of -0 is 0", function()
     local a = answer("return { price = -0.0 }")
     assert.are.equal(0, a.price)

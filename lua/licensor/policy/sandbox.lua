@@ -39,6 +39,54 @@ local core_day, core_date = core.day, core.date
 
 local _M = {}
 
+-- tostring, alike on both VMs: a reference type (table, function, ...)
+-- is its type name alone (an address would differ from run to run, and
+-- a hook could key on it), and a number is written the same way by both
+-- (Lua 5.4 writes 3.0 and 2^53 where LuaJIT writes 3 and 9.007e+15): an
+-- integral value below 2^53 as "%d", NaN and the infinities by name,
+-- any other as "%.14g".
+local format, find, byte = string.format, string.find, string.byte
+local TWO_53 = 2 ^ 53
+local function s_tostring(v)
+  local tv = type(v)
+  if tv == "string" then return v end
+  if tv == "number" then
+    if v ~= v then return "nan" end
+    if v == floor(v) and v < TWO_53 and v > -TWO_53 then return format("%d", v) end
+    if v == 1 / 0 then return "inf" end
+    if v == -1 / 0 then return "-inf" end
+    return format("%.14g", v)
+  end
+  if tv == "boolean" then return v and "true" or "false" end
+  if tv == "nil" then return "nil" end
+  return tv
+end
+_M.tostring = s_tostring
+
+-- Lua 5.4 refuses a position or count with a fraction (or out of
+-- integer range) where LuaJIT truncates it: the sandbox refuses it on
+-- both.  whole(v, i, name) -> v as a number when it is one (or text of
+-- one), v itself otherwise (the library then says what is wrong).
+local function whole(v, i, name)
+  local x = v
+  if type(x) == "string" then x = tonumber(x) or v end
+  if type(x) ~= "number" then return v end
+  if x ~= floor(x) or x >= TWO_53 or x <= -TWO_53 then
+    error(("bad argument #%d to '%s' (number has no integer representation)"):format(i, name), 3)
+  end
+  return x
+end
+
+-- A string function's text argument: a string, or a number as
+-- s_tostring writes it (the VMs' own coercions differ), else an error.
+local function text_arg(v, i, name)
+  local tv = type(v)
+  if tv == "string" then return v end
+  if tv == "number" then return s_tostring(v) end
+  error(("bad argument #%d to '%s' (string expected, got %s)"):format(i, name, tv), 3)
+end
+
+
 -- Each read-only view and the table it shows, for the sandbox's pairs,
 -- next and ipairs (LuaJIT's own do not look through a metatable).
 local VIEW = setmetatable({}, { __mode = "k" })
@@ -51,7 +99,7 @@ local function frozen(t, what)
   local v = setmetatable({}, {
     __index = t,
     __newindex = function(_, k)
-      error(("%s%s is read-only in a policy"):format(what, tostring(k)), 2)
+      error(("%s%s is read-only in a policy"):format(what, s_tostring(k)), 2)
     end,
     __metatable = false,
   })
@@ -87,51 +135,32 @@ local function s_ipairs(t)
   return s_inext, t, 0
 end
 
--- tostring, alike on both VMs: a reference type (table, function, ...)
--- is its type name alone (an address would differ from run to run, and
--- a hook could key on it), and a number is written the same way by both
--- (Lua 5.4 writes 3.0 and 2^53 where LuaJIT writes 3 and 9.007e+15): an
--- integral value below 2^53 as "%d", NaN and the infinities by name,
--- any other as "%.14g".
-local format, find, byte = string.format, string.find, string.byte
-local TWO_53 = 2 ^ 53
-local function s_tostring(v)
-  local tv = type(v)
-  if tv == "string" then return v end
-  if tv == "number" then
-    if v ~= v then return "nan" end
-    if v == floor(v) and v < TWO_53 and v > -TWO_53 then return format("%d", v) end
-    if v == 1 / 0 then return "inf" end
-    if v == -1 / 0 then return "-inf" end
-    return format("%.14g", v)
-  end
-  if tv == "boolean" then return v and "true" or "false" end
-  if tv == "nil" then return "nil" end
-  return tv
-end
-_M.tostring = s_tostring
-
--- A string function's text argument: a string, or a number as
--- s_tostring writes it (the VMs' own coercions differ), else an error.
-local function text_arg(v, i, name)
-  local tv = type(v)
-  if tv == "string" then return v end
-  if tv == "number" then return s_tostring(v) end
-  error(("bad argument #%d to '%s' (string expected, got %s)"):format(i, name, tv), 3)
-end
-
 -- The string functions both VMs have, without string.dump (bytecode) and
 -- Lua 5.4's pack/unpack (LuaJIT has none).  Each takes a number for its
--- text as s_tostring writes it.
+-- text as s_tostring writes it, and a whole number for a position or
+-- count (see whole).
 local SAFE_STRING = {}
-for _, name in ipairs({ "byte", "len", "lower", "reverse", "sub", "upper" }) do
+for _, name in ipairs({ "len", "lower", "reverse", "upper" }) do
   local f = string[name]
-  SAFE_STRING[name] = function(s, ...)
+  SAFE_STRING[name] = function(s)
     if type(s) ~= "string" then s = text_arg(s, 1, name) end
-    return f(s, ...)
+    return f(s)
   end
 end
-SAFE_STRING.char = string.char
+local str_byte, str_sub, str_char = string.byte, string.sub, string.char
+SAFE_STRING.byte = function(s, i, j)
+  if type(s) ~= "string" then s = text_arg(s, 1, "byte") end
+  return str_byte(s, whole(i, 2, "byte"), whole(j, 3, "byte"))
+end
+SAFE_STRING.sub = function(s, i, j)
+  if type(s) ~= "string" then s = text_arg(s, 1, "sub") end
+  return str_sub(s, whole(i, 2, "sub"), whole(j, 3, "sub"))
+end
+SAFE_STRING.char = function(...)
+  local codes, n = { ... }, select("#", ...)
+  for i = 1, n do codes[i] = whole(codes[i], i, "char") end
+  return str_char(unpack(codes, 1, n))
+end
 -- string.rep of an empty string (and separator) loops n times in C
 -- without allocating: neither budget would end ("").rep("", 1e15).  The
 -- answer is "" whatever n is, so n is taken as 1.  n is made a number
@@ -140,7 +169,7 @@ local rep = string.rep
 SAFE_STRING.rep = function(s, n, sep)
   if type(s) ~= "string" then s = text_arg(s, 1, "rep") end
   if sep ~= nil and type(sep) ~= "string" then sep = text_arg(sep, 3, "rep") end
-  n = tonumber(n) or n
+  n = whole(n, 2, "rep")
   if s == "" and (sep == nil or sep == "") and type(n) == "number" and n > 1 then n = 1 end
   return rep(s, n, sep)
 end
@@ -167,11 +196,44 @@ local function repetitions(p)
   end
   return k
 end
+-- gsub's replacement, its numbers written as s_tostring does (a number
+-- given, or one a table or function answers).
+local function gsub_repl(r)
+  local tr = type(r)
+  if tr == "number" then return s_tostring(r) end
+  if tr == "table" then
+    local t = r
+    return function(c)
+      local v = t[c]
+      if type(v) == "number" then return s_tostring(v) end
+      return v
+    end
+  elseif tr == "function" then
+    local f = r
+    return function(...)
+      local v = f(...)
+      if type(v) == "number" then return s_tostring(v) end
+      return v
+    end
+  end
+  return r
+end
 local function guarded(name)
   local f = string[name]
   return function(s, p, init, plain)
     if type(s) ~= "string" then s = text_arg(s, 1, name) end
     if type(p) ~= "string" then p = text_arg(p, 2, name) end
+    if init ~= nil then
+      if name == "gmatch" then
+        -- Lua 5.4's gmatch starts at init; LuaJIT's takes none and starts at 1.
+        error("bad argument #3 to 'gmatch' (no init in a policy: LuaJIT's gmatch takes none)", 2)
+      elseif name == "gsub" then
+        init = gsub_repl(init)
+        plain = whole(plain, 4, "gsub")
+      else
+        init = whole(init, 3, name)
+      end
+    end
     local k = (name == "find" and plain) and 0 or repetitions(p)
     local bound = #p + 1
     for _ = 0, k do
@@ -250,21 +312,52 @@ local insert, remove, sort = table.insert, table.remove, table.sort
 local function writable(t, name)
   if READONLY[t] then error(("bad argument #1 to '%s' (the table is read-only)"):format(name), 3) end
 end
+local concat = table.concat
+-- unpack and select with their positions whole (see whole).
+local function s_unpack(t, i, j)
+  return unpack(t, whole(i, 2, "unpack"), whole(j, 3, "unpack"))
+end
+local function s_select(n, ...)
+  if n ~= "#" then n = whole(n, 1, "select") end
+  return select(n, ...)
+end
 local SAFE_TABLE = {
-  concat = table.concat,
+  -- The numbers of the list written as s_tostring does (Lua 5.4 writes
+  -- 1.0 where LuaJIT writes 1): a list with a number is copied first.
+  concat = function(t, sep, i, j)
+    i, j = whole(i, 3, "concat"), whole(j, 4, "concat")
+    if type(t) == "table" then
+      local from, to = i or 1, j or #t
+      if type(from) == "number" and type(to) == "number" then
+        for k = from, to do
+          if type(t[k]) == "number" then
+            local c = {}
+            for m = from, to do
+              local v = t[m]
+              c[m - from + 1] = type(v) == "number" and s_tostring(v) or v
+            end
+            return concat(c, sep, 1, to - from + 1)
+          end
+        end
+      end
+    end
+    return concat(t, sep, i, j)
+  end,
   insert = function(t, ...)
     writable(t, "insert")
+    if select("#", ...) >= 2 then return insert(t, whole((...), 2, "insert"), select(2, ...)) end
     return insert(t, ...)
   end,
-  remove = function(t, ...)
+  remove = function(t, pos)
     writable(t, "remove")
-    return remove(t, ...)
+    if pos == nil then return remove(t) end
+    return remove(t, whole(pos, 2, "remove"))
   end,
   sort = function(t, ...)
     writable(t, "sort")
     return sort(t, ...)
   end,
-  unpack = unpack,
+  unpack = s_unpack,
 }
 
 -- The calendar, on "YYYY-MM-DD" strings and day numbers (days since
@@ -285,8 +378,8 @@ end
 
 local GLOBALS = {
   assert = assert, error = error, ipairs = s_ipairs, next = s_next, pairs = s_pairs, pcall = pcall,
-  rawequal = rawequal, select = select, tonumber = tonumber, tostring = s_tostring, type = type,
-  unpack = unpack, xpcall = xpcall,
+  rawequal = rawequal, select = s_select, tonumber = tonumber, tostring = s_tostring, type = type,
+  unpack = s_unpack, xpcall = xpcall,
   string = frozen(SAFE_STRING, "string."), math = frozen(SAFE_MATH, "math."),
   table = frozen(SAFE_TABLE, "table."),
   day = day,
@@ -317,7 +410,7 @@ table.sort(_M.TABLE)
 _M.env = setmetatable({}, {
   __index = GLOBALS,
   __newindex = function(_, k)
-    error(("assignment to global '%s': a policy's globals are read-only"):format(tostring(k)), 2)
+    error(("assignment to global '%s': a policy's globals are read-only"):format(s_tostring(k)), 2)
   end,
   __metatable = false,
 })
@@ -480,7 +573,7 @@ _M.EAGER = { license = true, refused = true, before = true, after = true, target
 _M.prefetch = make_field
 
 local function ctx_readonly(_, k)
-  error(("ctx is read-only (cannot set ctx.%s)"):format(tostring(k)), 2)
+  error(("ctx is read-only (cannot set ctx.%s)"):format(s_tostring(k)), 2)
 end
 
 -- Why the ctx is built this way: while a hook runs, every instruction
