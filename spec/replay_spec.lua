@@ -84,7 +84,7 @@ describe("replay.run (" .. stores.backend .. ")", function()
 
   it("decides every license again and reports no change when nothing changes", function()
     local report = assert(replay.run(store, { policy = "return { name = 'nothing' }", on = ON }))
-    assert.are.same({ eligible = 0, admission = 0, ladder = 0, reminders = 0, price = 0 }, report.changes)
+    assert.are.same({ eligible = 0, admission = 0, active = 0, ladder = 0, reminders = 0, price = 0 }, report.changes)
     assert.are.equal(0, report.changed)
     assert.are.same({ 3, 7 }, { report.licenses, report.installations })
     for _, kind in ipairs(replay.KINDS) do
@@ -103,7 +103,8 @@ describe("replay.run (" .. stores.backend .. ")", function()
     local t = priced()
     table.insert(t.products[1].builds, { number = 6950, version = "13.5.6950", released = "2019-01-15" })
     local report = assert(replay.run(store, { catalogue = t, on = ON }))
-    assert.are.same({ eligible = 2, admission = 0, ladder = 0, reminders = 0, price = 0 }, report.changes)
+    assert.are.same({ eligible = 2, admission = 0, active = 0, ladder = 0, reminders = 0, price = 0 },
+      report.changes)
     assert.are.same({ [keys.track] = true, [keys.imported] = true }, keys_of(report.examples.eligible))
     for _, e in ipairs(report.examples.eligible) do
       assert.are.same({ ON, 6947, 6950 }, { e.day, e.before, e.after })
@@ -111,23 +112,30 @@ describe("replay.run (" .. stores.backend .. ")", function()
   end)
 
   it("a product layer (smartermail migration_days = 45) changes the ladder of SmarterMail keys only", function()
-    local report = assert(replay.run(store, { on = ON, policy = [[
+    local report = assert(replay.run(store, { on = ON, examples = 20, policy = [[
       return { products = { smartermail = { migration_days = 45 } } }
     ]] }))
     assert.is_true(report.changes.ladder > 0)
-    assert.are.same({ eligible = 0, admission = 0, reminders = 0, price = 0 },
-      { eligible = report.changes.eligible, admission = report.changes.admission,
+    assert.are.same({ eligible = 0, admission = 0, active = 0, reminders = 0, price = 0 },
+      { eligible = report.changes.eligible, admission = report.changes.admission, active = report.changes.active,
         reminders = report.changes.reminders, price = report.changes.price })
     assert.are.same({ [keys.mail] = true }, keys_of(report.examples.ladder))
-    local seen = {}
-    for _, e in ipairs(report.examples.ladder) do seen[e.day .. " " .. tostring(e.what)] = e end
+    local seen, case = {}, nil
+    for _, e in ipairs(report.examples.ladder) do
+      seen[e.day .. " " .. tostring(e.what)] = e
+      case = case or tostring(e.what):match("^case (%d+)$")
+    end
     -- The first steps taken on 2019-01-05 would not have been due: the
     -- excess turns fraud on 2019-01-19 under 45 days.
-    local first = assert(seen["2019-01-05 case " .. tostring(report.examples.ladder[1].what):match("%d+")])
+    local first = assert(seen["2019-01-05 case " .. tostring(case)])
     assert.are.same({ "email_customer,notify_fraud_team", "none" }, { first.before, first.after })
     local window = assert(seen[ON .. " window"])
     assert.are.same({ "fraud since 2018-12-05 (deadline 2019-01-03)", "fraud since 2018-12-05 (deadline 2019-01-18)" },
       { window.before, window.after })
+    -- The window is decided on the day the second server came in, too.
+    local came = assert(seen["2018-12-05 window"])
+    assert.are.same({ "migrating since 2018-12-05 (deadline 2019-01-03)",
+                      "migrating since 2018-12-05 (deadline 2019-01-18)" }, { came.before, came.after })
   end)
 
   it("a settings hook (the license layer) changes the decisions of the licenses it answers for", function()
@@ -363,5 +371,73 @@ describe("replay.run against the policy in force (" .. stores.backend .. ")", fu
     for _, e in ipairs(report.examples.ladder) do if e.what == "window" then window = e end end
     assert.are.same({ "fraud since 2018-12-05 (deadline 2019-01-18)", "fraud since 2018-12-05 (deadline 2019-01-03)" },
       { window.before, window.after })
+  end)
+end)
+
+describe("replay.run on check-in grace, hook failures and windows (" .. stores.backend .. ")", function()
+  local GRACE = assert(io.open(assert(package.searchpath("licensor.policies.large_customer_grace",
+                                                         package.path)))):read("a")
+  local PLAIN = "return { name = 'plain' }"
+  local store, path, globex, gone
+
+  setup(function()
+    store, path = stores.new()
+    assert(store:import(fixtures.catalogue_table()))
+    assert(store:import_policy(GRACE, "large_customer_grace.lua", "2019-01-01"))
+    globex = stores.issue(store, { owner = "globex", start = "2018-12-07" }).key
+    assert(store:activate(globex, "dc1.globex.example", 6911, "2019-01-10").ok)
+    assert(store:checkin(globex, "dc1.globex.example", "2019-03-11").ok)
+    -- A deactivated server is no decision: nothing would check it in.
+    gone = stores.issue(store, { owner = "globex", start = "2018-12-07" }).key
+    assert(store:activate(gone, "dc2.globex.example", 6911, "2019-01-10").ok)
+    assert(store:checkin(gone, "dc2.globex.example", "2019-03-11").ok)
+    assert(store:deactivate(gone, "dc2.globex.example", "2019-03-12"))
+  end)
+
+  teardown(function()
+    store:close()
+    stores.remove(path)
+  end)
+
+  it("a check-in grace taken away shows as the installation no longer active", function()
+    local report = assert(replay.run(store, { on = "2019-03-20", policy = PLAIN }))
+    assert.are.same({ 1, 1 }, { report.changes.active, report.changed })
+    assert.are.equal(1, report.decisions.active)
+    assert.are.same({ key = globex, day = "2019-03-20", what = "dc1.globex.example", before = "active",
+                      after = "inactive" }, report.examples.active[1])
+    -- Within the catalogue's 7 days both sides let it in.
+    assert.are.equal(0, assert(replay.run(store, { on = "2019-03-15", policy = PLAIN })).changed)
+    -- The file in force again changes nothing.
+    assert.are.equal(0, assert(replay.run(store, { on = "2019-03-20", policy = GRACE })).changed)
+  end)
+
+  it("what it reports is what the store then does: the check-in is refused", function()
+    local copy, copy_path = stores.new()
+    assert(copy:import(fixtures.catalogue_table()))
+    assert(copy:import_policy(GRACE, "large_customer_grace.lua", "2019-01-01"))
+    local key = stores.issue(copy, { owner = "globex", start = "2018-12-07" }).key
+    assert(copy:activate(key, "dc1.globex.example", 6911, "2019-01-10").ok)
+    assert(copy:checkin(key, "dc1.globex.example", "2019-03-11").ok)
+    assert(copy:import_policy(PLAIN, "plain.lua", "2019-03-19"))
+    local r = copy:checkin(key, "dc1.globex.example", "2019-03-20")
+    copy:close()
+    stores.remove(copy_path)
+    assert.are.same({ false, "not_activated" }, { r.ok, r.code })
+  end)
+
+  it("a settings hook answering a misspelt key and an eligible hook that raises are failures, not changes",
+     function()
+    local report = assert(replay.run(store, { on = "2019-03-15", policy_name = "typo.lua", policy = [[
+      return {
+        settings = function(ctx) return { checkin_grace_dayz = 60 } end,
+        eligible = function(ctx) if ctx.buidl.number then return nil end end,
+      }
+    ]] }))
+    assert.are.equal(0, report.changed)
+    assert.is_true(report.failures["settings answer"] > 0)
+    assert.is_true(report.failures["eligible error"] > 0)
+    local text = table.concat(report.hook_log, "\n")
+    assert.matches("checkin_grace_dayz", text, 1, true)
+    assert.matches("buidl", text, 1, true)
   end)
 end)

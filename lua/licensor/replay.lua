@@ -23,8 +23,14 @@
 --   Refused activations are not stored, so a proposal that admits more
 --   shows where stored installations were admitted without it (imports,
 --   other systems) and where it would refuse what was admitted.
--- * ladder: the migration window on `on` (state, since, deadline) for
---   every license with more than one installation, and the R11 steps due
+-- * active: R9 for each installation not deactivated, on `on`: is it
+--   active (checked in within the license's check-in grace), as its next
+--   check-in, certificate or download finds it -- a grace taken away turns
+--   a server that was let in away.
+-- * ladder: the migration window (state, since, deadline) of every
+--   license with more than one installation on `on` and on the first_seen
+--   of each installation after its first (with the installations activated
+--   by then), and the R11 steps due
 --   of each of its fraud cases, open or closed, on the days its steps were
 --   taken, on the day its excess turns fraud on either side, and, for an
 --   open case, on `on` (steps taken on an earlier day count as taken).
@@ -55,7 +61,7 @@ local day_number, date_text = core.day, core.date
 local _M = {}
 
 -- The kinds of decision, in the order a report lists them.
-_M.KINDS = { "eligible", "admission", "ladder", "reminders", "price" }
+_M.KINDS = { "eligible", "admission", "active", "ladder", "reminders", "price" }
 
 -- Examples kept per kind (the first by key, day and subject).
 _M.EXAMPLES = 5
@@ -233,6 +239,29 @@ local function replay_admissions(w, lic, installs)
   end
 end
 
+-- R9 on side s: is the installation active on `day` with the license's
+-- values there (its check-in grace)?
+local function active_of(s, lic, inst, day)
+  return s.raw:installation_active(inst, day, lic) and "active" or "inactive"
+end
+
+-- Whether each installation not deactivated is active on `on`: what the
+-- next check-in, certificate or download of it finds (a check-in grace
+-- shortened turns one that was let in away).
+local function replay_active(w, lic, installs)
+  local cur, new, report, on = w.cur, w.new, w.report, w.on
+  for _, inst in ipairs(installs) do
+    if inst.deactivated == nil and inst.first_seen ~= nil and inst.first_seen <= on then
+      lic.policy = values_on(w, cur, w.cur_pv, lic, on)
+      local before = active_of(cur, lic, inst, on)
+      lic.policy = values_on(w, new, w.new_pv, lic, on)
+      local after = active_of(new, lic, inst, on)
+      report.decisions.active = report.decisions.active + 1
+      if before ~= after then changed(report, "active", lic.key, on, inst.server, before, after) end
+    end
+  end
+end
+
 local function window_of(s, lic, installs, day)
   local m, msg, code = s.cat:migration(lic, installs, day)
   if not m then return code or msg end
@@ -261,16 +290,44 @@ local function fraud_day(w, s, fixed, lic, c)
   return date_text(day_number(c.since) + settings_of(s, pv).migration_days)
 end
 
+-- The window days of a license with more than one installation: the
+-- first_seen of each installation after the first (within the bounds: the
+-- days a second server came in), and `on`; distinct, ascending.
+local function window_days(installs, since, on)
+  local seen, list = { [on] = true }, { on }
+  for i = 2, #installs do
+    local d = installs[i].first_seen
+    if between(d, since, on) and not seen[d] then seen[d], list[#list + 1] = true, d end
+  end
+  sort(list)
+  return list
+end
+
+-- The installations activated by `day` (all of them on `on`).
+local function installed_by(installs, day, on)
+  if day == on then return installs end
+  local list = {}
+  for _, inst in ipairs(installs) do
+    if inst.first_seen == nil or inst.first_seen <= day then list[#list + 1] = inst end
+  end
+  return list
+end
+
 local function replay_ladder(w, lic, entry)
   local cur, new, report, since, on = w.cur, w.new, w.report, w.since, w.on
   local installs = entry.installations
   if #installs > 1 then
-    lic.policy = values_on(w, cur, w.cur_pv, lic, on)
-    local before = window_of(cur, lic, installs, on)
-    lic.policy = values_on(w, new, w.new_pv, lic, on)
-    local after = window_of(new, lic, installs, on)
-    report.decisions.ladder = report.decisions.ladder + 1
-    if before ~= after then changed(report, "ladder", lic.key, on, "window", before, after) end
+    for _, d in ipairs(window_days(installs, since, on)) do
+      local by = installed_by(installs, d, on)
+      if #by > 1 then
+        lic.policy = values_on(w, cur, w.cur_pv, lic, d)
+        local before = window_of(cur, lic, by, d)
+        lic.policy = values_on(w, new, w.new_pv, lic, d)
+        local after = window_of(new, lic, by, d)
+        report.decisions.ladder = report.decisions.ladder + 1
+        if before ~= after then changed(report, "ladder", lic.key, d, "window", before, after) end
+      end
+    end
   end
   for _, c in ipairs(entry.cases) do
     local last = c.closed and c.closed < on and c.closed or on
@@ -420,6 +477,7 @@ local function replay_license(w, entry)
   w.new_pv = not w.new.per_day and values(w.new, lic, w.on, report.problems) or nil
   replay_eligible(w, lic, eligible_days(entry, w.since, w.on))
   replay_admissions(w, lic, entry.installations)
+  replay_active(w, lic, entry.installations)
   replay_ladder(w, lic, entry)
   replay_reminders(w, lic)
   replay_prices(w, lic)
@@ -531,7 +589,7 @@ end
 -- progress(done, total) is called with 0 first, every PROGRESS_EVERY
 -- licenses, and at the end.  The report (doc/policies.md, "Replay"):
 --   { on=, since=, licenses=, installations=, changed=N (all kinds),
---     changes = {eligible=, admission=, ladder=, reminders=, price=},
+--     changes = {eligible=, admission=, active=, ladder=, reminders=, price=},
 --     decisions = {same kinds: how many were decided on both sides},
 --     examples = {KIND = {{key=, day=, what=, before=, after=}, ...}},
 --     current = {catalogue=VERSION, policy=VERSION|nil},
@@ -539,7 +597,7 @@ end
 --     failures = {["HOOK REASON"]=n} (the proposed policy's hook failures),
 --     hook_log = {first lines}, problems = {{key=, day=, message=}} }
 -- before/after: eligible a build number or the refusal code; admission
--- "admitted" or the code; ladder the steps due ("email_customer,..." or
+-- "admitted" or the code; active "active" or "inactive"; ladder the steps due ("email_customer,..." or
 -- "none") or the window ("ok", "migrating since D (deadline D)"); reminders
 -- the days, "D1, D2" or "none"; price minor units, "none" or the code.
 function _M.run(self, opts)
