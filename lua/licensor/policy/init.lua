@@ -792,6 +792,13 @@ end
 -- {...} } } }; fills P.products[ID] = { values =, editions = { E = ...} }.
 local function check_products(P, products, source, name, cat)
   local check = checker(cat)
+  -- A misspelt setting's message names the nearest of the catalogue's
+  -- settings (within two edits).
+  local function suggest(msg)
+    local key = msg:match("^policy%.([%w_]+) is not a policy setting")
+    local guess = key and nearest(key, (check.raw or check):policy())
+    return guess and (msg .. " (did you mean '" .. guess .. "'?)") or msg
+  end
   if type(products) ~= "table" then
     return refuse(name, locate(source, { "products" }), "products must be a table of products by id")
   end
@@ -830,7 +837,8 @@ local function check_products(P, products, source, name, cat)
     local ok, msg = check:resolve_policy(values)
     if not ok then
       local key = msg:match("^policy%.([%w_]+)")
-      return refuse(name, locate(source, { "products", id, key or id }), format("products.%s: %s", pid, msg))
+      return refuse(name, locate(source, { "products", id, key or id }),
+                    format("products.%s: %s", pid, suggest(msg)))
     end
     values = sandbox.copy(values, 3)
     local out = { values = values }
@@ -870,7 +878,8 @@ local function check_products(P, products, source, name, cat)
         if not ok then
           local key = msg:match("^policy%.([%w_]+)")
           ewhere[#ewhere + 1] = key
-          return refuse(name, locate(source, ewhere), format("products.%s.editions.%s: %s", pid, ed, msg))
+          return refuse(name, locate(source, ewhere),
+                        format("products.%s.editions.%s: %s", pid, ed, suggest(msg)))
         end
         ev = sandbox.copy(ev, 3)
         out.editions[e] = ev
