@@ -185,6 +185,10 @@ describe("policy.compile's dialect check", function()
     { "local a = 0x1fll", "`ll` is LuaJIT only" },
     { "local a = 3i", "`i` is LuaJIT only" },
     { "local a = 1.5e-3i", "`i` is LuaJIT only" },
+    { "local a = 0xffffffffffffffff", "`0xffffffffffffffff` is read differently by Lua 5.4 and LuaJIT (a whole "
+      .. "number past 2^53)" },
+    { "local a = 9007199254740993", "`9007199254740993` is read differently by Lua 5.4 and LuaJIT (a whole "
+      .. "number past 2^53)" },
   }
 
   it("refuses in code what only one VM parses, naming the line, alike on both", function()
@@ -215,7 +219,7 @@ describe("policy.compile's dialect check", function()
 
   it("accepts what both read alike: ~=, <= and >=, comparisons, exponents and hex numbers", function()
     local P, msg = policy.compile([[
-local a, b = 1e-3 + 0x1p+4 + 0xAB + 2E+2 + .5, 3
+local a, b = 1e-3 + 0x1p+4 + 0xAB + 2E+2 + .5 + 9007199254740991 + 0x1fffffffffffff + 1e300, 3
 local s = 'it\'s' .. "a\"//" .. "x\
 | y"
 return { price = function(ctx)

@@ -11,8 +11,10 @@
 -- are skipped, and each token of code is checked.  Refused: Lua 5.4's
 -- `//`, `&`, `|`, `~` (binary xor, unary not: not `~=`), `<<`, `>>` and
 -- the `<const>` / `<close>` attributes; LuaJIT's number suffixes `LL`,
--- `ULL` (64-bit integers) and `i` (imaginary).
-local find, sub, byte, lower, format = string.find, string.sub, string.byte, string.lower, string.format
+-- `ULL` (64-bit integers) and `i` (imaginary); and a whole-number
+-- numeral past 2^53, which both parse but read differently.
+local find, sub, gsub, byte, lower, format = string.find, string.sub, string.gsub, string.byte, string.lower,
+  string.format
 
 local _M = {}
 
@@ -62,6 +64,22 @@ local function short_string(source, i, q)
   return j
 end
 
+-- Is a numeral (lower case) a whole number written without a point or
+-- exponent, past 2^53?  Lua 5.4 reads it as an integer (exact below
+-- 2^63; hex wrapping modulo 2^64), LuaJIT as a float (rounded).
+local function past_2_53(text)
+  local digits, limit = text, "9007199254740992"   -- 2^53
+  if find(text, "^0x") then
+    digits, limit = sub(text, 3), "20000000000000"
+    if find(digits, "[^%x]") then return false end
+  elseif find(text, "[^%d]") then
+    return false
+  end
+  -- Compared as text: a float would round the digits being judged.
+  digits = (gsub(digits, "^0+", ""))
+  return #digits > #limit or (#digits == #limit and digits > limit)
+end
+
 -- dialect.check(source) -> nil when the file parses alike on both VMs,
 -- else the line of the first construct that does not and a message.
 function _M.check(source)
@@ -106,6 +124,10 @@ function _M.check(source)
       if find(text, "ll$") then return refused(line, sub(source, j - 2, j - 1), "LuaJIT") end
       if find(text, "i$") and (hex or find(text, "^[%d%.]+[%de%+%-]*i$")) then
         return refused(line, sub(source, j - 1, j - 1), "LuaJIT")
+      end
+      if past_2_53(text) then
+        return line, format("`%s` is read differently by Lua 5.4 and LuaJIT (a whole number past 2^53): %s",
+                            sub(source, s, j - 1), BOTH)
       end
       e = j
     elseif c == "/" and nxt == "/" then
