@@ -1,16 +1,17 @@
 /*
  * l_hook.c -- core.run_hook: a policy hook runs in the calling Lua state
- * (in-process, in the gateway's workers too) behind an instruction budget
- * and a memory budget that its code cannot catch or outgrow.
+ * (in-process, in the gateway's workers too) behind an instruction budget,
+ * a memory budget and a time limit that its code cannot catch or outgrow.
  *
  *   core.run_hook(fn, arg [, limits]) -> true, result
  *                                     |  false, reason, message
  *   core.hook_runner([limits]) -> run, where run(fn, arg) answers as
  *                                 core.run_hook(fn, arg, limits)
  *
- * reason is "instructions", "memory" or "error".  limits = { instructions
- * = N (default 1,000,000), memory = BYTES (default 8 MiB), string_index =
- * TABLE }.  Only fn's first result is passed back (a hook answers one
+ * reason is "instructions", "memory", "time" or "error".  limits = {
+ * instructions = N (default 1,000,000), memory = BYTES (default 8 MiB),
+ * time_ms = MS (default 100, at most 60,000), string_index = TABLE }.
+ * Only fn's first result is passed back (a hook answers one
  * value); an error is reported as its message when it is a string (one
  * line, at most 200 bytes) and as its type otherwise ("error object is a
  * TABLE"): no metamethod of the error object is ever called.
@@ -37,6 +38,23 @@
  *    why).  So `s = s .. s` and ("x"):rep(2^40) end in "memory" (or in
  *    rep's own size check) with the heap never more than the budget
  *    above where it was (LuaJIT: twice the budget and 1 MiB).
+ *  - time: the instruction budget counts Lua instructions, not the work
+ *    done inside the C functions they call, so a loop of cheap-looking
+ *    calls on big operands (s:upper() on megabytes, table.insert(t, 1, v)
+ *    on a long array) could run for minutes within it.  The count hook
+ *    reads the monotonic clock at each tick (and run_hook once at the
+ *    start; nothing else reads it, so a call that ends before its first
+ *    tick pays one clock read) and once the call has run longer than
+ *    time_ms it is spent, with reason "time".  This is a backstop for
+ *    pathological hooks, which a normal one (microseconds) never meets,
+ *    not a way to make results deterministic: where a hook near the
+ *    limit stops depends on the machine and its load.  A single C call
+ *    is never interrupted, and the clock is read only between ticks, so
+ *    a call can overrun time_ms by one tick's worth of C calls; keeping
+ *    each call short is the caller's sandbox's part (its pattern guards,
+ *    string and table sizes under the memory budget).  A call that
+ *    returns before the tick that would have seen the limit answers as
+ *    usual.
  *  - call depth: deeper than HOOK_MAX_DEPTH levels below the hook raises
  *    "stack overflow" (reason "error"), checked at each tick, so a deep
  *    recursion ends the same way on both VMs and well before it could use
@@ -52,18 +70,22 @@
  * reach it, but host code run from one might) runs under the tighter of
  * the two instruction budgets, and what it used is charged to the outer
  * call (at least HOOK_TICK each time, since the outer count restarts when
- * its hook is set back); its allocations count in both memory budgets.
- * If the outer budget is spent, the nested call raises, so the outer call
- * ends with that reason: nesting never escapes an outer budget.
+ * its hook is set back); its allocations count in both memory budgets;
+ * its time limit is the smaller of its own and what is left of the outer
+ * call's, and if that ran out, so did the outer call's.  If the outer
+ * budget is spent, the nested call raises, so the outer call ends with
+ * that reason: nesting never escapes an outer budget.
  *
  * The state of a call lives in a struct on the C stack, reached from the
  * hook and the allocator through the allocator's user data; nothing is
  * kept once run_hook returns.
  */
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "lbind.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Instructions between two runs of the count hook. */
 #define HOOK_TICK 1000
@@ -76,6 +98,9 @@
 #define HOOK_MAX_INSTRUCTIONS 1000000000LL
 #define HOOK_DEFAULT_MEMORY (8LL << 20)
 #define HOOK_MAX_MEMORY (1LL << 30)
+#define HOOK_DEFAULT_TIME_MS 100LL
+#define HOOK_MAX_TIME_MS 60000LL
+#define HOOK_NS_PER_MS 1000000LL
 
 /* How the memory budget is kept differs by VM:
  *  - Lua 5.4 handles a failed allocation anywhere, and collects all
@@ -105,7 +130,7 @@
 #endif
 
 /* What ended a call early (the reason reported). */
-enum { SPENT_NONE = 0, SPENT_INSTRUCTIONS, SPENT_MEMORY };
+enum { SPENT_NONE = 0, SPENT_INSTRUCTIONS, SPENT_MEMORY, SPENT_TIME };
 
 /* One run_hook call: its budgets and what it replaced. */
 typedef struct {
@@ -115,6 +140,8 @@ typedef struct {
   long long left;         /* instructions left, counted at each tick */
   long long memory;       /* the budget in bytes */
   long long net;          /* heap growth during the call (negative if it shrank) */
+  long long time_ms;      /* the time limit, as given or cut to the outer call's rest (for messages) */
+  long long deadline;     /* monotonic_ns() past which the call is spent */
   int tick;               /* the count the hook is set with */
   int depth_limit;        /* lua_getstack level that must not exist; 0 until the first tick */
   int spent;              /* SPENT_* */
@@ -153,6 +180,14 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
   return p;
 }
 
+/* The monotonic clock, in nanoseconds (vDSO on Linux: no system call). */
+static long long monotonic_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + (long long)ts.tv_nsec;
+}
+
 /* The call whose budgets are in force, or NULL. */
 static hook_call *active_call(lua_State *L)
 {
@@ -166,6 +201,8 @@ static void push_spent(lua_State *L, const hook_call *c)
   char buf[96];
   if (c->spent == SPENT_MEMORY)
     snprintf(buf, sizeof buf, "memory budget of %lld bytes exhausted", c->memory);
+  else if (c->spent == SPENT_TIME)
+    snprintf(buf, sizeof buf, "time limit of %lld ms exhausted", c->time_ms);
   else
     snprintf(buf, sizeof buf, "instruction budget of %lld exhausted", c->instructions);
   lua_pushstring(L, buf);
@@ -214,6 +251,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     c->left -= c->tick;
     if (c->left <= 0) c->spent = SPENT_INSTRUCTIONS;
   }
+  if (c->spent == SPENT_NONE && monotonic_ns() > c->deadline) c->spent = SPENT_TIME;
   if (c->spent != SPENT_NONE) {
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);   /* every instruction raises from now on */
     raise_spent(L, c);
@@ -277,17 +315,25 @@ static void push_error_message(lua_State *L, int idx)
   lua_pushlstring(L, buf, n);
 }
 
-/* Reads the limits table, argument `arg` (none when it is nil), into
- * *instructions and *memory, and pushes limits.string_index (or nil). */
-static void read_limits(lua_State *L, int arg, long long *instructions, long long *memory)
+/* The budgets of one call, as read from a limits table. */
+typedef struct {
+  long long instructions;
+  long long memory;       /* bytes */
+  long long time_ms;
+} hook_limits;
+
+/* Reads the limits table, argument `arg` (none when it is nil), into *l,
+ * and pushes limits.string_index (or nil). */
+static void read_limits(lua_State *L, int arg, hook_limits *l)
 {
   int limits = 0;
   if (!lua_isnil(L, arg)) {
     luaL_checktype(L, arg, LUA_TTABLE);
     limits = arg;
   }
-  *instructions = read_limit(L, limits, "instructions", HOOK_DEFAULT_INSTRUCTIONS, HOOK_MAX_INSTRUCTIONS);
-  *memory = read_limit(L, limits, "memory", HOOK_DEFAULT_MEMORY, HOOK_MAX_MEMORY);
+  l->instructions = read_limit(L, limits, "instructions", HOOK_DEFAULT_INSTRUCTIONS, HOOK_MAX_INSTRUCTIONS);
+  l->memory = read_limit(L, limits, "memory", HOOK_DEFAULT_MEMORY, HOOK_MAX_MEMORY);
+  l->time_ms = read_limit(L, limits, "time_ms", HOOK_DEFAULT_TIME_MS, HOOK_MAX_TIME_MS);
   if (limits != 0) lua_getfield(L, limits, "string_index");
   else lua_pushnil(L);
   if (!lua_isnil(L, -1) && !lua_istable(L, -1)) luaL_argerror(L, arg, "limits.string_index must be a table");
@@ -295,16 +341,18 @@ static void read_limits(lua_State *L, int arg, long long *instructions, long lon
 
 /* The call itself, on the stack fn (1), arg (2), the limits (3, unused
  * here) and string_index or nil (4), under the budgets given. */
-static int run_call(lua_State *L, long long instructions, long long memory)
+static int run_call(lua_State *L, const hook_limits *limits)
 {
   hook_call c, *outer;
   lua_Hook old_hook;
   int old_mask, old_count, status, string_mt = 0;
-  long long outer_start = 0;
+  long long outer_start = 0, now = monotonic_ns();   /* the call's one clock read outside ticks */
   luaL_checkstack(L, 8, "run_hook");
   memset(&c, 0, sizeof c);
-  c.instructions = instructions;
-  c.memory = memory;
+  c.instructions = limits->instructions;
+  c.memory = limits->memory;
+  c.time_ms = limits->time_ms;
+  c.deadline = now + limits->time_ms * HOOK_NS_PER_MS;
 
   outer = active_call(L);
   if (outer != NULL) {
@@ -314,9 +362,14 @@ static int run_call(lua_State *L, long long instructions, long long memory)
       outer->left -= outer->tick;
       if (outer->left <= 0) outer->spent = SPENT_INSTRUCTIONS;
     }
+    if (outer->spent == SPENT_NONE && now > outer->deadline) outer->spent = SPENT_TIME;
     if (outer->spent != SPENT_NONE) return raise_spent(L, outer);
     if (c.instructions > outer->left) c.instructions = outer->left;
     outer_start = c.instructions;
+    if (c.deadline > outer->deadline) {   /* what is left of the outer call's, rounded up */
+      c.deadline = outer->deadline;
+      c.time_ms = (c.deadline - now + HOOK_NS_PER_MS - 1) / HOOK_NS_PER_MS;
+    }
   }
   c.left = c.instructions;
   c.tick = c.left < HOOK_TICK ? (int)c.left : HOOK_TICK;
@@ -367,6 +420,9 @@ static int run_call(lua_State *L, long long instructions, long long memory)
     outer->left -= outer_start - c.left + c.tick;
     if (outer->spent == SPENT_NONE && outer->left <= 0) outer->spent = SPENT_INSTRUCTIONS;
     if (outer->spent == SPENT_NONE && outer->net > outer->memory) outer->spent = SPENT_MEMORY;
+    /* The nested call's deadline was the outer call's: that ran out too. */
+    if (outer->spent == SPENT_NONE && c.spent == SPENT_TIME && c.deadline == outer->deadline)
+      outer->spent = SPENT_TIME;
     if (outer->spent != SPENT_NONE) return raise_spent(L, outer);
   }
   if (status == 0 && c.spent == SPENT_NONE) {
@@ -377,6 +433,7 @@ static int run_call(lua_State *L, long long instructions, long long memory)
   lua_pushboolean(L, 0);
   if (c.spent != SPENT_NONE) {
     if (c.spent == SPENT_MEMORY) lua_pushliteral(L, "memory");
+    else if (c.spent == SPENT_TIME) lua_pushliteral(L, "time");
     else lua_pushliteral(L, "instructions");
     push_spent(L, &c);
   } else if (status == LUA_ERRMEM) {
@@ -397,38 +454,39 @@ static int run_call(lua_State *L, long long instructions, long long memory)
 /* core.run_hook(fn, arg [, limits]): see the top of the file. */
 static int l_run_hook(lua_State *L)
 {
-  long long instructions, memory;
+  hook_limits limits;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 3);
-  read_limits(L, 3, &instructions, &memory);   /* 4: string_index */
-  return run_call(L, instructions, memory);
+  read_limits(L, 3, &limits);   /* 4: string_index */
+  return run_call(L, &limits);
 }
 
 /* run(fn, arg), made by core.hook_runner: the upvalues are the limits,
- * read once (instructions, memory, string_index). */
+ * read once: the budgets (a full userdata holding a hook_limits) and
+ * string_index. */
 static int l_run_prepared(lua_State *L)
 {
+  const hook_limits *limits = lua_touserdata(L, lua_upvalueindex(1));
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 2);
   lua_pushnil(L);                               /* 3: no limits table */
-  lua_pushvalue(L, lua_upvalueindex(3));        /* 4: string_index */
-  return run_call(L, (long long)lua_tointeger(L, lua_upvalueindex(1)),
-                  (long long)lua_tointeger(L, lua_upvalueindex(2)));
+  lua_pushvalue(L, lua_upvalueindex(2));        /* 4: string_index */
+  return run_call(L, limits);
 }
 
 /* core.hook_runner([limits]) -> run: run(fn, arg) answers as
  * core.run_hook(fn, arg, limits) does, with the limits checked and read
- * once here (a policy's are fixed), which saves a hot caller three
+ * once here (a policy's are fixed), which saves a hot caller four
  * table reads per call. */
 static int l_hook_runner(lua_State *L)
 {
-  long long instructions, memory;
+  hook_limits limits, *saved;
   lua_settop(L, 1);
-  read_limits(L, 1, &instructions, &memory);    /* 2: string_index */
-  lua_pushinteger(L, (lua_Integer)instructions);
-  lua_pushinteger(L, (lua_Integer)memory);
+  read_limits(L, 1, &limits);                   /* 2: string_index */
+  saved = lua_newuserdata(L, sizeof *saved);    /* a plain block: no metatable reaches it */
+  *saved = limits;
   lua_pushvalue(L, 2);
-  lua_pushcclosure(L, l_run_prepared, 3);
+  lua_pushcclosure(L, l_run_prepared, 2);
   return 1;
 }
 

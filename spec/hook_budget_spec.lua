@@ -1,6 +1,7 @@
 -- core.run_hook (csrc/l_hook.c): a policy hook runs in the calling state
--- behind an instruction budget, a memory budget and a call depth limit,
--- and whatever it does -- loop, allocate, recurse, yield, raise odd error
+-- behind an instruction budget, a memory budget, a time limit and a call
+-- depth limit, and whatever it does -- loop, allocate, call slow C
+-- functions in a loop, recurse, yield, raise odd error
 -- objects -- the caller gets `false, reason, message` and a state exactly
 -- as it was: the same debug hook, the same allocator, the same string
 -- metatable.
@@ -40,6 +41,35 @@ end
 
 local function string_index()
   return getmetatable("").__index
+end
+
+-- Few instructions, much work in C: s:upper() on 4 MB (the memory budget
+-- raised so that it fits), and moving 200,000 slots at each insert and
+-- remove at the front.  Within the instruction budget each would run for
+-- minutes; the time limit ends them.
+local SLOW_LIMITS = { time_ms = 200, instructions = 1e9, memory = 64 * 1024 * 1024 }
+
+local function upper_loop()
+  local s = ("x"):rep(4e6)
+  for _ = 1, 1e6 do local u = s:upper() end   -- luacheck: ignore 211
+end
+
+local function insert_loop()
+  local t
+  if jit then   -- LuaJIT's string.byte returns at most a stack's worth
+    t = {}
+    for i = 1, 200000 do t[i] = 120 end
+  else
+    t = { ("x"):rep(200000):byte(1, -1) }
+  end
+  for _ = 1, 1e5 do table.insert(t, 1, 0) table.remove(t, 1) end
+end
+
+-- ok, reason, message and the CPU seconds the call took.
+local function timed(fn, arg, limits)
+  local start = os.clock()
+  local ok, reason, message = run(fn, arg, limits)
+  return ok, reason, message, os.clock() - start
 end
 
 describe("run_hook answers", function()
@@ -143,7 +173,7 @@ end)
 describe("the memory budget", function()
   it("stops a doubling string and a growing table", function()
     assert.are.same({ false, "memory", "memory budget of 8388608 bytes exhausted" }, { run(doubling) })
-    assert.are.same({ false, "memory" }, outcome(run(growing, nil, { instructions = 1e9 })))
+    assert.are.same({ false, "memory" }, outcome(run(growing, nil, { instructions = 1e9, time_ms = 60000 })))
     assert.are.same({ false, "memory", "memory budget of 65536 bytes exhausted" },
       { run(doubling, nil, { memory = 65536 }) })
   end)
@@ -170,7 +200,9 @@ describe("the memory budget", function()
       end
       return true
     end
-    assert.are.same({ true, true }, { run(churn, nil, { memory = 4 * 1024 * 1024, instructions = 1e8 }) })
+    -- (time_ms: under ASan the 200 allocations and collections take over 100 ms.)
+    local limits = { memory = 4 * 1024 * 1024, instructions = 1e8, time_ms = 60000 }
+    assert.are.same({ true, true }, { run(churn, nil, limits) })
   end)
 
   it("stays spent when the memory error is caught: the reason is still 'memory'", function()
@@ -193,7 +225,7 @@ describe("the memory budget", function()
     local before = collectgarbage("count")
     for _ = 1, 5 do
       assert.are.equal("memory", select(2, run(doubling)))
-      assert.are.equal("memory", select(2, run(growing, nil, { instructions = 1e9 })))
+      assert.are.equal("memory", select(2, run(growing, nil, { instructions = 1e9, time_ms = 60000 })))
     end
     -- (LuaJIT's concatenation buffer halves at each collection.)
     for _ = 1, 12 do collectgarbage() end
@@ -203,6 +235,63 @@ describe("the memory budget", function()
     local t = {}
     for i = 1, 100000 do t[i] = { i } end
     assert.are.equal(100000, #t)
+  end)
+end)
+
+describe("the time limit", function()
+  it("ends a loop of slow string calls as 'time', well before 5 s", function()
+    local ok, reason, message, seconds = timed(upper_loop, nil, SLOW_LIMITS)
+    assert.are.same({ false, "time", "time limit of 200 ms exhausted" }, { ok, reason, message })
+    assert.is_true(seconds < 5, seconds)
+  end)
+
+  it("ends a loop of slow table calls as 'time', well before 5 s", function()
+    local ok, reason, message, seconds = timed(insert_loop, nil, SLOW_LIMITS)
+    assert.are.same({ false, "time", "time limit of 200 ms exhausted" }, { ok, reason, message })
+    assert.is_true(seconds < 5, seconds)
+  end)
+
+  it("is 100 ms unless given", function()
+    local ok, reason, message = run(upper_loop, nil, { instructions = 1e9, memory = 64 * 1024 * 1024 })
+    assert.are.same({ false, "time", "time limit of 100 ms exhausted" }, { ok, reason, message })
+  end)
+
+  it("stays spent when the time error is caught: the reason is still 'time'", function()
+    local catch = pcall
+    local ok, reason, _, seconds = timed(function()
+      catch(insert_loop)
+      catch(upper_loop)
+      return "escaped"
+    end, nil, SLOW_LIMITS)
+    assert.are.same({ false, "time" }, { ok, reason })
+    assert.is_true(seconds < 5, seconds)
+  end)
+
+  it("leaves a fast hook alone, even at 1 ms", function()
+    local function sum(n) local s = 0 for i = 1, n do s = s + i end return s end
+    for _ = 1, 1000 do
+      assert.are.same({ true, 5050 }, { run(sum, 100, { time_ms = 1 }) })
+    end
+    -- Many ticks, each reading the clock, and the result is the same.
+    assert.are.same({ true, 50005000 }, { run(sum, 10000, { time_ms = 60000 }) })
+  end)
+
+  it("of a nested call is at most what is left of the outer call's, and its end is the outer's", function()
+    local inner = core.run_hook
+    -- The inner call asks for a minute; the outer's 200 ms end both.
+    local ok, reason, _, seconds = timed(function()
+      local catch = pcall
+      catch(inner, upper_loop, nil, { time_ms = 60000, instructions = 1e9, memory = 64 * 1024 * 1024 })
+      return "escaped"
+    end, nil, SLOW_LIMITS)
+    assert.are.same({ false, "time" }, { ok, reason })
+    assert.is_true(seconds < 5, seconds)
+    -- An inner call with a smaller limit of its own ends alone: the outer goes on.
+    local ok2, result = run(function()
+      local a, why = inner(upper_loop, nil, { time_ms = 50, instructions = 1e9, memory = 64 * 1024 * 1024 })
+      return tostring(a) .. " " .. why
+    end, nil, { time_ms = 60000, instructions = 1e9, memory = 256 * 1024 * 1024 })
+    assert.are.same({ true, "false time" }, { ok2, result })
   end)
 end)
 
@@ -298,10 +387,16 @@ describe("run_hook refuses bad arguments", function()
     for _, limits in ipairs({
       { instructions = 0 }, { instructions = -1 }, { instructions = 1.5 }, { instructions = "10" },
       { instructions = 1e12 }, { memory = 0 }, { memory = 2 ^ 40 }, { memory = 0 / 0 },
-      { string_index = "string" },
+      { time_ms = 0 }, { time_ms = -1 }, { time_ms = 1.5 }, { time_ms = "100" }, { time_ms = 60001 },
+      { time_ms = 0 / 0 }, { string_index = "string" },
     }) do
       assert.has_error(function() core.run_hook(print, nil, limits) end)
     end
+    local ok, message = pcall(core.run_hook, print, nil, { time_ms = 60001 })
+    assert.is_false(ok)
+    assert.matches("bad argument #3 .*limits.time_ms must be a whole number from 1 to 60000", message)
+    assert.are.same({ true, nil }, { core.run_hook(function() end, nil, { time_ms = 1 }) })
+    assert.are.same({ true, nil }, { core.run_hook(function() end, nil, { time_ms = 60000 }) })
   end)
 end)
 
@@ -318,6 +413,8 @@ describe("core.hook_runner(limits)", function()
     assert.same({ false, "error" }, outcome(prepared(function() error("no") end)))
     assert.same({ false, "instructions" }, outcome(prepared(forever, nil, { instructions = 10000 })))
     assert.same({ false, "memory" }, outcome(prepared(doubling, nil, { memory = 1024 * 1024 })))
+    assert.same({ false, "time", "time limit of 200 ms exhausted" },
+      { prepared(insert_loop, nil, SLOW_LIMITS) })
   end)
 
   it("reads its limits once: changing the table later changes nothing", function()
@@ -326,10 +423,16 @@ describe("core.hook_runner(limits)", function()
     limits.instructions = 1e9
     if jit then jit.off(forever, true) end
     assert.same({ false, "instructions" }, outcome(run_it(forever)))
+    local slow = { time_ms = 200, instructions = 1e9, memory = 64 * 1024 * 1024 }
+    local run_slow = core.hook_runner(slow)
+    slow.time_ms = 60000
+    if jit then jit.off(upper_loop, true) end
+    assert.same({ false, "time", "time limit of 200 ms exhausted" }, { run_slow(upper_loop) })
   end)
 
   it("refuses bad limits as run_hook does, naming its own argument", function()
-    for _, limits in ipairs({ 5, { instructions = 0 }, { memory = 2 ^ 40 }, { string_index = "string" } }) do
+    for _, limits in ipairs({ 5, { instructions = 0 }, { memory = 2 ^ 40 }, { time_ms = 0 },
+                              { time_ms = 60001 }, { string_index = "string" } }) do
       assert.has_error(function() core.hook_runner(limits) end)
     end
     local ok, message = pcall(core.hook_runner, { instructions = 0 })
