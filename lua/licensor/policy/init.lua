@@ -497,7 +497,7 @@ end
 
 -- P:decide(hook, input [, cat]) -> the checked answer, or nil (the hook
 -- answered nil, or failed: then also the reason, "error",
--- "instructions", "memory" or "answer", and why).  `input` holds the
+-- "instructions", "memory", "time" or "answer", and why).  `input` holds the
 -- ctx fields as the host has them (a function value is made on first
 -- read); the hook sees a read-only ctx of copies.  cat (default P.cat)
 -- is the raw catalogue the answer is checked against.
