@@ -47,10 +47,13 @@ local function need(positional, n, what)
   return v
 end
 
--- A file's whole text (the CLI's limit on what it reads), or a refusal.
+-- A policy file's whole text (the CLI's limit on what it reads), or a
+-- refusal.  A file that cannot be read (missing, a directory, too large)
+-- is malformed input, exit 2 as a missing --catalogue is: exit 1 is
+-- `policy test`'s "something would change".
 local function read_text(path, what)
-  local text, why, code = files.read(path, what, constants.MAX_FILE_BYTES)
-  if not text then failure.raise(code or "io_error", why) end
+  local text, why = files.read(path, what, constants.MAX_FILE_BYTES)
+  if not text then failure.raise("invalid_request", why) end
   if text == "" then usage_error(what .. " " .. path .. " is empty") end
   return text
 end
@@ -71,15 +74,32 @@ end
 -- policy import FILE | show [VERSION] | history | test FILE
 ------------------------------------------------------------------------
 
--- A policy file: a path, or the name of a bundled one
--- (lua/licensor/policies/NAME.lua), as `import` takes a catalogue.
+-- Whether path names something here (a file, or whatever a read would
+-- then find fault with).
+local function exists(path)
+  return files.stat(path) ~= nil
+end
+
+-- A policy file: a path (with a "/" or ending in .lua), or the name of a
+-- bundled one (lua/licensor/policies/NAME.lua), as `import` takes a
+-- catalogue.  A NAME that is also ./NAME.lua here (an example copied and
+-- edited) is refused: either file could be the one meant, and importing
+-- the wrong one would go live without a word.  The path says which.
 local function policy_path(name)
   if name:find("/", 1, true) or name:find("%.lua$") then return name end
-  return package.searchpath("licensor.policies." .. name, package.path) or name
+  local bundled = package.searchpath("licensor.policies." .. name, package.path)
+  if not bundled then return name end
+  local here = name .. ".lua"
+  if exists(here) then
+    usage_error(("%s is both ./%s here and the bundled %s: give ./%s for the one here, or %s " ..
+                 "for the bundled one"):format(name, here, bundled, here, bundled))
+  end
+  return bundled
 end
 
 local function import(ctx, pos, flags)
   local given = need(pos, 2, "FILE (a policy file or a bundled name)")
+  if flags.name == "" then usage_error("--name is empty") end
   local path = policy_path(given)
   local source = read_text(path, "policy file")
   local version, unchanged = check(ctx.open():import_policy(source, flags.name or given, flags.on))
@@ -117,12 +137,60 @@ local function history(ctx)
   if #list == 0 then return ctx.out("no policy has been imported") end
   local rows = {}
   for i, v in ipairs(list) do
-    rows[i] = { version = v.version, imported = v.imported, name = v.name or "",
-                hooks = v.hooks and concat(v.hooks, ", ") or "(does not compile)",
-                active = v.active and "active" or "" }
+    local hooks = v.hooks and (#v.hooks > 0 and concat(v.hooks, ", ") or "-") or "(does not compile)"
+    rows[i] = { version = v.version, imported = v.imported, name = v.name or "-", hooks = hooks,
+                active = v.active and "yes" or "no" }
   end
   ctx.out(require("licensor.tabulate").render({ { "version", "version" }, { "imported", "imported" },
-    { "name", "name" }, { "hooks", "hooks" }, { "", "active" } }, rows))
+    { "name", "name" }, { "hooks", "hooks" }, { "active", "active" } }, rows))
+end
+
+local function decisions(n)
+  return n .. (n == 1 and " decision" or " decisions")
+end
+
+-- The proposed file's hook failures, by "HOOK REASON", and their count.
+local function failure_list(result)
+  local names, total = {}, 0
+  for name, n in pairs(result.failures or {}) do
+    names[#names + 1] = name
+    total = total + n
+  end
+  table.sort(names)
+  return names, total
+end
+
+-- The text report: the counts per kind with their examples, then what
+-- went wrong on the way (hook failures, the first log lines, values
+-- that did not resolve).
+local function test_text(ctx, replay, result)
+  local changes = result.changes or {}
+  ctx.out(("replayed %d licenses and %d installations%s to %s: %s would change"):format(
+    result.licenses or 0, result.installations or 0, result.since and (" from " .. result.since) or "",
+    tostring(result.on), decisions(result.changed or 0)))
+  for _, kind in ipairs(replay.KINDS) do
+    ctx.out(("  %-10s %d"):format(kind, changes[kind] or 0))
+    for _, e in ipairs(result.examples and result.examples[kind] or {}) do
+      ctx.out(("    %s on %s%s: %s -> %s"):format(tostring(e.key), tostring(e.day),
+        e.what and (" (" .. tostring(e.what) .. ")") or "", tostring(e.before), tostring(e.after)))
+    end
+  end
+  local names, total = failure_list(result)
+  if total > 0 then
+    ctx.out(("the proposed file's hooks failed %d %s (each time the built-in decision stood):"):format(
+      total, total == 1 and "time" or "times"))
+    for _, name in ipairs(names) do ctx.out(("  %-28s %d"):format(name, result.failures[name])) end
+  end
+  if result.hook_log then
+    ctx.out("first hook log lines:")
+    for _, line in ipairs(result.hook_log) do ctx.out("  " .. line) end
+  end
+  if result.problems then
+    ctx.out("policy values that did not resolve (the catalogue's were used):")
+    for _, p in ipairs(result.problems) do
+      ctx.out(("  %s on %s: %s"):format(tostring(p.key), tostring(p.day), tostring(p.message)))
+    end
+  end
 end
 
 -- Is standard error a terminal (the replay's progress line goes there)?
@@ -154,27 +222,25 @@ local function test(ctx, pos, flags)
   if opts.progress then io.stderr:write("\n") end
   -- a file that does not compile is malformed input (invalid_policy: exit 2)
   if not result then failure.raise(code or "failed", msg) end
-  local changes, changed = result.changes or {}, result.changed or 0
+  local changed = result.changed or 0
   if ctx.opts.json then
     local lists = { { result.policy, "hooks" }, { result, "problems" }, { result, "hook_log" } }
     for kind in pairs(result.examples or {}) do lists[#lists + 1] = { result.examples, kind } end
     ctx.out(json_with_lists(result, lists))
   else
-    ctx.out(("replayed %d licenses and %d installations%s to %s: %d decisions would change"):format(
-      result.licenses or 0, result.installations or 0, result.since and (" from " .. result.since) or "",
-      tostring(result.on), changed))
-    for _, kind in ipairs(replay.KINDS) do
-      ctx.out(("  %-10s %d"):format(kind, changes[kind] or 0))
-      for _, e in ipairs(result.examples and result.examples[kind] or {}) do
-        ctx.out(("    %s on %s%s: %s -> %s"):format(tostring(e.key), tostring(e.day),
-          e.what and (" (" .. tostring(e.what) .. ")") or "", tostring(e.before), tostring(e.after)))
-      end
-    end
+    test_text(ctx, replay, result)
   end
-  -- Something would change: exit 1, so a deploy script stops.
+  -- Something would change, or the proposed file's hooks failed (a typo
+  -- that raises on every call changes nothing and would go live broken):
+  -- exit 1, so a deploy script stops.
+  local _, failed = failure_list(result)
+  local also = failed > 0 and ("; its hooks failed " .. failed .. (failed == 1 and " time" or " times")) or ""
   if changed > 0 then
-    failure.raise("policy_changes", changed .. " decisions would change under " .. given,
+    failure.raise("policy_changes", decisions(changed) .. " would change under " .. given .. also,
                   { quiet = ctx.opts.json })
+  elseif failed > 0 then
+    failure.raise("policy_failures", "no decision would change under " .. given .. also ..
+                  " (each time the built-in decision stood)", { quiet = ctx.opts.json })
   end
 end
 
@@ -209,8 +275,12 @@ _M.COMMANDS = {
   { name = "policy", args = { "import|show|history|test", "[FILE|VERSION]" }, run = policy,
     summary = "policy files: import FILE (validated, stored as the new active version; a bundled name " ..
               "too), show [VERSION] (its text), history, test FILE (what would change, replayed without " ..
-              "writing; exit 1 when something would)",
-    flags = { { "--name N", "the name messages give the file (import; default FILE)" },
+              "writing)",
+    help = "(test exits 0 when nothing would change, 1 when something would (policy_changes) or the " ..
+           "proposed file's hooks failed (policy_failures), 2 when the file cannot be read or does not " ..
+           "compile. A bundled NAME that is also ./NAME.lua here is refused: give ./NAME.lua for that " ..
+           "file, or the bundled file's path).",
+    flags = { { "--name N", "the name messages give the file (import; default FILE; not empty)" },
               { "--catalogue FILE", "test: under this catalogue file too" },
               { "--since DATE", "test: replay from this day", type = "date" },
               { "--on DATE", "import: the day recorded; test: the last day replayed (default today)",
