@@ -86,7 +86,6 @@ local function text_arg(v, i, name)
   error(("bad argument #%d to '%s' (string expected, got %s)"):format(i, name, tv), 3)
 end
 
-
 -- Each read-only view and the table it shows, for the sandbox's pairs,
 -- next and ipairs (LuaJIT's own do not look through a metatable).
 local VIEW = setmetatable({}, { __mode = "k" })
