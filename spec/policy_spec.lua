@@ -85,7 +85,8 @@ return {
   },
 }
 ]], "test.lua")
-    assert.are.equal("test.lua:4: products.smartermail: policy.migraton_days is not a policy setting (misspelt?)", msg)
+    assert.are.equal("test.lua:4: products.smartermail: policy.migraton_days is not a policy setting (misspelt?) "
+                     .. "(did you mean 'migration_days'?)", msg)
     assert.are.equal("invalid_policy", code)
   end)
 
