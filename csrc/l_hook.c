@@ -49,12 +49,14 @@
  *    pathological hooks, which a normal one (microseconds) never meets,
  *    not a way to make results deterministic: where a hook near the
  *    limit stops depends on the machine and its load.  A single C call
- *    is never interrupted, and the clock is read only between ticks, so
- *    a call can overrun time_ms by one tick's worth of C calls; keeping
- *    each call short is the caller's sandbox's part (its pattern guards,
- *    string and table sizes under the memory budget).  A call that
- *    returns before the tick that would have seen the limit answers as
- *    usual.
+ *    is never interrupted, and the clock is read only at ticks, so a
+ *    call can overrun time_ms by one tick's worth of C calls (a few
+ *    hundred calls: table.sort or table.concat of a 200,000-slot array
+ *    in a loop overran 100 ms by seconds); keeping each call short is
+ *    the caller's sandbox's part (its pattern guards, string and table
+ *    sizes under the memory budget).  A call that returns before the
+ *    tick that would have seen the limit answers as usual.  On LuaJIT,
+ *    as for the instructions, it holds only for interpreted code.
  *  - call depth: deeper than HOOK_MAX_DEPTH levels below the hook raises
  *    "stack overflow" (reason "error"), checked at each tick, so a deep
  *    recursion ends the same way on both VMs and well before it could use
