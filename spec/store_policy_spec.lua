@@ -135,6 +135,35 @@ describe("a license's own policy values (store:set policy)", function()
     assert.are.same({ migration_days = 60 }, assert(store:get(a.key)).policy_override)
   end)
 
+  it("refuse a misspelt key, set or removed, naming the nearest setting; removing what is not held is no event",
+     function()
+    assert(set_policy(store, a.key, { migration_days = 60 }))
+    local before = stores.dump(store)
+    local cases = {
+      { { migration_day = 45 }, "policy.migration_day is not a policy setting (misspelt?) " ..
+                                "(did you mean 'migration_days'?)" },
+      { { chekin_grace_days = false }, "policy.chekin_grace_days is not a policy setting (misspelt?) " ..
+                                       "(did you mean 'checkin_grace_days'?)" },
+      { { migration_days = false, zzz = false }, "policy.zzz is not a policy setting (misspelt?)" },
+      { { reminders = { msx = false } }, "policy.reminders.msx: no such kind of reminders " ..
+                                         "(the kinds are addon, lease, ms, trial) (did you mean 'ms'?)" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, msg, code = set_policy(store, a.key, c[1])
+      assert.are.same({ true, "invalid_policy" }, { ok == nil, code })
+      assert.matches(c[2], msg, 1, true)
+    end
+    local _, msg = set_policy(store, a.key, { xyzzy_plugh = 1 })
+    assert.not_matches("did you mean", msg, 1, true)                -- nothing within two edits
+    assert.are.equal(before, stores.dump(store))
+    -- A setting the override does not hold, and one the catalogue leaves
+    -- unset (checkout_url): removing them changes nothing and is no event.
+    local lic = assert(set_policy(store, a.key, { checkin_grace_days = false, checkout_url = false,
+                                                  reminders = { ms = false } }))
+    assert.are.same({ migration_days = 60 }, lic.policy_override)
+    assert.are.equal(before, stores.dump(store))
+  end)
+
   it("merge reminders kind by kind and drive that license's reminders alone", function()
     assert(set_policy(store, a.key, { reminders = { ms = { 60 } } }))
     assert(set_policy(store, a.key, { reminders = { trial = { 3 } } }))
@@ -191,6 +220,35 @@ describe("tags", function()
     assert.are.equal(before, stores.dump(store))
     lic = assert(store:set(lic.key, { tags = {} }))
     assert.is_nil(lic.tags)
+    store:close()
+  end)
+
+  it("filter store:list, whole words only, every one given; tags_in_use finds who has them", function()
+    local store = stores.new(":memory:")
+    local both = stores.issue(store, { tags = { "msp", "edu_x" } })
+    local msp = stores.issue(store, { tags = { "msp" } })
+    local near = stores.issue(store, { tags = { "eduax", "msp-eu" } })
+    stores.issue(store)
+    local function keys(tags)
+      local list = {}
+      for _, row in ipairs(assert(store:list{ tags = tags })) do list[row.key] = true end
+      return list
+    end
+    assert.are.same({ [both.key] = true, [msp.key] = true }, keys({ "msp" }))
+    assert.are.same({ [both.key] = true }, keys({ "msp", "edu_x" }))
+    assert.are.same({ [both.key] = true }, keys({ "edu_x" }))           -- "_" is no wildcard
+    assert.are.same({ [near.key] = true }, keys({ "eduax" }))
+    assert.are.same({}, keys({ "ms" }))                                 -- a word, not a prefix
+    assert.are.same({}, keys({ "eu" }))
+    assert.are.equal(4, #assert(store:list{ tags = {} }))
+    for _, bad in ipairs({ "MSP", "%", "a b", "x' OR '1'='1" }) do
+      assert.are.equal("invalid_request", select(3, store:list{ tags = { bad } }))
+    end
+    assert.has_error(function() store:list{ tags = "msp" } end)
+    assert.are.same({ msp = true, eduax = true }, assert(store:tags_in_use({ "msp", "eduax", "mps", "edu" })))
+    assert.are.same({ msp = true }, assert(store:tags_in_use({ "msp", "edu_x" }, both.key)))
+    assert.are.same({}, assert(store:tags_in_use({ "eduax" }, near.key)))
+    assert.are.equal("invalid_request", select(3, store:tags_in_use({ "M_" })))
     store:close()
   end)
 
@@ -256,6 +314,12 @@ return {
       { "return { products = { smartermail = { migration_days = 0 } } }", "policy.migration_days" },
       { "return {\n\n  elegible = function() end }", "bad.lua:3: 'elegible' is not a hook" },
       { "return { products = { smartermail = { editions = { gold = {} } } } }", "no edition 'gold'" },
+      { "return { products = { smartermail = { migration_day = 45 } } }",
+        "products.smartermail: policy.migration_day is not a policy setting (misspelt?) " ..
+        "(did you mean 'migration_days'?)" },
+      { "return { products = { smartermail = { editions = { enterprise = { grace_dayz = 3 } } } } }",
+        "products.smartermail.editions.enterprise: policy.grace_dayz is not a policy setting (misspelt?) " ..
+        "(did you mean 'grace_days'?)" },
       { "return {", "bad.lua:1:" },
       { "\27Lua", "bytecode" },
       { "os.exit(1)", "bad.lua:1:" },
@@ -490,7 +554,7 @@ describe("licensor set and show", function()
     local key = issue()
     local status, out, err = run("--db", path, "set", key, "--policy", "migration_days=60", "--policy",
                                  "reminders.ms=14,1", "--reason", "ticket 9", "--by", "ann", "--tag", "big")
-    assert.are.same({ 0, "" }, { status, err })
+    assert.are.same({ 0, "licensor: tag 'big' is new: no other license has it" }, { status, err })
     assert.matches("migration_days=60", out, 1, true)
     status, out = run("--db", path, "show", key, "--on", "2018-12-01")
     assert.are.equal(0, status)
@@ -522,6 +586,65 @@ describe("licensor set and show", function()
     assert.matches("invalid_policy: policy.migration_days must be a whole number from 1 to 36500", err, 1, true)
     status, _, err = run("--db", path, "set", key)
     assert.are.same({ 2, true }, { status, err:find("--policy", 1, true) ~= nil })
+  end)
+
+  it("refuse a misspelt --policy key, set or removed, with the nearest setting, and show a value refused", function()
+    local key = issue()
+    local status, _, err = run("--db", path, "set", key, "--policy", "migration_day=45", "--reason", "x")
+    assert.are.equal(2, status)
+    assert.matches("policy.migration_day is not a policy setting (misspelt?) (did you mean 'migration_days'?)",
+                   err, 1, true)
+    status, _, err = run("--db", path, "set", key, "--policy", "chekin_grace_days=", "--reason", "x")
+    assert.are.equal(2, status)
+    assert.matches("(did you mean 'checkin_grace_days'?)", err, 1, true)
+    status, _, err = run("--db", path, "set", key, "--policy", "migration_days=45,grace_days=20", "--reason", "x")
+    assert.are.equal(2, status)
+    assert.matches("policy.migration_days must be a whole number from 1 to 36500 " ..
+                   "(--policy migration_days=45,grace_days=20; one KEY=VALUE per --policy)", err, 1, true)
+    status, _, err = run("--db", path, "set", key, "--policy", "checkin_grace_days=99999", "--reason", "x")
+    assert.are.equal(2, status)
+    assert.matches("from 0 to 36500 (--policy checkin_grace_days=99999)", err, 1, true)
+    local store = assert(licensor.open(path))
+    assert.are.same({}, events_of(store, key, "set"))
+    store:close()
+  end)
+
+  it("change nothing, with a note, for a removal of what the license does not hold", function()
+    local key = issue()
+    local status, out, err = run("--db", path, "set", key, "--policy", "checkin_grace_days=", "--policy",
+                                 "reminders.trial=", "--reason", "x", "--untag", "msp-typo")
+    assert.are.equal(0, status)
+    assert.matches("tags%s+msp", out)
+    assert.are.equal("licensor: --policy checkin_grace_days=: nothing to remove (the license's own values do " ..
+                     "not set it)\nlicensor: --policy reminders.trial=: nothing to remove (the license's own " ..
+                     "values do not set it)\nlicensor: tag msp-typo: the license has no such tag", err)
+    local store = assert(licensor.open(path))
+    assert.are.same({}, events_of(store, key, "set"))
+    store:close()
+  end)
+
+  it("note a tag no other license has, on issue and on set, and list by tags", function()
+    local first = issue()                                   -- msp: new
+    local status, out, err = run("--db", path, "--json", "issue", "--product", "smartertrack", "--edition",
+                                 "enterprise", "--level", "5", "--start", "2018-06-01", "--tag", "msp",
+                                 "--tag", "mps")
+    assert.are.same({ 0, "licensor: tag 'mps' is new: no other license has it" }, { status, err })
+    local second = require("cjson").decode(out).key
+    local _
+    status, _, err = run("--db", path, "set", first, "--tag", "msp", "--tag", "edu", "--tag", "mps")
+    assert.are.same({ 0, "licensor: tag 'edu' is new: no other license has it" }, { status, err })
+    status, out = run("--db", path, "--json", "list", "--tag", "msp", "--tag", "mps")
+    assert.are.equal(0, status)
+    local keys = {}
+    for _, row in ipairs(require("cjson").decode(out)) do keys[#keys + 1] = row.key end
+    table.sort(keys)
+    local want = { first, second }
+    table.sort(want)
+    assert.are.same(want, keys)
+    status, out = run("--db", path, "--json", "list", "--tag", "edu")
+    assert.are.same({ 0, first }, { status, require("cjson").decode(out)[1].key })
+    status, _, err = run("--db", path, "list", "--tag", "Edu")
+    assert.are.same({ 2, true }, { status, err:find("invalid_request", 1, true) ~= nil })
   end)
 end)
 

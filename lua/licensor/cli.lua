@@ -269,6 +269,16 @@ local function show_license(ctx, lic)
   show_record(ctx.out, ctx.opts, license_view(lic, ctx.opts.json))
 end
 
+-- A note on stderr for each of `words` no license but `key` has: a new
+-- tag is often a typo of one in use (msp given as mps).
+local function note_new_tags(ctx, store, words, key)
+  if #words == 0 then return end
+  local used = check(store:tags_in_use(words, key))
+  for _, word in ipairs(words) do
+    if not used[word] then ctx.err("licensor: tag '" .. word .. "' is new: no other license has it") end
+  end
+end
+
 function commands.issue(ctx, _, flags, many)
   local spec = { product = flags.product, edition = flags.edition, level = flags.level,
                  kind = flags.kind, start = flags.start, owner = flags.owner, email = flags.email,
@@ -276,7 +286,10 @@ function commands.issue(ctx, _, flags, many)
                  version_lock = flags.version_lock,
                  trial_days = flags.trial_days, addons = many.addon, tags = many.tag }
   if not spec.product then usage_error("issue needs --product") end
-  show_license(ctx, check(ctx.open():issue(spec)))
+  local store = ctx.open()
+  local lic = check(store:issue(spec))
+  show_license(ctx, lic)
+  note_new_tags(ctx, store, many.tag or {}, lic.key)
 end
 
 function commands.show(ctx, pos, flags)
@@ -405,11 +418,13 @@ function commands.certificate(ctx, pos, flags)
   if not flags.out then ctx.out((text:gsub("\n$", ""))) end
 end
 
--- list [--owner O] [--product P] [--kind K] [--edition E] [--ms-expiring DAYS]
--- [--lapsed] [--disabled] [--fraud] [--on DATE] [--limit N] [--offset N]
-function commands.list(ctx, _, flags)
+-- list [--owner O] [--product P] [--kind K] [--edition E] [--tag WORD ...]
+-- [--ms-expiring DAYS] [--lapsed] [--disabled] [--fraud] [--on DATE]
+-- [--limit N] [--offset N]
+function commands.list(ctx, _, flags, many)
   local rows = check(ctx.open():list{
     owner = flags.owner, product = flags.product, kind = flags.kind, edition = flags.edition,
+    tags = many.tag,
     ms_expiring = flags.ms_expiring, lapsed = flags.lapsed, disabled = flags.disabled,
     fraud = flags.fraud, on = flags.on, limit = flags.limit,
     offset = flags.offset })
@@ -894,10 +909,11 @@ end
 
 -- One --policy KEY=VALUE: a whole number or a word; KEY= removes the key
 -- from the license's override; reminders.KIND=N,N,... (or none) sets one
--- kind of reminders.
-local function policy_change(changes, text)
+-- kind of reminders.  texts[KEY] keeps the text given, for the messages.
+local function policy_change(changes, text, texts)
   local key, value = text:match("^([%w_%.]+)=(.*)$")
   if not key then usage_error("--policy " .. text .. ": KEY=VALUE expected (KEY= removes the key)") end
+  texts[key] = text
   local kind = key:match("^reminders%.(%w+)$")
   if kind then
     local list = {}
@@ -923,13 +939,63 @@ local function policy_change(changes, text)
   end
 end
 
+-- A refusal of a --policy value, with the text it came from: a message
+-- such as "must be a whole number" then shows what was received (a=1,b=2
+-- is one value of a; each pair wants a --policy of its own).
+local function policy_refusal(msg, texts)
+  local key = msg:match("^policy%.(reminders%.%w+)") or msg:match("^policy%.([%w_]+)")
+  local text = key and texts[key]
+  if not text then return msg end
+  local value = text:match("=(.*)$")
+  local hint = not key:find("%.") and value:find("=", 1, true) and "; one KEY=VALUE per --policy" or ""
+  return msg .. " (--policy " .. text .. hint .. ")"
+end
+
+-- The notes of a set that changed less than it was asked: the removal
+-- of a setting the license's own values do not hold, --untag of a tag it
+-- has not (both change nothing and are no event), and --tag of a tag no
+-- other license has.
+local function set_notes(ctx, store, before, fields, key)
+  local function sorted(t)
+    local list = {}
+    for k in pairs(t or {}) do list[#list + 1] = k end
+    sort(list)
+    return list
+  end
+  local override = before.policy_override or {}
+  for _, k in ipairs(sorted(fields.policy)) do
+    local v = fields.policy[k]
+    if v == false and override[k] == nil then
+      ctx.err("licensor: --policy " .. k .. "=: nothing to remove (the license's own values do not set it)")
+    elseif k == "reminders" and type(v) == "table" then
+      local kinds = type(override.reminders) == "table" and override.reminders or {}
+      for _, kind in ipairs(sorted(v)) do
+        if v[kind] == false and kinds[kind] == nil then
+          ctx.err("licensor: --policy reminders." .. kind ..
+            "=: nothing to remove (the license's own values do not set it)")
+        end
+      end
+    end
+  end
+  local had, added = before.tags or {}, {}
+  for _, word in ipairs(sorted(fields.tags)) do
+    local wanted = fields.tags[word]
+    if wanted and not had[word] then
+      added[#added + 1] = word
+    elseif not wanted and not had[word] then
+      ctx.err("licensor: tag " .. word .. ": the license has no such tag")
+    end
+  end
+  note_new_tags(ctx, store, added, key)
+end
+
 -- set KEY [--email ADDRESS] [--policy KEY=VALUE ... --reason TEXT] [--by WHO]
 -- [--tag WORD ...] [--untag WORD ...]
 function commands.set(ctx, pos, flags, many)
-  local fields = { email = flags.email, reason = flags.reason }
+  local fields, texts = { email = flags.email, reason = flags.reason }, {}
   if many.policy then
     fields.policy = {}
-    for _, text in ipairs(many.policy) do policy_change(fields.policy, text) end
+    for _, text in ipairs(many.policy) do policy_change(fields.policy, text, texts) end
     if not flags.reason then usage_error("set --policy needs --reason TEXT (it is logged)") end
   end
   if many.tag or many.untag then
@@ -941,7 +1007,12 @@ function commands.set(ctx, pos, flags, many)
     usage_error("set needs --email, --policy, --tag or --untag")
   end
   fields.by = flags.by or os.getenv("USER") or "cli"
-  show_license(ctx, check(ctx.open():set(need(pos, 1, "KEY"), fields)))
+  local store, key = ctx.open(), need(pos, 1, "KEY")
+  local before = check(store:get(key))
+  local lic, msg, code = store:set(key, fields)
+  if not lic and code == "invalid_policy" then msg = policy_refusal(msg, texts) end
+  show_license(ctx, check(lic, msg, code))
+  set_notes(ctx, store, before, fields, lic.key)
 end
 
 -- outbox [--dead|--all] [--limit N]; outbox retry ID
@@ -1101,12 +1172,17 @@ COMMANDS = {
               WHOLE("--version-lock N", "the newest major it may install"),
               WHOLE("--trial-days N", "a trial's length in days"),
               { "--addon A", "an add-on", many = true },
-              { "--tag WORD", "a tag (a-z, 0-9, _ and -; at most 16)", many = true } } },
+              { "--tag WORD", "a tag (a-z, 0-9, _ and -; at most 16; one no other license has is " ..
+                "noted on stderr)", many = true } } },
   { name = "set", args = { "KEY" }, run = commands.set,
     summary = "the address customer mail goes to, the license's own policy values, its tags",
     help = "(--policy migration_days=60 --reason \"...\" overrides one value for this license alone, " ..
            "within the catalogue's bounds; KEY= removes it; reminders.ms=30,7 sets a kind of reminders. " ..
-           "Each change is a set event with who, why, from and to).",
+           "A KEY that is no policy setting is refused (exit 2, with the nearest setting), removed " ..
+           "as well as set; removing a setting the license's own values do not hold, or --untag of a " ..
+           "tag it has not, changes nothing (exit 0, a note on stderr, no event); --tag of a tag no " ..
+           "other license has is done, with a note on stderr. Each change is a set event with who, why, " ..
+           "from and to).",
     flags = { { "--email ADDRESS", "the address (\"\" forgets it)" },
               { "--policy KEY=VALUE", "a policy value for this license (KEY= removes it)", many = true },
               { "--reason TEXT", "why (logged; needed with --policy)" },
@@ -1120,6 +1196,7 @@ COMMANDS = {
     flags = { { "--owner O", "owned by O" }, { "--product P", "of product P" },
               { "--kind KIND", "of this kind", choices = { "perpetual", "lease", "trial" } },
               { "--edition E", "of edition E" },
+              { "--tag WORD", "tagged WORD (given again: every one of the tags)", many = true },
               WHOLE("--ms-expiring DAYS", "M&S ending within DAYS days", { max = 36525 }),
               { "--lapsed", "M&S lapsed" }, { "--disabled", "disabled keys" },
               { "--fraud", "keys with a fraud case (and its columns)" }, ON,

@@ -7,8 +7,9 @@ local core = require "licensor.core"
 local failure = require "licensor.failure"
 local address = require "licensor.mail.address"
 local common = require "licensor.store.common"
+local distance = require("licensor.spelling").distance
 
-local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
+local type, pairs, ipairs, next, tostring, sort = type, pairs, ipairs, next, tostring, table.sort
 local find, byte = string.find, string.byte
 
 local Store = common.Store
@@ -348,6 +349,54 @@ local function bad_reason(s)
   return nil
 end
 
+-- " (did you mean 'NAME'?)" for the nearest of the keys of `names`
+-- within two edits (the first in order of a tie), or "".
+local function did_you_mean(word, names)
+  local best, best_d
+  for name in pairs(names) do
+    local d = distance(word, name)
+    if d <= 2 and (not best_d or d < best_d or (d == best_d and name < best)) then best, best_d = name, d end
+  end
+  return best and (" (did you mean '" .. best .. "'?)") or ""
+end
+
+-- The string keys of t, sorted: the first problem is always the same one.
+local function sorted_names(t)
+  local list = {}
+  for k in pairs(t) do
+    if type(k) == "string" then list[#list + 1] = k end
+  end
+  sort(list)
+  return list
+end
+
+-- Refuses (invalid_policy) a change naming a key that is not a policy
+-- setting, with the nearest of the catalogue's settings, and the removal
+-- of a kind of reminders that is none: removing a misspelt key would
+-- otherwise change nothing without a word.  A setting the catalogue
+-- leaves unset (checkout_url) is not in cat:policy(): the catalogue's own
+-- test says whether it is one.
+local function check_change_keys(cat, changes)
+  local policy = (cat.raw or cat):policy()
+  for _, k in ipairs(sorted_names(changes)) do
+    local ok, msg = true, nil
+    if policy[k] == nil then ok, msg = cat:resolve_policy({ [k] = "x" }) end
+    if not ok and msg:find("is not a policy setting", 1, true) then
+      refuse("invalid_policy", "policy." .. k .. " is not a policy setting (misspelt?)" ..
+        did_you_mean(k, policy))
+    end
+  end
+  local reminders, kinds = changes.reminders, policy.reminders or {}
+  if type(reminders) == "table" and next(reminders) ~= nil and #reminders == 0 then
+    for _, kind in ipairs(sorted_names(reminders)) do
+      if reminders[kind] == false and kinds[kind] == nil then
+        refuse("invalid_policy", "policy.reminders." .. kind .. ": no such kind of reminders (the kinds " ..
+          "are " .. table.concat(sorted_names(kinds), ", ") .. ")" .. did_you_mean(kind, kinds))
+      end
+    end
+  end
+end
+
 -- The override after `changes` ({KEY = VALUE | false}: false removes the
 -- key; reminders = {KIND = {...} | false} changes those kinds alone).
 local function merged_override(old, changes)
@@ -403,10 +452,11 @@ local function set(self, key, fields, on)
     log(self, key, on, "set", { field = "email", from = lic.email, to = email })
   end
   if fields.policy ~= nil then
+    common.active_catalogue(self)
+    check_change_keys(self.cat, fields.policy)
     local override = merged_override(lic.policy_override, fields.policy)
     if next(override) ~= nil then
       -- The catalogue's bounds, messages and cross-checks, exactly.
-      common.active_catalogue(self)
       local ok, msg, code = self.cat:resolve_policy(override)
       if not ok then refuse(code or "invalid_policy", msg) end
     end
@@ -435,7 +485,9 @@ end
 -- license's own override of policy values (the most specific layer),
 -- merged into the one it has (false removes a key; reminders = {KIND =
 -- LIST|false} changes those kinds), validated with the catalogue's
--- bounds (invalid_policy names the field); it needs a reason.  tags: a
+-- bounds (invalid_policy names the field; a key that is no setting, set
+-- or removed, is refused with the nearest setting); removing a setting
+-- the override does not hold changes nothing; it needs a reason.  tags: a
 -- list is the whole set, a map adds (true) and removes (false) words.
 -- Each change is a "set" event {field=, from=, to=, by=, why=}; setting
 -- the same again is not an event.

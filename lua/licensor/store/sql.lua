@@ -50,6 +50,10 @@ _M.sqlite = {
   set_email = "UPDATE licenses SET email = ? WHERE key = ?",
   set_policy = "UPDATE licenses SET policy = ? WHERE key = ?",
   set_tags = "UPDATE licenses SET tags = ? WHERE key = ?",
+  -- A license other than ?2 whose tags hold the word of LIKE pattern ?1
+  -- (store/lists.lua's tag_pattern).
+  tag_in_use = [[SELECT key FROM licenses WHERE (' ' || tags || ' ') LIKE ? ESCAPE '\' AND key <> ?
+    LIMIT 1]],
   installations = [[SELECT seq, server, build, first_seen, last_seen, deactivated, fingerprint,
     held_until, signature, issued, freed, drifts FROM installations WHERE key = ? ORDER BY seq]],
   insert_installation = [[INSERT INTO installations
