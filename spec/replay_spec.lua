@@ -439,5 +439,13 @@ describe("replay.run on check-in grace, hook failures and windows (" .. stores.b
     local text = table.concat(report.hook_log, "\n")
     assert.matches("checkin_grace_dayz", text, 1, true)
     assert.matches("buidl", text, 1, true)
+    -- Each line once, though the hooks failed on every day replayed.
+    local seen = {}
+    for _, line in ipairs(report.hook_log) do
+      assert.is_nil(seen[line], line)
+      seen[line] = true
+    end
+    assert.is_true(report.failures["eligible error"] > #report.hook_log)
+    assert.is_nil(report.hook_log_seen)
   end)
 end)

@@ -515,18 +515,24 @@ local function current_policy(self, raw)
   return P
 end
 
+-- A policy's log lines into the report: the first ten distinct ones (a
+-- hook that fails on every call says the same for each day replayed).
 local function quiet(P, report, side_name)
   if P == nil then return end
+  local seen = report.hook_log_seen
   P.log = function(line)
     local lines = report.hook_log
-    if #lines < 10 then lines[#lines + 1] = side_name .. ": " .. line end
+    if #lines >= 10 then return end
+    line = side_name .. ": " .. line
+    if seen[line] then return end
+    seen[line], lines[#lines + 1] = true, line
   end
 end
 
 local function run(self, opts, proposed_raw)
   local on, since = opts.on, opts.since
   local report = new_report(on, since)
-  report.limit, report.hook_log = opts.examples or _M.EXAMPLES, {}
+  report.limit, report.hook_log, report.hook_log_seen = opts.examples or _M.EXAMPLES, {}, {}
   common.active_catalogue(self)
   local cur_raw = self.cat       -- the C catalogue in force (the store keeps it)
   local new_raw = proposed_raw or cur_raw
@@ -561,7 +567,7 @@ local function run(self, opts, proposed_raw)
     if progress and n % every == 0 then progress(n, total) end
   end)
   if progress then progress(n, total) end
-  report.limit = nil
+  report.limit, report.hook_log_seen = nil, nil
   if new_P and new_P.failures and next(new_P.failures) then report.failures = new_P.failures end
   if #report.hook_log == 0 then report.hook_log = nil end
   if #report.problems == 0 then report.problems = nil end
@@ -595,7 +601,8 @@ end
 --     current = {catalogue=VERSION, policy=VERSION|nil},
 --     policy = {name=, hooks={...}} (the proposed one, when given),
 --     failures = {["HOOK REASON"]=n} (the proposed policy's hook failures),
---     hook_log = {first lines}, problems = {{key=, day=, message=}} }
+--     hook_log = {the first ten distinct lines, "current: "/"proposed: "},
+--     problems = {{key=, day=, message=}} }
 -- before/after: eligible a build number or the refusal code; admission
 -- "admitted" or the code; active "active" or "inactive"; ladder the steps due ("email_customer,..." or
 -- "none") or the window ("ok", "migrating since D (deadline D)"); reminders
