@@ -2,7 +2,10 @@
 -- licenses with 300,000 installations and their events: replay.run under
 -- a proposed policy (a product layer and an eligible hook) and a proposed
 -- catalogue (one more build), every decision of every license decided
--- twice.  The target is under 30 s.  The store is built once, through
+-- twice: eligible builds, admissions, each installation's R9 (active),
+-- the migration window on each later installation's first_seen and on
+-- the last day, ladder steps, reminders and prices.  The target is under
+-- 30 s.  The store is built once, through
 -- store:import_licenses (installations restored), and each installation's
 -- activation and a check-in that moved its build logged as the workflows
 -- log them.  LICENSOR_BENCH_LICENSES makes it smaller.
