@@ -10,7 +10,7 @@
  *
  * reason is "instructions", "memory", "time" or "error".  limits = {
  * instructions = N (default 1,000,000), memory = BYTES (default 8 MiB),
- * time_ms = MS (default 100, at most 60,000), string_index = TABLE }.
+ * time_ms = MS (default 1,000, at most 60,000), string_index = TABLE }.
  * Only fn's first result is passed back (a hook answers one
  * value); an error is reported as its message when it is a string (one
  * line, at most 200 bytes) and as its type otherwise ("error object is a
@@ -28,9 +28,11 @@
  *    (and a memory failure inside compiled code may crash LuaJIT).
  *  - memory: the state's allocator is wrapped for the call and set back
  *    afterwards (lua_setallocf works on Lua 5.4 and on luajit2 in GC64
- *    mode).  The budget counts the net growth of the heap during the call:
- *    bytes allocated minus bytes freed, whoever owned them; garbage the
- *    call made is collected before it counts against it.  On Lua 5.4 an
+ *    mode).  The budget counts every byte the call allocates (a block's
+ *    growth too); frees give nothing back.  A net count would credit the
+ *    host's garbage the collector happens to free during the call, so
+ *    what a hook may hold would depend on the host's heap, not on the
+ *    hook: counted this way the answer is the hook's alone.  On Lua 5.4 an
  *    allocation past the budget fails (a memory error), and once spent
  *    every further growth fails; on LuaJIT the count hook checks the
  *    growth at each tick and the allocator refuses large requests past
@@ -50,9 +52,11 @@
  *    not a way to make results deterministic: where a hook near the
  *    limit stops depends on the machine and its load.  A single C call
  *    is never interrupted, and the clock is read only at ticks, so a
- *    call can overrun time_ms by one tick's worth of C calls (a few
- *    hundred calls: table.sort or table.concat of a 200,000-slot array
- *    in a loop overran 100 ms by seconds); keeping each call short is
+ *    call can overrun time_ms by one tick's worth of C calls (tens of
+ *    calls: table.sort or table.concat of a 200,000-slot array in a
+ *    loop overran 100 ms by about 0.6 s).  The collector's work during
+ *    the call counts too, and it grows with the host's heap: hence a
+ *    default of a second, far above any sane hook.  Keeping each call short is
  *    the caller's sandbox's part (its pattern guards, string and table
  *    sizes under the memory budget).  A call that returns before the
  *    tick that would have seen the limit answers as usual.  On LuaJIT,
@@ -89,8 +93,10 @@
 #include <string.h>
 #include <time.h>
 
-/* Instructions between two runs of the count hook. */
-#define HOOK_TICK 1000
+/* Instructions between two runs of the count hook: often enough that
+ * the time backstop stops a loop of slow library calls (a sort of 200,000
+ * entries) within a second, rarely enough to cost a long hook under 10%. */
+#define HOOK_TICK 100
 /* Call levels below the hook's function a hook may use. */
 #define HOOK_MAX_DEPTH 200
 /* The longest error message reported, in bytes. */
@@ -100,7 +106,7 @@
 #define HOOK_MAX_INSTRUCTIONS 1000000000LL
 #define HOOK_DEFAULT_MEMORY (8LL << 20)
 #define HOOK_MAX_MEMORY (1LL << 30)
-#define HOOK_DEFAULT_TIME_MS 100LL
+#define HOOK_DEFAULT_TIME_MS 1000LL
 #define HOOK_MAX_TIME_MS 60000LL
 #define HOOK_NS_PER_MS 1000000LL
 
@@ -108,15 +114,15 @@
  *  - Lua 5.4 handles a failed allocation anywhere, and collects all
  *    garbage and asks once more before it raises (an emergency
  *    collection): the allocator refuses growth past the budget, and the
- *    second refusal of the same request is final.
+ *    second refusal of the same request is final (a collection gives
+ *    no budget back: the count is of bytes allocated).
  *  - LuaJIT (luajit2 2.1-20230119, before upstream's fixes of OOM inside
  *    traces, LuaJIT#1247) can crash when an allocation fails while
  *    compiled code runs (a GC step or a trace exit raising the memory
  *    error): in a stress of hooks left JIT-compiled it did, every run;
  *    with the hooks' functions jit.off() it never did.  So the count
- *    hook, which runs only in the interpreter, checks the growth at each
- *    tick (after one full collection, the emergency collection's part)
- *    and raises a plain error past the budget.  The allocator refuses a
+ *    hook, which runs only in the interpreter, checks the count at each
+ *    tick and raises a plain error past the budget.  The allocator refuses a
  *    large request (HOOK_LARGE or more: a string buffer, a table's array
  *    doubling, how a heap runs away inside one tick) past the budget,
  *    and small ones only past twice the budget and HOOK_BACKSTOP, which
@@ -141,14 +147,13 @@ typedef struct {
   long long instructions; /* the budget, as given (for messages) */
   long long left;         /* instructions left, counted at each tick */
   long long memory;       /* the budget in bytes */
-  long long net;          /* heap growth during the call (negative if it shrank) */
+  long long net;          /* bytes allocated during the call (frees not counted) */
   long long time_ms;      /* the time limit, as given or cut to the outer call's rest (for messages) */
   long long deadline;     /* monotonic_ns() past which the call is spent */
   int tick;               /* the count the hook is set with */
   int depth_limit;        /* lua_getstack level that must not exist; 0 until the first tick */
   int spent;              /* SPENT_* */
   int refusals;           /* allocations refused */
-  int collected;          /* the count hook's one full collection was made (LuaJIT) */
   const void *refused_ptr; /* the last refused request (size 0: a growth came after it) */
   size_t refused_size;
 } hook_call;
@@ -177,8 +182,10 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
   }
   p = c->alloc(c->alloc_ud, ptr, osize, nsize);
-  if (p != NULL || nsize == 0) c->net += (long long)nsize - (long long)old;
-  if (p != NULL && nsize > old) c->refused_size = 0;
+  if (p != NULL && nsize > old) {
+    c->net += (long long)(nsize - old);
+    c->refused_size = 0;
+  }
   return p;
 }
 
@@ -242,13 +249,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
   hook_call *c = active_call(L);
   (void)ar;
   if (c == NULL) return;
-  if (HOOK_TICK_MEMORY && c->spent == SPENT_NONE && c->net > c->memory) {
-    if (!c->collected) {
-      c->collected = 1;
-      lua_gc(L, LUA_GCCOLLECT, 0);
-    }
-    if (c->net > c->memory) c->spent = SPENT_MEMORY;
-  }
+  if (HOOK_TICK_MEMORY && c->spent == SPENT_NONE && c->net > c->memory) c->spent = SPENT_MEMORY;
   if (c->spent == SPENT_NONE) {
     c->left -= c->tick;
     if (c->left <= 0) c->spent = SPENT_INSTRUCTIONS;
