@@ -439,6 +439,23 @@ return { eligible = function(ctx) error("no such table") end }]], "broken.lua", 
     assert.are.equal("error", hook.failure)
     assert.matches("the built%-in decision stands", hook.outcome)
   end)
+
+  it("shows a hook's failure without logging or counting it again (it was, when the decision was made)", function()
+    assert(store:import_policy([[
+return { eligible = function(ctx) error("no such table") end }]], "broken.lua", "2018-01-01"))
+    local lic = stores.issue(store, { start = "2017-12-07" })
+    local P = assert(store:policy())
+    local lines = {}
+    P.log = function(line) lines[#lines + 1] = line end
+    local bound = assert(store:catalogue())
+    assert.are.equal(6911, bound:eligible(assert(store:get(lic.key)), "2019-06-01").number)
+    local counted, logged = P.failures["eligible error"], #lines
+    assert.are.equal(1, logged)
+    local r = assert(store:explain(lic.key, { on = "2019-06-01" }))
+    assert.are.equal("error", r.steps[3].failure)
+    assert.are.same({ counted, logged }, { P.failures["eligible error"], #lines })
+    assert.is_nil(P.quiet)
+  end)
 end)
 
 describe("licensor explain and licensor policy (the command line) on " .. stores.backend, function()

@@ -211,3 +211,33 @@ return {
                    "servers through support", answer.because)
   end)
 end)
+
+describe("a stored policy version the gateway cannot compile (" .. stores.backend .. ")", function()
+  local db, server
+
+  setup(function()
+    local store, path = stores.new()
+    -- As a host of another licensor would find it: stored, not compilable here.
+    store.db:run(store.sql.insert_policy, "2018-01-01", "return { eligible = function(ctx) return { build = ",
+                 "newer.lua")
+    store:close()
+    db = path
+    server = gateway.start{ db = db, today = DAY, token = TOKEN, stale_ms = 0 }
+  end)
+
+  teardown(function()
+    server:stop()
+    stores.remove(db)
+  end)
+
+  it("answers with the built-in decisions, and /metrics counts it as file/compile", function()
+    local key = issue(server)
+    local status, answer = server:request("GET", "/v1/licenses/" .. key .. "/eligible")
+    assert.are.equal(200, status)
+    assert.are.equal(6911, answer.number)
+    local _, text = server:request("GET", "/metrics", nil, { Authorization = "Bearer " .. TOKEN })
+    assert.is_true((tonumber(text:match('licensor_policy_hook_failures_total{hook="file",reason="compile"} (%d+)'))
+                    or 0) >= 1, text)
+    assert.is_truthy(server:error_log():find("does not compile on this host", 1, true))
+  end)
+end)

@@ -476,6 +476,22 @@ return {
     assert.are.equal(1, P.failures["price answer"])
   end)
 
+  it("refuse a license's override that clashes with their layers for it, and write nothing", function()
+    local lic = stores.issue(store)
+    assert(store:import_policy("return { products = { smartertrack = { phone_after_days = 10 } } }", "p.lua",
+                               "2018-11-01"))
+    -- disable 8 fits the catalogue's phone 7, not the product's phone 10.
+    local ok, msg, code = store:set(lic.key, { policy = { disable_after_days = 8 }, reason = "faster", by = "ann" })
+    assert.is_nil(ok)
+    assert.are.equal("invalid_policy", code)
+    assert.are.equal("policy.disable_after_days must not come before policy.phone_after_days (with the policy " ..
+                     "file's layers for this license)", msg)
+    assert.is_nil(assert(store:get(lic.key)).policy_override)
+    assert(store:set(lic.key, { policy = { disable_after_days = 12 }, reason = "faster", by = "ann" }))
+    assert.are.same({ 10, 12 }, { assert(store:get(lic.key)).policy.phone_after_days,
+                                  assert(store:get(lic.key)).policy.disable_after_days })
+  end)
+
   it("leave the built-in decisions in force when the stored version does not compile on this host", function()
     local lic = stores.issue(store)
     local policy = require "licensor.policy"

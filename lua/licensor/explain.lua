@@ -85,10 +85,7 @@ end
 -- the policy's own account (P:layers), or without a policy the catalogue
 -- and the override stored on the license.
 local function layers_of(raw, P, lic, on)
-  if P and P.layers then
-    local ok, list = pcall(P.layers, P, lic, on, raw)
-    if ok and type(list) == "table" then return list end
-  end
+  if P then return P:layers(lic, on, raw) end
   local list = { { layer = "catalogue", values = raw:policy() } }
   if type(lic.policy_override) == "table" and next(lic.policy_override) ~= nil then
     list[#list + 1] = { layer = "license",
@@ -565,8 +562,8 @@ end
 -- that is not one: invalid_date).  cat is a catalogue (C) or a policy's
 -- wrapper; lic a license table (section 3), with lic.policy when the
 -- store resolved layered values for it.
-function _M.explain(cat, lic, opts)
-  if type(lic) ~= "table" then error("bad argument #1 to 'explain' (license table expected)", 2) end
+local function explain(cat, lic, opts)
+  if type(lic) ~= "table" then error("bad argument #1 to 'explain' (license table expected)", 3) end
   opts = check_opts(opts)
   local on = opts.on
   if on == nil then on = core.today() end
@@ -633,6 +630,20 @@ function _M.explain(cat, lic, opts)
   report.steps = c.steps
   report.layers = layer_summary(c.layers)
   return setmetatable(report, Report)
+end
+
+-- Explaining asks the hooks again: a failure was logged and counted when
+-- the decision was made, so here it is only shown (a step's failure), not
+-- logged and counted once more for each refusal's `because`.
+function _M.explain(cat, lic, opts)
+  local P = type(cat) == "table" and cat.policy_file or type(opts) == "table" and opts.policy or nil
+  if type(P) ~= "table" then return explain(cat, lic, opts) end
+  local was = P.quiet
+  P.quiet = true
+  local results = pack(pcall(explain, cat, lic, opts))
+  P.quiet = was
+  if not results[1] then error(results[2], 0) end
+  return unpack(results, 2, results.n)
 end
 
 -- The rule behind each refusal code, for a refusal no step of a report

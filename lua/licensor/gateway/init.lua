@@ -146,6 +146,7 @@ function _M.init_worker(opts)
   worker.db, worker.synchronous = opts.db, opts.synchronous or "full"
   worker.expose_timing = opts.expose_timing
   worker.metrics = metrics.dict(opts.metrics_dict or "licensor_metrics")
+  metrics.watch_policies(worker.metrics)
   worker.signing_key_file = opts.signing_key_file
   worker.stale_ms = opts.stale_ms
   worker.db_timeout_ms = milliseconds(opts, "db_timeout_ms", constants.DB_TIMEOUT_MS, 100, 600000)

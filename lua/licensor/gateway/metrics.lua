@@ -73,6 +73,16 @@ function _M.watch_policy(dict, P)
   P.on_failure = function(hook, reason) _M.hook_failure(dict, hook, reason) end
 end
 
+-- Counts what fails with no policy object to watch: a stored version
+-- that does not compile on this host (licensor.policy.stored's "file
+-- compile").  A compiled policy's own failures are watch_policy's.
+function _M.watch_policies(dict)
+  if not dict then return end
+  require("licensor.policy").on_failure = function(hook, reason, P)
+    if P == nil then _M.hook_failure(dict, hook, reason) end
+  end
+end
+
 function _M.cache(dict, hit)
   add(dict, hit and "cache_hit" or "cache_miss")
 end

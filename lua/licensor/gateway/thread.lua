@@ -24,6 +24,7 @@ local monotonic_ms = require("licensor.core").monotonic_ms
 local ngx = ngx   -- luacheck: ignore 113 (the pool's VMs have ngx.shared)
 local has_dict, dict = pcall(function() return ngx.shared.licensor_metrics end)
 if not has_dict then dict = nil end
+metrics.watch_policies(dict)
 
 local _M = {}
 

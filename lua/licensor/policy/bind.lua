@@ -24,8 +24,8 @@
 local core = require "licensor.core"
 local sandbox = require "licensor.policy.sandbox"
 
-local type, tostring, tonumber, setmetatable, rawset, pcall, require, pairs, assert = type, tostring,
-  tonumber, setmetatable, rawset, pcall, require, pairs, assert
+local type, tostring, tonumber, setmetatable, rawset, require, pairs, assert = type, tostring,
+  tonumber, setmetatable, rawset, require, pairs, assert
 local format = string.format
 local today = core.today
 local run_hook = core.run_hook
@@ -81,12 +81,9 @@ function _M.bind(P, cat)
   -- the forwarding __index.
   local W = setmetatable({ raw = cat, policy_file = P, trace = false }, W_MT)
 
-  -- explain (licensor.explain, when present) reads W itself, its trace and
-  -- its policy, so it is never forwarded to the raw catalogue.
-  local has_explain, explain = pcall(require, "licensor.explain")
-  if has_explain and type(explain) == "table" and type(explain.explain) == "function" then
-    W.explain = function(w, lic, opts) return explain.explain(w, lic, opts) end
-  end
+  -- explain reads W itself, its trace and its policy, so it is never
+  -- forwarded to the raw catalogue (loaded on first use).
+  W.explain = function(w, lic, opts) return require("licensor.explain").explain(w, lic, opts) end
 
   local raw_eligible = cat.eligible
   local site = P:hook_site("eligible", cat)

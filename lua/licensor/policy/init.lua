@@ -237,6 +237,7 @@ _M.log = default_log
 _M.on_failure = nil
 
 local function fail(P, hook, input, reason, why)
+  if P.quiet then return nil, reason, why end   -- explain's second asking (licensor.explain)
   local key = type(input) == "table" and type(input.license) == "table" and input.license.key
   local line = format("%s %s hook%s: %s; the built-in decision stands", label(P), hook,
                       type(key) == "string" and (" (license " .. key .. ")") or "", why)
@@ -696,15 +697,29 @@ function _M.values(P, cat, lic, on)
   if next(merged) == nil then return nil end
   local pv, msg, code = cached(cat, P, merged)
   if pv or is_empty(stored) then return pv, msg, code end
-  -- The file's layers and the stored override disagree (the override was
-  -- checked against the layers of its day): the override, the license's
-  -- own and most specific layer, applies over the catalogue alone.
+  -- The file's layers and the stored override disagree (store:set and
+  -- import refuse that, but a settings hook answers per day): the
+  -- override, the license's own and most specific layer, applies over
+  -- the catalogue alone.
   local log = P.log or _M.log
   if log then
     log(format("%s: license %s: its own override and the file's layers disagree (%s); its override " ..
                "applies over the catalogue's values", label(P), tostring(lic.key), tostring(msg)))
   end
   return cached(cat, nil, stored)
+end
+
+-- policy.fits(P_or_nil, cat, lic, override, on) -> true, or nil and why:
+-- whether a license's own override resolves over P's layers for it on
+-- `on` (the cross-checks span layers: a product's phone_after_days
+-- against the license's disable_after_days).  store:set and a policy
+-- import ask it before they write.
+function _M.fits(P, cat, lic, override, on)
+  local merged = merge(merge({}, P and P:overrides(lic, on, cat) or nil), override)
+  if next(merged) == nil then return true end
+  local ok, msg = cat:resolve_policy(merged)
+  if ok then return true end
+  return nil, msg
 end
 
 -- policy.decides(P) -> whether a bound catalogue applies P's hooks: a

@@ -70,8 +70,9 @@ local function build_cap(cat, lic, on)
   if type(cat) ~= "table" or cat.raw == nil then return nil end
   local outer, trace = cat.trace, {}
   cat.trace = trace
-  local hooked = cat:eligible(lic, on)
-  cat.trace = outer
+  local ok, hooked = pcall(cat.eligible, cat, lic, on)
+  cat.trace = outer   -- the bound catalogue lives on: never leave it tracing
+  if not ok then error(hooked, 0) end
   if not hooked then return nil end
   for _, step in ipairs(trace) do
     if step.hook == "eligible" and step.answered then return hooked end

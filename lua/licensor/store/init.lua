@@ -317,11 +317,14 @@ end
 
 -- Read-through cache of Store:license, valid while the database's
 -- generation (see csrc/store.h) is the one seen before the rows were read:
--- any commit, by any process, empties it.
+-- any commit, by any process, empties it.  So does a new day while the
+-- policy has a settings hook: its answer, in each license's values, may
+-- depend on the day.
 local function cached_license(self, key)
   local generation = self.db:generation()
-  if generation ~= self.cache_generation then
-    self.cache, self.cache_size, self.cache_generation = {}, 0, generation
+  local day = self.live_policy and self.live_policy.hooks.settings and core.today() or false
+  if generation ~= self.cache_generation or day ~= self.cache_day then
+    self.cache, self.cache_size, self.cache_generation, self.cache_day = {}, 0, generation, day
   end
   -- Cached under canonical keys: a canonical key hits without normalising.
   local hit = self.cache[key]

@@ -456,9 +456,16 @@ local function set(self, key, fields, on)
     check_change_keys(self.cat, fields.policy)
     local override = merged_override(lic.policy_override, fields.policy)
     if next(override) ~= nil then
-      -- The catalogue's bounds, messages and cross-checks, exactly.
+      -- The catalogue's bounds, messages and cross-checks, exactly, and
+      -- then over the policy file's layers for this license.
       local ok, msg, code = self.cat:resolve_policy(override)
       if not ok then refuse(code or "invalid_policy", msg) end
+      if self.live_policy then
+        local fits, clash = common.policy_lib().fits(self.live_policy, self.cat, lic, override, on)
+        if not fits then
+          refuse("invalid_policy", clash .. " (with the policy file's layers for this license)")
+        end
+      end
     end
     local text = common.override_text(override)
     if text ~= common.override_text(lic.policy_override) then

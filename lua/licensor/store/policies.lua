@@ -24,11 +24,11 @@ local transaction, guarded, check_on = common.transaction, common.guarded, commo
 -- policy's layers (the cross-checks span layers: a product's
 -- phone_after_days against a license's disable_after_days).
 local function overrides_still_resolve(self, P, cat, on)
-  local values = common.policy_lib().values
+  local fits = common.policy_lib().fits
   for _, row in ipairs(self.db:all(self.sql.licenses_with_policy)) do
     local lic = common.load_license(self, row.key, on, true)
-    local pv, msg = values(P, cat, lic, on)
-    if pv == nil and msg then
+    local ok, msg = fits(P, cat, lic, lic.policy_override, on)
+    if not ok then
       refuse("invalid_policy", "license " .. row.key .. "'s own override does not fit the policy: " .. msg)
     end
   end
