@@ -19,8 +19,8 @@
  * How each budget is kept, on both VMs alike:
  *  - instructions: a count hook that fires every HOOK_TICK instructions
  *    and raises once the budget is spent; from then on it raises at every
- *    instruction, so code that caught the error (a hook has no pcall, but
- *    the host's code might) cannot go on.  The hook set before (busted's,
+ *    instruction, so code that caught the error (a hook's pcall, the
+ *    host's code) cannot go on.  The hook set before (busted's,
  *    luacov's) is saved and set back afterwards.  On LuaJIT, compiled code
  *    calls no hooks: callers must jit.off() a hook's function (and every
  *    Lua function it reaches: jit.off(true, true) at the top of a helper
@@ -147,7 +147,7 @@ typedef struct {
   long long instructions; /* the budget, as given (for messages) */
   long long left;         /* instructions left, counted at each tick */
   long long memory;       /* the budget in bytes */
-  long long net;          /* bytes allocated during the call (frees not counted) */
+  long long allocated;    /* bytes allocated during the call (frees not counted) */
   long long time_ms;      /* the time limit, as given or cut to the outer call's rest (for messages) */
   long long deadline;     /* monotonic_ns() past which the call is spent */
   int tick;               /* the count the hook is set with */
@@ -173,7 +173,7 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (!HOOK_TICK_MEMORY && c->refused_size != 0 && !retry && c->spent == SPENT_NONE)
       c->spent = SPENT_MEMORY;
     if ((!HOOK_TICK_MEMORY && c->spent == SPENT_MEMORY) || nsize - old > (size_t)cap ||
-        c->net + (long long)(nsize - old) > cap) {
+        c->allocated + (long long)(nsize - old) > cap) {
       c->refusals++;
       if (c->spent == SPENT_NONE && (HOOK_TICK_MEMORY || retry)) c->spent = SPENT_MEMORY;
       c->refused_ptr = ptr;
@@ -183,7 +183,7 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
   }
   p = c->alloc(c->alloc_ud, ptr, osize, nsize);
   if (p != NULL && nsize > old) {
-    c->net += (long long)(nsize - old);
+    c->allocated += (long long)(nsize - old);
     c->refused_size = 0;
   }
   return p;
@@ -249,7 +249,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
   hook_call *c = active_call(L);
   (void)ar;
   if (c == NULL) return;
-  if (HOOK_TICK_MEMORY && c->spent == SPENT_NONE && c->net > c->memory) c->spent = SPENT_MEMORY;
+  if (HOOK_TICK_MEMORY && c->spent == SPENT_NONE && c->allocated > c->memory) c->spent = SPENT_MEMORY;
   if (c->spent == SPENT_NONE) {
     c->left -= c->tick;
     if (c->left <= 0) c->spent = SPENT_INSTRUCTIONS;
@@ -417,12 +417,12 @@ static int run_call(lua_State *L, const hook_limits *limits)
   }
   /* Past the budget in the last tick (LuaJIT's count), or refused last
    * with no retry (Lua 5.4). */
-  if (c.spent == SPENT_NONE && (c.net > c.memory || (!HOOK_TICK_MEMORY && c.refused_size != 0)))
+  if (c.spent == SPENT_NONE && (c.allocated > c.memory || (!HOOK_TICK_MEMORY && c.refused_size != 0)))
     c.spent = SPENT_MEMORY;
   if (outer != NULL) {
     outer->left -= outer_start - c.left + c.tick;
     if (outer->spent == SPENT_NONE && outer->left <= 0) outer->spent = SPENT_INSTRUCTIONS;
-    if (outer->spent == SPENT_NONE && outer->net > outer->memory) outer->spent = SPENT_MEMORY;
+    if (outer->spent == SPENT_NONE && outer->allocated > outer->memory) outer->spent = SPENT_MEMORY;
     /* The nested call's deadline was the outer call's: that ran out too. */
     if (outer->spent == SPENT_NONE && c.spent == SPENT_TIME && c.deadline == outer->deadline)
       outer->spent = SPENT_TIME;

@@ -22,7 +22,7 @@
  *   build_cap_released: <that build's release day, YYYY-MM-DD, or ->
  *
  * the build a policy's eligible hook chose for the license on the issue
- * day, where it differs from the rules' own (doc/offline.md).  Both are
+ * day, whenever a hook answered one (doc/offline.md).  Both are
  * "-" or neither.  Any other format is malformed.
  *
  * A revocation notice (at most LSRV_CERT_MAX bytes) has the same shape,

@@ -164,8 +164,8 @@ local FIELDS = { "format", "signer", "license", "server", "product", "edition", 
                  "ms_expires", "ends", "version_lock", "failover", "addons", "newest_major",
                  "lock_first_release", "fingerprint", "match", "issued", "refresh_by", "grace_days" }
 -- Format 2: format 1's fields, then the build cap (the build a policy's
--- eligible hook chose, where it differs from the rules' own: the
--- verifier's lsrv_may_run_build honours it).  A certificate without a cap
+-- eligible hook answered on the issue day: the verifier's
+-- lsrv_may_run_build honours it).  A certificate without a cap
 -- stays format 1, byte for byte.
 local FIELDS_2 = {}
 for i, name in ipairs(FIELDS) do FIELDS_2[i] = name end

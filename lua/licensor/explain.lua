@@ -176,7 +176,7 @@ local function hook_steps(c, trace)
     local id = tostring(e.hook) .. " " .. tostring(e.rule)
     if not c.hooks_shown[id] then
       c.hooks_shown[id] = true
-      local failed = e.failure or e.error or e.reason
+      local failed = e.failure
       local before, after = describe(e.before, e.hook), describe(e.after, e.hook)
       local outcome
       if failed then
@@ -761,12 +761,6 @@ function _M.json(report)
   local plain = {}
   for k, v in pairs(report) do plain[k] = v end
   return cjson.encode(plain)
-end
-
--- cat:explain(lic, opts): the C catalogue's method (licensor/init.lua
--- adds it to core.catalogue_methods, loading this module on first use).
-_M.method = function(cat, lic, opts)
-  return _M.explain(cat, lic, opts)
 end
 
 return _M

@@ -511,7 +511,7 @@ end
 local function current_policy(self, raw)
   local P = self.active_policy
   if P == nil then return nil end
-  if common.compile_policy and P.version then return common.compile_policy(self, P.version, raw) end
+  if P.version then return common.compile_policy(self, P.version, raw) end
   return P
 end
 

@@ -31,7 +31,7 @@ local jit = rawget(_G, "jit")
 local _M = {}
 
 -- Each call's budgets (core.run_hook): instructions executed and bytes
--- the heap may grow by.  The file's top level runs under the same ones,
+-- allocated (frees give nothing back).  The file's top level runs under the same ones,
 -- at import and (see purity below) before each call of a hook that uses
 -- its file's locals.
 _M.INSTRUCTIONS = 1000000

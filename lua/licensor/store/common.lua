@@ -496,8 +496,7 @@ end
 -- A catalogue bound to a policy with a price hook answers the price the
 -- hook decides (cat:renewal_price).
 function _M.renewal_price(cat, lic, on)
-  -- (A bound catalogue's `policy` field is its policy file: W.raw is the C one.)
-  local percent = (lic.policy or (cat.raw or cat):policy()).ms_percent
+  local percent = cat:policy(lic).ms_percent
   local build = cat:eligible(lic, on)
   if percent == 0 or not build then return nil end
   for _, p in ipairs(cat:prices(lic.product)) do
