@@ -92,13 +92,7 @@ local function check_database_path(db, what)
   end
 end
 
--- The nth positional argument, which is never empty.
-local function need(positional, n, what)
-  local v = positional[n]
-  if v == nil then usage_error("missing " .. what) end
-  if v == "" then usage_error(what:match("^%S+") .. " is empty") end
-  return v
-end
+local need = args.need
 
 -- Unwraps `value, message, code` answers: refusals leave with exit 1.
 local check = failure.try

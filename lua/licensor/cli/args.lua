@@ -316,6 +316,15 @@ function _M.markdown(registry, preamble)
 end
 
 -- The names of the flags of an entry (for specs), sorted.
+-- need(positional, n, what) -> the nth positional argument, which is
+-- never empty: a usage error (exit 2) names what is missing or empty.
+function _M.need(positional, n, what)
+  local v = positional[n]
+  if v == nil then require("licensor.failure").raise("usage", "missing " .. what) end
+  if v == "" then require("licensor.failure").raise("usage", what:match("^%S+") .. " is empty") end
+  return v
+end
+
 function _M.flag_names(entry)
   local names = {}
   for name in pairs(flag_table(entry)) do names[#names + 1] = name end

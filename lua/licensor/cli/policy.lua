@@ -40,12 +40,7 @@ local function json_with_lists(value, lists)
   return (json_encode(value):gsub('"' .. marker .. '"', "[]"))
 end
 
-local function need(positional, n, what)
-  local v = positional[n]
-  if v == nil then usage_error("missing " .. what) end
-  if v == "" then usage_error(what:match("^%S+") .. " is empty") end
-  return v
-end
+local need = require("licensor.cli.args").need
 
 -- A policy file's whole text (the CLI's limit on what it reads), or a
 -- refusal.  A file that cannot be read (missing, a directory, too large)
