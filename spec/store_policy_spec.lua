@@ -492,6 +492,20 @@ return {
                                   assert(store:get(lic.key)).policy.disable_after_days })
   end)
 
+  it("are not asked when a license is issued: issuing decides nothing a hook answers", function()
+    assert(store:import_policy([[
+return { eligible = function(ctx) return { build = 6911, because = "pinned" } end }]], "pin.lua", "2018-01-01"))
+    local P = assert(store:policy())
+    local lines = {}
+    P.log = function(line) lines[#lines + 1] = line end
+    -- 6911 came out on 2018-12-03: on the start day, 2018-06-01, the pin
+    -- would be off-contract, and a failure if asked then.
+    local lic = stores.issue(store, { start = "2018-06-01" })
+    assert.are.same({}, lines)
+    assert.is_nil(next(P.failures))
+    assert.are.equal(6911, assert(store:catalogue()):eligible(assert(store:get(lic.key)), "2019-06-01").number)
+  end)
+
   it("leave the built-in decisions in force when the stored version does not compile on this host", function()
     local lic = stores.issue(store)
     local policy = require "licensor.policy"

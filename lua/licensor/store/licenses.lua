@@ -79,8 +79,9 @@ local function issue(self, spec, today)
   -- Terms that would leave the calendar (after 9999-12-31) are refused.
   if kind == "perpetual" then lic.ms_expires = failure.try(core.term(start, policy.ms_months)) end
   if kind == "trial" and not lic.trial_days then lic.trial_days = policy.trial_days end
-  -- The catalogue validates every field (product, edition, level, dates).
-  local status, msg, code = cat:status(lic, start)
+  -- The catalogue validates every field (product, edition, level, dates):
+  -- the C one, since no decision is made here that a hook should be asked.
+  local status, msg, code = (cat.raw or cat):status(lic, start)
   if not status then refuse(code, msg) end
   if lic.edition == nil or lic.level == nil then
     refuse("invalid_license", "a license needs an edition and a level")
