@@ -278,7 +278,8 @@ _M.COMMANDS = {
     flags = { { "--name N", "the name messages give the file (import; default FILE; not empty)" },
               { "--catalogue FILE", "test: under this catalogue file too" },
               { "--since DATE", "test: replay from this day", type = "date" },
-              { "--on DATE", "import: the day recorded; test: the last day replayed (default today)",
+              { "--on DATE", "import: the day recorded (the file is active at once: not an effective " ..
+                             "date); test: the last day replayed (default today)",
                 type = "date", hint = { "date", "day" } } } },
 }
 
