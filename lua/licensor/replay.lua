@@ -80,17 +80,14 @@ end
 -- Sides: a catalogue, a policy file, and how a license's values resolve
 ------------------------------------------------------------------------
 
--- Whether a compiled policy decides anything (a hook but settings): as
--- the store tells (store/common.lua), so that both sides take the path
--- the store's workflows take -- a file that changes nothing is no file,
--- and only one that decides is bound.
-local changes_anything = common.policy_changes_anything
-
 -- A side of the comparison: the C catalogue `raw`, the policy file P (nil:
 -- none), the catalogue its decisions go through (bound to P's hooks, or
 -- raw itself), and caches of what does not change between licenses.
+-- Both sides take the path the store's workflows take
+-- (licensor.policy.changes_anything and decides): a file that changes
+-- nothing is no file, and only one that decides is bound.
 local function side(raw, P)
-  local live = P and changes_anything(P) and P or nil
+  local live = P and policy_lib().changes_anything(P) and P or nil
   return {
     raw = raw, P = live,
     cat = live and policy_lib().decides(live) and live:bind(raw) or raw,

@@ -173,11 +173,8 @@ local function policy_at(self, pversion)
   if pversion then
     local source, msg, code = run(self, "call", "policy_source", pversion)
     if not source then return nil, msg, code end
-    -- One that does not compile here is left out, as the store does.
-    local policy = require "licensor.policy"
-    P = policy.stored(source, pversion, nil, self.cat)
-    live = P and common.policy_changes_anything(P) and P or nil
-    bound = live and policy.decides(live) and live:bind(self.cat) or self.cat
+    -- As the store runs it (one that does not compile here is left out).
+    P, live, bound = require("licensor.policy").in_force(source, pversion, nil, self.cat)
   end
   self.active_policy, self.live_policy, self.bound, self.policy_version = P, live, bound, pversion or false
   return bound

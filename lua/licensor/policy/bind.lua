@@ -28,7 +28,6 @@ local type, tostring, tonumber, setmetatable, rawset, require, pairs, assert = t
   tonumber, setmetatable, rawset, require, pairs, assert
 local format = string.format
 local today = core.today
-local run_hook = core.run_hook
 local build_view = sandbox.build_view
 
 local _M = {}
@@ -92,11 +91,11 @@ function _M.bind(P, cat)
   -- The eligible hook on a built-in answer (b, or msg and code): the
   -- record, or the built-in answer.  The hottest path, so P:decider's
   -- steps are written out here: the ctx's data filled field by field,
-  -- run_hook called directly, the data emptied without a loop.
-  local hook_fn, limits, ctx, data, finish, runner = nil, nil, nil, nil, nil, nil
+  -- the site's runner called directly, the data emptied without a loop.
+  local hook_fn, ctx, data, finish, runner = nil, nil, nil, nil, nil
   local eager, n_eager, state, eligible_set, prefetch, views
   if site then
-    hook_fn, limits, ctx, data = site.fn, site.limits, site.ctx, site.data
+    hook_fn, ctx, data = site.fn, site.ctx, site.data
     finish, runner = site.finish, site.run
     eager, n_eager, state = site.eager, #site.eager, sandbox.state
     eligible_set, prefetch, views = sandbox.FIELD_SET.eligible, sandbox.prefetch, sandbox.BUILD_VIEWS
@@ -119,11 +118,7 @@ function _M.bind(P, cat)
     state.input, state.cat, state.fields = input, cat, eligible_set
     for i = 1, n_eager do prefetch(data, eager[i]) end
     local ok, result, message
-    if runner then
-      ok, result, message = runner(hook_fn, ctx)
-    else
-      ok, result, message = run_hook(hook_fn, ctx, limits)
-    end
+    ok, result, message = runner(hook_fn, ctx)
     state.input = false
     if state.dirty then
       data.license, data.policy, data.refused, data.builds, state.dirty = nil, nil, nil, nil, false

@@ -442,7 +442,7 @@ end
 function Policy:decider(hook, cat)
   local site = self:hook_site(hook, cat)
   if not site then return nil end
-  local fn, limits, ctx, data = site.fn, site.limits, site.ctx, site.data
+  local fn, ctx, data = site.fn, site.ctx, site.data
   local finish, runner = site.finish, site.run
   local state, fill, prefetch = sandbox.state, sandbox.fill, sandbox.prefetch
   local fields, field_set, eager = sandbox.FIELDS[hook], sandbox.FIELD_SET[hook], site.eager
@@ -452,11 +452,7 @@ function Policy:decider(hook, cat)
     if not filled then fill(data, fields, input) end
     for i = 1, n_eager do prefetch(data, eager[i]) end
     local ok, result, message
-    if runner then
-      ok, result, message = runner(fn, ctx)
-    else
-      ok, result, message = run_hook(fn, ctx, limits)
-    end
+    ok, result, message = runner(fn, ctx)
     state.input = false
     for i = 1, n_fields do data[fields[i]] = nil end
     if ok and result == nil then return nil end
@@ -468,10 +464,9 @@ end
 -- runs the call itself (licensor.policy.bind's eligible, the hottest
 -- path): { fn =, limits =, ctx =, data =, eager = {field names to
 -- prefetch}, finish = function(input, ok, result, message) -> P:decide's
--- answer for what run_hook answered, run = core.hook_runner(limits) or
--- nil }.  The caller sets sandbox.state around run(fn, ctx) (or
--- core.run_hook(fn, ctx, limits)) and empties data after it, as P:decider
--- does.  P.limits are read when the site is made.
+-- answer for what run_hook answered, run = core.hook_runner(P.limits) }.
+-- The caller sets sandbox.state around run(fn, ctx) and empties data
+-- after it, as P:decider does.  P.limits are read when the site is made.
 function Policy:hook_site(hook, cat)
   local fn = self.calls[hook]
   if not fn then return nil end
@@ -494,7 +489,7 @@ function Policy:hook_site(hook, cat)
     return answer
   end
   return { fn = fn, limits = self.limits, ctx = ctx, data = data, eager = eager, finish = finish,
-           run = hook_runner and hook_runner(self.limits) or nil }
+           run = hook_runner(self.limits) }
 end
 
 -- P:decide(hook, input [, cat]) -> the checked answer, or nil (the hook
@@ -731,6 +726,24 @@ function _M.decides(P)
   return false
 end
 
+-- policy.changes_anything(P) -> whether a compiled file changes anything:
+-- one with no hook and no product layer is no policy at all (the fast
+-- path: the store then never resolves per-license values).
+function _M.changes_anything(P)
+  return next(P.hooks) ~= nil or (P.products ~= nil and next(P.products) ~= nil)
+end
+
+-- policy.in_force(source, version, name, cat) -> P, live, bound: a
+-- stored version as a store or a gateway worker runs it -- its compiled
+-- file (nil when it does not compile here: policy.stored), the same when
+-- it changes anything (else nil), and the catalogue decisions go through
+-- (cat bound to its hooks, or cat itself).  source nil: no policy.
+function _M.in_force(source, version, name, cat)
+  local P = source and _M.stored(source, version, name, cat) or nil
+  local live = P and _M.changes_anything(P) and P or nil
+  return P, live, live and _M.decides(live) and live:bind(cat) or cat
+end
+
 -- policy.stored(source, version, name, cat) -> the compiled file of a
 -- stored (imported) version, or nil when it does not compile here (a
 -- host of an older licensor, a catalogue it no longer fits).  That is
@@ -930,8 +943,8 @@ function _M.compile(source, name, cat)
   local limits = { instructions = _M.INSTRUCTIONS, memory = _M.MEMORY, time_ms = _M.TIME_MS,
                    string_index = sandbox.string_index }
   local top = floor(_M.INSTRUCTIONS / _M.TOP_LEVEL_SHARE)
-  local ok, t, message = run_hook(main, nil, { instructions = top, memory = _M.MEMORY, time_ms = _M.TIME_MS,
-                                               string_index = sandbox.string_index })
+  local ok, t, message = run_hook(main, nil, { instructions = top, memory = limits.memory,
+                                               time_ms = limits.time_ms, string_index = limits.string_index })
   if not ok then
     if t == "error" then
       local where, rest = tostring(message):match("^([^:]+:%d+): (.*)$")

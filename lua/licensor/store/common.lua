@@ -183,12 +183,6 @@ local function policy_lib()
 end
 _M.policy_lib = policy_lib
 
--- Whether a compiled policy file changes anything: one with no hook and
--- no product layer is no policy at all (the fast path).
-function _M.policy_changes_anything(P)
-  return next(P.hooks) ~= nil or (P.products ~= nil and next(P.products) ~= nil)
-end
-
 -- The policy file of `version` compiled against the catalogue `cat`.
 function _M.compile_policy(self, version, cat)
   local row = self.db:first(self.sql.policy_source, version)
@@ -207,14 +201,13 @@ end
 -- A stored version that does not compile on this host is left out, as a
 -- failing hook is (licensor.policy.stored logs and counts it).
 local function policy_at(self, pversion)
-  local P
-  if pversion then
-    local row = self.db:first(self.sql.policy_source, pversion)
-    if row then P = policy_lib().stored(row.source, pversion, row.name, self.cat) end
+  local row = pversion and self.db:first(self.sql.policy_source, pversion)
+  if row then
+    self.active_policy, self.live_policy, self.bound = policy_lib().in_force(row.source, pversion, row.name,
+                                                                             self.cat)
+  else
+    self.active_policy, self.live_policy, self.bound = nil, nil, self.cat
   end
-  local live = P and _M.policy_changes_anything(P) and P or nil
-  self.active_policy, self.live_policy = P, live
-  self.bound = live and policy_lib().decides(live) and live:bind(self.cat) or self.cat
   self.policy_version = pversion or false
 end
 

@@ -46,7 +46,7 @@ local function import_policy(self, source, name, on)
     local row = db:first(sql.policy_source, active)
     if row.source == source then return active, true end
   end
-  if common.policy_changes_anything(P) then overrides_still_resolve(self, P, cat, on) end
+  if common.policy_lib().changes_anything(P) then overrides_still_resolve(self, P, cat, on) end
   local _, version = db:run(sql.insert_policy, on, source, type(P.name) == "string" and P.name or name)
   return version, false
 end
